@@ -1,0 +1,566 @@
+//! All processes together, still sans-IO: the registry, ordering by priority,
+//! and knowing when a request is finished.
+//!
+//! [`Core`] turns requests ("stop these five") into inputs for each
+//! [`Process`] machine, in the right order (stop in reverse priority order, one
+//! priority level at a time; start in priority order), and reports a batch as
+//! done once every process in it has settled. The driver owns one `Core`,
+//! executes its [`CoreEffect`]s and feeds back what the OS reported; tests
+//! drive it with numbers for time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use jiff::Timestamp;
+
+use crate::error::Error;
+use crate::launcher::{KillTarget, SpawnError};
+use crate::machine::{AfterStop, Effect, Input, Process, State, TimerId};
+use crate::name::Name;
+use crate::pattern::Pattern;
+use crate::runtime::{ActionResult, Outcome};
+use crate::signal::Signal;
+use crate::spec::ProcessSpec;
+use crate::status::{Event, ExitInfo, ProcessStatus};
+use crate::time::Mono;
+
+/// Identifies a request to the core; its [`CoreEffect::BatchDone`] carries it back.
+pub type BatchId = u64;
+
+/// What the driver must do, for which process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreEffect {
+    /// Spawn this process now and call [`Core::spawned`] with the result.
+    Spawn(Name),
+    /// Send a signal.
+    Kill {
+        /// For which process.
+        name: Name,
+        /// To whom.
+        target: KillTarget,
+        /// Which signal.
+        sig: Signal,
+    },
+    /// Arm a timer; call [`Core::timer`] when it fires.
+    ArmTimer {
+        /// Whose.
+        name: Name,
+        /// Which.
+        id: TimerId,
+        /// When.
+        at: Mono,
+    },
+    /// Disarm a timer.
+    CancelTimer {
+        /// Whose.
+        name: Name,
+        /// Which.
+        id: TimerId,
+    },
+    /// Publish an event.
+    Publish(Event),
+    /// A request is complete.
+    BatchDone {
+        /// Which request.
+        batch: BatchId,
+        /// Per process.
+        results: Vec<ActionResult>,
+    },
+}
+
+/// The verbs a batch can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Start (clear fatal and back-off).
+    Start,
+    /// Stop and stay stopped.
+    Stop,
+    /// Stop all (reverse priority), then start all (priority).
+    Restart,
+    /// Send a signal to the main process.
+    Signal(Signal),
+    /// Stop, then unregister.
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitFor {
+    /// Until it is running (or fails to be).
+    Up,
+    /// Until it is down.
+    Down,
+    /// Until it is unregistered.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Wait {
+    name: Name,
+    batch: BatchId,
+    want: WaitFor,
+    report: bool,
+}
+
+#[derive(Debug)]
+struct Step {
+    name: Name,
+    op: Op,
+    report: bool,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    levels: VecDeque<Vec<Step>>,
+    pending: usize,
+    results: Vec<ActionResult>,
+}
+
+/// Every process, and the requests in flight.
+#[derive(Debug, Default)]
+pub struct Core {
+    procs: BTreeMap<Name, Process>,
+    pids: HashMap<u32, Name>,
+    active: bool,
+    shutting_down: bool,
+    waits: Vec<Wait>,
+    batches: BTreeMap<BatchId, Batch>,
+}
+
+impl Core {
+    /// An empty core; nothing starts until [`Core::start_service`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process called `name`.
+    pub fn get(&self, name: &str) -> Option<&Process> {
+        self.procs.get(name)
+    }
+
+    /// Every process, by name.
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.procs.values()
+    }
+
+    /// The process that owns `pid`, if it is a live group leader.
+    pub fn owner_of(&self, pid: u32) -> Option<&Name> {
+        self.pids.get(&pid)
+    }
+
+    /// Whether [`Core::start_service`] has run (and no shutdown since).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Whether a shutdown is under way.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Whether any process still has a live pid or a group being drained.
+    pub fn any_up(&self) -> bool {
+        self.procs.values().any(|p| {
+            matches!(p.state(), State::Starting { .. } | State::Running { .. } | State::Stopping { .. } | State::Spawning { .. })
+        })
+    }
+
+    /// Groups whose leader has exited while being stopped but which may still
+    /// have members: `(name, pgid)`. The driver re-checks them when orphans are reaped.
+    pub fn draining(&self) -> Vec<(Name, u32)> {
+        self.procs
+            .values()
+            .filter_map(|p| match p.state() {
+                State::Stopping { pid, leader_exit: Some(_), .. } => Some((p.name().clone(), *pid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Registers a process. Starts it if the service is active and it autostarts.
+    pub fn add(&mut self, now: Mono, spec: ProcessSpec) -> Result<Vec<CoreEffect>, Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        spec.validate()?;
+        if self.procs.contains_key(&spec.name) {
+            return Err(Error::Duplicate(spec.name));
+        }
+        let name = spec.name.clone();
+        let autostart = spec.autostart;
+        self.procs.insert(name.clone(), Process::new(spec));
+        let mut out = vec![CoreEffect::Publish(Event::Added { name: name.clone() })];
+        if self.active && autostart {
+            self.feed(now, &name, Input::Start, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Starts every autostart process in priority order (Twisted's `startService`).
+    pub fn start_service(&mut self, now: Mono, batch: BatchId) -> Vec<CoreEffect> {
+        self.active = true;
+        let names = self.sorted(self.procs.values().filter(|p| p.spec().autostart).map(|p| p.name().clone()).collect());
+        self.request(now, batch, Op::Start, names)
+    }
+
+    /// Stops everything (reverse priority order) and refuses new work.
+    pub fn shutdown(&mut self, now: Mono, batch: BatchId) -> Vec<CoreEffect> {
+        self.shutting_down = true;
+        self.active = false;
+        let names = self.procs.keys().cloned().collect();
+        self.request(now, batch, Op::Stop, names)
+    }
+
+    /// Expands patterns into names in priority order, without duplicates.
+    pub fn resolve(&self, patterns: &[String]) -> Result<Vec<Name>, Error> {
+        let mut picked: Vec<Name> = Vec::new();
+        for raw in patterns {
+            let pat = Pattern::parse(raw)?;
+            let before = picked.len();
+            for p in self.procs.values() {
+                if pat.matches(p.name(), &p.spec().group) && !picked.contains(p.name()) {
+                    picked.push(p.name().clone());
+                }
+            }
+            let matched_any = picked.len() > before
+                || self.procs.values().any(|p| pat.matches(p.name(), &p.spec().group));
+            if !matched_any {
+                return Err(match pat.exact_name() {
+                    Some(n) => Error::UnknownProcess(n.to_string()),
+                    None => Error::NoMatch(raw.clone()),
+                });
+            }
+        }
+        Ok(self.sorted(picked))
+    }
+
+    /// Sorts names by (priority, name).
+    fn sorted(&self, mut names: Vec<Name>) -> Vec<Name> {
+        names.sort_by(|a, b| {
+            let pa = self.procs.get(a).map_or(0, |p| p.spec().priority);
+            let pb = self.procs.get(b).map_or(0, |p| p.spec().priority);
+            (pa, a).cmp(&(pb, b))
+        });
+        names
+    }
+
+    /// Applies `op` to `names`; a [`CoreEffect::BatchDone`] with `batch` follows
+    /// (maybe at once) when every process has settled.
+    pub fn request(&mut self, now: Mono, batch: BatchId, op: Op, names: Vec<Name>) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        let mut b = Batch::default();
+        let mut known = Vec::new();
+        for n in names {
+            if self.procs.contains_key(&n) {
+                known.push(n);
+            } else {
+                b.results.push(ActionResult { result: Err(Error::UnknownProcess(n.to_string())), name: n });
+            }
+        }
+        let asc = self.sorted(known);
+        let by_level = |names: &[Name], rev: bool, op: Op, report: bool, procs: &BTreeMap<Name, Process>| {
+            let mut levels: Vec<Vec<Step>> = Vec::new();
+            let mut last: Option<i32> = None;
+            let iter: Box<dyn Iterator<Item = &Name>> =
+                if rev { Box::new(names.iter().rev()) } else { Box::new(names.iter()) };
+            for n in iter {
+                let prio = procs.get(n).map_or(0, |p| p.spec().priority);
+                if last != Some(prio) {
+                    levels.push(Vec::new());
+                    last = Some(prio);
+                }
+                if let Some(l) = levels.last_mut() {
+                    l.push(Step { name: n.clone(), op, report });
+                }
+            }
+            levels
+        };
+        let steps = |op: Op| asc.iter().map(|n| Step { name: n.clone(), op, report: true }).collect::<Vec<_>>();
+        match op {
+            Op::Stop | Op::Remove => b.levels.extend(by_level(&asc, true, op, true, &self.procs)),
+            Op::Restart => {
+                b.levels.extend(by_level(&asc, true, Op::Stop, false, &self.procs));
+                b.levels.push_back(steps(Op::Start));
+            }
+            Op::Start | Op::Signal(_) => b.levels.push_back(steps(op)),
+        }
+        self.batches.insert(batch, b);
+        self.advance(now, batch, &mut out);
+        out
+    }
+
+    /// Issues the next level of `batch`, or reports it done.
+    fn advance(&mut self, now: Mono, batch: BatchId, out: &mut Vec<CoreEffect>) {
+        loop {
+            let Some(b) = self.batches.get_mut(&batch) else { return };
+            if b.pending > 0 {
+                return;
+            }
+            let Some(level) = b.levels.pop_front() else {
+                if let Some(b) = self.batches.remove(&batch) {
+                    out.push(CoreEffect::BatchDone { batch, results: b.results });
+                }
+                return;
+            };
+            for step in level {
+                self.issue(now, batch, step, out);
+            }
+        }
+    }
+
+    fn issue(&mut self, now: Mono, batch: BatchId, step: Step, out: &mut Vec<CoreEffect>) {
+        let Some(p) = self.procs.get(&step.name) else {
+            self.record(batch, step.report, step.name.clone(), Err(Error::UnknownProcess(step.name.to_string())));
+            return;
+        };
+        let st = p.state();
+        let up = matches!(st, State::Spawning { .. } | State::Starting { .. } | State::Running { .. });
+        let down = matches!(st, State::Stopped | State::Exited | State::Fatal { .. });
+        let (input, want) = match step.op {
+            Op::Start => {
+                if self.shutting_down {
+                    self.record(batch, step.report, step.name, Err(Error::ShuttingDown));
+                    return;
+                }
+                if matches!(st, State::Running { .. }) {
+                    self.record(batch, step.report, step.name, Ok(Outcome::AlreadyRunning));
+                    return;
+                }
+                (if up { None } else { Some(Input::Start) }, WaitFor::Up)
+            }
+            Op::Stop => {
+                self.supersede_starts(&step.name, batch);
+                if down {
+                    self.record(batch, step.report, step.name, Ok(Outcome::AlreadyStopped));
+                    return;
+                }
+                (Some(Input::Stop), WaitFor::Down)
+            }
+            Op::Remove => {
+                self.supersede_starts(&step.name, batch);
+                (Some(Input::Remove), WaitFor::Gone)
+            }
+            Op::Restart => unreachable_restart(),
+            Op::Signal(sig) => {
+                let result = match st.pid() {
+                    Some(pid) => {
+                        out.push(CoreEffect::Kill { name: step.name.clone(), target: KillTarget::Process(pid), sig });
+                        Ok(Outcome::Done)
+                    }
+                    None => Err(Error::NotRunning(step.name.clone())),
+                };
+                self.record(batch, step.report, step.name, result);
+                return;
+            }
+        };
+        if let Some(b) = self.batches.get_mut(&batch) {
+            b.pending += 1;
+        }
+        self.waits.push(Wait { name: step.name.clone(), batch, want, report: step.report });
+        match input {
+            Some(i) => self.feed(now, &step.name, i, out),
+            None => self.settle(now, &step.name, out),
+        }
+    }
+
+    /// A stop or remove wins over a start that an earlier request (a restart)
+    /// still has queued for the same process: the latest request decides.
+    fn supersede_starts(&mut self, name: &Name, current: BatchId) {
+        for (id, b) in self.batches.iter_mut() {
+            if *id == current {
+                continue;
+            }
+            for level in b.levels.iter_mut() {
+                level.retain(|s| {
+                    if &s.name == name && s.op == Op::Start {
+                        if s.report {
+                            b.results.push(ActionResult {
+                                name: name.clone(),
+                                result: Err(Error::Interrupted { name: name.clone(), reason: "stopped before it was started again".into() }),
+                            });
+                        }
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+    }
+
+    fn record(&mut self, batch: BatchId, report: bool, name: Name, result: Result<Outcome, Error>) {
+        if let (true, Some(b)) = (report, self.batches.get_mut(&batch)) {
+            b.results.push(ActionResult { name, result });
+        }
+    }
+
+    /// The driver spawned `name` (or failed to).
+    pub fn spawned(&mut self, now: Mono, name: &Name, result: Result<u32, SpawnError>) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        let input = match result {
+            Ok(pid) => {
+                self.pids.insert(pid, name.clone());
+                Input::Spawned { pid }
+            }
+            Err(e) => Input::SpawnFailed(e),
+        };
+        self.feed(now, name, input, &mut out);
+        out
+    }
+
+    /// A group leader exited. Unknown pids are ignored (return nothing).
+    pub fn exited(&mut self, now: Mono, pid: u32, exit: ExitInfo, group_alive: bool) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        if let Some(name) = self.pids.remove(&pid) {
+            self.feed(now, &name, Input::Exited { exit, group_alive }, &mut out);
+        }
+        out
+    }
+
+    /// The group of a stopping process is empty.
+    pub fn group_empty(&mut self, now: Mono, name: &Name) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        self.feed(now, name, Input::GroupEmpty, &mut out);
+        out
+    }
+
+    /// A timer armed for `name` fired.
+    pub fn timer(&mut self, now: Mono, name: &Name, id: TimerId) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        self.feed(now, name, Input::Timer(id), &mut out);
+        out
+    }
+
+    /// Feeds one input to one machine and follows up on waits.
+    fn feed(&mut self, now: Mono, name: &Name, input: Input, out: &mut Vec<CoreEffect>) {
+        let Some(p) = self.procs.get_mut(name) else { return };
+        for fx in p.handle(now, input) {
+            out.push(match fx {
+                Effect::Spawn => CoreEffect::Spawn(name.clone()),
+                Effect::Kill { target, sig } => CoreEffect::Kill { name: name.clone(), target, sig },
+                Effect::ArmTimer { id, at } => CoreEffect::ArmTimer { name: name.clone(), id, at },
+                Effect::CancelTimer(id) => CoreEffect::CancelTimer { name: name.clone(), id },
+                Effect::Publish(ev) => CoreEffect::Publish(ev),
+            });
+        }
+        if matches!(p.state(), State::Removed) {
+            if let Some(p) = self.procs.remove(name) {
+                for id in p.armed_timers() {
+                    out.push(CoreEffect::CancelTimer { name: name.clone(), id: *id });
+                }
+            }
+            self.pids.retain(|_, n| n != name);
+            out.push(CoreEffect::Publish(Event::Removed { name: name.clone() }));
+        }
+        self.settle(now, name, out);
+    }
+
+    /// Resolves the waits on `name` that its current state answers.
+    fn settle(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
+        let state = self.procs.get(name).map(|p| p.state().clone());
+        let mut done: Vec<(BatchId, bool, Result<Outcome, Error>)> = Vec::new();
+        self.waits.retain(|w| {
+            if &w.name != name {
+                return true;
+            }
+            let verdict = match (&state, w.want) {
+                (None, WaitFor::Gone) => Some(Ok(Outcome::Done)),
+                (None, _) => Some(Err(Error::Interrupted { name: name.clone(), reason: "removed".into() })),
+                (Some(_), WaitFor::Gone) => None,
+                (Some(s), WaitFor::Up) => up_verdict(name, s, self.procs.get(name)),
+                (Some(s), WaitFor::Down) => down_verdict(name, s),
+            };
+            match verdict {
+                Some(r) => {
+                    done.push((w.batch, w.report, r));
+                    false
+                }
+                None => true,
+            }
+        });
+        let mut ready = Vec::new();
+        for (batch, report, result) in done {
+            self.record(batch, report, name.clone(), result);
+            if let Some(b) = self.batches.get_mut(&batch) {
+                b.pending = b.pending.saturating_sub(1);
+                if b.pending == 0 {
+                    ready.push(batch);
+                }
+            }
+        }
+        for batch in ready {
+            self.advance(now, batch, out);
+        }
+    }
+
+    /// A status snapshot. `wall` maps a monotonic instant to wall-clock time.
+    pub fn status(&self, now: Mono, wall: impl Fn(Mono) -> Timestamp) -> Vec<ProcessStatus> {
+        let names = self.sorted(self.procs.keys().cloned().collect());
+        names
+            .iter()
+            .filter_map(|n| self.procs.get(n))
+            .map(|p| {
+                let st = p.state();
+                let up_since = match st {
+                    State::Starting { since, .. } | State::Running { since, .. } | State::Stopping { since, .. } => {
+                        Some(*since)
+                    }
+                    _ => None,
+                };
+                ProcessStatus {
+                    name: p.name().clone(),
+                    group: p.spec().group.clone(),
+                    state: st.name(),
+                    pid: st.pid(),
+                    started_at: p.last_start().map(&wall),
+                    uptime_ms: up_since.map(|s| millis(now.since(s))),
+                    restarts: p.restarts(),
+                    last_exit: p.last_exit(),
+                    next_restart_in_ms: p.retry_at().map(|at| millis(at.since(now))),
+                    error: p.error().map(str::to_string),
+                    quick_deaths: p.quick_deaths(),
+                    priority: p.spec().priority,
+                }
+            })
+            .collect()
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unreachable_restart() -> (Option<Input>, WaitFor) {
+    // Restart batches are expanded into Stop and Start steps in `request`.
+    (None, WaitFor::Up)
+}
+
+fn up_verdict(name: &Name, s: &State, p: Option<&Process>) -> Option<Result<Outcome, Error>> {
+    let fail = |reason: String| Some(Err(Error::StartFailed { name: name.clone(), reason }));
+    let last = p.and_then(|p| p.last_exit()).map(|e| format!("exited with {e}")).unwrap_or_else(|| "exited".into());
+    match s {
+        State::Running { .. } => Some(Ok(Outcome::Done)),
+        State::Spawning { .. } | State::Starting { .. } => None,
+        State::Stopping { then: AfterStop::Start, .. } => None,
+        State::Stopping { .. } | State::Stopped | State::Removed => {
+            Some(Err(Error::Interrupted { name: name.clone(), reason: "stopped before it was running".into() }))
+        }
+        State::Backoff { .. } => match p.and_then(|p| p.error()) {
+            Some(e) => fail(format!("{e}; retrying")),
+            None => fail(format!("{last} while starting; retrying")),
+        },
+        State::Exited => fail(format!("{last} while starting")),
+        State::Fatal { reason } => fail(reason.clone()),
+    }
+}
+
+fn down_verdict(name: &Name, s: &State) -> Option<Result<Outcome, Error>> {
+    match s {
+        State::Stopped | State::Exited | State::Fatal { .. } | State::Removed => Some(Ok(Outcome::Done)),
+        State::Stopping { then: AfterStop::Start, .. } => {
+            Some(Err(Error::Interrupted { name: name.clone(), reason: "restarted before it stopped".into() }))
+        }
+        State::Stopping { .. } => None,
+        State::Spawning { .. } | State::Starting { .. } | State::Running { .. } | State::Backoff { .. } => {
+            Some(Err(Error::Interrupted { name: name.clone(), reason: "started again before it stopped".into() }))
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The seam between the driver and the operating system.
+//!
+//! The driver never calls fork, kill or waitpid itself: it goes through a
+//! [`Launcher`]. The real one is [`crate::unix::UnixLauncher`]; driver tests use a
+//! fake that records calls and decides when "processes" exit, under tokio's
+//! paused clock.
+
+use crate::signal::Signal;
+use crate::spec::ProcessSpec;
+use crate::status::ExitInfo;
+
+/// A child that was reaped: its pid and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The pid that exited.
+    pub pid: u32,
+    /// How it exited.
+    pub exit: ExitInfo,
+}
+
+/// Why a spawn failed before the program ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpawnError {
+    /// Human-readable reason, e.g. `command "foo" not found on PATH`.
+    pub message: String,
+    /// True when retrying cannot help (missing or non-executable program,
+    /// unknown user): the process goes to `fatal` instead of backing off.
+    pub permanent: bool,
+}
+
+/// Where a signal goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// One process.
+    Process(u32),
+    /// A whole process group (every child leads its own group, pgid = pid).
+    Group(u32),
+}
+
+/// Spawns and signals processes for the driver.
+///
+/// Exits are not returned here: they arrive on the channel the launcher's reaper
+/// feeds (see [`crate::unix::Reaper`]), so the driver can await them with
+/// everything else.
+pub trait Launcher: Send + 'static {
+    /// Starts `spec` in a new process group and returns its pid (= pgid).
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<u32, SpawnError>;
+
+    /// Sends `sig`. A target that is already gone is not an error.
+    fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()>;
+
+    /// Whether any process is still in group `pgid`.
+    fn group_alive(&mut self, pgid: u32) -> bool;
+
+    /// The pid has been reaped and routed; forget anything kept about it.
+    fn forget(&mut self, _pid: u32) {}
+}

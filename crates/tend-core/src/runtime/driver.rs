@@ -1,0 +1,278 @@
+//! The one task that awaits: requests, reaped children and the next timer.
+//!
+//! It owns the [`Core`] and a [`Launcher`], executes effects in order, and keeps
+//! a timer wheel as a sorted map. When no timer is armed and nothing arrives,
+//! it does not wake up: there is no tick.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::core::{BatchId, Core, CoreEffect, Op};
+use crate::error::Error;
+use crate::launcher::{Launcher, Reaped};
+use crate::machine::TimerId;
+use crate::name::Name;
+use crate::runtime::{ActionResult, Request};
+use crate::status::Event;
+use crate::time::Mono;
+
+enum Reply {
+    Results(oneshot::Sender<Vec<ActionResult>>),
+    Unit(oneshot::Sender<Result<(), Error>>),
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+/// Owns every process and executes what the state machines decide.
+pub(crate) struct Driver<L: Launcher> {
+    core: Core,
+    launcher: L,
+    events: broadcast::Sender<Event>,
+    origin: Instant,
+    wall_origin: Timestamp,
+    timers: BTreeMap<(Mono, Name, TimerId), ()>,
+    timer_at: HashMap<(Name, TimerId), Mono>,
+    replies: HashMap<BatchId, Reply>,
+    next_batch: BatchId,
+    exiting: bool,
+}
+
+impl<L: Launcher> Driver<L> {
+    /// A driver with no processes.
+    pub(crate) fn new(launcher: L, events: broadcast::Sender<Event>) -> Self {
+        Driver {
+            core: Core::new(),
+            launcher,
+            events,
+            origin: Instant::now(),
+            wall_origin: Timestamp::now(),
+            timers: BTreeMap::new(),
+            timer_at: HashMap::new(),
+            replies: HashMap::new(),
+            next_batch: 0,
+            exiting: false,
+        }
+    }
+
+    fn now(&self) -> Mono {
+        Mono(self.origin.elapsed())
+    }
+
+    fn wall(&self, m: Mono) -> Timestamp {
+        let d = SignedDuration::try_from(m.0).unwrap_or(SignedDuration::MAX);
+        self.wall_origin.checked_add(d).unwrap_or(self.wall_origin)
+    }
+
+    /// Runs until a shutdown completes or every handle is dropped (which also
+    /// stops every child).
+    pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut exits: mpsc::UnboundedReceiver<Reaped>) {
+        let mut requests_open = true;
+        loop {
+            if self.exiting && !self.core.any_up() && self.replies.is_empty() {
+                break;
+            }
+            let deadline = self.timers.keys().next().map(|(at, _, _)| self.origin + at.0);
+            tokio::select! {
+                biased;
+                Some(r) = exits.recv() => self.on_reaped(r),
+                req = requests.recv(), if requests_open => match req {
+                    Some(req) => self.on_request(req),
+                    None => {
+                        requests_open = false;
+                        self.begin_shutdown(None);
+                    }
+                },
+                () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
+                else => break,
+            }
+        }
+        tracing::debug!("supervisor driver finished");
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        let batch = self.batch_id();
+        self.replies.insert(batch, Reply::Shutdown(reply));
+        let fx = self.core.shutdown(self.now(), batch);
+        self.execute(fx);
+    }
+
+    fn batch_id(&mut self) -> BatchId {
+        self.next_batch += 1;
+        self.next_batch
+    }
+
+    fn on_request(&mut self, req: Request) {
+        let now = self.now();
+        let batch = |this: &mut Self, op: Op, names: Vec<Name>, reply: Reply| {
+            let id = this.batch_id();
+            this.replies.insert(id, reply);
+            let fx = this.core.request(now, id, op, names);
+            this.execute(fx);
+        };
+        match req {
+            Request::Add(spec, reply) => {
+                let name = spec.name.clone();
+                match self.core.add(now, *spec) {
+                    Ok(fx) => {
+                        tracing::debug!(process = %name, "added");
+                        self.execute(fx);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Request::Remove(name, reply) => batch(self, Op::Remove, vec![name], Reply::Unit(reply)),
+            Request::Start(names, reply) => batch(self, Op::Start, names, Reply::Results(reply)),
+            Request::Stop(names, reply) => batch(self, Op::Stop, names, Reply::Results(reply)),
+            Request::Restart(names, reply) => batch(self, Op::Restart, names, Reply::Results(reply)),
+            Request::Signal(names, sig, reply) => batch(self, Op::Signal(sig), names, Reply::Results(reply)),
+            Request::Resolve(patterns, reply) => {
+                let _ = reply.send(self.core.resolve(&patterns));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(self.core.status(now, |m| self.wall(m)));
+            }
+            Request::StartAll(reply) => {
+                if self.core.is_shutting_down() {
+                    let _ = reply.send(Vec::new());
+                    return;
+                }
+                let id = self.batch_id();
+                self.replies.insert(id, Reply::Results(reply));
+                let fx = self.core.start_service(now, id);
+                self.execute(fx);
+            }
+            Request::Shutdown(reply) => {
+                if self.exiting {
+                    // Already under way: answer when it ends.
+                    let id = self.batch_id();
+                    self.replies.insert(id, Reply::Shutdown(Some(reply)));
+                    let fx = self.core.request(now, id, Op::Stop, Vec::new());
+                    self.execute(fx);
+                } else {
+                    self.exiting = true;
+                    self.begin_shutdown(Some(reply));
+                }
+            }
+        }
+    }
+
+    fn on_reaped(&mut self, r: Reaped) {
+        let now = self.now();
+        let mut fx = Vec::new();
+        if self.core.owner_of(r.pid).is_some() {
+            let alive = self.launcher.group_alive(r.pid);
+            fx.extend(self.core.exited(now, r.pid, r.exit, alive));
+        } else {
+            tracing::trace!(pid = r.pid, exit = %r.exit, "reaped an orphan");
+        }
+        self.launcher.forget(r.pid);
+        // Any reap may have emptied a group we are waiting on.
+        for (name, pgid) in self.core.draining() {
+            if !self.launcher.group_alive(pgid) {
+                fx.extend(self.core.group_empty(now, &name));
+            }
+        }
+        self.execute(fx);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now();
+        let mut fx = Vec::new();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (_, name, id) = entry.remove_entry().0;
+            self.timer_at.remove(&(name.clone(), id));
+            fx.extend(self.core.timer(now, &name, id));
+        }
+        self.execute(fx);
+    }
+
+    /// Executes effects in order; a spawn's outcome is fed back at once and its
+    /// follow-up effects run before the rest.
+    fn execute(&mut self, fx: Vec<CoreEffect>) {
+        let mut queue: VecDeque<CoreEffect> = fx.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                CoreEffect::Spawn(name) => {
+                    let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else { continue };
+                    let result = self.launcher.spawn(spec);
+                    let more = self.core.spawned(self.now(), &name, result);
+                    for (i, m) in more.into_iter().enumerate() {
+                        queue.insert(i, m);
+                    }
+                }
+                CoreEffect::Kill { name, target, sig } => {
+                    if let Err(e) = self.launcher.kill(target, sig) {
+                        tracing::warn!(process = %name, ?target, signal = %sig, error = %e, "could not send signal");
+                    }
+                }
+                CoreEffect::ArmTimer { name, id, at } => {
+                    self.timers.insert((at, name.clone(), id), ());
+                    self.timer_at.insert((name, id), at);
+                }
+                CoreEffect::CancelTimer { name, id } => {
+                    if let Some(at) = self.timer_at.remove(&(name.clone(), id)) {
+                        self.timers.remove(&(at, name, id));
+                    }
+                }
+                CoreEffect::Publish(ev) => {
+                    log_event(&ev);
+                    let _ = self.events.send(ev);
+                }
+                CoreEffect::BatchDone { batch, results } => match self.replies.remove(&batch) {
+                    Some(Reply::Results(tx)) => {
+                        let _ = tx.send(results);
+                    }
+                    Some(Reply::Unit(tx)) => {
+                        let r = results.into_iter().next().map_or(Ok(()), |r| r.result.map(|_| ()));
+                        let _ = tx.send(r);
+                    }
+                    Some(Reply::Shutdown(tx)) => {
+                        if let Some(tx) = tx {
+                            let _ = tx.send(());
+                        }
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One line in the daemon's log per event worth telling.
+fn log_event(ev: &Event) {
+    match ev {
+        Event::Spawned { name, pid } => tracing::info!(process = %name, pid, "spawned"),
+        Event::SpawnFailed { name, error } => tracing::error!(process = %name, %error, "spawn failed"),
+        Event::Exited { name, pid, exit, expected } => {
+            if *expected {
+                tracing::info!(process = %name, pid, %exit, "exited")
+            } else {
+                tracing::warn!(process = %name, pid, %exit, "exited unexpectedly")
+            }
+        }
+        Event::RestartScheduled { name, delay_ms } => {
+            tracing::info!(process = %name, delay_ms, "restart scheduled in {delay_ms} ms")
+        }
+        Event::GaveUp { name, reason } => tracing::error!(process = %name, %reason, "gave up"),
+        Event::Killed { name, pid } => tracing::warn!(process = %name, pid, "did not stop in time; sent SIGKILL to its group"),
+        Event::Stopped { name } => tracing::info!(process = %name, "stopped"),
+        Event::Added { name } => tracing::debug!(process = %name, "added"),
+        Event::Removed { name } => tracing::info!(process = %name, "removed"),
+        Event::StateChanged { name, from, to } => tracing::debug!(process = %name, %from, %to, "state"),
+    }
+}

@@ -1,0 +1,239 @@
+//! The driver: one task that owns every state machine and executes their effects.
+//!
+//! [`Supervisor`] is the handle: cheap to clone, typed requests in, events out.
+//! Everything that controls tend (the CLI's JSON API, XML-RPC, an embedding
+//! program) goes through it.
+
+mod driver;
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::Error;
+use crate::launcher::{Launcher, Reaped};
+use crate::name::Name;
+use crate::signal::Signal;
+use crate::spec::ProcessSpec;
+use crate::status::{Event, ProcessStatus};
+
+use driver::Driver;
+
+/// What a successful request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The request was carried out.
+    Done,
+    /// It was already running (start).
+    AlreadyRunning,
+    /// It was already stopped (stop).
+    AlreadyStopped,
+}
+
+/// The result of a request for one process of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionResult {
+    /// The process.
+    pub name: Name,
+    /// What happened to it.
+    pub result: Result<Outcome, Error>,
+}
+
+/// Requests the driver understands; one variant per verb.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Add(Box<ProcessSpec>, oneshot::Sender<Result<(), Error>>),
+    Remove(Name, oneshot::Sender<Result<(), Error>>),
+    Start(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
+    Stop(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
+    Restart(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
+    Signal(Vec<Name>, Signal, oneshot::Sender<Vec<ActionResult>>),
+    Resolve(Vec<String>, oneshot::Sender<Result<Vec<Name>, Error>>),
+    Status(oneshot::Sender<Vec<ProcessStatus>>),
+    StartAll(oneshot::Sender<Vec<ActionResult>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Options for a [`Supervisor`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Capacity of the event broadcast channel; slow subscribers lag past it.
+    pub event_capacity: usize,
+    /// Capacity of the request channel.
+    pub request_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { event_capacity: 1024, request_capacity: 256 }
+    }
+}
+
+/// A handle to a running supervisor. Clone it freely.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    tx: mpsc::Sender<Request>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Supervisor {
+    /// Starts a driver with the real Unix launcher and reaper on the current
+    /// tokio runtime and returns its handle and the driver's task.
+    ///
+    /// `reap_all`: reap every child of this process (`waitpid(-1)`) and become a
+    /// child subreaper, as the daemon does; otherwise reap only the children
+    /// this supervisor spawned, so an embedding program keeps its own.
+    pub fn spawn(opts: Options, reap_all: bool) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+        let (launcher, exits) = crate::unix::UnixLauncher::new(reap_all)?;
+        Ok(Self::with_launcher(opts, launcher, exits))
+    }
+
+    /// Starts a driver with any [`Launcher`] whose reaped children arrive on `exits`.
+    pub fn with_launcher<L: Launcher>(
+        opts: Options,
+        launcher: L,
+        exits: mpsc::UnboundedReceiver<Reaped>,
+    ) -> (Supervisor, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(opts.request_capacity);
+        let (events, _) = broadcast::channel(opts.event_capacity);
+        let driver = Driver::new(launcher, events.clone());
+        let task = tokio::spawn(driver.run(rx, exits));
+        (Supervisor { tx, events }, task)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Registers a process; starts it when `autostart` is set. A duplicate name
+    /// is [`Error::Duplicate`]. Returns once it is registered and, if started,
+    /// spawned (not once it is running).
+    pub async fn add(&self, spec: ProcessSpec) -> Result<(), Error> {
+        spec.validate()?;
+        self.ask(|r| Request::Add(Box::new(spec), r)).await?
+    }
+
+    /// Stops a process (if needed), cancels any pending restart and unregisters
+    /// it. Returns once it is gone.
+    pub async fn remove(&self, name: &str) -> Result<(), Error> {
+        let name = Name::new(name).map_err(|_| Error::UnknownProcess(name.to_string()))?;
+        self.ask(|r| Request::Remove(name, r)).await?
+    }
+
+    /// Expands target patterns (`web`, `web-*`, `GROUP:*`, `all`) into names,
+    /// in priority order. A pattern that matches nothing is an error.
+    pub async fn resolve(&self, patterns: &[String]) -> Result<Vec<Name>, Error> {
+        self.ask(|r| Request::Resolve(patterns.to_vec(), r)).await?
+    }
+
+    /// Starts processes, in priority order; each result says whether it got
+    /// past `starting`. Clears `fatal` and the back-off of each.
+    pub async fn start_many(&self, names: Vec<Name>) -> Result<Vec<ActionResult>, Error> {
+        self.ask(|r| Request::Start(names, r)).await
+    }
+
+    /// Stops processes, in reverse priority order, waiting for each priority
+    /// level to be stopped before the next. A stopped process stays stopped
+    /// until a user starts it.
+    pub async fn stop_many(&self, names: Vec<Name>) -> Result<Vec<ActionResult>, Error> {
+        self.ask(|r| Request::Stop(names, r)).await
+    }
+
+    /// Stops, then starts processes.
+    pub async fn restart_many(&self, names: Vec<Name>) -> Result<Vec<ActionResult>, Error> {
+        self.ask(|r| Request::Restart(names, r)).await
+    }
+
+    /// Sends a signal to the main process of each.
+    pub async fn signal_many(&self, names: Vec<Name>, sig: Signal) -> Result<Vec<ActionResult>, Error> {
+        self.ask(|r| Request::Signal(names, sig, r)).await
+    }
+
+    /// Starts one process by name.
+    pub async fn start(&self, name: &str) -> Result<Outcome, Error> {
+        one(self.start_many(vec![known(name)?]).await?)
+    }
+
+    /// Stops one process by name.
+    pub async fn stop(&self, name: &str) -> Result<Outcome, Error> {
+        one(self.stop_many(vec![known(name)?]).await?)
+    }
+
+    /// Restarts one process by name.
+    pub async fn restart(&self, name: &str) -> Result<Outcome, Error> {
+        one(self.restart_many(vec![known(name)?]).await?)
+    }
+
+    /// Sends `sig` to one process.
+    pub async fn signal(&self, name: &str, sig: Signal) -> Result<Outcome, Error> {
+        one(self.signal_many(vec![known(name)?], sig).await?)
+    }
+
+    /// Starts every process whose `autostart` is set (what `tend up` does).
+    pub async fn start_autostart(&self) -> Result<Vec<ActionResult>, Error> {
+        self.ask(Request::StartAll).await
+    }
+
+    /// Stops everything (reverse priority order).
+    pub async fn stop_all(&self) -> Result<Vec<ActionResult>, Error> {
+        let names = self.resolve(&["all".to_string()]).await.unwrap_or_default();
+        self.stop_many(names).await
+    }
+
+    /// Restarts everything.
+    pub async fn restart_all(&self) -> Result<Vec<ActionResult>, Error> {
+        let names = self.resolve(&["all".to_string()]).await.unwrap_or_default();
+        self.restart_many(names).await
+    }
+
+    /// A snapshot of every process, in priority order then by name.
+    pub async fn status(&self) -> Result<Vec<ProcessStatus>, Error> {
+        self.ask(Request::Status).await
+    }
+
+    /// Stops everything and ends the driver. Returns once every child is gone.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.ask(Request::Shutdown).await
+    }
+
+    /// Waits at most `timeout` for the first event that satisfies `pred`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Option<Event> {
+        let mut rx = self.subscribe();
+        tokio::time::timeout(timeout, async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if pred(&ev) => return Some(ev),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+fn known(name: &str) -> Result<Name, Error> {
+    Name::new(name).map_err(|_| Error::UnknownProcess(name.to_string()))
+}
+
+fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
+    match v.pop() {
+        Some(r) => r.result,
+        None => Err(Error::ShuttingDown),
+    }
+}

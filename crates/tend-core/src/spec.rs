@@ -1,0 +1,286 @@
+//! The validated description of a process: what to run and how to keep it alive.
+//!
+//! Every config format (native TOML, supervisord.conf) and the library API end
+//! in a [`ProcessSpec`]; nothing downstream knows where a spec came from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+use crate::signal::Signal;
+
+/// Everything tend needs to run and supervise one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProcessSpec {
+    /// Unique name.
+    pub name: Name,
+    /// Logical group (`GROUP:*` patterns, status column). Defaults to the name.
+    pub group: Name,
+    /// argv; `command[0]` is looked up on `PATH`. Never run through a shell.
+    pub command: Vec<String>,
+    /// Working directory; the daemon's when `None`.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Variables added to the environment (or the whole environment with `clear_env`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Start from an empty environment instead of the daemon's.
+    #[serde(default)]
+    pub clear_env: bool,
+    /// Run as this user (name or numeric uid); their supplementary groups are kept.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Run with this primary group (name or gid); the user's primary group otherwise.
+    #[serde(default)]
+    pub unix_group: Option<String>,
+    /// File mode creation mask, e.g. `0o022`.
+    #[serde(default)]
+    pub umask: Option<u32>,
+    /// Start when the supervisor starts (or when added while it runs).
+    #[serde(default = "yes")]
+    pub autostart: bool,
+    /// Lower starts first and stops last.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    /// When an exit leads to a restart.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Exit codes that count as success (for `on-failure`).
+    #[serde(default = "default_success_codes")]
+    pub success_exit_codes: Vec<i32>,
+    /// Restart delays.
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// How to stop it.
+    #[serde(default)]
+    pub stop: StopSpec,
+    /// How long a fresh process stays `starting` before it counts as `running`
+    /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
+    #[serde(default, with = "crate::duration::serde_str")]
+    pub start_secs: Duration,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_priority() -> i32 {
+    999
+}
+fn default_success_codes() -> Vec<i32> {
+    vec![0]
+}
+
+impl ProcessSpec {
+    /// A spec with every default: autostart, `restart = "always"`, doubling
+    /// back-off (1 s .. 1 h, `min_uptime` 1 s), stop with TERM then KILL after 5 s.
+    pub fn new(name: Name, command: Vec<String>) -> Self {
+        ProcessSpec {
+            group: name.clone(),
+            name,
+            command,
+            cwd: None,
+            env: BTreeMap::new(),
+            clear_env: false,
+            user: None,
+            unix_group: None,
+            umask: None,
+            autostart: true,
+            priority: default_priority(),
+            restart: RestartPolicy::default(),
+            success_exit_codes: default_success_codes(),
+            backoff: Backoff::default(),
+            stop: StopSpec::default(),
+            start_secs: Duration::ZERO,
+        }
+    }
+
+    /// Splits `command` shell-style (quotes and backslashes, no shell) into argv.
+    pub fn split_command(command: &str) -> Result<Vec<String>, SpecError> {
+        match shlex::split(command) {
+            Some(v) if !v.is_empty() => Ok(v),
+            Some(_) => Err(SpecError::EmptyCommand),
+            None => Err(SpecError::BadQuoting(command.to_string())),
+        }
+    }
+
+    /// Checks the invariants a hand-built spec could break.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return Err(SpecError::EmptyCommand);
+        }
+        if let Some(bad) = self.command.iter().find(|a| a.contains('\0')) {
+            return Err(SpecError::Nul(bad.clone()));
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(SpecError::BadEnv(k.clone()));
+            }
+        }
+        if let Some(m) = self.umask {
+            if m > 0o777 {
+                return Err(SpecError::BadUmask(m));
+            }
+        }
+        if let BackoffMode::Doubling { initial, max } = self.backoff.mode {
+            if initial > max {
+                return Err(SpecError::Backoff("initial is larger than max".into()));
+            }
+        }
+        if self.backoff.give_up_after == Some(0) {
+            return Err(SpecError::Backoff("give_up_after must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether an exit code counts as success.
+    pub fn is_success(&self, code: i32) -> bool {
+        self.success_exit_codes.contains(&code)
+    }
+}
+
+/// A spec that breaks an invariant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// No program to run.
+    #[error("command is empty")]
+    EmptyCommand,
+    /// Unbalanced quotes in a string command.
+    #[error("command {0:?} has unbalanced quotes or a trailing backslash")]
+    BadQuoting(String),
+    /// An argument with a NUL byte.
+    #[error("command argument {0:?} contains a NUL byte")]
+    Nul(String),
+    /// An environment variable name that cannot be set.
+    #[error("environment variable name {0:?} is empty or contains '=' or NUL")]
+    BadEnv(String),
+    /// A umask above 0o777.
+    #[error("umask {0:o} is larger than 777")]
+    BadUmask(u32),
+    /// Inconsistent back-off settings.
+    #[error("backoff: {0}")]
+    Backoff(String),
+}
+
+/// When an exit is followed by a restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// After every exit (that a user did not ask for).
+    #[default]
+    Always,
+    /// After an exit whose code is not in `success_exit_codes`, or a death by signal.
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+/// Restart delays and when to give up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// How the delay grows.
+    pub mode: BackoffMode,
+    /// A run shorter than this is a *quick death*: it counts towards
+    /// `give_up_after` and, in doubling mode, grows the delay.
+    #[serde(with = "crate::duration::serde_str")]
+    pub min_uptime: Duration,
+    /// Go to `fatal` after this many quick deaths in a row (Supervisor's
+    /// `startretries`). `None`: never give up.
+    #[serde(default)]
+    pub give_up_after: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            mode: BackoffMode::default(),
+            min_uptime: Duration::from_secs(1),
+            give_up_after: None,
+        }
+    }
+}
+
+/// The two back-off shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum BackoffMode {
+    /// Twisted's ProcessMonitor: a quick death waits the current delay, then the
+    /// delay doubles up to `max`; a longer run restarts at once and resets the
+    /// delay to `initial`.
+    Doubling {
+        /// First delay after a quick death.
+        #[serde(with = "crate::duration::serde_str")]
+        initial: Duration,
+        /// Upper bound.
+        #[serde(with = "crate::duration::serde_str")]
+        max: Duration,
+    },
+    /// The Electron manager's table: each restart waits the next step, the last
+    /// step repeats; a run of at least `reset_after` starts again at step one.
+    /// An empty table, or `[0]`, never restarts.
+    Schedule {
+        /// The delays, in order.
+        #[serde(with = "crate::duration::serde_str_vec")]
+        steps: Vec<Duration>,
+        /// A run at least this long resets the table.
+        #[serde(with = "crate::duration::serde_str")]
+        reset_after: Duration,
+    },
+    /// Supervisor's `startsecs`/`startretries` model: the n-th failed start in
+    /// a row waits n seconds (`step` × n); an exit after a successful start
+    /// restarts at once.
+    Linear {
+        /// Added per failed attempt.
+        #[serde(with = "crate::duration::serde_str")]
+        step: Duration,
+    },
+}
+
+impl Default for BackoffMode {
+    fn default() -> Self {
+        BackoffMode::Doubling {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl BackoffMode {
+    /// The Electron manager's default table: 100 ms, 500 ms, 1 s, 30 s, 1 min,
+    /// 5 min, 15 min, reset after 30 min.
+    pub fn default_schedule() -> Self {
+        BackoffMode::Schedule {
+            steps: [100, 500, 1000, 30_000, 60_000, 300_000, 900_000]
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+            reset_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How a process is stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopSpec {
+    /// First signal, sent to the whole process group.
+    pub signal: Signal,
+    /// Wait this long for the group to exit, then SIGKILL it (Twisted's killTime).
+    #[serde(with = "crate::duration::serde_str")]
+    pub timeout: Duration,
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        StopSpec {
+            signal: Signal::TERM,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What status reports about a process, and the events the supervisor publishes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+use crate::signal::Signal;
+
+/// Supervisor's process states, lower-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateName {
+    /// Not running, and nothing will start it but a user.
+    Stopped,
+    /// Spawned, not yet past `start_secs`.
+    Starting,
+    /// Up.
+    Running,
+    /// Waiting for a restart that is due at `next_restart_in_ms`.
+    Backoff,
+    /// Asked to stop; waiting for its group to exit.
+    Stopping,
+    /// Exited by itself and its restart policy does not restart it.
+    Exited,
+    /// Gave up: too many quick deaths, or it cannot be spawned at all.
+    Fatal,
+}
+
+impl StateName {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Stopped => "stopped",
+            StateName::Starting => "starting",
+            StateName::Running => "running",
+            StateName::Backoff => "backoff",
+            StateName::Stopping => "stopping",
+            StateName::Exited => "exited",
+            StateName::Fatal => "fatal",
+        }
+    }
+
+    /// Whether a process in this state has (or is about to have) a live pid.
+    pub fn is_up(self) -> bool {
+        matches!(self, StateName::Starting | StateName::Running | StateName::Stopping)
+    }
+}
+
+impl std::fmt::Display for StateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a process ended: `{"code": 1}` or `{"signal": "KILL"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitInfo {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(Signal),
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitInfo::Code(c) => write!(f, "exit code {c}"),
+            ExitInfo::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+/// A snapshot of one process, as `status --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProcessStatus {
+    /// Name.
+    pub name: Name,
+    /// Logical group.
+    pub group: Name,
+    /// Current state.
+    pub state: StateName,
+    /// Pid of the running process, if any.
+    pub pid: Option<u32>,
+    /// When the current (or last) run started, RFC 3339.
+    pub started_at: Option<jiff::Timestamp>,
+    /// Milliseconds since the current run started (null unless up).
+    pub uptime_ms: Option<u64>,
+    /// Automatic restarts so far (manual starts are not counted).
+    pub restarts: u64,
+    /// How the last run ended; null before the first exit.
+    pub last_exit: Option<ExitInfo>,
+    /// Milliseconds until the next automatic restart; null unless in back-off.
+    pub next_restart_in_ms: Option<u64>,
+    /// Why it is `fatal`, or the last spawn error.
+    pub error: Option<String>,
+    /// Quick deaths in a row so far.
+    pub quick_deaths: u32,
+    /// Lower starts first, stops last.
+    pub priority: i32,
+}
+
+/// Something that happened, published to every subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A process was registered.
+    Added {
+        /// Its name.
+        name: Name,
+    },
+    /// A process was unregistered (after it stopped).
+    Removed {
+        /// Its name.
+        name: Name,
+    },
+    /// A process changed state.
+    StateChanged {
+        /// Its name.
+        name: Name,
+        /// Old state.
+        from: StateName,
+        /// New state.
+        to: StateName,
+    },
+    /// A process was spawned.
+    Spawned {
+        /// Its name.
+        name: Name,
+        /// The new pid.
+        pid: u32,
+    },
+    /// A spawn failed before the program ran.
+    SpawnFailed {
+        /// Its name.
+        name: Name,
+        /// Why.
+        error: String,
+    },
+    /// A process exited.
+    Exited {
+        /// Its name.
+        name: Name,
+        /// The pid that exited.
+        pid: u32,
+        /// How.
+        exit: ExitInfo,
+        /// Whether tend expected it (it was being stopped).
+        expected: bool,
+    },
+    /// An automatic restart was scheduled.
+    RestartScheduled {
+        /// Its name.
+        name: Name,
+        /// In how many milliseconds.
+        delay_ms: u64,
+    },
+    /// tend gave up restarting a process.
+    GaveUp {
+        /// Its name.
+        name: Name,
+        /// Why.
+        reason: String,
+    },
+    /// A process did not exit within its stop timeout and was sent SIGKILL.
+    Killed {
+        /// Its name.
+        name: Name,
+        /// The pid that was killed.
+        pid: u32,
+    },
+    /// A process stopped at a user's request.
+    Stopped {
+        /// Its name.
+        name: Name,
+    },
+}
