@@ -159,7 +159,13 @@ impl Core {
     /// Whether any process still has a live pid or a group being drained.
     pub fn any_up(&self) -> bool {
         self.procs.values().any(|p| {
-            matches!(p.state(), State::Starting { .. } | State::Running { .. } | State::Stopping { .. } | State::Spawning { .. })
+            matches!(
+                p.state(),
+                State::Starting { .. }
+                    | State::Running { .. }
+                    | State::Stopping { .. }
+                    | State::Spawning { .. }
+            )
         })
     }
 
@@ -169,7 +175,11 @@ impl Core {
         self.procs
             .values()
             .filter_map(|p| match p.state() {
-                State::Stopping { pid, leader_exit: Some(_), .. } => Some((p.name().clone(), *pid)),
+                State::Stopping {
+                    pid,
+                    leader_exit: Some(_),
+                    ..
+                } => Some((p.name().clone(), *pid)),
                 _ => None,
             })
             .collect()
@@ -197,7 +207,13 @@ impl Core {
     /// Starts every autostart process in priority order (Twisted's `startService`).
     pub fn start_service(&mut self, now: Mono, batch: BatchId) -> Vec<CoreEffect> {
         self.active = true;
-        let names = self.sorted(self.procs.values().filter(|p| p.spec().autostart).map(|p| p.name().clone()).collect());
+        let names = self.sorted(
+            self.procs
+                .values()
+                .filter(|p| p.spec().autostart)
+                .map(|p| p.name().clone())
+                .collect(),
+        );
         self.request(now, batch, Op::Start, names)
     }
 
@@ -221,7 +237,10 @@ impl Core {
                 }
             }
             let matched_any = picked.len() > before
-                || self.procs.values().any(|p| pat.matches(p.name(), &p.spec().group));
+                || self
+                    .procs
+                    .values()
+                    .any(|p| pat.matches(p.name(), &p.spec().group));
             if !matched_any {
                 return Err(match pat.exact_name() {
                     Some(n) => Error::UnknownProcess(n.to_string()),
@@ -244,7 +263,13 @@ impl Core {
 
     /// Applies `op` to `names`; a [`CoreEffect::BatchDone`] with `batch` follows
     /// (maybe at once) when every process has settled.
-    pub fn request(&mut self, now: Mono, batch: BatchId, op: Op, names: Vec<Name>) -> Vec<CoreEffect> {
+    pub fn request(
+        &mut self,
+        now: Mono,
+        batch: BatchId,
+        op: Op,
+        names: Vec<Name>,
+    ) -> Vec<CoreEffect> {
         let mut out = Vec::new();
         let mut b = Batch::default();
         let mut known = Vec::new();
@@ -252,32 +277,52 @@ impl Core {
             if self.procs.contains_key(&n) {
                 known.push(n);
             } else {
-                b.results.push(ActionResult { result: Err(Error::UnknownProcess(n.to_string())), name: n });
+                b.results.push(ActionResult {
+                    result: Err(Error::UnknownProcess(n.to_string())),
+                    name: n,
+                });
             }
         }
         let asc = self.sorted(known);
-        let by_level = |names: &[Name], rev: bool, op: Op, report: bool, procs: &BTreeMap<Name, Process>| {
-            let mut levels: Vec<Vec<Step>> = Vec::new();
-            let mut last: Option<i32> = None;
-            let iter: Box<dyn Iterator<Item = &Name>> =
-                if rev { Box::new(names.iter().rev()) } else { Box::new(names.iter()) };
-            for n in iter {
-                let prio = procs.get(n).map_or(0, |p| p.spec().priority);
-                if last != Some(prio) {
-                    levels.push(Vec::new());
-                    last = Some(prio);
+        let by_level =
+            |names: &[Name], rev: bool, op: Op, report: bool, procs: &BTreeMap<Name, Process>| {
+                let mut levels: Vec<Vec<Step>> = Vec::new();
+                let mut last: Option<i32> = None;
+                let iter: Box<dyn Iterator<Item = &Name>> = if rev {
+                    Box::new(names.iter().rev())
+                } else {
+                    Box::new(names.iter())
+                };
+                for n in iter {
+                    let prio = procs.get(n).map_or(0, |p| p.spec().priority);
+                    if last != Some(prio) {
+                        levels.push(Vec::new());
+                        last = Some(prio);
+                    }
+                    if let Some(l) = levels.last_mut() {
+                        l.push(Step {
+                            name: n.clone(),
+                            op,
+                            report,
+                        });
+                    }
                 }
-                if let Some(l) = levels.last_mut() {
-                    l.push(Step { name: n.clone(), op, report });
-                }
-            }
-            levels
+                levels
+            };
+        let steps = |op: Op| {
+            asc.iter()
+                .map(|n| Step {
+                    name: n.clone(),
+                    op,
+                    report: true,
+                })
+                .collect::<Vec<_>>()
         };
-        let steps = |op: Op| asc.iter().map(|n| Step { name: n.clone(), op, report: true }).collect::<Vec<_>>();
         match op {
             Op::Stop | Op::Remove => b.levels.extend(by_level(&asc, true, op, true, &self.procs)),
             Op::Restart => {
-                b.levels.extend(by_level(&asc, true, Op::Stop, false, &self.procs));
+                b.levels
+                    .extend(by_level(&asc, true, Op::Stop, false, &self.procs));
                 b.levels.push_back(steps(Op::Start));
             }
             Op::Start | Op::Signal(_) => b.levels.push_back(steps(op)),
@@ -290,13 +335,18 @@ impl Core {
     /// Issues the next level of `batch`, or reports it done.
     fn advance(&mut self, now: Mono, batch: BatchId, out: &mut Vec<CoreEffect>) {
         loop {
-            let Some(b) = self.batches.get_mut(&batch) else { return };
+            let Some(b) = self.batches.get_mut(&batch) else {
+                return;
+            };
             if b.pending > 0 {
                 return;
             }
             let Some(level) = b.levels.pop_front() else {
                 if let Some(b) = self.batches.remove(&batch) {
-                    out.push(CoreEffect::BatchDone { batch, results: b.results });
+                    out.push(CoreEffect::BatchDone {
+                        batch,
+                        results: b.results,
+                    });
                 }
                 return;
             };
@@ -308,11 +358,19 @@ impl Core {
 
     fn issue(&mut self, now: Mono, batch: BatchId, step: Step, out: &mut Vec<CoreEffect>) {
         let Some(p) = self.procs.get(&step.name) else {
-            self.record(batch, step.report, step.name.clone(), Err(Error::UnknownProcess(step.name.to_string())));
+            self.record(
+                batch,
+                step.report,
+                step.name.clone(),
+                Err(Error::UnknownProcess(step.name.to_string())),
+            );
             return;
         };
         let st = p.state();
-        let up = matches!(st, State::Spawning { .. } | State::Starting { .. } | State::Running { .. });
+        let up = matches!(
+            st,
+            State::Spawning { .. } | State::Starting { .. } | State::Running { .. }
+        );
         let down = matches!(st, State::Stopped | State::Exited | State::Fatal { .. });
         let (input, want) = match step.op {
             Op::Start => {
@@ -342,7 +400,11 @@ impl Core {
             Op::Signal(sig) => {
                 let result = match st.pid() {
                     Some(pid) => {
-                        out.push(CoreEffect::Kill { name: step.name.clone(), target: KillTarget::Process(pid), sig });
+                        out.push(CoreEffect::Kill {
+                            name: step.name.clone(),
+                            target: KillTarget::Process(pid),
+                            sig,
+                        });
                         Ok(Outcome::Done)
                     }
                     None => Err(Error::NotRunning(step.name.clone())),
@@ -354,7 +416,12 @@ impl Core {
         if let Some(b) = self.batches.get_mut(&batch) {
             b.pending += 1;
         }
-        self.waits.push(Wait { name: step.name.clone(), batch, want, report: step.report });
+        self.waits.push(Wait {
+            name: step.name.clone(),
+            batch,
+            want,
+            report: step.report,
+        });
         match input {
             Some(i) => self.feed(now, &step.name, i, out),
             None => self.settle(now, &step.name, out),
@@ -374,7 +441,10 @@ impl Core {
                         if s.report {
                             b.results.push(ActionResult {
                                 name: name.clone(),
-                                result: Err(Error::Interrupted { name: name.clone(), reason: "stopped before it was started again".into() }),
+                                result: Err(Error::Interrupted {
+                                    name: name.clone(),
+                                    reason: "stopped before it was started again".into(),
+                                }),
                             });
                         }
                         false
@@ -393,7 +463,12 @@ impl Core {
     }
 
     /// The driver spawned `name` (or failed to).
-    pub fn spawned(&mut self, now: Mono, name: &Name, result: Result<u32, SpawnError>) -> Vec<CoreEffect> {
+    pub fn spawned(
+        &mut self,
+        now: Mono,
+        name: &Name,
+        result: Result<u32, SpawnError>,
+    ) -> Vec<CoreEffect> {
         let mut out = Vec::new();
         let input = match result {
             Ok(pid) => {
@@ -407,7 +482,13 @@ impl Core {
     }
 
     /// A group leader exited. Unknown pids are ignored (return nothing).
-    pub fn exited(&mut self, now: Mono, pid: u32, exit: ExitInfo, group_alive: bool) -> Vec<CoreEffect> {
+    pub fn exited(
+        &mut self,
+        now: Mono,
+        pid: u32,
+        exit: ExitInfo,
+        group_alive: bool,
+    ) -> Vec<CoreEffect> {
         let mut out = Vec::new();
         if let Some(name) = self.pids.remove(&pid) {
             self.feed(now, &name, Input::Exited { exit, group_alive }, &mut out);
@@ -431,20 +512,36 @@ impl Core {
 
     /// Feeds one input to one machine and follows up on waits.
     fn feed(&mut self, now: Mono, name: &Name, input: Input, out: &mut Vec<CoreEffect>) {
-        let Some(p) = self.procs.get_mut(name) else { return };
+        let Some(p) = self.procs.get_mut(name) else {
+            return;
+        };
         for fx in p.handle(now, input) {
             out.push(match fx {
                 Effect::Spawn => CoreEffect::Spawn(name.clone()),
-                Effect::Kill { target, sig } => CoreEffect::Kill { name: name.clone(), target, sig },
-                Effect::ArmTimer { id, at } => CoreEffect::ArmTimer { name: name.clone(), id, at },
-                Effect::CancelTimer(id) => CoreEffect::CancelTimer { name: name.clone(), id },
+                Effect::Kill { target, sig } => CoreEffect::Kill {
+                    name: name.clone(),
+                    target,
+                    sig,
+                },
+                Effect::ArmTimer { id, at } => CoreEffect::ArmTimer {
+                    name: name.clone(),
+                    id,
+                    at,
+                },
+                Effect::CancelTimer(id) => CoreEffect::CancelTimer {
+                    name: name.clone(),
+                    id,
+                },
                 Effect::Publish(ev) => CoreEffect::Publish(ev),
             });
         }
         if matches!(p.state(), State::Removed) {
             if let Some(p) = self.procs.remove(name) {
                 for id in p.armed_timers() {
-                    out.push(CoreEffect::CancelTimer { name: name.clone(), id: *id });
+                    out.push(CoreEffect::CancelTimer {
+                        name: name.clone(),
+                        id: *id,
+                    });
                 }
             }
             self.pids.retain(|_, n| n != name);
@@ -463,7 +560,10 @@ impl Core {
             }
             let verdict = match (&state, w.want) {
                 (None, WaitFor::Gone) => Some(Ok(Outcome::Done)),
-                (None, _) => Some(Err(Error::Interrupted { name: name.clone(), reason: "removed".into() })),
+                (None, _) => Some(Err(Error::Interrupted {
+                    name: name.clone(),
+                    reason: "removed".into(),
+                })),
                 (Some(_), WaitFor::Gone) => None,
                 (Some(s), WaitFor::Up) => up_verdict(name, s, self.procs.get(name)),
                 (Some(s), WaitFor::Down) => down_verdict(name, s),
@@ -500,9 +600,9 @@ impl Core {
             .map(|p| {
                 let st = p.state();
                 let up_since = match st {
-                    State::Starting { since, .. } | State::Running { since, .. } | State::Stopping { since, .. } => {
-                        Some(*since)
-                    }
+                    State::Starting { since, .. }
+                    | State::Running { since, .. }
+                    | State::Stopping { since, .. } => Some(*since),
                     _ => None,
                 };
                 ProcessStatus {
@@ -534,15 +634,27 @@ fn unreachable_restart() -> (Option<Input>, WaitFor) {
 }
 
 fn up_verdict(name: &Name, s: &State, p: Option<&Process>) -> Option<Result<Outcome, Error>> {
-    let fail = |reason: String| Some(Err(Error::StartFailed { name: name.clone(), reason }));
-    let last = p.and_then(|p| p.last_exit()).map(|e| format!("exited with {e}")).unwrap_or_else(|| "exited".into());
+    let fail = |reason: String| {
+        Some(Err(Error::StartFailed {
+            name: name.clone(),
+            reason,
+        }))
+    };
+    let last = p
+        .and_then(|p| p.last_exit())
+        .map(|e| format!("exited with {e}"))
+        .unwrap_or_else(|| "exited".into());
     match s {
         State::Running { .. } => Some(Ok(Outcome::Done)),
         State::Spawning { .. } | State::Starting { .. } => None,
-        State::Stopping { then: AfterStop::Start, .. } => None,
-        State::Stopping { .. } | State::Stopped | State::Removed => {
-            Some(Err(Error::Interrupted { name: name.clone(), reason: "stopped before it was running".into() }))
-        }
+        State::Stopping {
+            then: AfterStop::Start,
+            ..
+        } => None,
+        State::Stopping { .. } | State::Stopped | State::Removed => Some(Err(Error::Interrupted {
+            name: name.clone(),
+            reason: "stopped before it was running".into(),
+        })),
         State::Backoff { .. } => match p.and_then(|p| p.error()) {
             Some(e) => fail(format!("{e}; retrying")),
             None => fail(format!("{last} while starting; retrying")),
@@ -554,13 +666,23 @@ fn up_verdict(name: &Name, s: &State, p: Option<&Process>) -> Option<Result<Outc
 
 fn down_verdict(name: &Name, s: &State) -> Option<Result<Outcome, Error>> {
     match s {
-        State::Stopped | State::Exited | State::Fatal { .. } | State::Removed => Some(Ok(Outcome::Done)),
-        State::Stopping { then: AfterStop::Start, .. } => {
-            Some(Err(Error::Interrupted { name: name.clone(), reason: "restarted before it stopped".into() }))
+        State::Stopped | State::Exited | State::Fatal { .. } | State::Removed => {
+            Some(Ok(Outcome::Done))
         }
+        State::Stopping {
+            then: AfterStop::Start,
+            ..
+        } => Some(Err(Error::Interrupted {
+            name: name.clone(),
+            reason: "restarted before it stopped".into(),
+        })),
         State::Stopping { .. } => None,
-        State::Spawning { .. } | State::Starting { .. } | State::Running { .. } | State::Backoff { .. } => {
-            Some(Err(Error::Interrupted { name: name.clone(), reason: "started again before it stopped".into() }))
-        }
+        State::Spawning { .. }
+        | State::Starting { .. }
+        | State::Running { .. }
+        | State::Backoff { .. } => Some(Err(Error::Interrupted {
+            name: name.clone(),
+            reason: "started again before it stopped".into(),
+        })),
     }
 }

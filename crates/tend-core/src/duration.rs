@@ -8,7 +8,9 @@ use std::time::Duration;
 
 /// A string that is not a duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {why} (examples: \"100ms\", \"1s\", \"1.5s\", \"5m\", \"1h\")")]
+#[error(
+    "invalid duration {input:?}: {why} (examples: \"100ms\", \"1s\", \"1.5s\", \"5m\", \"1h\")"
+)]
 pub struct DurationError {
     /// What was given.
     pub input: String,
@@ -18,7 +20,10 @@ pub struct DurationError {
 
 /// Parses a duration such as `"1.5s"`; see the module docs.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |why| DurationError { input: input.to_string(), why };
+    let err = |why| DurationError {
+        input: input.to_string(),
+        why,
+    };
     let s = input.trim();
     if s.is_empty() {
         return Err(err("it is empty"));
@@ -52,16 +57,16 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// `1.5s`, `2m`, `1h`.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{}us", d.as_micros());
     }
     if ms == 0 {
         "0s".to_string()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms > 1000 {
         format!("{}s", d.as_secs_f64())
@@ -89,8 +94,12 @@ pub mod serde_str {
                 .as_f64()
                 .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e12)
                 .map(Duration::from_secs_f64)
-                .ok_or_else(|| serde::de::Error::custom("a duration must be a non-negative number of seconds")),
-            other => Err(serde::de::Error::custom(format!("expected a duration, found {other}"))),
+                .ok_or_else(|| {
+                    serde::de::Error::custom("a duration must be a non-negative number of seconds")
+                }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a duration, found {other}"
+            ))),
         }
     }
 }
@@ -139,7 +148,9 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for ms in [0, 1, 100, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000] {
+        for ms in [
+            0, 1, 100, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000,
+        ] {
             let d = Duration::from_millis(ms);
             assert_eq!(parse(&format(d)), Ok(d), "{ms}");
         }

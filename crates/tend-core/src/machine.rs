@@ -134,7 +134,11 @@ impl State {
     pub fn pid(&self) -> Option<u32> {
         match *self {
             State::Starting { pid, .. } | State::Running { pid, .. } => Some(pid),
-            State::Stopping { pid, leader_exit: None, .. } => Some(pid),
+            State::Stopping {
+                pid,
+                leader_exit: None,
+                ..
+            } => Some(pid),
             _ => None,
         }
     }
@@ -328,7 +332,11 @@ impl Process {
             Input::SpawnFailed(err) => self.on_spawn_failed(now, err, fx),
             Input::Exited { exit, group_alive } => self.on_exit(now, exit, group_alive, fx),
             Input::GroupEmpty => {
-                if let State::Stopping { leader_exit: Some(_), .. } = self.state {
+                if let State::Stopping {
+                    leader_exit: Some(_),
+                    ..
+                } = self.state
+                {
                     self.finish_stop(fx);
                 }
             }
@@ -357,17 +365,29 @@ impl Process {
                     *then = AfterStop::Start;
                 }
             }
-            State::Spawning { .. } | State::Starting { .. } | State::Running { .. } | State::Removed => {}
+            State::Spawning { .. }
+            | State::Starting { .. }
+            | State::Running { .. }
+            | State::Removed => {}
         }
     }
 
     fn on_stop(&mut self, now: Mono, after: AfterStop, fx: &mut Vec<Effect>) {
         match self.state {
             State::Starting { pid, since } | State::Running { pid, since } => {
-                fx.push(Effect::Kill { target: KillTarget::Group(pid), sig: self.spec.stop.signal });
+                fx.push(Effect::Kill {
+                    target: KillTarget::Group(pid),
+                    sig: self.spec.stop.signal,
+                });
                 self.cancel(TimerKind::StartSecs, fx);
                 self.arm(TimerKind::Kill, now + self.spec.stop.timeout, fx);
-                self.state = State::Stopping { pid, since, leader_exit: None, killed: false, then: after };
+                self.state = State::Stopping {
+                    pid,
+                    since,
+                    leader_exit: None,
+                    killed: false,
+                    then: after,
+                };
             }
             State::Stopping { ref mut then, .. } => {
                 // Remove wins over everything; a stop cancels a pending restart.
@@ -397,13 +417,18 @@ impl Process {
     }
 
     fn on_spawned(&mut self, now: Mono, pid: u32, fx: &mut Vec<Effect>) {
-        let State::Spawning { automatic } = self.state else { return };
+        let State::Spawning { automatic } = self.state else {
+            return;
+        };
         if automatic {
             self.restarts += 1;
         }
         self.last_start = Some(now);
         self.error = None;
-        fx.push(Effect::Publish(Event::Spawned { name: self.spec.name.clone(), pid }));
+        fx.push(Effect::Publish(Event::Spawned {
+            name: self.spec.name.clone(),
+            pid,
+        }));
         if self.spec.start_secs.is_zero() {
             self.become_running(pid, now);
         } else {
@@ -421,7 +446,9 @@ impl Process {
     }
 
     fn on_spawn_failed(&mut self, now: Mono, err: SpawnError, fx: &mut Vec<Effect>) {
-        let State::Spawning { .. } = self.state else { return };
+        let State::Spawning { .. } = self.state else {
+            return;
+        };
         fx.push(Effect::Publish(Event::SpawnFailed {
             name: self.spec.name.clone(),
             error: err.message.clone(),
@@ -450,12 +477,19 @@ impl Process {
                 if group_alive {
                     // The leader died on its own; what it left behind in its group
                     // would be orphans holding ports and files. Reap them now.
-                    fx.push(Effect::Kill { target: KillTarget::Group(pid), sig: Signal::KILL });
+                    fx.push(Effect::Kill {
+                        target: KillTarget::Group(pid),
+                        sig: Signal::KILL,
+                    });
                 }
                 let failed = !matches!(exit, ExitInfo::Code(c) if self.spec.is_success(c));
                 self.after_death(now, now.since(since), failed, was_starting, fx);
             }
-            State::Stopping { pid, ref mut leader_exit, .. } if leader_exit.is_none() => {
+            State::Stopping {
+                pid,
+                ref mut leader_exit,
+                ..
+            } if leader_exit.is_none() => {
                 *leader_exit = Some(exit);
                 self.last_exit = Some(exit);
                 fx.push(Effect::Publish(Event::Exited {
@@ -473,7 +507,14 @@ impl Process {
     }
 
     /// Decides what follows an unrequested death after a run of `ran`.
-    fn after_death(&mut self, now: Mono, ran: Duration, failed: bool, failed_start: bool, fx: &mut Vec<Effect>) {
+    fn after_death(
+        &mut self,
+        now: Mono,
+        ran: Duration,
+        failed: bool,
+        failed_start: bool,
+        fx: &mut Vec<Effect>,
+    ) {
         // A start that did not get past start_secs is retried whatever the
         // policy says (Supervisor: STARTING -> BACKOFF).
         let wants_restart = failed_start && !self.spec.start_secs.is_zero()
@@ -486,17 +527,28 @@ impl Process {
             self.state = State::Exited;
             return;
         }
-        let quick = ran < self.spec.backoff.min_uptime || (failed_start && !self.spec.start_secs.is_zero());
-        self.quick_deaths = if quick { self.quick_deaths.saturating_add(1) } else { 0 };
-        if let Some(limit) = self.spec.backoff.give_up_after {
-            if self.quick_deaths >= limit {
-                let last = match self.last_exit {
-                    Some(e) => format!(" (last: {e})"),
-                    None => String::new(),
-                };
-                self.give_up(format!("gave up after {} quick deaths in a row{last}", self.quick_deaths), fx);
-                return;
-            }
+        let quick =
+            ran < self.spec.backoff.min_uptime || (failed_start && !self.spec.start_secs.is_zero());
+        self.quick_deaths = if quick {
+            self.quick_deaths.saturating_add(1)
+        } else {
+            0
+        };
+        if let Some(limit) = self.spec.backoff.give_up_after
+            && self.quick_deaths >= limit
+        {
+            let last = match self.last_exit {
+                Some(e) => format!(" (last: {e})"),
+                None => String::new(),
+            };
+            self.give_up(
+                format!(
+                    "gave up after {} quick deaths in a row{last}",
+                    self.quick_deaths
+                ),
+                fx,
+            );
+            return;
         }
         match self.next_delay(ran, quick) {
             None => self.state = State::Exited,
@@ -557,7 +609,10 @@ impl Process {
     }
 
     fn give_up(&mut self, reason: String, fx: &mut Vec<Effect>) {
-        fx.push(Effect::Publish(Event::GaveUp { name: self.spec.name.clone(), reason: reason.clone() }));
+        fx.push(Effect::Publish(Event::GaveUp {
+            name: self.spec.name.clone(),
+            reason: reason.clone(),
+        }));
         self.state = State::Fatal { reason };
     }
 
@@ -571,8 +626,14 @@ impl Process {
             (TimerKind::Kill, State::Stopping { pid, killed, .. }) => {
                 *killed = true;
                 let pid = *pid;
-                fx.push(Effect::Kill { target: KillTarget::Group(pid), sig: Signal::KILL });
-                fx.push(Effect::Publish(Event::Killed { name: self.spec.name.clone(), pid }));
+                fx.push(Effect::Kill {
+                    target: KillTarget::Group(pid),
+                    sig: Signal::KILL,
+                });
+                fx.push(Effect::Publish(Event::Killed {
+                    name: self.spec.name.clone(),
+                    pid,
+                }));
             }
             _ => {}
         }
@@ -580,7 +641,9 @@ impl Process {
     }
 
     fn finish_stop(&mut self, fx: &mut Vec<Effect>) {
-        let State::Stopping { then, .. } = self.state else { return };
+        let State::Stopping { then, .. } = self.state else {
+            return;
+        };
         self.cancel(TimerKind::Kill, fx);
         self.state = State::Stopped;
         self.settle_stopped(then, fx);
@@ -588,7 +651,9 @@ impl Process {
 
     fn settle_stopped(&mut self, then: AfterStop, fx: &mut Vec<Effect>) {
         match then {
-            AfterStop::Stay => fx.push(Effect::Publish(Event::Stopped { name: self.spec.name.clone() })),
+            AfterStop::Stay => fx.push(Effect::Publish(Event::Stopped {
+                name: self.spec.name.clone(),
+            })),
             AfterStop::Start => self.on_start(fx),
             AfterStop::Remove => self.state = State::Removed,
         }
@@ -604,7 +669,10 @@ impl Process {
     fn arm(&mut self, kind: TimerKind, at: Mono, fx: &mut Vec<Effect>) {
         self.cancel(kind, fx);
         self.next_token += 1;
-        let id = TimerId { kind, token: self.next_token };
+        let id = TimerId {
+            kind,
+            token: self.next_token,
+        };
         self.armed.push(id);
         fx.push(Effect::ArmTimer { id, at });
     }

@@ -31,7 +31,10 @@ pub struct PatternError {
 impl Pattern {
     /// Parses one pattern.
     pub fn parse(s: &str) -> Result<Pattern, PatternError> {
-        let err = |why: String| PatternError { pattern: s.to_string(), why };
+        let err = |why: String| PatternError {
+            pattern: s.to_string(),
+            why,
+        };
         if s == "all" {
             return Ok(Pattern::All);
         }

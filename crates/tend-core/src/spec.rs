@@ -121,18 +121,20 @@ impl ProcessSpec {
                 return Err(SpecError::BadEnv(k.clone()));
             }
         }
-        if let Some(m) = self.umask {
-            if m > 0o777 {
-                return Err(SpecError::BadUmask(m));
-            }
+        if let Some(m) = self.umask
+            && m > 0o777
+        {
+            return Err(SpecError::BadUmask(m));
         }
-        if let BackoffMode::Doubling { initial, max } = self.backoff.mode {
-            if initial > max {
-                return Err(SpecError::Backoff("initial is larger than max".into()));
-            }
+        if let BackoffMode::Doubling { initial, max } = self.backoff.mode
+            && initial > max
+        {
+            return Err(SpecError::Backoff("initial is larger than max".into()));
         }
         if self.backoff.give_up_after == Some(0) {
-            return Err(SpecError::Backoff("give_up_after must be at least 1".into()));
+            return Err(SpecError::Backoff(
+                "give_up_after must be at least 1".into(),
+            ));
         }
         Ok(())
     }

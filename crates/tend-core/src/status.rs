@@ -41,7 +41,10 @@ impl StateName {
 
     /// Whether a process in this state has (or is about to have) a live pid.
     pub fn is_up(self) -> bool {
-        matches!(self, StateName::Starting | StateName::Running | StateName::Stopping)
+        matches!(
+            self,
+            StateName::Starting | StateName::Running | StateName::Stopping
+        )
     }
 }
 

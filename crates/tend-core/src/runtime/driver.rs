@@ -67,21 +67,34 @@ impl<L: Launcher> Driver<L> {
 
     /// Runs until a shutdown completes or every handle is dropped (which also
     /// stops every child).
-    pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut exits: mpsc::UnboundedReceiver<Reaped>) {
+    pub(crate) async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<Request>,
+        mut exits: mpsc::UnboundedReceiver<Reaped>,
+    ) {
         let mut requests_open = true;
         loop {
             if self.exiting && !self.core.any_up() && self.replies.is_empty() {
                 break;
             }
-            let deadline = self.timers.keys().next().map(|(at, _, _)| self.origin + at.0);
+            let deadline = self
+                .timers
+                .keys()
+                .next()
+                .map(|(at, _, _)| self.origin + at.0);
             tokio::select! {
                 biased;
                 Some(r) = exits.recv() => self.on_reaped(r),
                 req = requests.recv(), if requests_open => match req {
                     Some(req) => self.on_request(req),
                     None => {
+                        // Every handle is gone: nobody can stop the children
+                        // any more, so stop them now and end.
                         requests_open = false;
-                        self.begin_shutdown(None);
+                        if !self.exiting {
+                            self.exiting = true;
+                            self.begin_shutdown(None);
+                        }
                     }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
@@ -128,8 +141,12 @@ impl<L: Launcher> Driver<L> {
             Request::Remove(name, reply) => batch(self, Op::Remove, vec![name], Reply::Unit(reply)),
             Request::Start(names, reply) => batch(self, Op::Start, names, Reply::Results(reply)),
             Request::Stop(names, reply) => batch(self, Op::Stop, names, Reply::Results(reply)),
-            Request::Restart(names, reply) => batch(self, Op::Restart, names, Reply::Results(reply)),
-            Request::Signal(names, sig, reply) => batch(self, Op::Signal(sig), names, Reply::Results(reply)),
+            Request::Restart(names, reply) => {
+                batch(self, Op::Restart, names, Reply::Results(reply))
+            }
+            Request::Signal(names, sig, reply) => {
+                batch(self, Op::Signal(sig), names, Reply::Results(reply))
+            }
             Request::Resolve(patterns, reply) => {
                 let _ = reply.send(self.core.resolve(&patterns));
             }
@@ -201,7 +218,9 @@ impl<L: Launcher> Driver<L> {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 CoreEffect::Spawn(name) => {
-                    let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else { continue };
+                    let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else {
+                        continue;
+                    };
                     let result = self.launcher.spawn(spec);
                     let more = self.core.spawned(self.now(), &name, result);
                     for (i, m) in more.into_iter().enumerate() {
@@ -231,15 +250,16 @@ impl<L: Launcher> Driver<L> {
                         let _ = tx.send(results);
                     }
                     Some(Reply::Unit(tx)) => {
-                        let r = results.into_iter().next().map_or(Ok(()), |r| r.result.map(|_| ()));
+                        let r = results
+                            .into_iter()
+                            .next()
+                            .map_or(Ok(()), |r| r.result.map(|_| ()));
                         let _ = tx.send(r);
                     }
-                    Some(Reply::Shutdown(tx)) => {
-                        if let Some(tx) = tx {
-                            let _ = tx.send(());
-                        }
+                    Some(Reply::Shutdown(Some(tx))) => {
+                        let _ = tx.send(());
                     }
-                    None => {}
+                    Some(Reply::Shutdown(None)) | None => {}
                 },
             }
         }
@@ -253,26 +273,8 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// One line in the daemon's log per event worth telling.
+/// The library logs at debug level only: the program embedding it decides
+/// what its users see (the daemon logs every event itself, at info).
 fn log_event(ev: &Event) {
-    match ev {
-        Event::Spawned { name, pid } => tracing::info!(process = %name, pid, "spawned"),
-        Event::SpawnFailed { name, error } => tracing::error!(process = %name, %error, "spawn failed"),
-        Event::Exited { name, pid, exit, expected } => {
-            if *expected {
-                tracing::info!(process = %name, pid, %exit, "exited")
-            } else {
-                tracing::warn!(process = %name, pid, %exit, "exited unexpectedly")
-            }
-        }
-        Event::RestartScheduled { name, delay_ms } => {
-            tracing::info!(process = %name, delay_ms, "restart scheduled in {delay_ms} ms")
-        }
-        Event::GaveUp { name, reason } => tracing::error!(process = %name, %reason, "gave up"),
-        Event::Killed { name, pid } => tracing::warn!(process = %name, pid, "did not stop in time; sent SIGKILL to its group"),
-        Event::Stopped { name } => tracing::info!(process = %name, "stopped"),
-        Event::Added { name } => tracing::debug!(process = %name, "added"),
-        Event::Removed { name } => tracing::info!(process = %name, "removed"),
-        Event::StateChanged { name, from, to } => tracing::debug!(process = %name, %from, %to, "state"),
-    }
+    tracing::debug!(event = ?ev, "supervisor event");
 }

@@ -67,7 +67,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { event_capacity: 1024, request_capacity: 256 }
+        Options {
+            event_capacity: 1024,
+            request_capacity: 256,
+        }
     }
 }
 
@@ -85,7 +88,10 @@ impl Supervisor {
     /// `reap_all`: reap every child of this process (`waitpid(-1)`) and become a
     /// child subreaper, as the daemon does; otherwise reap only the children
     /// this supervisor spawned, so an embedding program keeps its own.
-    pub fn spawn(opts: Options, reap_all: bool) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+    pub fn spawn(
+        opts: Options,
+        reap_all: bool,
+    ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
         let (launcher, exits) = crate::unix::UnixLauncher::new(reap_all)?;
         Ok(Self::with_launcher(opts, launcher, exits))
     }
@@ -105,7 +111,10 @@ impl Supervisor {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| Error::ShuttingDown)?;
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
         rx.await.map_err(|_| Error::ShuttingDown)
     }
 
@@ -154,7 +163,11 @@ impl Supervisor {
     }
 
     /// Sends a signal to the main process of each.
-    pub async fn signal_many(&self, names: Vec<Name>, sig: Signal) -> Result<Vec<ActionResult>, Error> {
+    pub async fn signal_many(
+        &self,
+        names: Vec<Name>,
+        sig: Signal,
+    ) -> Result<Vec<ActionResult>, Error> {
         self.ask(|r| Request::Signal(names, sig, r)).await
     }
 
@@ -237,3 +250,6 @@ fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
         None => Err(Error::ShuttingDown),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::sim::*;
+use crate::Signal;
 use crate::core::Op;
 use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerKind;
@@ -11,7 +12,6 @@ use crate::runtime::Outcome;
 use crate::spec::{BackoffMode, ProcessSpec, RestartPolicy};
 use crate::status::{Event, ExitInfo, StateName};
 use crate::time::Mono;
-use crate::Signal;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])
@@ -28,7 +28,11 @@ fn crash_loop(sim: &mut Sim, name: &str, count: usize, run: Duration) -> Vec<u64
         sim.crash(name, ExitInfo::Code(1));
         let mut waited = Duration::ZERO;
         while sim.spawn_count(name) == spawned_before {
-            let next = sim.core.get(name).and_then(|p| p.retry_at()).expect("a restart is pending");
+            let next = sim
+                .core
+                .get(name)
+                .and_then(|p| p.retry_at())
+                .expect("a restart is pending");
             waited = next.since(died);
             sim.advance(next.since(sim.now));
         }
@@ -45,7 +49,10 @@ fn doubling_defaults_to_the_millisecond() {
     let gaps = crash_loop(&mut sim, "a", 14, ms(10));
     assert_eq!(
         gaps,
-        vec![1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000, 1_024_000, 2_048_000, 3_600_000, 3_600_000]
+        vec![
+            1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000, 1_024_000,
+            2_048_000, 3_600_000, 3_600_000
+        ]
     );
     assert_eq!(sim.core.get("a").unwrap().restarts(), 14);
     // One run of at least min_uptime (1 s): restarted at once, delay reset.
@@ -61,10 +68,16 @@ fn doubling_custom_initial_and_max() {
     let mut sim = Sim::new();
     sim.start_service();
     let mut s = spec("a");
-    s.backoff.mode = BackoffMode::Doubling { initial: ms(250), max: ms(1500) };
+    s.backoff.mode = BackoffMode::Doubling {
+        initial: ms(250),
+        max: ms(1500),
+    };
     s.backoff.min_uptime = ms(500);
     sim.add(s).unwrap();
-    assert_eq!(crash_loop(&mut sim, "a", 5, ms(100)), vec![250, 500, 1000, 1500, 1500]);
+    assert_eq!(
+        crash_loop(&mut sim, "a", 5, ms(100)),
+        vec![250, 500, 1000, 1500, 1500]
+    );
 }
 
 #[test]
@@ -75,7 +88,12 @@ fn schedule_mode_steps_then_repeats_the_last() {
     s.backoff.mode = BackoffMode::default_schedule();
     sim.add(s).unwrap();
     let gaps = crash_loop(&mut sim, "a", 9, ms(10));
-    assert_eq!(gaps, vec![100, 500, 1000, 30_000, 60_000, 300_000, 900_000, 900_000, 900_000]);
+    assert_eq!(
+        gaps,
+        vec![
+            100, 500, 1000, 30_000, 60_000, 300_000, 900_000, 900_000, 900_000
+        ]
+    );
 }
 
 #[test]
@@ -83,7 +101,10 @@ fn schedule_resets_after_a_long_run() {
     let mut sim = Sim::new();
     sim.start_service();
     let mut s = spec("a");
-    s.backoff.mode = BackoffMode::Schedule { steps: vec![ms(100), ms(500), secs(1)], reset_after: secs(60) };
+    s.backoff.mode = BackoffMode::Schedule {
+        steps: vec![ms(100), ms(500), secs(1)],
+        reset_after: secs(60),
+    };
     sim.add(s).unwrap();
     assert_eq!(crash_loop(&mut sim, "a", 3, secs(10)), vec![100, 500, 1000]);
     // 59.999 s is not long enough...
@@ -99,7 +120,10 @@ fn empty_schedule_or_zero_never_restarts() {
         let mut sim = Sim::new();
         sim.start_service();
         let mut s = spec("a");
-        s.backoff.mode = BackoffMode::Schedule { steps, reset_after: secs(1800) };
+        s.backoff.mode = BackoffMode::Schedule {
+            steps,
+            reset_after: secs(1800),
+        };
         sim.add(s).unwrap();
         sim.advance(secs(5));
         sim.crash("a", ExitInfo::Code(1));
@@ -114,7 +138,10 @@ fn schedule_zero_step_then_more_restarts_at_once() {
     let mut sim = Sim::new();
     sim.start_service();
     let mut s = spec("a");
-    s.backoff.mode = BackoffMode::Schedule { steps: vec![Duration::ZERO, secs(2)], reset_after: secs(1800) };
+    s.backoff.mode = BackoffMode::Schedule {
+        steps: vec![Duration::ZERO, secs(2)],
+        reset_after: secs(1800),
+    };
     sim.add(s).unwrap();
     sim.advance(ms(10));
     sim.crash("a", ExitInfo::Code(1));
@@ -137,12 +164,26 @@ fn give_up_after_quick_deaths_then_manual_start_clears() {
         assert_eq!(sim.state("a"), StateName::Fatal);
         assert_eq!(sim.spawn_count("a"), 3);
         let err = sim.core.get("a").unwrap().error().unwrap().to_string();
-        assert!(err.contains("3 quick deaths") && err.contains("exit code 7"), "{err}");
-        assert!(sim.events.iter().any(|(_, e)| matches!(e, Event::GaveUp { .. })));
+        assert!(
+            err.contains("3 quick deaths") && err.contains("exit code 7"),
+            "{err}"
+        );
+        assert!(
+            sim.events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::GaveUp { .. }))
+        );
         sim.advance(secs(7200));
-        assert_eq!(sim.spawn_count("a"), 3, "fatal is final until a user starts it");
+        assert_eq!(
+            sim.spawn_count("a"),
+            3,
+            "fatal is final until a user starts it"
+        );
         let b = sim.request(Op::Start, &["a"]);
-        assert_eq!(sim.results(b).unwrap(), vec![("a".into(), Ok(Outcome::Done))]);
+        assert_eq!(
+            sim.results(b).unwrap(),
+            vec![("a".into(), Ok(Outcome::Done))]
+        );
         assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
         assert_eq!(sim.core.get("a").unwrap().error(), None);
         // The count starts over: two more quick deaths are not enough.
@@ -173,7 +214,10 @@ fn user_stop_is_final_and_cancels_backoff() {
     sim.crash("a", ExitInfo::Code(1));
     assert_eq!(sim.state("a"), StateName::Backoff);
     let b = sim.request(Op::Stop, &["a"]);
-    assert_eq!(sim.results(b).unwrap(), vec![("a".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("a".into(), Ok(Outcome::Done))]
+    );
     assert_eq!(sim.state("a"), StateName::Stopped);
     assert!(!sim.armed("a", TimerKind::Restart));
     sim.advance(secs(7200));
@@ -196,7 +240,11 @@ fn restart_policies() {
         (RestartPolicy::OnFailure, ExitInfo::Code(0), false),
         (RestartPolicy::OnFailure, ExitInfo::Code(3), false), // 3 is declared a success below
         (RestartPolicy::OnFailure, ExitInfo::Code(1), true),
-        (RestartPolicy::OnFailure, ExitInfo::Signal(Signal::KILL), true),
+        (
+            RestartPolicy::OnFailure,
+            ExitInfo::Signal(Signal::KILL),
+            true,
+        ),
         (RestartPolicy::Never, ExitInfo::Code(1), false),
     ];
     for (policy, exit, restarts) in cases {
@@ -208,7 +256,11 @@ fn restart_policies() {
         sim.add(s).unwrap();
         sim.advance(secs(5));
         sim.crash("a", exit);
-        let want = if restarts { StateName::Running } else { StateName::Exited };
+        let want = if restarts {
+            StateName::Running
+        } else {
+            StateName::Exited
+        };
         assert_eq!(sim.state("a"), want, "{policy:?} {exit:?}");
         assert_eq!(sim.core.get("a").unwrap().last_exit(), Some(exit));
     }
@@ -227,7 +279,10 @@ fn start_secs_and_linear_backoff_like_supervisor() {
     sim.add(s).unwrap();
     assert_eq!(sim.state("a"), StateName::Starting);
     // Fails during starting: back-off 1 s, 2 s, 3 s, then fatal.
-    assert_eq!(crash_loop(&mut sim, "a", 3, ms(500)), vec![1000, 2000, 3000]);
+    assert_eq!(
+        crash_loop(&mut sim, "a", 3, ms(500)),
+        vec![1000, 2000, 3000]
+    );
     sim.advance(ms(500));
     sim.crash("a", ExitInfo::Code(1));
     assert_eq!(sim.state("a"), StateName::Fatal);
@@ -241,7 +296,11 @@ fn start_secs_and_linear_backoff_like_supervisor() {
     assert_eq!(sim.state("a"), StateName::Running);
     sim.advance(secs(5));
     sim.crash("a", ExitInfo::Code(1));
-    assert_eq!(sim.state("a"), StateName::Exited, "restart = never after a good start");
+    assert_eq!(
+        sim.state("a"),
+        StateName::Exited,
+        "restart = never after a good start"
+    );
 }
 
 #[test]
@@ -253,7 +312,10 @@ fn start_waits_for_start_secs_and_reports_failure() {
     let b = sim.request(Op::Start, &["a"]);
     assert!(sim.results(b).is_none(), "still starting");
     sim.advance(secs(2));
-    assert_eq!(sim.results(b).unwrap(), vec![("a".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("a".into(), Ok(Outcome::Done))]
+    );
 
     sim.request(Op::Stop, &["a"]);
     sim.advance(secs(1));
@@ -261,21 +323,43 @@ fn start_waits_for_start_secs_and_reports_failure() {
     sim.advance(secs(1));
     sim.crash("a", ExitInfo::Code(2));
     let r = sim.results(b).unwrap();
-    assert!(r[0].1.as_ref().unwrap_err().contains("exit code 2"), "{r:?}");
+    assert!(
+        r[0].1.as_ref().unwrap_err().contains("exit code 2"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn permanent_spawn_error_is_fatal_transient_backs_off() {
     let mut sim = Sim::new();
     sim.start_service();
-    sim.spawn_errors.insert(n("a"), SpawnError { message: "command \"nope\" not found on PATH".into(), permanent: true });
+    sim.spawn_errors.insert(
+        n("a"),
+        SpawnError {
+            message: "command \"nope\" not found on PATH".into(),
+            permanent: true,
+        },
+    );
     sim.add(spec("a")).unwrap();
     assert_eq!(sim.state("a"), StateName::Fatal);
-    assert!(sim.core.get("a").unwrap().error().unwrap().contains("not found"));
+    assert!(
+        sim.core
+            .get("a")
+            .unwrap()
+            .error()
+            .unwrap()
+            .contains("not found")
+    );
     sim.advance(secs(3600));
     assert_eq!(sim.state("a"), StateName::Fatal);
 
-    sim.spawn_errors.insert(n("b"), SpawnError { message: "EAGAIN".into(), permanent: false });
+    sim.spawn_errors.insert(
+        n("b"),
+        SpawnError {
+            message: "EAGAIN".into(),
+            permanent: false,
+        },
+    );
     sim.add(spec("b")).unwrap();
     assert_eq!(sim.state("b"), StateName::Backoff);
     let st = sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH);
@@ -298,14 +382,34 @@ fn stop_all_goes_in_reverse_priority_one_level_at_a_time() {
     }
     sim.start_service();
     let order: Vec<String> = sim.spawns.iter().map(|s| s.spec.name.to_string()).collect();
-    assert_eq!(order, ["db", "app", "web", "web2"], "lower priority starts first");
+    assert_eq!(
+        order,
+        ["db", "app", "web", "web2"],
+        "lower priority starts first"
+    );
     sim.advance(secs(10));
     let b = sim.shutdown();
     let termed = |sim: &Sim| -> Vec<u32> {
-        sim.kills.iter().filter(|k| k.2 == Signal::TERM).map(|k| match k.1 { KillTarget::Group(p) | KillTarget::Process(p) => p }).collect()
+        sim.kills
+            .iter()
+            .filter(|k| k.2 == Signal::TERM)
+            .map(|k| match k.1 {
+                KillTarget::Group(p) | KillTarget::Process(p) => p,
+            })
+            .collect()
     };
-    let pid_of = |sim: &Sim, name: &str| sim.spawns.iter().find(|s| s.spec.name.as_str() == name).unwrap().pid;
-    assert_eq!(termed(&sim), vec![pid_of(&sim, "web2"), pid_of(&sim, "web")], "reverse of start order");
+    let pid_of = |sim: &Sim, name: &str| {
+        sim.spawns
+            .iter()
+            .find(|s| s.spec.name.as_str() == name)
+            .unwrap()
+            .pid
+    };
+    assert_eq!(
+        termed(&sim),
+        vec![pid_of(&sim, "web2"), pid_of(&sim, "web")],
+        "reverse of start order"
+    );
     sim.advance(secs(1)); // web and web2 exit
     assert_eq!(termed(&sim).len(), 3);
     assert_eq!(termed(&sim)[2], pid_of(&sim, "app"));
@@ -320,7 +424,13 @@ fn stop_all_goes_in_reverse_priority_one_level_at_a_time() {
 #[test]
 fn stopping_waits_until_the_group_is_empty() {
     let mut sim = Sim::new();
-    sim.behaviour.insert(n("a"), Behaviour { term_delay: Some(secs(1)), lingering_group: true });
+    sim.behaviour.insert(
+        n("a"),
+        Behaviour {
+            term_delay: Some(secs(1)),
+            lingering_group: true,
+        },
+    );
     sim.start_service();
     sim.add(spec("a")).unwrap();
     sim.advance(secs(3));
@@ -330,20 +440,35 @@ fn stopping_waits_until_the_group_is_empty() {
     assert_eq!(sim.pid("a"), None);
     assert!(sim.results(b).is_none());
     sim.advance(secs(4)); // stop timeout: KILL the group
-    assert!(sim.kills.iter().any(|k| k.1 == KillTarget::Group(101) && k.2 == Signal::KILL));
+    assert!(
+        sim.kills
+            .iter()
+            .any(|k| k.1 == KillTarget::Group(101) && k.2 == Signal::KILL)
+    );
     assert_eq!(sim.state("a"), StateName::Stopped);
-    assert_eq!(sim.results(b).unwrap(), vec![("a".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("a".into(), Ok(Outcome::Done))]
+    );
 }
 
 #[test]
 fn leftovers_of_a_crashed_leader_are_killed() {
     let mut sim = Sim::new();
-    sim.behaviour.insert(n("a"), Behaviour { term_delay: Some(secs(1)), lingering_group: true });
+    sim.behaviour.insert(
+        n("a"),
+        Behaviour {
+            term_delay: Some(secs(1)),
+            lingering_group: true,
+        },
+    );
     sim.start_service();
     sim.add(spec("a")).unwrap();
     sim.advance(secs(3));
     sim.crash("a", ExitInfo::Code(1));
-    assert!(sim.kills.iter().any(|k| k.0 == Mono::from_secs(3) && k.1 == KillTarget::Group(101) && k.2 == Signal::KILL));
+    assert!(sim.kills.iter().any(|k| k.0 == Mono::from_secs(3)
+        && k.1 == KillTarget::Group(101)
+        && k.2 == Signal::KILL));
 }
 
 #[test]
@@ -357,7 +482,10 @@ fn restart_while_stopping_and_stop_while_restarting() {
     sim.advance(secs(1));
     assert_eq!(sim.state("a"), StateName::Running);
     assert_eq!(sim.spawn_count("a"), 2);
-    assert!(sim.results(stop).unwrap()[0].1.is_err(), "the stop was superseded");
+    assert!(
+        sim.results(stop).unwrap()[0].1.is_err(),
+        "the stop was superseded"
+    );
     assert_eq!(sim.results(start).unwrap()[0].1, Ok(Outcome::Done));
     // A stop during a restart wins: no new spawn.
     sim.request(Op::Restart, &["a"]);
@@ -384,17 +512,35 @@ fn signal_goes_to_the_main_pid_only_when_up() {
 #[test]
 fn resolve_patterns_in_priority_order() {
     let mut sim = Sim::new();
-    for (name, prio, group) in [("web-1", 5, "front"), ("web-2", 5, "front"), ("db", 1, "db")] {
+    for (name, prio, group) in [
+        ("web-1", 5, "front"),
+        ("web-2", 5, "front"),
+        ("db", 1, "db"),
+    ] {
         let mut s = spec(name);
         s.priority = prio;
         s.group = n(group);
         sim.add(s).unwrap();
     }
-    let r = |p: &[&str]| sim.core.resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let r = |p: &[&str]| {
+        sim.core
+            .resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
     let names = |v: Vec<crate::Name>| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>();
     assert_eq!(names(r(&["all"]).unwrap()), ["db", "web-1", "web-2"]);
     assert_eq!(names(r(&["front:*"]).unwrap()), ["web-1", "web-2"]);
-    assert_eq!(names(r(&["web-*", "db", "web-1"]).unwrap()), ["db", "web-1", "web-2"]);
-    assert_eq!(r(&["nope"]).unwrap_err().to_string(), "no such process: nope");
-    assert!(r(&["zz*"]).unwrap_err().to_string().contains("no process matches"));
+    assert_eq!(
+        names(r(&["web-*", "db", "web-1"]).unwrap()),
+        ["db", "web-1", "web-2"]
+    );
+    assert_eq!(
+        r(&["nope"]).unwrap_err().to_string(),
+        "no such process: nope"
+    );
+    assert!(
+        r(&["zz*"])
+            .unwrap_err()
+            .to_string()
+            .contains("no process matches")
+    );
 }

@@ -81,13 +81,13 @@ proptest! {
                     spawns_when_held.insert(NAMES[i], sim.spawn_count(NAMES[i]));
                 }
                 Step::Crash(i, code) => {
-                    if let Some(p) = sim.core.get(NAMES[i]) {
-                        if let (Some(_), Some(start)) = (p.state().pid(), p.last_start()) {
-                            if sim.now.since(start) >= p.spec().backoff.min_uptime {
-                                last_delay.remove(NAMES[i]);
-                            }
-                            sim.crash(NAMES[i], ExitInfo::Code(code));
+                    if let Some(p) = sim.core.get(NAMES[i])
+                        && let (Some(_), Some(start)) = (p.state().pid(), p.last_start())
+                    {
+                        if sim.now.since(start) >= p.spec().backoff.min_uptime {
+                            last_delay.remove(NAMES[i]);
                         }
+                        sim.crash(NAMES[i], ExitInfo::Code(code));
                     }
                 }
                 Step::Advance(d) => sim.advance(Duration::from_millis(d)),
@@ -99,11 +99,11 @@ proptest! {
                 }
             }
             for (_, ev) in &sim.events[seen_events..] {
-                if let Event::RestartScheduled { name, delay_ms } = ev {
-                    if !schedule || *delay_ms < 30_000 {
-                        let prev = last_delay.insert(name.to_string(), *delay_ms).unwrap_or(0);
-                        prop_assert!(*delay_ms >= prev, "{} back-off shrank from {} to {}", name, prev, delay_ms);
-                    }
+                if let Event::RestartScheduled { name, delay_ms } = ev
+                    && (!schedule || *delay_ms < 30_000)
+                {
+                    let prev = last_delay.insert(name.to_string(), *delay_ms).unwrap_or(0);
+                    prop_assert!(*delay_ms >= prev, "{} back-off shrank from {} to {}", name, prev, delay_ms);
                 }
             }
             seen_events = sim.events.len();

@@ -23,7 +23,10 @@ pub struct Behaviour {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Behaviour { term_delay: Some(Duration::from_secs(1)), lingering_group: false }
+        Behaviour {
+            term_delay: Some(Duration::from_secs(1)),
+            lingering_group: false,
+        }
     }
 }
 
@@ -69,7 +72,10 @@ pub fn n(s: &str) -> Name {
 pub fn twisted_spec(name: &str) -> ProcessSpec {
     let mut s = ProcessSpec::new(n(name), vec!["arg1".into(), "arg2".into()]);
     s.backoff = Backoff {
-        mode: BackoffMode::Doubling { initial: Duration::from_secs(2), max: Duration::from_secs(10) },
+        mode: BackoffMode::Doubling {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(10),
+        },
         min_uptime: Duration::from_secs(10),
         give_up_after: None,
     };
@@ -128,7 +134,9 @@ impl Sim {
 
     pub fn request(&mut self, op: Op, names: &[&str]) -> BatchId {
         let b = self.batch();
-        let fx = self.core.request(self.now, b, op, names.iter().map(|s| n(s)).collect());
+        let fx = self
+            .core
+            .request(self.now, b, op, names.iter().map(|s| n(s)).collect());
         self.run(fx);
         b
     }
@@ -137,7 +145,12 @@ impl Sim {
     pub fn results(&self, b: BatchId) -> Option<Vec<(String, Result<crate::Outcome, String>)>> {
         self.done.get(&b).map(|v| {
             v.iter()
-                .map(|r| (r.name.to_string(), r.result.clone().map_err(|e| e.to_string())))
+                .map(|r| {
+                    (
+                        r.name.to_string(),
+                        r.result.clone().map_err(|e| e.to_string()),
+                    )
+                })
                 .collect()
         })
     }
@@ -157,26 +170,41 @@ impl Sim {
     }
 
     pub fn state(&self, name: &str) -> StateName {
-        self.core.get(name).map(|p| p.state().name()).unwrap_or(StateName::Stopped)
+        self.core
+            .get(name)
+            .map(|p| p.state().name())
+            .unwrap_or(StateName::Stopped)
     }
 
     pub fn spawn_count(&self, name: &str) -> usize {
-        self.spawns.iter().filter(|s| s.spec.name.as_str() == name).count()
+        self.spawns
+            .iter()
+            .filter(|s| s.spec.name.as_str() == name)
+            .count()
     }
 
     pub fn last_spawn_at(&self, name: &str) -> Option<Mono> {
-        self.spawns.iter().rev().find(|s| s.spec.name.as_str() == name).map(|s| s.at)
+        self.spawns
+            .iter()
+            .rev()
+            .find(|s| s.spec.name.as_str() == name)
+            .map(|s| s.at)
     }
 
     pub fn live_pids_of(&self, name: &str) -> usize {
-        self.procs.values().filter(|p| p.name.as_str() == name && p.alive).count()
+        self.procs
+            .values()
+            .filter(|p| p.name.as_str() == name && p.alive)
+            .count()
     }
 
     pub fn restart_delays(&self, name: &str) -> Vec<u64> {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::RestartScheduled { name: nm, delay_ms } if nm.as_str() == name => Some(*delay_ms),
+                Event::RestartScheduled { name: nm, delay_ms } if nm.as_str() == name => {
+                    Some(*delay_ms)
+                }
                 _ => None,
             })
             .collect()
@@ -234,7 +262,9 @@ impl Sim {
     }
 
     pub fn armed(&self, name: &str, kind: crate::machine::TimerKind) -> bool {
-        self.timer_index.keys().any(|(nm, id)| nm.as_str() == name && id.kind == kind)
+        self.timer_index
+            .keys()
+            .any(|(nm, id)| nm.as_str() == name && id.kind == kind)
     }
 
     fn run(&mut self, fx: Vec<CoreEffect>) {
@@ -242,15 +272,32 @@ impl Sim {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 CoreEffect::Spawn(name) => {
-                    let spec = self.core.get(name.as_str()).expect("spawn of unknown").spec().clone();
+                    let spec = self
+                        .core
+                        .get(name.as_str())
+                        .expect("spawn of unknown")
+                        .spec()
+                        .clone();
                     let result = match self.spawn_errors.get(&name) {
                         Some(e) => Err(e.clone()),
                         None => {
                             self.next_pid += 1;
                             let pid = self.next_pid;
                             let behaviour = self.behaviour.get(&name).copied().unwrap_or_default();
-                            self.procs.insert(pid, FakeProc { name: name.clone(), alive: true, group_alive: true, behaviour });
-                            self.spawns.push(SpawnRecord { at: self.now, pid, spec });
+                            self.procs.insert(
+                                pid,
+                                FakeProc {
+                                    name: name.clone(),
+                                    alive: true,
+                                    group_alive: true,
+                                    behaviour,
+                                },
+                            );
+                            self.spawns.push(SpawnRecord {
+                                at: self.now,
+                                pid,
+                                spec,
+                            });
                             Ok(pid)
                         }
                     };
@@ -264,25 +311,29 @@ impl Sim {
                     let pid = match target {
                         KillTarget::Process(p) | KillTarget::Group(p) => p,
                     };
-                    let Some(p) = self.procs.get_mut(&pid) else { continue };
+                    let Some(p) = self.procs.get_mut(&pid) else {
+                        continue;
+                    };
                     if sig == Signal::KILL {
                         if matches!(target, KillTarget::Group(_)) {
                             p.group_alive = false;
                         }
                         if p.alive {
                             let s = self.seq();
-                            self.exits.insert((self.now, s), (pid, ExitInfo::Signal(Signal::KILL)));
+                            self.exits
+                                .insert((self.now, s), (pid, ExitInfo::Signal(Signal::KILL)));
                         } else if matches!(target, KillTarget::Group(_)) {
                             // Only lingering members were left: the group empties.
                             let name = p.name.clone();
                             let fx = self.core.group_empty(self.now, &name);
                             queue.extend(fx);
                         }
-                    } else if p.alive {
-                        if let Some(d) = p.behaviour.term_delay {
-                            let s = self.seq();
-                            self.exits.insert((self.now + d, s), (pid, ExitInfo::Code(0)));
-                        }
+                    } else if p.alive
+                        && let Some(d) = p.behaviour.term_delay
+                    {
+                        let s = self.seq();
+                        self.exits
+                            .insert((self.now + d, s), (pid, ExitInfo::Code(0)));
                     }
                 }
                 CoreEffect::ArmTimer { name, id, at } => {

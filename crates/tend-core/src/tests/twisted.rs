@@ -5,13 +5,13 @@
 //! Items 18 to 21 (output lines) belong to the log pipeline and are tested there.
 
 use super::sim::*;
+use crate::Error;
 use crate::core::Op;
 use crate::machine::TimerKind;
 use crate::runtime::Outcome;
 use crate::spec::ProcessSpec;
 use crate::status::{ExitInfo, StateName};
 use crate::time::Mono;
-use crate::Error;
 
 fn running_sim(names: &[&str]) -> Sim {
     let mut sim = Sim::new();
@@ -30,7 +30,12 @@ fn t01_t02_debug_shows_identity() {
     s.user = Some("1".into());
     s.unix_group = Some("2".into());
     let d = format!("{s:?}");
-    assert!(d.contains("\"foo\"") && d.contains("arg1") && d.contains("Some(\"1\")") && d.contains("Some(\"2\")"));
+    assert!(
+        d.contains("\"foo\"")
+            && d.contains("arg1")
+            && d.contains("Some(\"1\")")
+            && d.contains("Some(\"2\")")
+    );
     let d = format!("{:?}", twisted_spec("foo"));
     assert!(d.contains("user: None"));
 }
@@ -78,7 +83,10 @@ fn t07_env_reaches_the_spawn() {
     let mut s = twisted_spec("foo");
     s.env.insert("KEY".into(), "value".into());
     sim.add(s).unwrap();
-    assert_eq!(sim.spawns[0].spec.env.get("KEY").map(String::as_str), Some("value"));
+    assert_eq!(
+        sim.spawns[0].spec.env.get("KEY").map(String::as_str),
+        Some("value")
+    );
     assert_eq!(sim.spawns[0].spec.env.len(), 1);
 }
 
@@ -89,7 +97,10 @@ fn t08_cwd_reaches_the_spawn() {
     let mut s = twisted_spec("foo");
     s.cwd = Some("/mnt/lala".into());
     sim.add(s).unwrap();
-    assert_eq!(sim.spawns[0].spec.cwd.as_deref(), Some(std::path::Path::new("/mnt/lala")));
+    assert_eq!(
+        sim.spawns[0].spec.cwd.as_deref(),
+        Some(std::path::Path::new("/mnt/lala"))
+    );
 }
 
 /// Item 9: removing a started process unregisters it (once it has stopped).
@@ -100,7 +111,10 @@ fn t09_remove_unregisters() {
     let b = sim.request(Op::Remove, &["foo"]);
     sim.advance(secs(1)); // DummyProcess exits 1 s after TERM
     assert_eq!(sim.core.processes().count(), 0);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::Done))]
+    );
     sim.advance(secs(100));
     assert_eq!(sim.spawn_count("foo"), 1, "never restarted after removal");
 }
@@ -110,7 +124,10 @@ fn t09_remove_unregisters() {
 fn t10_remove_unknown() {
     let mut sim = running_sim(&[]);
     let b = sim.request(Op::Remove, &["foo"]);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Err("no such process: foo".into()))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Err("no such process: foo".into()))]
+    );
 }
 
 /// Item 11: starting a process works even when the service is not started.
@@ -121,7 +138,10 @@ fn t11_start_without_service() {
     let b = sim.request(Op::Start, &["foo"]);
     assert_eq!(sim.spawn_count("foo"), 1);
     assert_eq!(sim.core.get("foo").unwrap().last_start(), Some(Mono::ZERO));
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::Done))]
+    );
 }
 
 /// Item 12: starting a running process does nothing and is not an error.
@@ -129,7 +149,10 @@ fn t11_start_without_service() {
 fn t12_start_running_is_a_noop() {
     let mut sim = running_sim(&["foo"]);
     let b = sim.request(Op::Start, &["foo"]);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::AlreadyRunning))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::AlreadyRunning))]
+    );
     assert_eq!(sim.spawn_count("foo"), 1);
 }
 
@@ -138,7 +161,7 @@ fn t12_start_running_is_a_noop() {
 fn t13_start_unknown() {
     let mut sim = running_sim(&[]);
     let b = sim.request(Op::Start, &["foo"]);
-    assert!(matches!(sim.results(b).unwrap()[0].1, Err(_)));
+    assert!(sim.results(b).unwrap()[0].1.is_err());
 }
 
 /// Item 14: a graceful restart. Twisted's `stopProcess` lets the monitor
@@ -150,7 +173,10 @@ fn t14_restart_after_term() {
     assert_eq!(sim.last_spawn_at("foo"), Some(Mono::ZERO));
     sim.advance(secs(10));
     sim.request(Op::Restart, &["foo"]);
-    assert_eq!(sim.kills.last().map(|k| (k.0, k.2)), Some((Mono::from_secs(10), crate::Signal::TERM)));
+    assert_eq!(
+        sim.kills.last().map(|k| (k.0, k.2)),
+        Some((Mono::from_secs(10), crate::Signal::TERM))
+    );
     sim.advance(secs(1));
     assert_eq!(sim.spawn_count("foo"), 2);
     assert_eq!(sim.last_spawn_at("foo"), Some(Mono::from_secs(11)));
@@ -162,8 +188,16 @@ fn t14_restart_after_term() {
 fn t15_forced_kill_then_restart() {
     let mut sim = running_sim(&["foo"]);
     sim.advance(secs(10));
-    sim.behaviour.insert(n("foo"), Behaviour { term_delay: Some(secs(6)), ..Default::default() });
-    sim.procs.values_mut().for_each(|p| p.behaviour.term_delay = Some(secs(6)));
+    sim.behaviour.insert(
+        n("foo"),
+        Behaviour {
+            term_delay: Some(secs(6)),
+            ..Default::default()
+        },
+    );
+    sim.procs
+        .values_mut()
+        .for_each(|p| p.behaviour.term_delay = Some(secs(6)));
     sim.request(Op::Restart, &["foo"]);
     sim.advance(secs(4));
     assert_eq!(sim.spawn_count("foo"), 1, "t=14: not yet restarted");
@@ -171,7 +205,11 @@ fn t15_forced_kill_then_restart() {
     sim.advance(secs(0));
     assert_eq!(sim.spawn_count("foo"), 2);
     assert_eq!(sim.last_spawn_at("foo"), Some(Mono::from_secs(15)));
-    assert!(sim.kills.iter().any(|k| k.0 == Mono::from_secs(15) && k.2 == crate::Signal::KILL));
+    assert!(
+        sim.kills
+            .iter()
+            .any(|k| k.0 == Mono::from_secs(15) && k.2 == crate::Signal::KILL)
+    );
 }
 
 /// Item 16: stopping an unknown name is an error.
@@ -179,7 +217,10 @@ fn t15_forced_kill_then_restart() {
 fn t16_stop_unknown() {
     let mut sim = running_sim(&[]);
     let b = sim.request(Op::Stop, &["foo"]);
-    assert_eq!(sim.results(b).unwrap()[0].1, Err("no such process: foo".into()));
+    assert_eq!(
+        sim.results(b).unwrap()[0].1,
+        Err("no such process: foo".into())
+    );
 }
 
 /// Item 17: stopping a registered process that is not running is not an error.
@@ -188,7 +229,10 @@ fn t17_stop_not_running() {
     let mut sim = Sim::new();
     sim.add(twisted_spec("foo")).unwrap();
     let b = sim.request(Op::Stop, &["foo"]);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::AlreadyStopped))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::AlreadyStopped))]
+    );
 }
 
 /// Item 22: a death after exactly `min_uptime` (10 s) is not quick: the
@@ -238,7 +282,10 @@ fn t24_killed_from_outside_backs_off() {
 fn t25_delay_clamped_to_max() {
     let mut sim = running_sim(&[]);
     let mut s = twisted_spec("foo");
-    s.backoff.mode = crate::BackoffMode::Doubling { initial: secs(2), max: secs(3) };
+    s.backoff.mode = crate::BackoffMode::Doubling {
+        initial: secs(2),
+        max: secs(3),
+    };
     sim.add(s).unwrap();
     assert_eq!(sim.core.get("foo").unwrap().current_delay(), Some(secs(2)));
     sim.advance(secs(9));
@@ -296,8 +343,15 @@ fn t29_restart_all_one_process() {
     sim.advance(secs(1));
     assert_eq!(sim.spawn_count("foo"), 2);
     assert_eq!(sim.live_pids_of("foo"), 1);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::Done))]);
-    assert_eq!(sim.core.get("foo").unwrap().restarts(), 0, "a user's restart is not an automatic restart");
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::Done))]
+    );
+    assert_eq!(
+        sim.core.get("foo").unwrap().restarts(),
+        0,
+        "a user's restart is not an automatic restart"
+    );
 }
 
 /// Item 30: stopping the service cancels a pending restart.
@@ -321,12 +375,18 @@ fn t31_stop_service_cleans_up_scheduled_restart() {
     sim.start_service();
     let mut s = twisted_spec("foo");
     s.backoff.min_uptime = secs(5);
-    s.backoff.mode = crate::BackoffMode::Doubling { initial: secs(5), max: secs(10) };
+    s.backoff.mode = crate::BackoffMode::Doubling {
+        initial: secs(5),
+        max: secs(10),
+    };
     sim.add(s).unwrap();
     sim.advance(secs(1));
     sim.advance(secs(1));
     sim.crash("foo", ExitInfo::Code(0));
-    assert_eq!(sim.core.get("foo").unwrap().retry_at(), Some(Mono::from_secs(7)));
+    assert_eq!(
+        sim.core.get("foo").unwrap().retry_at(),
+        Some(Mono::from_secs(7))
+    );
     sim.shutdown();
     sim.advance(secs(6));
     assert_eq!(sim.spawn_count("foo"), 1);
@@ -342,7 +402,10 @@ fn twisted_6611_remove_cancels_pending_restart() {
     sim.crash("foo", ExitInfo::Code(1));
     assert_eq!(sim.state("foo"), StateName::Backoff);
     let b = sim.request(Op::Remove, &["foo"]);
-    assert_eq!(sim.results(b).unwrap(), vec![("foo".into(), Ok(Outcome::Done))]);
+    assert_eq!(
+        sim.results(b).unwrap(),
+        vec![("foo".into(), Ok(Outcome::Done))]
+    );
     assert!(sim.core.get("foo").is_none());
     sim.advance(secs(3600));
     assert_eq!(sim.spawn_count("foo"), 1);
