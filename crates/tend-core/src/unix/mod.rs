@@ -1,0 +1,177 @@
+//! The Unix layer: spawn, signal, reap.
+//!
+//! [`UnixLauncher`] is the real [`Launcher`]. It has two halves that share one
+//! small piece of state:
+//!
+//! - **spawn** (`spawn.rs`, credentials in `creds.rs`): everything that can be
+//!   decided in the parent (the program's path, the working directory, the
+//!   user's uid, gid and supplementary groups) is resolved there, so a bad spec
+//!   fails with a clear, *permanent* [`SpawnError`] instead of a child that dies
+//!   with an errno. Then `std::process::Command` forks, and a `pre_exec` closure
+//!   finishes the child's setup with async-signal-safe syscalls only (the order
+//!   and its reasons are documented in `spawn.rs`).
+//! - **the reaper** (`reaper.rs`): the only code in tend that waits for
+//!   children. It wakes on SIGCHLD and nothing else, and sends every
+//!   [`Reaped`] on an unbounded channel that the driver awaits.
+//!
+//! # Two reaping modes
+//!
+//! - `reap_all = true` (the daemon): tend becomes a child subreaper, so orphaned
+//!   grandchildren are re-parented to it, and reaps *every* child with
+//!   `waitpid(-1)`. Pids it did not spawn are still reported: the driver uses
+//!   them as a cue to re-check process groups.
+//! - `reap_all = false` (embedded in someone else's program): only the pids
+//!   this launcher spawned are reaped, one `waitpid(pid)` each, so the embedding
+//!   program's own children are left alone. Should that program reap one of
+//!   ours anyway (its own `waitpid(-1)`, or SIGCHLD set to `SIG_IGN`), the
+//!   exit status is lost and the child is reported with code `-1`, which no
+//!   real exit has, so the driver still learns that it is gone.
+//!
+//! # The spawn lock
+//!
+//! The launcher holds the shared lock from just before the fork until the new
+//! pid is recorded, and the reaper holds it for each drain pass. That closes
+//! two races on a multi-threaded runtime: a child that exits before its pid is
+//! recorded would otherwise be missed by the own-children reaper forever; and
+//! std reaps a child whose `exec` failed itself, inside `Command::spawn`, and
+//! panics if `waitpid(-1)` got there first. On the daemon's current-thread
+//! runtime the lock is never contended.
+//!
+//! # Threads and `PR_SET_PDEATHSIG`
+//!
+//! Children are spawned from the thread that runs the driver, and the kernel
+//! sends a child its parent-death signal when the *forking thread* exits, not
+//! the process. The daemon runs a current-thread runtime on its main thread, so
+//! that is process exit. An embedder on a multi-threaded runtime is fine too
+//! (tokio's worker threads live as long as the runtime), but must never drive
+//! the supervisor from `spawn_blocking`, whose threads exit when idle.
+
+mod creds;
+mod reaper;
+mod spawn;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError};
+use crate::signal::Signal;
+use crate::spec::ProcessSpec;
+
+/// State shared by the launcher and its reaper; see "The spawn lock" above.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Pids spawned and not reaped yet (own-children mode only).
+    own: HashSet<u32>,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+/// Locks the shared state. A poisoned lock only means some thread panicked
+/// while holding it; the set itself is always consistent, so keep going.
+fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The real [`Launcher`]: forks and execs with `std::process::Command`, signals
+/// with `kill(2)`, and feeds a reaper task (see the [module docs](self)).
+#[derive(Debug)]
+pub struct UnixLauncher {
+    reap_all: bool,
+    shared: SharedState,
+}
+
+impl UnixLauncher {
+    /// Creates the launcher and starts its reaper on the current tokio runtime.
+    ///
+    /// The SIGCHLD listener is installed before this returns, so no exit can be
+    /// missed. With `reap_all`, the process also becomes a child subreaper and
+    /// the reaper waits for every child (see the [module docs](self)).
+    ///
+    /// Returns the receiver of reaped children; the reaper task ends when it is
+    /// dropped. Fails outside a tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Inside a runtime built without `enable_io` (tokio panics when asked for
+    /// a signal listener there); `#[tokio::main]` and `enable_all` are fine.
+    pub fn new(reap_all: bool) -> io::Result<(UnixLauncher, mpsc::UnboundedReceiver<Reaped>)> {
+        let shared = SharedState::default();
+        let exits = reaper::start(reap_all, shared.clone())?;
+        Ok((UnixLauncher { reap_all, shared }, exits))
+    }
+}
+
+impl Launcher for UnixLauncher {
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<u32, SpawnError> {
+        let mut command = spawn::prepare(spec)?;
+        let mut shared = lock(&self.shared);
+        let pid = spawn::run(&mut command, spec)?;
+        if !self.reap_all {
+            shared.own.insert(pid);
+        }
+        Ok(pid)
+    }
+
+    fn kill(&mut self, target: KillTarget, sig: Signal) -> io::Result<()> {
+        let raw = match target {
+            KillTarget::Process(pid) => checked_pid(pid)?,
+            KillTarget::Group(pgid) => -checked_pid(pgid)?,
+        };
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        if unsafe { libc::kill(raw, sig.number()) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ESRCH) => Ok(()),
+            _ => {
+                let what = match target {
+                    KillTarget::Process(pid) => format!("process {pid}"),
+                    KillTarget::Group(pgid) => format!("process group {pgid}"),
+                };
+                Err(io::Error::new(
+                    err.kind(),
+                    format!("cannot send SIG{sig} to {what}: {err}"),
+                ))
+            }
+        }
+    }
+
+    fn group_alive(&mut self, pgid: u32) -> bool {
+        let Ok(pgid) = checked_pid(pgid) else {
+            return false;
+        };
+        // SAFETY: kill(2) with signal 0 only checks for existence and permission.
+        if unsafe { libc::kill(-pgid, 0) } == 0 {
+            return true;
+        }
+        // EPERM: members exist but belong to someone else (a child that
+        // switched users); they are still alive.
+        io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+
+    fn forget(&mut self, pid: u32) {
+        lock(&self.shared).own.remove(&pid);
+    }
+}
+
+/// A pid that `kill(2)` reads as exactly one process or group. 0 and anything
+/// that does not fit a positive `pid_t` would address our own process group or
+/// every process we may signal, so they are refused.
+fn checked_pid(pid: u32) -> io::Result<libc::pid_t> {
+    match libc::pid_t::try_from(pid) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal invalid pid {pid}"),
+        )),
+    }
+}

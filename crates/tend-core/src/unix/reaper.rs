@@ -1,0 +1,210 @@
+//! The reaper: the only code in tend that waits for children.
+//!
+//! Any other `wait*` would steal exit statuses from it (clippy.toml bans the
+//! usual ways). It is a tokio task that sleeps on SIGCHLD and nothing else, and
+//! on each one drains every child that has exited:
+//!
+//! - `reap_all`: `waitpid(-1, WNOHANG)` until nothing is left, after becoming a
+//!   child subreaper so orphaned grandchildren come to us too. Pids the driver
+//!   did not spawn are sent as well; it uses them as a cue to re-check groups.
+//! - own children only: `waitpid(pid, WNOHANG)` for each pid the launcher
+//!   recorded, so an embedding program's other children are left alone.
+//!
+//! SIGCHLDs coalesce (several exits can raise one signal), which is why every
+//! wake-up drains rather than reaping one child. The listener is installed
+//! before the first drain pass, so a child that exits at any time is either
+//! seen by that pass or raises a signal the task has not consumed yet.
+//!
+//! Statuses are converted without nix's `WaitStatus`, which cannot represent a
+//! death by a real-time signal and would lose that exit.
+
+use std::io;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::{SharedState, lock};
+use crate::launcher::Reaped;
+use crate::signal::Signal;
+use crate::status::ExitInfo;
+
+/// The exit reported for one of our children that vanished without us reaping
+/// it (the embedding program waited for it, or set SIGCHLD to `SIG_IGN`). Real
+/// exit codes are 0..=255, so this cannot be mistaken for one, and the driver
+/// still learns the process is gone.
+const UNKNOWN_EXIT: ExitInfo = ExitInfo::Code(-1);
+
+/// Installs the SIGCHLD listener (and, with `reap_all`, makes this process a
+/// child subreaper), then spawns the reaper task on the current runtime.
+pub(super) fn start(
+    reap_all: bool,
+    shared: SharedState,
+) -> io::Result<mpsc::UnboundedReceiver<Reaped>> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+        io::Error::other(format!(
+            "the Unix launcher must be created inside a tokio runtime: {e}"
+        ))
+    })?;
+    if reap_all {
+        // Without it, orphans go to init and their groups still empty out; we
+        // only lose the chance to reap them ourselves. Not worth failing for.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!("cannot become a child subreaper, orphans will be reaped by init: {e}");
+        }
+    }
+    let mut sigchld = signal(SignalKind::child())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    runtime.spawn(async move {
+        loop {
+            if !drain(reap_all, &shared, &tx) {
+                return;
+            }
+            tokio::select! {
+                got = sigchld.recv() => if got.is_none() { return },
+                () = tx.closed() => return,
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Reaps every child that has exited. Returns false once the receiver is gone.
+fn drain(reap_all: bool, shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
+    // Held for the whole pass: see "The spawn lock" in the module docs of `unix`.
+    let mut shared = lock(shared);
+    if reap_all {
+        while let Some((pid, exit)) = wait_any() {
+            if let Some(exit) = exit
+                && tx.send(Reaped { pid, exit }).is_err()
+            {
+                return false;
+            }
+        }
+    } else {
+        let mut gone = Vec::new();
+        for &pid in &shared.own {
+            let Ok(raw) = libc::pid_t::try_from(pid) else {
+                gone.push(Reaped {
+                    pid,
+                    exit: UNKNOWN_EXIT,
+                });
+                continue;
+            };
+            match wait_pid(raw) {
+                Waited::Exited(exit) => gone.push(Reaped { pid, exit }),
+                Waited::NoChild => {
+                    tracing::warn!(
+                        pid,
+                        "child was reaped by someone else; its exit status is lost"
+                    );
+                    gone.push(Reaped {
+                        pid,
+                        exit: UNKNOWN_EXIT,
+                    });
+                }
+                Waited::Running => {}
+            }
+        }
+        for reaped in gone {
+            shared.own.remove(&reaped.pid);
+            if tx.send(reaped).is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// One `waitpid(-1, WNOHANG)`: `None` when no child has exited (or there are
+/// no children at all), else the pid and its exit (`None` for a stop or
+/// continue, which the caller skips).
+fn wait_any() -> Option<(u32, Option<ExitInfo>)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid place for waitpid to write to.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Some((pid.unsigned_abs(), decode(status)));
+        }
+        if pid == 0 {
+            return None;
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return None,
+            _ => {
+                tracing::error!("waitpid failed: {err}");
+                return None;
+            }
+        }
+    }
+}
+
+enum Waited {
+    Exited(ExitInfo),
+    Running,
+    NoChild,
+}
+
+/// `waitpid(pid, WNOHANG)` for one of our own children.
+fn wait_pid(pid: libc::pid_t) -> Waited {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid place for waitpid to write to.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if ret == pid {
+            return match decode(status) {
+                Some(exit) => Waited::Exited(exit),
+                None => Waited::Running,
+            };
+        }
+        if ret == 0 {
+            return Waited::Running;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            _ => return Waited::NoChild,
+        }
+    }
+}
+
+/// An exit status as tend reports it; `None` for stopped / continued.
+///
+/// A death by a signal number tend has no name for (Linux's 32 and 33, which
+/// glibc keeps for itself) is reported as the code a shell would show for it,
+/// 128 + n: it cannot be a [`Signal`], and it still reads as a failure.
+pub(super) fn decode(status: libc::c_int) -> Option<ExitInfo> {
+    if libc::WIFEXITED(status) {
+        Some(ExitInfo::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        let n = libc::WTERMSIG(status);
+        Some(Signal::from_number(n).map_or(ExitInfo::Code(128 + n), ExitInfo::Signal))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_wait_statuses() {
+        // Encodings from the kernel: exit code in bits 8..16, signal in 0..7,
+        // 0x7f in the low byte for stopped, 0xffff for continued.
+        assert_eq!(decode(3 << 8), Some(ExitInfo::Code(3)));
+        assert_eq!(decode(0), Some(ExitInfo::Code(0)));
+        assert_eq!(decode(libc::SIGKILL), Some(ExitInfo::Signal(Signal::KILL)));
+        assert_eq!(
+            decode(libc::SIGTERM | 0x80),
+            Some(ExitInfo::Signal(Signal::TERM)),
+            "core dumped"
+        );
+        let rt = libc::SIGRTMIN() + 2;
+        assert_eq!(decode(rt), Signal::from_number(rt).map(ExitInfo::Signal));
+        assert_eq!(decode(32), Some(ExitInfo::Code(160)));
+        assert_eq!(decode((libc::SIGSTOP << 8) | 0x7f), None);
+        assert_eq!(decode(0xffff), None);
+    }
+}
