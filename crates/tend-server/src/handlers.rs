@@ -1,0 +1,190 @@
+//! One small handler per verb. A new verb is one route in [`crate::router`]
+//! plus one function here (and, in tend-core, one `Request` variant).
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
+use tend_core::pattern::Pattern;
+use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus, Supervisor};
+
+use crate::AppState;
+use crate::api::{
+    ActionResponse, NameResponse, ShutdownResponse, SignalRequest, TargetsRequest, VersionResponse,
+    percent_decode,
+};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// `GET /v1/status?pattern=P...`
+pub(crate) async fn status(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Vec<ProcessStatus>>> {
+    let patterns = status_patterns(query.as_deref())?;
+    let all = st.sup.status().await?;
+    if patterns.is_empty() {
+        return Ok(Json(all));
+    }
+    // Filtering here rather than through `Supervisor::resolve` saves a second
+    // round trip to the driver; the matching rule is the same `Pattern`.
+    let mut parsed = Vec::with_capacity(patterns.len());
+    for p in &patterns {
+        parsed.push(Pattern::parse(p).map_err(Error::from)?);
+    }
+    for (pat, text) in parsed.iter().zip(&patterns) {
+        if !all.iter().any(|s| pat.matches(&s.name, &s.group)) {
+            // The same errors as `Supervisor::resolve`.
+            return Err(match pat.exact_name() {
+                Some(n) => Error::UnknownProcess(n.to_string()),
+                None => Error::NoMatch(text.clone()),
+            }
+            .into());
+        }
+    }
+    let selected = all
+        .into_iter()
+        .filter(|s| parsed.iter().any(|p| p.matches(&s.name, &s.group)))
+        .collect();
+    Ok(Json(selected))
+}
+
+fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "pattern" {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {key:?} (expected pattern=...)"
+            )));
+        }
+        let value = percent_decode(value)
+            .ok_or_else(|| ApiError::bad_request(format!("malformed query parameter {pair:?}")))?;
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// `POST /v1/start`
+pub(crate) async fn start(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<TargetsRequest>,
+) -> ApiResult<Json<ActionResponse>> {
+    let names = resolve(&st.sup, &req.targets).await?;
+    results(st.sup.start_many(names).await?)
+}
+
+/// `POST /v1/stop`
+pub(crate) async fn stop(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<TargetsRequest>,
+) -> ApiResult<Json<ActionResponse>> {
+    let names = resolve(&st.sup, &req.targets).await?;
+    results(st.sup.stop_many(names).await?)
+}
+
+/// `POST /v1/restart`
+pub(crate) async fn restart(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<TargetsRequest>,
+) -> ApiResult<Json<ActionResponse>> {
+    let names = resolve(&st.sup, &req.targets).await?;
+    results(st.sup.restart_many(names).await?)
+}
+
+/// `POST /v1/signal`
+pub(crate) async fn signal(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<SignalRequest>,
+) -> ApiResult<Json<ActionResponse>> {
+    let names = resolve(&st.sup, &req.targets).await?;
+    results(st.sup.signal_many(names, req.signal).await?)
+}
+
+/// `POST /v1/processes`
+pub(crate) async fn add(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<NameResponse>)> {
+    let spec = parse_spec(body)?;
+    let name = spec.name.to_string();
+    st.sup.add(spec).await?;
+    Ok((StatusCode::CREATED, Json(NameResponse { name })))
+}
+
+/// A spec from JSON; `group` defaults to the name, as in the config file, so a
+/// minimal body is `{"name": "web", "command": ["python3", "-m", "http.server"]}`.
+fn parse_spec(mut value: serde_json::Value) -> ApiResult<ProcessSpec> {
+    if let Some(obj) = value.as_object_mut()
+        && !obj.contains_key("group")
+        && let Some(name) = obj.get("name").cloned()
+    {
+        obj.insert("group".to_string(), name);
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid process spec: {e}")))
+}
+
+/// `DELETE /v1/processes/{name}`
+pub(crate) async fn remove(
+    State(st): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<NameResponse>> {
+    let Path(name) = name.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    st.sup.remove(&name).await?;
+    Ok(Json(NameResponse { name }))
+}
+
+/// `GET /v1/version`
+pub(crate) async fn version() -> Json<VersionResponse> {
+    Json(VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+    })
+}
+
+/// `POST /v1/shutdown`: answers at once; the daemon then stops everything and exits.
+pub(crate) async fn shutdown(State(st): State<AppState>) -> (StatusCode, Json<ShutdownResponse>) {
+    st.shutdown.trigger();
+    (
+        StatusCode::ACCEPTED,
+        Json(ShutdownResponse {
+            shutting_down: true,
+        }),
+    )
+}
+
+/// Any path that is not an endpoint.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {method} {}", uri.path()))
+}
+
+/// A known path with the wrong method.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn resolve(sup: &Supervisor, targets: &[String]) -> ApiResult<Vec<Name>> {
+    if targets.is_empty() {
+        return Err(ApiError::bad_request(
+            "targets is empty (give names, patterns or \"all\")",
+        ));
+    }
+    // Overlapping patterns (`web` and `web-*`) yield each process once.
+    Ok(sup.resolve(targets).await?)
+}
+
+fn results(results: Vec<ActionResult>) -> ApiResult<Json<ActionResponse>> {
+    Ok(Json(ActionResponse {
+        results: results.into_iter().map(Into::into).collect(),
+    }))
+}

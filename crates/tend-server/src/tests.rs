@@ -1,0 +1,409 @@
+//! Tests of the API through the router (tower `oneshot`) with a real
+//! supervisor, and of the Unix socket server over a real socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tend_core::{Name, Options, ProcessSpec, Supervisor};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+use crate::{ServeError, Shutdown, UnixServer, router};
+
+struct Fixture {
+    sup: Supervisor,
+    shutdown: Shutdown,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let (sup, _driver) = Supervisor::spawn(Options::default(), false).expect("supervisor");
+        Fixture {
+            sup,
+            shutdown: Shutdown::new(),
+        }
+    }
+
+    async fn add_idle(&self, name: &str, group: &str) {
+        let mut spec = ProcessSpec::new(
+            Name::new(name).expect("name"),
+            vec!["sleep".into(), "1000".into()],
+        );
+        spec.group = Name::new(group).expect("group");
+        spec.autostart = false;
+        spec.stop.timeout = Duration::from_secs(2);
+        self.sup.add(spec).await.expect("add");
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let app = router(self.sup.clone(), self.shutdown.clone());
+        let resp = app.oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{method} {uri}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
+    }
+
+    async fn finish(self) {
+        self.sup.shutdown().await.expect("shutdown");
+    }
+}
+
+fn error_of(v: &Value) -> &str {
+    v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {v}"))
+}
+
+#[tokio::test]
+async fn status_lists_all_or_the_matching_processes() {
+    let f = Fixture::new();
+    f.add_idle("web-1", "front").await;
+    f.add_idle("web-2", "front").await;
+    f.add_idle("db", "db").await;
+
+    let (st, all) = f.call("GET", "/v1/status", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 3, "{all}");
+    for key in [
+        "name",
+        "group",
+        "state",
+        "pid",
+        "started_at",
+        "restarts",
+        "last_exit",
+        "next_restart_in_ms",
+    ] {
+        assert!(all[0].get(key).is_some(), "status lacks {key}: {}", all[0]);
+    }
+    assert_eq!(all[0]["state"], "stopped");
+
+    let (st, some) = f
+        .call("GET", "/v1/status?pattern=front%3A%2A&pattern=db", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(some.as_array().map(Vec::len), Some(3));
+    let (st, one) = f.call("GET", "/v1/status?pattern=web-*", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = one
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web-1", "web-2"]);
+
+    let (st, err) = f
+        .call("GET", "/v1/status?pattern=web-1&pattern=nope", None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&err), "no such process: nope");
+    let (st, err) = f.call("GET", "/v1/status?pattern=nope-*", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&err), "no process matches \"nope-*\"");
+    let (st, err) = f.call("GET", "/v1/status?name=web", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("name"), "{err}");
+    let (st, _) = f.call("GET", "/v1/status?pattern=%zz", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_and_name_the_problem() {
+    let f = Fixture::new();
+    f.add_idle("web", "web").await;
+    let (st, err) = f
+        .call("POST", "/v1/start", Some(r#"{"targetz": ["web"]}"#))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("targetz"), "{err}");
+    let (st, err) = f
+        .call("POST", "/v1/start", Some(r#"{"targets": "web"}"#))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("invalid type"), "{err}");
+    let (st, err) = f.call("POST", "/v1/stop", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("empty"), "{err}");
+    let (st, _) = f.call("POST", "/v1/stop", Some("{not json")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, err) = f
+        .call("POST", "/v1/restart", Some(r#"{"targets": []}"#))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("targets"), "{err}");
+    let (st, err) = f
+        .call(
+            "POST",
+            "/v1/signal",
+            Some(r#"{"targets": ["web"], "signal": "NOPE"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&err).contains("unknown signal"), "{err}");
+    let (st, err) = f
+        .call(
+            "POST",
+            "/v1/start",
+            Some(r#"{"targets": ["web", "ghost"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&err), "no such process: ghost");
+    let (st, err) = f
+        .call("POST", "/v1/start", Some(r#"{"targets": ["ghost-*"]}"#))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&err), "no process matches \"ghost-*\"");
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn start_stop_and_signal_report_per_process_results() {
+    let f = Fixture::new();
+    f.add_idle("web", "web").await;
+    let (st, v) = f
+        .call("POST", "/v1/start", Some(r#"{"targets": ["web"]}"#))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"results": [{"name": "web", "ok": true, "outcome": "done"}]})
+    );
+    let (_, v) = f
+        .call("POST", "/v1/start", Some(r#"{"targets": ["all"]}"#))
+        .await;
+    assert_eq!(v["results"][0]["outcome"], "already_running");
+    let (_, v) = f.call("GET", "/v1/status?pattern=web", None).await;
+    assert_eq!(v[0]["state"], "running");
+    assert!(v[0]["pid"].as_u64().is_some(), "{v}");
+    let (st, v) = f
+        .call(
+            "POST",
+            "/v1/signal",
+            Some(r#"{"targets": ["web"], "signal": "CONT"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["ok"], true, "{v}");
+    let (st, v) = f
+        .call("POST", "/v1/stop", Some(r#"{"targets": ["web", "web*"]}"#))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Overlapping patterns act once per process.
+    assert_eq!(
+        v,
+        json!({"results": [{"name": "web", "ok": true, "outcome": "done"}]})
+    );
+    let (_, v) = f
+        .call(
+            "POST",
+            "/v1/signal",
+            Some(r#"{"targets": ["web"], "signal": 1}"#),
+        )
+        .await;
+    assert_eq!(v["results"][0]["ok"], false, "{v}");
+    assert!(
+        v["results"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not running")),
+        "{v}"
+    );
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn processes_are_added_and_removed() {
+    let f = Fixture::new();
+    let spec = r#"{"name": "job", "command": ["sleep", "1000"], "autostart": false}"#;
+    let (st, v) = f.call("POST", "/v1/processes", Some(spec)).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v, json!({"name": "job"}));
+    let (_, v) = f.call("GET", "/v1/status?pattern=job", None).await;
+    assert_eq!(v[0]["group"], "job", "group defaults to the name");
+
+    let (st, v) = f.call("POST", "/v1/processes", Some(spec)).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(error_of(&v), "a process named job already exists");
+    let (st, v) = f
+        .call(
+            "POST",
+            "/v1/processes",
+            Some(r#"{"name": "x", "command": []}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&v).contains("command is empty"), "{v}");
+    let (st, v) = f
+        .call(
+            "POST",
+            "/v1/processes",
+            Some(r#"{"name": "x", "command": ["a"], "colour": 1}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&v).contains("colour"), "{v}");
+    let (st, v) = f
+        .call(
+            "POST",
+            "/v1/processes",
+            Some(r#"{"name": "../x", "command": ["a"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&v).contains("../x"), "{v}");
+
+    let (st, v) = f.call("DELETE", "/v1/processes/job", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"name": "job"}));
+    let (st, v) = f.call("DELETE", "/v1/processes/job", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(error_of(&v).contains("job"), "{v}");
+    let (_, v) = f.call("GET", "/v1/status", None).await;
+    assert_eq!(v, json!([]));
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn version_shutdown_and_unknown_routes() {
+    let f = Fixture::new();
+    let (st, v) = f.call("GET", "/v1/version", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!({"version": env!("CARGO_PKG_VERSION"), "pid": std::process::id()})
+    );
+
+    let (st, v) = f.call("GET", "/v2/nothing", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(error_of(&v).contains("/v2/nothing"), "{v}");
+    let (st, v) = f.call("GET", "/v1/start", None).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error_of(&v).contains("GET"), "{v}");
+
+    assert!(!f.shutdown.is_triggered());
+    let (st, v) = f.call("POST", "/v1/shutdown", None).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(v, json!({"shutting_down": true}));
+    tokio::time::timeout(Duration::from_secs(5), f.shutdown.triggered())
+        .await
+        .expect("latch pulled");
+    f.finish().await;
+}
+
+async fn raw_get(path: &std::path::Path, uri: &str) -> String {
+    let mut s = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("connect");
+    let req = format!("GET {uri} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn unix_server_binds_with_the_mode_and_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tend.sock");
+    let f = Fixture::new();
+
+    // A stale socket file (nobody listening) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("stale socket"));
+    assert!(path.exists());
+    let server = UnixServer::bind(&path, 0o600).expect("bind over a stale socket");
+    let mode = std::fs::metadata(&path)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A second daemon on the same socket is refused, and leaves the first intact.
+    match UnixServer::bind(&path, 0o600) {
+        Err(e @ ServeError::AlreadyRunning(_)) => {
+            assert_eq!(
+                e.to_string(),
+                format!("another tend is already running on {}", path.display())
+            );
+        }
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+
+    let stop = Shutdown::new();
+    let until = {
+        let stop = stop.clone();
+        async move { stop.triggered().await }
+    };
+    let task = tokio::spawn(server.serve(router(f.sup.clone(), f.shutdown.clone()), until));
+    let answer = raw_get(&path, "/v1/version").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"pid\":{}", std::process::id())),
+        "{answer}"
+    );
+    let answer = raw_get(&path, "/v1/status?pattern=x").await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+
+    stop.trigger();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("server stops")
+        .expect("no panic")
+        .expect("served");
+    assert!(!path.exists(), "the socket file is removed");
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn unix_server_refuses_to_replace_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tend.sock");
+    std::fs::write(&path, "precious").expect("write");
+    match UnixServer::bind(&path, 0o600) {
+        Err(e @ ServeError::NotASocket(_)) => {
+            assert!(e.to_string().contains("is not a socket"), "{e}")
+        }
+        other => panic!("expected NotASocket, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("still there"),
+        "precious"
+    );
+    let other_mode = dir.path().join("group.sock");
+    let server = UnixServer::bind(&other_mode, 0o660).expect("bind");
+    let mode = std::fs::metadata(&other_mode)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    drop(server);
+    assert!(
+        !other_mode.exists(),
+        "dropping the server removes its socket"
+    );
+}

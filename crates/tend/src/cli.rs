@@ -1,0 +1,171 @@
+//! The command line, as clap derive types.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// tend: a process supervisor.
+#[derive(Debug, Parser)]
+#[command(name = "tend", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "tend.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// The daemon's socket (default: `[daemon] socket` of the config file).
+    /// With `up`, the daemon listens there instead.
+    #[arg(long, global = true, env = "TEND_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the supervisor daemon for the config file (in the foreground unless -d).
+    Up {
+        /// Detach: return once the daemon accepts connections.
+        #[arg(short = 'd', long)]
+        detach: bool,
+    },
+    /// Check the config file and report every problem.
+    Check,
+    /// The verbs that talk to a running daemon.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The verbs that talk to a running daemon.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Show processes (all, or those matching the patterns).
+    Status {
+        /// Print the JSON array the API returns.
+        #[arg(long)]
+        json: bool,
+        /// Names, globs (`web-*`), `GROUP:*` or `all`.
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// Start processes.
+    Start {
+        /// Names, globs (`web-*`), `GROUP:*` or `all`.
+        #[arg(value_name = "PATTERN", required = true)]
+        patterns: Vec<String>,
+    },
+    /// Stop processes (they stay stopped until started).
+    Stop {
+        /// Names, globs (`web-*`), `GROUP:*` or `all`.
+        #[arg(value_name = "PATTERN", required = true)]
+        patterns: Vec<String>,
+    },
+    /// Stop, then start processes.
+    Restart {
+        /// Names, globs (`web-*`), `GROUP:*` or `all`.
+        #[arg(value_name = "PATTERN", required = true)]
+        patterns: Vec<String>,
+    },
+    /// Send a signal to processes.
+    Signal {
+        /// `HUP`, `SIGHUP`, `hup` or a number.
+        #[arg(value_name = "SIG", value_parser = parse_signal)]
+        signal: tend_core::Signal,
+        /// Names, globs (`web-*`), `GROUP:*` or `all`.
+        #[arg(value_name = "PATTERN", required = true)]
+        patterns: Vec<String>,
+    },
+    /// Print the daemon's pid, or a process's pid.
+    Pid {
+        /// A process name.
+        name: Option<String>,
+    },
+    /// Add a process to the running daemon (not to the config file).
+    Add(Box<AddArgs>),
+    /// Stop a process and remove it from the running daemon.
+    Remove {
+        /// The process name.
+        name: String,
+    },
+    /// Stop every process and the daemon.
+    Shutdown {
+        /// Give up waiting after this long.
+        #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DUR")]
+        timeout: std::time::Duration,
+    },
+}
+
+/// `tend add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The process name.
+    pub name: String,
+    /// Working directory (default: the daemon's).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// An environment variable (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Run as this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Run with this primary Unix group (as `group` in the config file).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// The process group it belongs to, for `GROUP:*` patterns (default: its own name).
+    #[arg(long, value_name = "GROUP")]
+    pub in_group: Option<String>,
+    /// Lower starts first and stops last.
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
+    pub priority: Option<i32>,
+    /// When an exit leads to a restart.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub restart: Option<RestartArg>,
+    /// Do not start it now.
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// First signal sent to stop it.
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    pub stop_signal: Option<tend_core::Signal>,
+    /// Wait this long after the stop signal, then SIGKILL.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub stop_timeout: Option<std::time::Duration>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Restart policies as typed on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RestartArg {
+    /// After every exit.
+    Always,
+    /// After a failure.
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    tend_core::duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_signal(s: &str) -> Result<tend_core::Signal, String> {
+    s.parse()
+        .map_err(|e: tend_core::signal::UnknownSignal| e.to_string())
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, found {s:?}")),
+    }
+}

@@ -1,0 +1,272 @@
+//! The client verbs: each talks to the daemon and prints a result.
+
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tend_core::{Name, Outcome, ProcessSpec, ProcessStatus, RestartPolicy, Signal};
+use tend_server::api::{
+    ActionItem, ActionResponse, NameResponse, ShutdownResponse, SignalRequest, TargetsRequest,
+    VersionResponse, status_path,
+};
+
+use crate::cli::{AddArgs, RestartArg};
+use crate::client::{Client, ClientError, NO_BODY};
+use crate::output::{Out, status_table};
+
+/// `tend status [--json] [PATTERN...]`
+pub fn status(
+    client: &Client,
+    json: bool,
+    patterns: &[String],
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let resp = client.call_raw("GET", &status_path(patterns), NO_BODY)?;
+    if json {
+        // The API's array, byte for byte.
+        out.write_all(&resp.body)?;
+        out.write_all(b"\n")?;
+    } else {
+        let list: Vec<ProcessStatus> = serde_json::from_slice(&resp.body)
+            .context("cannot decode the daemon's status answer")?;
+        out.write_all(status_table(&list).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The batch verbs and how each reports success.
+#[derive(Debug, Clone, Copy)]
+pub enum Batch {
+    /// `tend start`
+    Start,
+    /// `tend stop`
+    Stop,
+    /// `tend restart`
+    Restart,
+}
+
+impl Batch {
+    fn path(self) -> &'static str {
+        match self {
+            Batch::Start => "/v1/start",
+            Batch::Stop => "/v1/stop",
+            Batch::Restart => "/v1/restart",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Batch::Start => "started",
+            Batch::Stop => "stopped",
+            Batch::Restart => "restarted",
+        }
+    }
+}
+
+/// `tend start|stop|restart PATTERN...`
+pub fn batch(
+    client: &Client,
+    verb: Batch,
+    patterns: Vec<String>,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let resp: ActionResponse = client.call(
+        "POST",
+        verb.path(),
+        Some(&TargetsRequest { targets: patterns }),
+    )?;
+    report(&resp.results, verb.done(), out)
+}
+
+/// `tend signal SIG PATTERN...`
+pub fn signal(
+    client: &Client,
+    signal: Signal,
+    patterns: Vec<String>,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let req = SignalRequest {
+        targets: patterns,
+        signal,
+    };
+    let resp: ActionResponse = client.call("POST", "/v1/signal", Some(&req))?;
+    report(&resp.results, &format!("sent {signal}"), out)
+}
+
+fn report(results: &[ActionItem], done: &str, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for r in results {
+        match (&r.outcome, &r.error) {
+            (_, Some(err)) => {
+                failed = true;
+                // Library errors often start with the name already.
+                let reason = err.strip_prefix(&format!("{}: ", r.name)).unwrap_or(err);
+                writeln!(out, "{}: ERROR {reason}", r.name)?;
+            }
+            (Some(Outcome::AlreadyRunning), None) => writeln!(out, "{}: already running", r.name)?,
+            (Some(Outcome::AlreadyStopped), None) => writeln!(out, "{}: already stopped", r.name)?,
+            _ if !r.ok => {
+                failed = true;
+                writeln!(out, "{}: ERROR unknown failure", r.name)?;
+            }
+            _ => writeln!(out, "{}: {done}", r.name)?,
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `tend pid [NAME]`
+pub fn pid(client: &Client, name: Option<String>, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let Some(name) = name else {
+        let v: VersionResponse = client.call("GET", "/v1/version", NO_BODY)?;
+        writeln!(out, "{}", v.pid)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let list: Vec<ProcessStatus> =
+        client.call("GET", &status_path(std::slice::from_ref(&name)), NO_BODY)?;
+    let Some(p) = list.iter().find(|p| p.name.as_str() == name) else {
+        bail!("no such process: {name}");
+    };
+    match p.pid {
+        Some(pid) => {
+            writeln!(out, "{pid}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            out.flush()?;
+            eprintln!("{name}: not running");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `tend add NAME [...] -- CMD ARGS...`
+pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let spec = build_spec(*args)?;
+    let resp: NameResponse = client.call("POST", "/v1/processes", Some(&spec))?;
+    writeln!(out, "{}: added", resp.name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_spec(args: AddArgs) -> anyhow::Result<ProcessSpec> {
+    let name = Name::new(args.name.as_str())
+        .with_context(|| format!("invalid process name {:?}", args.name))?;
+    let mut spec = ProcessSpec::new(name, args.command);
+    if let Some(group) = args.in_group {
+        spec.group =
+            Name::new(group.as_str()).with_context(|| format!("invalid group name {group:?}"))?;
+    }
+    if let Some(cwd) = args.cwd {
+        // The daemon has its own working directory; a relative path means ours.
+        spec.cwd = Some(
+            std::path::absolute(&cwd).with_context(|| format!("bad --cwd {}", cwd.display()))?,
+        );
+    }
+    spec.env.extend(args.env);
+    spec.user = args.user;
+    spec.unix_group = args.group;
+    if let Some(p) = args.priority {
+        spec.priority = p;
+    }
+    if let Some(r) = args.restart {
+        spec.restart = match r {
+            RestartArg::Always => RestartPolicy::Always,
+            RestartArg::OnFailure => RestartPolicy::OnFailure,
+            RestartArg::Never => RestartPolicy::Never,
+        };
+    }
+    spec.autostart = !args.no_autostart;
+    if let Some(sig) = args.stop_signal {
+        spec.stop.signal = sig;
+    }
+    if let Some(t) = args.stop_timeout {
+        spec.stop.timeout = t;
+    }
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// `tend remove NAME`
+pub fn remove(client: &Client, name: &str, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let mut path = String::from("/v1/processes/");
+    tend_server::api::percent_encode_into(name, &mut path);
+    let resp: NameResponse = client.call("DELETE", &path, NO_BODY)?;
+    writeln!(out, "{}: removed", resp.name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tend shutdown`: asks the daemon to stop and waits until it has exited.
+pub fn shutdown(client: &Client, timeout: Duration, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + timeout;
+    // A pidfd of the daemon, found through the socket's peer credentials
+    // (which the kernel translates into our pid namespace), lets us wait for
+    // the exit itself rather than poll.
+    let pidfd = daemon_pidfd(client);
+    let _: ShutdownResponse = client.call("POST", "/v1/shutdown", NO_BODY)?;
+    let gone = match &pidfd {
+        Some(fd) => wait_readable(fd, deadline),
+        None => wait_unreachable(client, deadline),
+    };
+    if !gone {
+        bail!(
+            "the daemon is still running after {}",
+            tend_core::duration::format(timeout)
+        );
+    }
+    writeln!(out, "tend stopped")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn daemon_pidfd(client: &Client) -> Option<OwnedFd> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let stream = std::os::unix::net::UnixStream::connect(client.socket()).ok()?;
+    let pid = getsockopt(&stream, PeerCredentials).ok()?.pid();
+    if pid <= 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until `fd` is readable (a pidfd is, once the process exits).
+fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) if Instant::now() >= deadline => return false,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn wait_unreachable(client: &Client, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if !client.is_reachable() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Turns a client error into the CLI's message.
+pub fn describe(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ClientError>() {
+        Some(c) => c.to_string(),
+        None => format!("{e:#}"),
+    }
+}

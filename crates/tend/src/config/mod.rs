@@ -1,0 +1,331 @@
+//! The native TOML config file (`tend.toml`): loading, validation and
+//! precise diagnostics. The format is documented in `docs/config.md`.
+//!
+//! The file is parsed with spans kept for every key and value
+//! ([`toml::de::DeTable`]) and walked by hand rather than deserialized with
+//! serde, so that every problem, not just the first, is reported at its exact
+//! `FILE:LINE:COL`. Each table is described by a list of [`value::Field`]s:
+//! adding a key is adding an entry there.
+
+mod diag;
+mod process;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use tend_core::{Name, ProcessSpec};
+use toml::de::{DeTable, DeValue};
+
+use diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
+use value::{Field, Item, Key, section_name, walk};
+
+/// Socket file name used when `[daemon] socket` is not set.
+pub const DEFAULT_SOCKET: &str = "tend.sock";
+/// Socket mode used when `[daemon] socket_mode` is not set.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+/// A loaded, validated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Absolute path of the config file.
+    pub path: PathBuf,
+    /// The `[daemon]` section.
+    pub daemon: DaemonConfig,
+    /// Processes in file order.
+    pub processes: Vec<tend_core::ProcessSpec>,
+}
+
+/// The `[daemon]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Absolute socket path. Default: `tend.sock` beside the config file; relative paths are
+    /// relative to the config file's directory.
+    pub socket: PathBuf,
+    /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
+    pub socket_mode: u32,
+}
+
+/// Every problem found, each rendered as `FILE:LINE:COL: message` on its own line by Display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The problems, in file order.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// One problem at one place in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, as given to [`load`].
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates the config file at `path`.
+///
+/// A file that cannot be read is one diagnostic at 1:1.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text),
+        Err(e) => Err(ConfigErrors::single(
+            path,
+            format!("cannot read config file {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Same as [`load`], from text (for tests); `path` is used for messages and relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let abs = std::path::absolute(path).map_err(|e| {
+        ConfigErrors::single(
+            path,
+            format!("cannot resolve the path of {}: {e}", path.display()),
+        )
+    })?;
+    let dir = abs
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    // Recovery can report follow-on errors; the first one is the real cause.
+    if let Some(e) = syntax_errors
+        .iter()
+        .min_by_key(|e| e.span().map_or(0, |s| s.start))
+    {
+        let span = e.span().unwrap_or(0..0);
+        let mut message = e.message().to_string();
+        if message == "duplicate key" {
+            message = format!("duplicate key {:?}", text.get(span.clone()).unwrap_or(""));
+        }
+        return Err(ConfigErrors {
+            errors: vec![diagnostic_at(path, text, span.start, message)],
+        });
+    }
+
+    let mut cx = Cx::new(path, text, dir.clone());
+    let mut daemon = DaemonConfig {
+        socket: dir.join(DEFAULT_SOCKET),
+        socket_mode: DEFAULT_SOCKET_MODE,
+    };
+    let mut processes = None;
+    let mut groups = None;
+    for (key, value) in root.get_ref().iter() {
+        match key.get_ref().as_ref() {
+            "daemon" => {
+                if let Some(table) = cx.table(value) {
+                    walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
+                }
+            }
+            "process" => processes = Some(value),
+            "group" => groups = Some(value),
+            other => unknown_section(&mut cx, key, value, other),
+        }
+    }
+
+    let mut declared = Vec::new();
+    let mut specs = Vec::new();
+    if let Some(item) = processes
+        && let Some(table) = cx.table(item)
+    {
+        let mut entries: Vec<_> = table.iter().collect();
+        // The map is sorted by key; the file's order is the key's position.
+        entries.sort_by_key(|(k, _)| k.span().start);
+        for (key, value) in entries {
+            declared.push(key.get_ref().to_string());
+            if let Some(spec) = process::read_process(&mut cx, key, value) {
+                specs.push(spec);
+            }
+        }
+    }
+    if let Some(item) = groups {
+        read_groups(&mut cx, item, &declared, &mut specs);
+    }
+
+    let errors = cx.into_diagnostics();
+    if !errors.is_empty() {
+        return Err(ConfigErrors { errors });
+    }
+    Ok(Config {
+        path: abs,
+        daemon,
+        processes: specs,
+    })
+}
+
+impl ConfigErrors {
+    fn single(path: &Path, message: String) -> Self {
+        ConfigErrors {
+            errors: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message,
+            }],
+        }
+    }
+}
+
+/// Top-level keys, for suggestions.
+const SECTIONS: [&str; 3] = ["daemon", "group", "process"];
+
+fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
+    let message = if matches!(value.get_ref(), DeValue::Table(_)) {
+        let hint = suggest(name, SECTIONS)
+            .map(|s| format!(" (did you mean [{s}]?)"))
+            .unwrap_or_default();
+        format!("unknown section [{name}]{hint}")
+    } else {
+        let hint = did_you_mean(name, SECTIONS);
+        format!(
+            "unknown top-level key {name:?} (sections are [daemon], [group.NAME] and [process.NAME]){hint}"
+        )
+    };
+    cx.error(key.span(), message);
+}
+
+const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
+    Field {
+        key: "socket",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            if s.is_empty() {
+                cx.error(v.span(), "socket path is empty");
+            } else {
+                d.socket = cx.dir.join(s);
+            }
+        },
+    },
+    Field {
+        key: "socket_mode",
+        read: |cx, d, _, v| d.socket_mode = cx.mode(v, 0o777).unwrap_or(d.socket_mode),
+    },
+];
+
+/// The members of one `[group.NAME]`, with their spans.
+#[derive(Default)]
+struct GroupDraft {
+    members: Option<Vec<(String, Span)>>,
+}
+
+const GROUP_FIELDS: &[Field<GroupDraft>] = &[Field {
+    key: "processes",
+    read: |cx, g, _, v| {
+        let Some(arr) = cx.array(v, "an array of process names") else {
+            g.members = Some(Vec::new());
+            return;
+        };
+        let members = arr
+            .iter()
+            .filter_map(|e| cx.string(e).map(|s| (s.to_string(), e.span())))
+            .collect();
+        g.members = Some(members);
+    },
+}];
+
+/// Reads `[group.NAME]` tables and sets each member's `group`.
+/// `declared` holds every process name in the file, valid or not, so that a
+/// process with errors of its own is not also reported as unknown here.
+fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mut [ProcessSpec]) {
+    let Some(table) = cx.table(item) else { return };
+    // process name -> the group that claimed it first
+    let mut owner: BTreeMap<&str, String> = BTreeMap::new();
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    let mut named = Vec::new();
+    for (key, value) in entries {
+        let raw: &str = key.get_ref();
+        let section = section_name(&["group", raw]);
+        let name = Name::new(raw)
+            .map_err(|e| cx.error(key.span(), format!("invalid group name: {e}")))
+            .ok();
+        let DeValue::Table(group_table) = value.get_ref() else {
+            cx.error(
+                value.span(),
+                format!(
+                    "expected a table for group {raw:?} (write a {section} section), found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            continue;
+        };
+        let mut draft = GroupDraft::default();
+        walk(cx, &section, group_table, GROUP_FIELDS, &[], &mut draft);
+        let Some(members) = draft.members else {
+            cx.error(
+                value.span(),
+                format!("missing required key \"processes\" in {section}"),
+            );
+            continue;
+        };
+        for (member, span) in members {
+            let Some(known) = declared.iter().find(|d| **d == member) else {
+                let hint = did_you_mean(&member, declared.iter().map(String::as_str));
+                cx.error(
+                    span,
+                    format!("unknown process {member:?} in {section}{hint}"),
+                );
+                continue;
+            };
+            if let Some(first) = owner.get(known.as_str()) {
+                cx.error(
+                    span,
+                    format!("process {member:?} is already in group {first:?}"),
+                );
+                continue;
+            }
+            owner.insert(known, raw.to_string());
+            if let (Some(group), Some(spec)) =
+                (&name, specs.iter_mut().find(|s| s.name.as_str() == member))
+            {
+                spec.group = group.clone();
+            }
+        }
+        named.push((raw, key.span()));
+    }
+    // A process outside any group is in the group of its own name; a group of
+    // that name would silently gain it as a member.
+    for (group, span) in named {
+        if declared.iter().any(|d| d == group) && owner.get(group).is_none_or(|g| g != group) {
+            cx.error(
+                span,
+                format!("group {group:?} has the name of process {group:?}, which is not one of its members"),
+            );
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! `[process.NAME]` tables and their `backoff` and `stop` sub-tables.
+
+use std::time::Duration;
+
+use nix::unistd::{Group, User};
+use tend_core::duration::format as fmt_duration;
+use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
+use toml::de::DeValue;
+
+use super::diag::{Cx, Span, did_you_mean};
+use super::value::{Field, Item, Key, section_name, walk};
+
+/// Default `reset_after` of schedule mode.
+const DEFAULT_RESET_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// A process table being read.
+struct Draft {
+    /// `[process.NAME]`, for messages.
+    section: String,
+    spec: ProcessSpec,
+    has_command: bool,
+    backoff: BackoffDraft,
+}
+
+/// The back-off keys as written; the mode is only known once all are read.
+#[derive(Default)]
+struct BackoffDraft {
+    section: String,
+    min_uptime: Option<Duration>,
+    give_up_after: Option<u32>,
+    /// The key spans are kept to point at conflicting keys.
+    initial: Option<(Duration, Span)>,
+    max: Option<(Duration, Span)>,
+    /// `Some` when the key is present, even if its value is invalid.
+    schedule: Option<Span>,
+    steps: Option<Vec<Duration>>,
+    reset_after: Option<(Duration, Span)>,
+}
+
+const PROCESS_FIELDS: &[Field<Draft>] = &[
+    Field {
+        key: "command",
+        read: |cx, d, _, v| {
+            d.has_command = true;
+            if let Some(argv) = read_command(cx, v) {
+                d.spec.command = argv;
+            }
+        },
+    },
+    Field {
+        key: "cwd",
+        read: |cx, d, _, v| d.spec.cwd = read_dir(cx, v),
+    },
+    Field {
+        key: "env",
+        read: |cx, d, _, v| {
+            let Some(table) = cx.table(v) else { return };
+            for (key, value) in table.iter() {
+                let name: &str = key.get_ref();
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    cx.error(
+                        key.span(),
+                        format!(
+                            "environment variable name {name:?} is empty or contains '=' or NUL"
+                        ),
+                    );
+                    continue;
+                }
+                match value.get_ref() {
+                    DeValue::String(s) if s.contains('\0') => {
+                        cx.error(
+                            value.span(),
+                            format!("the value of {name} contains a NUL byte"),
+                        );
+                    }
+                    DeValue::String(s) => {
+                        d.spec.env.insert(name.to_string(), s.to_string());
+                    }
+                    other => {
+                        let raw = cx.slice(value.span());
+                        let msg = format!(
+                            "expected a string, found {} (quote it: {name} = {raw:?})",
+                            other.type_str()
+                        );
+                        cx.error(value.span(), msg);
+                    }
+                }
+            }
+        },
+    },
+    Field {
+        key: "clear_env",
+        read: |cx, d, _, v| d.spec.clear_env = cx.bool(v).unwrap_or(d.spec.clear_env),
+    },
+    Field {
+        key: "user",
+        read: |cx, d, _, v| d.spec.user = read_account(cx, v, Account::User),
+    },
+    Field {
+        key: "group",
+        read: |cx, d, _, v| d.spec.unix_group = read_account(cx, v, Account::Group),
+    },
+    Field {
+        key: "umask",
+        read: |cx, d, _, v| d.spec.umask = cx.mode(v, 0o777),
+    },
+    Field {
+        key: "autostart",
+        read: |cx, d, _, v| d.spec.autostart = cx.bool(v).unwrap_or(d.spec.autostart),
+    },
+    Field {
+        key: "priority",
+        read: |cx, d, _, v| {
+            d.spec.priority = cx.int(v, "an integer priority").unwrap_or(d.spec.priority)
+        },
+    },
+    Field {
+        key: "restart",
+        read: |cx, d, _, v| {
+            const ALLOWED: [&str; 3] = ["always", "on-failure", "never"];
+            let Some(s) = cx.string(v) else { return };
+            d.spec.restart = match s {
+                "always" => RestartPolicy::Always,
+                "on-failure" => RestartPolicy::OnFailure,
+                "never" => RestartPolicy::Never,
+                _ => {
+                    let hint = did_you_mean(s, ALLOWED);
+                    cx.error(
+                        v.span(),
+                        format!("unknown restart policy {s:?}: expected \"always\", \"on-failure\" or \"never\"{hint}"),
+                    );
+                    return;
+                }
+            };
+        },
+    },
+    Field {
+        key: "success_exit_codes",
+        read: |cx, d, _, v| {
+            let Some(arr) = cx.array(v, "an array of exit codes") else {
+                return;
+            };
+            let codes: Vec<Option<u8>> = arr
+                .iter()
+                .map(|e| cx.int::<u8>(e, "an exit code (0 to 255)"))
+                .collect();
+            if let Some(codes) = codes.into_iter().collect::<Option<Vec<u8>>>() {
+                d.spec.success_exit_codes = codes.into_iter().map(i32::from).collect();
+            }
+        },
+    },
+    Field {
+        key: "start_secs",
+        read: |cx, d, _, v| d.spec.start_secs = cx.duration(v).unwrap_or(d.spec.start_secs),
+    },
+    Field {
+        key: "backoff",
+        read: |cx, d, _, v| {
+            if let Some(table) = cx.table(v) {
+                let section = d.backoff.section.clone();
+                walk(cx, &section, table, BACKOFF_FIELDS, &[], &mut d.backoff);
+            }
+        },
+    },
+    Field {
+        key: "stop",
+        read: |cx, d, _, v| {
+            if let Some(table) = cx.table(v) {
+                let section = format!("{}.stop]", d.section.trim_end_matches(']'));
+                walk(cx, &section, table, STOP_FIELDS, &[], &mut d.spec);
+            }
+        },
+    },
+];
+
+/// Known misplacements and Supervisor spellings, suggested on an exact match.
+const PROCESS_ALIASES: &[(&str, &str)] = &[
+    ("args", "command"),
+    ("autorestart", "restart"),
+    ("cmd", "command"),
+    ("directory", "cwd"),
+    ("environment", "env"),
+    ("exitcodes", "success_exit_codes"),
+    ("give_up_after", "backoff.give_up_after"),
+    ("initial", "backoff.initial"),
+    ("max", "backoff.max"),
+    ("min_uptime", "backoff.min_uptime"),
+    ("reset_after", "backoff.reset_after"),
+    ("schedule", "backoff.schedule"),
+    ("signal", "stop.signal"),
+    ("startretries", "backoff.give_up_after"),
+    ("stopsignal", "stop.signal"),
+    ("stopwaitsecs", "stop.timeout"),
+    ("timeout", "stop.timeout"),
+    ("unix_group", "group"),
+    ("workdir", "cwd"),
+];
+
+const BACKOFF_FIELDS: &[Field<BackoffDraft>] = &[
+    Field {
+        key: "min_uptime",
+        read: |cx, b, _, v| b.min_uptime = cx.duration(v).or(b.min_uptime),
+    },
+    Field {
+        key: "give_up_after",
+        read: |cx, b, _, v| {
+            let n = cx.int::<u32>(v, "a number of quick deaths (at least 1)");
+            if n == Some(0) {
+                cx.error(
+                    v.span(),
+                    "give_up_after must be at least 1 (leave it out to never give up)",
+                );
+            } else if n.is_some() {
+                b.give_up_after = n;
+            }
+        },
+    },
+    Field {
+        key: "initial",
+        read: |cx, b, k, v| b.initial = cx.duration(v).map(|d| (d, k)),
+    },
+    Field {
+        key: "max",
+        read: |cx, b, k, v| b.max = cx.duration(v).map(|d| (d, k)),
+    },
+    Field {
+        key: "schedule",
+        read: |cx, b, k, v| {
+            b.schedule = Some(k);
+            let Some(arr) = cx.array(v, "an array of durations") else {
+                return;
+            };
+            let steps: Vec<Option<Duration>> = arr.iter().map(|e| cx.duration(e)).collect();
+            b.steps = steps.into_iter().collect();
+        },
+    },
+    Field {
+        key: "reset_after",
+        read: |cx, b, k, v| b.reset_after = cx.duration(v).map(|d| (d, k)),
+    },
+];
+
+const STOP_FIELDS: &[Field<ProcessSpec>] = &[
+    Field {
+        key: "signal",
+        read: |cx, spec, _, v| {
+            if let Some(sig) = read_signal(cx, v) {
+                spec.stop.signal = sig;
+            }
+        },
+    },
+    Field {
+        key: "timeout",
+        read: |cx, spec, _, v| spec.stop.timeout = cx.duration(v).unwrap_or(spec.stop.timeout),
+    },
+];
+
+/// Reads `[process.NAME]`; `None` if anything in it is wrong (the errors are in `cx`).
+pub(super) fn read_process(
+    cx: &mut Cx<'_>,
+    key: &Key<'_>,
+    value: &Item<'_>,
+) -> Option<ProcessSpec> {
+    let errors_before = cx.error_count();
+    let raw_name: &str = key.get_ref();
+    let section = section_name(&["process", raw_name]);
+    let DeValue::Table(table) = value.get_ref() else {
+        cx.error(
+            value.span(),
+            format!(
+                "expected a table for process {raw_name:?} (write a {section} section), found {}",
+                value.get_ref().type_str()
+            ),
+        );
+        return None;
+    };
+    let name = Name::new(raw_name)
+        .map_err(|e| cx.error(key.span(), format!("invalid process name: {e}")))
+        .ok();
+    // The table is read even under a bad name so that all its errors show at once.
+    let placeholder = name.clone().or_else(|| Name::new("invalid").ok())?;
+    let mut draft = Draft {
+        backoff: BackoffDraft {
+            section: format!("{}.backoff]", section.trim_end_matches(']')),
+            ..BackoffDraft::default()
+        },
+        section,
+        spec: ProcessSpec::new(placeholder, Vec::new()),
+        has_command: false,
+    };
+    let section = draft.section.clone();
+    walk(
+        cx,
+        &section,
+        table,
+        PROCESS_FIELDS,
+        PROCESS_ALIASES,
+        &mut draft,
+    );
+    if !draft.has_command {
+        cx.error(
+            value.span(),
+            format!("missing required key \"command\" in {}", draft.section),
+        );
+    }
+    resolve_backoff(cx, &mut draft.backoff, &mut draft.spec);
+    if cx.error_count() > errors_before {
+        return None;
+    }
+    // Everything above checks each key where it is written; this catches what
+    // only the whole spec can tell, at the table.
+    if let Err(e) = draft.spec.validate() {
+        cx.error(value.span(), format!("{}: {e}", draft.section));
+        return None;
+    }
+    name.map(|_| draft.spec)
+}
+
+fn resolve_backoff(cx: &mut Cx<'_>, b: &mut BackoffDraft, spec: &mut ProcessSpec) {
+    if let Some(min_uptime) = b.min_uptime {
+        spec.backoff.min_uptime = min_uptime;
+    }
+    spec.backoff.give_up_after = b.give_up_after;
+    if b.schedule.is_some() {
+        for (key, found) in [("initial", &b.initial), ("max", &b.max)] {
+            if let Some((_, span)) = found {
+                cx.error(
+                    span.clone(),
+                    format!(
+                        "{key:?} cannot be combined with \"schedule\" in {} (use initial/max for doubling, or schedule/reset_after)",
+                        b.section
+                    ),
+                );
+            }
+        }
+        if let Some(steps) = b.steps.take() {
+            spec.backoff.mode = BackoffMode::Schedule {
+                steps,
+                reset_after: b
+                    .reset_after
+                    .as_ref()
+                    .map_or(DEFAULT_RESET_AFTER, |(d, _)| *d),
+            };
+        }
+        return;
+    }
+    if let Some((_, span)) = &b.reset_after {
+        cx.error(
+            span.clone(),
+            format!(
+                "\"reset_after\" applies only with \"schedule\" in {}",
+                b.section
+            ),
+        );
+    }
+    let BackoffMode::Doubling { initial, max } = BackoffMode::default() else {
+        return;
+    };
+    let (initial, max) = (
+        b.initial.as_ref().map_or(initial, |(d, _)| *d),
+        b.max.as_ref().map_or(max, |(d, _)| *d),
+    );
+    if initial > max
+        && let Some(span) = b
+            .initial
+            .as_ref()
+            .or(b.max.as_ref())
+            .map(|(_, s)| s.clone())
+    {
+        cx.error(
+            span,
+            format!(
+                "backoff initial ({}) is larger than max ({})",
+                fmt_duration(initial),
+                fmt_duration(max)
+            ),
+        );
+    }
+    spec.backoff.mode = BackoffMode::Doubling { initial, max };
+}
+
+fn read_command(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Vec<String>> {
+    let argv = match v.get_ref() {
+        DeValue::String(s) => ProcessSpec::split_command(s)
+            .map_err(|e| cx.error(v.span(), e.to_string()))
+            .ok()?,
+        DeValue::Array(_) => cx.string_list(v)?,
+        _ => {
+            cx.wrong_type(v, "an array of strings or a string");
+            return None;
+        }
+    };
+    match argv.first() {
+        None => cx.error(v.span(), "command is empty"),
+        Some(program) if program.is_empty() => cx.error(
+            v.span(),
+            "the program name (the first element of command) is empty",
+        ),
+        Some(_) => return Some(argv),
+    }
+    None
+}
+
+/// A working directory: relative to the config's directory, and it must exist.
+fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
+    let s = cx.string(v)?;
+    if s.is_empty() {
+        cx.error(
+            v.span(),
+            "cwd is empty (leave it out to use the daemon's directory)",
+        );
+        return None;
+    }
+    let path = cx.dir.join(s);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Some(path),
+        Ok(_) => {
+            cx.error(
+                v.span(),
+                format!("working directory {} is not a directory", path.display()),
+            );
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            cx.error(
+                v.span(),
+                format!("working directory {} does not exist", path.display()),
+            );
+            None
+        }
+        Err(e) => {
+            cx.error(
+                v.span(),
+                format!("cannot use working directory {}: {e}", path.display()),
+            );
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Account {
+    User,
+    Group,
+}
+
+/// A user or group that exists here: a name is looked up; a numeric id is
+/// taken as is (containers often run ids with no passwd entry).
+fn read_account(cx: &mut Cx<'_>, v: &Item<'_>, kind: Account) -> Option<String> {
+    let what = match kind {
+        Account::User => "user",
+        Account::Group => "group",
+    };
+    let s = cx.id_or_name(v, what)?;
+    if s.parse::<u32>().is_ok() {
+        return Some(s);
+    }
+    let found = match kind {
+        Account::User => User::from_name(&s).map(|u| u.is_some()),
+        Account::Group => Group::from_name(&s).map(|g| g.is_some()),
+    };
+    match found {
+        Ok(true) => Some(s),
+        Ok(false) if s.is_empty() => {
+            cx.error(v.span(), format!("{what} is empty"));
+            None
+        }
+        Ok(false) => {
+            cx.error(v.span(), format!("no {what} named {s:?} on this machine"));
+            None
+        }
+        Err(e) => {
+            cx.error(v.span(), format!("cannot look up {what} {s:?}: {e}"));
+            None
+        }
+    }
+}
+
+fn read_signal(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Signal> {
+    match v.get_ref() {
+        DeValue::String(s) => match s.parse::<Signal>() {
+            Ok(sig) => Some(sig),
+            Err(e) => {
+                let names: Vec<String> = (1..32)
+                    .filter_map(Signal::from_number)
+                    .map(Signal::name)
+                    .collect();
+                let upper = s.trim().to_ascii_uppercase();
+                let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+                let hint = did_you_mean(bare, names.iter().map(String::as_str));
+                cx.error(v.span(), format!("{e}{hint}"));
+                None
+            }
+        },
+        DeValue::Integer(_) => {
+            let n = cx.int::<i32>(v, "a signal number")?;
+            let sig = Signal::from_number(n);
+            if sig.is_none() {
+                cx.error(v.span(), format!("unknown signal number {n}"));
+            }
+            sig
+        }
+        _ => {
+            cx.wrong_type(v, "a signal name (such as \"TERM\") or number");
+            None
+        }
+    }
+}

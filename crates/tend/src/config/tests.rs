@@ -1,0 +1,648 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tend_core::{BackoffMode, RestartPolicy, Signal};
+
+use super::*;
+
+/// A config path whose directory does not exist: fine as long as the text
+/// sets no `cwd`.
+const FAKE: &str = "/nonexistent-tend-test/app/tend.toml";
+
+fn name(s: &str) -> Name {
+    Name::new(s).expect("test names are valid")
+}
+
+fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn ok(text: &str) -> Config {
+    parse(Path::new(FAKE), text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+/// The errors of `text`, rendered, with the file as `tend.toml`.
+fn errors(text: &str) -> Vec<String> {
+    errors_at(Path::new("tend.toml"), text)
+}
+
+fn errors_at(path: &Path, text: &str) -> Vec<String> {
+    match parse(path, text) {
+        Ok(c) => panic!("expected errors, got {c:?}"),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn one_error(text: &str) -> String {
+    let mut errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    errs.remove(0)
+}
+
+fn process<'c>(config: &'c Config, n: &str) -> &'c ProcessSpec {
+    config
+        .processes
+        .iter()
+        .find(|p| p.name.as_str() == n)
+        .unwrap_or_else(|| panic!("no process {n}"))
+}
+
+#[test]
+fn full_config_maps_every_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("srv")).expect("mkdir");
+    let path = dir.path().join("tend.toml");
+    let text = r#"
+[daemon]
+socket = "run/tend.sock"
+socket_mode = "0660"
+
+[group.web]
+processes = ["api"]
+
+[process.api]
+command = ["python3", "-m", "http.server", "8080"]
+cwd = "srv"
+env = { PORT = "8080", EMPTY = "" }
+clear_env = true
+user = "root"
+group = 0
+umask = "027"
+autostart = false
+priority = -5
+restart = "on-failure"
+success_exit_codes = [0, 2]
+start_secs = "1.5s"
+
+[process.api.backoff]
+min_uptime = "2s"
+initial = "100ms"
+max = 60
+give_up_after = 5
+
+[process.api.stop]
+signal = "SIGINT"
+timeout = 2.5
+"#;
+    let config = parse(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.path, path);
+    assert_eq!(config.daemon.socket, dir.path().join("run/tend.sock"));
+    assert_eq!(config.daemon.socket_mode, 0o660);
+
+    let mut want = ProcessSpec::new(name("api"), argv(&["python3", "-m", "http.server", "8080"]));
+    want.group = name("web");
+    want.cwd = Some(dir.path().join("srv"));
+    want.env = [("PORT", "8080"), ("EMPTY", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    want.clear_env = true;
+    want.user = Some("root".into());
+    want.unix_group = Some("0".into());
+    want.umask = Some(0o027);
+    want.autostart = false;
+    want.priority = -5;
+    want.restart = RestartPolicy::OnFailure;
+    want.success_exit_codes = vec![0, 2];
+    want.start_secs = Duration::from_millis(1500);
+    want.backoff.min_uptime = Duration::from_secs(2);
+    want.backoff.mode = BackoffMode::Doubling {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(60),
+    };
+    want.backoff.give_up_after = Some(5);
+    want.stop.signal = Signal::INT;
+    want.stop.timeout = Duration::from_millis(2500);
+    assert_eq!(config.processes, vec![want]);
+}
+
+#[test]
+fn defaults() {
+    let config = ok("[process.a]\ncommand = [\"true\"]\n");
+    assert_eq!(config.path, Path::new(FAKE));
+    assert_eq!(
+        config.daemon.socket,
+        Path::new("/nonexistent-tend-test/app/tend.sock")
+    );
+    assert_eq!(config.daemon.socket_mode, 0o600);
+    assert_eq!(
+        config.processes,
+        vec![ProcessSpec::new(name("a"), argv(&["true"]))]
+    );
+
+    let empty = ok("");
+    assert!(empty.processes.is_empty());
+    assert_eq!(
+        empty.daemon.socket,
+        Path::new("/nonexistent-tend-test/app/tend.sock")
+    );
+}
+
+#[test]
+fn string_command_is_split_shell_style() {
+    let config = ok(r#"
+[process.a]
+command = "sh -c 'echo \"hi there\"; sleep 1' x\\ y"
+"#);
+    assert_eq!(
+        config.processes[0].command,
+        argv(&["sh", "-c", "echo \"hi there\"; sleep 1", "x y"])
+    );
+}
+
+#[test]
+fn processes_keep_file_order() {
+    let config = ok(
+        "[process.zeta]\ncommand = \"a\"\n[process.alpha]\ncommand = \"b\"\n[process.mid]\ncommand = \"c\"\n",
+    );
+    let names: Vec<&str> = config.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["zeta", "alpha", "mid"]);
+}
+
+#[test]
+fn socket_paths() {
+    let relative = ok("[daemon]\nsocket = \"../run/x.sock\"\n");
+    assert_eq!(
+        relative.daemon.socket,
+        Path::new("/nonexistent-tend-test/app/../run/x.sock")
+    );
+    let absolute = ok("[daemon]\nsocket = \"/run/tend/t.sock\"\nsocket_mode = 0o660\n");
+    assert_eq!(absolute.daemon.socket, Path::new("/run/tend/t.sock"));
+    assert_eq!(absolute.daemon.socket_mode, 0o660);
+
+    // A relative config path is made absolute against the current directory.
+    let cwd = std::env::current_dir().expect("cwd");
+    let config = parse(Path::new("sub/tend.toml"), "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.path, cwd.join("sub/tend.toml"));
+    assert_eq!(config.daemon.socket, cwd.join("sub/tend.sock"));
+}
+
+#[test]
+fn schedule_mode() {
+    let config = ok(r#"
+[process.a]
+command = "a"
+backoff.schedule = ["100ms", "1s", 30, "5m"]
+backoff.give_up_after = 1
+
+[process.b]
+command = "b"
+[process.b.backoff]
+schedule = []
+reset_after = "1h"
+min_uptime = 0
+
+[process.c]
+command = "c"
+backoff = { schedule = ["0"] }
+"#);
+    let a = process(&config, "a");
+    assert_eq!(
+        a.backoff.mode,
+        BackoffMode::Schedule {
+            steps: vec![
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+                Duration::from_secs(30),
+                Duration::from_secs(300)
+            ],
+            reset_after: Duration::from_secs(1800),
+        }
+    );
+    assert_eq!(a.backoff.min_uptime, Duration::from_secs(1));
+    assert_eq!(a.backoff.give_up_after, Some(1));
+    let b = process(&config, "b");
+    assert_eq!(
+        b.backoff.mode,
+        BackoffMode::Schedule {
+            steps: vec![],
+            reset_after: Duration::from_secs(3600),
+        }
+    );
+    assert_eq!(b.backoff.min_uptime, Duration::ZERO);
+    assert_eq!(
+        process(&config, "c").backoff.mode,
+        BackoffMode::Schedule {
+            steps: vec![Duration::ZERO],
+            reset_after: Duration::from_secs(1800),
+        }
+    );
+}
+
+#[test]
+fn groups_set_the_group_of_their_members() {
+    let config = ok(r#"
+[group.web]
+processes = ["api", "static"]
+[group.bg]
+processes = ["worker"]
+[process.api]
+command = "a"
+[process.static]
+command = "s"
+[process.worker]
+command = "w"
+[process.lonely]
+command = "l"
+"#);
+    let groups: Vec<(&str, &str)> = config
+        .processes
+        .iter()
+        .map(|p| (p.name.as_str(), p.group.as_str()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("api", "web"),
+            ("static", "web"),
+            ("worker", "bg"),
+            ("lonely", "lonely")
+        ]
+    );
+    // A group may share its name with a process that is one of its members.
+    let same = ok(
+        "[group.api]\nprocesses = [\"api\", \"b\"]\n[process.api]\ncommand = \"a\"\n[process.b]\ncommand = \"b\"\n",
+    );
+    assert_eq!(process(&same, "b").group.as_str(), "api");
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    let text = "[process.web]\ncommand = \"x\"\n\n\n\n\nautostrat = true\n";
+    assert_eq!(
+        one_error(text),
+        r#"tend.toml:7:1: unknown key "autostrat" in [process.web] (did you mean "autostart"?)"#
+    );
+    assert_eq!(
+        one_error("[process.web]\ncommand = \"x\"\nsignal = \"INT\"\n"),
+        r#"tend.toml:3:1: unknown key "signal" in [process.web] (did you mean "stop.signal"?)"#
+    );
+    assert_eq!(
+        one_error("[process.web]\ncommand = \"x\"\nwhatever = 1\n"),
+        r#"tend.toml:3:1: unknown key "whatever" in [process.web]"#
+    );
+    assert_eq!(
+        one_error("[process.web]\ncommand = \"x\"\n[process.web.stop]\nsignl = \"INT\"\n"),
+        r#"tend.toml:4:1: unknown key "signl" in [process.web.stop] (did you mean "signal"?)"#
+    );
+    assert_eq!(
+        one_error("[daemon]\n  sockt = \"x\"\n"),
+        r#"tend.toml:2:3: unknown key "sockt" in [daemon] (did you mean "socket"?)"#
+    );
+}
+
+#[test]
+fn unknown_sections() {
+    assert_eq!(
+        one_error("[proces.web]\ncommand = \"x\"\n"),
+        "tend.toml:1:2: unknown section [proces] (did you mean [process]?)"
+    );
+    assert_eq!(
+        one_error("[task.x]\ncommand = \"x\"\n"),
+        "tend.toml:1:2: unknown section [task]"
+    );
+    assert_eq!(
+        one_error("socket = \"x\"\n"),
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [group.NAME] and [process.NAME])"
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_eq!(
+        one_error("[process.a]\ncommand = 42\n"),
+        "tend.toml:2:11: expected an array of strings or a string, found integer"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = [\"a\", 1]\n"),
+        "tend.toml:2:17: expected a string, found integer"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nautostart = \"yes\"\n"),
+        "tend.toml:3:13: expected a boolean (true or false), found string"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nenv = { PORT = 8080 }\n"),
+        r#"tend.toml:3:16: expected a string, found integer (quote it: PORT = "8080")"#
+    );
+    assert_eq!(
+        one_error("process = 1\n"),
+        "tend.toml:1:11: expected a table, found integer"
+    );
+    assert_eq!(
+        one_error("[process]\ncommand = \"x\"\n"),
+        "tend.toml:2:11: expected a table for process \"command\" (write a [process.command] section), found string"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\npriority = 3000000000\n"),
+        "tend.toml:3:12: 3000000000 is out of range: expected an integer priority"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nsuccess_exit_codes = [0, 256]\n"),
+        "tend.toml:3:26: 256 is out of range: expected an exit code (0 to 255)"
+    );
+}
+
+#[test]
+fn bad_values() {
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nstart_secs = \"fast\"\n"),
+        r#"tend.toml:3:14: invalid duration "fast": it does not start with a number (examples: "100ms", "1s", "1.5s", "5m", "1h")"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nstart_secs = -1\n"),
+        "tend.toml:3:14: invalid duration -1: expected a non-negative number of seconds"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nstop.signal = \"TREM\"\n"),
+        r#"tend.toml:3:15: unknown signal "TREM" (expected a name such as TERM, HUP, KILL, or a number) (did you mean "TERM"?)"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nstop.signal = 0\n"),
+        "tend.toml:3:15: unknown signal number 0"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nrestart = \"alwyas\"\n"),
+        r#"tend.toml:3:11: unknown restart policy "alwyas": expected "always", "on-failure" or "never" (did you mean "always"?)"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a 'b\"\n"),
+        r#"tend.toml:2:11: command "a 'b" has unbalanced quotes or a trailing backslash"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = []\n"),
+        "tend.toml:2:11: command is empty"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"  \"\n"),
+        "tend.toml:2:11: command is empty"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\numask = 22\n"),
+        r#"tend.toml:3:9: ambiguous mode 22: write it as an octal string ("022") or a TOML octal integer (0o22)"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\numask = \"0999\"\n"),
+        r#"tend.toml:3:9: invalid octal mode "0999" (expected digits 0-7, such as "0640")"#
+    );
+    assert_eq!(
+        one_error("[daemon]\nsocket_mode = \"01777\"\n"),
+        "tend.toml:2:15: mode 1777 is larger than 777"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nenv = { \"A=B\" = \"x\" }\n"),
+        r#"tend.toml:3:9: environment variable name "A=B" is empty or contains '=' or NUL"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nbackoff.give_up_after = 0\n"),
+        "tend.toml:3:25: give_up_after must be at least 1 (leave it out to never give up)"
+    );
+}
+
+#[test]
+fn names_must_be_valid() {
+    assert_eq!(
+        one_error("[process.\"a b\"]\ncommand = \"x\"\n"),
+        r#"tend.toml:1:10: invalid process name: name "a b" contains ' '; names use only letters, digits, '_', '-' and '.'"#
+    );
+    assert_eq!(
+        one_error("[group.\"-g\"]\nprocesses = []\n"),
+        r#"tend.toml:1:8: invalid group name: "-g" is not allowed as a name"#
+    );
+}
+
+#[test]
+fn backoff_conflicts() {
+    assert_eq!(
+        errors(
+            "[process.a]\ncommand = \"a\"\n[process.a.backoff]\ninitial = \"1s\"\nschedule = [\"1s\"]\nmax = \"2s\"\n"
+        ),
+        [
+            r#"tend.toml:4:1: "initial" cannot be combined with "schedule" in [process.a.backoff] (use initial/max for doubling, or schedule/reset_after)"#,
+            r#"tend.toml:6:1: "max" cannot be combined with "schedule" in [process.a.backoff] (use initial/max for doubling, or schedule/reset_after)"#,
+        ]
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nbackoff.reset_after = \"1m\"\n"),
+        r#"tend.toml:3:9: "reset_after" applies only with "schedule" in [process.a.backoff]"#
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nbackoff.initial = \"2h\"\n"),
+        "tend.toml:3:9: backoff initial (2h) is larger than max (1h)"
+    );
+    // A bad schedule is reported once, not also as a mode conflict.
+    assert_eq!(
+        one_error(
+            "[process.a]\ncommand = \"a\"\nbackoff.schedule = [\"1s\", true]\nbackoff.reset_after = \"1m\"\n"
+        ),
+        "tend.toml:3:27: expected a duration (such as \"5s\") or a number of seconds, found boolean"
+    );
+}
+
+#[test]
+fn missing_command() {
+    assert_eq!(
+        one_error("[process.a]\ncwd = \"/\"\n"),
+        r#"tend.toml:1:1: missing required key "command" in [process.a]"#
+    );
+    assert_eq!(
+        one_error("[process.a.stop]\nsignal = \"INT\"\n"),
+        r#"tend.toml:1:10: missing required key "command" in [process.a]"#
+    );
+}
+
+#[test]
+fn group_errors() {
+    let text = r#"[process.api]
+command = "a"
+[process.worker]
+command = "w"
+[group.web]
+processes = ["api", "workr", "worker"]
+[group.bg]
+processes = ["worker", 3]
+[group.api]
+processes = []
+[group.x]
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            r#"tend.toml:6:21: unknown process "workr" in [group.web] (did you mean "worker"?)"#,
+            r#"tend.toml:8:14: process "worker" is already in group "web""#,
+            r#"tend.toml:8:24: expected a string, found integer"#,
+            r#"tend.toml:9:8: group "api" has the name of process "api", which is not one of its members"#,
+            r#"tend.toml:11:1: missing required key "processes" in [group.x]"#,
+        ]
+    );
+}
+
+#[test]
+fn users_groups_and_directories_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("file"), "").expect("write");
+    let path = dir.path().join("tend.toml");
+    let text = r#"[process.a]
+command = "a"
+user = "no-such-user-tend-test"
+group = "no-such-group-tend-test"
+cwd = "missing"
+[process.b]
+command = "b"
+cwd = "file"
+user = 4000000
+[process.c]
+command = "c"
+cwd = "/"
+user = 0
+group = "root"
+"#;
+    let shown = path.display().to_string();
+    let d = dir.path().display().to_string();
+    assert_eq!(
+        errors_at(&path, text),
+        [
+            format!(r#"{shown}:3:8: no user named "no-such-user-tend-test" on this machine"#),
+            format!(r#"{shown}:4:9: no group named "no-such-group-tend-test" on this machine"#),
+            format!("{shown}:5:7: working directory {d}/missing does not exist"),
+            format!("{shown}:8:7: working directory {d}/file is not a directory"),
+        ]
+    );
+}
+
+#[test]
+fn all_errors_are_collected_in_file_order() {
+    let text = r#"[daemon]
+socket_mode = "rw"
+[process.a]
+command = 1
+autostrat = true
+[process.a.stop]
+timeout = "soon"
+[process.b]
+restart = "sometimes"
+[bogus]
+"#;
+    let errs = errors(text);
+    assert_eq!(
+        errs,
+        [
+            r#"tend.toml:2:15: invalid octal mode "rw" (expected digits 0-7, such as "0640")"#,
+            "tend.toml:4:11: expected an array of strings or a string, found integer",
+            r#"tend.toml:5:1: unknown key "autostrat" in [process.a] (did you mean "autostart"?)"#,
+            r#"tend.toml:7:11: invalid duration "soon": it does not start with a number (examples: "100ms", "1s", "1.5s", "5m", "1h")"#,
+            r#"tend.toml:8:1: missing required key "command" in [process.b]"#,
+            r#"tend.toml:9:11: unknown restart policy "sometimes": expected "always", "on-failure" or "never""#,
+            "tend.toml:10:2: unknown section [bogus]",
+        ]
+    );
+    let err = parse(Path::new("tend.toml"), text).expect_err("invalid");
+    assert_eq!(err.to_string(), errs.join("\n"));
+}
+
+#[test]
+fn syntax_errors_are_one_diagnostic() {
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"unterminated\nautostart = true\n"),
+        "tend.toml:2:24: invalid basic string, expected `\"`"
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\n[process.a]\n"),
+        r#"tend.toml:3:10: duplicate key "a""#
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nope.toml");
+    let err = load(&path).expect_err("missing");
+    let shown = path.display();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{shown}:1:1: cannot read config file {shown}: No such file or directory (os error 2)"
+        )
+    );
+}
+
+#[test]
+fn example_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tend.toml");
+    let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<(&str, &str)> = config
+        .processes
+        .iter()
+        .map(|p| (p.name.as_str(), p.group.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("ticker", "workers"), ("web", "web"), ("flaky", "workers")]
+    );
+    let flaky = process(&config, "flaky");
+    assert_eq!(flaky.backoff.give_up_after, Some(3));
+    assert_eq!(flaky.restart, RestartPolicy::OnFailure);
+    let web = process(&config, "web");
+    assert_eq!(web.cwd.as_deref(), path.parent());
+    assert_eq!(
+        config.daemon.socket,
+        path.parent()
+            .map(|d| d.join("tend.sock"))
+            .unwrap_or_default()
+    );
+}
+
+/// Characters that make up TOML, so that random edits hit interesting cases.
+const TOMLISH: &[char] = &[
+    '[', ']', '{', '}', '"', '\'', '=', ',', '.', '\n', ' ', '#', '\\', '0', '1', '-', '_', 'a',
+    'é', '\u{0}',
+];
+
+fn garbled() -> impl Strategy<Value = String> {
+    let base = include_str!("../../../../examples/tend.toml");
+    let edits = proptest::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            0..3usize,
+            prop::sample::select(TOMLISH),
+        ),
+        1..8,
+    );
+    edits.prop_map(move |edits| {
+        let mut chars: Vec<char> = base.chars().collect();
+        for (at, kind, c) in edits {
+            if chars.is_empty() {
+                break;
+            }
+            let i = at.index(chars.len());
+            match kind {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, c),
+                _ => chars[i] = c,
+            }
+        }
+        chars.into_iter().collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn never_panics_on_random_text(text in "\\PC{0,200}") {
+        let _ = parse(Path::new(FAKE), &text);
+    }
+
+    #[test]
+    fn never_panics_on_garbled_configs(text in garbled()) {
+        if let Err(e) = parse(Path::new(FAKE), &text) {
+            prop_assert!(!e.errors.is_empty());
+            for d in &e.errors {
+                prop_assert!(d.line >= 1 && d.col >= 1);
+                prop_assert!(d.line <= text.lines().count() + 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `tend`: the command-line client and the daemon of the tend process supervisor.
+
+mod cli;
+mod client;
+mod commands;
+mod config;
+mod daemon;
+mod output;
+mod socket;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, ClientCommand, Command};
+use crate::client::Client;
+use crate::commands::Batch;
+
+/// Exit status for a config file with errors (also clap's for usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let Cli {
+        config,
+        socket,
+        command,
+    } = Cli::parse();
+    let command = match command {
+        Command::Up { detach } => return up(&config, socket.as_deref(), detach),
+        Command::Check => return check(&config),
+        Command::Client(c) => c,
+    };
+    let mut out = output::stdout();
+    let result = socket::discover(socket.as_deref(), &config)
+        .and_then(|socket| client_verb(&Client::new(socket), command, &mut out))
+        .and_then(|code| {
+            out.flush()?;
+            Ok(code)
+        });
+    match result {
+        Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("error: {}", commands::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_verb(
+    client: &Client,
+    command: ClientCommand,
+    out: &mut output::Out,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientCommand::Status { json, patterns } => commands::status(client, json, &patterns, out),
+        ClientCommand::Start { patterns } => commands::batch(client, Batch::Start, patterns, out),
+        ClientCommand::Stop { patterns } => commands::batch(client, Batch::Stop, patterns, out),
+        ClientCommand::Restart { patterns } => {
+            commands::batch(client, Batch::Restart, patterns, out)
+        }
+        ClientCommand::Signal { signal, patterns } => {
+            commands::signal(client, signal, patterns, out)
+        }
+        ClientCommand::Pid { name } => commands::pid(client, name, out),
+        ClientCommand::Add(args) => commands::add(client, args, out),
+        ClientCommand::Remove { name } => commands::remove(client, &name, out),
+        ClientCommand::Shutdown { timeout } => commands::shutdown(client, timeout, out),
+    }
+}
+
+fn load(path: &Path) -> Result<config::Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
+    let mut config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Clients look at --socket and TEND_SOCKET first; the daemon listens where they look.
+    if let Some(socket) = socket {
+        match std::path::absolute(socket) {
+            Ok(p) => config.daemon.socket = p,
+            Err(e) => {
+                eprintln!("error: bad --socket {}: {e}", socket.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if detach {
+        daemon::detach(config)
+    } else {
+        daemon::foreground(config)
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(c) => {
+            println!("{}: OK ({} processes)", path.display(), c.processes.len());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}

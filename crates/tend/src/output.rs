@@ -1,0 +1,124 @@
+//! Human output: the status table and formatting helpers.
+
+use std::io::{self, BufWriter, Stdout};
+
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use tend_core::{ExitInfo, ProcessStatus};
+
+/// Buffered stdout. Output is written once at the end, and a closed pipe
+/// (`tend status | head`) is not an error worth reporting.
+pub type Out = BufWriter<Stdout>;
+
+/// A buffered stdout.
+pub fn stdout() -> Out {
+    BufWriter::with_capacity(64 * 1024, io::stdout())
+}
+
+/// Whether an error is a closed stdout pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The `tend status` table.
+pub fn status_table(list: &[ProcessStatus]) -> String {
+    let mut t = Table::new();
+    // No dynamic arrangement and no box drawing: with a thousand rows the
+    // table must cost well under a millisecond or two.
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "NAME",
+            "GROUP",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+            "INFO",
+        ]);
+    for p in list {
+        t.add_row([
+            p.name.to_string(),
+            p.group.to_string(),
+            p.state.to_string(),
+            p.pid.map_or_else(|| "-".to_string(), |pid| pid.to_string()),
+            p.uptime_ms.map_or_else(|| "-".to_string(), uptime),
+            p.restarts.to_string(),
+            p.last_exit.as_ref().map_or_else(|| "-".to_string(), exit),
+            info(p),
+        ]);
+    }
+    for (i, col) in t.column_iter_mut().enumerate() {
+        col.set_padding((0, 2));
+        if i == 3 || i == 5 {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut s = String::with_capacity(list.len() * 100 + 100);
+    for line in t.lines() {
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn exit(e: &ExitInfo) -> String {
+    match e {
+        ExitInfo::Code(c) => format!("code {c}"),
+        ExitInfo::Signal(s) => format!("signal {s}"),
+    }
+}
+
+fn info(p: &ProcessStatus) -> String {
+    let restart = p
+        .next_restart_in_ms
+        .map(|ms| format!("restart in {}", seconds(ms)));
+    match (restart, &p.error) {
+        (Some(r), Some(e)) => format!("{r}; {e}"),
+        (Some(r), None) => r,
+        (None, Some(e)) => e.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// `3.2s`, `45s`, `2m 5s`.
+fn seconds(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
+    } else {
+        uptime(ms)
+    }
+}
+
+/// Compact uptime: `12s`, `5m 3s`, `2h 10m`, `3d 4h`.
+pub fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(uptime(0), "0s");
+        assert_eq!(uptime(59_999), "59s");
+        assert_eq!(uptime(61_000), "1m 1s");
+        assert_eq!(uptime(3 * 3_600_000 + 120_000), "3h 2m");
+        assert_eq!(uptime(2 * 86_400_000 + 3_600_000), "2d 1h");
+        assert_eq!(seconds(3_250), "3.2s");
+        assert_eq!(seconds(90_000), "1m 30s");
+    }
+}

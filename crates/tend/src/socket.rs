@@ -1,0 +1,101 @@
+//! Where the daemon's socket is: `--socket`, `TEND_SOCKET`, or the config file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::config;
+
+/// The socket to talk to: `explicit` (from `--socket` or `TEND_SOCKET`), else
+/// `[daemon] socket` of the config file, else `tend.sock` beside it.
+///
+/// Client verbs only need the socket, so this reads just the `[daemon]` table
+/// instead of validating every process: `tend status` stays fast with a
+/// thousand processes. When the file does not even parse, the full loader
+/// runs to print its precise diagnostics.
+pub fn discover(explicit: Option<&Path>, config_file: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let text = match std::fs::read_to_string(config_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no daemon socket given and {} does not exist (use --socket PATH, TEND_SOCKET, or -c FILE)",
+            config_file.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", config_file.display()));
+        }
+    };
+    match socket_from_text(config_file, &text) {
+        Some(path) => Ok(path),
+        None => match config::load(config_file) {
+            Ok(cfg) => Ok(cfg.daemon.socket),
+            Err(errors) => bail!(
+                "cannot find the daemon's socket: {} has errors (or use --socket PATH):\n{errors}",
+                config_file.display()
+            ),
+        },
+    }
+}
+
+/// The socket as the config loader resolves it, from the `[daemon]` table
+/// alone; `None` when the file does not parse.
+pub fn socket_from_text(config_file: &Path, text: &str) -> Option<PathBuf> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        daemon: Daemon,
+    }
+    #[derive(Deserialize, Default)]
+    struct Daemon {
+        socket: Option<PathBuf>,
+    }
+    let file: File = toml::from_str(text).ok()?;
+    let dir = match config_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::path::absolute(dir).ok()?;
+    let socket = file
+        .daemon
+        .socket
+        .unwrap_or_else(|| PathBuf::from("tend.sock"));
+    Some(dir.join(socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path must find the same socket as the full loader.
+    #[test]
+    fn agrees_with_the_config_loader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        let cases = [
+            "[process.a]\ncommand = \"true\"\n",
+            "[daemon]\nsocket = \"x.sock\"\n[process.a]\ncommand = \"true\"\n",
+            "[daemon]\nsocket = \"../up.sock\"\n",
+            "[daemon]\nsocket = \"/run/abs.sock\"\nsocket_mode = \"0660\"\n",
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let file = dir.path().join("sub").join(format!("c{i}.toml"));
+            std::fs::write(&file, text).expect("write");
+            let full = config::load(&file)
+                .map(|c| c.daemon.socket)
+                .map_err(|e| e.to_string());
+            let fast = socket_from_text(&file, text);
+            assert_eq!(fast.as_ref(), full.as_ref().ok(), "{text}");
+            assert_eq!(discover(None, &file).ok(), fast, "{text}");
+        }
+        let explicit = Path::new("/tmp/explicit.sock");
+        assert_eq!(
+            discover(Some(explicit), Path::new("/nonexistent.toml"))
+                .ok()
+                .as_deref(),
+            Some(explicit)
+        );
+    }
+}

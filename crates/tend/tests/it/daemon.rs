@@ -1,0 +1,109 @@
+//! `tend up -d`, `tend shutdown`, the socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use crate::harness::{Daemon, TestEnv, alive, gone, wait_until};
+
+const ONE: &str = "[process.a]\ncommand = \"sleep 1000\"\n";
+
+#[test]
+fn the_socket_is_private_and_a_second_daemon_is_refused() {
+    let d = Daemon::start(ONE);
+    let mode = std::fs::metadata(&d.socket)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let run = d.tend(&["up"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "another tend is already running on {}",
+            d.socket.display()
+        )),
+        "{run}"
+    );
+    assert_eq!(d.state("a"), "running", "the first daemon is unharmed");
+}
+
+#[test]
+fn up_detached_then_shutdown() {
+    let env = TestEnv::new(&format!(
+        "[daemon]\nsocket = \"d.sock\"\nsocket_mode = \"0660\"\n{ONE}"
+    ));
+    let run = env.ok(&["up", "-d"]);
+    let socket = env.dir.path().join("d.sock");
+    let rest = run
+        .stdout
+        .trim()
+        .strip_prefix("tend started (pid ")
+        .unwrap_or_else(|| panic!("{run}"));
+    let (pid, tail) = rest.split_once(')').unwrap_or_else(|| panic!("{run}"));
+    let pid: u32 = pid.parse().unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(tail, format!(", socket {}", socket.display()));
+    assert!(alive(pid));
+    // Ready means the socket answers at once.
+    assert_eq!(env.ok(&["pid"]).stdout.trim(), pid.to_string());
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    wait_until("a to run", Duration::from_secs(5), || {
+        env.state("a") == "running"
+    });
+    let child = env.pid("a");
+
+    let run = env.ok(&["shutdown"]);
+    assert_eq!(run.stdout, "tend stopped\n");
+    // `shutdown` waited for the daemon to exit.
+    assert!(!alive(pid), "the daemon is gone");
+    assert!(!alive(child), "its process is gone");
+    assert!(gone(&socket));
+    let run = env.tend(&["shutdown"]);
+    assert_eq!(run.code, Some(1), "{run}");
+}
+
+#[test]
+fn up_detached_reports_a_failure_to_start() {
+    let d = Daemon::start(ONE);
+    let run = d.tend(&["up", "-d"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("another tend is already running"),
+        "{run}"
+    );
+}
+
+#[test]
+fn shutdown_of_a_foreground_daemon() {
+    let mut d = Daemon::start(ONE);
+    let run = d.ok(&["shutdown"]);
+    assert_eq!(run.stdout, "tend stopped\n");
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "{status}");
+    assert!(gone(&d.socket));
+}
+
+#[test]
+fn up_listens_where_the_socket_flag_says() {
+    let env = TestEnv::new(ONE);
+    let custom = env.dir.path().join("custom.sock");
+    let custom_s = custom.to_str().expect("utf-8 path");
+    let run = env.ok(&["--socket", custom_s, "up", "-d"]);
+    assert!(
+        run.stdout.ends_with(&format!("socket {custom_s}\n")),
+        "{run}"
+    );
+    assert!(gone(&env.socket), "the config's socket is not used");
+    let mut cmd = env.command(&["status", "--json"]);
+    cmd.env("TEND_SOCKET", &custom);
+    let run = env.run(cmd);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.starts_with('['), "{run}");
+    env.ok(&["--socket", custom_s, "shutdown"]);
+    assert!(gone(&custom));
+}

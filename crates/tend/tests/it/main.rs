@@ -1,0 +1,10 @@
+//! Integration tests: the real `tend` binary, a real daemon, real processes.
+
+mod harness;
+
+mod backoff;
+mod config;
+mod control;
+mod daemon;
+mod status;
+mod stop;

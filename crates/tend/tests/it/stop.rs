@@ -1,0 +1,128 @@
+//! Stopping: stop timeouts, process groups, and a daemon that dies.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Daemon, alive, children, cmdline, gone, wait_until};
+
+#[test]
+fn a_process_ignoring_sigterm_is_killed_after_the_stop_timeout() {
+    let d = Daemon::start(
+        r#"
+[process.stubborn]
+# The shell ignores TERM, and an ignored signal stays ignored across exec.
+command = ["sh", "-c", "trap '' TERM; exec sleep 1000"]
+
+[process.stubborn.stop]
+timeout = "1s"
+"#,
+    );
+    let pid = d.pid("stubborn");
+    // Only once `sleep` runs has the trap been set.
+    wait_until("the trap to be set", Duration::from_secs(5), || {
+        cmdline(pid).starts_with("sleep")
+    });
+    let t = Instant::now();
+    let run = d.ok(&["stop", "stubborn"]);
+    let took = t.elapsed();
+    assert_eq!(run.stdout, "stubborn: stopped\n");
+    assert!(
+        took >= Duration::from_secs(1),
+        "stop took {took:?}, before the timeout"
+    );
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert!(!alive(pid), "the process is gone");
+    assert_eq!(
+        d.proc("stubborn")["last_exit"],
+        serde_json::json!({"signal": "KILL"})
+    );
+    assert!(
+        d.log_text().contains("did not stop in time"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn a_grandchild_dies_with_its_process_group() {
+    let d = Daemon::start(
+        r#"
+[process.parent]
+command = ["sh", "-c", "sleep 1000 & wait"]
+"#,
+    );
+    let pid = d.pid("parent");
+    let mut kids = Vec::new();
+    wait_until("the grandchild to appear", Duration::from_secs(5), || {
+        kids = children(pid);
+        !kids.is_empty()
+    });
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    let grandchild = kids[0];
+    assert!(
+        cmdline(grandchild).starts_with("sleep"),
+        "{}",
+        cmdline(grandchild)
+    );
+    d.ok(&["stop", "parent"]);
+    wait_until("the grandchild to be gone", Duration::from_secs(2), || {
+        !alive(grandchild)
+    });
+    assert!(!alive(pid));
+}
+
+#[test]
+fn sigkill_of_the_daemon_leaves_no_child_and_a_new_daemon_takes_over() {
+    let config = r#"
+[process.a]
+command = "sleep 1000"
+
+[process.b]
+command = ["sh", "-c", "exec sleep 1000"]
+"#;
+    let mut d = Daemon::start(config);
+    let pids = [d.pid("a"), d.pid("b")];
+    d.signal_and_wait(Signal::SIGKILL, Duration::from_secs(5));
+    wait_until(
+        "the children to die with the daemon",
+        Duration::from_secs(5),
+        || pids.iter().all(|&p| !alive(p)),
+    );
+    assert!(!gone(&d.socket), "a killed daemon leaves its socket file");
+
+    // The stale socket does not stop the next daemon.
+    let env = std::mem::replace(&mut d.env, crate::harness::TestEnv::new(""));
+    drop(d);
+    let d = Daemon::start_in(env);
+    assert_eq!(d.state("a"), "running");
+}
+
+#[test]
+fn sigterm_stops_everything_and_removes_the_socket() {
+    let mut d = Daemon::start(
+        r#"
+[process.first]
+command = "sleep 1000"
+priority = 1
+
+[process.second]
+command = "sleep 1000"
+priority = 2
+"#,
+    );
+    let pids = [d.pid("first"), d.pid("second")];
+    let status = d.signal_and_wait(Signal::SIGTERM, Duration::from_secs(10));
+    assert!(status.success(), "daemon exit: {status}\n{}", d.log_text());
+    assert!(pids.iter().all(|&p| !alive(p)));
+    assert!(gone(&d.socket), "the socket file is removed");
+    let log = d.log_text();
+    let stopped = |n: &str| {
+        log.find(&format!("{n}: stopped\n"))
+            .unwrap_or_else(|| panic!("{n} not stopped:\n{log}"))
+    };
+    assert!(
+        stopped("second") < stopped("first"),
+        "reverse priority order:\n{log}"
+    );
+}
