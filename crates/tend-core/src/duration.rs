@@ -81,7 +81,7 @@ pub mod serde_str {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Serializes as [`format`].
+    /// Serializes as [`format()`](super::format).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*d))
     }
@@ -109,7 +109,7 @@ pub mod serde_str_vec {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
 
-    /// Serializes each element as [`format`].
+    /// Serializes each element as [`format()`](super::format).
     pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(v.len()))?;
         for d in v {

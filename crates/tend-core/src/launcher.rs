@@ -41,7 +41,7 @@ pub enum KillTarget {
 /// Spawns and signals processes for the driver.
 ///
 /// Exits are not returned here: they arrive on the channel the launcher's reaper
-/// feeds (see [`crate::unix::Reaper`]), so the driver can await them with
+/// feeds (see [`crate::unix::UnixLauncher::new`]), so the driver can await them with
 /// everything else.
 pub trait Launcher: Send + 'static {
     /// Starts `spec` in a new process group and returns its pid (= pgid).
