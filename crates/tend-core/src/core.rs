@@ -618,6 +618,7 @@ impl Core {
                     error: p.error().map(str::to_string),
                     quick_deaths: p.quick_deaths(),
                     priority: p.spec().priority,
+                    log_dropped_bytes: 0,
                 }
             })
             .collect()

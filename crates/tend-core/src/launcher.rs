@@ -5,6 +5,8 @@
 //! fake that records calls and decides when "processes" exit, under tokio's
 //! paused clock.
 
+use std::os::fd::OwnedFd;
+
 use crate::signal::Signal;
 use crate::spec::ProcessSpec;
 use crate::status::ExitInfo;
@@ -29,6 +31,28 @@ pub struct SpawnError {
     pub permanent: bool,
 }
 
+/// A process that was just spawned.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// The read end of its stdout pipe (with `merge_stderr`, stderr too).
+    pub stdout: Option<OwnedFd>,
+    /// The read end of its stderr pipe; `None` when merged into stdout.
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Spawned {
+    /// A spawn with no output pipes (fakes and tests).
+    pub fn without_output(pid: u32) -> Self {
+        Spawned {
+            pid,
+            stdout: None,
+            stderr: None,
+        }
+    }
+}
+
 /// Where a signal goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillTarget {
@@ -44,8 +68,9 @@ pub enum KillTarget {
 /// feeds (see [`crate::unix::UnixLauncher::new`]), so the driver can await them with
 /// everything else.
 pub trait Launcher: Send + 'static {
-    /// Starts `spec` in a new process group and returns its pid (= pgid).
-    fn spawn(&mut self, spec: &ProcessSpec) -> Result<u32, SpawnError>;
+    /// Starts `spec` in a new process group and returns its pid (= pgid) and
+    /// the read ends of its output pipes.
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError>;
 
     /// Sends `sig`. A target that is already gone is not an error.
     fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()>;

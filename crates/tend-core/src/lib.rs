@@ -77,6 +77,7 @@ pub mod core;
 pub mod duration;
 pub mod error;
 pub mod launcher;
+pub mod logs;
 pub mod machine;
 pub mod name;
 pub mod pattern;

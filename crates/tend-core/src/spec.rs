@@ -59,6 +59,9 @@ pub struct ProcessSpec {
     /// How to stop it.
     #[serde(default)]
     pub stop: StopSpec,
+    /// Where its output goes and how it is written.
+    #[serde(default)]
+    pub logs: LogSpec,
     /// How long a fresh process stays `starting` before it counts as `running`
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
     #[serde(default, with = "crate::duration::serde_str")]
@@ -95,6 +98,7 @@ impl ProcessSpec {
             success_exit_codes: default_success_codes(),
             backoff: Backoff::default(),
             stop: StopSpec::default(),
+            logs: LogSpec::default(),
             start_secs: Duration::ZERO,
         }
     }
@@ -283,6 +287,55 @@ impl Default for StopSpec {
         StopSpec {
             signal: Signal::TERM,
             timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where one output stream of a process goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogTarget {
+    /// Appended to this file (absolute once validated), rotated by size.
+    File(PathBuf),
+    /// Written, line by line, to the supervisor's own stdout or stderr.
+    Inherit,
+    /// Not written anywhere (still kept in the in-memory tail).
+    Null,
+}
+
+/// How a process's output is captured. Output is always read through a pipe,
+/// split into whole lines, kept in a bounded in-memory tail and published to
+/// subscribers; the targets say where it is written besides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSpec {
+    /// Where stdout goes.
+    pub stdout: LogTarget,
+    /// Where stderr goes (ignored with `merge_stderr`).
+    pub stderr: LogTarget,
+    /// Send stderr into stdout's pipe (Supervisor's `redirect_stderr`): one
+    /// stream, in the order the child wrote it.
+    pub merge_stderr: bool,
+    /// Remove terminal escape sequences (colours, cursor movement, titles).
+    pub strip_ansi: bool,
+    /// Prefix each line written to a file with an RFC 3339 time.
+    pub timestamps: bool,
+    /// Rotate a file once it reaches this many bytes; 0 never rotates.
+    pub max_size: u64,
+    /// Rotated files kept (`NAME.out.log.1` ... `.N`).
+    pub backups: u32,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        LogSpec {
+            stdout: LogTarget::Inherit,
+            stderr: LogTarget::Inherit,
+            merge_stderr: false,
+            strip_ansi: false,
+            timestamps: false,
+            max_size: 50 * 1024 * 1024,
+            backups: 10,
         }
     }
 }

@@ -101,6 +101,9 @@ pub struct ProcessStatus {
     pub quick_deaths: u32,
     /// Lower starts first, stops last.
     pub priority: i32,
+    /// Bytes of output that could not be written to its log files (disk
+    /// full, file not writable); 0 when nothing was lost.
+    pub log_dropped_bytes: u64,
 }
 
 /// Something that happened, published to every subscriber.

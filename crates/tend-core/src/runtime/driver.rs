@@ -5,6 +5,7 @@
 //! it does not wake up: there is no tick.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -15,7 +16,7 @@ use crate::error::Error;
 use crate::launcher::{Launcher, Reaped};
 use crate::machine::TimerId;
 use crate::name::Name;
-use crate::runtime::{ActionResult, Request};
+use crate::runtime::{ActionResult, LogHub, Request};
 use crate::status::Event;
 use crate::time::Mono;
 
@@ -29,6 +30,7 @@ enum Reply {
 pub(crate) struct Driver<L: Launcher> {
     core: Core,
     launcher: L,
+    logs: Arc<LogHub>,
     events: broadcast::Sender<Event>,
     origin: Instant,
     wall_origin: Timestamp,
@@ -37,14 +39,17 @@ pub(crate) struct Driver<L: Launcher> {
     replies: HashMap<BatchId, Reply>,
     next_batch: BatchId,
     exiting: bool,
+    /// Answered once everything is stopped and every output pipe is drained.
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl<L: Launcher> Driver<L> {
     /// A driver with no processes.
-    pub(crate) fn new(launcher: L, events: broadcast::Sender<Event>) -> Self {
+    pub(crate) fn new(launcher: L, events: broadcast::Sender<Event>, logs: Arc<LogHub>) -> Self {
         Driver {
             core: Core::new(),
             launcher,
+            logs,
             events,
             origin: Instant::now(),
             wall_origin: Timestamp::now(),
@@ -53,6 +58,7 @@ impl<L: Launcher> Driver<L> {
             replies: HashMap::new(),
             next_batch: 0,
             exiting: false,
+            shutdown_waiters: Vec::new(),
         }
     }
 
@@ -100,6 +106,12 @@ impl<L: Launcher> Driver<L> {
                 () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
                 else => break,
             }
+        }
+        // The children are gone; read what they wrote to the end before
+        // saying so, or their last lines would be lost when the program exits.
+        self.logs.drained(std::time::Duration::from_secs(5)).await;
+        for tx in self.shutdown_waiters.drain(..) {
+            let _ = tx.send(());
         }
         tracing::debug!("supervisor driver finished");
     }
@@ -151,7 +163,11 @@ impl<L: Launcher> Driver<L> {
                 let _ = reply.send(self.core.resolve(&patterns));
             }
             Request::Status(reply) => {
-                let _ = reply.send(self.core.status(now, |m| self.wall(m)));
+                let mut st = self.core.status(now, |m| self.wall(m));
+                for s in &mut st {
+                    s.log_dropped_bytes = self.logs.dropped(&s.name);
+                }
+                let _ = reply.send(st);
             }
             Request::StartAll(reply) => {
                 if self.core.is_shutting_down() {
@@ -221,7 +237,10 @@ impl<L: Launcher> Driver<L> {
                     let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else {
                         continue;
                     };
-                    let result = self.launcher.spawn(spec);
+                    let result = self.launcher.spawn(spec).map(|s| {
+                        self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
+                        s.pid
+                    });
                     let more = self.core.spawned(self.now(), &name, result);
                     for (i, m) in more.into_iter().enumerate() {
                         queue.insert(i, m);
@@ -243,6 +262,9 @@ impl<L: Launcher> Driver<L> {
                 }
                 CoreEffect::Publish(ev) => {
                     log_event(&ev);
+                    if let Event::Removed { name } = &ev {
+                        self.logs.forget(name);
+                    }
                     let _ = self.events.send(ev);
                 }
                 CoreEffect::BatchDone { batch, results } => match self.replies.remove(&batch) {
@@ -256,9 +278,7 @@ impl<L: Launcher> Driver<L> {
                             .map_or(Ok(()), |r| r.result.map(|_| ()));
                         let _ = tx.send(r);
                     }
-                    Some(Reply::Shutdown(Some(tx))) => {
-                        let _ = tx.send(());
-                    }
+                    Some(Reply::Shutdown(Some(tx))) => self.shutdown_waiters.push(tx),
                     Some(Reply::Shutdown(None)) | None => {}
                 },
             }

@@ -5,7 +5,11 @@
 //! program) goes through it.
 
 mod driver;
+mod logs;
 
+pub use logs::{LogChunk, LogHub, LogLine, LogQuery};
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -63,6 +67,11 @@ pub struct Options {
     pub event_capacity: usize,
     /// Capacity of the request channel.
     pub request_capacity: usize,
+    /// Bytes of recent output kept in memory per process (for `tend logs`
+    /// without reading files, and for `null` targets).
+    pub tail_bytes: usize,
+    /// Capacity of the log broadcast channel, in chunks; slow subscribers lag past it.
+    pub log_capacity: usize,
 }
 
 impl Default for Options {
@@ -70,6 +79,8 @@ impl Default for Options {
         Options {
             event_capacity: 1024,
             request_capacity: 256,
+            tail_bytes: 64 * 1024,
+            log_capacity: 1024,
         }
     }
 }
@@ -79,6 +90,7 @@ impl Default for Options {
 pub struct Supervisor {
     tx: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
+    logs: Arc<LogHub>,
 }
 
 impl Supervisor {
@@ -104,9 +116,10 @@ impl Supervisor {
     ) -> (Supervisor, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(opts.request_capacity);
         let (events, _) = broadcast::channel(opts.event_capacity);
-        let driver = Driver::new(launcher, events.clone());
+        let logs = Arc::new(LogHub::new(opts.tail_bytes, opts.log_capacity));
+        let driver = Driver::new(launcher, events.clone(), logs.clone());
         let task = tokio::spawn(driver.run(rx, exits));
-        (Supervisor { tx, events }, task)
+        (Supervisor { tx, events, logs }, task)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Error> {
@@ -121,6 +134,23 @@ impl Supervisor {
     /// Subscribes to events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to every process's output from now on, as batches of whole lines.
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<LogChunk> {
+        self.logs.subscribe()
+    }
+
+    /// The last lines of output of some processes from their in-memory tails,
+    /// merged in time order (no file is read).
+    pub fn log_lines(&self, query: &LogQuery) -> Vec<LogLine> {
+        self.logs.lines(query)
+    }
+
+    /// Closes and reopens every log file (for logrotate: SIGUSR2, `tend logs --reopen`).
+    /// Returns the files that could not be reopened.
+    pub fn reopen_logs(&self) -> Vec<(std::path::PathBuf, std::io::Error)> {
+        self.logs.reopen()
     }
 
     /// Registers a process; starts it when `autostart` is set. A duplicate name
@@ -251,5 +281,7 @@ fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
     }
 }
 
+#[cfg(test)]
+mod output_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError};
+use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
 use crate::spec::ProcessSpec;
 use crate::status::{Event, ExitInfo, StateName};
 use crate::{Error, Name, Options, Outcome, Signal, Supervisor};
@@ -28,7 +28,7 @@ struct Fake {
 }
 
 impl Launcher for Fake {
-    fn spawn(&mut self, spec: &ProcessSpec) -> Result<u32, SpawnError> {
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
         if spec.command[0] == "missing" {
             return Err(SpawnError {
                 message: "command \"missing\" not found on PATH".into(),
@@ -40,7 +40,7 @@ impl Launcher for Fake {
         let pid = 1000 + w.next_pid;
         w.spawns.push((Instant::now(), spec.name.to_string(), pid));
         w.alive.push(pid);
-        Ok(pid)
+        Ok(Spawned::without_output(pid))
     }
 
     fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()> {

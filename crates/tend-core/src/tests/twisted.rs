@@ -2,7 +2,7 @@
 //! as tests of tend's core under virtual time. Each test names its item. Where
 //! tend's semantics differ on purpose (a user's stop is final; `restart` is an
 //! explicit stop-then-start), the test says so and checks tend's behaviour.
-//! Items 18 to 21 (output lines) belong to the log pipeline and are tested there.
+//! Items 18 to 21 (output lines) run real processes: see `runtime/output_tests.rs`.
 
 use super::sim::*;
 use crate::Error;

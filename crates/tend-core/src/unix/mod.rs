@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError};
+use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
 use crate::signal::Signal;
 use crate::spec::ProcessSpec;
 
@@ -110,14 +110,22 @@ impl UnixLauncher {
 }
 
 impl Launcher for UnixLauncher {
-    fn spawn(&mut self, spec: &ProcessSpec) -> Result<u32, SpawnError> {
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
         let mut command = spawn::prepare(spec)?;
+        let pipes = spawn::attach_pipes(&mut command, spec.logs.merge_stderr)?;
         let mut shared = lock(&self.shared);
         let pid = spawn::run(&mut command, spec)?;
         if !self.reap_all {
             shared.own.insert(pid);
         }
-        Ok(pid)
+        drop(shared);
+        // Closes our copies of the pipes' write ends.
+        drop(command);
+        Ok(Spawned {
+            pid,
+            stdout: Some(pipes.stdout),
+            stderr: pipes.stderr,
+        })
     }
 
     fn kill(&mut self, target: KillTarget, sig: Signal) -> io::Result<()> {

@@ -47,6 +47,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -96,7 +97,6 @@ pub(super) fn prepare(spec: &ProcessSpec) -> Result<Command, SpawnError> {
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    StdioPlan::default().apply(&mut command);
     // SAFETY: `ChildSetup::run` only makes async-signal-safe syscalls on data
     // owned by `setup`, and does not allocate.
     unsafe {
@@ -114,37 +114,45 @@ pub(super) fn run(command: &mut Command, spec: &ProcessSpec) -> Result<u32, Spaw
     Ok(child.id())
 }
 
-/// Where a child's standard streams go: stdin is always `/dev/null`. Log
-/// capture adds an `Output::Pipe` here and returns the read ends from `run`;
-/// nothing else in the spawn path needs to change.
-#[derive(Debug, Clone, Copy, Default)]
-struct StdioPlan {
-    stdout: Output,
-    stderr: Output,
+/// The parent's ends of a child's output pipes.
+#[derive(Debug)]
+pub(super) struct Pipes {
+    /// Read end of stdout (and of stderr when merged).
+    pub stdout: OwnedFd,
+    /// Read end of stderr; `None` when merged into stdout.
+    pub stderr: Option<OwnedFd>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-enum Output {
-    /// The daemon's own stream.
-    #[default]
-    Inherit,
-}
-
-impl Output {
-    fn stdio(self) -> Stdio {
-        match self {
-            Output::Inherit => Stdio::inherit(),
-        }
+/// Gives the child `/dev/null` as stdin and fresh pipes as stdout and stderr
+/// (one pipe for both with `merge_stderr`, so their order is the child's).
+///
+/// Output is always captured, whatever the log target: the daemon splits it
+/// into lines, keeps a tail and writes it where the spec says. The pipes are
+/// created close-on-exec; the child gets its ends through `dup2` onto 1 and 2.
+/// The write ends live in `command` and are closed when it is dropped, right
+/// after the spawn, so the reader sees end-of-file when the child (and every
+/// process that inherited them) is gone.
+pub(super) fn attach_pipes(command: &mut Command, merge_stderr: bool) -> Result<Pipes, SpawnError> {
+    let transient = |e: io::Error| SpawnError {
+        message: format!("cannot create an output pipe: {e}"),
+        permanent: false,
+    };
+    let (out_r, out_w) = io::pipe().map_err(transient)?;
+    command.stdin(Stdio::null());
+    if merge_stderr {
+        let err_w = out_w.try_clone().map_err(transient)?;
+        command.stdout(out_w).stderr(err_w);
+        return Ok(Pipes {
+            stdout: out_r.into(),
+            stderr: None,
+        });
     }
-}
-
-impl StdioPlan {
-    fn apply(self, command: &mut Command) {
-        command
-            .stdin(Stdio::null())
-            .stdout(self.stdout.stdio())
-            .stderr(self.stderr.stdio());
-    }
+    let (err_r, err_w) = io::pipe().map_err(transient)?;
+    command.stdout(out_w).stderr(err_w);
+    Ok(Pipes {
+        stdout: out_r.into(),
+        stderr: Some(err_r.into()),
+    })
 }
 
 /// What the child does between fork and exec; see the module docs for the

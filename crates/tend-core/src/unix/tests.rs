@@ -60,8 +60,16 @@ async fn exit_of(rx: &mut UnboundedReceiver<Reaped>, pid: u32) -> ExitInfo {
 
 async fn run(spec: &ProcessSpec) -> ExitInfo {
     let (mut launcher, mut rx) = launcher();
-    let pid = launcher.spawn(spec).expect("spawn");
-    exit_of(&mut rx, pid).await
+    let spawned = launcher.spawn(spec).expect("spawn");
+    // Output is always piped: forward it to the test's stderr, so a helper
+    // process can print (and its output shows when the test fails).
+    for fd in [spawned.stdout, spawned.stderr].into_iter().flatten() {
+        std::thread::spawn(move || {
+            let mut from = std::fs::File::from(fd);
+            let _ = std::io::copy(&mut from, &mut std::io::stderr());
+        });
+    }
+    exit_of(&mut rx, spawned.pid).await
 }
 
 fn spawn_err(spec: &ProcessSpec) -> SpawnError {
@@ -108,7 +116,8 @@ async fn exits_of_several_children_are_all_reaped() {
     for code in 0..5 {
         let pid = launcher
             .spawn(&spec(&["sh", "-c", &format!("exit {code}")]))
-            .expect("spawn");
+            .expect("spawn")
+            .pid;
         expected.insert((pid, code));
     }
     let mut seen = BTreeSet::new();
@@ -289,7 +298,10 @@ async fn unknown_user_and_group_are_permanent_errors_naming_them() {
 #[tokio::test]
 async fn each_child_leads_its_own_process_group() {
     let (mut launcher, mut rx) = launcher();
-    let pid = launcher.spawn(&spec(&["sleep", "1000"])).expect("spawn");
+    let pid = launcher
+        .spawn(&spec(&["sleep", "1000"]))
+        .expect("spawn")
+        .pid;
     let (_, pgrp) = proc_stat(pid).expect("running");
     assert_eq!(u32::try_from(pgrp).ok(), Some(pid));
     assert!(launcher.group_alive(pid));
@@ -340,7 +352,8 @@ async fn killing_the_group_reaches_grandchildren() {
     let (mut launcher, mut rx) = launcher();
     let pid = launcher
         .spawn(&sh(r#"sleep 1000 & echo $! > "$1"; wait"#, &pidfile))
-        .expect("spawn");
+        .expect("spawn")
+        .pid;
 
     let mut grandchild = 0;
     poll_until("the grandchild's pid", || {
@@ -429,7 +442,10 @@ async fn other_children_of_the_embedding_program_are_left_alone() {
 #[tokio::test]
 async fn forget_drops_the_pid() {
     let (mut launcher, _rx) = launcher();
-    let pid = launcher.spawn(&spec(&["sleep", "1000"])).expect("spawn");
+    let pid = launcher
+        .spawn(&spec(&["sleep", "1000"]))
+        .expect("spawn")
+        .pid;
     assert!(super::lock(&launcher.shared).own.contains(&pid));
     launcher.forget(pid);
     assert!(!super::lock(&launcher.shared).own.contains(&pid));
@@ -478,7 +494,7 @@ async fn reap_all_helper() {
     // parent could reap it), so it is orphaned, re-parented to us, and must be
     // reaped and reported like any child. `$$` is the parent shell's pid.
     let script = r#"(while kill -0 $$ 2>/dev/null; do sleep 0.01; done; exit 9) & echo $! > "$1""#;
-    let pid = launcher.spawn(&sh(script, &pidfile)).expect("spawn");
+    let pid = launcher.spawn(&sh(script, &pidfile)).expect("spawn").pid;
     let (parent, orphan) = tokio::time::timeout(DEADLINE, async {
         let mut exits = std::collections::HashMap::new();
         loop {
@@ -576,7 +592,10 @@ async fn ignored_signals_are_not_inherited() {
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(vtalrm.number(), libc::SIG_IGN) };
     let (mut launcher, mut rx) = launcher();
-    let pid = launcher.spawn(&spec(&["sleep", "1000"])).expect("spawn");
+    let pid = launcher
+        .spawn(&spec(&["sleep", "1000"]))
+        .expect("spawn")
+        .pid;
     launcher
         .kill(KillTarget::Process(pid), vtalrm)
         .expect("kill");
@@ -633,7 +652,10 @@ async fn pdeathsig_helper() {
         return;
     };
     let (mut launcher, _rx) = launcher();
-    let pid = launcher.spawn(&spec(&["sleep", "1000"])).expect("spawn");
+    let pid = launcher
+        .spawn(&spec(&["sleep", "1000"]))
+        .expect("spawn")
+        .pid;
     fs::write(pidfile, format!("{pid}\n")).expect("write pid");
     // Exit like a crashing daemon: no stop, no cleanup.
     std::process::exit(0);
