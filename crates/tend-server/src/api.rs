@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use tend_core::logs::Stream;
 pub use tend_core::{Outcome, ProcessSpec, ProcessStatus, Signal};
 
 /// The version prefix of every path.
@@ -101,6 +102,179 @@ pub struct ErrorResponse {
     pub error: String,
 }
 
+/// One line of output in the `GET /v1/logs` stream (one JSON object per line).
+///
+/// Exactly one of `line` (the text, when it is valid UTF-8) and `line_b64`
+/// (the raw bytes in standard base64, otherwise) is present, so no byte is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLineItem {
+    /// The process.
+    pub name: String,
+    /// `"stdout"` or `"stderr"`.
+    pub stream: Stream,
+    /// When the daemon read the line, RFC 3339.
+    pub time: jiff::Timestamp,
+    /// The line without its newline, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// The line's raw bytes in base64, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_b64: Option<String>,
+}
+
+impl LogLineItem {
+    /// The item for a line of raw bytes (without its newline).
+    pub fn new(name: &str, stream: Stream, time: jiff::Timestamp, line: &[u8]) -> Self {
+        let (line, line_b64) = match std::str::from_utf8(line) {
+            Ok(s) => (Some(s.to_string()), None),
+            Err(_) => (None, Some(base64_encode(line))),
+        };
+        LogLineItem {
+            name: name.to_string(),
+            stream,
+            time,
+            line,
+            line_b64,
+        }
+    }
+
+    /// The line's bytes (without the newline); `None` when `line_b64` is not base64.
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        match (&self.line, &self.line_b64) {
+            (Some(s), _) => Some(s.as_bytes().to_vec()),
+            (None, Some(b)) => base64_decode(b),
+            (None, None) => Some(Vec::new()),
+        }
+    }
+}
+
+/// One object of the `GET /v1/logs` stream: a line, or a notice that a slow
+/// follower missed `lagged` batches of lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LogItem {
+    /// A line of output.
+    Line(LogLineItem),
+    /// Batches of lines skipped because the client read too slowly.
+    Lagged {
+        /// How many batches (each one or more lines) were skipped.
+        lagged: u64,
+    },
+}
+
+/// The query of `GET /v1/logs`, as the client builds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsQuery {
+    /// Patterns, as in [`TargetsRequest`]; every process when empty.
+    pub patterns: Vec<String>,
+    /// The last `n` lines (the server's default, 20, when `None`).
+    pub n: Option<usize>,
+    /// Only this stream; both when `None`.
+    pub stream: Option<Stream>,
+    /// Only lines since then: an RFC 3339 time or a duration ago (`"5m"`).
+    pub since: Option<String>,
+    /// Keep sending new lines until the client disconnects.
+    pub follow: bool,
+}
+
+impl LogsQuery {
+    /// The path and query string for this request.
+    pub fn path(&self) -> String {
+        let mut path = format!("{PREFIX}/logs");
+        let mut sep = '?';
+        let mut push = |path: &mut String, key: &str, value: &str| {
+            path.push(sep);
+            sep = '&';
+            path.push_str(key);
+            path.push('=');
+            percent_encode_into(value, path);
+        };
+        for p in &self.patterns {
+            push(&mut path, "pattern", p);
+        }
+        if let Some(n) = self.n {
+            push(&mut path, "n", &n.to_string());
+        }
+        if let Some(s) = self.stream {
+            push(&mut path, "stream", s.as_str());
+        }
+        if let Some(since) = &self.since {
+            push(&mut path, "since", since);
+        }
+        if self.follow {
+            push(&mut path, "follow", "true");
+        }
+        path
+    }
+}
+
+/// The answer to `POST /v1/logs/reopen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReopenResponse {
+    /// Always true: every log file was closed and opened again (or tried to be).
+    pub reopened: bool,
+    /// The files that could not be opened again; output to them is dropped
+    /// (and counted) until they can.
+    pub errors: Vec<ReopenError>,
+}
+
+/// A log file that could not be reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReopenError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub error: String,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for group in data.chunks(3) {
+        let b = [
+            group[0],
+            group.get(1).copied().unwrap_or(0),
+            group.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 with padding; `None` when it is malformed.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let value = |c: u8| B64.iter().position(|&b| b == c).map(|v| v as u32);
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let groups = bytes.len() / 4;
+    for (i, group) in bytes.chunks(4).enumerate() {
+        let pad = group.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && i + 1 != groups) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &group[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
+}
+
 /// Appends `pattern=P` pairs for `GET /v1/status` to `path`, percent-encoding each.
 pub fn status_path(patterns: &[String]) -> String {
     let mut path = format!("{PREFIX}/status");
@@ -173,6 +347,57 @@ mod tests {
             .filter_map(percent_decode)
             .collect();
         assert_eq!(back, pats);
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for (raw, enc) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"\xff\xfe ok", "//4gb2s="),
+        ] {
+            assert_eq!(base64_encode(raw), enc);
+            assert_eq!(base64_decode(enc).as_deref(), Some(raw));
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(base64_decode(&base64_encode(&all)), Some(all));
+        for bad in ["Zg=", "Z===", "Zg==Zm8=", "Zm9*", "Zm9v="] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_items() {
+        let t: jiff::Timestamp = "2026-01-02T10:00:00Z".parse().expect("time");
+        let text = LogLineItem::new("web", Stream::Stdout, t, b"hello");
+        let json = serde_json::to_string(&LogItem::Line(text.clone())).expect("json");
+        assert_eq!(
+            json,
+            r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello"}"#
+        );
+        let raw = LogLineItem::new("web", Stream::Stderr, t, b"\xff\xfeok");
+        assert_eq!(raw.line, None);
+        assert_eq!(raw.bytes().as_deref(), Some(&b"\xff\xfeok"[..]));
+        let back: LogItem =
+            serde_json::from_str(&serde_json::to_string(&raw).expect("json")).expect("decode");
+        assert_eq!(back, LogItem::Line(raw));
+        let lagged: LogItem = serde_json::from_str(r#"{"lagged": 3}"#).expect("decode");
+        assert_eq!(lagged, LogItem::Lagged { lagged: 3 });
+        let q = LogsQuery {
+            patterns: vec!["g:*".into(), "web".into()],
+            n: Some(5),
+            stream: Some(Stream::Stderr),
+            since: Some("5m".into()),
+            follow: true,
+        };
+        assert_eq!(
+            q.path(),
+            "/v1/logs?pattern=g%3A%2A&pattern=web&n=5&stream=stderr&since=5m&follow=true"
+        );
+        assert_eq!(LogsQuery::default().path(), "/v1/logs");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One small handler per verb. A new verb is one route in [`crate::router`]
 //! plus one function here (and, in tend-core, one `Request` variant).
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -28,15 +30,29 @@ pub(crate) async fn status(
     if patterns.is_empty() {
         return Ok(Json(all));
     }
-    // Filtering here rather than through `Supervisor::resolve` saves a second
-    // round trip to the driver; the matching rule is the same `Pattern`.
+    let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
+    let selected = all
+        .into_iter()
+        .filter(|s| names.contains(&s.name))
+        .collect();
+    Ok(Json(selected))
+}
+
+/// The names of the processes in `all` that match any of `patterns` (every
+/// process when there is none), in the order of `all`. A pattern that
+/// matches nothing is an error, as in `Supervisor::resolve`.
+pub(crate) fn select(all: &[ProcessStatus], patterns: &[String]) -> ApiResult<Vec<Name>> {
+    if patterns.is_empty() {
+        return Ok(all.iter().map(|s| s.name.clone()).collect());
+    }
+    // Filtering a status snapshot rather than calling `Supervisor::resolve`
+    // saves a second round trip to the driver; the matching rule is the same `Pattern`.
     let mut parsed = Vec::with_capacity(patterns.len());
-    for p in &patterns {
+    for p in patterns {
         parsed.push(Pattern::parse(p).map_err(Error::from)?);
     }
-    for (pat, text) in parsed.iter().zip(&patterns) {
+    for (pat, text) in parsed.iter().zip(patterns) {
         if !all.iter().any(|s| pat.matches(&s.name, &s.group)) {
-            // The same errors as `Supervisor::resolve`.
             return Err(match pat.exact_name() {
                 Some(n) => Error::UnknownProcess(n.to_string()),
                 None => Error::NoMatch(text.clone()),
@@ -44,11 +60,11 @@ pub(crate) async fn status(
             .into());
         }
     }
-    let selected = all
-        .into_iter()
+    Ok(all
+        .iter()
         .filter(|s| parsed.iter().any(|p| p.matches(&s.name, &s.group)))
-        .collect();
-    Ok(Json(selected))
+        .map(|s| s.name.clone())
+        .collect())
 }
 
 fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
@@ -112,7 +128,11 @@ pub(crate) async fn add(
     State(st): State<AppState>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<NameResponse>)> {
-    let spec = parse_spec(body)?;
+    let logs_given = body.get("logs").is_some();
+    let mut spec = parse_spec(body)?;
+    if let Some(prepare) = &st.options.prepare_spec {
+        prepare(&mut spec, logs_given).map_err(ApiError::bad_request)?;
+    }
     let name = spec.name.to_string();
     st.sup.add(spec).await?;
     Ok((StatusCode::CREATED, Json(NameResponse { name })))

@@ -13,7 +13,9 @@
 //! let (sup, _driver) = Supervisor::spawn(Options::default(), true)?;
 //! let shutdown = Shutdown::new();
 //! let app = router(sup.clone(), shutdown.clone());
-//! let until = { let s = shutdown.clone(); async move { s.triggered().await } };
+//! // Log followers (`GET /v1/logs?follow=true`) hold their connection open
+//! // until told to end: do so before the server stops.
+//! let until = { let s = shutdown.clone(); async move { s.triggered().await; s.end_streams() } };
 //! serve_unix("/run/tend.sock".as_ref(), 0o600, app, until).await?;
 //! sup.shutdown().await?;
 //! # Ok(()) }
@@ -24,7 +26,11 @@ pub mod api;
 mod error;
 mod extract;
 mod handlers;
+mod logs;
 mod unix;
+pub mod xmlrpc;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -37,9 +43,16 @@ pub use unix::{ServeError, UnixServer, serve_unix};
 ///
 /// The server only pulls it; whoever runs the daemon waits on
 /// [`Shutdown::triggered`] and then stops the supervisor and the server.
+///
+/// It holds a second latch for the live log streams: a follower of
+/// `GET /v1/logs?follow=true` keeps its connection open until
+/// [`Shutdown::end_streams`], so that it still sees the output of processes
+/// while they stop. Pull it before ending the server, whose graceful shutdown
+/// otherwise waits for those connections.
 #[derive(Clone, Debug)]
 pub struct Shutdown {
     tx: watch::Sender<bool>,
+    streams: watch::Sender<bool>,
 }
 
 impl Shutdown {
@@ -47,7 +60,19 @@ impl Shutdown {
     pub fn new() -> Self {
         Shutdown {
             tx: watch::Sender::new(false),
+            streams: watch::Sender::new(false),
         }
+    }
+
+    /// Ends every live log stream (their responses finish). Idempotent.
+    pub fn end_streams(&self) {
+        self.streams.send_replace(true);
+    }
+
+    /// Resolves once [`Shutdown::end_streams`] has been called.
+    pub async fn streams_ended(&self) {
+        let mut rx = self.streams.subscribe();
+        let _ = rx.wait_for(|ended| *ended).await;
     }
 
     /// Pulls the latch. Idempotent.
@@ -74,14 +99,43 @@ impl Default for Shutdown {
     }
 }
 
+/// Completes a spec that arrives through `POST /v1/processes` before it is
+/// added; the second argument says whether the body had a `logs` object. An
+/// error is answered with 400 and the message.
+pub type PrepareSpec =
+    Arc<dyn Fn(&mut tend_core::ProcessSpec, bool) -> Result<(), String> + Send + Sync>;
+
+/// Daemon-side settings of the API.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct ApiOptions {
+    /// Called on every spec added through the API, e.g. to put its output in
+    /// the daemon's log directory like the processes of the config file.
+    pub prepare_spec: Option<PrepareSpec>,
+}
+
+impl std::fmt::Debug for ApiOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiOptions")
+            .field("prepare_spec", &self.prepare_spec.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AppState {
     sup: tend_core::Supervisor,
     shutdown: Shutdown,
+    options: ApiOptions,
 }
 
 /// The JSON API under `/v1`, acting on `sup`. `POST /v1/shutdown` pulls `shutdown`.
 pub fn router(sup: tend_core::Supervisor, shutdown: Shutdown) -> Router {
+    router_with(sup, shutdown, ApiOptions::default())
+}
+
+/// [`router`] with daemon-side settings.
+pub fn router_with(sup: tend_core::Supervisor, shutdown: Shutdown, options: ApiOptions) -> Router {
     Router::new()
         .route("/v1/status", get(handlers::status))
         .route("/v1/start", post(handlers::start))
@@ -90,11 +144,17 @@ pub fn router(sup: tend_core::Supervisor, shutdown: Shutdown) -> Router {
         .route("/v1/signal", post(handlers::signal))
         .route("/v1/processes", post(handlers::add))
         .route("/v1/processes/{name}", delete(handlers::remove))
+        .route("/v1/logs", get(logs::logs))
+        .route("/v1/logs/reopen", post(logs::reopen))
         .route("/v1/version", get(handlers::version))
         .route("/v1/shutdown", post(handlers::shutdown))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(AppState { sup, shutdown })
+        .with_state(AppState {
+            sup,
+            shutdown,
+            options,
+        })
 }
 
 #[cfg(test)]

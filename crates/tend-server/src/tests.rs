@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
+use tend_core::spec::LogTarget;
 use tend_core::{Name, Options, ProcessSpec, Supervisor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -406,4 +407,304 @@ async fn unix_server_refuses_to_replace_a_file() {
         !other_mode.exists(),
         "dropping the server removes its socket"
     );
+}
+
+/// A process that writes three lines (the last one not UTF-8), then waits;
+/// its output is kept only in memory.
+fn talker(name: &str) -> ProcessSpec {
+    let mut spec = ProcessSpec::new(
+        Name::new(name).expect("name"),
+        vec![
+            "sh".into(),
+            "-c".into(),
+            r"echo one; echo two >&2; printf '\377\376ok\n'; exec sleep 1000".into(),
+        ],
+    );
+    spec.logs.stdout = LogTarget::Null;
+    spec.logs.stderr = LogTarget::Null;
+    spec.stop.timeout = Duration::from_secs(2);
+    spec
+}
+
+/// The NDJSON objects of a complete answer.
+async fn ndjson(app: axum::Router, uri: &str) -> (StatusCode, Vec<Value>) {
+    let req = Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let text = String::from_utf8(bytes.to_vec()).expect("NDJSON is UTF-8");
+    let values = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    (status, values)
+}
+
+/// Polls `cond` every 10 ms until it holds, failing after 10 s.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn lines_of(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|v| match (v["line"].as_str(), v["line_b64"].as_str()) {
+            (Some(l), None) => format!(
+                "{}/{}: {l}",
+                v["name"].as_str().unwrap_or("?"),
+                v["stream"].as_str().unwrap_or("?")
+            ),
+            (None, Some(b)) => format!(
+                "{}/{}: b64 {b}",
+                v["name"].as_str().unwrap_or("?"),
+                v["stream"].as_str().unwrap_or("?")
+            ),
+            _ => format!("odd item {v}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_serve_the_tail_merged_and_filtered() {
+    let f = Fixture::new();
+    f.sup.add(talker("talk")).await.expect("add");
+    f.sup.start("talk").await.expect("start");
+    f.add_idle("quiet", "quiet").await;
+    let app = || router(f.sup.clone(), f.shutdown.clone());
+    eventually("three lines", || async {
+        ndjson(app(), "/v1/logs?pattern=talk").await.1.len() == 3
+    })
+    .await;
+
+    let (st, all) = ndjson(app(), "/v1/logs").await;
+    assert_eq!(st, StatusCode::OK);
+    let mut got = lines_of(&all);
+    // stdout and stderr are read by two tasks: their relative order is not fixed.
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "talk/stderr: two",
+            "talk/stdout: b64 //5vaw==",
+            "talk/stdout: one"
+        ]
+    );
+    let t = all[0]["time"].as_str().expect("time");
+    assert!(t.parse::<jiff::Timestamp>().is_ok(), "{t}");
+
+    let (_, err) = ndjson(app(), "/v1/logs?pattern=talk&stream=stderr").await;
+    assert_eq!(lines_of(&err), ["talk/stderr: two"]);
+    let (_, out) = ndjson(app(), "/v1/logs?pattern=talk&stream=stdout&n=1").await;
+    assert_eq!(lines_of(&out), ["talk/stdout: b64 //5vaw=="]);
+    let (_, none) = ndjson(app(), "/v1/logs?pattern=quiet").await;
+    assert!(none.is_empty());
+    let (_, later) = ndjson(app(), "/v1/logs?since=2999-01-01T00:00:00Z").await;
+    assert!(later.is_empty());
+    let (_, recent) = ndjson(app(), "/v1/logs?since=1h").await;
+    assert_eq!(recent.len(), 3);
+
+    let (st, v) = f.call("GET", "/v1/logs?pattern=nope", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&v), "no such process: nope");
+    let (st, v) = f.call("GET", "/v1/logs?n=lots", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_of(&v).contains("n=\"lots\""), "{v}");
+
+    let (st, v) = f.call("POST", "/v1/logs/reopen", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v, json!({"reopened": true, "errors": []}));
+    f.finish().await;
+}
+
+/// Reads the next frame of a streamed body, or `None` at its end.
+async fn next_frame(body: &mut axum::body::BodyDataStream) -> Option<String> {
+    let frame = std::future::poll_fn(|cx| {
+        futures_core::Stream::poll_next(std::pin::Pin::new(&mut *body), cx)
+    });
+    let frame = tokio::time::timeout(Duration::from_secs(10), frame)
+        .await
+        .expect("a frame within 10 s")?;
+    Some(String::from_utf8_lossy(&frame.expect("frame")).into_owned())
+}
+
+#[tokio::test]
+async fn logs_follow_across_a_restart_until_the_streams_end() {
+    let f = Fixture::new();
+    f.sup.add(talker("talk")).await.expect("add");
+    f.sup.start("talk").await.expect("start");
+    let app = router(f.sup.clone(), f.shutdown.clone());
+    eventually("three lines", || async {
+        f.sup
+            .log_lines(&tend_core::runtime::LogQuery {
+                names: vec![Name::new("talk").expect("name")],
+                last: 10,
+                stream: None,
+                since: None,
+            })
+            .len()
+            == 3
+    })
+    .await;
+    let req = Request::builder()
+        .uri("/v1/logs?pattern=talk&stream=stdout&n=1&follow=true")
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let mut body = resp.into_body().into_data_stream();
+    let mut seen = String::new();
+    seen.push_str(&next_frame(&mut body).await.expect("the tail"));
+    f.sup.restart("talk").await.expect("restart");
+    while seen.matches("\"line\":\"one\"").count() < 1 || seen.matches("//5vaw==").count() < 2 {
+        seen.push_str(&next_frame(&mut body).await.expect("more lines"));
+    }
+    let items: Vec<Value> = seen
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(
+        lines_of(&items),
+        [
+            "talk/stdout: b64 //5vaw==",
+            "talk/stdout: one",
+            "talk/stdout: b64 //5vaw=="
+        ],
+        "the last line, then the new run's stdout only, each once"
+    );
+    f.shutdown.end_streams();
+    assert_eq!(next_frame(&mut body).await, None, "the answer ends");
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_slow_follower_is_told_what_it_missed() {
+    let mut opts = Options::default();
+    opts.log_capacity = 2;
+    let (sup, _driver) = Supervisor::spawn(opts, false).expect("supervisor");
+    let f = Fixture {
+        sup,
+        shutdown: Shutdown::new(),
+    };
+    let mut spec = ProcessSpec::new(
+        Name::new("chatty").expect("name"),
+        vec![
+            "sh".into(),
+            "-c".into(),
+            // Each line its own write, some time apart, so each is its own chunk.
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo $i; sleep 0.01; done; exec sleep 1000".into(),
+        ],
+    );
+    spec.logs.stdout = LogTarget::Null;
+    spec.logs.stderr = LogTarget::Null;
+    spec.stop.timeout = Duration::from_secs(2);
+    f.sup.add(spec).await.expect("add");
+    let app = router(f.sup.clone(), f.shutdown.clone());
+    let req = Request::builder()
+        .uri("/v1/logs?follow=true&n=0")
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    let mut body = resp.into_body().into_data_stream();
+    // Following from before the first line.
+    f.sup.start("chatty").await.expect("start");
+    // Not reading while the process writes everything.
+    eventually("twenty lines", || async {
+        f.sup
+            .log_lines(&tend_core::runtime::LogQuery {
+                names: vec![Name::new("chatty").expect("name")],
+                last: 100,
+                stream: None,
+                since: None,
+            })
+            .len()
+            == 20
+    })
+    .await;
+    let mut seen = String::new();
+    while !seen.contains("\"line\":\"20\"") {
+        seen.push_str(&next_frame(&mut body).await.expect("more"));
+    }
+    let items: Vec<Value> = seen
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let lagged: u64 = items.iter().filter_map(|v| v["lagged"].as_u64()).sum();
+    let lines = items.iter().filter(|v| v.get("line").is_some()).count() as u64;
+    assert!(lagged > 0, "{seen}");
+    assert_eq!(lines + lagged, 20, "each chunk is one line here: {seen}");
+    f.shutdown.end_streams();
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn the_daemon_prepares_specs_added_through_the_api() {
+    let f = Fixture::new();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut opts = crate::ApiOptions::default();
+    let seen = calls.clone();
+    opts.prepare_spec = Some(std::sync::Arc::new(move |spec: &mut ProcessSpec, given| {
+        seen.lock()
+            .expect("lock")
+            .push((spec.name.to_string(), given));
+        if spec.name.as_str() == "bad" {
+            return Err("no good".into());
+        }
+        spec.logs.stdout = LogTarget::Null;
+        Ok(())
+    }));
+    let app = || crate::router_with(f.sup.clone(), f.shutdown.clone(), opts.clone());
+    let post = |body: &'static str| {
+        let app = app();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/v1/processes")
+                .body(Body::from(body))
+                .expect("request");
+            app.oneshot(req).await.expect("infallible").status()
+        }
+    };
+    assert_eq!(
+        post(r#"{"name": "a", "command": ["true"], "autostart": false}"#).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(r#"{"name": "b", "command": ["true"], "autostart": false, "logs": {"stdout": "inherit"}}"#).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(r#"{"name": "bad", "command": ["true"]}"#).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        [
+            ("a".to_string(), false),
+            ("b".to_string(), true),
+            ("bad".to_string(), false)
+        ]
+    );
+    let (_, v) = f.call("GET", "/v1/status", None).await;
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(2),
+        "bad was not added: {v}"
+    );
+    f.finish().await;
 }

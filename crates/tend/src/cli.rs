@@ -83,6 +83,8 @@ pub enum ClientCommand {
         #[arg(value_name = "PATTERN", required = true)]
         patterns: Vec<String>,
     },
+    /// Show the output of processes: the last lines, merged in time order.
+    Logs(LogsArgs),
     /// Print the daemon's pid, or a process's pid.
     Pid {
         /// A process name.
@@ -101,6 +103,32 @@ pub enum ClientCommand {
         #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DUR")]
         timeout: std::time::Duration,
     },
+}
+
+/// `tend logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Keep printing new lines as they come, until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// How many of the last lines to print (over all the processes together).
+    #[arg(short = 'n', long = "lines", default_value_t = 20, value_name = "N")]
+    pub lines: usize,
+    /// Only standard error.
+    #[arg(long, conflicts_with = "stdout")]
+    pub stderr: bool,
+    /// Only standard output.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Only lines since then: a duration ago (`10m`, `1h`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Reopen every log file (after logrotate moved them) instead of printing.
+    #[arg(long, conflicts_with_all = ["follow", "lines", "stderr", "stdout", "since", "patterns"])]
+    pub reopen: bool,
+    /// Names, globs (`web-*`), `GROUP:*` or `all` (default: every process).
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
 }
 
 /// `tend add`.
@@ -156,6 +184,17 @@ pub enum RestartArg {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     tend_core::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Checks a `--since` value here for a usage error; the daemon reads it again.
+fn parse_since(s: &str) -> Result<String, String> {
+    if s.parse::<jiff::Timestamp>().is_ok() || tend_core::duration::parse(s).is_ok() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is neither a duration (10m, 1h) nor an RFC 3339 time (2026-01-02T10:00:00Z)"
+        ))
+    }
 }
 
 fn parse_signal(s: &str) -> Result<tend_core::Signal, String> {

@@ -4,7 +4,7 @@
 //! no async runtime and no HTTP library: one `Connection: close` request, read
 //! to EOF, parse the status line, headers and (possibly chunked) body.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -134,6 +134,68 @@ impl Client {
         parse_response(&raw).map_err(proto)
     }
 
+    /// Sends a `GET` and returns the body of a 2xx answer as it arrives, for
+    /// endless answers such as `GET /v1/logs?follow=true`. An error status is
+    /// read whole and becomes [`ClientError::Api`].
+    pub fn stream(&self, path: &str) -> Result<BodyReader, ClientError> {
+        let proto = |message: String| ClientError::Protocol {
+            socket: self.socket.clone(),
+            message,
+        };
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: application/x-ndjson\r\n\r\n"
+        );
+        stream
+            .write_all(req.as_bytes())
+            .map_err(|e| proto(format!("cannot send the request: {e}")))?;
+        let mut inner = BufReader::with_capacity(64 * 1024, stream);
+        let mut head = Vec::with_capacity(512);
+        loop {
+            let before = head.len();
+            let n = inner
+                .read_until(b'\n', &mut head)
+                .map_err(|e| proto(format!("cannot read the answer: {e}")))?;
+            if n == 0 {
+                return Err(proto(
+                    "the connection closed before the headers ended".into(),
+                ));
+            }
+            if head[before..].iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                head.truncate(before);
+                break;
+            }
+            if head.len() > 64 * 1024 {
+                return Err(proto("the headers are too long".into()));
+            }
+        }
+        let head =
+            std::str::from_utf8(&head).map_err(|_| proto("the headers are not UTF-8".into()))?;
+        let head = parse_head(head.trim_end_matches(['\r', '\n'])).map_err(proto)?;
+        let kind = if head.chunked {
+            BodyKind::Chunked {
+                left: None,
+                done: false,
+            }
+        } else if let Some(n) = head.length {
+            BodyKind::Length(n)
+        } else {
+            BodyKind::ToEof
+        };
+        let mut body = BodyReader { inner, kind };
+        if (200..300).contains(&head.status) {
+            return Ok(body);
+        }
+        let mut raw = Vec::new();
+        body.read_to_end(&mut raw)
+            .map_err(|e| proto(format!("cannot read the answer: {e}")))?;
+        Err(api_error(head.status, &raw))
+    }
+
     /// Sends a request and decodes a 2xx JSON answer; an error status becomes
     /// [`ClientError::Api`] with the daemon's message.
     pub fn call<T: DeserializeOwned>(
@@ -167,27 +229,31 @@ impl Client {
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
-        let message = match serde_json::from_slice::<ErrorResponse>(&resp.body) {
-            Ok(e) => e.error,
-            Err(_) => format!(
-                "HTTP {}: {}",
-                resp.status,
-                String::from_utf8_lossy(&resp.body).trim()
-            ),
-        };
-        Err(ClientError::Api { message })
+        Err(api_error(resp.status, &resp.body))
     }
+}
+
+/// The daemon's message in an error answer.
+fn api_error(status: u16, body: &[u8]) -> ClientError {
+    let message = match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(e) => e.error,
+        Err(_) => format!("HTTP {status}: {}", String::from_utf8_lossy(body).trim()),
+    };
+    ClientError::Api { message }
 }
 
 /// No body to send (for [`Client::call`] with `None`).
 pub const NO_BODY: Option<&()> = None;
 
-/// Parses a complete HTTP/1.1 response read to EOF.
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let head_end =
-        find(raw, b"\r\n\r\n").ok_or("the connection closed before the headers ended")?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "the headers are not UTF-8")?;
-    let rest = &raw[head_end + 4..];
+/// The parts of a response head the client needs.
+struct Head {
+    status: u16,
+    chunked: bool,
+    length: Option<usize>,
+}
+
+/// Parses a status line and headers (without the blank line that ends them).
+fn parse_head(head: &str) -> Result<Head, String> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -216,6 +282,24 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
             );
         }
     }
+    Ok(Head {
+        status,
+        chunked,
+        length,
+    })
+}
+
+/// Parses a complete HTTP/1.1 response read to EOF.
+fn parse_response(raw: &[u8]) -> Result<Response, String> {
+    let head_end =
+        find(raw, b"\r\n\r\n").ok_or("the connection closed before the headers ended")?;
+    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "the headers are not UTF-8")?;
+    let rest = &raw[head_end + 4..];
+    let Head {
+        status,
+        chunked,
+        length,
+    } = parse_head(head)?;
     let body = if chunked {
         dechunk(rest)?
     } else if let Some(n) = length {
@@ -226,6 +310,118 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
         rest.to_vec()
     };
     Ok(Response { status, body })
+}
+
+/// The body of a streamed response, decoded as it arrives.
+pub struct BodyReader {
+    inner: BufReader<UnixStream>,
+    kind: BodyKind,
+}
+
+enum BodyKind {
+    /// Chunked; bytes left in the current chunk, `None` before the first
+    /// chunk and after each one.
+    Chunked {
+        left: Option<usize>,
+        done: bool,
+    },
+    Length(usize),
+    ToEof,
+}
+
+impl BodyReader {
+    fn chunk_header(&mut self) -> io::Result<usize> {
+        let mut line = String::new();
+        if self.inner.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection closed inside a chunked body",
+            ));
+        }
+        let size_hex = line.split(';').next().unwrap_or_default().trim();
+        usize::from_str_radix(size_hex, 16).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad chunk size {size_hex:?}"),
+            )
+        })
+    }
+
+    fn crlf(&mut self) -> io::Result<()> {
+        let mut line = String::new();
+        self.inner.read_line(&mut line)?;
+        if line.trim_end_matches(['\r', '\n']).is_empty() && line.ends_with('\n') {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "missing CRLF after a chunk",
+            ))
+        }
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.kind {
+            BodyKind::ToEof => self.inner.read(buf),
+            BodyKind::Length(0) => Ok(0),
+            BodyKind::Length(left) => {
+                let n = left.min(buf.len());
+                let got = self.inner.read(&mut buf[..n])?;
+                if got == 0 && n > 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the body ended",
+                    ));
+                }
+                self.kind = BodyKind::Length(left - got);
+                Ok(got)
+            }
+            BodyKind::Chunked { done: true, .. } => Ok(0),
+            BodyKind::Chunked { left, done: false } => {
+                let left = match left {
+                    Some(n) if n > 0 => n,
+                    _ => {
+                        if left == Some(0) {
+                            self.crlf()?;
+                        }
+                        let size = self.chunk_header()?;
+                        if size == 0 {
+                            // Trailers, if any, end with a blank line.
+                            loop {
+                                let mut line = String::new();
+                                if self.inner.read_line(&mut line)? == 0
+                                    || line.trim_end_matches(['\r', '\n']).is_empty()
+                                {
+                                    break;
+                                }
+                            }
+                            self.kind = BodyKind::Chunked {
+                                left: None,
+                                done: true,
+                            };
+                            return Ok(0);
+                        }
+                        size
+                    }
+                };
+                let n = left.min(buf.len());
+                let got = self.inner.read(&mut buf[..n])?;
+                if got == 0 && n > 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed inside a chunk",
+                    ));
+                }
+                self.kind = BodyKind::Chunked {
+                    left: Some(left - got),
+                    done: false,
+                };
+                Ok(got)
+            }
+        }
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
@@ -283,6 +479,74 @@ mod tests {
         );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
+    }
+
+    /// A one-connection server that sends `parts`, each after the test says so.
+    fn serve(parts: Vec<&'static str>) -> (tempfile::TempDir, std::sync::mpsc::Sender<()>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener =
+            std::os::unix::net::UnixListener::bind(dir.path().join("s.sock")).expect("bind");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut req = Vec::new();
+            let mut byte = [0u8];
+            while !req.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                req.push(byte[0]);
+            }
+            for part in parts {
+                if rx.recv().is_err() || conn.write_all(part.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        (dir, tx)
+    }
+
+    #[test]
+    fn streams_a_chunked_body_as_it_arrives() {
+        let (dir, go) = serve(vec![
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n",
+            "7;x=y\r\n world\n\r\n0\r\n\r\n",
+        ]);
+        let client = Client::new(dir.path().join("s.sock"));
+        go.send(()).expect("send");
+        let mut body = client.stream("/v1/logs?follow=true").expect("stream");
+        let mut first = [0u8; 6];
+        // The second chunk is not sent yet: this only returns if the first is
+        // handed over as soon as it arrived.
+        body.read_exact(&mut first).expect("first chunk");
+        assert_eq!(&first, b"hello\n");
+        go.send(()).expect("send");
+        let mut rest = String::new();
+        body.read_to_string(&mut rest).expect("rest");
+        assert_eq!(rest, " world\n");
+    }
+
+    #[test]
+    fn a_streamed_error_is_the_daemons_message() {
+        let (dir, go) = serve(vec![
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 34\r\n\r\n{\"error\": \"no such process: nope\"}",
+        ]);
+        go.send(()).expect("send");
+        let err = Client::new(dir.path().join("s.sock"))
+            .stream("/v1/logs?pattern=nope")
+            .err()
+            .expect("an error");
+        assert_eq!(err.to_string(), "no such process: nope");
+        let (dir, go) = serve(vec![
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nab",
+        ]);
+        go.send(()).expect("send");
+        drop(go);
+        let mut body = Client::new(dir.path().join("s.sock"))
+            .stream("/")
+            .expect("stream");
+        let mut all = Vec::new();
+        let e = body.read_to_end(&mut all).expect_err("truncated");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

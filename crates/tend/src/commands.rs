@@ -1,6 +1,6 @@
 //! The client verbs: each talks to the daemon and prints a result.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tend_core::{Name, Outcome, ProcessSpec, ProcessStatus, RestartPolicy, Signal};
 use tend_server::api::{
-    ActionItem, ActionResponse, NameResponse, ShutdownResponse, SignalRequest, TargetsRequest,
-    VersionResponse, status_path,
+    ActionItem, ActionResponse, LogItem, LogsQuery, NameResponse, ReopenResponse, ShutdownResponse,
+    SignalRequest, Stream, TargetsRequest, VersionResponse, status_path,
 };
 
-use crate::cli::{AddArgs, RestartArg};
+use crate::cli::{AddArgs, LogsArgs, RestartArg};
 use crate::client::{Client, ClientError, NO_BODY};
-use crate::output::{Out, status_table};
+use crate::output::{Out, Prefixer, status_table};
 
 /// `tend status [--json] [PATTERN...]`
 pub fn status(
@@ -149,7 +149,13 @@ pub fn pid(client: &Client, name: Option<String>, out: &mut Out) -> anyhow::Resu
 /// `tend add NAME [...] -- CMD ARGS...`
 pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result<ExitCode> {
     let spec = build_spec(*args)?;
-    let resp: NameResponse = client.call("POST", "/v1/processes", Some(&spec))?;
+    let mut body = serde_json::to_value(&spec).context("cannot encode the process spec")?;
+    // Without `logs` the daemon puts the output where it puts the config's
+    // (files under its log directory).
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("logs");
+    }
+    let resp: NameResponse = client.call("POST", "/v1/processes", Some(&body))?;
     writeln!(out, "{}: added", resp.name)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -261,6 +267,88 @@ fn wait_unreachable(client: &Client, deadline: Instant) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// `tend logs [-f] [-n N] [--stderr|--stdout] [--since WHEN] [PATTERN...]`
+pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<ExitCode> {
+    if args.reopen {
+        return reopen(client, out);
+    }
+    // The status answer gives the width of the names (and a clear error for
+    // a pattern that matches nothing) before the first line arrives.
+    let list: Vec<ProcessStatus> = client.call("GET", &status_path(&args.patterns), NO_BODY)?;
+    let prefixer = Prefixer::new(
+        list.iter().map(|p| p.name.as_str()),
+        std::io::stdout().is_terminal(),
+    );
+    let query = LogsQuery {
+        patterns: args.patterns,
+        n: Some(args.lines),
+        stream: if args.stderr {
+            Some(Stream::Stderr)
+        } else if args.stdout {
+            Some(Stream::Stdout)
+        } else {
+            None
+        },
+        since: args.since,
+        follow: args.follow,
+    };
+    let body = client.stream(&query.path())?;
+    let mut reader = BufReader::with_capacity(64 * 1024, body);
+    let mut line = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| ClientError::Protocol {
+                socket: client.socket().to_path_buf(),
+                message: format!("the log stream broke: {e}"),
+            })?;
+        if n == 0 {
+            break;
+        }
+        match serde_json::from_slice::<LogItem>(&line) {
+            Ok(LogItem::Line(item)) => {
+                let bytes = item.bytes().unwrap_or_else(|| {
+                    // Not base64: show what came rather than nothing.
+                    item.line_b64.clone().unwrap_or_default().into_bytes()
+                });
+                prefixer.line(&mut buf, &item.name, &bytes);
+            }
+            Ok(LogItem::Lagged { lagged }) => {
+                out.write_all(&buf)?;
+                buf.clear();
+                out.flush()?;
+                eprintln!("tend: {lagged} batches of lines were skipped (reading too slowly)");
+            }
+            Err(e) => bail!("cannot decode a line of the log stream: {e}"),
+        }
+        // Follow mode shows each batch as soon as the daemon has sent it.
+        if buf.len() >= 64 * 1024 || reader.buffer().is_empty() {
+            out.write_all(&buf)?;
+            buf.clear();
+            if args.follow {
+                out.flush()?;
+            }
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tend logs --reopen`
+fn reopen(client: &Client, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let resp: ReopenResponse = client.call("POST", "/v1/logs/reopen", NO_BODY)?;
+    if resp.errors.is_empty() {
+        writeln!(out, "log files reopened")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &resp.errors {
+        writeln!(out, "{}: ERROR {}", e.path, e.error)?;
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Turns a client error into the CLI's message.

@@ -65,6 +65,7 @@ fn client_verb(
         ClientCommand::Signal { signal, patterns } => {
             commands::signal(client, signal, patterns, out)
         }
+        ClientCommand::Logs(args) => commands::logs(client, args, out),
         ClientCommand::Pid { name } => commands::pid(client, name, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),

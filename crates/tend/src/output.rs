@@ -21,6 +21,58 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// Writes lines of output as `name | line`, the name padded to a width and,
+/// on a terminal, coloured per process (the same colour for a name every time).
+#[derive(Debug, Clone)]
+pub struct Prefixer {
+    /// Names are padded to this many characters.
+    pub width: usize,
+    /// Whether to use ANSI colours.
+    pub colour: bool,
+}
+
+/// Foreground colours for process names, as ANSI SGR codes.
+const PALETTE: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+impl Prefixer {
+    /// A prefixer for `names`; colours when `terminal` and `NO_COLOR` is not set.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, terminal: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Prefixer {
+            width: names.into_iter().map(str::len).max().unwrap_or(0),
+            colour: terminal && !no_color,
+        }
+    }
+
+    /// Appends `name | line\n` to `out`; `line` is written byte for byte.
+    pub fn line(&self, out: &mut Vec<u8>, name: &str, line: &[u8]) {
+        let pad = self.width.saturating_sub(name.len());
+        if self.colour {
+            out.extend_from_slice(b"\x1b[");
+            out.extend_from_slice(colour_of(name).as_bytes());
+            out.push(b'm');
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.resize(out.len() + pad, b' ');
+        out.extend_from_slice(b" |");
+        if self.colour {
+            out.extend_from_slice(b"\x1b[0m");
+        }
+        out.push(b' ');
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+}
+
+/// A stable colour per name (FNV-1a of the name picks from the palette).
+fn colour_of(name: &str) -> &'static str {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    PALETTE[h as usize % PALETTE.len()]
+}
+
 /// The `tend status` table.
 pub fn status_table(list: &[ProcessStatus]) -> String {
     let mut t = Table::new();
@@ -110,6 +162,24 @@ pub fn uptime(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_lines() {
+        let p = Prefixer::new(["web", "worker"], false);
+        let mut out = Vec::new();
+        p.line(&mut out, "web", b"hello");
+        p.line(&mut out, "worker", b"\xff raw");
+        assert_eq!(out, b"web    | hello\nworker | \xff raw\n");
+        let c = Prefixer {
+            width: 3,
+            colour: true,
+        };
+        let mut out = Vec::new();
+        c.line(&mut out, "web", b"x");
+        let code = colour_of("web");
+        assert_eq!(out, format!("\x1b[{code}mweb |\x1b[0m x\n").into_bytes());
+        assert_eq!(colour_of("web"), code, "stable");
+    }
 
     #[test]
     fn formats_durations() {

@@ -8,7 +8,9 @@
 //! adding a key is adding an entry there.
 
 mod diag;
+mod logs;
 mod process;
+pub mod supervisord;
 mod value;
 
 #[cfg(test)]
@@ -24,10 +26,14 @@ use toml::de::{DeTable, DeValue};
 use diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
 use value::{Field, Item, Key, section_name, walk};
 
+pub(crate) use logs::check_file as check_log_file;
+
 /// Socket file name used when `[daemon] socket` is not set.
 pub const DEFAULT_SOCKET: &str = "tend.sock";
 /// Socket mode used when `[daemon] socket_mode` is not set.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+/// Log directory used when `[daemon] log_dir` is not set, beside the config file.
+pub const DEFAULT_LOG_DIR: &str = "logs";
 
 /// A loaded, validated config.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +54,23 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
     pub socket_mode: u32,
+    /// Absolute directory of the processes' log files (relative log paths
+    /// resolve under it). Default: `logs` beside the config file.
+    pub log_dir: PathBuf,
+    /// How tend writes its own log.
+    pub log_format: LogFormat,
+    /// Absolute path of tend's own log (appended to); stderr when `None`.
+    pub log_file: Option<PathBuf>,
+}
+
+/// The format of tend's own log (`[daemon] log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Every problem found, each rendered as `FILE:LINE:COL: message` on its own line by Display.
@@ -142,6 +165,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut daemon = DaemonConfig {
         socket: dir.join(DEFAULT_SOCKET),
         socket_mode: DEFAULT_SOCKET_MODE,
+        log_dir: dir.join(DEFAULT_LOG_DIR),
+        log_format: LogFormat::Text,
+        log_file: None,
     };
     let mut processes = None;
     let mut groups = None;
@@ -166,12 +192,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         let mut entries: Vec<_> = table.iter().collect();
         // The map is sorted by key; the file's order is the key's position.
         entries.sort_by_key(|(k, _)| k.span().start);
+        let mut paths = logs::PathChecks::default();
+        let mut spans = Vec::new();
         for (key, value) in entries {
             declared.push(key.get_ref().to_string());
-            if let Some(spec) = process::read_process(&mut cx, key, value) {
+            if let Some(spec) =
+                process::read_process(&mut cx, key, value, &daemon.log_dir, &mut paths)
+            {
                 specs.push(spec);
+                spans.push(key.span());
             }
         }
+        logs::check_shared_files(&mut cx, &specs, &spans);
     }
     if let Some(item) = groups {
         read_groups(&mut cx, item, &declared, &mut specs);
@@ -234,6 +266,54 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "socket_mode",
         read: |cx, d, _, v| d.socket_mode = cx.mode(v, 0o777).unwrap_or(d.socket_mode),
+    },
+    Field {
+        key: "log_dir",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            if s.is_empty() {
+                cx.error(v.span(), "log_dir is empty (leave it out for \"logs\")");
+            } else {
+                d.log_dir = cx.dir.join(s);
+            }
+        },
+    },
+    Field {
+        key: "log_format",
+        read: |cx, d, _, v| {
+            const ALLOWED: [&str; 2] = ["text", "json"];
+            let Some(s) = cx.string(v) else { return };
+            d.log_format = match s {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    let hint = did_you_mean(s, ALLOWED);
+                    cx.error(
+                        v.span(),
+                        format!("unknown log format {s:?}: expected \"text\" or \"json\"{hint}"),
+                    );
+                    return;
+                }
+            };
+        },
+    },
+    Field {
+        key: "log_file",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            if s.is_empty() {
+                cx.error(
+                    v.span(),
+                    "log_file is empty (leave it out to log to stderr)",
+                );
+                return;
+            }
+            let path = cx.dir.join(s);
+            match logs::check_file(&path) {
+                Ok(()) => d.log_file = Some(path),
+                Err(why) => cx.error(v.span(), why),
+            }
+        },
     },
 ];
 

@@ -8,6 +8,7 @@ use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
 use toml::de::DeValue;
 
 use super::diag::{Cx, Span, did_you_mean};
+use super::logs::{self, LogsDraft, PathChecks};
 use super::value::{Field, Item, Key, section_name, walk};
 
 /// Default `reset_after` of schedule mode.
@@ -20,6 +21,7 @@ struct Draft {
     spec: ProcessSpec,
     has_command: bool,
     backoff: BackoffDraft,
+    logs: LogsDraft,
 }
 
 /// The back-off keys as written; the mode is only known once all are read.
@@ -171,12 +173,29 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
             }
         },
     },
+    Field {
+        key: "logs",
+        read: |cx, d, _, v| {
+            if let Some(table) = cx.table(v) {
+                let section = d.logs.section.clone();
+                walk(
+                    cx,
+                    &section,
+                    table,
+                    logs::LOG_FIELDS,
+                    logs::LOG_ALIASES,
+                    &mut d.logs,
+                );
+            }
+        },
+    },
 ];
 
 /// Known misplacements and Supervisor spellings, suggested on an exact match.
 const PROCESS_ALIASES: &[(&str, &str)] = &[
     ("args", "command"),
     ("autorestart", "restart"),
+    ("backups", "logs.backups"),
     ("cmd", "command"),
     ("directory", "cwd"),
     ("environment", "env"),
@@ -184,14 +203,25 @@ const PROCESS_ALIASES: &[(&str, &str)] = &[
     ("give_up_after", "backoff.give_up_after"),
     ("initial", "backoff.initial"),
     ("max", "backoff.max"),
+    ("max_size", "logs.max_size"),
+    ("merge_stderr", "logs.merge_stderr"),
     ("min_uptime", "backoff.min_uptime"),
+    ("redirect_stderr", "logs.merge_stderr"),
     ("reset_after", "backoff.reset_after"),
     ("schedule", "backoff.schedule"),
     ("signal", "stop.signal"),
     ("startretries", "backoff.give_up_after"),
+    ("stderr", "logs.stderr"),
+    ("stderr_logfile", "logs.stderr"),
+    ("stdout", "logs.stdout"),
+    ("stdout_logfile", "logs.stdout"),
+    ("stdout_logfile_backups", "logs.backups"),
+    ("stdout_logfile_maxbytes", "logs.max_size"),
     ("stopsignal", "stop.signal"),
     ("stopwaitsecs", "stop.timeout"),
+    ("strip_ansi", "logs.strip_ansi"),
     ("timeout", "stop.timeout"),
+    ("timestamps", "logs.timestamps"),
     ("unix_group", "group"),
     ("workdir", "cwd"),
 ];
@@ -260,6 +290,8 @@ pub(super) fn read_process(
     cx: &mut Cx<'_>,
     key: &Key<'_>,
     value: &Item<'_>,
+    log_dir: &std::path::Path,
+    checks: &mut PathChecks,
 ) -> Option<ProcessSpec> {
     let errors_before = cx.error_count();
     let raw_name: &str = key.get_ref();
@@ -284,6 +316,7 @@ pub(super) fn read_process(
             section: format!("{}.backoff]", section.trim_end_matches(']')),
             ..BackoffDraft::default()
         },
+        logs: LogsDraft::new(format!("{}.logs]", section.trim_end_matches(']'))),
         section,
         spec: ProcessSpec::new(placeholder, Vec::new()),
         has_command: false,
@@ -304,6 +337,8 @@ pub(super) fn read_process(
         );
     }
     resolve_backoff(cx, &mut draft.backoff, &mut draft.spec);
+    let placeholder = draft.spec.name.clone();
+    draft.spec.logs = logs::resolve(cx, draft.logs, &placeholder, log_dir, checks, key.span());
     if cx.error_count() > errors_before {
         return None;
     }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
+use tend_core::spec::LogTarget;
 use tend_core::{BackoffMode, RestartPolicy, Signal};
 
 use super::*;
@@ -37,6 +38,14 @@ fn one_error(text: &str) -> String {
     let mut errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     errs.remove(0)
+}
+
+/// `ProcessSpec::new` with the logs a config gives by default under `log_dir`.
+fn spec_in(dir: &Path, n: &str, command: &[&str]) -> ProcessSpec {
+    let mut spec = ProcessSpec::new(name(n), argv(command));
+    spec.logs.stdout = LogTarget::File(dir.join(format!("logs/{n}.out.log")));
+    spec.logs.stderr = LogTarget::File(dir.join(format!("logs/{n}.err.log")));
+    spec
 }
 
 fn process<'c>(config: &'c Config, n: &str) -> &'c ProcessSpec {
@@ -89,7 +98,7 @@ timeout = 2.5
     assert_eq!(config.daemon.socket, dir.path().join("run/tend.sock"));
     assert_eq!(config.daemon.socket_mode, 0o660);
 
-    let mut want = ProcessSpec::new(name("api"), argv(&["python3", "-m", "http.server", "8080"]));
+    let mut want = spec_in(dir.path(), "api", &["python3", "-m", "http.server", "8080"]);
     want.group = name("web");
     want.cwd = Some(dir.path().join("srv"));
     want.env = [("PORT", "8080"), ("EMPTY", "")]
@@ -126,8 +135,23 @@ fn defaults() {
     );
     assert_eq!(config.daemon.socket_mode, 0o600);
     assert_eq!(
+        config.daemon.log_dir,
+        Path::new("/nonexistent-tend-test/app/logs")
+    );
+    assert_eq!(config.daemon.log_format, LogFormat::Text);
+    assert_eq!(config.daemon.log_file, None);
+    assert_eq!(
         config.processes,
-        vec![ProcessSpec::new(name("a"), argv(&["true"]))]
+        vec![spec_in(
+            Path::new("/nonexistent-tend-test/app"),
+            "a",
+            &["true"]
+        )]
+    );
+    let logs = &config.processes[0].logs;
+    assert_eq!(
+        (logs.max_size, logs.backups, logs.merge_stderr),
+        (50 * 1024 * 1024, 10, false)
     );
 
     let empty = ok("");
@@ -589,6 +613,135 @@ fn example_config_loads() {
         path.parent()
             .map(|d| d.join("tend.sock"))
             .unwrap_or_default()
+    );
+}
+
+#[test]
+fn logs_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tend.toml");
+    let text = r#"
+[daemon]
+log_dir = "var/log"
+log_format = "json"
+log_file = "tend.log"
+
+[process.a]
+command = "a"
+logs = { stdout = "shared.log", stderr = "inherit", strip_ansi = true, timestamps = true, max_size = "1KB", backups = 2 }
+
+[process.b]
+command = "b"
+[process.b.logs]
+stdout = "shared.log"
+merge_stderr = true
+max_size = 1024
+backups = 2
+
+[process.c]
+command = "c"
+logs.stdout = "null"
+logs.stderr = "/abs/c.err"
+logs.max_size = "0"
+"#;
+    let config = parse(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let log_dir = dir.path().join("var/log");
+    assert_eq!(config.daemon.log_dir, log_dir);
+    assert_eq!(config.daemon.log_format, LogFormat::Json);
+    assert_eq!(config.daemon.log_file, Some(dir.path().join("tend.log")));
+    let a = &process(&config, "a").logs;
+    assert_eq!(a.stdout, LogTarget::File(log_dir.join("shared.log")));
+    assert_eq!(a.stderr, LogTarget::Inherit);
+    assert!(a.strip_ansi && a.timestamps && !a.merge_stderr);
+    assert_eq!((a.max_size, a.backups), (1024, 2));
+    let b = &process(&config, "b").logs;
+    assert!(b.merge_stderr && !b.strip_ansi && !b.timestamps);
+    assert_eq!(b.stdout, LogTarget::File(log_dir.join("shared.log")));
+    assert_eq!(b.stderr, b.stdout, "merged stderr goes where stdout goes");
+    let c = &process(&config, "c").logs;
+    assert_eq!(c.stdout, LogTarget::Null);
+    assert_eq!(c.stderr, LogTarget::File("/abs/c.err".into()));
+    assert_eq!((c.max_size, c.backups), (0, 10));
+}
+
+#[test]
+fn log_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("file"), "").expect("write");
+    std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("logs/d.out.log")).expect("mkdir");
+    let path = dir.path().join("tend.toml");
+    let text = r#"[process.a]
+command = "a"
+logs.stdout = 3
+logs.stderr = ""
+logs.max_size = "5 parsecs"
+logs.backups = -1
+logs.colour = true
+stdout_logfile = "x"
+[process.b]
+command = "b"
+logs.merge_stderr = true
+logs.stderr = "b.err"
+[process.c]
+command = "c"
+logs.stdout = "../file/c.log"
+logs.stderr = "."
+[process.d]
+command = "d"
+[process.e]
+command = "e"
+logs.stdout = "shared.log"
+[process.f]
+command = "f"
+logs = { stdout = "shared.log", max_size = "1MB" }
+[daemon]
+log_format = "xml"
+log_file = "file/x"
+"#;
+    let shown = path.display().to_string();
+    let d = dir.path().display().to_string();
+    assert_eq!(
+        errors_at(&path, text),
+        [
+            format!("{shown}:3:15: expected a file path, \"inherit\" or \"null\", found integer"),
+            format!(
+                "{shown}:4:15: log target is empty (write a file path, \"inherit\" or \"null\")"
+            ),
+            format!(
+                "{shown}:5:17: invalid size \"5 parsecs\": the unit is not one of B, KB, MB, GB (examples: \"0\", \"4096\", \"10KB\", \"50MB\", \"1GB\")"
+            ),
+            format!(
+                "{shown}:6:16: -1 is out of range: expected a number of rotated files to keep (0 or more)"
+            ),
+            format!(r#"{shown}:7:6: unknown key "colour" in [process.a.logs]"#),
+            format!(
+                r#"{shown}:8:1: unknown key "stdout_logfile" in [process.a] (did you mean "logs.stdout"?)"#
+            ),
+            format!(
+                r#"{shown}:12:15: "stderr" cannot be set with merge_stderr = true in [process.b.logs] (stderr goes where stdout goes)"#
+            ),
+            format!(
+                "{shown}:15:15: cannot create log file {d}/logs/../file/c.log: {d}/logs/../file is not a directory"
+            ),
+            format!("{shown}:16:15: log file {d}/logs/. is a directory"),
+            format!(
+                "{shown}:17:10: log file {d}/logs/d.out.log is a directory (the default stdout log; set [daemon] log_dir or stdout in [process.d.logs])"
+            ),
+            format!(
+                r#"{shown}:22:10: log file {d}/logs/shared.log is shared with process "e", which rotates it differently (max_size and backups must be the same)"#
+            ),
+            format!(r#"{shown}:26:14: unknown log format "xml": expected "text" or "json""#),
+            format!("{shown}:27:12: cannot create {d}/file/x: {d}/file is not a directory"),
+        ]
+    );
+    assert_eq!(
+        one_error("[process.a]\ncommand = \"a\"\nlogs.redirect_stderr = true\n"),
+        r#"tend.toml:3:6: unknown key "redirect_stderr" in [process.a.logs] (did you mean "merge_stderr"?)"#
+    );
+    assert_eq!(
+        one_error("[daemon]\nlog_format = \"jsno\"\n"),
+        r#"tend.toml:2:14: unknown log format "jsno": expected "text" or "json" (did you mean "json"?)"#
     );
 }
 

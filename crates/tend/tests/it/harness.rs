@@ -173,7 +173,10 @@ impl Drop for TestEnv {
 /// A daemon running `tend up` in the foreground for a [`TestEnv`].
 pub struct Daemon {
     pub child: Option<Child>,
+    /// The daemon's stderr (its own log, unless `log_file` is set).
     pub log: PathBuf,
+    /// The daemon's stdout (the merged output of its processes).
+    pub out: PathBuf,
     // Last, so the leak check runs after the daemon is gone.
     pub env: TestEnv,
 }
@@ -193,18 +196,22 @@ impl Daemon {
 
     /// Starts the daemon for `env` and waits until its socket answers.
     pub fn start_in(env: TestEnv) -> Daemon {
+        // Files, not pipes: the daemon can never block writing its output.
         let log = env.dir.path().join("daemon.log");
         let log_file = fs::File::create(&log).expect("log file");
+        let out = env.dir.path().join("daemon.out");
+        let out_file = fs::File::create(&out).expect("out file");
         let child = env
             .command(&["up"])
             .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
+            .stdout(out_file)
             .stderr(log_file)
             .spawn()
             .expect("spawn tend up");
         let mut d = Daemon {
             child: Some(child),
             log,
+            out,
             env,
         };
         let socket = d.env.socket.clone();
@@ -229,6 +236,11 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the daemon printed on its stdout so far.
+    pub fn out_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.out).unwrap_or_default()).into_owned()
     }
 
     /// Sends `sig` to the daemon and waits (with a deadline) for it to exit.

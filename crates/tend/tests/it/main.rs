@@ -6,5 +6,6 @@ mod backoff;
 mod config;
 mod control;
 mod daemon;
+mod logs;
 mod status;
 mod stop;
