@@ -611,6 +611,7 @@ impl Core {
                     state: st.name(),
                     pid: st.pid(),
                     started_at: p.last_start().map(&wall),
+                    stopped_at: p.last_stop().map(&wall),
                     uptime_ms: up_since.map(|s| millis(now.since(s))),
                     restarts: p.restarts(),
                     last_exit: p.last_exit(),

@@ -53,6 +53,9 @@ pub enum Error {
     /// The process is not running (for `signal`).
     #[error("{0}: not running")]
     NotRunning(Name),
+    /// The process was not started with a stdin pipe (`stdin_pipe`).
+    #[error("{0}: has no stdin pipe (start it with stdin_pipe set)")]
+    NoStdin(Name),
     /// The supervisor is shutting down or gone.
     #[error("the supervisor is shutting down")]
     ShuttingDown,

@@ -40,6 +40,8 @@ pub struct Spawned {
     pub stdout: Option<OwnedFd>,
     /// The read end of its stderr pipe; `None` when merged into stdout.
     pub stderr: Option<OwnedFd>,
+    /// The write end of its stdin pipe, when the spec asked for one.
+    pub stdin: Option<OwnedFd>,
 }
 
 impl Spawned {
@@ -49,6 +51,7 @@ impl Spawned {
             pid,
             stdout: None,
             stderr: None,
+            stdin: None,
         }
     }
 }

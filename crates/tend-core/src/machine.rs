@@ -221,6 +221,7 @@ pub struct Process {
     restarts: u64,
     last_exit: Option<ExitInfo>,
     last_start: Option<Mono>,
+    last_stop: Option<Mono>,
     error: Option<String>,
     armed: Vec<TimerId>,
     next_token: u64,
@@ -238,6 +239,7 @@ impl Process {
             restarts: 0,
             last_exit: None,
             last_start: None,
+            last_stop: None,
             error: None,
             armed: Vec::new(),
             next_token: 0,
@@ -277,6 +279,11 @@ impl Process {
     /// When the current or last run was spawned.
     pub fn last_start(&self) -> Option<Mono> {
         self.last_start
+    }
+
+    /// When the last run ended (its main process exited).
+    pub fn last_stop(&self) -> Option<Mono> {
+        self.last_stop
     }
 
     /// The last spawn error or the reason for `fatal`.
@@ -330,7 +337,10 @@ impl Process {
             Input::Remove => self.on_stop(now, AfterStop::Remove, fx),
             Input::Spawned { pid } => self.on_spawned(now, pid, fx),
             Input::SpawnFailed(err) => self.on_spawn_failed(now, err, fx),
-            Input::Exited { exit, group_alive } => self.on_exit(now, exit, group_alive, fx),
+            Input::Exited { exit, group_alive } => {
+                self.last_stop = Some(now);
+                self.on_exit(now, exit, group_alive, fx)
+            }
             Input::GroupEmpty => {
                 if let State::Stopping {
                     leader_exit: Some(_),

@@ -62,6 +62,10 @@ pub struct ProcessSpec {
     /// Where its output goes and how it is written.
     #[serde(default)]
     pub logs: LogSpec,
+    /// Give it a pipe as stdin, written through [`crate::Supervisor::send_stdin`]
+    /// (Supervisor's `sendProcessStdin`); `/dev/null` otherwise, as systemd does.
+    #[serde(default)]
+    pub stdin_pipe: bool,
     /// How long a fresh process stays `starting` before it counts as `running`
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
     #[serde(default, with = "crate::duration::serde_str")]
@@ -99,6 +103,7 @@ impl ProcessSpec {
             backoff: Backoff::default(),
             stop: StopSpec::default(),
             logs: LogSpec::default(),
+            stdin_pipe: false,
             start_secs: Duration::ZERO,
         }
     }

@@ -87,6 +87,8 @@ pub struct ProcessStatus {
     pub pid: Option<u32>,
     /// When the current (or last) run started, RFC 3339.
     pub started_at: Option<jiff::Timestamp>,
+    /// When the last run ended, RFC 3339; null before the first exit.
+    pub stopped_at: Option<jiff::Timestamp>,
     /// Milliseconds since the current run started (null unless up).
     pub uptime_ms: Option<u64>,
     /// Automatic restarts so far (manual starts are not counted).

@@ -197,7 +197,8 @@ impl<L: Launcher> Driver<L> {
     fn on_reaped(&mut self, r: Reaped) {
         let now = self.now();
         let mut fx = Vec::new();
-        if self.core.owner_of(r.pid).is_some() {
+        if let Some(name) = self.core.owner_of(r.pid) {
+            self.logs.close_stdin(name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.core.exited(now, r.pid, r.exit, alive));
         } else {
@@ -239,6 +240,7 @@ impl<L: Launcher> Driver<L> {
                     };
                     let result = self.launcher.spawn(spec).map(|s| {
                         self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
+                        self.logs.attach_stdin(&name, s.stdin);
                         s.pid
                     });
                     let more = self.core.spawned(self.now(), &name, result);

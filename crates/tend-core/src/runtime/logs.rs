@@ -92,6 +92,10 @@ struct ProcLog {
 struct Registry {
     files: HashMap<PathBuf, Arc<Mutex<LogFile>>>,
     procs: HashMap<Name, Arc<Mutex<ProcLog>>>,
+    /// Writers of the stdin pipes of running processes that have one.
+    stdin: HashMap<Name, tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
+    /// Running processes started without a stdin pipe.
+    no_stdin: std::collections::HashSet<Name>,
 }
 
 /// Owns every log file, every tail and the subscriber channel.
@@ -181,6 +185,56 @@ impl LogHub {
                     .clone();
                 Sink::File(file)
             }
+        }
+    }
+
+    /// Keeps the write end of a fresh run's stdin pipe. A small task writes
+    /// what [`LogHub::send_stdin`] queues, as the child reads it, so a child
+    /// that does not read never blocks the caller.
+    pub(crate) fn attach_stdin(&self, name: &Name, fd: Option<OwnedFd>) {
+        let Some(fd) = fd else {
+            let mut reg = locked(&self.registry);
+            reg.stdin.remove(name);
+            reg.no_stdin.insert(name.clone());
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        locked(&self.registry).stdin.insert(name.clone(), tx);
+        let name = name.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = match tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(process = %name, error = %e, "cannot use the stdin pipe");
+                    return;
+                }
+            };
+            while let Some(buf) = rx.recv().await {
+                if let Err(e) = pipe.write_all(&buf).await {
+                    tracing::debug!(process = %name, error = %e, "stdin closed");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The process is gone: input for it is refused from now on.
+    pub(crate) fn close_stdin(&self, name: &Name) {
+        let mut reg = locked(&self.registry);
+        reg.stdin.remove(name);
+        reg.no_stdin.remove(name);
+    }
+
+    /// Queues `data` for `name`'s stdin.
+    pub(crate) fn send_stdin(&self, name: &Name, data: Vec<u8>) -> Result<(), crate::Error> {
+        let reg = locked(&self.registry);
+        match reg.stdin.get(name) {
+            Some(tx) => tx
+                .send(data)
+                .map_err(|_| crate::Error::NotRunning(name.clone())),
+            None if reg.no_stdin.contains(name) => Err(crate::Error::NoStdin(name.clone())),
+            None => Err(crate::Error::NotRunning(name.clone())),
         }
     }
 

@@ -153,6 +153,14 @@ impl Supervisor {
         self.logs.reopen()
     }
 
+    /// Writes `data` to the stdin of a running process started with
+    /// `stdin_pipe` (Supervisor's `sendProcessStdin`). Never blocks: input is
+    /// queued and written as the process reads it.
+    pub fn send_stdin(&self, name: &str, data: Vec<u8>) -> Result<(), Error> {
+        let name = known(name)?;
+        self.logs.send_stdin(&name, data)
+    }
+
     /// Registers a process; starts it when `autostart` is set. A duplicate name
     /// is [`Error::Duplicate`]. Returns once it is registered and, if started,
     /// spawned (not once it is running).

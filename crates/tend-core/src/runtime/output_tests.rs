@@ -221,3 +221,38 @@ async fn drained_waits_for_end_of_file() {
     assert_eq!(std::fs::read(&out).unwrap(), b"first\nlast words\n");
     writer.join().unwrap();
 }
+
+#[tokio::test]
+async fn stdin_pipe_carries_input_and_errors_say_why() {
+    let (sup, _task) = Supervisor::spawn(Options::default(), false).unwrap();
+    let mut rx = sup.subscribe_logs();
+    let mut echo = sh("echo", "read line; echo \"got $line\"; sleep 1000");
+    echo.stdin_pipe = true;
+    sup.add(echo).await.unwrap();
+    sup.add(sh("plain", "sleep 1000")).await.unwrap();
+    sup.start("echo").await.unwrap();
+    sup.start("plain").await.unwrap();
+
+    sup.send_stdin("echo", b"hello\n".to_vec()).unwrap();
+    assert_eq!(
+        lines_of(&mut rx, 1).await,
+        vec![(Stream::Stdout, b"got hello".to_vec())]
+    );
+    assert_eq!(
+        sup.send_stdin("plain", b"x".to_vec()),
+        Err(crate::Error::NoStdin(Name::new("plain").unwrap()))
+    );
+    assert_eq!(
+        sup.send_stdin("nope", b"x".to_vec()),
+        Err(crate::Error::NotRunning(Name::new("nope").unwrap()))
+    );
+    sup.stop("echo").await.unwrap();
+    assert_eq!(
+        sup.send_stdin("echo", b"x".to_vec()),
+        Err(crate::Error::NotRunning(Name::new("echo").unwrap()))
+    );
+    let st = sup.status().await.unwrap();
+    let echo = st.iter().find(|s| s.name.as_str() == "echo").unwrap();
+    assert!(echo.stopped_at.is_some() && echo.stopped_at >= echo.started_at);
+    sup.shutdown().await.unwrap();
+}

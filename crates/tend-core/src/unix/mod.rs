@@ -112,7 +112,7 @@ impl UnixLauncher {
 impl Launcher for UnixLauncher {
     fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
         let mut command = spawn::prepare(spec)?;
-        let pipes = spawn::attach_pipes(&mut command, spec.logs.merge_stderr)?;
+        let pipes = spawn::attach_pipes(&mut command, spec.logs.merge_stderr, spec.stdin_pipe)?;
         let mut shared = lock(&self.shared);
         let pid = spawn::run(&mut command, spec)?;
         if !self.reap_all {
@@ -125,6 +125,7 @@ impl Launcher for UnixLauncher {
             pid,
             stdout: Some(pipes.stdout),
             stderr: pipes.stderr,
+            stdin: pipes.stdin,
         })
     }
 

@@ -121,30 +121,45 @@ pub(super) struct Pipes {
     pub stdout: OwnedFd,
     /// Read end of stderr; `None` when merged into stdout.
     pub stderr: Option<OwnedFd>,
+    /// Write end of stdin, when asked for.
+    pub stdin: Option<OwnedFd>,
 }
 
-/// Gives the child `/dev/null` as stdin and fresh pipes as stdout and stderr
-/// (one pipe for both with `merge_stderr`, so their order is the child's).
+/// Gives the child `/dev/null` (or a pipe, with `stdin_pipe`) as stdin and
+/// fresh pipes as stdout and stderr (one pipe for both with `merge_stderr`,
+/// so their order is the child's).
 ///
 /// Output is always captured, whatever the log target: the daemon splits it
 /// into lines, keeps a tail and writes it where the spec says. The pipes are
-/// created close-on-exec; the child gets its ends through `dup2` onto 1 and 2.
-/// The write ends live in `command` and are closed when it is dropped, right
-/// after the spawn, so the reader sees end-of-file when the child (and every
-/// process that inherited them) is gone.
-pub(super) fn attach_pipes(command: &mut Command, merge_stderr: bool) -> Result<Pipes, SpawnError> {
+/// created close-on-exec; the child gets its ends through `dup2` onto 0, 1
+/// and 2. The child's ends live in `command` and are closed when it is
+/// dropped, right after the spawn, so the reader sees end-of-file when the
+/// child (and every process that inherited them) is gone.
+pub(super) fn attach_pipes(
+    command: &mut Command,
+    merge_stderr: bool,
+    stdin_pipe: bool,
+) -> Result<Pipes, SpawnError> {
     let transient = |e: io::Error| SpawnError {
-        message: format!("cannot create an output pipe: {e}"),
+        message: format!("cannot create a pipe for the child: {e}"),
         permanent: false,
     };
+    let stdin = if stdin_pipe {
+        let (in_r, in_w) = io::pipe().map_err(transient)?;
+        command.stdin(in_r);
+        Some(in_w.into())
+    } else {
+        command.stdin(Stdio::null());
+        None
+    };
     let (out_r, out_w) = io::pipe().map_err(transient)?;
-    command.stdin(Stdio::null());
     if merge_stderr {
         let err_w = out_w.try_clone().map_err(transient)?;
         command.stdout(out_w).stderr(err_w);
         return Ok(Pipes {
             stdout: out_r.into(),
             stderr: None,
+            stdin,
         });
     }
     let (err_r, err_w) = io::pipe().map_err(transient)?;
@@ -152,6 +167,7 @@ pub(super) fn attach_pipes(command: &mut Command, merge_stderr: bool) -> Result<
     Ok(Pipes {
         stdout: out_r.into(),
         stderr: Some(err_r.into()),
+        stdin,
     })
 }
 

@@ -861,6 +861,8 @@ fn read_program(
         spec.restart = autorestart;
         spec.success_exit_codes = exitcodes.clone();
         spec.start_secs = Duration::from_secs(u64::from(startsecs));
+        // Supervisor gives every child a stdin pipe (sendProcessStdin, `fg`).
+        spec.stdin_pipe = true;
         spec.backoff = supervisor_backoff(startretries);
         spec.stop = StopSpec {
             signal: stopsignal,
