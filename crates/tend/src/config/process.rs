@@ -152,6 +152,18 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         },
     },
     Field {
+        key: "stdin",
+        read: |cx, d, _, v| match cx.string(v) {
+            Some("pipe") => d.spec.stdin_pipe = true,
+            Some("null") => d.spec.stdin_pipe = false,
+            Some(other) => {
+                let msg = format!("stdin must be \"pipe\" or \"null\", found {other:?}");
+                cx.error(v.span(), msg);
+            }
+            None => {}
+        },
+    },
+    Field {
         key: "start_secs",
         read: |cx, d, _, v| d.spec.start_secs = cx.duration(v).unwrap_or(d.spec.start_secs),
     },

@@ -230,6 +230,15 @@ fn process(o: &mut String, spec: &ProcessSpec) {
             .collect();
         line(o, &format!("success_exit_codes = [{}]", codes.join(", ")));
     }
+    if spec.stdin_pipe != default.stdin_pipe {
+        line(
+            o,
+            &format!(
+                "stdin = \"{}\"",
+                if spec.stdin_pipe { "pipe" } else { "null" }
+            ),
+        );
+    }
     if spec.start_secs != default.start_secs {
         line(o, &format!("start_secs = {}", duration(spec.start_secs)));
     }

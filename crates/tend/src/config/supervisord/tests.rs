@@ -829,6 +829,7 @@ fn lab_spec(lab: &Path, n: &str, command: &[&str]) -> ProcessSpec {
     ]);
     spec.restart = RestartPolicy::OnFailure;
     spec.start_secs = Duration::from_secs(1);
+    spec.stdin_pipe = true;
     spec.backoff = Backoff {
         mode: BackoffMode::Linear {
             step: Duration::from_secs(1),
