@@ -14,12 +14,12 @@ use jiff::Timestamp;
 
 use crate::error::Error;
 use crate::launcher::{KillTarget, SpawnError};
-use crate::machine::{AfterStop, Effect, Input, Process, State, TimerId};
+use crate::machine::{AfterStop, Effect, Health, Input, ProbeKind, Process, State, TimerId};
 use crate::name::Name;
 use crate::pattern::Pattern;
 use crate::runtime::{ActionResult, Outcome};
 use crate::signal::Signal;
-use crate::spec::ProcessSpec;
+use crate::spec::{Condition, ProcessSpec};
 use crate::status::{Event, ExitInfo, ProcessStatus};
 use crate::time::Mono;
 
@@ -58,6 +58,22 @@ pub enum CoreEffect {
     },
     /// Publish an event.
     Publish(Event),
+    /// Call [`Core::group_empty`] for `name` if group `pgid` has no member left.
+    CheckGroup {
+        /// Whose.
+        name: Name,
+        /// The group.
+        pgid: u32,
+    },
+    /// Run a check of `name` and call [`Core::probe_result`].
+    RunProbe {
+        /// Whose.
+        name: Name,
+        /// Which.
+        kind: ProbeKind,
+        /// The run it belongs to.
+        run: u64,
+    },
     /// A request is complete.
     BatchDone {
         /// Which request.
@@ -70,8 +86,10 @@ pub enum CoreEffect {
 /// The verbs a batch can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// Start (clear fatal and back-off).
+    /// Start (clear fatal and back-off), starting stopped dependencies first.
     Start,
+    /// Start without starting its dependencies (it waits for them).
+    StartNoDeps,
     /// Stop and stay stopped.
     Stop,
     /// Stop all (reverse priority), then start all (priority).
@@ -123,6 +141,8 @@ pub struct Core {
     shutting_down: bool,
     waits: Vec<Wait>,
     batches: BTreeMap<BatchId, Batch>,
+    /// Set while waiting processes are being re-evaluated (no re-entry).
+    reconciling: bool,
 }
 
 impl Core {
@@ -284,31 +304,6 @@ impl Core {
             }
         }
         let asc = self.sorted(known);
-        let by_level =
-            |names: &[Name], rev: bool, op: Op, report: bool, procs: &BTreeMap<Name, Process>| {
-                let mut levels: Vec<Vec<Step>> = Vec::new();
-                let mut last: Option<i32> = None;
-                let iter: Box<dyn Iterator<Item = &Name>> = if rev {
-                    Box::new(names.iter().rev())
-                } else {
-                    Box::new(names.iter())
-                };
-                for n in iter {
-                    let prio = procs.get(n).map_or(0, |p| p.spec().priority);
-                    if last != Some(prio) {
-                        levels.push(Vec::new());
-                        last = Some(prio);
-                    }
-                    if let Some(l) = levels.last_mut() {
-                        l.push(Step {
-                            name: n.clone(),
-                            op,
-                            report,
-                        });
-                    }
-                }
-                levels
-            };
         let steps = |op: Op| {
             asc.iter()
                 .map(|n| Step {
@@ -318,14 +313,41 @@ impl Core {
                 })
                 .collect::<Vec<_>>()
         };
+        let stop_levels = |op: Op, report: bool, core: &Core| {
+            core.stop_levels(&asc)
+                .into_iter()
+                .map(|level| {
+                    level
+                        .into_iter()
+                        .map(|name| Step { name, op, report })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
         match op {
-            Op::Stop | Op::Remove => b.levels.extend(by_level(&asc, true, op, true, &self.procs)),
+            Op::Stop | Op::Remove => b.levels.extend(stop_levels(op, true, self)),
             Op::Restart => {
-                b.levels
-                    .extend(by_level(&asc, true, Op::Stop, false, &self.procs));
+                b.levels.extend(stop_levels(Op::Stop, false, self));
                 b.levels.push_back(steps(Op::Start));
             }
-            Op::Start | Op::Signal(_) => b.levels.push_back(steps(op)),
+            Op::Start => {
+                // Stopped dependencies start first, in the same level: they
+                // are spawned in priority order and the dependents wait.
+                let mut with_deps = self.down_dependencies(&asc);
+                with_deps.retain(|n| !asc.contains(n));
+                let mut level: Vec<Step> = self
+                    .sorted(with_deps)
+                    .into_iter()
+                    .map(|name| Step {
+                        name,
+                        op: Op::StartNoDeps,
+                        report: false,
+                    })
+                    .collect();
+                level.extend(steps(Op::Start));
+                b.levels.push_back(level);
+            }
+            Op::StartNoDeps | Op::Signal(_) => b.levels.push_back(steps(op)),
         }
         self.batches.insert(batch, b);
         self.advance(now, batch, &mut out);
@@ -373,7 +395,7 @@ impl Core {
         );
         let down = matches!(st, State::Stopped | State::Exited | State::Fatal { .. });
         let (input, want) = match step.op {
-            Op::Start => {
+            Op::Start | Op::StartNoDeps => {
                 if self.shutting_down {
                     self.record(batch, step.report, step.name, Err(Error::ShuttingDown));
                     return;
@@ -382,7 +404,15 @@ impl Core {
                     self.record(batch, step.report, step.name, Ok(Outcome::AlreadyRunning));
                     return;
                 }
-                (if up { None } else { Some(Input::Start) }, WaitFor::Up)
+                let input = if up {
+                    None
+                } else {
+                    match self.dependency_state(&step.name) {
+                        DepState::Satisfied => Some(Input::Start),
+                        DepState::Waiting { on, blocked } => Some(Input::Wait { on, blocked }),
+                    }
+                };
+                (input, WaitFor::Up)
             }
             Op::Stop => {
                 self.supersede_starts(&step.name, batch);
@@ -515,6 +545,7 @@ impl Core {
         let Some(p) = self.procs.get_mut(name) else {
             return;
         };
+        let was_up = up_pid(p.state());
         for fx in p.handle(now, input) {
             out.push(match fx {
                 Effect::Spawn => CoreEffect::Spawn(name.clone()),
@@ -533,8 +564,18 @@ impl Core {
                     id,
                 },
                 Effect::Publish(ev) => CoreEffect::Publish(ev),
+                Effect::RunProbe { kind, run } => CoreEffect::RunProbe {
+                    name: name.clone(),
+                    kind,
+                    run,
+                },
+                Effect::CheckGroup { pgid } => CoreEffect::CheckGroup {
+                    name: name.clone(),
+                    pgid,
+                },
             });
         }
+        let went_down = was_up.is_some() && up_pid(p.state()) != was_up;
         if matches!(p.state(), State::Removed) {
             if let Some(p) = self.procs.remove(name) {
                 for id in p.armed_timers() {
@@ -548,6 +589,271 @@ impl Core {
             out.push(CoreEffect::Publish(Event::Removed { name: name.clone() }));
         }
         self.settle(now, name, out);
+        if went_down {
+            self.cascade(now, name, out);
+        }
+        self.reconcile(now, out);
+    }
+
+    /// `name` went down (died, or was stopped or restarted): processes bound
+    /// to it (`restart = true`) stop and wait for it to be back. Their own
+    /// dependents follow when they go down in turn.
+    fn cascade(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
+        let bound: Vec<Name> = self
+            .procs
+            .values()
+            .filter(|p| {
+                p.spec()
+                    .depends_on
+                    .iter()
+                    .any(|d| d.restart && &d.name == name)
+            })
+            .map(|p| p.name().clone())
+            .collect();
+        for dependent in bound {
+            self.feed(
+                now,
+                &dependent,
+                Input::DependencyDown {
+                    dependency: name.clone(),
+                },
+                out,
+            );
+        }
+    }
+
+    /// Starts every waiting process whose dependencies now hold, and updates
+    /// what the others wait for.
+    fn reconcile(&mut self, now: Mono, out: &mut Vec<CoreEffect>) {
+        if self.reconciling || self.shutting_down {
+            return;
+        }
+        self.reconciling = true;
+        loop {
+            let waiting: Vec<(Name, String, Option<String>)> = self
+                .procs
+                .values()
+                .filter_map(|p| match p.state() {
+                    State::Waiting { on, blocked } => {
+                        Some((p.name().clone(), on.clone(), blocked.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut changed = false;
+            for (name, on, blocked) in waiting {
+                match self.dependency_state(&name) {
+                    DepState::Satisfied => {
+                        self.reconciling = false;
+                        self.feed(now, &name, Input::Start, out);
+                        self.reconciling = true;
+                        changed = true;
+                    }
+                    DepState::Waiting {
+                        on: now_on,
+                        blocked: now_blocked,
+                    } => {
+                        if now_on != on || now_blocked != blocked {
+                            self.reconciling = false;
+                            self.feed(
+                                now,
+                                &name,
+                                Input::Wait {
+                                    on: now_on,
+                                    blocked: now_blocked,
+                                },
+                                out,
+                            );
+                            self.reconciling = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.reconciling = false;
+    }
+
+    /// Whether `name`'s dependencies hold, and if not, what it waits for.
+    fn dependency_state(&self, name: &Name) -> DepState {
+        let Some(p) = self.procs.get(name) else {
+            return DepState::Satisfied;
+        };
+        let mut on = Vec::new();
+        let mut blocked = Vec::new();
+        for d in &p.spec().depends_on {
+            let Some(dp) = self.procs.get(&d.name) else {
+                on.push(format!("{} ({})", d.name, d.condition.as_str()));
+                blocked.push(format!("{} is not defined", d.name));
+                continue;
+            };
+            let st = dp.state();
+            let up = matches!(st, State::Starting { .. } | State::Running { .. });
+            let holds = match d.condition {
+                Condition::Started => up,
+                Condition::Ready => dp.is_ready(),
+                Condition::Healthy => match dp.spec().health {
+                    Some(_) => up && dp.health() == Health::Healthy,
+                    None => dp.is_ready(),
+                },
+                Condition::Completed => dp.completed() && !up,
+            };
+            if holds {
+                continue;
+            }
+            on.push(format!("{} ({})", d.name, d.condition.as_str()));
+            let why = match st {
+                State::Fatal { .. } => Some(format!("{} is fatal", d.name)),
+                State::Stopped => Some(format!("{} is stopped", d.name)),
+                State::Exited if d.condition == Condition::Completed => {
+                    Some(format!("{} exited without success", d.name))
+                }
+                State::Exited if d.condition != Condition::Completed => {
+                    Some(format!("{} exited", d.name))
+                }
+                _ => None,
+            };
+            blocked.extend(why);
+        }
+        if on.is_empty() {
+            DepState::Satisfied
+        } else {
+            DepState::Waiting {
+                on: on.join(", "),
+                blocked: (!blocked.is_empty()).then(|| blocked.join("; ")),
+            }
+        }
+    }
+
+    /// The dependencies (transitively) of `names` that are down and would
+    /// have to be started for them: not running, not already completed.
+    fn down_dependencies(&self, names: &[Name]) -> Vec<Name> {
+        let mut out: Vec<Name> = Vec::new();
+        let mut todo: Vec<Name> = names.to_vec();
+        while let Some(n) = todo.pop() {
+            let Some(p) = self.procs.get(&n) else {
+                continue;
+            };
+            for d in &p.spec().depends_on {
+                let Some(dp) = self.procs.get(&d.name) else {
+                    continue;
+                };
+                if out.contains(&d.name) {
+                    continue;
+                }
+                let down = matches!(
+                    dp.state(),
+                    State::Stopped | State::Exited | State::Fatal { .. }
+                );
+                let done = d.condition == Condition::Completed && dp.completed();
+                if down && !done {
+                    out.push(d.name.clone());
+                }
+                todo.push(d.name.clone());
+            }
+        }
+        out
+    }
+
+    /// Stop levels: dependents before what they depend on, then higher
+    /// priority numbers first; each level is stopped before the next starts.
+    fn stop_levels(&self, names: &[Name]) -> Vec<Vec<Name>> {
+        let in_set = |n: &Name| names.contains(n);
+        // depth 0: nothing in the set depends on it; depth k: its dependents
+        // in the set have depth < k.
+        let mut depth: HashMap<Name, usize> = HashMap::new();
+        let mut remaining: Vec<Name> = names.to_vec();
+        let mut d = 0;
+        while !remaining.is_empty() {
+            let (now_level, rest): (Vec<Name>, Vec<Name>) =
+                remaining.iter().cloned().partition(|n| {
+                    !remaining.iter().any(|m| {
+                        m != n
+                            && in_set(m)
+                            && self.procs.get(m).is_some_and(|p| {
+                                p.spec().depends_on.iter().any(|dep| &dep.name == n)
+                            })
+                    })
+                });
+            if now_level.is_empty() {
+                // A cycle (rejected by config validation): stop the rest together.
+                for n in rest {
+                    depth.insert(n, d);
+                }
+                break;
+            }
+            for n in now_level {
+                depth.insert(n, d);
+            }
+            remaining = rest;
+            d += 1;
+        }
+        let mut ordered: Vec<Name> = names.to_vec();
+        let prio = |n: &Name| self.procs.get(n).map_or(0, |p| p.spec().priority);
+        ordered.sort_by(|a, b| {
+            (
+                depth.get(a),
+                std::cmp::Reverse(prio(a)),
+                std::cmp::Reverse(a),
+            )
+                .cmp(&(
+                    depth.get(b),
+                    std::cmp::Reverse(prio(b)),
+                    std::cmp::Reverse(b),
+                ))
+        });
+        let mut levels: Vec<Vec<Name>> = Vec::new();
+        let mut last = None;
+        for n in ordered {
+            let key = (depth.get(&n).copied(), prio(&n));
+            if last != Some(key) {
+                levels.push(Vec::new());
+                last = Some(key);
+            }
+            if let Some(l) = levels.last_mut() {
+                l.push(n);
+            }
+        }
+        levels
+    }
+
+    /// A check of `name` finished.
+    pub fn probe_result(
+        &mut self,
+        now: Mono,
+        name: &Name,
+        kind: ProbeKind,
+        run: u64,
+        ok: bool,
+        detail: String,
+    ) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        self.feed(
+            now,
+            name,
+            Input::ProbeResult {
+                kind,
+                run,
+                ok,
+                detail,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    /// A message arrived on `name`'s notify socket.
+    pub fn notify(
+        &mut self,
+        now: Mono,
+        name: &Name,
+        msg: crate::notify::NotifyMsg,
+    ) -> Vec<CoreEffect> {
+        let mut out = Vec::new();
+        self.feed(now, name, Input::Notify(msg), &mut out);
+        out
     }
 
     /// Resolves the waits on `name` that its current state answers.
@@ -620,6 +926,23 @@ impl Core {
                     quick_deaths: p.quick_deaths(),
                     priority: p.spec().priority,
                     log_dropped_bytes: 0,
+                    ready: p.is_ready(),
+                    health: p.health(),
+                    last_check: p.last_check().map(|c| crate::status::CheckStatus {
+                        kind: c.kind,
+                        ok: c.ok,
+                        detail: c.detail.clone(),
+                        at: wall(c.at),
+                    }),
+                    status_text: p.status_text().map(str::to_string),
+                    waiting_for: match st {
+                        State::Waiting { on, blocked: None } => Some(on.clone()),
+                        State::Waiting {
+                            on,
+                            blocked: Some(b),
+                        } => Some(format!("{on}; {b}")),
+                        _ => None,
+                    },
                 }
             })
             .collect()
@@ -662,15 +985,22 @@ fn up_verdict(name: &Name, s: &State, p: Option<&Process>) -> Option<Result<Outc
             None => fail(format!("{last} while starting; retrying")),
         },
         State::Exited => fail(format!("{last} while starting")),
+        State::Waiting { blocked: None, .. } => None,
+        State::Waiting {
+            on,
+            blocked: Some(why),
+        } => fail(format!("waiting for {on}, but {why}")),
         State::Fatal { reason } => fail(reason.clone()),
     }
 }
 
 fn down_verdict(name: &Name, s: &State) -> Option<Result<Outcome, Error>> {
     match s {
-        State::Stopped | State::Exited | State::Fatal { .. } | State::Removed => {
-            Some(Ok(Outcome::Done))
-        }
+        State::Stopped
+        | State::Exited
+        | State::Fatal { .. }
+        | State::Removed
+        | State::Waiting { .. } => Some(Ok(Outcome::Done)),
         State::Stopping {
             then: AfterStop::Start,
             ..
@@ -686,5 +1016,18 @@ fn down_verdict(name: &Name, s: &State) -> Option<Result<Outcome, Error>> {
             name: name.clone(),
             reason: "started again before it stopped".into(),
         })),
+    }
+}
+
+enum DepState {
+    Satisfied,
+    Waiting { on: String, blocked: Option<String> },
+}
+
+/// The pid of a process that is up (starting or running).
+fn up_pid(s: &State) -> Option<u32> {
+    match s {
+        State::Starting { pid, .. } | State::Running { pid, .. } => Some(*pid),
+        _ => None,
     }
 }

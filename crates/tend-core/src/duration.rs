@@ -156,3 +156,24 @@ mod tests {
         }
     }
 }
+
+/// Like [`serde_str`] for an optional duration (`null` or absent is `None`).
+pub mod serde_opt {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `Some` as [`format()`](super::format), `None` as null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Accepts null, a string or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::serde_str")] Duration);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}

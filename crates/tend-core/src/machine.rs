@@ -41,6 +41,17 @@ pub enum TimerKind {
     Kill,
     /// `start_secs` have passed: starting becomes running.
     StartSecs,
+    /// `start_timeout` ran out before the process was ready.
+    StartTimeout,
+    /// Time to run the readiness check.
+    ReadyProbe,
+    /// Time to run the health check.
+    HealthProbe,
+    /// No `WATCHDOG=1` arrived in time.
+    Watchdog,
+    /// Look again whether a stopping process's group is empty (its leader
+    /// has exited, but members remain that may not be ours to reap).
+    GroupCheck,
 }
 
 /// Identifies one arming of a timer.
@@ -61,6 +72,14 @@ pub enum AfterStop {
     Start,
     /// Unregister the process.
     Remove,
+    /// Wait for its dependencies again (a dependency went down).
+    Wait,
+    /// It was killed for failing (health, watchdog, start timeout): treat
+    /// its end as a death and go through the back-off.
+    Recover {
+        /// It never got ready: count it as a quick death whatever it ran.
+        failed_start: bool,
+    },
 }
 
 /// Where a process is. Each state carries exactly the data that exists in it.
@@ -68,17 +87,29 @@ pub enum AfterStop {
 pub enum State {
     /// Not running; only a user starts it.
     Stopped,
+    /// Asked to start, but its dependencies are not satisfied yet.
+    Waiting {
+        /// What it waits for, e.g. `db (ready), migrate (completed)`.
+        on: String,
+        /// Why it cannot start as things stand (a dependency gave up or
+        /// was stopped), if so.
+        blocked: Option<String>,
+    },
     /// A spawn was requested; the driver answers with `Spawned` or `SpawnFailed`.
     Spawning {
         /// Whether this spawn is an automatic restart.
         automatic: bool,
     },
-    /// Spawned, `start_secs` not yet over.
+    /// Spawned, not yet up: `start_secs` not over, or not ready yet.
     Starting {
         /// Pid (= pgid).
         pid: u32,
         /// When it was spawned.
         since: Mono,
+        /// `start_secs` have not passed yet.
+        secs_pending: bool,
+        /// The readiness check (or `READY=1`) has not passed yet.
+        ready_pending: bool,
     },
     /// Up.
     Running {
@@ -102,6 +133,8 @@ pub enum State {
         leader_exit: Option<ExitInfo>,
         /// Whether SIGKILL was sent after the timeout.
         killed: bool,
+        /// Group checks so far since the leader exited (each waits twice as long).
+        group_checks: u32,
         /// What happens after.
         then: AfterStop,
     },
@@ -121,6 +154,7 @@ impl State {
     pub fn name(&self) -> StateName {
         match self {
             State::Stopped | State::Removed => StateName::Stopped,
+            State::Waiting { .. } => StateName::Waiting,
             State::Spawning { .. } | State::Starting { .. } => StateName::Starting,
             State::Running { .. } => StateName::Running,
             State::Backoff { .. } => StateName::Backoff,
@@ -171,6 +205,32 @@ pub enum Input {
     },
     /// The process group of a stopping process has no member left.
     GroupEmpty,
+    /// Its dependencies are not satisfied: wait (from `stopped` and friends),
+    /// or update what it waits for.
+    Wait {
+        /// What it waits for.
+        on: String,
+        /// Why it cannot start, if it cannot.
+        blocked: Option<String>,
+    },
+    /// A dependency it is bound to (`restart = true`) went down: stop, then wait.
+    DependencyDown {
+        /// Which.
+        dependency: Name,
+    },
+    /// A readiness or health check finished.
+    ProbeResult {
+        /// Which check.
+        kind: ProbeKind,
+        /// The run (spawn) it was started for; results for an older run are ignored.
+        run: u64,
+        /// Passed.
+        ok: bool,
+        /// What it saw.
+        detail: String,
+    },
+    /// A message on its notify socket.
+    Notify(crate::notify::NotifyMsg),
     /// A timer fired.
     Timer(TimerId),
 }
@@ -198,6 +258,53 @@ pub enum Effect {
     CancelTimer(TimerId),
     /// Tell subscribers.
     Publish(Event),
+    /// Check whether process group `pgid` is empty and answer `GroupEmpty` if so.
+    CheckGroup {
+        /// The group.
+        pgid: u32,
+    },
+    /// Run a check and answer with `ProbeResult`.
+    RunProbe {
+        /// Which check.
+        kind: ProbeKind,
+        /// The run it belongs to.
+        run: u64,
+    },
+}
+
+/// The two kinds of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// Readiness: gates `running` and dependents.
+    Ready,
+    /// Liveness: failing it restarts the process.
+    Health,
+}
+
+/// Health as status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No verdict yet (or no health check).
+    Unknown,
+    /// The last `success_threshold` runs passed.
+    Healthy,
+    /// The last `failure_threshold` runs failed.
+    Unhealthy,
+}
+
+/// The last check that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// Which check.
+    pub kind: ProbeKind,
+    /// Passed.
+    pub ok: bool,
+    /// What it saw.
+    pub detail: String,
+    /// When it finished.
+    pub at: Mono,
 }
 
 /// Where the back-off stands.
@@ -225,6 +332,21 @@ pub struct Process {
     error: Option<String>,
     armed: Vec<TimerId>,
     next_token: u64,
+    /// Spawns so far; probe results carry it so stale ones are dropped.
+    run: u64,
+    /// Whether the current run has been ready.
+    ready: bool,
+    /// Whether the last run exited with a success code (`completed`).
+    completed: bool,
+    health: Health,
+    ready_streak: u32,
+    health_ok_streak: u32,
+    health_fail_streak: u32,
+    last_check: Option<CheckRecord>,
+    /// `STATUS=` from its notify socket.
+    status_text: Option<String>,
+    /// It sent `STOPPING=1`.
+    announced_stopping: bool,
 }
 
 impl Process {
@@ -243,6 +365,16 @@ impl Process {
             error: None,
             armed: Vec::new(),
             next_token: 0,
+            run: 0,
+            ready: false,
+            completed: false,
+            health: Health::Unknown,
+            ready_streak: 0,
+            health_ok_streak: 0,
+            health_fail_streak: 0,
+            last_check: None,
+            status_text: None,
+            announced_stopping: false,
         }
     }
 
@@ -292,6 +424,41 @@ impl Process {
             State::Fatal { reason } => Some(reason),
             _ => self.error.as_deref(),
         }
+    }
+
+    /// Whether the current run is ready (readiness passed, or none to pass).
+    pub fn is_ready(&self) -> bool {
+        self.ready && matches!(self.state, State::Running { .. })
+    }
+
+    /// Whether the last run exited with a success code and none runs now.
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// Health as the checks see it.
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// The last check that ran.
+    pub fn last_check(&self) -> Option<&CheckRecord> {
+        self.last_check.as_ref()
+    }
+
+    /// `STATUS=` text the process sent, if any.
+    pub fn status_text(&self) -> Option<&str> {
+        self.status_text.as_deref()
+    }
+
+    /// Whether it announced `STOPPING=1`.
+    pub fn announced_stopping(&self) -> bool {
+        self.announced_stopping
+    }
+
+    /// The spawn count, which probe results must carry.
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     /// In doubling mode, the delay the next quick death will wait (Twisted's
@@ -347,9 +514,33 @@ impl Process {
                     ..
                 } = self.state
                 {
-                    self.finish_stop(fx);
+                    self.finish_stop(now, fx);
                 }
             }
+            Input::Wait { on, blocked } => self.on_wait(on, blocked, fx),
+            Input::DependencyDown { .. } => match self.state {
+                State::Starting { .. } | State::Running { .. } => {
+                    self.on_stop(now, AfterStop::Wait, fx)
+                }
+                State::Stopping { ref mut then, .. } if *then == AfterStop::Start => {
+                    *then = AfterStop::Wait;
+                }
+                State::Backoff { .. } => {
+                    self.cancel(TimerKind::Restart, fx);
+                    self.state = State::Waiting {
+                        on: String::new(),
+                        blocked: None,
+                    };
+                }
+                _ => {}
+            },
+            Input::ProbeResult {
+                kind,
+                run,
+                ok,
+                detail,
+            } => self.on_probe(now, kind, run, ok, detail, fx),
+            Input::Notify(msg) => self.on_notify(now, msg, fx),
             Input::Timer(id) => {
                 if !self.armed.contains(&id) {
                     return; // stale: cancelled or superseded
@@ -364,7 +555,11 @@ impl Process {
 
     fn on_start(&mut self, fx: &mut Vec<Effect>) {
         match self.state {
-            State::Stopped | State::Exited | State::Fatal { .. } | State::Backoff { .. } => {
+            State::Stopped
+            | State::Exited
+            | State::Fatal { .. }
+            | State::Backoff { .. }
+            | State::Waiting { .. } => {
                 self.cancel(TimerKind::Restart, fx);
                 self.reset_backoff();
                 self.error = None;
@@ -384,18 +579,19 @@ impl Process {
 
     fn on_stop(&mut self, now: Mono, after: AfterStop, fx: &mut Vec<Effect>) {
         match self.state {
-            State::Starting { pid, since } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since } => {
                 fx.push(Effect::Kill {
                     target: KillTarget::Group(pid),
                     sig: self.spec.stop.signal,
                 });
-                self.cancel(TimerKind::StartSecs, fx);
+                self.cancel_run_timers(fx);
                 self.arm(TimerKind::Kill, now + self.spec.stop.timeout, fx);
                 self.state = State::Stopping {
                     pid,
                     since,
                     leader_exit: None,
                     killed: false,
+                    group_checks: 0,
                     then: after,
                 };
             }
@@ -405,18 +601,58 @@ impl Process {
                     *then = after;
                 }
             }
-            State::Backoff { .. } => {
+            State::Backoff { .. } | State::Waiting { .. } => {
                 self.cancel(TimerKind::Restart, fx);
                 self.state = State::Stopped;
-                self.settle_stopped(after, fx);
+                self.settle_stopped(now, None, after, fx);
             }
             State::Stopped | State::Exited | State::Fatal { .. } => match after {
-                AfterStop::Stay => {}
+                AfterStop::Stay | AfterStop::Recover { .. } => {}
                 AfterStop::Start => self.on_start(fx),
                 AfterStop::Remove => self.state = State::Removed,
+                AfterStop::Wait => {
+                    self.state = State::Waiting {
+                        on: String::new(),
+                        blocked: None,
+                    }
+                }
             },
             State::Spawning { .. } | State::Removed => {}
         }
+    }
+
+    /// The core says its dependencies are not satisfied.
+    fn on_wait(&mut self, on: String, blocked: Option<String>, fx: &mut Vec<Effect>) {
+        match self.state {
+            State::Stopped
+            | State::Exited
+            | State::Fatal { .. }
+            | State::Backoff { .. }
+            | State::Waiting { .. } => {
+                self.cancel(TimerKind::Restart, fx);
+                self.state = State::Waiting { on, blocked };
+            }
+            State::Stopping { ref mut then, .. } => {
+                if *then != AfterStop::Remove {
+                    *then = AfterStop::Wait;
+                }
+            }
+            State::Spawning { .. }
+            | State::Starting { .. }
+            | State::Running { .. }
+            | State::Removed => {}
+        }
+    }
+
+    /// Kills a process that is failing (health, watchdog, start timeout) and
+    /// restarts it through the back-off once it is down.
+    fn recover(&mut self, now: Mono, reason: String, failed_start: bool, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Publish(Event::CheckFailed {
+            name: self.spec.name.clone(),
+            reason: reason.clone(),
+        }));
+        self.error = Some(reason);
+        self.on_stop(now, AfterStop::Recover { failed_start }, fx);
     }
 
     // --- what the driver reports ------------------------------------------
@@ -433,26 +669,183 @@ impl Process {
         if automatic {
             self.restarts += 1;
         }
+        self.run += 1;
         self.last_start = Some(now);
         self.error = None;
+        self.ready = false;
+        self.completed = false;
+        self.health = Health::Unknown;
+        self.ready_streak = 0;
+        self.health_ok_streak = 0;
+        self.health_fail_streak = 0;
+        self.status_text = None;
+        self.announced_stopping = false;
         fx.push(Effect::Publish(Event::Spawned {
             name: self.spec.name.clone(),
             pid,
         }));
-        if self.spec.start_secs.is_zero() {
-            self.become_running(pid, now);
-        } else {
-            self.state = State::Starting { pid, since: now };
+
+        let secs_pending = !self.spec.start_secs.is_zero();
+        let ready_pending = self.spec.ready.is_some() || self.spec.notify;
+        if secs_pending {
             self.arm(TimerKind::StartSecs, now + self.spec.start_secs, fx);
+        }
+        if let Some(r) = &self.spec.ready {
+            let at = now + r.initial_delay;
+            self.arm(TimerKind::ReadyProbe, at, fx);
+        }
+        if let Some(h) = &self.spec.health {
+            let at = now + h.initial_delay;
+            self.arm(TimerKind::HealthProbe, at, fx);
+        }
+        if let Some(w) = self.spec.watchdog {
+            self.arm(TimerKind::Watchdog, now + w, fx);
+        }
+        if secs_pending || ready_pending {
+            if let Some(t) = self.spec.start_timeout {
+                self.arm(TimerKind::StartTimeout, now + t, fx);
+            }
+            self.state = State::Starting {
+                pid,
+                since: now,
+                secs_pending,
+                ready_pending,
+            };
+        } else {
+            self.become_running(pid, now, fx);
         }
     }
 
-    fn become_running(&mut self, pid: u32, since: Mono) {
+    /// Starting is over: it is up (and ready).
+    fn become_running(&mut self, pid: u32, since: Mono, fx: &mut Vec<Effect>) {
+        self.cancel(TimerKind::StartTimeout, fx);
         // Supervisor: reaching RUNNING forgets earlier failed starts.
         if let Cursor::Attempts(_) = self.cursor {
             self.cursor = Cursor::Attempts(0);
         }
+        if self.spec.backoff.reset_on_ready {
+            self.reset_backoff();
+        }
+        self.ready = true;
         self.state = State::Running { pid, since };
+    }
+
+    /// One of the two conditions of `starting` is met; maybe both are.
+    fn starting_progress(&mut self, secs_done: bool, ready_done: bool, fx: &mut Vec<Effect>) {
+        if let State::Starting {
+            pid,
+            since,
+            ref mut secs_pending,
+            ref mut ready_pending,
+        } = self.state
+        {
+            if secs_done {
+                *secs_pending = false;
+            }
+            if ready_done {
+                *ready_pending = false;
+            }
+            if !*secs_pending && !*ready_pending {
+                self.become_running(pid, since, fx);
+            }
+        }
+    }
+
+    fn on_probe(
+        &mut self,
+        now: Mono,
+        kind: ProbeKind,
+        run: u64,
+        ok: bool,
+        detail: String,
+        fx: &mut Vec<Effect>,
+    ) {
+        if run != self.run || !matches!(self.state, State::Starting { .. } | State::Running { .. })
+        {
+            return; // a check of an earlier run, or of a process being stopped
+        }
+        self.last_check = Some(CheckRecord {
+            kind,
+            ok,
+            detail: detail.clone(),
+            at: now,
+        });
+        match kind {
+            ProbeKind::Ready => {
+                let Some(spec) = self.spec.ready.clone() else {
+                    return;
+                };
+                if !matches!(
+                    self.state,
+                    State::Starting {
+                        ready_pending: true,
+                        ..
+                    }
+                ) {
+                    return;
+                }
+                self.ready_streak = if ok { self.ready_streak + 1 } else { 0 };
+                if ok && self.ready_streak >= spec.success_threshold.max(1) {
+                    self.starting_progress(false, true, fx);
+                } else {
+                    self.arm(TimerKind::ReadyProbe, now + spec.period, fx);
+                }
+            }
+            ProbeKind::Health => {
+                let Some(spec) = self.spec.health.clone() else {
+                    return;
+                };
+                if ok {
+                    self.health_fail_streak = 0;
+                    self.health_ok_streak += 1;
+                    if self.health_ok_streak >= spec.success_threshold.max(1) {
+                        self.health = Health::Healthy;
+                    }
+                } else {
+                    self.health_ok_streak = 0;
+                    self.health_fail_streak += 1;
+                    if self.health_fail_streak >= spec.failure_threshold.max(1) {
+                        self.health = Health::Unhealthy;
+                        let n = self.health_fail_streak;
+                        self.recover(
+                            now,
+                            format!("health check failed {n} times in a row: {detail}"),
+                            false,
+                            fx,
+                        );
+                        return;
+                    }
+                }
+                self.arm(TimerKind::HealthProbe, now + spec.period, fx);
+            }
+        }
+    }
+
+    fn on_notify(&mut self, now: Mono, msg: crate::notify::NotifyMsg, fx: &mut Vec<Effect>) {
+        if !matches!(self.state, State::Starting { .. } | State::Running { .. }) {
+            return;
+        }
+        if let Some(text) = msg.status {
+            self.status_text = Some(text);
+        }
+        if msg.stopping {
+            self.announced_stopping = true;
+        }
+        if msg.watchdog
+            && let Some(w) = self.spec.watchdog
+        {
+            self.arm(TimerKind::Watchdog, now + w, fx);
+        }
+        if msg.ready && self.spec.notify {
+            self.last_check = Some(CheckRecord {
+                kind: ProbeKind::Ready,
+                ok: true,
+                detail: "READY=1".into(),
+                at: now,
+            });
+            // With both a probe and notify, READY=1 counts as the probe passing.
+            self.starting_progress(false, true, fx);
+        }
     }
 
     fn on_spawn_failed(&mut self, now: Mono, err: SpawnError, fx: &mut Vec<Effect>) {
@@ -468,16 +861,19 @@ impl Process {
             self.give_up(format!("spawn error: {}", err.message), fx);
         } else {
             // A transient failure (EAGAIN, ENOMEM) is a quick death: it backs off.
-            self.after_death(now, Duration::ZERO, true, true, fx);
+            self.after_death(now, Duration::ZERO, true, true, true, fx);
         }
     }
 
     fn on_exit(&mut self, now: Mono, exit: ExitInfo, group_alive: bool, fx: &mut Vec<Effect>) {
+        let success = matches!(exit, ExitInfo::Code(c) if self.spec.is_success(c));
         match self.state {
-            State::Starting { pid, since } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since } => {
                 let was_starting = matches!(self.state, State::Starting { .. });
                 self.last_exit = Some(exit);
-                self.cancel(TimerKind::StartSecs, fx);
+                self.completed = success;
+                self.ready = false;
+                self.cancel_run_timers(fx);
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
                     pid,
@@ -492,8 +888,7 @@ impl Process {
                         sig: Signal::KILL,
                     });
                 }
-                let failed = !matches!(exit, ExitInfo::Code(c) if self.spec.is_success(c));
-                self.after_death(now, now.since(since), failed, was_starting, fx);
+                self.after_death(now, now.since(since), !success, was_starting, false, fx);
             }
             State::Stopping {
                 pid,
@@ -502,14 +897,21 @@ impl Process {
             } if leader_exit.is_none() => {
                 *leader_exit = Some(exit);
                 self.last_exit = Some(exit);
+                self.completed = false;
+                self.ready = false;
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
                     pid,
                     exit,
                     expected: true,
                 }));
-                if !group_alive {
-                    self.finish_stop(fx);
+                if group_alive {
+                    // Members remain. Orphans we reap ourselves (as a subreaper)
+                    // trigger checks; others (reaped by someone else, or still
+                    // dying) need us to look again.
+                    self.arm(TimerKind::GroupCheck, now + GROUP_CHECK_FIRST, fx);
+                } else {
+                    self.finish_stop(now, fx);
                 }
             }
             _ => {}
@@ -517,17 +919,21 @@ impl Process {
     }
 
     /// Decides what follows an unrequested death after a run of `ran`.
+    /// `was_starting`: it died before getting up; `force_quick`: count it as
+    /// a quick death whatever it ran (it never got ready).
     fn after_death(
         &mut self,
         now: Mono,
         ran: Duration,
         failed: bool,
-        failed_start: bool,
+        was_starting: bool,
+        force_quick: bool,
         fx: &mut Vec<Effect>,
     ) {
         // A start that did not get past start_secs is retried whatever the
         // policy says (Supervisor: STARTING -> BACKOFF).
-        let wants_restart = failed_start && !self.spec.start_secs.is_zero()
+        let failed_start = (was_starting && !self.spec.start_secs.is_zero()) || force_quick;
+        let wants_restart = failed_start
             || match self.spec.restart {
                 RestartPolicy::Always => true,
                 RestartPolicy::OnFailure => failed,
@@ -537,8 +943,7 @@ impl Process {
             self.state = State::Exited;
             return;
         }
-        let quick =
-            ran < self.spec.backoff.min_uptime || (failed_start && !self.spec.start_secs.is_zero());
+        let quick = ran < self.spec.backoff.min_uptime || failed_start;
         self.quick_deaths = if quick {
             self.quick_deaths.saturating_add(1)
         } else {
@@ -629,9 +1034,8 @@ impl Process {
     fn on_timer(&mut self, now: Mono, kind: TimerKind, fx: &mut Vec<Effect>) {
         match (kind, &mut self.state) {
             (TimerKind::Restart, State::Backoff { .. }) => self.spawn(true, fx),
-            (TimerKind::StartSecs, State::Starting { pid, since }) => {
-                let (pid, since) = (*pid, *since);
-                self.become_running(pid, since);
+            (TimerKind::StartSecs, State::Starting { .. }) => {
+                self.starting_progress(true, false, fx)
             }
             (TimerKind::Kill, State::Stopping { pid, killed, .. }) => {
                 *killed = true;
@@ -645,31 +1049,121 @@ impl Process {
                     pid,
                 }));
             }
+            (
+                TimerKind::GroupCheck,
+                State::Stopping {
+                    pid,
+                    leader_exit: Some(_),
+                    group_checks,
+                    ..
+                },
+            ) => {
+                *group_checks += 1;
+                let (pgid, n) = (*pid, *group_checks);
+                fx.push(Effect::CheckGroup { pgid });
+                let wait = GROUP_CHECK_FIRST
+                    .saturating_mul(1 << n.min(6))
+                    .min(GROUP_CHECK_MAX);
+                self.arm(TimerKind::GroupCheck, now + wait, fx);
+            }
+            (
+                TimerKind::ReadyProbe,
+                State::Starting {
+                    ready_pending: true,
+                    ..
+                },
+            ) => {
+                fx.push(Effect::RunProbe {
+                    kind: ProbeKind::Ready,
+                    run: self.run,
+                });
+            }
+            (TimerKind::HealthProbe, State::Starting { .. } | State::Running { .. }) => {
+                fx.push(Effect::RunProbe {
+                    kind: ProbeKind::Health,
+                    run: self.run,
+                });
+            }
+            (TimerKind::Watchdog, State::Starting { .. } | State::Running { .. }) => {
+                let w = self
+                    .spec
+                    .watchdog
+                    .map(crate::duration::format)
+                    .unwrap_or_default();
+                self.recover(
+                    now,
+                    format!("watchdog: no WATCHDOG=1 within {w}"),
+                    false,
+                    fx,
+                );
+            }
+            (TimerKind::StartTimeout, State::Starting { .. }) => {
+                let t = self
+                    .spec
+                    .start_timeout
+                    .map(crate::duration::format)
+                    .unwrap_or_default();
+                self.recover(
+                    now,
+                    format!("not ready within start_timeout ({t})"),
+                    true,
+                    fx,
+                );
+            }
             _ => {}
         }
-        let _ = now;
     }
 
-    fn finish_stop(&mut self, fx: &mut Vec<Effect>) {
-        let State::Stopping { then, .. } = self.state else {
+    fn finish_stop(&mut self, now: Mono, fx: &mut Vec<Effect>) {
+        let State::Stopping { then, since, .. } = self.state else {
             return;
         };
         self.cancel(TimerKind::Kill, fx);
+        self.cancel(TimerKind::GroupCheck, fx);
         self.state = State::Stopped;
-        self.settle_stopped(then, fx);
+        self.settle_stopped(now, Some(since), then, fx);
     }
 
-    fn settle_stopped(&mut self, then: AfterStop, fx: &mut Vec<Effect>) {
+    fn settle_stopped(
+        &mut self,
+        now: Mono,
+        since: Option<Mono>,
+        then: AfterStop,
+        fx: &mut Vec<Effect>,
+    ) {
         match then {
             AfterStop::Stay => fx.push(Effect::Publish(Event::Stopped {
                 name: self.spec.name.clone(),
             })),
             AfterStop::Start => self.on_start(fx),
             AfterStop::Remove => self.state = State::Removed,
+            AfterStop::Wait => {
+                self.state = State::Waiting {
+                    on: String::new(),
+                    blocked: None,
+                }
+            }
+            AfterStop::Recover { failed_start } => {
+                let ran = since.map_or(Duration::ZERO, |s| now.since(s));
+                self.after_death(now, ran, true, failed_start, failed_start, fx);
+            }
         }
     }
 
     // --- helpers -----------------------------------------------------------
+
+    /// Disarms every timer that belongs to a run (not Restart or Kill).
+    fn cancel_run_timers(&mut self, fx: &mut Vec<Effect>) {
+        for kind in [
+            TimerKind::StartSecs,
+            TimerKind::StartTimeout,
+            TimerKind::ReadyProbe,
+            TimerKind::HealthProbe,
+            TimerKind::Watchdog,
+        ] {
+            self.cancel(kind, fx);
+        }
+    }
 
     fn reset_backoff(&mut self) {
         self.cursor = initial_cursor(&self.spec.backoff.mode);
@@ -702,6 +1196,10 @@ impl Process {
         }
     }
 }
+
+/// First re-check of a draining group; each later one waits twice as long, up to the max.
+const GROUP_CHECK_FIRST: Duration = Duration::from_millis(20);
+const GROUP_CHECK_MAX: Duration = Duration::from_secs(1);
 
 fn initial_cursor(mode: &BackoffMode) -> Cursor {
     match mode {

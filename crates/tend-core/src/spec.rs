@@ -62,6 +62,29 @@ pub struct ProcessSpec {
     /// Where its output goes and how it is written.
     #[serde(default)]
     pub logs: LogSpec,
+    /// Other processes this one needs, and what it needs of them.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// Readiness check: the process is `starting` until it passes (then
+    /// `running`, which is what `ready` dependencies wait for).
+    #[serde(default)]
+    pub ready: Option<crate::probe::ProbeSpec>,
+    /// Liveness check: `failure_threshold` failures in a row kill the process
+    /// and restart it through the back-off.
+    #[serde(default)]
+    pub health: Option<crate::probe::ProbeSpec>,
+    /// systemd's readiness protocol: the process gets `NOTIFY_SOCKET` and is
+    /// ready when it sends `READY=1`.
+    #[serde(default)]
+    pub notify: bool,
+    /// With `notify`: `WATCHDOG=1` must arrive at least this often, or the
+    /// process is restarted (`WATCHDOG_USEC` is set for it).
+    #[serde(default, with = "crate::duration::serde_opt")]
+    pub watchdog: Option<Duration>,
+    /// A process not ready (or not past `start_secs`) this long after it was
+    /// spawned is killed and restarted through the back-off (Procmon's maxstartup).
+    #[serde(default, with = "crate::duration::serde_opt")]
+    pub start_timeout: Option<Duration>,
     /// Give it a pipe as stdin, written through [`crate::Supervisor::send_stdin`]
     /// (Supervisor's `sendProcessStdin`); `/dev/null` otherwise, as systemd does.
     #[serde(default)]
@@ -104,6 +127,12 @@ impl ProcessSpec {
             stop: StopSpec::default(),
             logs: LogSpec::default(),
             stdin_pipe: false,
+            depends_on: Vec::new(),
+            ready: None,
+            health: None,
+            notify: false,
+            watchdog: None,
+            start_timeout: None,
             start_secs: Duration::ZERO,
         }
     }
@@ -205,6 +234,9 @@ pub struct Backoff {
     /// `startretries`). `None`: never give up.
     #[serde(default)]
     pub give_up_after: Option<u32>,
+    /// Becoming ready resets the back-off, instead of waiting for a run of `min_uptime`.
+    #[serde(default)]
+    pub reset_on_ready: bool,
 }
 
 impl Default for Backoff {
@@ -213,6 +245,7 @@ impl Default for Backoff {
             mode: BackoffMode::default(),
             min_uptime: Duration::from_secs(1),
             give_up_after: None,
+            reset_on_ready: false,
         }
     }
 }
@@ -343,4 +376,44 @@ impl Default for LogSpec {
             backups: 10,
         }
     }
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// The dependency has been spawned.
+    Started,
+    /// Its readiness check passed (just started, when it has none).
+    Ready,
+    /// Its health check passed (ready, when it has none).
+    Healthy,
+    /// It exited with a success code (a migration, a one-shot setup).
+    Completed,
+}
+
+impl Condition {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Ready => "ready",
+            Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
+/// One edge of the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    /// The process depended on.
+    pub name: Name,
+    /// What must hold before this one starts.
+    pub condition: Condition,
+    /// Procmon's tree semantics: when the dependency dies or is restarted,
+    /// stop this process, and start it again once the condition holds again.
+    #[serde(default)]
+    pub restart: bool,
 }

@@ -11,6 +11,8 @@ use crate::signal::Signal;
 pub enum StateName {
     /// Not running, and nothing will start it but a user.
     Stopped,
+    /// Asked to start; waits for its dependencies.
+    Waiting,
     /// Spawned, not yet past `start_secs`.
     Starting,
     /// Up.
@@ -30,6 +32,7 @@ impl StateName {
     pub fn as_str(self) -> &'static str {
         match self {
             StateName::Stopped => "stopped",
+            StateName::Waiting => "waiting",
             StateName::Starting => "starting",
             StateName::Running => "running",
             StateName::Backoff => "backoff",
@@ -103,6 +106,17 @@ pub struct ProcessStatus {
     pub quick_deaths: u32,
     /// Lower starts first, stops last.
     pub priority: i32,
+    /// Whether the current run is ready (readiness check passed or `READY=1`;
+    /// running, when it has neither).
+    pub ready: bool,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub health: crate::machine::Health,
+    /// The last readiness or health check.
+    pub last_check: Option<CheckStatus>,
+    /// Free text the process sent as `STATUS=`.
+    pub status_text: Option<String>,
+    /// What a `waiting` process waits for, e.g. `db (ready)`.
+    pub waiting_for: Option<String>,
     /// Bytes of output that could not be written to its log files (disk
     /// full, file not writable); 0 when nothing was lost.
     pub log_dropped_bytes: u64,
@@ -178,9 +192,30 @@ pub enum Event {
         /// The pid that was killed.
         pid: u32,
     },
+    /// A check failed (health, watchdog, start timeout): the process is
+    /// killed and restarted through the back-off.
+    CheckFailed {
+        /// Its name.
+        name: Name,
+        /// What failed.
+        reason: String,
+    },
     /// A process stopped at a user's request.
     Stopped {
         /// Its name.
         name: Name,
     },
+}
+
+/// The last check of a process, as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// `ready` or `health`.
+    pub kind: crate::machine::ProbeKind,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What it saw (`HTTP 200`, `connection refused`, ...).
+    pub detail: String,
+    /// When it finished.
+    pub at: jiff::Timestamp,
 }

@@ -77,7 +77,7 @@ pub fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
 /// Parses a status line such as `HTTP/1.1 200 OK` (without its `\r\n`) into
 /// the status code.
 pub fn parse_status_line(line: &[u8]) -> Result<u16, String> {
-    let not_http = || format!("not an HTTP answer: {:?}", show(line));
+    let not_http = || format!("not an HTTP answer: \"{}\"", show(line));
     let rest = line.strip_prefix(b"HTTP/").ok_or_else(not_http)?;
     let space = memchr::memchr(b' ', rest).ok_or_else(not_http)?;
     let after = &rest[space + 1..];
@@ -85,9 +85,7 @@ pub fn parse_status_line(line: &[u8]) -> Result<u16, String> {
     if !code.iter().all(u8::is_ascii_digit) || after.get(3).is_some_and(|&b| b != b' ') {
         return Err(not_http());
     }
-    let code = code
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let code = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if !(100..=599).contains(&code) {
         return Err(format!("not an HTTP status code: {code}"));
     }

@@ -106,7 +106,11 @@ impl fmt::Display for Check {
             Check::Tcp(addr) => write!(f, "tcp {addr}"),
             Check::PortFree(port) => write!(f, "port_free {port}"),
             Check::Redis { addr, .. } => write!(f, "redis {addr}"),
-            Check::Exec(argv) => write!(f, "exec {}", shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))),
+            Check::Exec(argv) => write!(
+                f,
+                "exec {}",
+                shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+            ),
         }
     }
 }
@@ -280,9 +284,6 @@ pub async fn run_check(check: &Check, timeout: Duration) -> ProbeOutcome {
 /// no port. The host comes back without brackets.
 pub(crate) fn split_host_port(s: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
     let example = "expected host:port, e.g. 127.0.0.1:8080";
-    if s.is_empty() {
-        return Err(format!("the address is empty ({example})"));
-    }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("{s:?} contains a space or a control character"));
     }
@@ -358,11 +359,19 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-/// Bytes from a peer, made printable and short for a detail line.
+/// Bytes from a peer, made printable (control characters escaped, invalid
+/// UTF-8 replaced) and short, for a detail line.
 pub(crate) fn show(bytes: &[u8]) -> String {
     const MAX: usize = 120;
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    let mut out = String::new();
+    for c in text.chars().take(MAX) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if text.chars().count() > MAX {
         out.push('…');
     }
@@ -385,7 +394,10 @@ where
             return Err(if line.is_empty() {
                 "connection closed without an answer".into()
             } else {
-                format!("connection closed in the middle of the answer {:?}", show(&line))
+                format!(
+                    "connection closed in the middle of the answer \"{}\"",
+                    show(&line)
+                )
             });
         }
         line.extend_from_slice(&chunk[..n]);
@@ -518,7 +530,9 @@ impl TryFrom<RawProbe> for ProbeSpec {
         }
         let check = match kinds.len() {
             0 => {
-                return Err("a check needs one of `http`, `tcp`, `port_free`, `redis` or `exec`".into());
+                return Err(
+                    "a check needs one of `http`, `tcp`, `port_free`, `redis` or `exec`".into(),
+                );
             }
             1 => kinds.remove(0).1,
             _ => {

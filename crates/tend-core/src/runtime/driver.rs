@@ -11,14 +11,44 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
+use std::path::PathBuf;
+
 use crate::core::{BatchId, Core, CoreEffect, Op};
 use crate::error::Error;
+use crate::launcher::KillTarget;
 use crate::launcher::{Launcher, Reaped};
+use crate::machine::ProbeKind;
 use crate::machine::TimerId;
 use crate::name::Name;
+use crate::notify::{NotifyMsg, NotifySocket};
+use crate::probe::{Check, ProbeOutcome, run_check};
 use crate::runtime::{ActionResult, LogHub, Request};
+use crate::signal::Signal;
+use crate::spec::{LogTarget, ProcessSpec};
 use crate::status::Event;
 use crate::time::Mono;
+
+/// What the driver's own helper tasks report back.
+enum Aux {
+    /// A network check finished.
+    Probe {
+        name: Name,
+        kind: ProbeKind,
+        run: u64,
+        outcome: ProbeOutcome,
+    },
+    /// An exec check ran past its timeout.
+    ExecTimeout { pid: u32 },
+    /// A datagram on a notify socket.
+    Notify { name: Name, msg: NotifyMsg },
+}
+
+/// An exec check in flight: its pid is routed here by the reaper.
+struct ExecProbe {
+    name: Name,
+    kind: ProbeKind,
+    run: u64,
+}
 
 enum Reply {
     Results(oneshot::Sender<Vec<ActionResult>>),
@@ -41,11 +71,23 @@ pub(crate) struct Driver<L: Launcher> {
     exiting: bool,
     /// Answered once everything is stopped and every output pipe is drained.
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    aux_tx: mpsc::UnboundedSender<Aux>,
+    aux_rx: Option<mpsc::UnboundedReceiver<Aux>>,
+    exec_probes: HashMap<u32, ExecProbe>,
+    /// Notify sockets by process, bound at its first spawn.
+    notify: HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
+    runtime_dir: PathBuf,
 }
 
 impl<L: Launcher> Driver<L> {
     /// A driver with no processes.
-    pub(crate) fn new(launcher: L, events: broadcast::Sender<Event>, logs: Arc<LogHub>) -> Self {
+    pub(crate) fn new(
+        launcher: L,
+        events: broadcast::Sender<Event>,
+        logs: Arc<LogHub>,
+        runtime_dir: PathBuf,
+    ) -> Self {
+        let (aux_tx, aux_rx) = mpsc::unbounded_channel();
         Driver {
             core: Core::new(),
             launcher,
@@ -59,6 +101,11 @@ impl<L: Launcher> Driver<L> {
             next_batch: 0,
             exiting: false,
             shutdown_waiters: Vec::new(),
+            aux_tx,
+            aux_rx: Some(aux_rx),
+            exec_probes: HashMap::new(),
+            notify: HashMap::new(),
+            runtime_dir,
         }
     }
 
@@ -79,6 +126,9 @@ impl<L: Launcher> Driver<L> {
         mut exits: mpsc::UnboundedReceiver<Reaped>,
     ) {
         let mut requests_open = true;
+        let Some(mut aux) = self.aux_rx.take() else {
+            return;
+        };
         loop {
             if self.exiting && !self.core.any_up() && self.replies.is_empty() {
                 break;
@@ -91,6 +141,7 @@ impl<L: Launcher> Driver<L> {
             tokio::select! {
                 biased;
                 Some(r) = exits.recv() => self.on_reaped(r),
+                Some(a) = aux.recv() => self.on_aux(a),
                 req = requests.recv(), if requests_open => match req {
                     Some(req) => self.on_request(req),
                     None => {
@@ -106,6 +157,10 @@ impl<L: Launcher> Driver<L> {
                 () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
                 else => break,
             }
+        }
+        for (_, (path, task)) in self.notify.drain() {
+            task.abort();
+            let _ = std::fs::remove_file(path);
         }
         // The children are gone; read what they wrote to the end before
         // saying so, or their last lines would be lost when the program exits.
@@ -197,6 +252,20 @@ impl<L: Launcher> Driver<L> {
     fn on_reaped(&mut self, r: Reaped) {
         let now = self.now();
         let mut fx = Vec::new();
+        if let Some(p) = self.exec_probes.remove(&r.pid) {
+            self.launcher.forget(r.pid);
+            let outcome = ProbeOutcome::from_exit(&r.exit);
+            fx.extend(self.core.probe_result(
+                now,
+                &p.name,
+                p.kind,
+                p.run,
+                outcome.ok,
+                outcome.detail,
+            ));
+            self.execute(fx);
+            return;
+        }
         if let Some(name) = self.core.owner_of(r.pid) {
             self.logs.close_stdin(name);
             let alive = self.launcher.group_alive(r.pid);
@@ -212,6 +281,143 @@ impl<L: Launcher> Driver<L> {
             }
         }
         self.execute(fx);
+    }
+
+    fn on_aux(&mut self, a: Aux) {
+        let now = self.now();
+        let fx = match a {
+            Aux::Probe {
+                name,
+                kind,
+                run,
+                outcome,
+            } => self
+                .core
+                .probe_result(now, &name, kind, run, outcome.ok, outcome.detail),
+            Aux::ExecTimeout { pid } => {
+                let Some(p) = self.exec_probes.remove(&pid) else {
+                    return;
+                };
+                // Still running past its timeout: kill it; its exit is then
+                // reaped as an unknown pid and ignored.
+                let _ = self.launcher.kill(KillTarget::Group(pid), Signal::KILL);
+                let spec = self
+                    .core
+                    .get(p.name.as_str())
+                    .and_then(|x| probe_spec(x.spec(), p.kind));
+                let timeout = spec.map(|s| s.timeout).unwrap_or_default();
+                let outcome = ProbeOutcome::timed_out(timeout);
+                self.core
+                    .probe_result(now, &p.name, p.kind, p.run, outcome.ok, outcome.detail)
+            }
+            Aux::Notify { name, msg } => self.core.notify(now, &name, msg),
+        };
+        self.execute(fx);
+    }
+
+    /// Starts a check: network checks in a task, exec checks as a child of
+    /// ours (the single reaper reports its exit).
+    fn run_probe(&mut self, name: Name, kind: ProbeKind, run: u64) {
+        let Some(spec) = self
+            .core
+            .get(name.as_str())
+            .and_then(|p| probe_spec(p.spec(), kind))
+            .cloned()
+        else {
+            return;
+        };
+        match &spec.check {
+            Check::Exec(argv) => {
+                let mut ps = ProcessSpec::new(name.clone(), argv.clone());
+                if let Some(owner) = self.core.get(name.as_str()) {
+                    let o = owner.spec();
+                    ps.cwd = o.cwd.clone();
+                    ps.env = o.env.clone();
+                    ps.clear_env = o.clear_env;
+                    ps.user = o.user.clone();
+                    ps.unix_group = o.unix_group.clone();
+                }
+                ps.logs.stdout = LogTarget::Null;
+                ps.logs.stderr = LogTarget::Null;
+                match self.launcher.spawn(&ps) {
+                    Ok(spawned) => {
+                        // The check's output is not kept: its pipes close here.
+                        drop((spawned.stdout, spawned.stderr, spawned.stdin));
+                        self.exec_probes
+                            .insert(spawned.pid, ExecProbe { name, kind, run });
+                        let (tx, pid, t) = (self.aux_tx.clone(), spawned.pid, spec.timeout);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(t).await;
+                            let _ = tx.send(Aux::ExecTimeout { pid });
+                        });
+                    }
+                    Err(e) => {
+                        let fx =
+                            self.core
+                                .probe_result(self.now(), &name, kind, run, false, e.message);
+                        self.execute(fx);
+                    }
+                }
+            }
+            check => {
+                let (tx, check, timeout) = (self.aux_tx.clone(), check.clone(), spec.timeout);
+                tokio::spawn(async move {
+                    let outcome = run_check(&check, timeout).await;
+                    let _ = tx.send(Aux::Probe {
+                        name,
+                        kind,
+                        run,
+                        outcome,
+                    });
+                });
+            }
+        }
+    }
+
+    /// The spec to spawn: with `notify`, the notify socket (bound at the
+    /// first spawn) and the watchdog interval go into its environment.
+    fn spawn_spec<'a>(&mut self, spec: &'a ProcessSpec) -> std::borrow::Cow<'a, ProcessSpec> {
+        if !spec.notify {
+            return std::borrow::Cow::Borrowed(spec);
+        }
+        if !self.notify.contains_key(&spec.name) {
+            let dir = self.runtime_dir.join("notify");
+            let path = dir.join(format!("{}.sock", spec.name));
+            let bound = std::fs::create_dir_all(&dir).and_then(|()| NotifySocket::bind(&path));
+            match bound {
+                Ok(sock) => {
+                    let (tx, name) = (self.aux_tx.clone(), spec.name.clone());
+                    let task = tokio::spawn(async move {
+                        while let Ok(msg) = sock.recv().await {
+                            if tx
+                                .send(Aux::Notify {
+                                    name: name.clone(),
+                                    msg,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                    self.notify.insert(spec.name.clone(), (path, task));
+                }
+                Err(e) => {
+                    tracing::error!(process = %spec.name, path = %path.display(), error = %e, "cannot bind the notify socket");
+                    return std::borrow::Cow::Borrowed(spec);
+                }
+            }
+        }
+        let mut s = spec.clone();
+        if let Some((path, _)) = self.notify.get(&spec.name) {
+            s.env
+                .insert("NOTIFY_SOCKET".into(), path.display().to_string());
+        }
+        if let Some(w) = spec.watchdog {
+            s.env
+                .insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
+        }
+        std::borrow::Cow::Owned(s)
     }
 
     fn fire_timers(&mut self) {
@@ -238,7 +444,10 @@ impl<L: Launcher> Driver<L> {
                     let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else {
                         continue;
                     };
-                    let result = self.launcher.spawn(spec).map(|s| {
+                    let spec = spec.clone();
+                    let spec = &spec;
+                    let to_spawn = self.spawn_spec(spec);
+                    let result = self.launcher.spawn(&to_spawn).map(|s| {
                         self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
                         self.logs.attach_stdin(&name, s.stdin);
                         s.pid
@@ -251,6 +460,13 @@ impl<L: Launcher> Driver<L> {
                 CoreEffect::Kill { name, target, sig } => {
                     if let Err(e) = self.launcher.kill(target, sig) {
                         tracing::warn!(process = %name, ?target, signal = %sig, error = %e, "could not send signal");
+                    }
+                }
+                CoreEffect::RunProbe { name, kind, run } => self.run_probe(name, kind, run),
+                CoreEffect::CheckGroup { name, pgid } => {
+                    if !self.launcher.group_alive(pgid) {
+                        let more = self.core.group_empty(self.now(), &name);
+                        queue.extend(more);
                     }
                 }
                 CoreEffect::ArmTimer { name, id, at } => {
@@ -266,6 +482,10 @@ impl<L: Launcher> Driver<L> {
                     log_event(&ev);
                     if let Event::Removed { name } = &ev {
                         self.logs.forget(name);
+                        if let Some((path, task)) = self.notify.remove(name) {
+                            task.abort();
+                            let _ = std::fs::remove_file(path);
+                        }
                     }
                     let _ = self.events.send(ev);
                 }
@@ -299,4 +519,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// what its users see (the daemon logs every event itself, at info).
 fn log_event(ev: &Event) {
     tracing::debug!(event = ?ev, "supervisor event");
+}
+
+fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&crate::probe::ProbeSpec> {
+    match kind {
+        ProbeKind::Ready => spec.ready.as_ref(),
+        ProbeKind::Health => spec.health.as_ref(),
+    }
 }

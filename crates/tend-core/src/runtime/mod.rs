@@ -72,6 +72,9 @@ pub struct Options {
     pub tail_bytes: usize,
     /// Capacity of the log broadcast channel, in chunks; slow subscribers lag past it.
     pub log_capacity: usize,
+    /// Where notify sockets are created (`<dir>/notify/NAME.sock`). Default:
+    /// a `tend-PID` directory in the system's temporary directory.
+    pub runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             request_capacity: 256,
             tail_bytes: 64 * 1024,
             log_capacity: 1024,
+            runtime_dir: None,
         }
     }
 }
@@ -117,7 +121,11 @@ impl Supervisor {
         let (tx, rx) = mpsc::channel(opts.request_capacity);
         let (events, _) = broadcast::channel(opts.event_capacity);
         let logs = Arc::new(LogHub::new(opts.tail_bytes, opts.log_capacity));
-        let driver = Driver::new(launcher, events.clone(), logs.clone());
+        let runtime_dir = opts
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("tend-{}", std::process::id())));
+        let driver = Driver::new(launcher, events.clone(), logs.clone(), runtime_dir);
         let task = tokio::spawn(driver.run(rx, exits));
         (Supervisor { tx, events, logs }, task)
     }

@@ -5,6 +5,7 @@
 //! ProcessMonitor tests (peers.md §10) and go on to tend's own semantics.
 
 mod backoff;
+mod deps;
 mod props;
 mod sim;
 mod twisted;

@@ -62,6 +62,8 @@ pub struct Sim {
     next_batch: BatchId,
     pub behaviour: HashMap<Name, Behaviour>,
     pub spawn_errors: HashMap<Name, SpawnError>,
+    /// Checks the core asked to run, not answered yet: (name, kind, run).
+    pub probes: Vec<(Name, crate::machine::ProbeKind, u64)>,
 }
 
 pub fn n(s: &str) -> Name {
@@ -78,6 +80,7 @@ pub fn twisted_spec(name: &str) -> ProcessSpec {
         },
         min_uptime: Duration::from_secs(10),
         give_up_after: None,
+        reset_on_ready: false,
     };
     s.stop.timeout = Duration::from_secs(5);
     s
@@ -109,6 +112,7 @@ impl Sim {
             next_batch: 0,
             behaviour: HashMap::new(),
             spawn_errors: HashMap::new(),
+            probes: Vec::new(),
         }
     }
 
@@ -226,6 +230,37 @@ impl Sim {
             _ => return,
         };
         let fx = self.core.exited(self.now, pid, exit, group_alive);
+        self.run(fx);
+    }
+
+    /// Answers every pending check of `name` of this kind.
+    pub fn answer(&mut self, name: &str, kind: crate::machine::ProbeKind, ok: bool) -> usize {
+        // Checks due now (initial_delay 0) are asked for when their timer fires.
+        self.advance(Duration::ZERO);
+        let mine: Vec<_> = self
+            .probes
+            .iter()
+            .filter(|p| p.0.as_str() == name && p.1 == kind)
+            .cloned()
+            .collect();
+        self.probes
+            .retain(|p| !(p.0.as_str() == name && p.1 == kind));
+        for (n, k, run) in &mine {
+            let fx = self.core.probe_result(
+                self.now,
+                n,
+                *k,
+                *run,
+                ok,
+                if ok { "ok".into() } else { "refused".into() },
+            );
+            self.run(fx);
+        }
+        mine.len()
+    }
+
+    pub fn notify(&mut self, name: &str, msg: crate::notify::NotifyMsg) {
+        let fx = self.core.notify(self.now, &n(name), msg);
         self.run(fx);
     }
 
@@ -347,6 +382,13 @@ impl Sim {
                     }
                 }
                 CoreEffect::Publish(ev) => self.events.push((self.now, ev)),
+                CoreEffect::RunProbe { name, kind, run } => self.probes.push((name, kind, run)),
+                CoreEffect::CheckGroup { name, pgid } => {
+                    if !self.procs.get(&pgid).is_some_and(|p| p.group_alive) {
+                        let fx = self.core.group_empty(self.now, &name);
+                        queue.extend(fx);
+                    }
+                }
                 CoreEffect::BatchDone { batch, results } => {
                     self.done.insert(batch, results);
                 }
