@@ -50,6 +50,7 @@ pub(crate) enum Request {
     Add(Box<ProcessSpec>, oneshot::Sender<Result<(), Error>>),
     Remove(Name, oneshot::Sender<Result<(), Error>>),
     Start(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
+    StartNoDeps(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
     Stop(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
     Restart(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
     Signal(Vec<Name>, Signal, oneshot::Sender<Vec<ActionResult>>),
@@ -190,10 +191,18 @@ impl Supervisor {
         self.ask(|r| Request::Resolve(patterns.to_vec(), r)).await?
     }
 
-    /// Starts processes, in priority order; each result says whether it got
-    /// past `starting`. Clears `fatal` and the back-off of each.
+    /// Starts processes, in priority order, and their stopped dependencies
+    /// first; each result says whether it got past `starting` (a process
+    /// waiting for a dependency that cannot come up fails with the reason).
+    /// Clears `fatal` and the back-off of each.
     pub async fn start_many(&self, names: Vec<Name>) -> Result<Vec<ActionResult>, Error> {
         self.ask(|r| Request::Start(names, r)).await
+    }
+
+    /// Starts processes without starting their stopped dependencies: those
+    /// whose dependencies do not hold wait (state `waiting`).
+    pub async fn start_many_no_deps(&self, names: Vec<Name>) -> Result<Vec<ActionResult>, Error> {
+        self.ask(|r| Request::StartNoDeps(names, r)).await
     }
 
     /// Stops processes, in reverse priority order, waiting for each priority
