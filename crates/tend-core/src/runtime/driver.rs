@@ -207,7 +207,9 @@ impl<L: Launcher> Driver<L> {
             }
             Request::Remove(name, reply) => batch(self, Op::Remove, vec![name], Reply::Unit(reply)),
             Request::Start(names, reply) => batch(self, Op::Start, names, Reply::Results(reply)),
-            Request::StartNoDeps(names, reply) => batch(self, Op::StartNoDeps, names, Reply::Results(reply)),
+            Request::StartNoDeps(names, reply) => {
+                batch(self, Op::StartNoDeps, names, Reply::Results(reply))
+            }
             Request::Stop(names, reply) => batch(self, Op::Stop, names, Reply::Results(reply)),
             Request::Restart(names, reply) => {
                 batch(self, Op::Restart, names, Reply::Results(reply))

@@ -469,20 +469,71 @@ impl Pump {
             }
             Sink::Null => {}
         }
-        let data: Arc<[u8]> = Arc::from(self.lines.as_slice());
-        locked(&self.proc).tail.push(Chunk {
-            time,
-            stream: self.stream,
-            data: data.clone(),
-        });
         if self.hub.chunks.receiver_count() > 0 {
-            let _ = self.hub.chunks.send(LogChunk {
+            let data: Arc<[u8]> = Arc::from(self.lines.as_slice());
+            let chunk = Chunk {
+                time,
+                stream: self.stream,
+                data: data.clone(),
+            };
+            locked(&self.proc).tail.push(chunk);
+            let chunk = LogChunk {
                 name: self.name.clone(),
                 stream: self.stream,
                 time,
                 data,
-            });
+            };
+            let _ = self.hub.chunks.send(chunk);
+        } else {
+            // Nobody follows: copy only what the tail can keep, not every
+            // byte a chatty child writes.
+            let keep = last_lines_within(&self.lines, self.hub.tail_bytes);
+            let chunk = Chunk {
+                time,
+                stream: self.stream,
+                data: Arc::from(keep),
+            };
+            locked(&self.proc).tail.push(chunk);
         }
         self.lines.clear();
+    }
+}
+
+/// The complete lines at the end of `lines` (complete lines, each ending in
+/// `\n`) that fit in `limit` bytes; at least the last line, even if it alone
+/// is longer (the tail trims it).
+fn last_lines_within(lines: &[u8], limit: usize) -> &[u8] {
+    if lines.len() <= limit {
+        return lines;
+    }
+    // The first line start at or after len - limit: just past a newline at
+    // index >= len - limit - 1 (the final newline itself does not count).
+    let from = lines.len() - limit - 1;
+    let body = &lines[..lines.len() - 1];
+    match memchr::memchr(b'\n', &body[from..]) {
+        Some(i) => &lines[from + i + 1..],
+        None => {
+            let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
+            &lines[start..]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tail_slice_tests {
+    use super::last_lines_within;
+
+    #[test]
+    fn keeps_whole_lines_within_the_limit() {
+        let l = b"aaaa\nbbbb\ncccc\n";
+        assert_eq!(last_lines_within(l, 100), l);
+        assert_eq!(last_lines_within(l, 15), l);
+        assert_eq!(last_lines_within(l, 14), b"bbbb\ncccc\n");
+        assert_eq!(last_lines_within(l, 10), b"bbbb\ncccc\n");
+        assert_eq!(last_lines_within(l, 9), b"cccc\n");
+        assert_eq!(last_lines_within(l, 5), b"cccc\n");
+        assert_eq!(last_lines_within(l, 3), b"cccc\n");
+        assert_eq!(last_lines_within(b"xxxxxxxxxx\n", 4), b"xxxxxxxxxx\n");
+        assert_eq!(last_lines_within(b"a\nxxxxxxxxxx\n", 4), b"xxxxxxxxxx\n");
     }
 }
