@@ -12,12 +12,24 @@ pub use tend_core::{Outcome, ProcessSpec, ProcessStatus, Signal};
 /// The version prefix of every path.
 pub const PREFIX: &str = "/v1";
 
-/// Body of `POST /v1/start`, `/v1/stop` and `/v1/restart`.
+/// Body of `POST /v1/stop` and `/v1/restart`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetsRequest {
     /// Patterns: `web`, `web-*`, `GROUP:*`, `GROUP:name` or `all`.
     pub targets: Vec<String>,
+}
+
+/// Body of `POST /v1/start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Patterns, as in [`TargetsRequest`].
+    pub targets: Vec<String>,
+    /// Do not start their stopped dependencies: a process whose
+    /// dependencies do not hold waits for them (`tend start --no-deps`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_deps: bool,
 }
 
 /// Body of `POST /v1/signal`.
@@ -70,6 +82,17 @@ impl From<tend_core::ActionResult> for ActionItem {
             },
         }
     }
+}
+
+/// The answer to `POST /v1/reload`: process names, each list sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadResponse {
+    /// Processes the file added (started if they autostart).
+    pub added: Vec<String>,
+    /// Processes whose settings changed (replaced; started again if they were up).
+    pub changed: Vec<String>,
+    /// Processes the file dropped (stopped and removed).
+    pub removed: Vec<String>,
 }
 
 /// The answer to `POST /v1/processes` (201) and `DELETE /v1/processes/{name}` (200).

@@ -12,8 +12,8 @@ use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus, Superviso
 
 use crate::AppState;
 use crate::api::{
-    ActionResponse, NameResponse, ShutdownResponse, SignalRequest, TargetsRequest, VersionResponse,
-    percent_decode,
+    ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest, StartRequest,
+    TargetsRequest, VersionResponse, percent_decode,
 };
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -90,9 +90,12 @@ fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
 /// `POST /v1/start`
 pub(crate) async fn start(
     State(st): State<AppState>,
-    JsonBody(req): JsonBody<TargetsRequest>,
+    JsonBody(req): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
     let names = resolve(&st.sup, &req.targets).await?;
+    if req.no_deps {
+        return results(st.sup.start_many_no_deps(names).await?);
+    }
     results(st.sup.start_many(names).await?)
 }
 
@@ -134,7 +137,10 @@ pub(crate) async fn add(
         prepare(&mut spec, logs_given).map_err(ApiError::bad_request)?;
     }
     let name = spec.name.to_string();
-    st.sup.add(spec).await?;
+    st.sup.add(spec.clone()).await?;
+    if let Some(c) = &st.options.compat {
+        c.register(spec);
+    }
     Ok((StatusCode::CREATED, Json(NameResponse { name })))
 }
 
@@ -158,7 +164,35 @@ pub(crate) async fn remove(
 ) -> ApiResult<Json<NameResponse>> {
     let Path(name) = name.map_err(|e| ApiError::bad_request(e.body_text()))?;
     st.sup.remove(&name).await?;
+    if let Some(c) = &st.options.compat {
+        c.unregister(&name);
+    }
     Ok(Json(NameResponse { name }))
+}
+
+/// `POST /v1/reload`: applies the config file again, process by process.
+pub(crate) async fn reload(State(st): State<AppState>) -> ApiResult<Json<ReloadResponse>> {
+    let Some(c) = &st.options.compat else {
+        return Err(ApiError::not_found(
+            "this daemon has no config file to reload",
+        ));
+    };
+    match c.reload().await {
+        Ok(r) => {
+            tracing::info!(
+                "reloaded the config file: {} added, {} changed, {} removed",
+                r.added.len(),
+                r.changed.len(),
+                r.removed.len()
+            );
+            Ok(Json(ReloadResponse {
+                added: r.added,
+                changed: r.changed,
+                removed: r.removed,
+            }))
+        }
+        Err(why) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)),
+    }
 }
 
 /// `GET /v1/version`

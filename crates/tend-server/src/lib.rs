@@ -23,10 +23,12 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod compat;
 mod error;
 mod extract;
 mod handlers;
 mod logs;
+mod tcp;
 mod unix;
 pub mod xmlrpc;
 
@@ -36,7 +38,9 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 use tokio::sync::watch;
 
+pub use compat::{BasicAuth, Compat, Peer};
 pub use error::ApiError;
+pub use tcp::TcpServer;
 pub use unix::{ServeError, UnixServer, serve_unix};
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).
@@ -112,14 +116,71 @@ pub struct ApiOptions {
     /// Called on every spec added through the API, e.g. to put its output in
     /// the daemon's log directory like the processes of the config file.
     pub prepare_spec: Option<PrepareSpec>,
+    /// The config-file state: `POST /v1/reload` applies the file through it,
+    /// processes added or removed through the API are recorded in it, and
+    /// [`app`] serves Supervisor's XML-RPC face on it.
+    pub compat: Option<Arc<Compat>>,
 }
 
 impl std::fmt::Debug for ApiOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiOptions")
             .field("prepare_spec", &self.prepare_spec.as_ref().map(|_| "<fn>"))
+            .field("compat", &self.compat)
             .finish()
     }
+}
+
+/// What one listener serves, and to whom.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Listener {
+    /// Serve the JSON API under `/v1` (Supervisor's routes are always served
+    /// when [`ApiOptions::compat`] is set).
+    pub json_api: bool,
+    /// Require these HTTP Basic credentials on every route.
+    pub auth: Option<BasicAuth>,
+    /// On a Unix socket, let a peer running as the daemon's user (or root)
+    /// use the JSON API without credentials: `tend`'s own CLI.
+    pub trust_owner: bool,
+}
+
+impl Listener {
+    /// A listener with these settings.
+    pub fn new(json_api: bool, auth: Option<BasicAuth>, trust_owner: bool) -> Listener {
+        Listener {
+            json_api,
+            auth,
+            trust_owner,
+        }
+    }
+}
+
+/// Everything one listener serves: Supervisor's `/RPC2`, `/logtail` and
+/// `/mainlogtail` (with `options.compat`) and the JSON API (with
+/// `listener.json_api`), behind `listener.auth` when set.
+pub fn app(
+    sup: tend_core::Supervisor,
+    shutdown: Shutdown,
+    options: ApiOptions,
+    listener: &Listener,
+) -> Router {
+    let mut router = Router::new();
+    if let Some(c) = &options.compat {
+        let mut r = compat::routes(c.clone(), shutdown.clone());
+        if let Some(auth) = &listener.auth {
+            r = compat::require_auth(r, auth.clone(), false);
+        }
+        router = router.merge(r);
+    }
+    if listener.json_api {
+        let mut r = router_with(sup, shutdown, options);
+        if let Some(auth) = &listener.auth {
+            r = compat::require_auth(r, auth.clone(), listener.trust_owner);
+        }
+        router = router.merge(r);
+    }
+    router
 }
 
 #[derive(Clone)]
@@ -147,6 +208,7 @@ pub fn router_with(sup: tend_core::Supervisor, shutdown: Shutdown, options: ApiO
         .route("/v1/logs", get(logs::logs))
         .route("/v1/logs/reopen", post(logs::reopen))
         .route("/v1/version", get(handlers::version))
+        .route("/v1/reload", post(handlers::reload))
         .route("/v1/shutdown", post(handlers::shutdown))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

@@ -18,6 +18,17 @@ pub enum ServeError {
     /// Something that is not a socket is in the way.
     #[error("{} exists and is not a socket; refusing to replace it", .0.display())]
     NotASocket(PathBuf),
+    /// A TCP socket could not be bound or served.
+    #[error("cannot {op} {addr}: {source}")]
+    Tcp {
+        /// What was being done.
+        op: &'static str,
+        /// `host:port`.
+        addr: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// A system call failed.
     #[error("cannot {op} {}: {source}", .path.display())]
     Io {
@@ -101,9 +112,14 @@ impl UnixServer {
         let Some(listener) = self.listener.take() else {
             return Ok(());
         };
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(until)
-            .await;
+        // The peer's uid lets the owner of the daemon past HTTP auth (see
+        // `compat::require_auth`).
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<crate::compat::Peer>(),
+        )
+        .with_graceful_shutdown(until)
+        .await;
         served.map_err(io_err("serve on", &self.path))
         // `self` drops here and removes the socket file.
     }

@@ -37,8 +37,14 @@ pub enum Command {
         #[arg(short = 'd', long)]
         detach: bool,
     },
-    /// Check the config file and report every problem.
+    /// Check the config file and report every problem (and every warning).
     Check,
+    /// Print a supervisord.conf as the equivalent native tend.toml.
+    Import {
+        /// The supervisord.conf to translate.
+        #[arg(value_name = "SUPERVISORD_CONF")]
+        file: PathBuf,
+    },
     /// The verbs that talk to a running daemon.
     #[command(flatten)]
     Client(ClientCommand),
@@ -56,8 +62,11 @@ pub enum ClientCommand {
         #[arg(value_name = "PATTERN")]
         patterns: Vec<String>,
     },
-    /// Start processes.
+    /// Start processes (and the stopped processes they depend on, first).
     Start {
+        /// Do not start their stopped dependencies: wait for them instead.
+        #[arg(long)]
+        no_deps: bool,
         /// Names, globs (`web-*`), `GROUP:*` or `all`.
         #[arg(value_name = "PATTERN", required = true)]
         patterns: Vec<String>,
@@ -92,6 +101,9 @@ pub enum ClientCommand {
     },
     /// Add a process to the running daemon (not to the config file).
     Add(Box<AddArgs>),
+    /// Read the config file again and apply it: add new processes, remove
+    /// dropped ones, replace changed ones; unchanged ones are not touched.
+    Reload,
     /// Stop a process and remove it from the running daemon.
     Remove {
         /// The process name.

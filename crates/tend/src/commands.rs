@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use tend_core::{Name, Outcome, ProcessSpec, ProcessStatus, RestartPolicy, Signal};
 use tend_server::api::{
     ActionItem, ActionResponse, LogItem, LogsQuery, NameResponse, ReopenResponse, ShutdownResponse,
-    SignalRequest, Stream, TargetsRequest, VersionResponse, status_path,
+    SignalRequest, StartRequest, Stream, TargetsRequest, VersionResponse, status_path,
 };
 
 use crate::cli::{AddArgs, LogsArgs, RestartArg};
@@ -78,6 +78,21 @@ pub fn batch(
         Some(&TargetsRequest { targets: patterns }),
     )?;
     report(&resp.results, verb.done(), out)
+}
+
+/// `tend start [--no-deps] PATTERN...`
+pub fn start(
+    client: &Client,
+    patterns: Vec<String>,
+    no_deps: bool,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let req = StartRequest {
+        targets: patterns,
+        no_deps,
+    };
+    let resp: ActionResponse = client.call("POST", Batch::Start.path(), Some(&req))?;
+    report(&resp.results, Batch::Start.done(), out)
 }
 
 /// `tend signal SIG PATTERN...`
@@ -204,6 +219,26 @@ pub fn remove(client: &Client, name: &str, out: &mut Out) -> anyhow::Result<Exit
     tend_server::api::percent_encode_into(name, &mut path);
     let resp: NameResponse = client.call("DELETE", &path, NO_BODY)?;
     writeln!(out, "{}: removed", resp.name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tend reload`: the daemon reads its config file again and applies it.
+pub fn reload(client: &Client, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let resp: tend_server::api::ReloadResponse = client.call("POST", "/v1/reload", NO_BODY)?;
+    let mut any = false;
+    for (what, names) in [
+        ("added", &resp.added),
+        ("changed", &resp.changed),
+        ("removed", &resp.removed),
+    ] {
+        if !names.is_empty() {
+            writeln!(out, "{what}: {}", names.join(", "))?;
+            any = true;
+        }
+    }
+    if !any {
+        writeln!(out, "no changes")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

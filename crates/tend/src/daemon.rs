@@ -14,19 +14,22 @@ use tend_core::logs::Stream;
 use tend_core::runtime::LogChunk;
 use tend_core::spec::LogTarget;
 use tend_core::{Event, Name, Options, ProcessSpec, Supervisor};
-use tend_server::{ApiOptions, Shutdown, UnixServer};
+use tend_server::compat::{CompatOptions, Loader};
+use tend_server::{ApiOptions, BasicAuth, Compat, Listener, Shutdown, TcpServer, UnixServer};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use crate::config::{Config, DaemonConfig, LogFormat};
+use crate::config::supervisord::Auth;
+use crate::config::{Config, DaemonConfig, Format, LogFormat};
+use crate::eventlistener::{Context as ListenerContext, EventListeners};
 use crate::output::Prefixer;
 
 /// Runs the daemon in the foreground until it is told to stop.
 pub fn foreground(config: Config) -> ExitCode {
-    let own_log = match init_logging(&config.daemon) {
+    let own_log = match init_logging(&config.daemon, true) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -108,7 +111,7 @@ pub fn detach(config: Config) -> ExitCode {
                 );
                 std::process::exit(1);
             }
-            let own_log = match init_logging(&config.daemon) {
+            let own_log = match init_logging(&config.daemon, false) {
                 Ok(l) => l,
                 Err(e) => {
                     report(&write_end, &format!("error {e}"));
@@ -146,16 +149,23 @@ fn null_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
-/// tend's own log: text or JSON lines, to stderr or appended to `log_file`.
-/// Returns the file, to reopen it on SIGUSR2.
-fn init_logging(cfg: &DaemonConfig) -> Result<Option<OwnLog>, String> {
+/// tend's own log: text or JSON lines, to stderr or appended to `log_file`
+/// (and to stderr too with `echo_log` in the foreground, as supervisord
+/// `nodaemon` does). Returns the file, to reopen it on SIGUSR2.
+fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, String> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, ansi, file) = match &cfg.log_file {
         Some(path) => {
             let file = OwnLog::open(path)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
-            (BoxMakeWriter::new(file.clone()), false, Some(file))
+            let writer = if cfg.echo_log && foreground {
+                BoxMakeWriter::new(file.clone().and(std::io::stderr))
+            } else {
+                BoxMakeWriter::new(file.clone())
+            };
+            (writer, false, Some(file))
         }
         None => (
             BoxMakeWriter::new(std::io::stderr),
@@ -237,18 +247,30 @@ impl<'a> MakeWriter<'a> for OwnLog {
 
 /// Each process costs two pipe ends and its log files; the default soft limit
 /// (often 1024) is too low for a few hundred processes, the hard one is not.
-fn raise_fd_limit() {
+///
+/// `minfds` (`[supervisord] minfds`) must be reached, raising the hard limit
+/// too if need be (as root), or the daemon does not start, as supervisord.
+fn raise_fd_limit(minfds: Option<u64>) -> anyhow::Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
+        return Ok(());
     };
-    if soft >= hard {
-        return;
+    let want = minfds.unwrap_or(0);
+    let new_hard = hard.max(want);
+    let new_soft = hard.max(want);
+    if soft >= new_soft {
+        return Ok(());
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => debug!("raised the open files limit from {soft} to {hard}"),
-        Err(e) => debug!("cannot raise the open files limit from {soft} to {hard}: {e}"),
+    match setrlimit(Resource::RLIMIT_NOFILE, new_soft, new_hard) {
+        Ok(()) => debug!("raised the open files limit from {soft} to {new_soft}"),
+        Err(e) if soft >= want => {
+            debug!("cannot raise the open files limit from {soft} to {new_soft}: {e}")
+        }
+        Err(e) => anyhow::bail!(
+            "the minimum number of file descriptors required to run this process is {want} as per the \"minfds\" setting; the current environment will only allow {hard} ({e})"
+        ),
     }
+    Ok(())
 }
 
 /// Which streams of which processes go to the daemon's own stdout/stderr
@@ -397,13 +419,18 @@ fn run(
     own_log: Option<OwnLog>,
     foreground: bool,
 ) -> anyhow::Result<()> {
-    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
+    if let Err(e) = raise_fd_limit(config.daemon.minfds) {
+        if let Some(pipe) = ready.take() {
+            report(&pipe, &format!("error {e:#}"));
+        }
+        return Err(e);
+    }
     let result = rt.block_on(daemon(
         config,
         &mut ready,
@@ -433,9 +460,17 @@ async fn daemon(
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut quit = signal(SignalKind::quit()).context("cannot handle SIGQUIT")?;
     let mut usr2 = signal(SignalKind::user_defined2()).context("cannot handle SIGUSR2")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
     // Bind before spawning anything: a second `tend up` must fail without side effects.
     let server = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
+    if let Some(owner) = &config.daemon.socket_owner {
+        chown_socket(server.path(), owner)?;
+    }
+    let tcp = match &config.daemon.inet {
+        Some(i) => Some(TcpServer::bind(&i.host, i.port).await?),
+        None => None,
+    };
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
     tokio::spawn(log_events(sup.subscribe()));
@@ -453,27 +488,82 @@ async fn daemon(
         );
     }
 
+    // Event listeners hear everything from the first spawn on.
+    let listeners = (!config.eventlisteners.is_empty()).then(|| {
+        Arc::new(EventListeners::start_with(
+            sup.clone(),
+            config.eventlisteners.clone(),
+            ListenerContext::from_declared(&config.daemon.identifier, &config.declared),
+        ))
+    });
+    let shutdown = Shutdown::new();
+    let compat = Compat::new(
+        sup.clone(),
+        shutdown.clone(),
+        compat_options(&config, inherited.clone(), listeners.clone()),
+        config.declared.clone(),
+    );
+    if let Some(l) = &listeners {
+        tokio::spawn(forward_remote(compat.subscribe_remote(), l.clone()));
+    }
     let count = config.processes.len();
-    for spec in config.processes {
-        let name = spec.name.clone();
-        if let Err(e) = sup.add(spec).await {
-            let _ = sup.shutdown().await;
-            return Err(e).with_context(|| format!("cannot add process {name}"));
-        }
+    if let Err(e) = compat.add_declared().await {
+        let _ = sup.shutdown().await;
+        return Err(e).context("cannot add the processes of the config file");
     }
 
-    let shutdown = Shutdown::new();
     let mut api = ApiOptions::default();
     api.prepare_spec = Some(Arc::new(prepare_spec(
         config.daemon.log_dir.clone(),
         inherited,
     )));
-    let router = tend_server::router_with(sup.clone(), shutdown.clone(), api);
-    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    api.compat = Some(compat.clone());
+    let basic = |a: &Auth| {
+        let a = a.clone();
+        BasicAuth::new(move |user, password| a.matches(user, password))
+    };
+    let unix_auth = config.daemon.unix_auth.as_ref().map(basic);
+    let unix_router = tend_server::app(
+        sup.clone(),
+        shutdown.clone(),
+        api.clone(),
+        &Listener::new(true, unix_auth.clone(), true),
+    );
+    // `true` once the servers should stop accepting and finish.
+    let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let socket = server.path().to_path_buf();
-    let mut server_task = tokio::spawn(server.serve(router, async {
-        let _ = serving_stopped.await;
-    }));
+    let mut server_task = tokio::spawn(server.serve(unix_router, until(serving_stopped.clone())));
+    let mut tcp_task = match (tcp, &config.daemon.inet) {
+        (Some(tcp), Some(inet)) => {
+            let auth = inet.auth.as_ref().map(basic);
+            // The JSON API can start and stop anything: on TCP only behind credentials.
+            let listener = Listener::new(auth.is_some(), auth.clone(), false);
+            let router = tend_server::app(sup.clone(), shutdown.clone(), api, &listener);
+            info!(
+                "serving Supervisor's XML-RPC on http://{}{}",
+                tcp.local_addr(),
+                if auth.is_some() {
+                    ""
+                } else {
+                    " without HTTP authentication"
+                }
+            );
+            Some(tokio::spawn(
+                tcp.serve(router, until(serving_stopped.clone())),
+            ))
+        }
+        _ => None,
+    };
+    if config.format == Format::Supervisord && unix_auth.is_none() {
+        debug!(
+            "the socket {} requires no HTTP authentication (its file mode is the access control)",
+            socket.display()
+        );
+    }
+    let pidfile = config.daemon.pidfile.as_deref().and_then(write_pidfile);
     info!(
         "tend {} (pid {}) serving {} processes on {}",
         env!("CARGO_PKG_VERSION"),
@@ -485,6 +575,7 @@ async fn daemon(
         report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
+    let tasks = crate::tasks::Tasks::start(&sup, &shutdown, &config.tasks, &config.processes);
     // Autostart runs beside the wait below, so a signal during a slow start is honoured.
     let autostart = {
         let sup = sup.clone();
@@ -510,20 +601,33 @@ async fn daemon(
                 reopen_logs(&sup, own_log.as_ref());
                 continue;
             }
-            _ = term.recv() => info!("SIGTERM received; stopping every process"),
-            _ = int.recv() => info!("SIGINT received; stopping every process"),
-            _ = quit.recv() => info!("SIGQUIT received; stopping every process"),
+            _ = hup.recv() => {
+                // A task on SIGHUP replaces the reload (`tend reload` still reloads).
+                if !tasks.claims(SignalKind::hangup()) {
+                    on_hangup(&compat, config.format);
+                }
+                continue;
+            }
+            // A task on one of these runs first and shuts tend down itself.
+            _ = term.recv(), if !tasks.claims(SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
+            _ = int.recv(), if !tasks.claims(SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
+            _ = quit.recv(), if !tasks.claims(SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
             _ = shutdown.triggered() => info!("shutdown requested; stopping every process"),
             _ = &mut driver => driver_gone = true,
             _ = &mut server_task => warn!("the API server stopped unexpectedly; shutting down"),
+            r = maybe(&mut tcp_task) => warn!("the TCP server stopped unexpectedly ({r}); shutting down"),
         }
         break;
     }
     shutdown.trigger();
     autostart.abort();
+    if let Some(l) = &listeners {
+        l.stopping();
+    }
     if driver_gone {
         shutdown.end_streams();
-        let _ = stop_serving.send(());
+        let _ = stop_serving.send(true);
+        remove_pidfile(pidfile.as_deref());
         anyhow::bail!("the supervisor's driver stopped unexpectedly");
     }
     // Keep serving while processes stop, so `tend status` shows the progress.
@@ -538,6 +642,7 @@ async fn daemon(
                 break;
             }
             _ = usr2.recv() => reopen_logs(&sup, own_log.as_ref()),
+            _ = hup.recv() => info!("SIGHUP ignored: shutting down"),
             _ = term.recv() => info!("already shutting down"),
             _ = int.recv() => info!("already shutting down"),
             _ = quit.recv() => info!("already shutting down"),
@@ -545,16 +650,159 @@ async fn daemon(
     }
     // Followers of the logs have seen the processes' last words; let them go.
     shutdown.end_streams();
-    let _ = stop_serving.send(());
+    let _ = stop_serving.send(true);
     // (A JoinHandle that already completed in the select above must not be awaited again.)
     if !server_task.is_finished()
         && let Ok(Err(e)) = server_task.await
     {
         warn!("{e}");
     }
+    if let Some(t) = tcp_task
+        && !t.is_finished()
+        && let Ok(Err(e)) = t.await
+    {
+        warn!("{e}");
+    }
     let _ = driver.await;
+    remove_pidfile(pidfile.as_deref());
     info!("all processes stopped; bye");
     Ok(())
+}
+
+/// Waits for an optional server task; never resolves without one.
+async fn maybe(
+    task: &mut Option<tokio::task::JoinHandle<Result<(), tend_server::ServeError>>>,
+) -> String {
+    match task {
+        Some(t) if !t.is_finished() => match t.await {
+            Ok(Ok(())) => "it ended".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// SIGHUP: for a supervisord.conf, Supervisor's in-process restart (stop
+/// everything, read the file again, start again); for a tend.toml, `tend
+/// reload` (apply the changes, leave the rest running).
+fn on_hangup(compat: &Arc<Compat>, format: Format) {
+    match format {
+        Format::Supervisord => {
+            info!("SIGHUP received; restarting every process with the config file read again");
+            Compat::begin_restart(compat);
+        }
+        Format::Native => {
+            info!("SIGHUP received; reloading the config file");
+            let compat = compat.clone();
+            tokio::spawn(async move {
+                match compat.reload().await {
+                    Ok(r) => info!(
+                        "reloaded: added {:?}, changed {:?}, removed {:?}",
+                        r.added, r.changed, r.removed
+                    ),
+                    Err(e) => error!("reload failed: {e}"),
+                }
+            });
+        }
+    }
+}
+
+/// `sendRemoteCommEvent` calls, for the event listeners.
+async fn forward_remote(
+    mut rx: broadcast::Receiver<tend_server::compat::RemoteCommEvent>,
+    listeners: Arc<EventListeners>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(ev) => listeners.remote_communication(&ev.kind, &ev.data),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!("{n} remote communication events were dropped")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The settings of Supervisor's face, and how it reads the config file again.
+fn compat_options(
+    config: &Config,
+    inherited: Inherited,
+    listeners: Option<Arc<EventListeners>>,
+) -> CompatOptions {
+    let mut opts = CompatOptions::new(config.daemon.identifier.clone());
+    opts.main_log = config.daemon.log_file.clone();
+    let path = config.path.clone();
+    let loader: Loader = Arc::new(move || {
+        let loaded = crate::config::load_any(&path).map_err(|e| e.to_string())?;
+        for w in &loaded.warnings {
+            debug!("{}", crate::config::render_warning(w));
+        }
+        for spec in &loaded.config.processes {
+            inherited.record(spec);
+        }
+        // Events about processes the file adds or changes carry their new
+        // groups and exit codes (a harmless superset until they are applied).
+        if let Some(l) = &listeners {
+            l.set_context(ListenerContext::from_declared(
+                &loaded.config.daemon.identifier,
+                &loaded.config.declared,
+            ));
+        }
+        Ok(loaded.config.declared)
+    });
+    opts.loader = Some(loader);
+    opts
+}
+
+/// `[unix_http_server] chown = user[:group]`: only root can give a file away;
+/// anyone else gets a warning, as the socket is theirs already.
+fn chown_socket(path: &Path, owner: &str) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, Group, Uid, User, chown};
+    if !Uid::effective().is_root() {
+        warn!(
+            "not root: cannot give the socket {} to {owner}",
+            path.display()
+        );
+        return Ok(());
+    }
+    let (user, group) = owner.split_once(':').unwrap_or((owner, ""));
+    let u = User::from_name(user)
+        .ok()
+        .flatten()
+        .with_context(|| format!("chown: no such user {user:?}"))?;
+    let gid: Gid = if group.is_empty() {
+        u.gid
+    } else {
+        Group::from_name(group)
+            .ok()
+            .flatten()
+            .with_context(|| format!("chown: no such group {group:?}"))?
+            .gid
+    };
+    chown(path, Some(u.uid), Some(gid))
+        .with_context(|| format!("cannot chown {} to {owner}", path.display()))
+}
+
+/// Writes the pid file; returns its path to remove at exit.
+fn write_pidfile(path: &Path) -> Option<PathBuf> {
+    match std::fs::write(path, format!("{}\n", std::process::id())) {
+        Ok(()) => Some(path.to_path_buf()),
+        Err(e) => {
+            warn!("cannot write the pid file {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Removes the pid file if it still holds this daemon's pid.
+fn remove_pidfile(path: Option<&Path>) {
+    let Some(path) = path else { return };
+    let ours =
+        std::fs::read_to_string(path).is_ok_and(|s| s.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// One log line per event worth a human's attention.
@@ -597,6 +845,7 @@ fn log_event(ev: &Event) {
             warn!("{name}: did not stop in time; sent SIGKILL (pid {pid})")
         }
         Event::Stopped { name } => info!("{name}: stopped"),
+        Event::CheckFailed { name, reason } => warn!("{name}: {reason}; restarting it"),
         Event::Added { name } => debug!("{name}: added"),
         Event::Removed { name } => info!("{name}: removed"),
         Event::StateChanged { name, from, to } => debug!("{name}: {from} -> {to}"),

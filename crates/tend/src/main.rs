@@ -5,8 +5,10 @@ mod client;
 mod commands;
 mod config;
 mod daemon;
+mod eventlistener;
 mod output;
 mod socket;
+mod tasks;
 
 use std::io::Write;
 use std::path::Path;
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let command = match command {
         Command::Up { detach } => return up(&config, socket.as_deref(), detach),
         Command::Check => return check(&config),
+        Command::Import { file } => return import(&file),
         Command::Client(c) => c,
     };
     let mut out = output::stdout();
@@ -57,7 +60,9 @@ fn client_verb(
 ) -> anyhow::Result<ExitCode> {
     match command {
         ClientCommand::Status { json, patterns } => commands::status(client, json, &patterns, out),
-        ClientCommand::Start { patterns } => commands::batch(client, Batch::Start, patterns, out),
+        ClientCommand::Start { patterns, no_deps } => {
+            commands::start(client, patterns, no_deps, out)
+        }
         ClientCommand::Stop { patterns } => commands::batch(client, Batch::Stop, patterns, out),
         ClientCommand::Restart { patterns } => {
             commands::batch(client, Batch::Restart, patterns, out)
@@ -69,15 +74,41 @@ fn client_verb(
         ClientCommand::Pid { name } => commands::pid(client, name, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),
+        ClientCommand::Reload => commands::reload(client, out),
         ClientCommand::Shutdown { timeout } => commands::shutdown(client, timeout, out),
     }
 }
 
+/// Loads either format, printing the reader's warnings.
 fn load(path: &Path) -> Result<config::Config, ExitCode> {
-    config::load(path).map_err(|errors| {
-        eprintln!("{errors}");
-        ExitCode::from(EXIT_CONFIG)
-    })
+    match config::load_any(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{}", config::render_warning(w));
+            }
+            Ok(loaded.config)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn import(path: &Path) -> ExitCode {
+    match config::supervisord::load(path) {
+        Ok(conf) => {
+            for w in &conf.warnings {
+                eprintln!("{}", config::render_warning(w));
+            }
+            print!("{}", config::supervisord::to_native_toml(&conf));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {

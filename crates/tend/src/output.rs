@@ -3,7 +3,8 @@
 use std::io::{self, BufWriter, Stdout};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
-use tend_core::{ExitInfo, ProcessStatus};
+use tend_core::machine::{Health, ProbeKind};
+use tend_core::{ExitInfo, ProcessStatus, StateName};
 
 /// Buffered stdout. Output is written once at the end, and a closed pipe
 /// (`tend status | head`) is not an error worth reporting.
@@ -123,16 +124,53 @@ fn exit(e: &ExitInfo) -> String {
     }
 }
 
+/// What a process waits for, how its checks go, what it said, and what
+/// went wrong: `waiting for db (ready)`, `healthy (HTTP 200)`,
+/// `not ready (connection refused)`, `restart in 2.0s; exit code 1`.
 fn info(p: &ProcessStatus) -> String {
-    let restart = p
-        .next_restart_in_ms
-        .map(|ms| format!("restart in {}", seconds(ms)));
-    match (restart, &p.error) {
-        (Some(r), Some(e)) => format!("{r}; {e}"),
-        (Some(r), None) => r,
-        (None, Some(e)) => e.clone(),
-        (None, None) => String::new(),
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(w) = &p.waiting_for {
+        parts.push(format!("waiting for {w}"));
     }
+    if matches!(p.state, StateName::Starting | StateName::Running) {
+        parts.extend(checks(p));
+        if let Some(text) = p.status_text.as_deref().filter(|t| !t.is_empty()) {
+            parts.push(text.to_string());
+        }
+    }
+    if let Some(ms) = p.next_restart_in_ms {
+        parts.push(format!("restart in {}", seconds(ms)));
+    }
+    parts.extend(p.error.clone());
+    parts.join("; ")
+}
+
+/// `healthy (HTTP 200)`, `unhealthy (timed out after 1s)`, `ready (PONG)`,
+/// `not ready (connection refused)`; nothing for a process without checks.
+fn checks(p: &ProcessStatus) -> Option<String> {
+    let last = p.last_check.as_ref()?;
+    // A check of the previous run says nothing of this one.
+    if p.started_at.is_some_and(|start| last.at < start) {
+        return None;
+    }
+    let word = match p.health {
+        Health::Unhealthy => "unhealthy",
+        Health::Healthy => "healthy",
+        Health::Unknown if p.ready => "ready",
+        Health::Unknown => "not ready",
+    };
+    let detail = match (last.kind, last.ok) {
+        // A failing health check before the verdict says so.
+        (ProbeKind::Health, false) if p.health != Health::Unhealthy => {
+            format!("health check failed: {}", last.detail)
+        }
+        _ => last.detail.clone(),
+    };
+    Some(if detail.is_empty() {
+        word.to_string()
+    } else {
+        format!("{word} ({detail})")
+    })
 }
 
 /// `3.2s`, `45s`, `2m 5s`.
@@ -179,6 +217,86 @@ mod tests {
         let code = colour_of("web");
         assert_eq!(out, format!("\x1b[{code}mweb |\x1b[0m x\n").into_bytes());
         assert_eq!(colour_of("web"), code, "stable");
+    }
+
+    use serde_json::json;
+
+    fn status(extra: serde_json::Value) -> ProcessStatus {
+        let mut v = json!({
+            "name": "web", "group": "web", "state": "running", "pid": 42,
+            "started_at": null, "stopped_at": null, "uptime_ms": 1000, "restarts": 0,
+            "last_exit": null, "next_restart_in_ms": null, "error": null,
+            "quick_deaths": 0, "priority": 999, "ready": true, "health": "unknown",
+            "last_check": null, "status_text": null, "waiting_for": null,
+            "log_dropped_bytes": 0
+        });
+        if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            v.extend(extra.clone());
+        }
+        serde_json::from_value(v).expect("a valid status")
+    }
+
+    fn check(kind: &str, ok: bool, detail: &str) -> serde_json::Value {
+        json!({"kind": kind, "ok": ok, "detail": detail, "at": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn info_says_what_a_process_waits_for_and_how_its_checks_go() {
+        assert_eq!(info(&status(json!({}))), "");
+        assert_eq!(
+            info(&status(
+                json!({"state": "waiting", "pid": null, "ready": false,
+                "waiting_for": "db (ready), migrate (completed)"})
+            )),
+            "waiting for db (ready), migrate (completed)"
+        );
+        assert_eq!(
+            info(&status(json!({"state": "starting", "ready": false,
+                "last_check": check("ready", false, "connection refused")}))),
+            "not ready (connection refused)"
+        );
+        assert_eq!(
+            info(&status(
+                json!({"last_check": check("ready", true, "HTTP 200")})
+            )),
+            "ready (HTTP 200)"
+        );
+        assert_eq!(
+            info(&status(
+                json!({"health": "healthy", "last_check": check("health", true, "PONG")})
+            )),
+            "healthy (PONG)"
+        );
+        assert_eq!(
+            info(&status(json!({"health": "healthy",
+                "last_check": check("health", false, "timed out after 1s")}))),
+            "healthy (health check failed: timed out after 1s)"
+        );
+        assert_eq!(
+            info(&status(json!({"health": "unhealthy",
+                "last_check": check("health", false, "HTTP 500"), "status_text": "busy"}))),
+            "unhealthy (HTTP 500); busy"
+        );
+        // A check of the previous run says nothing of this one.
+        assert_eq!(
+            info(&status(json!({"state": "starting", "ready": false,
+                "started_at": "2026-01-01T00:00:01Z",
+                "last_check": check("ready", true, "HTTP 200")}))),
+            ""
+        );
+        assert_eq!(
+            info(&status(json!({"state": "stopping",
+                "last_check": check("ready", true, "HTTP 200")}))),
+            ""
+        );
+        // Checks of a run that has ended are not news.
+        assert_eq!(
+            info(&status(
+                json!({"state": "backoff", "pid": null, "next_restart_in_ms": 2000,
+                "last_check": check("health", false, "HTTP 500"), "error": "health check failed"})
+            )),
+            "restart in 2.0s; health check failed"
+        );
     }
 
     #[test]

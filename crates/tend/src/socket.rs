@@ -28,6 +28,15 @@ pub fn discover(explicit: Option<&Path>, config_file: &Path) -> anyhow::Result<P
             return Err(e).with_context(|| format!("cannot read {}", config_file.display()));
         }
     };
+    if config::is_supervisord(config_file, Some(&text)) {
+        return match config::load_any(config_file) {
+            Ok(loaded) => Ok(loaded.config.daemon.socket),
+            Err(errors) => bail!(
+                "cannot find the daemon's socket: {} has errors (or use --socket PATH):\n{errors}",
+                config_file.display()
+            ),
+        };
+    }
     match socket_from_text(config_file, &text) {
         Some(path) => Ok(path),
         None => match config::load(config_file) {

@@ -7,14 +7,19 @@
 //! `FILE:LINE:COL`. Each table is described by a list of [`value::Field`]s:
 //! adding a key is adding an entry there.
 
+mod any;
+mod deps;
 mod diag;
 mod logs;
 mod process;
 pub mod supervisord;
+mod task;
 mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deps;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +31,7 @@ use toml::de::{DeTable, DeValue};
 use diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
 use value::{Field, Item, Key, section_name, walk};
 
+pub use any::{is_supervisord, load_any, render_warning};
 pub(crate) use logs::check_file as check_log_file;
 
 /// Socket file name used when `[daemon] socket` is not set.
@@ -40,10 +46,57 @@ pub const DEFAULT_LOG_DIR: &str = "logs";
 pub struct Config {
     /// Absolute path of the config file.
     pub path: PathBuf,
-    /// The `[daemon]` section.
+    /// The `[daemon]` section (or what a supervisord.conf says of the daemon).
     pub daemon: DaemonConfig,
-    /// Processes in file order.
+    /// Processes in file order (event listeners last).
     pub processes: Vec<tend_core::ProcessSpec>,
+    /// The same processes as Supervisor sees them: groups with their
+    /// priorities, log files and settings, for the XML-RPC face.
+    pub declared: tend_server::compat::Declared,
+    /// `[eventlistener:x]` pools (their processes are in `processes` too).
+    pub eventlisteners: Vec<supervisord::EventListenerConf>,
+    /// Which format the file is in.
+    pub format: Format,
+    /// The triggers of `[task.NAME]` tables (their processes are in
+    /// `processes` too, with `restart = "never"`).
+    pub tasks: Vec<TaskConf>,
+}
+
+/// What runs a `[task.NAME]`, for the daemon (the command itself is a
+/// process in [`Config::processes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskConf {
+    /// The task's name (and its process's).
+    pub name: Name,
+    /// Run it when the daemon gets this signal.
+    pub on_signal: Option<tend_core::Signal>,
+    /// Run it this often (the first run one period after the daemon starts).
+    pub every: Option<std::time::Duration>,
+    /// Stop everything else first (dependents first), and start again what
+    /// was running once it is done.
+    pub shutdown: bool,
+    /// Shut the daemon down once it is done.
+    pub terminate: bool,
+}
+
+/// The two config formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `tend.toml`.
+    Native,
+    /// Supervisor's `supervisord.conf`.
+    Supervisord,
+}
+
+/// A TCP listener (`[inet_http_server]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetListen {
+    /// Address to bind (`0.0.0.0` for every interface).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// HTTP Basic credentials required, if any.
+    pub auth: Option<supervisord::Auth>,
 }
 
 /// The `[daemon]` section.
@@ -61,7 +114,25 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Absolute path of tend's own log (appended to); stderr when `None`.
     pub log_file: Option<PathBuf>,
+    /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
+    pub socket_owner: Option<String>,
+    /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
+    pub unix_auth: Option<supervisord::Auth>,
+    /// A TCP listener (`[inet_http_server]`).
+    pub inet: Option<InetListen>,
+    /// What `getIdentification` answers (`[supervisord] identifier`).
+    pub identifier: String,
+    /// Raise the open-files limit to at least this (`[supervisord] minfds`).
+    pub minfds: Option<u64>,
+    /// In the foreground, also write tend's own log to stderr when it goes
+    /// to `log_file` (supervisord with `nodaemon` and not `silent`).
+    pub echo_log: bool,
+    /// Write the daemon's pid here (`[supervisord] pidfile`).
+    pub pidfile: Option<PathBuf>,
 }
+
+/// What `getIdentification` answers for a native config.
+pub const DEFAULT_IDENTIFIER: &str = "tend";
 
 /// The format of tend's own log (`[daemon] log_format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -168,8 +239,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         log_dir: dir.join(DEFAULT_LOG_DIR),
         log_format: LogFormat::Text,
         log_file: None,
+        socket_owner: None,
+        unix_auth: None,
+        inet: None,
+        identifier: DEFAULT_IDENTIFIER.to_string(),
+        minfds: None,
+        echo_log: false,
+        pidfile: None,
     };
     let mut processes = None;
+    let mut tasks = None;
     let mut groups = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -179,32 +258,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
                 }
             }
             "process" => processes = Some(value),
+            "task" => tasks = Some(value),
             "group" => groups = Some(value),
             other => unknown_section(&mut cx, key, value, other),
         }
     }
 
-    let mut declared = Vec::new();
-    let mut specs = Vec::new();
-    if let Some(item) = processes
-        && let Some(table) = cx.table(item)
-    {
-        let mut entries: Vec<_> = table.iter().collect();
-        // The map is sorted by key; the file's order is the key's position.
-        entries.sort_by_key(|(k, _)| k.span().start);
-        let mut paths = logs::PathChecks::default();
-        let mut spans = Vec::new();
-        for (key, value) in entries {
-            declared.push(key.get_ref().to_string());
-            if let Some(spec) =
-                process::read_process(&mut cx, key, value, &daemon.log_dir, &mut paths)
-            {
-                specs.push(spec);
-                spans.push(key.span());
-            }
-        }
-        logs::check_shared_files(&mut cx, &specs, &spans);
-    }
+    let process::All {
+        declared,
+        mut specs,
+        tasks,
+    } = process::read_all(&mut cx, processes, tasks, &daemon.log_dir);
     if let Some(item) = groups {
         read_groups(&mut cx, item, &declared, &mut specs);
     }
@@ -216,7 +280,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     Ok(Config {
         path: abs,
         daemon,
+        declared: tend_server::compat::Declared::from_specs(specs.clone()),
         processes: specs,
+        eventlisteners: Vec::new(),
+        format: Format::Native,
+        tasks,
     })
 }
 
@@ -234,7 +302,7 @@ impl ConfigErrors {
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 3] = ["daemon", "group", "process"];
+const SECTIONS: [&str; 4] = ["daemon", "group", "process", "task"];
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -245,7 +313,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [group.NAME] and [process.NAME]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME]){hint}"
         )
     };
     cx.error(key.span(), message);

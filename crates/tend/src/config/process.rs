@@ -1,27 +1,57 @@
-//! `[process.NAME]` tables and their `backoff` and `stop` sub-tables.
+//! `[process.NAME]` and `[task.NAME]` tables and their `backoff` and `stop`
+//! sub-tables.
 
 use std::time::Duration;
 
 use nix::unistd::{Group, User};
 use tend_core::duration::format as fmt_duration;
+use tend_core::spec::{Condition, Dependency};
 use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
 use toml::de::DeValue;
 
+use super::TaskConf;
+use super::deps::{self, DepEntry, Edge, Origin};
 use super::diag::{Cx, Span, did_you_mean};
 use super::logs::{self, LogsDraft, PathChecks};
+use super::task::{self, TaskDraft};
 use super::value::{Field, Item, Key, section_name, walk};
 
 /// Default `reset_after` of schedule mode.
 const DEFAULT_RESET_AFTER: Duration = Duration::from_secs(30 * 60);
 
-/// A process table being read.
-struct Draft {
-    /// `[process.NAME]`, for messages.
-    section: String,
-    spec: ProcessSpec,
+/// A process or task table being read.
+pub(super) struct Draft {
+    /// `[process.NAME]` or `[task.NAME]`, for messages.
+    pub(super) section: String,
+    pub(super) spec: ProcessSpec,
     has_command: bool,
     backoff: BackoffDraft,
     logs: LogsDraft,
+    /// `depends_on`, with the places of its entries.
+    deps: Vec<DepEntry>,
+    /// The keys that need another key, to point at.
+    watchdog_key: Option<Span>,
+    start_timeout_key: Option<Span>,
+    /// The keys of `[task.NAME]` alone.
+    pub(super) task: TaskDraft,
+}
+
+/// What a table turns into once read.
+pub(super) struct Entry {
+    pub(super) spec: ProcessSpec,
+    /// `depends_on` as written (the spec has them too).
+    pub(super) deps: Vec<DepEntry>,
+    /// For a task: its triggers.
+    pub(super) task: Option<TaskDraft>,
+}
+
+/// The two kinds of table that make a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `[process.NAME]`: kept alive.
+    Process,
+    /// `[task.NAME]`: run to completion when triggered.
+    Task,
 }
 
 /// The back-off keys as written; the mode is only known once all are read.
@@ -30,6 +60,7 @@ struct BackoffDraft {
     section: String,
     min_uptime: Option<Duration>,
     give_up_after: Option<u32>,
+    reset_on_ready: Option<bool>,
     /// The key spans are kept to point at conflicting keys.
     initial: Option<(Duration, Span)>,
     max: Option<(Duration, Span)>,
@@ -168,6 +199,42 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         read: |cx, d, _, v| d.spec.start_secs = cx.duration(v).unwrap_or(d.spec.start_secs),
     },
     Field {
+        key: "depends_on",
+        read: |cx, d, _, v| d.deps = deps::read_depends_on(cx, &d.section, v),
+    },
+    Field {
+        key: "ready",
+        read: |cx, d, _, v| {
+            let section = format!("{}.ready]", d.section.trim_end_matches(']'));
+            d.spec.ready = deps::read_probe(cx, &section, v);
+        },
+    },
+    Field {
+        key: "health",
+        read: |cx, d, _, v| {
+            let section = format!("{}.health]", d.section.trim_end_matches(']'));
+            d.spec.health = deps::read_probe(cx, &section, v);
+        },
+    },
+    Field {
+        key: "notify",
+        read: |cx, d, _, v| d.spec.notify = cx.bool(v).unwrap_or(d.spec.notify),
+    },
+    Field {
+        key: "watchdog",
+        read: |cx, d, k, v| {
+            d.watchdog_key = Some(k);
+            d.spec.watchdog = positive_duration(cx, v, "watchdog");
+        },
+    },
+    Field {
+        key: "start_timeout",
+        read: |cx, d, k, v| {
+            d.start_timeout_key = Some(k);
+            d.spec.start_timeout = positive_duration(cx, v, "start_timeout");
+        },
+    },
+    Field {
         key: "backoff",
         read: |cx, d, _, v| {
             if let Some(table) = cx.table(v) {
@@ -212,10 +279,21 @@ const PROCESS_ALIASES: &[(&str, &str)] = &[
     ("directory", "cwd"),
     ("environment", "env"),
     ("exitcodes", "success_exit_codes"),
+    ("after", "depends_on"),
+    ("dependencies", "depends_on"),
+    ("depends", "depends_on"),
     ("give_up_after", "backoff.give_up_after"),
+    ("healthcheck", "health"),
+    ("liveness", "health"),
+    ("liveness_probe", "health"),
+    ("readiness", "ready"),
+    ("readiness_probe", "ready"),
+    ("requires", "depends_on"),
+    ("reset_on_ready", "backoff.reset_on_ready"),
     ("initial", "backoff.initial"),
     ("max", "backoff.max"),
     ("max_size", "logs.max_size"),
+    ("maxstartup", "start_timeout"),
     ("merge_stderr", "logs.merge_stderr"),
     ("min_uptime", "backoff.min_uptime"),
     ("redirect_stderr", "logs.merge_stderr"),
@@ -234,6 +312,9 @@ const PROCESS_ALIASES: &[(&str, &str)] = &[
     ("strip_ansi", "logs.strip_ansi"),
     ("timeout", "stop.timeout"),
     ("timestamps", "logs.timestamps"),
+    ("type", "notify"),
+    ("wants", "depends_on"),
+    ("watchdog_sec", "watchdog"),
     ("unix_group", "group"),
     ("workdir", "cwd"),
 ];
@@ -256,6 +337,10 @@ const BACKOFF_FIELDS: &[Field<BackoffDraft>] = &[
                 b.give_up_after = n;
             }
         },
+    },
+    Field {
+        key: "reset_on_ready",
+        read: |cx, b, _, v| b.reset_on_ready = cx.bool(v).or(b.reset_on_ready),
     },
     Field {
         key: "initial",
@@ -297,29 +382,153 @@ const STOP_FIELDS: &[Field<ProcessSpec>] = &[
     },
 ];
 
-/// Reads `[process.NAME]`; `None` if anything in it is wrong (the errors are in `cx`).
-pub(super) fn read_process(
+/// Every process and task of the file, checked one by one and as a graph.
+pub(super) struct All {
+    /// Every name in the file, valid or not (for "unknown name" checks).
+    pub(super) declared: Vec<String>,
+    /// The processes and tasks that are valid, in file order.
+    pub(super) specs: Vec<ProcessSpec>,
+    /// The triggers of the tasks.
+    pub(super) tasks: Vec<TaskConf>,
+}
+
+/// Reads the `[process]` and `[task]` tables; turns each task's `before`
+/// into `completed` dependencies on it; checks the dependency graph.
+pub(super) fn read_all(
     cx: &mut Cx<'_>,
+    processes: Option<&Item<'_>>,
+    tasks: Option<&Item<'_>>,
+    log_dir: &std::path::Path,
+) -> All {
+    let mut entries = Vec::new();
+    for (kind, item) in [(Kind::Process, processes), (Kind::Task, tasks)] {
+        if let Some(table) = item.and_then(|i| cx.table(i)) {
+            entries.extend(table.iter().map(|(k, v)| (kind, k, v)));
+        }
+    }
+    // The maps are sorted by key; the file's order is the key's position.
+    entries.sort_by_key(|(_, k, _)| k.span().start);
+    let mut declared: Vec<String> = Vec::new();
+    let mut read: Vec<(Entry, Span, String)> = Vec::new();
+    let mut paths = PathChecks::default();
+    for (kind, key, value) in entries {
+        let raw: &str = key.get_ref();
+        if declared.iter().any(|d| d == raw) {
+            cx.error(
+                key.span(),
+                format!("{raw:?} is already the name of a process or a task (they share one set of names)"),
+            );
+            continue;
+        }
+        declared.push(raw.to_string());
+        if let Some(e) = read_entry(cx, kind, key, value, log_dir, &mut paths) {
+            let word = if kind == Kind::Task {
+                "task"
+            } else {
+                "process"
+            };
+            read.push((e, key.span(), section_name(&[word, raw])));
+        }
+    }
+
+    let mut edges = Vec::new();
+    for (e, _, section) in &read {
+        edges.extend(e.deps.iter().map(|d| Edge {
+            from: e.spec.name.to_string(),
+            to: d.name.clone(),
+            condition: d.condition,
+            span: d.span.clone(),
+            origin: Origin::DependsOn(section.clone()),
+        }));
+    }
+    let mut before = Vec::new();
+    for (e, _, section) in &read {
+        for (dependent, span) in e.task.iter().flat_map(|t| &t.before) {
+            edges.push(Edge {
+                from: dependent.clone(),
+                to: e.spec.name.to_string(),
+                condition: Condition::Completed,
+                span: span.clone(),
+                origin: Origin::Before(section.clone()),
+            });
+            before.push((e.spec.name.clone(), dependent.clone(), span.clone()));
+        }
+    }
+    for (task, dependent, span) in before {
+        let Some((e, _, section)) = read
+            .iter_mut()
+            .find(|(e, _, _)| e.spec.name.as_str() == dependent)
+        else {
+            continue;
+        };
+        if e.spec.depends_on.iter().any(|d| d.name == task) {
+            cx.error(
+                span,
+                format!("{dependent:?} already has {task:?} in depends_on in {section}: keep one of the two"),
+            );
+            continue;
+        }
+        e.spec.depends_on.push(Dependency {
+            name: task,
+            condition: Condition::Completed,
+            restart: false,
+        });
+    }
+
+    let mut specs = Vec::with_capacity(read.len());
+    let mut spans = Vec::with_capacity(read.len());
+    let mut tasks = Vec::new();
+    for (e, span, _) in read {
+        if let Some(t) = &e.task {
+            tasks.push(TaskConf {
+                name: e.spec.name.clone(),
+                on_signal: t.on_signal.as_ref().map(|(s, _)| *s),
+                every: t.every,
+                shutdown: t.shutdown(),
+                terminate: t.terminate(),
+            });
+        }
+        specs.push(e.spec);
+        spans.push(span);
+    }
+    deps::check_graph(cx, &specs, &edges, &declared);
+    logs::check_shared_files(cx, &specs, &spans);
+    All {
+        declared,
+        specs,
+        tasks,
+    }
+}
+
+/// Reads `[process.NAME]` or `[task.NAME]`; `None` if anything in it is
+/// wrong (the errors are in `cx`).
+pub(super) fn read_entry(
+    cx: &mut Cx<'_>,
+    kind: Kind,
     key: &Key<'_>,
     value: &Item<'_>,
     log_dir: &std::path::Path,
     checks: &mut PathChecks,
-) -> Option<ProcessSpec> {
+) -> Option<Entry> {
     let errors_before = cx.error_count();
     let raw_name: &str = key.get_ref();
-    let section = section_name(&["process", raw_name]);
+    let word = match kind {
+        Kind::Process => "process",
+        Kind::Task => "task",
+    };
+    let section = section_name(&[word, raw_name]);
     let DeValue::Table(table) = value.get_ref() else {
         cx.error(
             value.span(),
             format!(
-                "expected a table for process {raw_name:?} (write a {section} section), found {}",
+                "expected a table for {word} {raw_name:?} (write a {section} section), found {}",
                 value.get_ref().type_str()
             ),
         );
         return None;
     };
     let name = Name::new(raw_name)
-        .map_err(|e| cx.error(key.span(), format!("invalid process name: {e}")))
+        .map_err(|e| cx.error(key.span(), format!("invalid {word} name: {e}")))
         .ok();
     // The table is read even under a bad name so that all its errors show at once.
     let placeholder = name.clone().or_else(|| Name::new("invalid").ok())?;
@@ -332,16 +541,26 @@ pub(super) fn read_process(
         section,
         spec: ProcessSpec::new(placeholder, Vec::new()),
         has_command: false,
+        deps: Vec::new(),
+        watchdog_key: None,
+        start_timeout_key: None,
+        task: TaskDraft::default(),
     };
     let section = draft.section.clone();
-    walk(
-        cx,
-        &section,
-        table,
-        PROCESS_FIELDS,
-        PROCESS_ALIASES,
-        &mut draft,
-    );
+    match kind {
+        Kind::Process => walk(
+            cx,
+            &section,
+            table,
+            PROCESS_FIELDS,
+            PROCESS_ALIASES,
+            &mut draft,
+        ),
+        Kind::Task => {
+            let fields = task::fields(PROCESS_FIELDS);
+            walk(cx, &section, table, &fields, task::ALIASES, &mut draft);
+        }
+    }
     if !draft.has_command {
         cx.error(
             value.span(),
@@ -349,8 +568,22 @@ pub(super) fn read_process(
         );
     }
     resolve_backoff(cx, &mut draft.backoff, &mut draft.spec);
+    check_readiness_keys(cx, &draft);
+    let task = match kind {
+        Kind::Process => None,
+        Kind::Task => {
+            task::finish(cx, &mut draft);
+            Some(std::mem::take(&mut draft.task))
+        }
+    };
     let placeholder = draft.spec.name.clone();
     draft.spec.logs = logs::resolve(cx, draft.logs, &placeholder, log_dir, checks, key.span());
+    let deps: Vec<_> = draft
+        .deps
+        .iter()
+        .filter_map(|d| d.to_dependency(cx))
+        .collect();
+    draft.spec.depends_on = deps;
     if cx.error_count() > errors_before {
         return None;
     }
@@ -360,7 +593,51 @@ pub(super) fn read_process(
         cx.error(value.span(), format!("{}: {e}", draft.section));
         return None;
     }
-    name.map(|_| draft.spec)
+    name.map(|_| Entry {
+        spec: draft.spec,
+        deps: draft.deps,
+        task,
+    })
+}
+
+/// `watchdog` needs `notify`; `start_timeout` needs something that keeps a
+/// process `starting` (without one it would never fire).
+fn check_readiness_keys(cx: &mut Cx<'_>, d: &Draft) {
+    if let Some(k) = &d.watchdog_key
+        && !d.spec.notify
+    {
+        cx.error(
+            k.clone(),
+            format!(
+                "watchdog needs notify = true in {} (the pings come through the notify socket)",
+                d.section
+            ),
+        );
+    }
+    if let Some(k) = &d.start_timeout_key
+        && d.spec.ready.is_none()
+        && !d.spec.notify
+        && d.spec.start_secs.is_zero()
+    {
+        cx.error(
+            k.clone(),
+            format!(
+                "start_timeout in {} never fires: it limits how long a process may stay starting, \
+                 which needs a [ready] check, notify = true or start_secs",
+                d.section
+            ),
+        );
+    }
+}
+
+/// A duration of more than zero.
+pub(super) fn positive_duration(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<Duration> {
+    let d = cx.duration(v)?;
+    if d.is_zero() {
+        cx.error(v.span(), format!("{key} must be more than 0"));
+        return None;
+    }
+    Some(d)
 }
 
 fn resolve_backoff(cx: &mut Cx<'_>, b: &mut BackoffDraft, spec: &mut ProcessSpec) {
@@ -368,6 +645,9 @@ fn resolve_backoff(cx: &mut Cx<'_>, b: &mut BackoffDraft, spec: &mut ProcessSpec
         spec.backoff.min_uptime = min_uptime;
     }
     spec.backoff.give_up_after = b.give_up_after;
+    if let Some(r) = b.reset_on_ready {
+        spec.backoff.reset_on_ready = r;
+    }
     if b.schedule.is_some() {
         for (key, found) in [("initial", &b.initial), ("max", &b.max)] {
             if let Some((_, span)) = found {
@@ -523,7 +803,7 @@ fn read_account(cx: &mut Cx<'_>, v: &Item<'_>, kind: Account) -> Option<String> 
     }
 }
 
-fn read_signal(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Signal> {
+pub(super) fn read_signal(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Signal> {
     match v.get_ref() {
         DeValue::String(s) => match s.parse::<Signal>() {
             Ok(sig) => Some(sig),

@@ -322,12 +322,12 @@ fn unknown_sections() {
         "tend.toml:1:2: unknown section [proces] (did you mean [process]?)"
     );
     assert_eq!(
-        one_error("[task.x]\ncommand = \"x\"\n"),
-        "tend.toml:1:2: unknown section [task]"
+        one_error("[taks.x]\ncommand = \"x\"\n"),
+        "tend.toml:1:2: unknown section [taks] (did you mean [task]?)"
     );
     assert_eq!(
         one_error("socket = \"x\"\n"),
-        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [group.NAME] and [process.NAME])"
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME])"
     );
 }
 

@@ -28,11 +28,6 @@
 //! it, at its `FILE:LINE`. `docs/migrating-from-supervisor.md` lists the
 //! differences.
 
-// The daemon (`tend up -c supervisord.conf`), `tend check` and `tend import`
-// call into this module as they are wired up (issue 5); until then the
-// binary does not use all of it.
-#![allow(dead_code)]
-
 mod expand;
 mod ini;
 mod native;

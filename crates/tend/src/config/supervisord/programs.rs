@@ -922,6 +922,7 @@ pub(super) fn supervisor_backoff(startretries: u32) -> Backoff {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(startretries.saturating_add(1)),
+        ..Backoff::default()
     }
 }
 

@@ -836,6 +836,7 @@ fn lab_spec(lab: &Path, n: &str, command: &[&str]) -> ProcessSpec {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(4),
+        ..Backoff::default()
     };
     spec.stop.timeout = Duration::from_secs(10);
     let logs = lab.join("logs");

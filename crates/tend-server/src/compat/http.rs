@@ -1,0 +1,568 @@
+//! Supervisor's HTTP side: `POST /RPC2`, the streaming tails `GET
+//! /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`, HTTP Basic auth, and the
+//! error pages of Medusa (the HTTP server inside supervisord), byte for byte.
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::serve::IncomingStream;
+use tend_core::Name;
+use tend_core::runtime::LogChunk;
+use tokio::sync::{broadcast, mpsc};
+
+use super::Compat;
+use super::rpc::Rpc;
+use crate::Shutdown;
+use crate::xmlrpc::{self, MAX_BODY_BYTES};
+
+/// Bytes of the file a tail starts with (`tail_f_producer(..., 1024)`).
+const HEAD: u64 = 1024;
+/// Bytes read from a log file per chunk sent.
+const READ_CHUNK: u64 = 64 * 1024;
+/// How often a process log tail looks at its file when no output woke it
+/// (output of the process wakes it at once).
+const PROCESS_TICK: Duration = Duration::from_secs(1);
+/// How often the main log tail looks at its file (Supervisor: 0.1 s).
+const MAIN_TICK: Duration = Duration::from_millis(200);
+
+/// `(username, password) -> ok`.
+type Check = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+/// Checks HTTP Basic credentials.
+#[derive(Clone)]
+pub struct BasicAuth(Arc<Check>);
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth(<fn>)")
+    }
+}
+
+/// What an `Authorization` header is worth.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Unauthorized,
+    /// A Basic cookie that is not base64 (Medusa answers 400).
+    Malformed,
+}
+
+impl BasicAuth {
+    /// Credentials checked by `check`.
+    pub fn new(check: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> BasicAuth {
+        BasicAuth(Arc::new(check))
+    }
+
+    /// One user with a clear-text password.
+    pub fn plain(username: impl Into<String>, password: impl Into<String>) -> BasicAuth {
+        let (u, p) = (username.into(), password.into());
+        BasicAuth::new(move |user, pass| {
+            let user_ok = constant_eq(user.as_bytes(), u.as_bytes());
+            let pass_ok = constant_eq(pass.as_bytes(), p.as_bytes());
+            user_ok & pass_ok
+        })
+    }
+
+    /// Medusa's `auth_handler`: a `Basic` scheme (any case), a base64
+    /// `user:password`, and the checker's word.
+    fn verdict(&self, headers: &HeaderMap) -> Verdict {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Verdict::Unauthorized;
+        };
+        let Some((scheme, cookie)) = value.split_once(' ') else {
+            return Verdict::Unauthorized;
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Verdict::Unauthorized;
+        }
+        let Some(decoded) = base64_decode(cookie).and_then(|b| String::from_utf8(b).ok()) else {
+            return Verdict::Malformed;
+        };
+        match decoded.split_once(':') {
+            Some((user, pass)) if (self.0)(user, pass) => Verdict::Ok,
+            _ => Verdict::Unauthorized,
+        }
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Python's `base64.decodebytes`: characters outside the alphabet are
+/// skipped; missing padding is an error.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut sextets = Vec::with_capacity(s.len());
+    let mut pads = 0;
+    for b in s.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                pads += 1;
+                if (sextets.len() + pads) % 4 == 0 {
+                    break;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if pads > 0 {
+            // Data after a lone '=' restarts the quantum in Python; keep it simple.
+            return None;
+        }
+        sextets.push(v);
+    }
+    match sextets.len() % 4 {
+        1 => return None,
+        r @ (2 | 3) if pads < 4 - r => return None,
+        _ => {}
+    }
+    let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
+    for quad in sextets.chunks(4) {
+        let n = quad
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..quad.len()]);
+    }
+    Some(out)
+}
+
+/// Who is on the other end of a connection: the uid of a Unix socket peer
+/// (`SO_PEERCRED`); `None` over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's user id, when the socket tells.
+    pub uid: Option<u32>,
+}
+
+impl Peer {
+    /// Whether the peer runs as the daemon's user or as root: such a peer
+    /// could read the credentials from the config file anyway.
+    pub fn is_owner(&self) -> bool {
+        let me = nix::unistd::geteuid().as_raw();
+        self.uid.is_some_and(|u| u == me || u == 0)
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        Peer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(_: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer { uid: None }
+    }
+}
+
+#[derive(Clone)]
+struct Guard {
+    auth: BasicAuth,
+    trust_owner: bool,
+}
+
+/// Puts `router` behind HTTP Basic auth, answering as supervisord does (401
+/// with `WWW-Authenticate: Basic realm="default"`). With `trust_owner`, a
+/// Unix socket peer running as the daemon's user or as root needs no
+/// credentials.
+pub fn require_auth(router: Router, auth: BasicAuth, trust_owner: bool) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        Guard { auth, trust_owner },
+        guard,
+    ))
+}
+
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    if g.trust_owner
+        && req
+            .extensions()
+            .get::<ConnectInfo<Peer>>()
+            .is_some_and(|ConnectInfo(p)| p.is_owner())
+    {
+        return next.run(req).await;
+    }
+    let reject = match g.auth.verdict(req.headers()) {
+        Verdict::Ok => return next.run(req).await,
+        Verdict::Unauthorized => {
+            let mut resp = medusa_error(StatusCode::UNAUTHORIZED);
+            let h = resp.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"default\""),
+            );
+            resp
+        }
+        Verdict::Malformed => medusa_error(StatusCode::BAD_REQUEST),
+    };
+    // Read (and drop) what the client is still sending, as Medusa does: a
+    // client that writes its body after its headers (Python's http.client)
+    // would otherwise get EPIPE instead of the 401 it must see.
+    let drain = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES);
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    reject
+}
+
+/// Medusa's error page: `text/html`, CRLF line ends.
+pub(crate) fn medusa_error(status: StatusCode) -> Response {
+    let body = format!(
+        "<head>\r\n<title>Error response</title>\r\n</head>\r\n<body>\r\n<h1>Error response</h1>\r\n<p>Error code {}.\r\n<p>Message: {}.\r\n</body>\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html"))],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Clone)]
+struct St {
+    compat: Arc<Compat>,
+    rpc: Rpc,
+    shutdown: Shutdown,
+}
+
+/// Supervisor's routes, acting on `compat`: `/RPC2` (and below it, as
+/// supervisord matches it by prefix), `/logtail/...` and `/mainlogtail`.
+/// Live tails end when `shutdown`'s streams end.
+pub fn routes(compat: Arc<Compat>, shutdown: Shutdown) -> Router {
+    let st = St {
+        rpc: Rpc::new(compat.clone()),
+        compat,
+        shutdown,
+    };
+    Router::new()
+        .route("/RPC2", any(rpc2))
+        .route("/RPC2/{*rest}", any(rpc2))
+        .route("/logtail", any(logtail))
+        .route("/logtail/{*rest}", any(logtail))
+        .route("/mainlogtail", any(mainlogtail))
+        .route("/mainlogtail/{*rest}", any(mainlogtail))
+        // supervisord takes any size; the codec's own limit still applies.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(st)
+}
+
+async fn rpc2(State(st): State<St>, method: Method, body: Bytes) -> Response {
+    if method != Method::POST {
+        return medusa_error(StatusCode::BAD_REQUEST);
+    }
+    let (status, out) = xmlrpc::handle(&body, &st.rpc).await;
+    if status != 200 {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        tracing::warn!(
+            "XML-RPC request data {shown:?} is invalid: {}",
+            String::from_utf8_lossy(&out).trim_end()
+        );
+        return medusa_error(StatusCode::BAD_REQUEST);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"))],
+        out,
+    )
+        .into_response()
+}
+
+async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET {
+        return medusa_error(StatusCode::BAD_REQUEST);
+    }
+    let not_found = || medusa_error(StatusCode::NOT_FOUND);
+    let raw = uri.path();
+    let path = if raw.contains('%') {
+        match unquote(raw) {
+            Some(p) => p,
+            None => return not_found(),
+        }
+    } else {
+        raw.to_string()
+    };
+    let Some((_, rest)) = path.trim_start_matches('/').split_once('/') else {
+        return not_found();
+    };
+    let (spec, channel) = rest.split_once('/').unwrap_or((rest, "stdout"));
+    let stderr = match channel {
+        "stdout" => false,
+        "stderr" => true,
+        _ => return not_found(),
+    };
+    let (group, name) = match spec.split_once(':') {
+        Some((g, n)) => (g, n),
+        None => (spec, spec),
+    };
+    let Ok(all) = st.compat.supervisor().status().await else {
+        return not_found();
+    };
+    let Some(s) = all
+        .iter()
+        .find(|s| s.group.as_str() == group && s.name.as_str() == name)
+    else {
+        return not_found();
+    };
+    let Some(file) = st.compat.logfile(s.name.as_str(), stderr) else {
+        return not_found();
+    };
+    let wake = (st.compat.supervisor().subscribe_logs(), s.name.clone());
+    tail_response(&file, Some(wake), st.shutdown, PROCESS_TICK, true)
+}
+
+async fn mainlogtail(State(st): State<St>, method: Method) -> Response {
+    if method != Method::GET {
+        return medusa_error(StatusCode::BAD_REQUEST);
+    }
+    match st.compat.main_log() {
+        Some(file) => tail_response(file, None, st.shutdown, MAIN_TICK, false),
+        None => medusa_error(StatusCode::NOT_FOUND),
+    }
+}
+
+/// `urllib.parse.unquote`: `%XX` escapes, nothing else.
+fn unquote(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `Fri, 20 Nov 2026 21:43:09 GMT`.
+fn http_date(t: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// The chunked response of a tail: the last 1024 bytes of `file`, then what
+/// is appended to it, until the client goes or the streams end.
+fn tail_response(
+    file: &Path,
+    wake: Option<(broadcast::Receiver<LogChunk>, Name)>,
+    shutdown: Shutdown,
+    tick: Duration,
+    accel_header: bool,
+) -> Response {
+    let Ok(opened) = open(file) else {
+        return medusa_error(StatusCode::NOT_FOUND);
+    };
+    let mtime = opened
+        .0
+        .metadata()
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(follow(file.to_path_buf(), opened, wake, shutdown, tx, tick));
+    let mut resp = Response::new(Body::from_stream(ChannelStream(rx)));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&http_date(mtime)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=utf-8"),
+    );
+    if accel_header {
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    resp
+}
+
+/// An open file with its inode and size.
+fn open(path: &Path) -> std::io::Result<(std::fs::File, u64, u64)> {
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    Ok((f, meta.ino(), meta.len()))
+}
+
+/// Supervisor's `tail_f_producer`: follows rotation (a new inode is opened
+/// from its start) and truncation (`==> File truncated <==`).
+async fn follow(
+    path: PathBuf,
+    (mut file, mut ino, size): (std::fs::File, u64, u64),
+    mut wake: Option<(broadcast::Receiver<LogChunk>, Name)>,
+    shutdown: Shutdown,
+    tx: mpsc::Sender<Bytes>,
+    tick: Duration,
+) {
+    let mut pos = size.saturating_sub(HEAD);
+    let ended = shutdown.streams_ended();
+    tokio::pin!(ended);
+    loop {
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.ino() != ino
+            && let Ok((f, i, _)) = open(&path)
+        {
+            (file, ino, pos) = (f, i, 0);
+        }
+        let Ok(size) = file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        let out: Option<Vec<u8>> = if size < pos {
+            pos = 0;
+            Some(b"==> File truncated <==\n".to_vec())
+        } else if size > pos {
+            let mut buf = Vec::new();
+            let read = file.seek(SeekFrom::Start(pos)).and_then(|_| {
+                (&mut file)
+                    .take((size - pos).min(READ_CHUNK))
+                    .read_to_end(&mut buf)
+            });
+            match read {
+                Ok(n) if n > 0 => {
+                    pos += n as u64;
+                    Some(buf)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some(bytes) = out {
+            if tx.send(Bytes::from(bytes)).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = &mut ended => return,
+            _ = tokio::time::sleep(tick) => {}
+            _ = output_of(&mut wake) => {}
+        }
+    }
+}
+
+/// Resolves when the process writes output (or never, without a receiver).
+async fn output_of(wake: &mut Option<(broadcast::Receiver<LogChunk>, Name)>) {
+    let Some((rx, name)) = wake else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(c) if &c.name == name => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}
+
+/// The receiving end of a follower as a response body.
+struct ChannelStream(mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for ChannelStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|b| b.map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_as_python_decodes_it() {
+        assert_eq!(
+            base64_decode("YWRtaW46c2VjcmV0").as_deref(),
+            Some(&b"admin:secret"[..])
+        );
+        assert_eq!(base64_decode("YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(base64_decode("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(base64_decode("Y W\nI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
+        assert_eq!(base64_decode("YWI"), None);
+        assert_eq!(base64_decode("Y"), None);
+    }
+
+    #[test]
+    fn verdicts() {
+        let auth = BasicAuth::plain("admin", "secret");
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(v).expect("header"),
+            );
+            auth.verdict(&h)
+        };
+        assert_eq!(auth.verdict(&HeaderMap::new()), Verdict::Unauthorized);
+        assert_eq!(with("Basic YWRtaW46c2VjcmV0"), Verdict::Ok);
+        assert_eq!(with("basic YWRtaW46c2VjcmV0"), Verdict::Ok);
+        assert_eq!(with("Basic YWRtaW46d3Jvbmc="), Verdict::Unauthorized);
+        assert_eq!(with("Bearer YWRtaW46c2VjcmV0"), Verdict::Unauthorized);
+        assert_eq!(with("Basic YWI"), Verdict::Malformed);
+        assert_eq!(with("Basic YWRtaW4="), Verdict::Unauthorized);
+    }
+
+    #[tokio::test]
+    async fn the_error_page_is_medusas() {
+        let resp = medusa_error(StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/html");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        // 137 bytes, as supervisord's 401 says in its Content-Length.
+        assert_eq!(body.len(), 137);
+        assert_eq!(
+            &body[..],
+            b"<head>\r\n<title>Error response</title>\r\n</head>\r\n<body>\r\n<h1>Error response</h1>\r\n<p>Error code 401.\r\n<p>Message: Unauthorized.\r\n</body>\r\n"
+        );
+    }
+
+    #[test]
+    fn dates_and_paths() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_211_138);
+        assert_eq!(http_date(t), "Fri, 20 Nov 2026 21:45:38 GMT");
+        assert_eq!(
+            unquote("/logtail/a%3Ab/stdout").as_deref(),
+            Some("/logtail/a:b/stdout")
+        );
+        assert_eq!(unquote("/x%zz").as_deref(), Some("/x%zz"));
+    }
+}

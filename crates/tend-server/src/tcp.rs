@@ -1,0 +1,59 @@
+//! Serving on TCP (Supervisor's `[inet_http_server]`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+
+use crate::ServeError;
+use crate::compat::Peer;
+
+/// A bound, listening TCP socket, not yet serving.
+#[derive(Debug)]
+pub struct TcpServer {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl TcpServer {
+    /// Binds `host:port` (`host` may be a name; `0.0.0.0` is every IPv4
+    /// interface). Must be called inside a tokio runtime.
+    pub async fn bind(host: &str, port: u16) -> Result<TcpServer, ServeError> {
+        let shown = format!("{host}:{port}");
+        let fail = |source| ServeError::Tcp {
+            op: "bind",
+            addr: shown.clone(),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(fail)?;
+        let addr = listener.local_addr().map_err(fail)?;
+        Ok(TcpServer { listener, addr })
+    }
+
+    /// The address bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `router` until `until` resolves and in-flight requests finish.
+    pub async fn serve(
+        self,
+        router: Router,
+        until: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = self.addr.to_string();
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(until)
+        .await
+        .map_err(|source| ServeError::Tcp {
+            op: "serve on",
+            addr,
+            source,
+        })
+    }
+}

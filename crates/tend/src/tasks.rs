@@ -1,0 +1,673 @@
+//! `[task.NAME]` at run time: the signals and timers that run tasks, and
+//! the stop-everything-around-it of `shutdown = true`.
+//!
+//! A task is a process like the others for the engine (`restart =
+//! "never"`), so running one is starting it and waiting for its exit; the
+//! engine starts what it depends on first. What is added here:
+//!
+//! - `on_signal`: a signal handler per task. The daemon asks [`Tasks::claims`]
+//!   before giving a signal its usual meaning (HUP reloads the config, INT,
+//!   TERM and QUIT stop tend): a task's signal means the task instead.
+//! - `every`: a timer per task that has one (nothing wakes up otherwise).
+//!   The first run is one period after the daemon starts, as a cron job would.
+//! - A task that is still running when it is triggered again is not started
+//!   a second time: the trigger is skipped and logged.
+//! - `shutdown = true`: everything else (but other tasks, and what this one
+//!   depends on) is stopped first, dependents first; what was running is
+//!   started again once the task has ended, whatever its exit.
+//! - `terminate = true`: the daemon shuts down once the task has ended.
+//!   Another INT, TERM or QUIT while such a task runs stops tend at once.
+//!
+//! Triggers are read once, at `tend up`: `tend reload` applies a changed
+//! command of a task, but not a changed `on_signal` or `every`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tend_core::{ActionResult, Error, Event, ExitInfo, Name, ProcessSpec, StateName};
+use tend_core::{ProcessStatus, Supervisor};
+use tend_server::Shutdown;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{error, info, warn};
+
+use crate::config::TaskConf;
+
+/// The triggers of every task, running. Dropping it removes them.
+pub struct Tasks {
+    claimed: Vec<SignalKind>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Installs the signal handlers and timers of `tasks` (their specs are
+    /// among `processes`). Call it once the processes are registered. A
+    /// signal that cannot be handled is logged, and its task is left out.
+    pub fn start(
+        sup: &Supervisor,
+        shutdown: &Shutdown,
+        tasks: &[TaskConf],
+        processes: &[ProcessSpec],
+    ) -> Tasks {
+        let names: BTreeSet<Name> = tasks.iter().map(|t| t.name.clone()).collect();
+        let runner = Arc::new(Runner {
+            sup: sup.clone(),
+            shutdown: shutdown.clone(),
+            info: tasks
+                .iter()
+                .map(|t| (t.name.clone(), TaskInfo::of(&t.name, processes)))
+                .collect(),
+            tasks: names,
+            exclusive: tokio::sync::Mutex::new(()),
+        });
+        let mut claimed = Vec::new();
+        let mut loops = Vec::new();
+        for task in tasks {
+            let sig = match task.on_signal {
+                Some(s) => match signal(SignalKind::from_raw(s.number())) {
+                    Ok(stream) => {
+                        claimed.push(SignalKind::from_raw(s.number()));
+                        Some(stream)
+                    }
+                    Err(e) => {
+                        error!("task {}: cannot handle SIG{s}: {e}", task.name);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let every = task.every.map(|period| {
+                let mut i = tokio::time::interval_at(Instant::now() + period, period);
+                i.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                i
+            });
+            if sig.is_none() && every.is_none() {
+                continue;
+            }
+            loops.push(tokio::spawn(triggers(
+                runner.clone(),
+                task.clone(),
+                sig,
+                every,
+            )));
+        }
+        Tasks { claimed, loops }
+    }
+
+    /// Whether a task runs on `sig` (which then has no other meaning).
+    pub fn claims(&self, sig: SignalKind) -> bool {
+        self.claimed.contains(&sig)
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for l in &self.loops {
+            l.abort();
+        }
+    }
+}
+
+/// What a run needs to know of a task besides its triggers.
+struct TaskInfo {
+    /// What it depends on, transitively: `shutdown = true` leaves them up.
+    needs: BTreeSet<Name>,
+    /// Exit codes that count as success.
+    success: Vec<i32>,
+}
+
+impl TaskInfo {
+    fn of(name: &Name, processes: &[ProcessSpec]) -> TaskInfo {
+        let spec_of = |n: &Name| processes.iter().find(|p| &p.name == n);
+        let mut needs = BTreeSet::new();
+        let mut todo = vec![name.clone()];
+        while let Some(n) = todo.pop() {
+            for d in spec_of(&n).map(|s| s.depends_on.as_slice()).unwrap_or(&[]) {
+                if needs.insert(d.name.clone()) {
+                    todo.push(d.name.clone());
+                }
+            }
+        }
+        TaskInfo {
+            needs,
+            success: spec_of(name).map_or_else(|| vec![0], |s| s.success_exit_codes.clone()),
+        }
+    }
+}
+
+struct Runner {
+    sup: Supervisor,
+    shutdown: Shutdown,
+    info: BTreeMap<Name, TaskInfo>,
+    /// Every task: a `shutdown = true` task does not stop the others.
+    tasks: BTreeSet<Name>,
+    /// Held through a `shutdown = true` run, so that two of them do not
+    /// start each other's processes in the middle.
+    exclusive: tokio::sync::Mutex<()>,
+}
+
+/// Waits for the triggers of one task and runs it, one run at a time.
+async fn triggers(
+    runner: Arc<Runner>,
+    task: TaskConf,
+    mut sig: Option<tokio::signal::unix::Signal>,
+    mut every: Option<tokio::time::Interval>,
+) {
+    let mut current: Option<JoinHandle<()>> = None;
+    loop {
+        let why = tokio::select! {
+            Some(()) = async {
+                match sig.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Trigger::Signal,
+            _ = async {
+                match every.as_mut() {
+                    Some(i) => i.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => Trigger::Timer,
+            _ = runner.shutdown.triggered() => return,
+        };
+        if current.as_ref().is_some_and(|h| !h.is_finished()) {
+            // The signal would have stopped tend but for the task: asked
+            // twice, it does.
+            let stops_tend = task
+                .on_signal
+                .is_some_and(|s| matches!(s.name().as_str(), "INT" | "TERM" | "QUIT"));
+            if why == Trigger::Signal && stops_tend {
+                info!(
+                    "task {}: {} again while it runs; shutting down now",
+                    task.name,
+                    why.describe(&task)
+                );
+                runner.shutdown.trigger();
+                return;
+            }
+            info!(
+                "task {}: still running; {} skipped",
+                task.name,
+                why.describe(&task)
+            );
+            continue;
+        }
+        current = Some(tokio::spawn(runner.clone().run(task.clone(), why)));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Signal,
+    Timer,
+}
+
+impl Trigger {
+    fn describe(self, task: &TaskConf) -> String {
+        match (self, task.on_signal) {
+            (Trigger::Signal, Some(s)) => format!("SIG{s}"),
+            (Trigger::Signal, None) => "signal".into(),
+            (Trigger::Timer, _) => format!(
+                "its run every {}",
+                task.every
+                    .map_or_else(String::new, tend_core::duration::format)
+            ),
+        }
+    }
+}
+
+/// Whether a process in this state is (or is about to be) running.
+fn busy(state: StateName) -> bool {
+    !matches!(
+        state,
+        StateName::Stopped | StateName::Exited | StateName::Fatal
+    )
+}
+
+impl Runner {
+    async fn run(self: Arc<Self>, task: TaskConf, why: Trigger) {
+        let name = &task.name;
+        let _exclusive = if task.shutdown {
+            Some(self.exclusive.lock().await)
+        } else {
+            None
+        };
+        if self.shutdown.is_triggered() {
+            return;
+        }
+        let Ok(all) = self.sup.status().await else {
+            return;
+        };
+        match all.iter().find(|p| &p.name == name) {
+            None => {
+                warn!("task {name}: it is no longer defined (removed by a reload?)");
+                return;
+            }
+            Some(p) if busy(p.state) => {
+                info!(
+                    "task {name}: already {}; {} skipped",
+                    p.state,
+                    why.describe(&task)
+                );
+                return;
+            }
+            Some(_) => {}
+        }
+        info!("task {name}: running on {}", why.describe(&task));
+
+        let mut stopped = Vec::new();
+        if task.shutdown {
+            let empty = BTreeSet::new();
+            let needs = self.info.get(name).map_or(&empty, |i| &i.needs);
+            stopped = all
+                .iter()
+                .filter(|p| busy(p.state) && !self.tasks.contains(&p.name))
+                .filter(|p| !needs.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect();
+            if !stopped.is_empty() {
+                info!(
+                    "task {name}: stopping {} first (shutdown = true)",
+                    list(&stopped)
+                );
+                report(name, "stop", self.sup.stop_many(stopped.clone()).await);
+            }
+        }
+
+        match self.run_once(name).await {
+            Ok(Some(exit)) => {
+                let ok = matches!(exit, ExitInfo::Code(c)
+                    if self.info.get(name).is_none_or(|i| i.success.contains(&c)));
+                if ok {
+                    info!("task {name}: done ({exit})");
+                } else {
+                    error!("task {name}: failed ({exit})");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => error!("task {name}: {e}"),
+        }
+
+        if task.terminate {
+            info!("task {name}: ended; shutting tend down (terminate = true)");
+            self.shutdown.trigger();
+            return;
+        }
+        if !stopped.is_empty() && !self.shutdown.is_triggered() {
+            info!("task {name}: starting {} again", list(&stopped));
+            report(name, "start", self.sup.start_many(stopped).await);
+        }
+    }
+
+    /// Starts the task and waits until it has ended; its exit, if it ran.
+    /// `None` when tend shuts down meanwhile.
+    async fn run_once(&self, name: &Name) -> Result<Option<ExitInfo>, String> {
+        // Subscribed before the start, so that a quick exit is not missed.
+        let mut events = self.sup.subscribe();
+        let started = self
+            .sup
+            .start_many(vec![name.clone()])
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed = started
+            .into_iter()
+            .find(|r| &r.name == name)
+            .and_then(|r| r.result.err());
+        if let Some(e) = failed {
+            return match self.state(name).await {
+                // It ran and exited before counting as started.
+                Some(p) if p.state == StateName::Exited => Ok(p.last_exit),
+                // Its dependencies cannot come up: it must not run later,
+                // out of the blue, when they do.
+                Some(p) if p.state == StateName::Waiting => {
+                    report(name, "stop", self.sup.stop_many(vec![name.clone()]).await);
+                    Err(format!("did not run: {}", strip_name(name, &e)))
+                }
+                _ => Err(format!("did not run: {}", strip_name(name, &e))),
+            };
+        }
+        tokio::select! {
+            () = self.ended(name, &mut events) => {}
+            () = self.shutdown.triggered() => return Ok(None),
+        }
+        Ok(self.state(name).await.and_then(|p| p.last_exit))
+    }
+
+    /// Resolves once `name` is down (exited, stopped, fatal).
+    async fn ended(&self, name: &Name, events: &mut broadcast::Receiver<Event>) {
+        // The start may have been answered after a quick run had ended.
+        if self.state(name).await.is_none_or(|p| !busy(p.state)) {
+            return;
+        }
+        loop {
+            match events.recv().await {
+                Ok(Event::StateChanged { name: n, to, .. }) if &n == name && !busy(to) => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.state(name).await.is_none_or(|p| !busy(p.state)) {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn state(&self, name: &Name) -> Option<ProcessStatus> {
+        let all = self.sup.status().await.ok()?;
+        all.into_iter().find(|p| &p.name == name)
+    }
+}
+
+fn list(names: &[Name]) -> String {
+    let v: Vec<&str> = names.iter().map(Name::as_str).collect();
+    v.join(", ")
+}
+
+fn strip_name(name: &Name, e: &Error) -> String {
+    let s = e.to_string();
+    s.strip_prefix(&format!("{name}: "))
+        .map_or_else(|| s.clone(), str::to_string)
+}
+
+/// Logs what a batch of the task's could not do.
+fn report(task: &Name, verb: &str, results: Result<Vec<ActionResult>, Error>) {
+    match results {
+        Ok(results) => {
+            for r in results {
+                if let Err(e) = r.result {
+                    warn!("task {task}: cannot {verb} {}: {e}", r.name);
+                }
+            }
+        }
+        Err(e) => warn!("task {task}: cannot {verb} the processes: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The triggers under tokio's paused clock, with a fake launcher: a
+    //! program named `run:MS` exits with code 0 after MS milliseconds,
+    //! `missing` cannot be spawned, any other runs until it gets a signal.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tend_core::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
+    use tend_core::spec::{Condition, Dependency};
+    use tend_core::{ExitInfo, Name, Options, ProcessSpec, RestartPolicy, Signal, Supervisor};
+    use tend_server::Shutdown;
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::Tasks;
+    use crate::config::TaskConf;
+
+    #[derive(Default)]
+    struct World {
+        next_pid: u32,
+        /// (ms since the start, name)
+        spawns: Vec<(u64, String)>,
+        kills: Vec<(u64, String)>,
+        alive: Vec<(u32, String)>,
+    }
+
+    struct Fake {
+        world: Arc<Mutex<World>>,
+        exits: mpsc::UnboundedSender<Reaped>,
+        t0: Instant,
+    }
+
+    fn lock(w: &Mutex<World>) -> std::sync::MutexGuard<'_, World> {
+        w.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    impl Fake {
+        fn ms(&self) -> u64 {
+            u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        }
+
+        fn exit_later(&self, pid: u32, after: Duration, exit: ExitInfo) {
+            let (tx, world) = (self.exits.clone(), self.world.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut w = lock(&world);
+                if let Some(i) = w.alive.iter().position(|(p, _)| *p == pid) {
+                    w.alive.remove(i);
+                    let _ = tx.send(Reaped { pid, exit });
+                }
+            });
+        }
+    }
+
+    impl Launcher for Fake {
+        fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+            if spec.command[0] == "missing" {
+                return Err(SpawnError {
+                    message: "command \"missing\" not found on PATH".into(),
+                    permanent: true,
+                });
+            }
+            let pid = {
+                let mut w = lock(&self.world);
+                w.next_pid += 1;
+                let pid = 1000 + w.next_pid;
+                let at = self.ms();
+                w.spawns.push((at, spec.name.to_string()));
+                w.alive.push((pid, spec.name.to_string()));
+                pid
+            };
+            if let Some(ms) = spec.command[0].strip_prefix("run:") {
+                let ms = ms.parse().unwrap_or(0);
+                self.exit_later(pid, Duration::from_millis(ms), ExitInfo::Code(0));
+            }
+            Ok(Spawned::without_output(pid))
+        }
+
+        fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()> {
+            let pid = match target {
+                KillTarget::Process(p) | KillTarget::Group(p) => p,
+            };
+            {
+                let mut w = lock(&self.world);
+                let name = w
+                    .alive
+                    .iter()
+                    .find(|(p, _)| *p == pid)
+                    .map(|(_, n)| n.clone());
+                if let Some(name) = name {
+                    let at = self.ms();
+                    w.kills.push((at, name));
+                }
+            }
+            self.exit_later(pid, Duration::ZERO, ExitInfo::Signal(sig));
+            Ok(())
+        }
+
+        fn group_alive(&mut self, pgid: u32) -> bool {
+            lock(&self.world).alive.iter().any(|(p, _)| *p == pgid)
+        }
+    }
+
+    fn setup() -> (Supervisor, Arc<Mutex<World>>) {
+        let world = Arc::new(Mutex::new(World::default()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fake = Fake {
+            world: world.clone(),
+            exits: tx,
+            t0: Instant::now(),
+        };
+        let (sup, _driver) = Supervisor::with_launcher(Options::default(), fake, rx);
+        (sup, world)
+    }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn process(n: &str, deps: &[&str]) -> ProcessSpec {
+        let mut s = ProcessSpec::new(name(n), vec!["forever".into()]);
+        s.depends_on = deps
+            .iter()
+            .map(|d| Dependency {
+                name: name(d),
+                condition: Condition::Started,
+                restart: false,
+            })
+            .collect();
+        s
+    }
+
+    fn task(n: &str, run_ms: u64, deps: &[&str]) -> ProcessSpec {
+        let mut s = process(n, deps);
+        s.command = vec![format!("run:{run_ms}")];
+        s.restart = RestartPolicy::Never;
+        s.autostart = false;
+        s
+    }
+
+    fn every(n: &str, ms: u64) -> TaskConf {
+        TaskConf {
+            name: name(n),
+            on_signal: None,
+            every: Some(Duration::from_millis(ms)),
+            shutdown: false,
+            terminate: false,
+        }
+    }
+
+    async fn add_all(sup: &Supervisor, specs: &[ProcessSpec]) {
+        for s in specs {
+            sup.add(s.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        sup.start_autostart()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn spawns_of(world: &Mutex<World>, n: &str) -> Vec<u64> {
+        lock(world)
+            .spawns
+            .iter()
+            .filter(|(_, s)| s == n)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_runs_on_time_and_skips_while_the_task_runs() {
+        let (sup, world) = setup();
+        let specs = [task("tick", 500, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Shutdown::new();
+        let _tasks = Tasks::start(&sup, &shutdown, &[every("tick", 300)], &specs);
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        // Due at 300, 600, 900, ...: the run from 300 lasts until 800, so 600
+        // is skipped; the same for 1200 and 1800.
+        assert_eq!(spawns_of(&world, "tick"), [300, 900, 1500, 2100]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_timer_no_wake_up() {
+        let (sup, world) = setup();
+        let specs = [task("manual", 10, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Shutdown::new();
+        let manual = TaskConf {
+            every: None,
+            ..every("manual", 1)
+        };
+        let tasks = Tasks::start(&sup, &shutdown, &[manual], &specs);
+        assert!(tasks.loops.is_empty(), "nothing to wait for");
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(spawns_of(&world, "manual").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_the_others_dependents_first_and_starts_them_again() {
+        let (sup, world) = setup();
+        let specs = [
+            process("db", &[]),
+            process("web", &["db"]),
+            process("api", &[]),
+            task("other", 10, &[]),
+            task("backup", 100, &["api"]),
+        ];
+        add_all(&sup, &specs).await;
+        let shutdown = Shutdown::new();
+        let conf = TaskConf {
+            shutdown: true,
+            ..every("backup", 1000)
+        };
+        let _tasks = Tasks::start(&sup, &shutdown, &[conf], &specs);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        {
+            let w = lock(&world);
+            let kills: Vec<(u64, &str)> = w.kills.iter().map(|(t, n)| (*t, n.as_str())).collect();
+            // web before db; api (which backup needs) left alone.
+            assert_eq!(kills, [(1000, "web"), (1000, "db")]);
+            let spawns: Vec<(u64, &str)> = w.spawns.iter().map(|(t, n)| (*t, n.as_str())).collect();
+            assert_eq!(
+                spawns[3..],
+                [(1000, "backup"), (1100, "db"), (1100, "web")],
+                "{spawns:?}"
+            );
+        }
+        let status = sup.status().await.unwrap_or_else(|e| panic!("{e}"));
+        for p in status {
+            let want = match p.name.as_str() {
+                "backup" => "exited",
+                "other" => "stopped",
+                _ => "running",
+            };
+            assert_eq!(p.state.as_str(), want, "{}", p.name);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminate_pulls_the_shutdown_latch_once_the_task_has_ended() {
+        let (sup, world) = setup();
+        let specs = [process("svc", &[]), task("bye", 50, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Shutdown::new();
+        let conf = TaskConf {
+            terminate: true,
+            ..every("bye", 200)
+        };
+        let _tasks = Tasks::start(&sup, &shutdown, &[conf], &specs);
+        tokio::time::timeout(Duration::from_secs(10), shutdown.triggered())
+            .await
+            .unwrap_or_else(|_| panic!("no shutdown"));
+        assert_eq!(spawns_of(&world, "bye"), [200]);
+        let bye = sup.status().await.unwrap_or_default();
+        let bye = bye.iter().find(|p| p.name.as_str() == "bye");
+        assert_eq!(bye.and_then(|p| p.last_exit), Some(ExitInfo::Code(0)));
+        assert!(lock(&world).kills.is_empty(), "the daemon stops the rest");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_whose_dependency_cannot_start_does_not_run_later() {
+        let (sup, world) = setup();
+        let mut dep = process("dep", &[]);
+        dep.command = vec!["missing".into()];
+        dep.autostart = false;
+        let specs = [dep, task("t", 10, &["dep"])];
+        add_all(&sup, &specs).await;
+        let shutdown = Shutdown::new();
+        let _tasks = Tasks::start(&sup, &shutdown, &[every("t", 100)], &specs);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let status = sup.status().await.unwrap_or_default();
+        let state = |n: &str| {
+            status
+                .iter()
+                .find(|p| p.name.as_str() == n)
+                .map(|p| p.state.as_str())
+        };
+        assert_eq!(state("dep"), Some("fatal"));
+        assert_eq!(state("t"), Some("stopped"), "not left waiting");
+        assert!(spawns_of(&world, "t").is_empty());
+    }
+}
