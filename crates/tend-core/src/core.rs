@@ -914,7 +914,13 @@ impl Core {
                 ProcessStatus {
                     name: p.name().clone(),
                     group: p.spec().group.clone(),
-                    state: st.name(),
+                    // A process that sent STOPPING=1 is on its way out: say so.
+                    state: match st {
+                        State::Running { .. } | State::Starting { .. } if p.announced_stopping() => {
+                            crate::status::StateName::Stopping
+                        }
+                        _ => st.name(),
+                    },
                     pid: st.pid(),
                     started_at: p.last_start().map(&wall),
                     stopped_at: p.last_stop().map(&wall),

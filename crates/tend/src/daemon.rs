@@ -828,6 +828,14 @@ fn log_event(ev: &Event) {
             exit,
             expected: true,
         } => info!("{name}: exited (pid {pid}, {exit})"),
+        // An exit with code 0 that tend did not ask for (a task, a one-shot)
+        // is news, not a warning.
+        Event::Exited {
+            name,
+            pid,
+            exit: exit @ tend_core::ExitInfo::Code(0),
+            expected: false,
+        } => info!("{name}: exited (pid {pid}, {exit})"),
         Event::Exited {
             name,
             pid,

@@ -430,3 +430,17 @@ fn reset_on_ready_resets_the_backoff() {
     assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
     let _: Duration = ms(0);
 }
+
+#[test]
+fn stopping_announced_over_notify_shows_in_status() {
+    let mut sim = Sim::new();
+    let mut s = spec("a");
+    s.notify = true;
+    sim.add(s).unwrap();
+    sim.start_service();
+    sim.notify("a", NotifyMsg { ready: true, ..Default::default() });
+    let state = |sim: &Sim| sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)[0].state;
+    assert_eq!(state(&sim), StateName::Running);
+    sim.notify("a", NotifyMsg { stopping: true, ..Default::default() });
+    assert_eq!(state(&sim), StateName::Stopping);
+}
