@@ -916,7 +916,9 @@ impl Core {
                     group: p.spec().group.clone(),
                     // A process that sent STOPPING=1 is on its way out: say so.
                     state: match st {
-                        State::Running { .. } | State::Starting { .. } if p.announced_stopping() => {
+                        State::Running { .. } | State::Starting { .. }
+                            if p.announced_stopping() =>
+                        {
                             crate::status::StateName::Stopping
                         }
                         _ => st.name(),

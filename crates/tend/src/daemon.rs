@@ -288,6 +288,12 @@ impl Inherited {
         lock(&self.0).insert(spec.name.clone(), flags);
     }
 
+    /// An event listener's stdout is Supervisor's protocol channel, not
+    /// output: the foreground view does not show it.
+    fn hide_stdout(&self, name: &Name) {
+        lock(&self.0).entry(name.clone()).or_default()[0] = true;
+    }
+
     fn contains(&self, name: &Name, stream: Stream) -> bool {
         let i = match stream {
             Stream::Stdout => 0,
@@ -478,6 +484,9 @@ async fn daemon(
     let inherited = Inherited::default();
     for spec in &config.processes {
         inherited.record(spec);
+    }
+    for listener in &config.eventlisteners {
+        inherited.hide_stdout(&listener.spec.name);
     }
     if let Some(slot) = printer {
         // Subscribed before any process starts, so the first lines show too.

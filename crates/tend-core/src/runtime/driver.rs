@@ -456,9 +456,10 @@ impl<L: Launcher> Driver<L> {
                         s.pid
                     });
                     let more = self.core.spawned(self.now(), &name, result);
-                    for (i, m) in more.into_iter().enumerate() {
-                        queue.insert(i, m);
-                    }
+                    // After what is already queued: the state change that
+                    // came with the spawn request is published before the
+                    // ones that follow from the spawn.
+                    queue.extend(more);
                 }
                 CoreEffect::Kill { name, target, sig } => {
                     if let Err(e) = self.launcher.kill(target, sig) {

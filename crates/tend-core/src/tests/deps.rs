@@ -438,9 +438,21 @@ fn stopping_announced_over_notify_shows_in_status() {
     s.notify = true;
     sim.add(s).unwrap();
     sim.start_service();
-    sim.notify("a", NotifyMsg { ready: true, ..Default::default() });
+    sim.notify(
+        "a",
+        NotifyMsg {
+            ready: true,
+            ..Default::default()
+        },
+    );
     let state = |sim: &Sim| sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)[0].state;
     assert_eq!(state(&sim), StateName::Running);
-    sim.notify("a", NotifyMsg { stopping: true, ..Default::default() });
+    sim.notify(
+        "a",
+        NotifyMsg {
+            stopping: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(state(&sim), StateName::Stopping);
 }

@@ -337,9 +337,7 @@ impl Sim {
                         }
                     };
                     let more = self.core.spawned(self.now, &name, result);
-                    for (i, m) in more.into_iter().enumerate() {
-                        queue.insert(i, m);
-                    }
+                    queue.extend(more);
                 }
                 CoreEffect::Kill { target, sig, .. } => {
                     self.kills.push((self.now, target, sig));

@@ -56,10 +56,14 @@ command = ["sh", "-c", "sleep 1000 & wait"]
     let mut kids = Vec::new();
     // Wait for the exec: between fork and exec the child still shows sh's
     // command line.
-    wait_until("the grandchild to exec sleep", Duration::from_secs(5), || {
-        kids = children(pid);
-        kids.len() == 1 && cmdline(kids[0]).starts_with("sleep")
-    });
+    wait_until(
+        "the grandchild to exec sleep",
+        Duration::from_secs(5),
+        || {
+            kids = children(pid);
+            kids.len() == 1 && cmdline(kids[0]).starts_with("sleep")
+        },
+    );
     let grandchild = kids[0];
     d.ok(&["stop", "parent"]);
     // `stop` returns only once the whole group is gone (and reaped).

@@ -6,8 +6,8 @@
 //! `supervisord -n -c sup/supervisord.conf` and `tend -c tend/supervisord.conf
 //! up`, runs the same `supervisorctl -c DIR/supervisord.conf CMD` against each,
 //! and compares exit status, stdout and stderr after normalising what must
-//! differ: pids, uptimes, dates, the temp dirs and the random part of AUTO log
-//! names. supervisord's answers are also checked against what Supervisor's
+//! differ: pids, uptimes, dates, the temp dirs, TCP ports and the random part
+//! of AUTO log names. supervisord's answers are also checked against what Supervisor's
 //! documentation and `supervisor.md` say, so that a test where both sides fail
 //! the same way still fails.
 //!

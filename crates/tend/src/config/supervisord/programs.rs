@@ -533,17 +533,6 @@ fn read_program(
         }
         let key = format!("{which}_events_enabled");
         events[i] = st.boolean(ini, section, &key, &top, false);
-        if events[i]
-            && let Some(e) = ini.get(section, &key)
-        {
-            st.warn_at(
-                e,
-                format!(
-                    "{key} in [{}] is not supported by tend (no PROCESS_LOG events): ignored",
-                    section.name
-                ),
-            );
-        }
     }
     let serverurl = st
         .get(ini, section, "serverurl", &top)

@@ -1287,7 +1287,6 @@ stderr_events_enabled=true
             "15: For [program:b], redirect_stderr=true but stderr_logfile has also been set to a filename, the filename has been ignored",
             "22: [program:c] rotates stdout and stderr differently: tend rotates both log files of a process by one rule, stdout's (52428800 bytes, 10 backups)",
             "23: stdout_capture_maxbytes in [program:c] is not supported by tend (no PROCESS_COMMUNICATION events): ignored",
-            "24: stderr_events_enabled in [program:c] is not supported by tend (no PROCESS_LOG events): ignored",
         ]
     );
 }
