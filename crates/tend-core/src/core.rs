@@ -8,7 +8,7 @@
 //! executes its [`CoreEffect`]s and feeds back what the OS reported; tests
 //! drive it with numbers for time.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use jiff::Timestamp;
 
@@ -760,35 +760,22 @@ impl Core {
     /// Stop levels: dependents before what they depend on, then higher
     /// priority numbers first; each level is stopped before the next starts.
     fn stop_levels(&self, names: &[Name]) -> Vec<Vec<Name>> {
-        let in_set = |n: &Name| names.contains(n);
-        // depth 0: nothing in the set depends on it; depth k: its dependents
-        // in the set have depth < k.
-        let mut depth: HashMap<Name, usize> = HashMap::new();
-        let mut remaining: Vec<Name> = names.to_vec();
-        let mut d = 0;
-        while !remaining.is_empty() {
-            let (now_level, rest): (Vec<Name>, Vec<Name>) =
-                remaining.iter().cloned().partition(|n| {
-                    !remaining.iter().any(|m| {
-                        m != n
-                            && in_set(m)
-                            && self.procs.get(m).is_some_and(|p| {
-                                p.spec().depends_on.iter().any(|dep| &dep.name == n)
-                            })
-                    })
-                });
-            if now_level.is_empty() {
-                // A cycle (rejected by config validation): stop the rest together.
-                for n in rest {
-                    depth.insert(n, d);
+        // depth 0: nothing in the set depends on it; otherwise one more than
+        // its deepest dependent in the set. Linear in processes + edges.
+        let in_set: HashSet<&Name> = names.iter().collect();
+        let mut dependents: HashMap<&Name, Vec<&Name>> = HashMap::new();
+        for m in names {
+            if let Some(p) = self.procs.get(m) {
+                for d in &p.spec().depends_on {
+                    if let Some(dep) = in_set.get(&d.name) {
+                        dependents.entry(*dep).or_default().push(m);
+                    }
                 }
-                break;
             }
-            for n in now_level {
-                depth.insert(n, d);
-            }
-            remaining = rest;
-            d += 1;
+        }
+        let mut depth: HashMap<Name, usize> = HashMap::new();
+        for n in names {
+            depth_of(n, &dependents, &mut depth, &mut HashSet::new());
         }
         let mut ordered: Vec<Name> = names.to_vec();
         let prio = |n: &Name| self.procs.get(n).map_or(0, |p| p.spec().priority);
@@ -1038,4 +1025,29 @@ fn up_pid(s: &State) -> Option<u32> {
         State::Starting { pid, .. } | State::Running { pid, .. } => Some(*pid),
         _ => None,
     }
+}
+
+/// How many dependents deep `n` is (memoized; a cycle, which config
+/// validation rejects, is cut where it closes).
+fn depth_of<'a>(
+    n: &'a Name,
+    dependents: &HashMap<&'a Name, Vec<&'a Name>>,
+    memo: &mut HashMap<Name, usize>,
+    visiting: &mut HashSet<&'a Name>,
+) -> usize {
+    if let Some(d) = memo.get(n) {
+        return *d;
+    }
+    if !visiting.insert(n) {
+        return 0;
+    }
+    let d = dependents.get(n).map_or(0, |ds| {
+        ds.iter()
+            .map(|m| depth_of(m, dependents, memo, visiting) + 1)
+            .max()
+            .unwrap_or(0)
+    });
+    visiting.remove(n);
+    memo.insert(n.clone(), d);
+    d
 }
