@@ -426,7 +426,9 @@ impl Core {
                 self.supersede_starts(&step.name, batch);
                 (Some(Input::Remove), WaitFor::Gone)
             }
-            Op::Restart => unreachable_restart(),
+            // Batches expand a restart into stop and start levels; a single
+            // restart step is the machine's own stop-then-start.
+            Op::Restart => (Some(Input::Restart), WaitFor::Up),
             Op::Signal(sig) => {
                 let result = match st.pid() {
                     Some(pid) => {
@@ -946,11 +948,6 @@ impl Core {
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn unreachable_restart() -> (Option<Input>, WaitFor) {
-    // Restart batches are expanded into Stop and Start steps in `request`.
-    (None, WaitFor::Up)
 }
 
 fn up_verdict(name: &Name, s: &State, p: Option<&Process>) -> Option<Result<Outcome, Error>> {

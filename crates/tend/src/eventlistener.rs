@@ -231,10 +231,10 @@ impl Translator {
                     return Vec::new();
                 }
                 let mut changes = Vec::new();
-                // tend publishes the changes that follow a spawn before the
-                // change that led to the spawn (a `startsecs=0` process shows
-                // `starting -> running` before `stopped -> starting`): tell
-                // the missing change first, and drop it when it comes.
+                // The driver publishes in order, but a subscriber that lagged
+                // on the broadcast channel, or a change published out of
+                // order, would leave a gap: tell the missing change first,
+                // and drop it should it still come.
                 if let Some(known) = t.state
                     && known != *from
                 {
@@ -1447,8 +1447,8 @@ mod tests {
     #[test]
     fn changes_published_out_of_order_are_told_in_order() {
         use StateName::*;
-        // What tend's driver publishes for a `startsecs=0` process: the
-        // changes after the spawn come before the one that led to it.
+        // Changes arriving out of order (what tend's driver once published
+        // for a `startsecs=0` process) are still told in order.
         let got = run(&[
             Event::Added { name: n("web") },
             Event::Spawned {

@@ -377,52 +377,6 @@ impl<L: Launcher> Driver<L> {
         }
     }
 
-    /// The spec to spawn: with `notify`, the notify socket (bound at the
-    /// first spawn) and the watchdog interval go into its environment.
-    fn spawn_spec<'a>(&mut self, spec: &'a ProcessSpec) -> std::borrow::Cow<'a, ProcessSpec> {
-        if !spec.notify {
-            return std::borrow::Cow::Borrowed(spec);
-        }
-        if !self.notify.contains_key(&spec.name) {
-            let dir = self.runtime_dir.join("notify");
-            let path = dir.join(format!("{}.sock", spec.name));
-            let bound = std::fs::create_dir_all(&dir).and_then(|()| NotifySocket::bind(&path));
-            match bound {
-                Ok(sock) => {
-                    let (tx, name) = (self.aux_tx.clone(), spec.name.clone());
-                    let task = tokio::spawn(async move {
-                        while let Ok(msg) = sock.recv().await {
-                            if tx
-                                .send(Aux::Notify {
-                                    name: name.clone(),
-                                    msg,
-                                })
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    });
-                    self.notify.insert(spec.name.clone(), (path, task));
-                }
-                Err(e) => {
-                    tracing::error!(process = %spec.name, path = %path.display(), error = %e, "cannot bind the notify socket");
-                    return std::borrow::Cow::Borrowed(spec);
-                }
-            }
-        }
-        let mut s = spec.clone();
-        if let Some((path, _)) = self.notify.get(&spec.name) {
-            s.env
-                .insert("NOTIFY_SOCKET".into(), path.display().to_string());
-        }
-        if let Some(w) = spec.watchdog {
-            s.env
-                .insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
-        }
-        std::borrow::Cow::Owned(s)
-    }
-
     fn fire_timers(&mut self) {
         let now = self.now();
         let mut fx = Vec::new();
@@ -447,15 +401,15 @@ impl<L: Launcher> Driver<L> {
                     let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else {
                         continue;
                     };
-                    let spec = spec.clone();
-                    let spec = &spec;
-                    let to_spawn = self.spawn_spec(spec);
+                    let to_spawn =
+                        with_notify_env(&mut self.notify, &self.runtime_dir, &self.aux_tx, spec);
                     let result = self.launcher.spawn(&to_spawn).map(|s| {
                         self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
                         self.logs.attach_stdin(&name, s.stdin);
                         s.pid
                     });
-                    let more = self.core.spawned(self.now(), &name, result);
+                    let now = self.now();
+                    let more = self.core.spawned(now, &name, result);
                     // After what is already queued: the state change that
                     // came with the spawn request is published before the
                     // ones that follow from the spawn.
@@ -530,4 +484,55 @@ fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&crate::probe::Prob
         ProbeKind::Ready => spec.ready.as_ref(),
         ProbeKind::Health => spec.health.as_ref(),
     }
+}
+
+/// The spec to spawn: with `notify`, the notify socket (bound at the
+/// first spawn) and the watchdog interval go into its environment.
+fn with_notify_env<'a>(
+    notify: &mut HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
+    runtime_dir: &std::path::Path,
+    aux_tx: &mpsc::UnboundedSender<Aux>,
+    spec: &'a ProcessSpec,
+) -> std::borrow::Cow<'a, ProcessSpec> {
+    if !spec.notify {
+        return std::borrow::Cow::Borrowed(spec);
+    }
+    if !notify.contains_key(&spec.name) {
+        let dir = runtime_dir.join("notify");
+        let path = dir.join(format!("{}.sock", spec.name));
+        let bound = std::fs::create_dir_all(&dir).and_then(|()| NotifySocket::bind(&path));
+        match bound {
+            Ok(sock) => {
+                let (tx, name) = (aux_tx.clone(), spec.name.clone());
+                let task = tokio::spawn(async move {
+                    while let Ok(msg) = sock.recv().await {
+                        if tx
+                            .send(Aux::Notify {
+                                name: name.clone(),
+                                msg,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+                notify.insert(spec.name.clone(), (path, task));
+            }
+            Err(e) => {
+                tracing::error!(process = %spec.name, path = %path.display(), error = %e, "cannot bind the notify socket");
+                return std::borrow::Cow::Borrowed(spec);
+            }
+        }
+    }
+    let mut s = spec.clone();
+    if let Some((path, _)) = notify.get(&spec.name) {
+        s.env
+            .insert("NOTIFY_SOCKET".into(), path.display().to_string());
+    }
+    if let Some(w) = spec.watchdog {
+        s.env
+            .insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
+    }
+    std::borrow::Cow::Owned(s)
 }
