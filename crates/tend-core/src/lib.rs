@@ -23,9 +23,10 @@
 //!    these five" has finished. Still sans-IO.
 //! 3. **The driver**, one tokio task behind the [`Supervisor`] handle. It owns
 //!    the core, executes effects through a [`launcher::Launcher`] (the real one
-//!    is [`unix::UnixLauncher`]: fork/exec with a careful `pre_exec`, one
-//!    reaper on SIGCHLD), keeps timers in a sorted map and sleeps until the
-//!    earliest. When nothing happens it does not wake up.
+//!    is [`unix::UnixLauncher`]: a vfork-style clone and exec that copies
+//!    nothing of the daemon, one reaper on SIGCHLD), keeps timers in a sorted
+//!    map and sleeps until the earliest. When nothing happens it does not
+//!    wake up.
 //!
 //! Semantics worth knowing:
 //!

@@ -7,9 +7,10 @@
 //!   decided in the parent (the program's path, the working directory, the
 //!   user's uid, gid and supplementary groups) is resolved there, so a bad spec
 //!   fails with a clear, *permanent* [`SpawnError`] instead of a child that dies
-//!   with an errno. Then `std::process::Command` forks, and a `pre_exec` closure
-//!   finishes the child's setup with async-signal-safe syscalls only (the order
-//!   and its reasons are documented in `spawn.rs`).
+//!   with an errno. Then a vfork-style `clone` starts the child in the daemon's
+//!   memory, without copying it or the descriptor table, and the child
+//!   finishes its setup with plain system calls and execs (the order and its
+//!   reasons are documented in `spawn.rs`).
 //! - **the reaper** (`reaper.rs`): the only code in tend that waits for
 //!   children. It wakes on SIGCHLD and nothing else, and sends every
 //!   [`Reaped`] on an unbounded channel that the driver awaits.
@@ -29,13 +30,13 @@
 //!
 //! # The spawn lock
 //!
-//! The launcher holds the shared lock from just before the fork until the new
+//! The launcher holds the shared lock from just before the clone until the new
 //! pid is recorded, and the reaper holds it for each drain pass. That closes
 //! two races on a multi-threaded runtime: a child that exits before its pid is
 //! recorded would otherwise be missed by the own-children reaper forever; and
-//! std reaps a child whose `exec` failed itself, inside `Command::spawn`, and
-//! panics if `waitpid(-1)` got there first. On the daemon's current-thread
-//! runtime the lock is never contended.
+//! the launcher reaps a child whose `exec` failed itself, right after the
+//! clone, which `waitpid(-1)` in the reaper must not do first. On the daemon's
+//! current-thread runtime the lock is never contended.
 //!
 //! # Threads and `PR_SET_PDEATHSIG`
 //!
@@ -80,12 +81,17 @@ fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The real [`Launcher`]: forks and execs with `std::process::Command`, signals
+/// The real [`Launcher`]: starts children with a vfork-style clone, signals
 /// with `kill(2)`, and feeds a reaper task (see the [module docs](self)).
 #[derive(Debug)]
 pub struct UnixLauncher {
     reap_all: bool,
     shared: SharedState,
+    /// The stack children run on until exec, mapped at the first spawn.
+    stack: Option<spawn::Stack>,
+    /// The descriptors children get their standard streams through,
+    /// reserved at start so they have low numbers (see `spawn.rs`).
+    slots: spawn::Slots,
 }
 
 impl UnixLauncher {
@@ -103,24 +109,49 @@ impl UnixLauncher {
     /// Inside a runtime built without `enable_io` (tokio panics when asked for
     /// a signal listener there); `#[tokio::main]` and `enable_all` are fine.
     pub fn new(reap_all: bool) -> io::Result<(UnixLauncher, mpsc::UnboundedReceiver<Reaped>)> {
+        let slots = spawn::Slots::new()?;
         let shared = SharedState::default();
         let exits = reaper::start(reap_all, shared.clone())?;
-        Ok((UnixLauncher { reap_all, shared }, exits))
+        Ok((
+            UnixLauncher {
+                reap_all,
+                shared,
+                stack: None,
+                slots,
+            },
+            exits,
+        ))
     }
 }
 
 impl Launcher for UnixLauncher {
     fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
-        let mut command = spawn::prepare(spec)?;
-        let pipes = spawn::attach_pipes(&mut command, spec.logs.merge_stderr, spec.stdin_pipe)?;
+        let prepared = spawn::prepare(spec)?;
+        let pipes = spawn::pipes(spec.logs.merge_stderr, spec.stdin_pipe)?;
+        let transient = |what: &str, e: io::Error| SpawnError {
+            message: format!("cannot start {:?}: {what}: {e}", spec.command.join(" ")),
+            permanent: false,
+        };
+        let stack = match &mut self.stack {
+            Some(stack) => stack,
+            None => self.stack.insert(
+                spawn::Stack::new().map_err(|e| transient("no memory for a spawn stack", e))?,
+            ),
+        };
+        let slots = &self.slots;
+        let dev_null = slots.dev_null();
+        let stdio = spawn::Stdio {
+            stdin: pipes.child_stdin.as_ref().unwrap_or(dev_null),
+            stdout: &pipes.child_stdout,
+            stderr: pipes.child_stderr.as_ref().unwrap_or(&pipes.child_stdout),
+        };
         let mut shared = lock(&self.shared);
-        let pid = spawn::run(&mut command, spec)?;
+        let pid = spawn::spawn(&prepared, &stdio, slots, stack, spec)?;
         if !self.reap_all {
             shared.own.insert(pid);
         }
         drop(shared);
-        // Closes our copies of the pipes' write ends.
-        drop(command);
+        // The child's ends close here, when `pipes` is taken apart.
         Ok(Spawned {
             pid,
             stdout: Some(pipes.stdout),

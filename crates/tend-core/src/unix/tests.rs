@@ -727,3 +727,164 @@ async fn unprivileged_helper() {
     s.user = Some(me.to_string());
     assert_eq!(run(&s).await, ExitInfo::Code(0));
 }
+
+/// Whether this process has a child that is a zombie nobody reaped.
+fn has_zombie_child() -> bool {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+        state == Some("Z") && ppid == Some(me)
+    })
+}
+
+#[tokio::test]
+async fn a_failed_exec_is_reaped_and_named() {
+    // The file passes every check the parent makes (exists, executable), so
+    // only execve itself can fail: ENOEXEC is not retried by exec for a file
+    // without #! (execve, unlike execvp, never falls back to /bin/sh).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk");
+    fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7]).expect("write");
+    fs::set_permissions(&junk, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (mut launcher, _rx) = launcher();
+    for _ in 0..3 {
+        let err = launcher
+            .spawn(&spec(&[junk.to_str().expect("utf-8")]))
+            .expect_err("exec fails");
+        assert!(err.permanent, "{err:?}");
+        assert!(
+            err.message.contains("not a binary this system can run"),
+            "{}",
+            err.message
+        );
+    }
+    assert!(
+        !has_zombie_child(),
+        "the children whose exec failed were not reaped"
+    );
+    // And the launcher still works afterwards.
+    let (mut launcher, mut rx) = (launcher, _rx);
+    let pid = launcher.spawn(&spec(&["true"])).expect("spawn").pid;
+    assert_eq!(exit_of(&mut rx, pid).await, ExitInfo::Code(0));
+}
+
+#[tokio::test]
+async fn nul_bytes_in_arguments_or_environment_are_permanent_errors() {
+    let err = spawn_err(&spec(&["true", "a\0b"]));
+    assert!(err.permanent);
+    assert_eq!(err.message, "argument 1 of the command contains a NUL byte");
+
+    let mut s = spec(&["true"]);
+    s.env.insert("TEND_X".into(), "a\0b".into());
+    let err = spawn_err(&s);
+    assert!(err.permanent);
+    assert_eq!(
+        err.message,
+        "environment variable \"TEND_X\" contains a NUL byte"
+    );
+
+    let mut s = spec(&["true"]);
+    s.env.insert("A=B".into(), "c".into());
+    let err = spawn_err(&s);
+    assert!(err.permanent);
+    assert!(err.message.contains("\"A=B\""), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_failing_setup_step_is_named() {
+    if !is_root() {
+        return;
+    }
+    // A directory only root may enter: the child changes to it after
+    // becoming `nobody`, so the chdir fails there, in the child.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let private = dir.path().join("private");
+    fs::create_dir(&private).expect("mkdir");
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mut s = spec(&["/bin/true"]);
+    s.user = Some("nobody".into());
+    s.cwd = Some(private.clone());
+    let err = spawn_err(&s);
+    assert!(err.permanent, "{err:?}");
+    assert!(
+        err.message
+            .contains("changing to the working directory: Permission denied"),
+        "{}",
+        err.message
+    );
+    assert!(!has_zombie_child());
+}
+
+/// The child runs in the daemon's memory until exec; other threads of the
+/// process keep running meanwhile (an embedder's multi-threaded runtime).
+/// Many spawns from several threads while others allocate must all work.
+#[test]
+fn spawning_from_a_multi_threaded_runtime_while_others_allocate() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (launcher, mut rx) = UnixLauncher::new(false).expect("launcher");
+        let launcher = std::sync::Arc::new(std::sync::Mutex::new(launcher));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut keep: Vec<Vec<u8>> = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        keep.push(vec![7; 4096]);
+                        if keep.len() > 256 {
+                            keep.clear();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut spawners = Vec::new();
+        for t in 0..4 {
+            let launcher = launcher.clone();
+            spawners.push(tokio::spawn(async move {
+                let mut pids = Vec::new();
+                for i in 0..50 {
+                    let s = spec(&["sh", "-c", &format!("exit {}", (t * 50 + i) % 7)]);
+                    let pid = launcher.lock().expect("lock").spawn(&s).expect("spawn").pid;
+                    pids.push((pid, (t * 50 + i) % 7));
+                    tokio::task::yield_now().await;
+                }
+                pids
+            }));
+        }
+        let mut want = std::collections::HashMap::new();
+        for s in spawners {
+            want.extend(s.await.expect("spawner"));
+        }
+        while !want.is_empty() {
+            let got = tokio::time::timeout(DEADLINE, rx.recv())
+                .await
+                .expect("an exit in time")
+                .expect("reaper alive");
+            let code = want.remove(&got.pid).expect("one of ours");
+            assert_eq!(got.exit, ExitInfo::Code(code));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in churn {
+            c.join().expect("churn thread");
+        }
+    });
+}
