@@ -240,9 +240,7 @@ pub(super) struct Slots {
 impl Slots {
     /// Reserves the slots, all above the standard streams.
     pub(super) fn new() -> io::Result<Slots> {
-        let null = || -> io::Result<OwnedFd> {
-            above_stdio(fs::File::open("/dev/null")?.into())
-        };
+        let null = || -> io::Result<OwnedFd> { above_stdio(fs::File::open("/dev/null")?.into()) };
         Ok(Slots {
             fds: [null()?, null()?, null()?],
             placeholder: null()?,
@@ -542,7 +540,11 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 fn child_setup_and_exec(args: &ChildArgs<'_>) -> (Step, c_int) {
     let p = args.prepared;
     let s = &p.setup;
-    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    let errno = || {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    };
     // SAFETY (whole block): plain system calls on data `prepare` built and
     // that outlives the child's use of it.
     unsafe {
@@ -614,7 +616,11 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> (Step, c_int) {
             }
         }
         libc::sigprocmask(libc::SIG_SETMASK, &args.exec_mask, ptr::null_mut());
-        libc::execve(p.program.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr());
+        libc::execve(
+            p.program.as_ptr(),
+            p.argv_ptrs.as_ptr(),
+            p.envp_ptrs.as_ptr(),
+        );
         (Step::Exec, errno())
     }
 }
@@ -936,9 +942,13 @@ mod tests {
             );
         }
         assert!(
-            exec_error(&spec, Step::Exec, &io::Error::from_raw_os_error(libc::EAGAIN))
-                .message
-                .contains("\"prog\"")
+            exec_error(
+                &spec,
+                Step::Exec,
+                &io::Error::from_raw_os_error(libc::EAGAIN)
+            )
+            .message
+            .contains("\"prog\"")
         );
     }
 }
