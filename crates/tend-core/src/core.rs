@@ -8,7 +8,8 @@
 //! executes its [`CoreEffect`]s and feeds back what the OS reported; tests
 //! drive it with numbers for time.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -110,9 +111,9 @@ enum WaitFor {
     Gone,
 }
 
+/// A step of a batch that is not settled yet (kept by process name).
 #[derive(Debug)]
 struct Wait {
-    name: Name,
     batch: BatchId,
     want: WaitFor,
     report: bool,
@@ -133,16 +134,74 @@ struct Batch {
 }
 
 /// Every process, and the requests in flight.
+///
+/// An input concerns one process, so the work it causes should not grow with
+/// the number of processes: waits are kept by process, and the processes in
+/// the few states the core looks for after every input (waiting, draining a
+/// group, up) are kept in sets that [`Core::feed`] updates, the only place a
+/// state changes.
 #[derive(Debug, Default)]
 pub struct Core {
-    procs: BTreeMap<Name, Process>,
+    /// Boxed: a B-tree node has room for 11 entries and is often half empty
+    /// (names mostly arrive in order), and an empty slot should cost a
+    /// pointer, not a whole process.
+    procs: BTreeMap<Name, Box<Process>>,
     pids: HashMap<u32, Name>,
     active: bool,
     shutting_down: bool,
-    waits: Vec<Wait>,
+    /// Unsettled steps of batches, by process, in the order they were issued.
+    waits: HashMap<Name, Vec<Wait>>,
     batches: BTreeMap<BatchId, Batch>,
     /// Set while waiting processes are being re-evaluated (no re-entry).
     reconciling: bool,
+    /// Processes in `waiting`.
+    waiting: BTreeSet<Name>,
+    /// Stopping processes whose leader has exited (see [`Core::draining`]).
+    draining: BTreeSet<Name>,
+    /// How many processes are up or on their way up or down (see [`Core::any_up`]).
+    live: usize,
+    /// Dependency name -> the processes bound to it (`restart = true`), for
+    /// the cascade when it goes down. The dependency need not exist (yet).
+    bound: HashMap<Name, BTreeSet<Name>>,
+}
+
+/// What the core tracks of a process's state beyond the process itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Marks {
+    waiting: bool,
+    draining: bool,
+    live: bool,
+}
+
+impl Marks {
+    fn of(s: &State) -> Marks {
+        Marks {
+            waiting: matches!(s, State::Waiting { .. }),
+            draining: matches!(
+                s,
+                State::Stopping {
+                    leader_exit: Some(_),
+                    ..
+                }
+            ),
+            live: matches!(
+                s,
+                State::Starting { .. }
+                    | State::Running { .. }
+                    | State::Stopping { .. }
+                    | State::Spawning { .. }
+            ),
+        }
+    }
+}
+
+/// Adds `name` to `set` or takes it out.
+fn mark(set: &mut BTreeSet<Name>, name: &Name, on: bool) {
+    if on {
+        set.insert(name.clone());
+    } else {
+        set.remove(name);
+    }
 }
 
 impl Core {
@@ -153,12 +212,12 @@ impl Core {
 
     /// The process called `name`.
     pub fn get(&self, name: &str) -> Option<&Process> {
-        self.procs.get(name)
+        self.procs.get(name).map(|p| &**p)
     }
 
     /// Every process, by name.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
-        self.procs.values()
+        self.procs.values().map(|p| &**p)
     }
 
     /// The process that owns `pid`, if it is a live group leader.
@@ -178,45 +237,49 @@ impl Core {
 
     /// Whether any process still has a live pid or a group being drained.
     pub fn any_up(&self) -> bool {
-        self.procs.values().any(|p| {
-            matches!(
-                p.state(),
-                State::Starting { .. }
-                    | State::Running { .. }
-                    | State::Stopping { .. }
-                    | State::Spawning { .. }
-            )
-        })
+        self.live > 0
     }
 
     /// Groups whose leader has exited while being stopped but which may still
     /// have members: `(name, pgid)`. The driver re-checks them when orphans are reaped.
     pub fn draining(&self) -> Vec<(Name, u32)> {
-        self.procs
-            .values()
-            .filter_map(|p| match p.state() {
+        self.draining
+            .iter()
+            .filter_map(|n| match self.procs.get(n)?.state() {
                 State::Stopping {
                     pid,
                     leader_exit: Some(_),
                     ..
-                } => Some((p.name().clone(), *pid)),
+                } => Some((n.clone(), *pid)),
                 _ => None,
             })
             .collect()
     }
 
     /// Registers a process. Starts it if the service is active and it autostarts.
-    pub fn add(&mut self, now: Mono, spec: ProcessSpec) -> Result<Vec<CoreEffect>, Error> {
+    pub fn add(
+        &mut self,
+        now: Mono,
+        spec: impl Into<Arc<ProcessSpec>>,
+    ) -> Result<Vec<CoreEffect>, Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
+        let spec = spec.into();
         spec.validate()?;
         if self.procs.contains_key(&spec.name) {
-            return Err(Error::Duplicate(spec.name));
+            return Err(Error::Duplicate(spec.name.clone()));
         }
         let name = spec.name.clone();
         let autostart = spec.autostart;
-        self.procs.insert(name.clone(), Process::new(spec));
+        for d in spec.depends_on.iter().filter(|d| d.restart) {
+            self.bound
+                .entry(d.name.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+        self.procs
+            .insert(name.clone(), Box::new(Process::new(spec)));
         let mut out = vec![CoreEffect::Publish(Event::Added { name: name.clone() })];
         if self.active && autostart {
             self.feed(now, &name, Input::Start, &mut out);
@@ -248,11 +311,12 @@ impl Core {
     /// Expands patterns into names in priority order, without duplicates.
     pub fn resolve(&self, patterns: &[String]) -> Result<Vec<Name>, Error> {
         let mut picked: Vec<Name> = Vec::new();
+        let mut seen: HashSet<&Name> = HashSet::new();
         for raw in patterns {
             let pat = Pattern::parse(raw)?;
             let before = picked.len();
             for p in self.procs.values() {
-                if pat.matches(p.name(), &p.spec().group) && !picked.contains(p.name()) {
+                if pat.matches(p.name(), &p.spec().group) && seen.insert(p.name()) {
                     picked.push(p.name().clone());
                 }
             }
@@ -448,12 +512,15 @@ impl Core {
         if let Some(b) = self.batches.get_mut(&batch) {
             b.pending += 1;
         }
-        self.waits.push(Wait {
-            name: step.name.clone(),
-            batch,
-            want,
-            report: step.report,
-        });
+        self.waits
+            .entry(step.name.clone())
+            // Most processes have one wait at a time: no room for four.
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push(Wait {
+                batch,
+                want,
+                report: step.report,
+            });
         match input {
             Some(i) => self.feed(now, &step.name, i, out),
             None => self.settle(now, &step.name, out),
@@ -548,6 +615,7 @@ impl Core {
             return;
         };
         let was_up = up_pid(p.state());
+        let before = Marks::of(p.state());
         for fx in p.handle(now, input) {
             out.push(match fx {
                 Effect::Spawn => CoreEffect::Spawn(name.clone()),
@@ -578,13 +646,36 @@ impl Core {
             });
         }
         let went_down = was_up.is_some() && up_pid(p.state()) != was_up;
-        if matches!(p.state(), State::Removed) {
+        let removed = matches!(p.state(), State::Removed);
+        let after = if removed {
+            Marks::default()
+        } else {
+            Marks::of(p.state())
+        };
+        if before != after {
+            mark(&mut self.waiting, name, after.waiting);
+            mark(&mut self.draining, name, after.draining);
+            match (before.live, after.live) {
+                (false, true) => self.live += 1,
+                (true, false) => self.live = self.live.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if removed {
             if let Some(p) = self.procs.remove(name) {
                 for id in p.armed_timers() {
                     out.push(CoreEffect::CancelTimer {
                         name: name.clone(),
                         id: *id,
                     });
+                }
+                for d in p.spec().depends_on.iter().filter(|d| d.restart) {
+                    if let Some(set) = self.bound.get_mut(&d.name) {
+                        set.remove(name);
+                        if set.is_empty() {
+                            self.bound.remove(&d.name);
+                        }
+                    }
                 }
             }
             self.pids.retain(|_, n| n != name);
@@ -595,23 +686,45 @@ impl Core {
             self.cascade(now, name, out);
         }
         self.reconcile(now, out);
+        #[cfg(test)]
+        self.check_bookkeeping();
+    }
+
+    /// The sets kept beside the processes say what a scan of every process
+    /// would (the simulator and the proptests run this after every input).
+    #[cfg(test)]
+    fn check_bookkeeping(&self) {
+        let with = |f: fn(&Marks) -> bool| -> BTreeSet<Name> {
+            self.procs
+                .iter()
+                .filter(|(_, p)| f(&Marks::of(p.state())))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        assert_eq!(self.waiting, with(|m| m.waiting), "waiting");
+        assert_eq!(self.draining, with(|m| m.draining), "draining");
+        assert_eq!(self.live, with(|m| m.live).len(), "live");
+        let mut bound: HashMap<Name, BTreeSet<Name>> = HashMap::new();
+        for p in self.procs.values() {
+            for d in p.spec().depends_on.iter().filter(|d| d.restart) {
+                bound
+                    .entry(d.name.clone())
+                    .or_default()
+                    .insert(p.name().clone());
+            }
+        }
+        assert_eq!(self.bound, bound, "bound");
+        assert!(self.waits.values().all(|w| !w.is_empty()), "empty waits");
     }
 
     /// `name` went down (died, or was stopped or restarted): processes bound
     /// to it (`restart = true`) stop and wait for it to be back. Their own
     /// dependents follow when they go down in turn.
     fn cascade(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
-        let bound: Vec<Name> = self
-            .procs
-            .values()
-            .filter(|p| {
-                p.spec()
-                    .depends_on
-                    .iter()
-                    .any(|d| d.restart && &d.name == name)
-            })
-            .map(|p| p.name().clone())
-            .collect();
+        let bound: Vec<Name> = match self.bound.get(name) {
+            Some(set) => set.iter().cloned().collect(),
+            None => return,
+        };
         for dependent in bound {
             self.feed(
                 now,
@@ -633,11 +746,11 @@ impl Core {
         self.reconciling = true;
         loop {
             let waiting: Vec<(Name, String, Option<String>)> = self
-                .procs
-                .values()
-                .filter_map(|p| match p.state() {
+                .waiting
+                .iter()
+                .filter_map(|n| match self.procs.get(n)?.state() {
                     State::Waiting { on, blocked } => {
-                        Some((p.name().clone(), on.clone(), blocked.clone()))
+                        Some((n.clone(), on.clone(), blocked.clone()))
                     }
                     _ => None,
                 })
@@ -847,20 +960,20 @@ impl Core {
 
     /// Resolves the waits on `name` that its current state answers.
     fn settle(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
-        let state = self.procs.get(name).map(|p| p.state().clone());
+        let Some(waits) = self.waits.get_mut(name) else {
+            return;
+        };
+        let p = self.procs.get(name).map(|p| &**p);
         let mut done: Vec<(BatchId, bool, Result<Outcome, Error>)> = Vec::new();
-        self.waits.retain(|w| {
-            if &w.name != name {
-                return true;
-            }
-            let verdict = match (&state, w.want) {
+        waits.retain(|w| {
+            let verdict = match (p.map(Process::state), w.want) {
                 (None, WaitFor::Gone) => Some(Ok(Outcome::Done)),
                 (None, _) => Some(Err(Error::Interrupted {
                     name: name.clone(),
                     reason: "removed".into(),
                 })),
                 (Some(_), WaitFor::Gone) => None,
-                (Some(s), WaitFor::Up) => up_verdict(name, s, self.procs.get(name)),
+                (Some(s), WaitFor::Up) => up_verdict(name, s, p),
                 (Some(s), WaitFor::Down) => down_verdict(name, s),
             };
             match verdict {
@@ -871,6 +984,9 @@ impl Core {
                 None => true,
             }
         });
+        if waits.is_empty() {
+            self.waits.remove(name);
+        }
         let mut ready = Vec::new();
         for (batch, report, result) in done {
             self.record(batch, report, name.clone(), result);

@@ -23,6 +23,7 @@
 //! carries a token: a firing whose token is not the one currently armed is stale
 //! and ignored, so a cancelled restart can never start a process (Twisted #6611).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::launcher::{KillTarget, SpawnError};
@@ -321,7 +322,9 @@ enum Cursor {
 /// One supervised process: its spec, its state and its history.
 #[derive(Debug, Clone)]
 pub struct Process {
-    spec: ProcessSpec,
+    /// Shared with whoever else keeps the configuration (the daemon's
+    /// Supervisor-compatible view): one copy per process, however many readers.
+    spec: Arc<ProcessSpec>,
     state: State,
     cursor: Cursor,
     quick_deaths: u32,
@@ -351,7 +354,8 @@ pub struct Process {
 
 impl Process {
     /// A stopped process.
-    pub fn new(spec: ProcessSpec) -> Self {
+    pub fn new(spec: impl Into<Arc<ProcessSpec>>) -> Self {
+        let spec = spec.into();
         let cursor = initial_cursor(&spec.backoff.mode);
         Process {
             spec,

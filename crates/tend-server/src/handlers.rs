@@ -137,6 +137,8 @@ pub(crate) async fn add(
         prepare(&mut spec, logs_given).map_err(ApiError::bad_request)?;
     }
     let name = spec.name.to_string();
+    // One copy, shared by the supervisor and Supervisor's view of it.
+    let spec = std::sync::Arc::new(spec);
     st.sup.add(spec.clone()).await?;
     if let Some(c) = &st.options.compat {
         c.register(spec);

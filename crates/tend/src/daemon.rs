@@ -275,6 +275,7 @@ fn raise_fd_limit(minfds: Option<u64>) -> anyhow::Result<()> {
 
 /// Which streams of which processes go to the daemon's own stdout/stderr
 /// (`"inherit"`): the foreground view does not print them a second time.
+/// Only processes with such a stream are listed (usually none of a thousand).
 #[derive(Clone, Default)]
 struct Inherited(Arc<Mutex<HashMap<Name, [bool; 2]>>>);
 
@@ -285,7 +286,12 @@ impl Inherited {
             l.stdout == LogTarget::Inherit,
             !l.merge_stderr && l.stderr == LogTarget::Inherit,
         ];
-        lock(&self.0).insert(spec.name.clone(), flags);
+        let mut map = lock(&self.0);
+        if flags == [false, false] {
+            map.remove(&spec.name);
+        } else {
+            map.insert(spec.name.clone(), flags);
+        }
     }
 
     /// An event listener's stdout is Supervisor's protocol channel, not
@@ -456,7 +462,7 @@ fn run(
 }
 
 async fn daemon(
-    config: Config,
+    mut config: Config,
     ready: &mut Option<OwnedFd>,
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
@@ -481,8 +487,12 @@ async fn daemon(
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
     tokio::spawn(log_events(sup.subscribe()));
 
+    // The supervisor and Supervisor's face keep the processes from here on
+    // (sharing each spec); the config keeps only the daemon's own settings.
+    let processes = std::mem::take(&mut config.processes);
+    let declared = std::mem::take(&mut config.declared);
     let inherited = Inherited::default();
-    for spec in &config.processes {
+    for spec in &processes {
         inherited.record(spec);
     }
     for listener in &config.eventlisteners {
@@ -490,7 +500,7 @@ async fn daemon(
     }
     if let Some(slot) = printer {
         // Subscribed before any process starts, so the first lines show too.
-        let names: Vec<Name> = config.processes.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<Name> = processes.iter().map(|p| p.name.clone()).collect();
         *slot = Some(
             Printer::spawn(sup.subscribe_logs(), inherited.clone(), &names)
                 .context("cannot start the output thread")?,
@@ -501,8 +511,8 @@ async fn daemon(
     let listeners = (!config.eventlisteners.is_empty()).then(|| {
         Arc::new(EventListeners::start_with(
             sup.clone(),
-            config.eventlisteners.clone(),
-            ListenerContext::from_declared(&config.daemon.identifier, &config.declared),
+            std::mem::take(&mut config.eventlisteners),
+            ListenerContext::from_declared(&config.daemon.identifier, &declared),
         ))
     });
     let shutdown = Shutdown::new();
@@ -510,12 +520,12 @@ async fn daemon(
         sup.clone(),
         shutdown.clone(),
         compat_options(&config, inherited.clone(), listeners.clone()),
-        config.declared.clone(),
+        declared,
     );
     if let Some(l) = &listeners {
         tokio::spawn(forward_remote(compat.subscribe_remote(), l.clone()));
     }
-    let count = config.processes.len();
+    let count = processes.len();
     if let Err(e) = compat.add_declared().await {
         let _ = sup.shutdown().await;
         return Err(e).context("cannot add the processes of the config file");
@@ -584,7 +594,8 @@ async fn daemon(
         report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
-    let tasks = crate::tasks::Tasks::start(&sup, &shutdown, &config.tasks, &config.processes);
+    let tasks = crate::tasks::Tasks::start(&sup, &shutdown, &config.tasks, &processes);
+    drop(processes);
     // Autostart runs beside the wait below, so a signal during a slow start is honoured.
     let autostart = {
         let sup = sup.clone();

@@ -101,6 +101,14 @@ impl Context {
     pub fn from_declared(identifier: &str, declared: &tend_server::compat::Declared) -> Context {
         let processes = declared
             .processes()
+            // What an unlisted process is assumed to be need not be listed:
+            // most of a thousand processes are like that.
+            .filter(|p| {
+                p.spec.group != p.spec.name
+                    || p.spec.success_exit_codes != [0]
+                    || p.stdout.events_enabled
+                    || p.stderr.events_enabled
+            })
             .map(|p| {
                 let info = ProcessInfo {
                     group: p.spec.group.clone(),

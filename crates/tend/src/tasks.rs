@@ -21,6 +21,7 @@
 //! Triggers are read once, at `tend up`: `tend reload` applies a changed
 //! command of a task, but not a changed `on_signal` or `every`.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -45,11 +46,11 @@ impl Tasks {
     /// Installs the signal handlers and timers of `tasks` (their specs are
     /// among `processes`). Call it once the processes are registered. A
     /// signal that cannot be handled is logged, and its task is left out.
-    pub fn start(
+    pub fn start<S: Borrow<ProcessSpec>>(
         sup: &Supervisor,
         shutdown: &Shutdown,
         tasks: &[TaskConf],
-        processes: &[ProcessSpec],
+        processes: &[S],
     ) -> Tasks {
         let names: BTreeSet<Name> = tasks.iter().map(|t| t.name.clone()).collect();
         let runner = Arc::new(Runner {
@@ -119,8 +120,13 @@ struct TaskInfo {
 }
 
 impl TaskInfo {
-    fn of(name: &Name, processes: &[ProcessSpec]) -> TaskInfo {
-        let spec_of = |n: &Name| processes.iter().find(|p| &p.name == n);
+    fn of<S: Borrow<ProcessSpec>>(name: &Name, processes: &[S]) -> TaskInfo {
+        let spec_of = |n: &Name| {
+            processes
+                .iter()
+                .map(Borrow::borrow)
+                .find(|p: &&ProcessSpec| &p.name == n)
+        };
         let mut needs = BTreeSet::new();
         let mut todo = vec![name.clone()];
         while let Some(n) = todo.pop() {

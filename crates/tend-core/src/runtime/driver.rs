@@ -194,7 +194,7 @@ impl<L: Launcher> Driver<L> {
         match req {
             Request::Add(spec, reply) => {
                 let name = spec.name.clone();
-                match self.core.add(now, *spec) {
+                match self.core.add(now, spec) {
                     Ok(fx) => {
                         tracing::debug!(process = %name, "added");
                         self.execute(fx);

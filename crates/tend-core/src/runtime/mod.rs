@@ -47,7 +47,7 @@ pub struct ActionResult {
 /// Requests the driver understands; one variant per verb.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Add(Box<ProcessSpec>, oneshot::Sender<Result<(), Error>>),
+    Add(Arc<ProcessSpec>, oneshot::Sender<Result<(), Error>>),
     Remove(Name, oneshot::Sender<Result<(), Error>>),
     Start(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
     StartNoDeps(Vec<Name>, oneshot::Sender<Vec<ActionResult>>),
@@ -172,10 +172,12 @@ impl Supervisor {
 
     /// Registers a process; starts it when `autostart` is set. A duplicate name
     /// is [`Error::Duplicate`]. Returns once it is registered and, if started,
-    /// spawned (not once it is running).
-    pub async fn add(&self, spec: ProcessSpec) -> Result<(), Error> {
+    /// spawned (not once it is running). An `Arc` is kept as it is, so a
+    /// caller that keeps the spec too shares one copy with the supervisor.
+    pub async fn add(&self, spec: impl Into<Arc<ProcessSpec>>) -> Result<(), Error> {
+        let spec = spec.into();
         spec.validate()?;
-        self.ask(|r| Request::Add(Box::new(spec), r)).await?
+        self.ask(|r| Request::Add(spec, r)).await?
     }
 
     /// Stops a process (if needed), cancels any pending restart and unregisters

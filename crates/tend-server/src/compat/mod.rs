@@ -24,7 +24,7 @@ pub mod rpc;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,11 +64,15 @@ pub struct ChannelInfo {
 
 /// One process as a config file declares it: the spec tend runs, and
 /// Supervisor's view of it.
+///
+/// The spec is shared (`Arc`) with the supervisor that runs it, and whole
+/// `ProcessConfig`s are shared between the groups and the registry of
+/// [`Compat`]: a daemon with a thousand processes keeps one copy of each.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProcessConfig {
     /// What tend runs.
-    pub spec: ProcessSpec,
+    pub spec: Arc<ProcessSpec>,
     /// `command` as written (after expansion).
     pub command: String,
     /// The process's own priority (`process_prio`).
@@ -90,7 +94,8 @@ pub struct ProcessConfig {
 impl ProcessConfig {
     /// Supervisor's view of a spec that came from elsewhere (a native config,
     /// the JSON API): every setting derived from the spec itself.
-    pub fn from_spec(spec: ProcessSpec) -> ProcessConfig {
+    pub fn from_spec(spec: impl Into<Arc<ProcessSpec>>) -> ProcessConfig {
+        let spec = spec.into();
         let file = |t: &LogTarget| match t {
             LogTarget::File(p) => Some(p.clone()),
             LogTarget::Inherit | LogTarget::Null => None,
@@ -126,7 +131,7 @@ impl ProcessConfig {
     /// Builds one from every part (the supervisord.conf reader has them all).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        spec: ProcessSpec,
+        spec: impl Into<Arc<ProcessSpec>>,
         command: String,
         process_priority: i32,
         startretries: u32,
@@ -137,7 +142,7 @@ impl ProcessConfig {
         stderr: ChannelInfo,
     ) -> ProcessConfig {
         ProcessConfig {
-            spec,
+            spec: spec.into(),
             command,
             process_priority,
             startretries,
@@ -183,8 +188,8 @@ pub struct GroupConfig {
     pub name: Name,
     /// Supervisor's group priority.
     pub priority: i32,
-    /// Its processes, in order.
-    pub processes: Vec<ProcessConfig>,
+    /// Its processes, in order (shared with [`Compat`]'s registry).
+    pub processes: Vec<Arc<ProcessConfig>>,
 }
 
 /// Everything a config file declares, in the terms of this module.
@@ -197,27 +202,33 @@ pub struct Declared {
 impl Declared {
     /// Groups made from the `group` of each spec (a native config): in
     /// order of first appearance, each with the lowest priority of its members.
-    pub fn from_specs(specs: Vec<ProcessSpec>) -> Declared {
+    pub fn from_specs<S: Into<Arc<ProcessSpec>>>(specs: impl IntoIterator<Item = S>) -> Declared {
         let mut groups: Vec<GroupConfig> = Vec::new();
+        // group name -> its index in `groups` (a thousand one-process groups
+        // are common: each process is its own group by default)
+        let mut index: HashMap<Name, usize> = HashMap::new();
         for spec in specs {
             let pc = ProcessConfig::from_spec(spec);
-            match groups.iter_mut().find(|g| g.name == pc.spec.group) {
+            match index.get(&pc.spec.group).and_then(|&i| groups.get_mut(i)) {
                 Some(g) => {
                     g.priority = g.priority.min(pc.spec.priority);
-                    g.processes.push(pc);
+                    g.processes.push(Arc::new(pc));
                 }
-                None => groups.push(GroupConfig {
-                    name: pc.spec.group.clone(),
-                    priority: pc.spec.priority,
-                    processes: vec![pc],
-                }),
+                None => {
+                    index.insert(pc.spec.group.clone(), groups.len());
+                    groups.push(GroupConfig {
+                        name: pc.spec.group.clone(),
+                        priority: pc.spec.priority,
+                        processes: vec![Arc::new(pc)],
+                    });
+                }
             }
         }
         Declared { groups }
     }
 
     /// Every process of every group.
-    pub fn processes(&self) -> impl Iterator<Item = &ProcessConfig> {
+    pub fn processes(&self) -> impl Iterator<Item = &Arc<ProcessConfig>> {
         self.groups.iter().flat_map(|g| g.processes.iter())
     }
 }
@@ -333,15 +344,43 @@ impl Mood {
     }
 }
 
+/// Groups and processes are `Arc`s, shared between these three views (and
+/// the specs with the supervisor), so none of them copies a configuration.
 #[derive(Debug, Default)]
 struct Registry {
     /// The groups of the last read of the config file.
-    available: Vec<GroupConfig>,
+    available: Vec<Arc<GroupConfig>>,
     /// Groups of the config file that are in the supervisor, with the
     /// settings they were added with.
-    active: BTreeMap<Name, GroupConfig>,
+    active: BTreeMap<Name, Arc<GroupConfig>>,
     /// Every process in the supervisor, whatever added it.
-    procs: BTreeMap<Name, ProcessConfig>,
+    procs: BTreeMap<Name, Arc<ProcessConfig>>,
+}
+
+impl Registry {
+    /// The groups of a new read of the config file, where every group and
+    /// process that did not change is the one already held: a reread of an
+    /// unchanged file keeps one copy of everything, not two.
+    fn share(&self, groups: Vec<GroupConfig>) -> Vec<Arc<GroupConfig>> {
+        groups
+            .into_iter()
+            .map(|mut g| {
+                if let Some(cur) = self.active.get(&g.name)
+                    && **cur == g
+                {
+                    return cur.clone();
+                }
+                for p in &mut g.processes {
+                    if let Some(known) = self.procs.get(&p.spec.name)
+                        && **known == **p
+                    {
+                        *p = known.clone();
+                    }
+                }
+                Arc::new(g)
+            })
+            .collect()
+    }
 }
 
 /// The state behind Supervisor's face (see the module documentation).
@@ -397,7 +436,7 @@ impl Compat {
             shutdown,
             opts,
             reg: Mutex::new(Registry {
-                available: declared.groups,
+                available: shared(declared.groups),
                 ..Registry::default()
             }),
             restarting: AtomicBool::new(false),
@@ -462,10 +501,13 @@ impl Compat {
         Ok(())
     }
 
-    /// Records a process added by other means (the JSON API).
-    pub fn register(&self, spec: ProcessSpec) {
+    /// Records a process added by other means (the JSON API). Pass the
+    /// `Arc` given to the supervisor to keep one copy of the spec.
+    pub fn register(&self, spec: impl Into<Arc<ProcessSpec>>) {
         let pc = ProcessConfig::from_spec(spec);
-        lock(&self.reg).procs.insert(pc.spec.name.clone(), pc);
+        lock(&self.reg)
+            .procs
+            .insert(pc.spec.name.clone(), Arc::new(pc));
     }
 
     /// Forgets a process removed by other means.
@@ -474,13 +516,16 @@ impl Compat {
     }
 
     /// Supervisor's view of the process `name`, if known.
-    pub fn process_config(&self, name: &str) -> Option<ProcessConfig> {
+    pub fn process_config(&self, name: &str) -> Option<Arc<ProcessConfig>> {
         lock(&self.reg).procs.get(name).cloned()
     }
 
     /// Runs `f` on every registered process's config, under one lock (a
     /// status of a thousand processes clones nothing).
-    pub(crate) fn with_procs<R>(&self, f: impl FnOnce(&BTreeMap<Name, ProcessConfig>) -> R) -> R {
+    pub(crate) fn with_procs<R>(
+        &self,
+        f: impl FnOnce(&BTreeMap<Name, Arc<ProcessConfig>>) -> R,
+    ) -> R {
         f(&lock(&self.reg).procs)
     }
 
@@ -509,14 +554,14 @@ impl Compat {
     }
 
     /// The available groups (last read) and which are active, for `getAllConfigInfo`.
-    pub(crate) fn available(&self, all: &[ProcessStatus]) -> Vec<(GroupConfig, bool)> {
+    pub(crate) fn available(&self, all: &[ProcessStatus]) -> Vec<(Arc<GroupConfig>, bool)> {
         let reg = lock(&self.reg);
-        let mut out: Vec<(GroupConfig, bool)> = reg
+        let running_groups: BTreeSet<&Name> = all.iter().map(|s| &s.group).collect();
+        let mut out: Vec<(Arc<GroupConfig>, bool)> = reg
             .available
             .iter()
             .map(|g| {
-                let inuse =
-                    reg.active.contains_key(&g.name) || all.iter().any(|s| s.group == g.name);
+                let inuse = reg.active.contains_key(&g.name) || running_groups.contains(&g.name);
                 (g.clone(), inuse)
             })
             .collect();
@@ -535,11 +580,11 @@ impl Compat {
             }
             if let Some(pc) = reg.procs.get(&s.name) {
                 out.push((
-                    GroupConfig {
+                    Arc::new(GroupConfig {
                         name: s.group.clone(),
                         priority: s.priority,
                         processes: vec![pc.clone()],
-                    },
+                    }),
                     true,
                 ));
             }
@@ -575,16 +620,17 @@ impl Compat {
         for g in &declared.groups {
             match reg.active.get(&g.name) {
                 None => changes.added.push(g.name.to_string()),
-                Some(cur) if cur != g => changes.changed.push(g.name.to_string()),
+                Some(cur) if **cur != *g => changes.changed.push(g.name.to_string()),
                 Some(_) => {}
             }
         }
+        let in_file: BTreeSet<&Name> = declared.groups.iter().map(|g| &g.name).collect();
         for name in reg.active.keys() {
-            if !declared.groups.iter().any(|g| &g.name == name) {
+            if !in_file.contains(name) {
                 changes.removed.push(name.to_string());
             }
         }
-        reg.available = declared.groups;
+        reg.available = reg.share(declared.groups);
         Ok(changes)
     }
 
@@ -629,7 +675,7 @@ impl Compat {
             }
             reg.active.insert(group.name.clone(), group.clone());
         }
-        self.start_later(autostarting(group.processes.iter().map(|p| &p.spec)));
+        self.start_later(autostarting(group.processes.iter().map(|p| &*p.spec)));
         Ok(())
     }
 
@@ -674,8 +720,10 @@ impl Compat {
         }
         let declared = self.load().await?;
         let all = self.sup.status().await.map_err(|e| e.to_string())?;
-        let state_of = |n: &Name| all.iter().find(|s| &s.name == n).map(|s| s.state);
-        let (current, known): (BTreeMap<Name, ProcessConfig>, BTreeMap<Name, ProcessConfig>) = {
+        let states: HashMap<&Name, StateName> = all.iter().map(|s| (&s.name, s.state)).collect();
+        let state_of = |n: &Name| states.get(n).copied();
+        type Procs = BTreeMap<Name, Arc<ProcessConfig>>;
+        let (current, known): (Procs, Procs) = {
             let reg = lock(&self.reg);
             let from_file = reg
                 .active
@@ -685,7 +733,7 @@ impl Compat {
                 .collect();
             (from_file, reg.procs.clone())
         };
-        let wanted: BTreeMap<Name, ProcessConfig> = declared
+        let wanted: Procs = declared
             .processes()
             .map(|p| (p.spec.name.clone(), p.clone()))
             .collect();
@@ -729,12 +777,9 @@ impl Compat {
         }
         {
             let mut reg = lock(&self.reg);
-            reg.active = declared
-                .groups
-                .iter()
-                .map(|g| (g.name.clone(), g.clone()))
-                .collect();
-            reg.available = declared.groups;
+            let groups = reg.share(declared.groups);
+            reg.active = groups.iter().map(|g| (g.name.clone(), g.clone())).collect();
+            reg.available = groups;
         }
         self.start_later(to_start);
         Ok(report)
@@ -779,7 +824,7 @@ impl Compat {
         let (groups, result) = {
             let mut reg = lock(&self.reg);
             reg.procs.clear();
-            let old: Vec<GroupConfig> = if reg.active.is_empty() {
+            let old: Vec<Arc<GroupConfig>> = if reg.active.is_empty() {
                 reg.available.clone()
             } else {
                 reg.active.values().cloned().collect()
@@ -787,8 +832,9 @@ impl Compat {
             reg.active.clear();
             match loaded {
                 Ok(d) => {
-                    reg.available = d.groups.clone();
-                    (d.groups, Ok(()))
+                    let groups = shared(d.groups);
+                    reg.available = groups.clone();
+                    (groups, Ok(()))
                 }
                 Err(e) => (old, Err(e)),
             }
@@ -803,7 +849,7 @@ impl Compat {
                 lock(&self.reg).procs.insert(p.spec.name.clone(), p.clone());
             }
             lock(&self.reg).active.insert(g.name.clone(), g.clone());
-            to_start.extend(autostarting(g.processes.iter().map(|p| &p.spec)));
+            to_start.extend(autostarting(g.processes.iter().map(|p| &*p.spec)));
         }
         self.start_later(to_start);
         result
@@ -827,12 +873,20 @@ impl Compat {
     }
 }
 
-/// A copy of `spec` that the supervisor does not start when it is added:
-/// the caller starts it, so that several start in priority order.
-fn quiet(spec: &ProcessSpec) -> ProcessSpec {
-    let mut s = spec.clone();
+/// `spec` as the supervisor should get it when the caller starts it (so
+/// that several start in priority order): without `autostart`. A spec that
+/// does not autostart is shared as it is; only the others are copied.
+fn quiet(spec: &Arc<ProcessSpec>) -> Arc<ProcessSpec> {
+    if !spec.autostart {
+        return spec.clone();
+    }
+    let mut s = ProcessSpec::clone(spec);
     s.autostart = false;
-    s
+    Arc::new(s)
+}
+
+fn shared(groups: Vec<GroupConfig>) -> Vec<Arc<GroupConfig>> {
+    groups.into_iter().map(Arc::new).collect()
 }
 
 fn autostarting<'a>(specs: impl Iterator<Item = &'a ProcessSpec>) -> Vec<Name> {

@@ -540,12 +540,9 @@ impl Rpc {
     async fn read_process_log(&self, params: &[Value], stderr: bool) -> Result<Value, Fault> {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
-        let logfile = self.compat().logfile(s.name.as_str(), stderr);
-        let Some(path) = logfile.filter(|p| p.exists()) else {
-            let shown = self.compat().logfile(s.name.as_str(), stderr);
-            return Err(Fault::no_file(
-                shown.map(|p| p.display().to_string()).as_deref(),
-            ));
+        // Configured but not created yet (no output so far) reads as empty.
+        let Some(path) = self.compat().logfile(s.name.as_str(), stderr) else {
+            return Err(Fault::no_file(None));
         };
         read_log(path, integer(&params[1])?, integer(&params[2])?).await
     }
@@ -711,9 +708,9 @@ impl Rpc {
             "getProcessInfo" => {
                 let spec = string(&p[0], "name")?;
                 let s = self.one_process(&spec).await?;
-                Ok(self
-                    .compat()
-                    .with_procs(|procs| info::process_info(&s, procs.get(&s.name), now())))
+                Ok(self.compat().with_procs(|procs| {
+                    info::process_info(&s, procs.get(&s.name).map(|p| &**p), now())
+                }))
             }
             "getAllProcessInfo" => {
                 let mut all = self.all().await?;
@@ -721,7 +718,7 @@ impl Rpc {
                 let now = now();
                 Ok(Value::Array(self.compat().with_procs(|procs| {
                     all.iter()
-                        .map(|s| info::process_info(s, procs.get(&s.name), now))
+                        .map(|s| info::process_info(s, procs.get(&s.name).map(|p| &**p), now))
                         .collect()
                 })))
             }

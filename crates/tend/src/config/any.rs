@@ -3,7 +3,11 @@
 //! through [`load_any`], which decides by the name and the content, and get
 //! the same [`Config`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tend_core::{Name, ProcessSpec};
 
 use tend_server::compat::{ChannelInfo, Declared, GroupConfig, ProcessConfig};
 
@@ -92,21 +96,22 @@ pub fn from_supervisord(conf: SupervisordConf) -> Config {
         .path
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let mut processes = conf.processes.clone();
-    processes.extend(conf.eventlisteners.iter().map(|l| l.spec.clone()));
+    let mut processes: Vec<Arc<ProcessSpec>> = conf.processes.into_iter().map(Arc::new).collect();
+    processes.extend(conf.eventlisteners.iter().map(|l| Arc::new(l.spec.clone())));
+    let mut by_name: HashMap<&Name, &Arc<ProcessSpec>> = HashMap::new();
+    for s in &processes {
+        by_name.entry(&s.name).or_insert(s);
+    }
 
     let mut groups = Vec::new();
     for g in &conf.groups {
         let mut members = Vec::new();
         for name in &g.members {
-            let (Some(spec), Some(d)) = (
-                processes.iter().find(|s| &s.name == name),
-                conf.details.get(name),
-            ) else {
+            let (Some(spec), Some(d)) = (by_name.get(name), conf.details.get(name)) else {
                 continue;
             };
-            members.push(ProcessConfig::new(
-                spec.clone(),
+            members.push(Arc::new(ProcessConfig::new(
+                Arc::clone(spec),
                 d.command.clone(),
                 d.process_priority,
                 d.startretries,
@@ -115,7 +120,7 @@ pub fn from_supervisord(conf: SupervisordConf) -> Config {
                 d.uid,
                 channel(&d.stdout),
                 channel(&d.stderr),
-            ));
+            )));
         }
         groups.push(GroupConfig {
             name: g.name.clone(),

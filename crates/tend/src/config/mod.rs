@@ -24,6 +24,7 @@ mod tests_deps;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tend_core::{Name, ProcessSpec};
 use toml::de::{DeTable, DeValue};
@@ -48,8 +49,9 @@ pub struct Config {
     pub path: PathBuf,
     /// The `[daemon]` section (or what a supervisord.conf says of the daemon).
     pub daemon: DaemonConfig,
-    /// Processes in file order (event listeners last).
-    pub processes: Vec<tend_core::ProcessSpec>,
+    /// Processes in file order (event listeners last). Each spec is shared
+    /// with `declared` (and, in the daemon, with the supervisor), not copied.
+    pub processes: Vec<Arc<ProcessSpec>>,
     /// The same processes as Supervisor sees them: groups with their
     /// priorities, log files and settings, for the XML-RPC face.
     pub declared: tend_server::compat::Declared,
@@ -277,11 +279,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     if !errors.is_empty() {
         return Err(ConfigErrors { errors });
     }
+    let processes: Vec<Arc<ProcessSpec>> = specs.into_iter().map(Arc::new).collect();
     Ok(Config {
         path: abs,
         daemon,
-        declared: tend_server::compat::Declared::from_specs(specs.clone()),
-        processes: specs,
+        declared: tend_server::compat::Declared::from_specs(processes.iter().cloned()),
+        processes,
         eventlisteners: Vec::new(),
         format: Format::Native,
         tasks,

@@ -122,7 +122,7 @@ timeout = 2.5
     want.backoff.give_up_after = Some(5);
     want.stop.signal = Signal::INT;
     want.stop.timeout = Duration::from_millis(2500);
-    assert_eq!(config.processes, vec![want]);
+    assert_eq!(config.processes, vec![Arc::new(want)]);
 }
 
 #[test]
@@ -142,11 +142,11 @@ fn defaults() {
     assert_eq!(config.daemon.log_file, None);
     assert_eq!(
         config.processes,
-        vec![spec_in(
+        vec![Arc::new(spec_in(
             Path::new("/nonexistent-tend-test/app"),
             "a",
             &["true"]
-        )]
+        ))]
     );
     let logs = &config.processes[0].logs;
     assert_eq!(

@@ -1706,18 +1706,18 @@ fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
     fs::write(&path, &toml).expect("write toml");
     let native = crate::config::parse(&path, &toml)
         .unwrap_or_else(|e| panic!("the imported file does not load:\n{e}\n---\n{toml}"));
-    let normalise = |specs: &[ProcessSpec]| -> Vec<ProcessSpec> {
+    fn normalise<'a>(specs: impl IntoIterator<Item = &'a ProcessSpec>) -> Vec<ProcessSpec> {
         specs
-            .iter()
+            .into_iter()
             .cloned()
             .map(|mut s| {
                 s.backoff.mode = BackoffMode::default();
                 s
             })
             .collect()
-    };
+    }
     assert_eq!(
-        normalise(&native.processes),
+        normalise(native.processes.iter().map(|s| &**s)),
         normalise(&conf.processes),
         "\n---\n{toml}"
     );
