@@ -92,7 +92,18 @@ impl LogFile {
     /// An open failure is not fatal: the file starts in the "dropping" state
     /// ([`LogFile::error`] says why) and the next write tries again.
     pub fn open(path: PathBuf, max_size: u64, backups: u32) -> Self {
-        let mut f = LogFile {
+        let mut f = LogFile::new(path, max_size, backups);
+        if let Err(e) = f.open_file() {
+            f.error = Some(f.describe("cannot open", &e));
+        }
+        f
+    }
+
+    /// A log file for `path` that is not opened (nor created) yet: the first
+    /// [`LogFile::write`] opens it as [`LogFile::open`] would, and
+    /// [`LogFile::reopen`] leaves it alone until then. No syscall.
+    pub fn new(path: PathBuf, max_size: u64, backups: u32) -> Self {
+        LogFile {
             path,
             file: None,
             size: 0,
@@ -103,11 +114,7 @@ impl LogFile {
             error: None,
             reported: false,
             last_attempt: None,
-        };
-        if let Err(e) = f.open_file() {
-            f.error = Some(f.describe("cannot open", &e));
         }
-        f
     }
 
     /// Writes `data` (complete lines) with one `write(2)` when possible, rotating first when
@@ -276,7 +283,12 @@ impl LogFile {
 
     /// Closes and reopens the path (for logrotate users: SIGUSR2 / `tend logs --reopen`).
     /// On failure the file is in the "dropping" state and writes retry as usual.
+    /// A file made with [`LogFile::new`] and never written is left alone (not
+    /// created): its first write opens it anyway.
     pub fn reopen(&mut self) -> io::Result<()> {
+        if self.file.is_none() && self.error.is_none() && self.last_attempt.is_none() {
+            return Ok(());
+        }
         self.open_file().inspect_err(|e| {
             self.error = Some(self.describe("cannot open", e));
         })
@@ -352,6 +364,41 @@ mod tests {
         assert_eq!(f.size(), 8);
         assert_eq!(read(&p), "old\nnew\n");
         assert_eq!(f.path(), p);
+    }
+
+    #[test]
+    fn new_creates_nothing_until_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/app.log");
+        let mut f = LogFile::new(p.clone(), 0, 3);
+        assert_eq!((f.size(), f.error()), (0, None));
+        f.reopen().unwrap();
+        assert!(!p.exists() && !dir.path().join("sub").exists());
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(&p, "old\n").unwrap();
+        ok(f.write(b"new\n", T0), 4);
+        assert_eq!(f.size(), 8);
+        assert_eq!(read(&p), "old\nnew\n");
+        // Once opened, reopen works as for any file.
+        fs::remove_file(&p).unwrap();
+        f.reopen().unwrap();
+        assert_eq!(read(&p), "");
+    }
+
+    #[test]
+    fn new_reports_a_failure_on_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("blocker");
+        fs::write(&blocker, "a file\n").unwrap();
+        let mut f = LogFile::new(blocker.join("app.log"), 0, 0);
+        let r = f.write(b"one\n", T0);
+        assert_eq!(r.dropped, 4);
+        assert!(
+            r.started_dropping
+                .is_some_and(|m| m.contains("cannot open"))
+        );
+        // Tried and failed: reopen tries again (and fails again).
+        assert!(f.reopen().is_err());
     }
 
     #[test]

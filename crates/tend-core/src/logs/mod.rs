@@ -14,8 +14,8 @@
 //!
 //! Everything works on whole chunks: `memchr` scans, one `extend_from_slice`
 //! per run of complete lines, no allocation per line. None of it reads a clock
-//! or knows about tokio: times are arguments. The tasks that read pipes and
-//! call these live in [`crate::runtime`].
+//! or knows about tokio: times are arguments. The reader of the pipes, which
+//! calls these, lives in [`crate::runtime`].
 
 mod ansi;
 mod file;

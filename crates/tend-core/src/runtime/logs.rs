@@ -1,38 +1,57 @@
-//! Output capture: one small task per pipe, and the registry that owns every
-//! log file and every in-memory tail.
+//! Output capture: one reader for every output pipe, and the registry that
+//! owns every log file and every in-memory tail.
 //!
 //! For each run of a process the launcher returns the read ends of its pipes.
-//! A pump task reads each one in chunks, strips escape sequences when asked,
-//! splits whole lines, and hands each batch of complete lines to three places:
-//! the log file (one `write(2)` per batch, so lines of processes sharing a file
-//! never interleave), the process's bounded tail, and subscribers. A pump never
-//! stops reading because a file cannot be written: the bytes are dropped and
-//! counted instead, so a child never blocks for good on a full disk.
+//! They all go into one level-triggered epoll set, which is itself the only
+//! thing registered with tokio; one task reads whichever pipes are ready (a
+//! bounded number of reads per pipe per round, one shared read buffer, a
+//! yield between rounds), so a thousand quiet processes cost a slot each in a
+//! table and no task, no reactor registration and no buffer. Per pipe, the
+//! reader strips escape sequences when asked, splits whole lines, and hands
+//! each batch of complete lines to three places: the log file (one `write(2)`
+//! per batch, so lines of processes sharing a file never interleave), the
+//! process's bounded tail, and subscribers. It never stops reading because a
+//! file cannot be written: the bytes are dropped and counted instead, so a
+//! child never blocks for good on a full disk.
 //!
-//! All pipe read ends live in pump tasks that this hub starts, and all files
-//! in its registry: one place to hand over for a re-exec upgrade later.
+//! A log file is opened on the first output that goes to it, shared by every
+//! pipe writing to the same path, and closed when the last of them ends: a
+//! quiet process costs no descriptor and creates no file.
+//!
+//! All pipe ends live here (the read ends in `Pipes`, stdin write ends with
+//! each process's tail) and all files in the registry: one place to hand over for a
+//! re-exec upgrade later.
+
+mod epoll;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
 use jiff::Timestamp;
-use tokio::sync::broadcast;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
 use crate::name::Name;
 use crate::spec::{LogSpec, LogTarget};
+use epoll::{Epoll, Registered};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.
 const MAX_LINE: usize = 1 << 20;
 /// Bytes read per `read(2)`.
 const READ_SIZE: usize = 64 * 1024;
-/// Reads per wake-up before yielding, so one chatty child cannot starve others.
+/// Reads of one pipe per round, so one chatty child cannot starve others.
 const READS_PER_WAKE: usize = 8;
+/// Ready pipes taken per round; the epoll set hands out the rest next round,
+/// oldest first.
+const EVENTS: usize = 64;
+/// A work buffer that grew past this (long lines) is given back after a round.
+const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// A batch of complete lines from one stream of one process, as published to
 /// subscribers ([`crate::Supervisor::subscribe_logs`]).
@@ -82,31 +101,90 @@ pub struct LogQuery {
     pub since: Option<Timestamp>,
 }
 
-#[derive(Debug)]
+/// A process's tail, drop count and stdin, shared by the pipes of its runs.
 struct ProcLog {
+    name: Name,
     tail: Tail,
     dropped: u64,
+    stdin: Stdin,
+}
+
+/// The stdin of a process's current run.
+enum Stdin {
+    /// No run is going on.
+    NotRunning,
+    /// The run has no stdin pipe.
+    Absent,
+    /// Nothing was sent yet: no task, just the write end.
+    Idle(OwnedFd),
+    /// A writer task drains this queue into the pipe.
+    Writing(mpsc::UnboundedSender<Vec<u8>>),
 }
 
 #[derive(Default)]
 struct Registry {
-    files: HashMap<PathBuf, Arc<Mutex<LogFile>>>,
+    /// Log files that a pipe has written to, by path. Weak: a file is closed
+    /// when the last pipe writing to it ends.
+    files: HashMap<PathBuf, Weak<Mutex<LogFile>>>,
     procs: HashMap<Name, Arc<Mutex<ProcLog>>>,
-    /// Writers of the stdin pipes of running processes that have one.
-    stdin: HashMap<Name, tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
-    /// Running processes started without a stdin pipe.
-    no_stdin: std::collections::HashSet<Name>,
 }
 
-/// Owns every log file, every tail and the subscriber channel.
+/// Every output pipe, in one level-triggered epoll set that a single task reads.
+#[derive(Default)]
+struct Pipes {
+    /// Created with the first pipe, then kept.
+    epoll: Option<Arc<Epoll>>,
+    /// Per-pipe state; the index is the pipe's epoll token; `None` is a free slot.
+    slots: Vec<Option<Pipe>>,
+    free: Vec<usize>,
+    /// Pipes not yet at end of file.
+    open: usize,
+    /// The reader task is running (or about to).
+    reading: bool,
+}
+
+impl Pipes {
+    fn insert(&mut self, pipe: Pipe) -> std::io::Result<()> {
+        let epoll = match &mut self.epoll {
+            Some(e) => e,
+            None => self.epoll.insert(Arc::new(Epoll::new()?)),
+        };
+        epoll::set_nonblocking(pipe.fd.as_fd())?;
+        let slot = self.free.last().copied().unwrap_or(self.slots.len());
+        epoll.add(pipe.fd.as_fd(), slot as u64)?;
+        if slot == self.slots.len() {
+            self.slots.push(Some(pipe));
+        } else {
+            self.free.pop();
+            self.slots[slot] = Some(pipe);
+        }
+        self.open += 1;
+        Ok(())
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Pipe> {
+        let pipe = self.slots.get_mut(slot)?.take()?;
+        if let Some(epoll) = &self.epoll {
+            epoll.delete(pipe.fd.as_fd());
+        }
+        self.free.push(slot);
+        self.open -= 1;
+        Some(pipe)
+    }
+}
+
+/// Owns every output pipe, every log file, every tail and the subscriber channel.
 pub struct LogHub {
     registry: Mutex<Registry>,
-    /// Pump tasks still reading; shutdown waits for them so no output is lost.
-    pumps: std::sync::atomic::AtomicUsize,
-    drained: tokio::sync::Notify,
+    /// Lock order: `pipes`, then `registry`, then a file or a `ProcLog`.
+    pipes: Mutex<Pipes>,
+    /// Told when the last open pipe reaches end of file.
+    drained: Notify,
     chunks: broadcast::Sender<LogChunk>,
     tail_bytes: usize,
     origin: Instant,
+    /// Where stdin writers run when input is sent from outside the runtime.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for LogHub {
@@ -123,11 +201,78 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Where a pipe's lines go.
 enum Sink {
-    File(Arc<Mutex<LogFile>>),
+    File(FileSink),
     Stdout,
     Stderr,
     Null,
+}
+
+/// A log file, opened (or shared with the processes already writing to it)
+/// on the pipe's first output.
+struct FileSink {
+    path: PathBuf,
+    max_size: u64,
+    backups: u32,
+    file: Option<Arc<Mutex<LogFile>>>,
+}
+
+/// The state of one output pipe between reads.
+struct Pipe {
+    fd: OwnedFd,
+    proc: Arc<Mutex<ProcLog>>,
+    stream: Stream,
+    timestamps: bool,
+    sink: Sink,
+    stripper: Option<AnsiStripper>,
+    splitter: LineSplitter,
+}
+
+/// The reader's buffers, shared by every pipe: one read buffer for all, so a
+/// thousand quiet processes cost no buffers at all.
+struct Scratch {
+    read: Vec<u8>,
+    stripped: Vec<u8>,
+    lines: Vec<u8>,
+    stamped: Vec<u8>,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            read: vec![0; READ_SIZE],
+            stripped: Vec::new(),
+            lines: Vec::new(),
+            stamped: Vec::new(),
+        }
+    }
+
+    /// Gives back what a burst of long lines made the work buffers grow to.
+    fn trim(&mut self) {
+        for v in [&mut self.stripped, &mut self.lines, &mut self.stamped] {
+            if v.capacity() > KEEP_CAPACITY {
+                *v = Vec::new();
+            }
+        }
+    }
+}
+
+enum Read {
+    /// Read until it would block.
+    Drained,
+    /// Still readable after this round's reads.
+    More,
+    Eof,
+}
+
+enum Round {
+    /// Every pipe that was ready has been read until it would block (or to
+    /// its end), or none was ready: wait for tokio to say there is more.
+    Drained,
+    /// A pipe still has data after its share of reads, or more pipes were
+    /// ready than one round takes: look again after yielding.
+    Busy,
 }
 
 impl LogHub {
@@ -137,11 +282,12 @@ impl LogHub {
         let (chunks, _) = broadcast::channel(capacity.max(1));
         LogHub {
             registry: Mutex::new(Registry::default()),
-            pumps: std::sync::atomic::AtomicUsize::new(0),
-            drained: tokio::sync::Notify::new(),
+            pipes: Mutex::new(Pipes::default()),
+            drained: Notify::new(),
             chunks,
             tail_bytes,
             origin: Instant::now(),
+            runtime: OnceLock::new(),
         }
     }
 
@@ -156,52 +302,78 @@ impl LogHub {
             .entry(name.clone())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(ProcLog {
+                    name: name.clone(),
                     tail: Tail::new(self.tail_bytes),
                     dropped: 0,
+                    stdin: Stdin::NotRunning,
                 }))
             })
             .clone()
     }
 
-    fn sink(&self, target: &LogTarget, spec: &LogSpec, stream: Stream) -> Sink {
-        match target {
-            LogTarget::Null => Sink::Null,
-            LogTarget::Inherit => match stream {
-                Stream::Stdout => Sink::Stdout,
-                Stream::Stderr => Sink::Stderr,
-            },
-            LogTarget::File(path) => {
-                let mut reg = locked(&self.registry);
-                let file = reg
-                    .files
-                    .entry(path.clone())
-                    .or_insert_with(|| {
-                        Arc::new(Mutex::new(LogFile::open(
-                            path.clone(),
-                            spec.max_size,
-                            spec.backups,
-                        )))
-                    })
-                    .clone();
-                Sink::File(file)
+    /// Keeps the write end of a fresh run's stdin pipe. The task that writes
+    /// to it starts with the first [`LogHub::send_stdin`], so programs that
+    /// never get input cost no task.
+    pub(crate) fn attach_stdin(&self, name: &Name, fd: Option<OwnedFd>) {
+        let stdin = match fd {
+            Some(fd) => {
+                if self.runtime.get().is_none()
+                    && let Ok(handle) = tokio::runtime::Handle::try_current()
+                {
+                    let _ = self.runtime.set(handle);
+                }
+                Stdin::Idle(fd)
             }
+            None => Stdin::Absent,
+        };
+        locked(&self.proc_log(name)).stdin = stdin;
+    }
+
+    /// The process is gone: input for it is refused from now on.
+    pub(crate) fn close_stdin(&self, name: &Name) {
+        let p = locked(&self.registry).procs.get(name).cloned();
+        if let Some(p) = p {
+            locked(&p).stdin = Stdin::NotRunning;
         }
     }
 
-    /// Keeps the write end of a fresh run's stdin pipe. A small task writes
-    /// what [`LogHub::send_stdin`] queues, as the child reads it, so a child
-    /// that does not read never blocks the caller.
-    pub(crate) fn attach_stdin(&self, name: &Name, fd: Option<OwnedFd>) {
-        let Some(fd) = fd else {
-            let mut reg = locked(&self.registry);
-            reg.stdin.remove(name);
-            reg.no_stdin.insert(name.clone());
+    /// Queues `data` for `name`'s stdin. A small task writes the queue as the
+    /// child reads it, so a child that does not read never blocks the caller.
+    pub(crate) fn send_stdin(&self, name: &Name, data: Vec<u8>) -> Result<(), crate::Error> {
+        let not_running = || crate::Error::NotRunning(name.clone());
+        let p = locked(&self.registry).procs.get(name).cloned();
+        let Some(p) = p else {
+            return Err(not_running());
+        };
+        let mut p = locked(&p);
+        if let Stdin::Idle(_) = p.stdin {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Stdin::Idle(fd) = std::mem::replace(&mut p.stdin, Stdin::Writing(tx)) {
+                self.spawn_stdin_writer(name.clone(), fd, rx);
+            }
+        }
+        match &p.stdin {
+            Stdin::Writing(tx) => tx.send(data).map_err(|_| not_running()),
+            Stdin::Absent => Err(crate::Error::NoStdin(name.clone())),
+            Stdin::NotRunning | Stdin::Idle(_) => Err(not_running()),
+        }
+    }
+
+    fn spawn_stdin_writer(
+        &self,
+        name: Name,
+        fd: OwnedFd,
+        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let handle = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.get().cloned());
+        let Some(handle) = handle else {
+            // Dropping `rx` makes the send fail: the caller hears "not running".
+            tracing::error!(process = %name, "no tokio runtime to write stdin from");
             return;
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        locked(&self.registry).stdin.insert(name.clone(), tx);
-        let name = name.clone();
-        tokio::spawn(async move {
+        handle.spawn(async move {
             use tokio::io::AsyncWriteExt;
             let mut pipe = match tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
                 Ok(p) => p,
@@ -219,26 +391,9 @@ impl LogHub {
         });
     }
 
-    /// The process is gone: input for it is refused from now on.
-    pub(crate) fn close_stdin(&self, name: &Name) {
-        let mut reg = locked(&self.registry);
-        reg.stdin.remove(name);
-        reg.no_stdin.remove(name);
-    }
-
-    /// Queues `data` for `name`'s stdin.
-    pub(crate) fn send_stdin(&self, name: &Name, data: Vec<u8>) -> Result<(), crate::Error> {
-        let reg = locked(&self.registry);
-        match reg.stdin.get(name) {
-            Some(tx) => tx
-                .send(data)
-                .map_err(|_| crate::Error::NotRunning(name.clone())),
-            None if reg.no_stdin.contains(name) => Err(crate::Error::NoStdin(name.clone())),
-            None => Err(crate::Error::NotRunning(name.clone())),
-        }
-    }
-
-    /// Starts the pumps for a fresh run of `name`. Must run inside a tokio runtime.
+    /// Adds the output pipes of a fresh run of `name` to the reader (starting
+    /// it if it is not running). Must run inside a tokio runtime. Log files are
+    /// not touched until the first output.
     pub(crate) fn attach(
         self: &Arc<Self>,
         name: &Name,
@@ -246,45 +401,67 @@ impl LogHub {
         stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
     ) {
+        if stdout.is_none() && stderr.is_none() {
+            return;
+        }
+        let proc = self.proc_log(name);
         let streams = [
             (Stream::Stdout, stdout, &spec.stdout),
             (Stream::Stderr, stderr, &spec.stderr),
         ];
+        let mut pipes = locked(&self.pipes);
         for (stream, fd, target) in streams {
             let Some(fd) = fd else { continue };
-            let pump = Pump {
-                hub: self.clone(),
-                name: name.clone(),
+            let sink = match target {
+                LogTarget::Null => Sink::Null,
+                LogTarget::Inherit => match stream {
+                    Stream::Stdout => Sink::Stdout,
+                    Stream::Stderr => Sink::Stderr,
+                },
+                LogTarget::File(path) => Sink::File(FileSink {
+                    path: path.clone(),
+                    max_size: spec.max_size,
+                    backups: spec.backups,
+                    file: None,
+                }),
+            };
+            let pipe = Pipe {
+                fd,
+                proc: proc.clone(),
                 stream,
-                sink: self.sink(target, spec, stream),
-                proc: self.proc_log(name),
+                timestamps: spec.timestamps,
+                sink,
                 stripper: spec.strip_ansi.then(AnsiStripper::new),
                 splitter: LineSplitter::new(MAX_LINE),
-                timestamps: spec.timestamps,
-                stripped: Vec::new(),
-                lines: Vec::new(),
-                stamped: Vec::new(),
             };
-            self.pumps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(pump.run(fd));
+            if let Err(e) = pipes.insert(pipe) {
+                tracing::error!(process = %name, stream = ?stream, error = %e, "cannot read the output pipe");
+            }
+        }
+        if pipes.open > 0
+            && !pipes.reading
+            && let Some(epoll) = pipes.epoll.clone()
+        {
+            pipes.reading = true;
+            tokio::spawn(read_pipes(self.clone(), epoll));
         }
     }
 
-    /// Waits until every pump has read its pipe to the end (the processes
-    /// are gone, so their pipes close), at most `limit`: a process that left
-    /// its group may hold a pipe open forever.
+    /// Waits until every pipe has been read to the end (the processes are
+    /// gone, so their pipes close), at most `limit`: a process that left its
+    /// group may hold a pipe open forever.
     pub(crate) async fn drained(&self, limit: std::time::Duration) {
         let wait = async {
             loop {
                 let notified = self.drained.notified();
-                if self.pumps.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                if locked(&self.pipes).open == 0 {
                     return;
                 }
                 notified.await;
             }
         };
         if tokio::time::timeout(limit, wait).await.is_err() {
-            let left = self.pumps.load(std::sync::atomic::Ordering::SeqCst);
+            let left = locked(&self.pipes).open;
             tracing::warn!(
                 pipes = left,
                 "output pipes still open at shutdown (held by escaped processes?); not waiting for them"
@@ -292,7 +469,7 @@ impl LogHub {
         }
     }
 
-    /// Forgets a removed process's tail (its pumps finish on their own).
+    /// Forgets a removed process's tail (pipes still open finish on their own).
     pub(crate) fn forget(&self, name: &Name) {
         locked(&self.registry).procs.remove(name);
     }
@@ -329,10 +506,15 @@ impl LogHub {
         all
     }
 
-    /// Closes and reopens every log file (after logrotate moved them).
+    /// Closes and reopens every open log file (after logrotate moved them).
+    /// A file no running process has written to yet is not open, so there is
+    /// nothing to reopen: its first output creates it.
     pub(crate) fn reopen(&self) -> Vec<(PathBuf, std::io::Error)> {
-        let files: Vec<Arc<Mutex<LogFile>>> =
-            locked(&self.registry).files.values().cloned().collect();
+        let files: Vec<Arc<Mutex<LogFile>>> = {
+            let mut reg = locked(&self.registry);
+            reg.files.retain(|_, f| f.strong_count() > 0);
+            reg.files.values().filter_map(Weak::upgrade).collect()
+        };
         let mut errors = Vec::new();
         for f in files {
             let mut f = locked(&f);
@@ -342,160 +524,256 @@ impl LogHub {
         }
         errors
     }
-}
 
-thread_local! {
-    /// One read buffer per thread, shared by every pump on it: a thousand
-    /// quiet processes cost no buffers at all.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
-}
+    /// The open file at `path`, shared with every pipe already writing to it.
+    fn shared_file(&self, sink: &FileSink) -> Arc<Mutex<LogFile>> {
+        let mut reg = locked(&self.registry);
+        if let Some(f) = reg.files.get(&sink.path).and_then(Weak::upgrade) {
+            return f;
+        }
+        let f = Arc::new(Mutex::new(LogFile::new(
+            sink.path.clone(),
+            sink.max_size,
+            sink.backups,
+        )));
+        reg.files.insert(sink.path.clone(), Arc::downgrade(&f));
+        f
+    }
 
-struct Pump {
-    hub: Arc<LogHub>,
-    name: Name,
-    stream: Stream,
-    sink: Sink,
-    proc: Arc<Mutex<ProcLog>>,
-    stripper: Option<AnsiStripper>,
-    splitter: LineSplitter,
-    timestamps: bool,
-    stripped: Vec<u8>,
-    lines: Vec<u8>,
-    stamped: Vec<u8>,
-}
+    /// A pipe reached its end: its file closes if no other pipe writes to it.
+    fn release(&self, pipe: Pipe) {
+        drop(pipe.fd);
+        let Sink::File(FileSink {
+            path,
+            file: Some(file),
+            ..
+        }) = pipe.sink
+        else {
+            return;
+        };
+        // Under the lock, so no other pipe takes a new reference meanwhile.
+        let mut reg = locked(&self.registry);
+        if Arc::strong_count(&file) == 1
+            && reg
+                .files
+                .get(&path)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&file)))
+        {
+            reg.files.remove(&path);
+        }
+        drop(file);
+    }
 
-enum Read {
-    More,
-    Eof,
-}
-
-impl Pump {
-    async fn run(mut self, fd: OwnedFd) {
-        let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-            Ok(rx) => rx,
-            Err(e) => {
-                tracing::error!(process = %self.name, stream = ?self.stream, error = %e, "cannot read the output pipe");
-                return;
+    /// Reads every ready pipe once (a bounded number of reads each) and
+    /// handles the ones that ended.
+    fn round(&self, scratch: &mut Scratch) -> Round {
+        let mut pipes = locked(&self.pipes);
+        let mut events = [epoll::EMPTY; EVENTS];
+        let n = match pipes.epoll.as_ref().map(|e| e.poll(&mut events)) {
+            None | Some(Ok(0)) => return Round::Drained,
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return Round::Busy,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "waiting for output failed");
+                return Round::Drained;
             }
         };
-        loop {
-            if rx.readable().await.is_err() {
-                break;
-            }
-            if let Read::Eof = self.read_some(&rx) {
-                break;
+        let mut busy = n == EVENTS;
+        let mut ended = Vec::new();
+        for ev in &events[..n] {
+            let slot = usize::try_from(epoll::token(ev)).unwrap_or(usize::MAX);
+            let Some(Some(pipe)) = pipes.slots.get_mut(slot) else {
+                continue;
+            };
+            match self.read_pipe(pipe, scratch) {
+                Read::Drained => {}
+                Read::More => busy = true,
+                Read::Eof => ended.push(slot),
             }
         }
-        self.splitter.finish(&mut self.lines);
-        self.emit();
-        if self
-            .hub
-            .pumps
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
-            self.hub.drained.notify_waiters();
-        }
-    }
-
-    fn read_some(&mut self, rx: &tokio::net::unix::pipe::Receiver) -> Read {
-        SCRATCH.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            for _ in 0..READS_PER_WAKE {
-                match rx.try_read(&mut buf) {
-                    Ok(0) => return Read::Eof,
-                    Ok(n) => self.feed(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Read::More,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::error!(process = %self.name, stream = ?self.stream, error = %e, "reading the output pipe failed");
-                        return Read::Eof;
-                    }
+        for slot in ended {
+            if let Some(mut pipe) = pipes.remove(slot) {
+                pipe.splitter.finish(&mut scratch.lines);
+                self.emit(&mut pipe, &mut scratch.lines, &mut scratch.stamped);
+                self.release(pipe);
+                if pipes.open == 0 {
+                    self.drained.notify_waiters();
                 }
             }
-            Read::More
-        })
-    }
-
-    fn feed(&mut self, data: &[u8]) {
-        match &mut self.stripper {
-            Some(s) => {
-                self.stripped.clear();
-                s.strip_into(data, &mut self.stripped);
-                self.splitter.feed(&self.stripped, &mut self.lines);
-            }
-            None => self.splitter.feed(data, &mut self.lines),
         }
-        self.emit();
+        scratch.trim();
+        if busy { Round::Busy } else { Round::Drained }
     }
 
-    /// Sends the complete lines gathered so far to the sink, the tail and subscribers.
-    fn emit(&mut self) {
-        if self.lines.is_empty() {
+    fn read_pipe(&self, pipe: &mut Pipe, scratch: &mut Scratch) -> Read {
+        let Scratch {
+            read,
+            stripped,
+            lines,
+            stamped,
+        } = scratch;
+        for _ in 0..READS_PER_WAKE {
+            match epoll::read(pipe.fd.as_fd(), read) {
+                Ok(0) => return Read::Eof,
+                Ok(n) => {
+                    let data = &read[..n];
+                    match &mut pipe.stripper {
+                        Some(s) => {
+                            stripped.clear();
+                            s.strip_into(data, stripped);
+                            pipe.splitter.feed(stripped, lines);
+                        }
+                        None => pipe.splitter.feed(data, lines),
+                    }
+                    self.emit(pipe, lines, stamped);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Read::Drained,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let name = locked(&pipe.proc).name.clone();
+                    tracing::error!(process = %name, stream = ?pipe.stream, error = %e, "reading the output pipe failed");
+                    return Read::Eof;
+                }
+            }
+        }
+        Read::More
+    }
+
+    /// Sends the complete lines gathered so far to the sink, the tail and
+    /// subscribers, and empties `lines`.
+    fn emit(&self, pipe: &mut Pipe, lines: &mut Vec<u8>, stamped: &mut Vec<u8>) {
+        if lines.is_empty() {
             return;
         }
         let time = Timestamp::now();
-        match &self.sink {
-            Sink::File(file) => {
-                let data: &[u8] = if self.timestamps {
-                    self.stamped.clear();
-                    let stamp = format!("{time:.3}");
-                    prefix_lines(&self.lines, stamp.as_bytes(), &mut self.stamped);
-                    &self.stamped
-                } else {
-                    &self.lines
+        let mut report = None;
+        match &mut pipe.sink {
+            Sink::File(sink) => {
+                let file = match &sink.file {
+                    Some(f) => f.clone(),
+                    None => sink.file.insert(self.shared_file(sink)).clone(),
                 };
-                let report = locked(file).write(data, self.hub.origin.elapsed());
-                if report.dropped > 0 {
-                    locked(&self.proc).dropped += report.dropped as u64;
-                }
-                // The file reports each transition once, to whichever pump
-                // (of the processes sharing it) wrote at that moment.
-                if let Some(why) = report.started_dropping {
-                    tracing::warn!(process = %self.name, stream = ?self.stream, error = %why,
-                        "log file cannot be written; output is dropped (and counted) until it can");
-                } else if report.resumed {
-                    let dropped = locked(&self.proc).dropped;
-                    tracing::warn!(process = %self.name, stream = ?self.stream, dropped_bytes = dropped,
-                        "log file writable again; resumed writing");
-                }
+                let data: &[u8] = if pipe.timestamps {
+                    stamped.clear();
+                    let stamp = format!("{time:.3}");
+                    prefix_lines(lines, stamp.as_bytes(), stamped);
+                    stamped
+                } else {
+                    lines
+                };
+                report = Some(locked(&file).write(data, self.origin.elapsed()));
             }
             // The daemon's own streams: a failure there has nowhere to be told.
             Sink::Stdout => {
-                let _ = std::io::stdout().lock().write_all(&self.lines);
+                let _ = std::io::stdout().lock().write_all(lines);
             }
             Sink::Stderr => {
-                let _ = std::io::stderr().lock().write_all(&self.lines);
+                let _ = std::io::stderr().lock().write_all(lines);
             }
             Sink::Null => {}
         }
-        if self.hub.chunks.receiver_count() > 0 {
-            let data: Arc<[u8]> = Arc::from(self.lines.as_slice());
-            let chunk = Chunk {
+        let mut proc = locked(&pipe.proc);
+        if let Some(report) = report {
+            proc.dropped += report.dropped as u64;
+            // The file reports each transition once, to whichever pipe (of
+            // the processes sharing it) wrote at that moment.
+            if let Some(why) = report.started_dropping {
+                tracing::warn!(process = %proc.name, stream = ?pipe.stream, error = %why,
+                    "log file cannot be written; output is dropped (and counted) until it can");
+            } else if report.resumed {
+                tracing::warn!(process = %proc.name, stream = ?pipe.stream, dropped_bytes = proc.dropped,
+                    "log file writable again; resumed writing");
+            }
+        }
+        if self.chunks.receiver_count() > 0 {
+            let data: Arc<[u8]> = Arc::from(lines.as_slice());
+            proc.tail.push(Chunk {
                 time,
-                stream: self.stream,
+                stream: pipe.stream,
                 data: data.clone(),
-            };
-            locked(&self.proc).tail.push(chunk);
+            });
             let chunk = LogChunk {
-                name: self.name.clone(),
-                stream: self.stream,
+                name: proc.name.clone(),
+                stream: pipe.stream,
                 time,
                 data,
             };
-            let _ = self.hub.chunks.send(chunk);
+            drop(proc);
+            let _ = self.chunks.send(chunk);
         } else {
             // Nobody follows: copy only what the tail can keep, not every
             // byte a chatty child writes.
-            let keep = last_lines_within(&self.lines, self.hub.tail_bytes);
-            let chunk = Chunk {
+            let keep = last_lines_within(lines, self.tail_bytes);
+            proc.tail.push(Chunk {
                 time,
-                stream: self.stream,
+                stream: pipe.stream,
                 data: Arc::from(keep),
-            };
-            locked(&self.proc).tail.push(chunk);
+            });
         }
-        self.lines.clear();
+        lines.clear();
+    }
+}
+
+/// The reader task's registration with tokio; dropping it (also when the
+/// runtime shuts down under the task) lets the next attach start a reader.
+struct ReaderTask {
+    hub: Arc<LogHub>,
+    fd: Option<AsyncFd<Registered>>,
+}
+
+impl Drop for ReaderTask {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let mut pipes = locked(&self.hub.pipes);
+            drop(fd);
+            pipes.reading = false;
+        }
+    }
+}
+
+/// The one task that reads every output pipe. It ends when the last pipe has
+/// reached end of file; the next attach starts it again.
+async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
+    let fd = match Registered::register(epoll) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the output pipes");
+            locked(&hub.pipes).reading = false;
+            return;
+        }
+    };
+    let mut task = ReaderTask { hub, fd: Some(fd) };
+    let mut scratch = Scratch::new();
+    loop {
+        let Some(fd) = &task.fd else { return };
+        let mut ready = match fd.readable().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the output pipes");
+                return;
+            }
+        };
+        match task.hub.round(&mut scratch) {
+            // Every pipe reported ready was read until it would block, so the
+            // inner set is empty but for data that arrived since; such data
+            // woke the inner epoll's waiters, which queued a new event for
+            // tokio that the clearing below does not lose (tokio only clears
+            // the readiness this guard saw).
+            Round::Drained => ready.clear_ready(),
+            Round::Busy => {
+                drop(ready);
+                // Let the driver and the rest run between rounds.
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut pipes = locked(&task.hub.pipes);
+        if pipes.open == 0 {
+            // Under the lock: an attach from now on sees `reading == false`
+            // and starts a new reader, which registers the epoll again.
+            task.fd = None;
+            pipes.reading = false;
+            return;
+        }
     }
 }
 

@@ -256,3 +256,381 @@ async fn stdin_pipe_carries_input_and_errors_say_why() {
     assert!(echo.stopped_at.is_some() && echo.stopped_at >= echo.started_at);
     sup.shutdown().await.unwrap();
 }
+
+// One reader for every pipe.
+
+/// A real pipe: the read end for the hub, the write end for the test.
+fn pipe() -> (std::os::fd::OwnedFd, std::io::PipeWriter) {
+    let (r, w) = std::io::pipe().unwrap();
+    (r.into(), w)
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+/// Polls `cond` every few milliseconds until it holds, for at most 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn tail_text(hub: &super::LogHub, n: &str) -> Vec<String> {
+    hub.lines(&LogQuery {
+        names: vec![name(n)],
+        last: usize::MAX,
+        stream: None,
+        since: None,
+    })
+    .into_iter()
+    .map(|l| String::from_utf8(l.line).unwrap())
+    .collect()
+}
+
+/// Descriptors of this process open on `path`.
+fn fds_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+fn file_spec(stdout: &std::path::Path, stderr: &std::path::Path) -> crate::spec::LogSpec {
+    crate::spec::LogSpec {
+        stdout: LogTarget::File(stdout.to_path_buf()),
+        stderr: LogTarget::File(stderr.to_path_buf()),
+        ..Default::default()
+    }
+}
+
+/// Twelve children share one file and write long lines as fast as they can,
+/// in stdio blocks that cut lines anywhere; the single reader still writes
+/// only whole lines, and each child's lines stay in order.
+#[tokio::test]
+async fn many_writers_share_one_file_in_whole_lines() {
+    const PROCS: usize = 12;
+    const LINES: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shared.log");
+    let pad = "x".repeat(200);
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    for p in 0..PROCS {
+        let mut s = sh(
+            &format!("w{p:02}"),
+            &format!("seq -f 'w{p:02} %06g {pad}' 1 {LINES}"),
+        );
+        s.logs.stdout = LogTarget::File(out.clone());
+        sup.add(s).await.unwrap();
+    }
+    sup.start_many((0..PROCS).map(|p| name(&format!("w{p:02}"))).collect())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sup
+        .status()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.state == crate::StateName::Exited)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "writers done");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Shutdown returns once every pipe has been read to its end.
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut next = [1usize; PROCS];
+    for line in text.lines() {
+        let mut parts = line.split(' ');
+        let (Some(who), Some(n), Some(rest), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            panic!("torn line: {line:?}");
+        };
+        let p: usize = who
+            .strip_prefix('w')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("torn line: {line:?}"));
+        assert!(p < PROCS && rest == pad, "torn line: {line:?}");
+        assert_eq!(n, format!("{:06}", next[p]), "order of {who}");
+        next[p] += 1;
+    }
+    assert_eq!(next, [LINES + 1; PROCS], "every line of every child");
+}
+
+/// A log file is created by the first output, not at start; reopening a file
+/// nobody wrote to creates nothing; one file shared by two pipes is one open
+/// descriptor, closed once both pipes have ended.
+#[tokio::test]
+async fn log_files_appear_on_first_output_and_close_after_the_last() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("a.out.log"), dir.path().join("a.err.log"));
+    let hub = std::sync::Arc::new(super::LogHub::new(1024, 16));
+    let (r_out, mut w_out) = pipe();
+    let (r_err, w_err) = pipe();
+    hub.attach(&name("a"), &file_spec(&out, &err), Some(r_out), Some(r_err));
+    // A second process writes its stderr into a's stdout file.
+    let (r_b, mut w_b) = pipe();
+    hub.attach(&name("b"), &file_spec(&err, &out), None, Some(r_b));
+
+    assert!(hub.reopen().is_empty());
+    // The reader has seen the pipes (and would have opened eagerly by now).
+    tokio::task::yield_now().await;
+    assert!(!out.exists() && !err.exists(), "no file before output");
+
+    w_out.write_all(b"one\n").unwrap();
+    until("a's line in its file", || {
+        std::fs::read(&out).is_ok_and(|d| d == b"one\n")
+    })
+    .await;
+    assert_eq!(fds_on(&out), 1);
+    w_b.write_all(b"two\n").unwrap();
+    until("b's line in the shared file", || {
+        std::fs::read(&out).is_ok_and(|d| d == b"one\ntwo\n")
+    })
+    .await;
+    assert_eq!(fds_on(&out), 1, "one open file for both pipes");
+    assert!(!err.exists(), "a's stderr said nothing");
+
+    // logrotate moves the file; reopen makes a new one for what comes next.
+    let moved = dir.path().join("moved.log");
+    std::fs::rename(&out, &moved).unwrap();
+    assert!(hub.reopen().is_empty());
+    assert!(out.exists() && !err.exists());
+    w_out.write_all(b"three\n").unwrap();
+    until("the line in the reopened file", || {
+        std::fs::read(&out).is_ok_and(|d| d == b"three\n")
+    })
+    .await;
+
+    drop(w_out);
+    until("a's stdout pipe ended", || {
+        tail_text(&hub, "a") == ["one", "three"]
+    })
+    .await;
+    assert_eq!(fds_on(&out), 1, "b still writes there");
+    drop((w_b, w_err));
+    hub.drained(Duration::from_secs(10)).await;
+    assert_eq!(fds_on(&out), 0, "closed after its last pipe ended");
+    assert!(!err.exists());
+    assert_eq!(std::fs::read(&moved).unwrap(), b"one\ntwo\n");
+}
+
+/// Children write faster than the reader can keep up with (two-byte lines,
+/// each stamped with a time); a quiet one's single line still gets through,
+/// and the rest of the runtime (here the task writing the quiet one's stdin)
+/// keeps running between rounds. A reader that read a pipe until it is empty
+/// would never get past the first chatty one, and on this current-thread
+/// runtime (the daemon's) it would hang the test until the runner's timeout.
+#[tokio::test]
+async fn a_chatty_child_does_not_starve_a_quiet_one() {
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    let mut quiet = sh("quiet", "read x; echo \"got $x\"; exec sleep 1000");
+    quiet.stdin_pipe = true;
+    sup.add(quiet).await.unwrap();
+    for i in 0..3 {
+        let mut chatty = sh(&format!("chatty{i}"), "exec yes x");
+        chatty.logs.stdout = LogTarget::File("/dev/null".into());
+        chatty.logs.timestamps = true;
+        sup.add(chatty).await.unwrap();
+    }
+    let names = ["chatty0", "chatty1", "chatty2", "quiet"];
+    sup.start_many(names.into_iter().map(name).collect())
+        .await
+        .unwrap();
+    let q = |n: &str| LogQuery {
+        names: vec![name(n)],
+        last: 1,
+        stream: None,
+        since: None,
+    };
+    until("chatty output", || {
+        (0..3).all(|i| !sup.log_lines(&q(&format!("chatty{i}"))).is_empty())
+    })
+    .await;
+    sup.send_stdin("quiet", b"hello\n".to_vec()).unwrap();
+    until("the quiet line", || {
+        sup.log_lines(&q("quiet"))
+            .first()
+            .is_some_and(|l| l.line == b"got hello")
+    })
+    .await;
+    let st = sup.status().await.unwrap();
+    assert!(
+        st.iter().all(|s| s.state == crate::StateName::Running),
+        "{st:?}"
+    );
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// A pipe reaching its end (its partial last line flushed) leaves the others
+/// being read, including their own partial lines.
+#[tokio::test]
+async fn the_end_of_one_pipe_does_not_disturb_the_others() {
+    use std::io::Write;
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::spec::LogSpec {
+        stdout: LogTarget::Null,
+        stderr: LogTarget::Null,
+        ..Default::default()
+    };
+    let mut writers = Vec::new();
+    for n in ["a", "b", "c"] {
+        let (r, w) = pipe();
+        hub.attach(&name(n), &spec, Some(r), None);
+        writers.push(w);
+    }
+    let [mut a, mut b, mut c] = <[_; 3]>::try_from(writers).unwrap();
+    a.write_all(b"a1\na-partial").unwrap();
+    b.write_all(b"b1\nb-par").unwrap();
+    c.write_all(b"c1\n").unwrap();
+    until("first lines", || {
+        tail_text(&hub, "a") == ["a1"] && tail_text(&hub, "b") == ["b1"]
+    })
+    .await;
+    drop(a);
+    until("a's partial line flushed", || {
+        tail_text(&hub, "a") == ["a1", "a-partial"]
+    })
+    .await;
+    b.write_all(b"tial\nb2\n").unwrap();
+    c.write_all(b"c2\n").unwrap();
+    until("b and c go on", || {
+        tail_text(&hub, "b") == ["b1", "b-partial", "b2"] && tail_text(&hub, "c") == ["c1", "c2"]
+    })
+    .await;
+    drop((b, c));
+    hub.drained(Duration::from_secs(10)).await;
+    assert_eq!(tail_text(&hub, "a"), ["a1", "a-partial"]);
+}
+
+/// `drained` waits for every one of many pipes, and gives up after its limit
+/// while one is still open.
+#[tokio::test]
+async fn drained_waits_for_every_one_of_many_pipes() {
+    use std::io::Write;
+    const PROCS: usize = 100;
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::spec::LogSpec {
+        stdout: LogTarget::Null,
+        stderr: LogTarget::Null,
+        ..Default::default()
+    };
+    let mut writers = Vec::new();
+    for p in 0..PROCS {
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+        hub.attach(&name(&format!("p{p}")), &spec, Some(r1), Some(r2));
+        writers.push((p, w1, w2));
+    }
+    // The last one stays open for now.
+    let (_, mut last_out, mut last_err) = writers.pop().unwrap();
+    let closer = std::thread::spawn(move || {
+        // Out of order: odd ones first.
+        writers.sort_by_key(|(p, _, _)| (p % 2 == 0, *p));
+        for (p, mut out, mut err) in writers {
+            out.write_all(format!("out {p}\nlast out {p}").as_bytes())
+                .unwrap();
+            err.write_all(format!("err {p}\n").as_bytes()).unwrap();
+        }
+    });
+    let t = tokio::time::Instant::now();
+    hub.drained(Duration::from_millis(300)).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "returned while a pipe was open"
+    );
+    closer.join().unwrap();
+    last_out.write_all(b"out 99\nlast out 99").unwrap();
+    last_err.write_all(b"err 99\n").unwrap();
+    drop((last_out, last_err));
+    hub.drained(Duration::from_secs(10)).await;
+    for p in 0..PROCS {
+        let mut got = tail_text(&hub, &format!("p{p}"));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                format!("err {p}"),
+                format!("last out {p}"),
+                format!("out {p}")
+            ],
+            "p{p}"
+        );
+    }
+}
+
+/// A hundred processes' pipes cost one task; a stdin pipe costs a task only
+/// once something is sent; the reader ends with the last pipe and starts
+/// again with the next one.
+#[tokio::test]
+async fn one_task_for_every_pipe_and_none_for_unused_stdin() {
+    use std::io::{Read, Write};
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::spec::LogSpec {
+        stdout: LogTarget::Null,
+        stderr: LogTarget::Null,
+        ..Default::default()
+    };
+    let before = tasks();
+    let mut keep = Vec::new();
+    for p in 0..100 {
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+        let (stdin_r, stdin_w) = std::io::pipe().unwrap();
+        let n = name(&format!("p{p}"));
+        hub.attach(&n, &spec, Some(r1), Some(r2));
+        hub.attach_stdin(&n, Some(stdin_w.into()));
+        keep.push((w1, w2, stdin_r));
+    }
+    assert_eq!(tasks(), before + 1, "one reader, no stdin writers");
+
+    hub.send_stdin(&name("p7"), b"hi\n".to_vec()).unwrap();
+    assert_eq!(tasks(), before + 2, "a writer for p7 only");
+    let mut got = [0u8; 3];
+    let stdin_r = &mut keep[7].2;
+    tokio::task::spawn_blocking({
+        let mut r = stdin_r.try_clone().unwrap();
+        move || r.read_exact(&mut got).map(|()| got)
+    })
+    .await
+    .unwrap()
+    .map(|g| assert_eq!(&g, b"hi\n"))
+    .unwrap();
+
+    for (p, (w1, _, _)) in keep.iter_mut().enumerate() {
+        w1.write_all(format!("line {p}\n").as_bytes()).unwrap();
+    }
+    until("every line read", || {
+        (0..100).all(|p| tail_text(&hub, &format!("p{p}")) == [format!("line {p}")])
+    })
+    .await;
+    for p in 0..100 {
+        hub.close_stdin(&name(&format!("p{p}")));
+    }
+    drop(keep);
+    hub.drained(Duration::from_secs(10)).await;
+    until("the reader and the writer ended", || tasks() == before).await;
+
+    let (r, mut w) = pipe();
+    hub.attach(&name("again"), &spec, Some(r), None);
+    assert_eq!(tasks(), before + 1, "a reader again");
+    w.write_all(b"back\n").unwrap();
+    until("read by the new reader", || {
+        tail_text(&hub, "again") == ["back"]
+    })
+    .await;
+    drop(w);
+    hub.drained(Duration::from_secs(10)).await;
+}

@@ -386,14 +386,18 @@ fn tail_response(
     tick: Duration,
     accel_header: bool,
 ) -> Response {
-    let Ok(opened) = open(file) else {
-        return medusa_error(StatusCode::NOT_FOUND);
+    // A process's log file appears at its first output: until then the
+    // tail is of an empty file, as under supervisord (which creates it at
+    // spawn).
+    let opened = match open(file) {
+        Ok(opened) => Some(opened),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && wake.is_some() => None,
+        Err(_) => return medusa_error(StatusCode::NOT_FOUND),
     };
     let mtime = opened
-        .0
-        .metadata()
-        .and_then(|m| m.modified())
-        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        .as_ref()
+        .and_then(|o| o.0.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(follow(file.to_path_buf(), opened, wake, shutdown, tx, tick));
     let mut resp = Response::new(Body::from_stream(ChannelStream(rx)));
@@ -422,15 +426,30 @@ fn open(path: &Path) -> std::io::Result<(std::fs::File, u64, u64)> {
 /// from its start) and truncation (`==> File truncated <==`).
 async fn follow(
     path: PathBuf,
-    (mut file, mut ino, size): (std::fs::File, u64, u64),
+    opened: Option<(std::fs::File, u64, u64)>,
     mut wake: Option<(broadcast::Receiver<LogChunk>, Name)>,
     shutdown: Shutdown,
     tx: mpsc::Sender<Bytes>,
     tick: Duration,
 ) {
-    let mut pos = size.saturating_sub(HEAD);
     let ended = shutdown.streams_ended();
     tokio::pin!(ended);
+    // No file yet (nothing written so far): wait for it to appear.
+    let (mut file, mut ino, size) = match opened {
+        Some(o) => o,
+        None => loop {
+            if let Ok(o) = open(&path) {
+                break (o.0, o.1, 0);
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = &mut ended => return,
+                _ = tokio::time::sleep(tick) => {}
+                _ = output_of(&mut wake) => {}
+            }
+        },
+    };
+    let mut pos = size.saturating_sub(HEAD);
     loop {
         if let Ok(meta) = std::fs::metadata(&path)
             && meta.ino() != ino

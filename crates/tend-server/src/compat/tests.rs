@@ -848,13 +848,8 @@ async fn logtail_streams_the_last_kilobyte_then_what_follows() {
             .body(Body::empty())
             .expect("req")
     };
-    // No file yet, unknown process, unknown channel: 404.
-    for uri in [
-        "/logtail/p",
-        "/logtail/nosuch",
-        "/logtail/p/stdlog",
-        "/mainlogtail",
-    ] {
+    // Unknown process, unknown channel, no main log: 404.
+    for uri in ["/logtail/nosuch", "/logtail/p/stdlog", "/mainlogtail"] {
         let (status, headers, _) = send(app.clone(), get(uri)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(headers["content-type"], "text/html");
@@ -866,7 +861,20 @@ async fn logtail_streams_the_last_kilobyte_then_what_follows() {
         .expect("req");
     assert_eq!(send(app.clone(), post).await.0, StatusCode::BAD_REQUEST);
 
+    // No file yet (nothing written): an empty tail that streams the file
+    // once it appears, from its start.
     let log = f.path("p.out.log");
+    let resp = app
+        .clone()
+        .oneshot(get("/logtail/p"))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut early = resp.into_body().into_data_stream();
+    std::fs::write(&log, "first output\n").expect("write");
+    assert_eq!(futures_util_lite::next(&mut early).await, b"first output\n");
+    drop(early);
+
     let old: String = (0..300).map(|i| format!("{i:04}\n")).collect();
     std::fs::write(&log, &old).expect("write");
     let resp = app
