@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -157,6 +158,32 @@ def kill_tree(pid: int) -> None:
 # ----------------------------------------------------------------- statistics
 
 
+def wait_blocking(proc: subprocess.Popen, limit: float) -> int:
+    """Waits for `proc` in a blocking waitpid, killing it after `limit`
+    seconds. Never `Popen.wait(timeout=...)` or `subprocess.run(timeout=...)`
+    where the time is measured: with a timeout, Python polls with sleeps
+    that double from 0.5 ms (to 50 ms), so the wait ends 0.5, 1.5, 3.5, 7.5,
+    15.5 ms... after the start, and a 7.6 ms command measures 15.5 ms."""
+    timer = threading.Timer(limit, proc.kill)
+    timer.start()
+    try:
+        return proc.wait()
+    finally:
+        timer.cancel()
+
+
+def run_blocking(cmd: list[str], limit: float, **kw) -> subprocess.CompletedProcess:
+    """`subprocess.run` with the wait of [`wait_blocking`]."""
+    with subprocess.Popen(cmd, **kw) as proc:
+        timer = threading.Timer(limit, proc.kill)
+        timer.start()
+        try:
+            out, err = proc.communicate()
+        finally:
+            timer.cancel()
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -241,7 +268,7 @@ class Daemon:
         t = time.monotonic()
         try:
             self.ask_to_stop()
-            self.proc.wait(timeout=180)
+            wait_blocking(self.proc, 180)
         except (subprocess.SubprocessError, OSError, xmlrpc.client.Error) as e:
             log(f"  {self.kind}: clean stop failed ({e}); killing it")
             kill_tree(self.pid)
@@ -295,7 +322,9 @@ class Tend(Daemon):
         return sum(1 for p in self.status() if p.get("state") == "running")
 
     def ask_to_stop(self) -> None:
-        subprocess.run(self.cli("shutdown"), capture_output=True, timeout=180, check=True)
+        r = run_blocking(self.cli("shutdown"), 180, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
 
     def status_commands(self) -> dict[str, list[str]]:
         return {
@@ -503,9 +532,34 @@ def restart_latency(ds: list[Daemon], kills: int, rng: random.Random) -> dict:
     return out
 
 
-def time_commands(cmds: dict[str, list[str]], runs: int, expect: int) -> dict:
+def settle(pids: list[int], timeout: float = 3.0) -> None:
+    """Waits until none of the daemons has run for 50 ms (their schedstat run
+    times stand still), at most `timeout`. supervisord keeps working for a
+    while after supervisorctl has its answer; a command timed meanwhile would
+    share the two CPUs with it and measure that instead of itself."""
+    def run_ns() -> list[int]:
+        out = []
+        for pid in pids:
+            try:
+                out.append(cpu(pid)["run_ns"])
+            except (OSError, KeyError, ValueError):
+                out.append(0)
+        return out
+
+    deadline = time.monotonic() + timeout
+    before = run_ns()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = run_ns()
+        if now == before:
+            return
+        before = now
+
+
+def time_commands(cmds: dict[str, list[str]], runs: int, expect: int, quiet: list[int]) -> dict:
     """Wall time of each command (fork to exit, output to /dev/null), the
-    commands interleaved so that noise hits all of them alike."""
+    commands interleaved so that noise hits all of them alike, each started
+    once the daemons in `quiet` are idle."""
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for name, cmd in cmds.items():
         # One checked run first: a failing command would time its error path,
@@ -518,8 +572,9 @@ def time_commands(cmds: dict[str, list[str]], runs: int, expect: int) -> dict:
         if i % 2:
             order.reverse()
         for name, cmd in order:
+            settle(quiet)
             t = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+            run_blocking(cmd, 60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[name].append((time.perf_counter() - t) * 1000)
     return {k: {"samples_ms": v, "median_ms": median(v), "p90_ms": p90(v)} for k, v in times.items()}
 
@@ -775,7 +830,7 @@ def main() -> int:
 
         # -- e. status of n.
         log(f"== status, {args.status_runs} runs each")
-        results["status"] = time_commands({**tend.status_commands(), **sup.status_commands()}, args.status_runs, n)
+        results["status"] = time_commands({**tend.status_commands(), **sup.status_commands()}, args.status_runs, n, [tend.pid, sup.pid])
         for k, v in results["status"].items():
             log(f"  {k}: median {ms(v['median_ms'])}")
         results["memory_after_status"] = {d.kind: memory(d.pid) for d in (tend, sup)}

@@ -29,7 +29,7 @@ pub fn status(
         out.write_all(&resp.body)?;
         out.write_all(b"\n")?;
     } else {
-        let list: Vec<ProcessStatus> = serde_json::from_slice(&resp.body)
+        let list: Vec<crate::output::Row<'_>> = serde_json::from_slice(&resp.body)
             .context("cannot decode the daemon's status answer")?;
         out.write_all(status_table(&list).as_bytes())?;
     }

@@ -474,6 +474,9 @@ async fn daemon(
     let mut usr2 = signal(SignalKind::user_defined2()).context("cannot handle SIGUSR2")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
+    // The same for tasks' signals, before the socket exists: once a client
+    // can reach the daemon, a signal for a task must not be lost.
+    let task_signals = crate::tasks::listen(&config.tasks);
     // Bind before spawning anything: a second `tend up` must fail without side effects.
     let server = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
     if let Some(owner) = &config.daemon.socket_owner {
@@ -594,7 +597,8 @@ async fn daemon(
         report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
-    let tasks = crate::tasks::Tasks::start(&sup, &shutdown, &config.tasks, &processes);
+    let tasks =
+        crate::tasks::Tasks::start_with(&sup, &shutdown, &config.tasks, &processes, task_signals);
     drop(processes);
     // Autostart runs beside the wait below, so a signal during a slow start is honoured.
     let autostart = {

@@ -61,7 +61,13 @@ pub fn socket_from_text(config_file: &Path, text: &str) -> Option<PathBuf> {
     struct Daemon {
         socket: Option<PathBuf>,
     }
-    let file: File = toml::from_str(text).ok()?;
+    // Parsing a thousand process tables costs the client more than the
+    // whole round trip to the daemon; the `[daemon]` table alone is enough
+    // when it can be cut out unambiguously.
+    let file: File = match daemon_table(text).and_then(|t| toml::from_str(t).ok()) {
+        Some(f) => f,
+        None => toml::from_str(text).ok()?,
+    };
     let dir = match config_file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -74,9 +80,67 @@ pub fn socket_from_text(config_file: &Path, text: &str) -> Option<PathBuf> {
     Some(dir.join(socket))
 }
 
+/// The text of the `[daemon]` table, header included, when the file plainly
+/// has one: exactly one line that is `[daemon]` (spaces and a comment
+/// allowed), the table running to the next line that opens a table, and no
+/// other line that could define `daemon` keys (`daemon.x = ...`, `daemon =
+/// {...}`, `[daemon.x]`). `None` in any other case, and the caller parses
+/// the whole file. A cut inside a multi-line string makes the slice fail to
+/// parse, which also falls back.
+fn daemon_table(text: &str) -> Option<&str> {
+    let header = |line: &str| {
+        let l = line.trim_start();
+        let l = l.split('#').next().unwrap_or("").trim_end();
+        l == "[daemon]"
+    };
+    let mut start = None;
+    let mut end = text.len();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if header(line) {
+            if start.is_some() {
+                return None;
+            }
+            start = Some(offset);
+        } else if t.starts_with("daemon")
+            || t.starts_with("\"daemon")
+            || t.starts_with("'daemon")
+            || t.starts_with("[daemon")
+            || t.starts_with("[ daemon")
+        {
+            return None;
+        } else if t.starts_with('[') && start.is_some() && end == text.len() {
+            end = offset;
+        }
+        offset += line.len();
+    }
+    start.map(|s| &text[s..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_out_the_daemon_table_only_when_it_is_plain() {
+        let t = "[process.a]\ncommand = \"true\"\n[daemon] # ours\nsocket = \"x\"\n\n[process.b]\n";
+        assert_eq!(daemon_table(t), Some("[daemon] # ours\nsocket = \"x\"\n\n"));
+        assert_eq!(
+            daemon_table("[daemon]\nsocket = \"x\"\n"),
+            Some("[daemon]\nsocket = \"x\"\n")
+        );
+        for ambiguous in [
+            "[process.a]\ncommand = \"true\"\n",
+            "[daemon]\n[daemon]\n",
+            "daemon.socket = \"x\"\n[daemon]\n",
+            "[daemon]\nsocket = \"x\"\n[daemon.extra]\n",
+            "[ daemon ]\nsocket = \"x\"\n",
+            "\"daemon\" = { socket = \"x\" }\n",
+        ] {
+            assert_eq!(daemon_table(ambiguous), None, "{ambiguous}");
+        }
+    }
 
     /// The fast path must find the same socket as the full loader.
     #[test]
@@ -88,6 +152,12 @@ mod tests {
             "[daemon]\nsocket = \"x.sock\"\n[process.a]\ncommand = \"true\"\n",
             "[daemon]\nsocket = \"../up.sock\"\n",
             "[daemon]\nsocket = \"/run/abs.sock\"\nsocket_mode = \"0660\"\n",
+            // The daemon table between others, and a header-like line
+            // inside a multi-line string of it (the cut fails to parse, so
+            // the whole file is read).
+            "[process.a]\ncommand = \"true\"\n[daemon]\nsocket = \"mid.sock\"\n[process.b]\ncommand = \"true\"\n",
+            "[daemon]\nlog_dir = \"\"\"\nlogs\n[not a table]\"\"\"\nsocket = \"late.sock\"\n",
+            "[ daemon ]\nsocket = \"spaced.sock\"\n",
         ];
         for (i, text) in cases.iter().enumerate() {
             let file = dir.path().join("sub").join(format!("c{i}.toml"));

@@ -36,6 +36,25 @@ use tracing::{error, info, warn};
 
 use crate::config::TaskConf;
 
+/// The signal listeners of the tasks that have an `on_signal`, by task.
+pub struct TaskSignals(BTreeMap<Name, tokio::signal::unix::Signal>);
+
+/// Installs a listener for the `on_signal` of each task; one that cannot be
+/// installed is logged, and that task gets no signal trigger.
+pub fn listen(tasks: &[TaskConf]) -> TaskSignals {
+    let mut out = BTreeMap::new();
+    for task in tasks {
+        let Some(s) = task.on_signal else { continue };
+        match signal(SignalKind::from_raw(s.number())) {
+            Ok(stream) => {
+                out.insert(task.name.clone(), stream);
+            }
+            Err(e) => error!("task {}: cannot handle SIG{s}: {e}", task.name),
+        }
+    }
+    TaskSignals(out)
+}
+
 /// The triggers of every task, running. Dropping it removes them.
 pub struct Tasks {
     claimed: Vec<SignalKind>,
@@ -46,11 +65,26 @@ impl Tasks {
     /// Installs the signal handlers and timers of `tasks` (their specs are
     /// among `processes`). Call it once the processes are registered. A
     /// signal that cannot be handled is logged, and its task is left out.
+    #[cfg(test)]
     pub fn start<S: Borrow<ProcessSpec>>(
         sup: &Supervisor,
         shutdown: &Shutdown,
         tasks: &[TaskConf],
         processes: &[S],
+    ) -> Tasks {
+        Tasks::start_with(sup, shutdown, tasks, processes, listen(tasks))
+    }
+
+    /// [`Tasks::start`] with signal listeners installed earlier by
+    /// [`listen`]: the daemon installs them before it opens its socket, so a
+    /// signal sent as soon as `tend up` answers is not lost (a listener only
+    /// sees signals that arrive after it exists).
+    pub fn start_with<S: Borrow<ProcessSpec>>(
+        sup: &Supervisor,
+        shutdown: &Shutdown,
+        tasks: &[TaskConf],
+        processes: &[S],
+        mut signals: TaskSignals,
     ) -> Tasks {
         let names: BTreeSet<Name> = tasks.iter().map(|t| t.name.clone()).collect();
         let runner = Arc::new(Runner {
@@ -67,15 +101,13 @@ impl Tasks {
         let mut loops = Vec::new();
         for task in tasks {
             let sig = match task.on_signal {
-                Some(s) => match signal(SignalKind::from_raw(s.number())) {
-                    Ok(stream) => {
+                Some(s) => match signals.0.remove(&task.name) {
+                    Some(stream) => {
                         claimed.push(SignalKind::from_raw(s.number()));
                         Some(stream)
                     }
-                    Err(e) => {
-                        error!("task {}: cannot handle SIG{s}: {e}", task.name);
-                        continue;
-                    }
+                    // `listen` could not install it, and said so.
+                    None => continue,
                 },
                 None => None,
             };
