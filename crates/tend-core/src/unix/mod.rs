@@ -31,7 +31,8 @@
 //! # The spawn lock
 //!
 //! The launcher holds the shared lock from just before the clone until the new
-//! pid is recorded, and the reaper holds it for each drain pass. That closes
+//! pid is recorded, and the reaper holds it for each `waitpid(-1)` (and for
+//! each pass over its own children). That closes
 //! two races on a multi-threaded runtime: a child that exits before its pid is
 //! recorded would otherwise be missed by the own-children reaper forever; and
 //! the launcher reaps a child whose `exec` failed itself, right after the
@@ -87,6 +88,8 @@ fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
 pub struct UnixLauncher {
     reap_all: bool,
     shared: SharedState,
+    /// Recent `PATH` lookups.
+    paths: spawn::PathCache,
     /// The stack children run on until exec, mapped at the first spawn.
     stack: Option<spawn::Stack>,
     /// The descriptors children get their standard streams through,
@@ -116,6 +119,7 @@ impl UnixLauncher {
             UnixLauncher {
                 reap_all,
                 shared,
+                paths: spawn::PathCache::default(),
                 stack: None,
                 slots,
             },
@@ -126,7 +130,7 @@ impl UnixLauncher {
 
 impl Launcher for UnixLauncher {
     fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
-        let prepared = spawn::prepare(spec)?;
+        let prepared = spawn::prepare(spec, &mut self.paths)?;
         let pipes = spawn::pipes(spec.logs.merge_stderr, spec.stdin_pipe)?;
         let transient = |what: &str, e: io::Error| SpawnError {
             message: format!("cannot start {:?}: {what}: {e}", spec.command.join(" ")),

@@ -56,7 +56,12 @@ pub(super) fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     runtime.spawn(async move {
         loop {
-            if !drain(reap_all, &shared, &tx) {
+            let alive = if reap_all {
+                drain_all(&shared, &tx).await
+            } else {
+                drain_own(&shared, &tx)
+            };
+            if !alive {
                 return;
             }
             tokio::select! {
@@ -68,48 +73,65 @@ pub(super) fn start(
     Ok(rx)
 }
 
-/// Reaps every child that has exited. Returns false once the receiver is gone.
-fn drain(reap_all: bool, shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
-    // Held for the whole pass: see "The spawn lock" in the module docs of `unix`.
-    let mut shared = lock(shared);
-    if reap_all {
-        while let Some((pid, exit)) = wait_any() {
-            if let Some(exit) = exit
-                && tx.send(Reaped { pid, exit }).is_err()
-            {
+/// Reaps every child that has exited (`reap_all`). Returns false once the
+/// receiver is gone.
+///
+/// After each child it yields, so the driver (woken by the send) restarts
+/// that child before the next `waitpid(-1)`: each call walks every child
+/// the daemon has, tens of microseconds with a thousand, and the last one
+/// of a pass finds nothing.
+async fn drain_all(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
+    loop {
+        // Held for each call: see "The spawn lock" in the module docs of `unix`.
+        let got = {
+            let _held = lock(shared);
+            wait_any()
+        };
+        let Some((pid, exit)) = got else {
+            return true;
+        };
+        if let Some(exit) = exit {
+            if tx.send(Reaped { pid, exit }).is_err() {
                 return false;
             }
+            tokio::task::yield_now().await;
         }
-    } else {
-        let mut gone = Vec::new();
-        for &pid in &shared.own {
-            let Ok(raw) = libc::pid_t::try_from(pid) else {
+    }
+}
+
+/// Reaps the launcher's own children that have exited. Returns false once
+/// the receiver is gone.
+fn drain_own(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
+    // Held for the whole pass: see "The spawn lock" in the module docs of `unix`.
+    let mut shared = lock(shared);
+    let mut gone = Vec::new();
+    for &pid in &shared.own {
+        let Ok(raw) = libc::pid_t::try_from(pid) else {
+            gone.push(Reaped {
+                pid,
+                exit: UNKNOWN_EXIT,
+            });
+            continue;
+        };
+        match wait_pid(raw) {
+            Waited::Exited(exit) => gone.push(Reaped { pid, exit }),
+            Waited::NoChild => {
+                tracing::warn!(
+                    pid,
+                    "child was reaped by someone else; its exit status is lost"
+                );
                 gone.push(Reaped {
                     pid,
                     exit: UNKNOWN_EXIT,
                 });
-                continue;
-            };
-            match wait_pid(raw) {
-                Waited::Exited(exit) => gone.push(Reaped { pid, exit }),
-                Waited::NoChild => {
-                    tracing::warn!(
-                        pid,
-                        "child was reaped by someone else; its exit status is lost"
-                    );
-                    gone.push(Reaped {
-                        pid,
-                        exit: UNKNOWN_EXIT,
-                    });
-                }
-                Waited::Running => {}
             }
+            Waited::Running => {}
         }
-        for reaped in gone {
-            shared.own.remove(&reaped.pid);
-            if tx.send(reaped).is_err() {
-                return false;
-            }
+    }
+    for reaped in gone {
+        shared.own.remove(&reaped.pid);
+        if tx.send(reaped).is_err() {
+            return false;
         }
     }
     true

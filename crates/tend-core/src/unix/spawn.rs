@@ -7,7 +7,8 @@
 //! the working directory, the program (looked up on the `PATH` the *child* will
 //! see, because exec's own `ENOENT` cannot say which of the two was missing),
 //! the user and groups (see `creds.rs`), and arguments or environment entries
-//! that cannot be C strings. It builds every C string and pointer array the
+//! that cannot be C strings (a `PATH` lookup is reused for a second, see
+//! [`PathCache`]). It builds every C string and pointer array the
 //! child needs, so the child never allocates. The program is exec'd by absolute
 //! path, with `argv[0]` as the user wrote it.
 //!
@@ -81,6 +82,7 @@
 //!    HUP or INT and QUIT, and its children would shrug off a `stop` with
 //!    those signals. Then the signal mask is emptied and `execve` runs.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString, c_char, c_int, c_void};
 use std::fs;
 use std::io;
@@ -90,6 +92,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::unistd::{self, AccessFlags};
 
@@ -140,9 +143,51 @@ fn pointers(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
+/// How long a `PATH` lookup is reused: long enough for a start-up of a
+/// thousand processes or a crash loop, short enough that a program installed
+/// earlier on `PATH` is picked up by the next start a human asks for, as with
+/// `execvp` on every spawn.
+const PATH_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Recent `PATH` lookups: each one is a `stat` per `PATH` entry, the largest
+/// part of preparing a spawn.
+#[derive(Debug, Default)]
+pub(super) struct PathCache {
+    found: HashMap<(String, OsString, Option<PathBuf>), (PathBuf, Instant)>,
+}
+
+impl PathCache {
+    /// `cmd` looked up on `path` (relative to `cwd`), reusing a lookup of
+    /// the last second whose file is still executable.
+    fn resolve(
+        &mut self,
+        cmd: &str,
+        path: OsString,
+        cwd: Option<&Path>,
+    ) -> Result<PathBuf, SpawnError> {
+        if cmd.contains('/') {
+            return resolve_program(cmd, &path, cwd);
+        }
+        let key = (cmd.to_string(), path, cwd.map(Path::to_path_buf));
+        if let Some((file, at)) = self.found.get(&key)
+            && at.elapsed() < PATH_CACHE_TTL
+            && unistd::access(file, AccessFlags::X_OK).is_ok()
+        {
+            return Ok(file.clone());
+        }
+        let file = resolve_program(cmd, &key.1, cwd)?;
+        if self.found.len() >= 256 {
+            self.found
+                .retain(|_, (_, at)| at.elapsed() < PATH_CACHE_TTL);
+        }
+        self.found.insert(key, (file.clone(), Instant::now()));
+        Ok(file)
+    }
+}
+
 /// Resolves and builds everything for `spec`, in the parent. Nothing is
 /// started yet.
-pub(super) fn prepare(spec: &ProcessSpec) -> Result<Prepared, SpawnError> {
+pub(super) fn prepare(spec: &ProcessSpec, paths: &mut PathCache) -> Result<Prepared, SpawnError> {
     let Some(arg0) = spec.command.first().filter(|a| !a.is_empty()) else {
         return Err(permanent("command is empty".to_string()));
     };
@@ -150,7 +195,7 @@ pub(super) fn prepare(spec: &ProcessSpec) -> Result<Prepared, SpawnError> {
         Some(cwd) => Some(check_cwd(cwd)?),
         None => None,
     };
-    let program = resolve_program(arg0, &child_path(spec), cwd.as_deref())?;
+    let program = paths.resolve(arg0, child_path(spec), cwd.as_deref())?;
     let setup = ChildSetup {
         parent: unistd::getpid().as_raw(),
         creds: creds::resolve(spec.user.as_deref(), spec.unix_group.as_deref())?,
@@ -886,6 +931,40 @@ mod tests {
         let err = resolve_program("sub", b.path().as_os_str(), None).expect_err("directory");
         assert!(
             err.permanent && err.message.contains("is a directory"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn path_lookups_are_reused_only_while_fresh_and_present() {
+        let early = tempfile::tempdir().expect("tempdir");
+        let late = tempfile::tempdir().expect("tempdir");
+        write_file(&late.path().join("prog"), 0o755);
+        let path = std::env::join_paths([early.path(), late.path()]).expect("join");
+        let mut cache = PathCache::default();
+        let found = cache.resolve("prog", path.clone(), None).expect("found");
+        assert_eq!(found, late.path().join("prog"));
+
+        // A copy installed earlier on PATH: the fresh lookup is reused...
+        write_file(&early.path().join("prog"), 0o755);
+        assert_eq!(cache.resolve("prog", path.clone(), None), Ok(found.clone()));
+        // ...until it is older than the TTL.
+        for (_, at) in cache.found.values_mut() {
+            *at = Instant::now() - PATH_CACHE_TTL;
+        }
+        assert_eq!(
+            cache.resolve("prog", path.clone(), None),
+            Ok(early.path().join("prog"))
+        );
+
+        // The cached file removed: looked up again at once.
+        fs::remove_file(early.path().join("prog")).expect("rm");
+        assert_eq!(cache.resolve("prog", path.clone(), None), Ok(found));
+        fs::remove_file(late.path().join("prog")).expect("rm");
+        let err = cache.resolve("prog", path, None).expect_err("gone");
+        assert!(
+            err.permanent && err.message.contains("not found on PATH"),
             "{}",
             err.message
         );
