@@ -76,6 +76,7 @@
 
 pub mod core;
 pub mod duration;
+mod epoll;
 pub mod error;
 pub mod launcher;
 pub mod logs;

@@ -22,8 +22,6 @@
 //! each process's tail) and all files in the registry: one place to hand over for a
 //! re-exec upgrade later.
 
-mod epoll;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -35,10 +33,10 @@ use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, broadcast, mpsc};
 
+use crate::epoll::{self, Epoll, Registered};
 use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
 use crate::name::Name;
 use crate::spec::{LogSpec, LogTarget};
-use epoll::{Epoll, Registered};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.

@@ -19,11 +19,15 @@
 //! death by a real-time signal and would lose that exit.
 
 use std::io;
+use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::{SharedState, lock};
+use crate::epoll::{self, Registered};
 use crate::launcher::Reaped;
 use crate::signal::Signal;
 use crate::status::ExitInfo;
@@ -53,24 +57,155 @@ pub(super) fn start(
         }
     }
     let mut sigchld = signal(SignalKind::child())?;
+    let pidfds = match lock(&shared).epoll.clone().map(Registered::register) {
+        Some(Ok(fd)) => Some(fd),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "cannot watch pidfds; SIGCHLD will do");
+            lock(&shared).give_up_pidfds();
+            None
+        }
+        None => None,
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     runtime.spawn(async move {
+        // The first pass runs at once: children may have exited before the
+        // listener existed.
+        let mut drain_at = Some(Instant::now());
         loop {
-            let alive = if reap_all {
-                drain_all(&shared, &tx).await
-            } else {
-                drain_own(&shared, &tx)
-            };
-            if !alive {
-                return;
+            if drain_at.is_some_and(|at| at <= Instant::now()) {
+                drain_at = None;
+                let alive = if reap_all {
+                    drain_all(&shared, &tx).await
+                } else {
+                    drain_own(&shared, &tx)
+                };
+                if !alive {
+                    return;
+                }
             }
             tokio::select! {
-                got = sigchld.recv() => if got.is_none() { return },
+                biased;
+                ready = readable(pidfds.as_ref()) => {
+                    let Ok(mut ready) = ready else { return };
+                    let (gone, more) = reap_ready(reap_all, &shared);
+                    if !more {
+                        ready.clear_ready();
+                    }
+                    let reaped = !gone.is_empty();
+                    for r in gone {
+                        if tx.send(r).is_err() {
+                            return;
+                        }
+                    }
+                    if reaped {
+                        // The driver restarts them before anything else here.
+                        tokio::task::yield_now().await;
+                    }
+                }
+                got = sigchld.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    if drain_at.is_none() {
+                        drain_at = Some(Instant::now() + walk_delay(reap_all, &shared));
+                    }
+                }
+                () = sleep_until(drain_at) => {}
                 () = tx.closed() => return,
             }
         }
     });
     Ok(rx)
+}
+
+/// How long after a SIGCHLD the `waitpid(-1)` pass runs. At once, unless
+/// every child is watched through a pidfd (then a SIGCHLD is most likely one
+/// of theirs, already reaped): the pass is there for orphans, and a walk over
+/// a thousand children right after a restart's clone would share the CPU
+/// with the new child's exec. The delay is a one-shot timer after a SIGCHLD,
+/// never a tick.
+fn walk_delay(reap_all: bool, shared: &SharedState) -> Duration {
+    if reap_all && lock(shared).epoll.is_some() {
+        ORPHAN_REAP_DELAY
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// See [`walk_delay`]. Orphans (and the groups they keep alive) linger this
+/// long after their exit.
+const ORPHAN_REAP_DELAY: Duration = Duration::from_millis(10);
+
+/// Sleeps until `at`; never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until a watched pidfd is readable; never without pidfds.
+async fn readable(
+    pidfds: Option<&AsyncFd<Registered>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, Registered>> {
+    match pidfds {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reaps the children whose pidfds are readable (they exited): one
+/// `waitpid(pid)` each, which the kernel answers without looking at the
+/// other children. Returns them, and whether more may be ready.
+fn reap_ready(reap_all: bool, shared: &SharedState) -> (Vec<Reaped>, bool) {
+    const EVENTS: usize = 64;
+    let mut shared = lock(shared);
+    let Some(epoll) = shared.epoll.clone() else {
+        return (Vec::new(), false);
+    };
+    let mut events = [epoll::EMPTY; EVENTS];
+    let n = match epoll.poll(&mut events) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the pidfd set");
+            return (Vec::new(), false);
+        }
+    };
+    let mut gone = Vec::new();
+    for ev in &events[..n] {
+        let Ok(pid) = u32::try_from(epoll::token(ev)) else {
+            continue;
+        };
+        shared.drop_pidfd(pid);
+        let Ok(raw) = libc::pid_t::try_from(pid) else {
+            continue;
+        };
+        match wait_pid(raw) {
+            Waited::Exited(exit) => gone.push(Reaped { pid, exit }),
+            // Readable means exited; should it not be reapable yet, the
+            // SIGCHLD path takes it from here.
+            Waited::Running => {
+                if !reap_all {
+                    shared.own.insert(pid);
+                }
+            }
+            // Reaped by someone else: the embedding program's own wait
+            // (the daemon's `waitpid(-1)` forgets the pidfd when it reaps).
+            Waited::NoChild => {
+                if !reap_all {
+                    tracing::warn!(
+                        pid,
+                        "child was reaped by someone else; its exit status is lost"
+                    );
+                    gone.push(Reaped {
+                        pid,
+                        exit: UNKNOWN_EXIT,
+                    });
+                }
+            }
+        }
+    }
+    (gone, n == EVENTS)
 }
 
 /// Reaps every child that has exited (`reap_all`). Returns false once the
@@ -84,8 +219,12 @@ async fn drain_all(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> 
     loop {
         // Held for each call: see "The spawn lock" in the module docs of `unix`.
         let got = {
-            let _held = lock(shared);
-            wait_any()
+            let mut held = lock(shared);
+            let got = wait_any();
+            if let Some((pid, _)) = got {
+                held.drop_pidfd(pid);
+            }
+            got
         };
         let Some((pid, exit)) = got else {
             return true;

@@ -483,8 +483,9 @@ pub(super) fn spawn(
     stdio: &Stdio<'_>,
     slots: &Slots,
     stack: &mut Stack,
+    want_pidfd: &mut bool,
     spec: &ProcessSpec,
-) -> Result<u32, SpawnError> {
+) -> Result<(u32, Option<OwnedFd>), SpawnError> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -512,18 +513,43 @@ pub(super) fn spawn(
     // (the child inherits the mask and unblocks only right before exec).
     // SAFETY: valid sigset pointers.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
-    // SAFETY: `child_main` follows the rules of a CLONE_VM child (see the
-    // module docs); `stack` is a mapping of its own that nothing else uses
-    // while this thread sleeps; `args` outlives the call, which returns only
-    // once the child has exec'd or exited.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            stack.top(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD,
-            ptr::addr_of!(args) as *mut c_void,
-        )
+    // SAFETY (both clones): `child_main` follows the rules of a CLONE_VM
+    // child (see the module docs); `stack` is a mapping of its own that
+    // nothing else uses while this thread sleeps; `args` (and `pidfd`)
+    // outlive the call, which returns only once the child has exec'd or
+    // exited.
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
+    let mut pidfd: c_int = -1;
+    let mut pid = if *want_pidfd {
+        // With CLONE_PIDFD the kernel stores a pidfd where the parent's tid
+        // would go (glibc passes the fifth argument through).
+        unsafe {
+            libc::clone(
+                child_main,
+                stack.top(),
+                flags | libc::CLONE_PIDFD,
+                ptr::addr_of!(args) as *mut c_void,
+                ptr::addr_of_mut!(pidfd),
+            )
+        }
+    } else {
+        -1
     };
+    if pid < 0 && (!*want_pidfd || io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL))
+    {
+        // A kernel before 5.2 has no pidfds: the reaper's SIGCHLD path
+        // finds every child without them.
+        *want_pidfd = false;
+        pidfd = -1;
+        pid = unsafe {
+            libc::clone(
+                child_main,
+                stack.top(),
+                flags,
+                ptr::addr_of!(args) as *mut c_void,
+            )
+        };
+    }
     let clone_err = io::Error::last_os_error();
     slots.clear();
     // SAFETY: restores the mask saved above.
@@ -532,10 +558,14 @@ pub(super) fn spawn(
     if pid < 0 {
         return Err(exec_error(spec, Step::None, &clone_err));
     }
+    // SAFETY: a pidfd the kernel just made for us, owned by nobody else.
+    let pidfd =
+        (pidfd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) });
     let step = Step::from_raw(args.step.load(Ordering::SeqCst));
     if step == Step::None {
-        return Ok(pid.unsigned_abs());
+        return Ok((pid.unsigned_abs(), pidfd));
     }
+    drop(pidfd);
     let err = io::Error::from_raw_os_error(args.errno.load(Ordering::SeqCst));
     reap_failed(pid);
     Err(exec_error(spec, step, &err))

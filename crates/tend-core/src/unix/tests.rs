@@ -446,9 +446,13 @@ async fn forget_drops_the_pid() {
         .spawn(&spec(&["sleep", "1000"]))
         .expect("spawn")
         .pid;
-    assert!(super::lock(&launcher.shared).own.contains(&pid));
+    let tracked = |l: &UnixLauncher| {
+        let shared = super::lock(&l.shared);
+        shared.own.contains(&pid) || shared.pidfds.contains_key(&pid)
+    };
+    assert!(tracked(&launcher));
     launcher.forget(pid);
-    assert!(!super::lock(&launcher.shared).own.contains(&pid));
+    assert!(!tracked(&launcher));
     // Not ours any more: kill it and leave it to the test process's end.
     launcher
         .kill(KillTarget::Process(pid), Signal::KILL)
@@ -513,6 +517,71 @@ async fn reap_all_helper() {
     .expect("parent and orphan reaped in time");
     assert_eq!(parent, ExitInfo::Code(0));
     assert_eq!(orphan, ExitInfo::Code(9));
+
+    // Many direct children exiting at once: each reported exactly once, by
+    // whichever of the pidfd and the `waitpid(-1)` paths got there first.
+    let mut want = std::collections::HashMap::new();
+    for code in 0..30 {
+        let s = spec(&["sh", "-c", &format!("exit {code}")]);
+        want.insert(launcher.spawn(&s).expect("spawn").pid, code);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let check = |r: Reaped, seen: &mut std::collections::HashSet<u32>| {
+        assert!(seen.insert(r.pid), "pid {} reported twice", r.pid);
+        if let Some(&code) = want.get(&r.pid) {
+            assert_eq!(r.exit, ExitInfo::Code(code));
+        }
+    };
+    while !want.keys().all(|p| seen.contains(p)) {
+        let r = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("in time")
+            .expect("reaper");
+        check(r, &mut seen);
+    }
+    // A late duplicate would arrive before the exit of a child started now.
+    let last = launcher.spawn(&spec(&["true"])).expect("spawn").pid;
+    loop {
+        let r = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("in time")
+            .expect("reaper");
+        let done = r.pid == last;
+        check(r, &mut seen);
+        if done {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_child_reaped_by_the_embedding_program_is_reported_once_as_unknown() {
+    let (mut launcher, mut rx) = launcher();
+    // Stop the child so it cannot exit before the "embedding program" waits.
+    let pid = launcher
+        .spawn(&spec(&["sleep", "1000"]))
+        .expect("spawn")
+        .pid;
+    let raw = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: plain syscalls on our own child.
+    unsafe {
+        libc::kill(raw, libc::SIGKILL);
+        let mut status = 0;
+        // The embedding program's own wait steals the exit status.
+        assert_eq!(libc::waitpid(raw, &mut status, 0), raw);
+    }
+    let r = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("in time")
+        .expect("reaper");
+    assert_eq!((r.pid, r.exit), (pid, ExitInfo::Code(-1)));
+    // Nothing more about it: the next report is another child's.
+    let next = launcher.spawn(&spec(&["true"])).expect("spawn").pid;
+    let r = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("in time")
+        .expect("reaper");
+    assert_eq!(r.pid, next);
 }
 
 /// Runs `id -u`, `id -g` and `id -G` in a child with `user` / `unix_group`.

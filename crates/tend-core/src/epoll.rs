@@ -1,8 +1,9 @@
 //! A thin, safe wrapper over a level-triggered `epoll` instance.
 //!
-//! The log reader keeps every output pipe in one of these and registers only
-//! the epoll descriptor itself with tokio, so a thousand quiet pipes cost one
-//! reactor registration and no task each.
+//! The log reader keeps every output pipe in one of these, and the reaper
+//! every child's pidfd, and each registers only the epoll descriptor itself
+//! with tokio: a thousand quiet children cost one reactor registration each,
+//! and no task.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -13,21 +14,21 @@ use tokio::io::unix::AsyncFd;
 
 /// An epoll instance (close-on-exec).
 #[derive(Debug)]
-pub(super) struct Epoll(OwnedFd);
+pub(crate) struct Epoll(OwnedFd);
 
 /// One readiness report: the token the descriptor was added with.
-pub(super) type Event = libc::epoll_event;
+pub(crate) type Event = libc::epoll_event;
 
 /// The token of an event.
-pub(super) fn token(ev: &Event) -> u64 {
+pub(crate) fn token(ev: &Event) -> u64 {
     ev.u64
 }
 
 /// An empty event buffer slot.
-pub(super) const EMPTY: Event = libc::epoll_event { events: 0, u64: 0 };
+pub(crate) const EMPTY: Event = libc::epoll_event { events: 0, u64: 0 };
 
 impl Epoll {
-    pub(super) fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         // SAFETY: plain syscall; the result is checked before use.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -39,7 +40,7 @@ impl Epoll {
 
     /// Watches `fd` for input (level-triggered); hang-ups and errors are
     /// always reported.
-    pub(super) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: token,
@@ -61,7 +62,7 @@ impl Epoll {
 
     /// Stops watching `fd`. Needed before closing it: a forked child that has
     /// not exec'd yet may still hold a copy, which would keep it in the set.
-    pub(super) fn delete(&self, fd: BorrowedFd<'_>) {
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) {
         let mut ev = EMPTY;
         // SAFETY: both descriptors are valid for the call. A failure means
         // the descriptor was not in the set, which is what we want anyway.
@@ -76,7 +77,7 @@ impl Epoll {
     }
 
     /// The descriptors ready now, without waiting.
-    pub(super) fn poll(&self, events: &mut [Event]) -> io::Result<usize> {
+    pub(crate) fn poll(&self, events: &mut [Event]) -> io::Result<usize> {
         let max = i32::try_from(events.len()).unwrap_or(i32::MAX);
         // SAFETY: `events` is valid for `max` entries for the whole call.
         let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, 0) };
@@ -86,7 +87,7 @@ impl Epoll {
 
 /// The epoll instance as tokio sees it: shared, so it stays open for as long
 /// as tokio has it registered, whoever else lets go of it.
-pub(super) struct Registered(pub(super) Arc<Epoll>);
+pub(crate) struct Registered(pub(crate) Arc<Epoll>);
 
 impl AsRawFd for Registered {
     fn as_raw_fd(&self) -> RawFd {
@@ -96,7 +97,7 @@ impl AsRawFd for Registered {
 
 impl Registered {
     /// Registers the epoll instance with the current tokio runtime, for input.
-    pub(super) fn register(epoll: Arc<Epoll>) -> io::Result<AsyncFd<Registered>> {
+    pub(crate) fn register(epoll: Arc<Epoll>) -> io::Result<AsyncFd<Registered>> {
         // SAFETY: `Registered` owns a reference to the epoll descriptor, so it
         // stays open and the same for the whole life of the `AsyncFd`.
         unsafe { AsyncFd::register_with_interest(Registered(epoll), Interest::READABLE) }
@@ -105,7 +106,7 @@ impl Registered {
 }
 
 /// Sets `O_NONBLOCK` on `fd`.
-pub(super) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
     let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
@@ -113,6 +114,6 @@ pub(super) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// One `read(2)`.
-pub(super) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     nix::unistd::read(fd, buf).map_err(io::Error::from)
 }
