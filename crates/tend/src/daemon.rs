@@ -104,6 +104,11 @@ pub fn detach(config: Config) -> ExitCode {
                     std::process::exit(1);
                 }
             }
+            // supervisord sets its umask when it daemonizes (not with
+            // `nodaemon`): so does `tend up -d`.
+            if let Some(mask) = config.daemon.umask {
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
+            }
             if let Err(e) = null_stdio() {
                 report(
                     &write_end,
@@ -155,7 +160,7 @@ fn null_stdio() -> std::io::Result<()> {
 fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, String> {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_level.unwrap_or("info")));
     let (writer, ansi, file) = match &cfg.log_file {
         Some(path) => {
             let file = OwnLog::open(path)
@@ -250,24 +255,60 @@ impl<'a> MakeWriter<'a> for OwnLog {
 ///
 /// `minfds` (`[supervisord] minfds`) must be reached, raising the hard limit
 /// too if need be (as root), or the daemon does not start, as supervisord.
+/// Without it the soft limit is raised to the hard one: each running process
+/// holds its pipes and a pidfd.
 fn raise_fd_limit(minfds: Option<u64>) -> anyhow::Result<()> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+    raise_limit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        minfds,
+        true,
+        "minfds",
+        "file descriptors",
+    )
+}
+
+/// `minprocs` (`[supervisord] minprocs`): the processes limit must reach it,
+/// as supervisord requires.
+fn raise_proc_limit(minprocs: Option<u64>) -> anyhow::Result<()> {
+    if minprocs.is_none() {
+        return Ok(());
+    }
+    raise_limit(
+        nix::sys::resource::Resource::RLIMIT_NPROC,
+        minprocs,
+        false,
+        "minprocs",
+        "available processes",
+    )
+}
+
+/// Raises the soft limit of `resource` to at least `want` (the hard limit
+/// too, as root), and to the hard limit with `to_hard`. Failing to reach
+/// `want` is an error worded as supervisord words it.
+fn raise_limit(
+    resource: nix::sys::resource::Resource,
+    want: Option<u64>,
+    to_hard: bool,
+    setting: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(resource) else {
         return Ok(());
     };
-    let want = minfds.unwrap_or(0);
+    let want = want.unwrap_or(0);
     let new_hard = hard.max(want);
-    let new_soft = hard.max(want);
+    let new_soft = if to_hard { new_hard } else { soft.max(want) };
     if soft >= new_soft {
         return Ok(());
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, new_soft, new_hard) {
-        Ok(()) => debug!("raised the open files limit from {soft} to {new_soft}"),
+    match setrlimit(resource, new_soft, new_hard) {
+        Ok(()) => debug!("raised the {what} limit from {soft} to {new_soft}"),
         Err(e) if soft >= want => {
-            debug!("cannot raise the open files limit from {soft} to {new_soft}: {e}")
+            debug!("cannot raise the {what} limit from {soft} to {new_soft}: {e}")
         }
         Err(e) => anyhow::bail!(
-            "the minimum number of file descriptors required to run this process is {want} as per the \"minfds\" setting; the current environment will only allow {hard} ({e})"
+            "the minimum number of {what} required to run this process is {want} as per the \"{setting}\" setting; the current environment will only allow {hard} ({e})"
         ),
     }
     Ok(())
@@ -437,7 +478,9 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    if let Err(e) = raise_fd_limit(config.daemon.minfds) {
+    if let Err(e) =
+        raise_fd_limit(config.daemon.minfds).and_then(|()| raise_proc_limit(config.daemon.minprocs))
+    {
         if let Some(pipe) = ready.take() {
             report(&pipe, &format!("error {e:#}"));
         }

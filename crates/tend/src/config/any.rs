@@ -155,6 +155,9 @@ pub fn from_supervisord(conf: SupervisordConf) -> Config {
         minfds: Some(s.minfds),
         echo_log: !s.silent,
         pidfile: Some(s.pidfile.clone()),
+        log_level: Some(s.loglevel.directive()),
+        umask: Some(s.umask),
+        minprocs: Some(s.minprocs),
     };
     Config {
         path: conf.path.clone(),

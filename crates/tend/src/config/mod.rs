@@ -131,6 +131,15 @@ pub struct DaemonConfig {
     pub echo_log: bool,
     /// Write the daemon's pid here (`[supervisord] pidfile`).
     pub pidfile: Option<PathBuf>,
+    /// Level of tend's own log when `RUST_LOG` does not set one: a
+    /// `tracing` directive such as `info` (`[supervisord] loglevel`).
+    pub log_level: Option<&'static str>,
+    /// The daemon's umask once detached (`[supervisord] umask`, which
+    /// supervisord applies when it daemonizes); children inherit it.
+    pub umask: Option<u32>,
+    /// Raise the processes limit (`RLIMIT_NPROC`) to at least this
+    /// (`[supervisord] minprocs`).
+    pub minprocs: Option<u64>,
 }
 
 /// What `getIdentification` answers for a native config.
@@ -248,6 +257,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minfds: None,
         echo_log: false,
         pidfile: None,
+        log_level: None,
+        umask: None,
+        minprocs: None,
     };
     let mut processes = None;
     let mut tasks = None;

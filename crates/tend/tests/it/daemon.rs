@@ -107,3 +107,81 @@ fn up_listens_where_the_socket_flag_says() {
     env.ok(&["--socket", custom_s, "shutdown"]);
     assert!(gone(&custom));
 }
+
+/// `[supervisord]` settings of the daemon itself: `loglevel` sets the level
+/// of tend's own log (without `RUST_LOG`), `umask` applies once detached (as
+/// supervisord applies it when it daemonizes) and children inherit it, and
+/// `minprocs` is a limit the daemon raises to.
+#[test]
+fn supervisord_settings_of_the_daemon_apply_when_detached() {
+    let env = TestEnv::new("");
+    let dir = env.dir.path();
+    let conf = dir.join("supervisord.conf");
+    // The daemon starts with its soft processes limit lowered below
+    // `minprocs` (the hard one left alone), so it has to raise it.
+    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
+        .expect("getrlimit");
+    let lowered = soft.min(hard).min(100_000).saturating_sub(1_000).max(100);
+    let minprocs = lowered + 500;
+    let nproc_limit = |limits: &str| -> Option<u64> {
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max processes"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "[unix_http_server]\nfile=%(here)s/s.sock\n\n\
+         [supervisord]\nlogfile=%(here)s/main.log\npidfile=%(here)s/sd.pid\n\
+         loglevel=warn\numask=077\nminprocs={minprocs}\n\n\
+         [program:um]\ncommand=sh -c 'umask > %(here)s/umask.txt; exec sleep 1000'\n\
+         stdout_logfile=NONE\nstderr_logfile=NONE\n"
+        ),
+    )
+    .expect("write supervisord.conf");
+    let conf_arg = conf.to_str().expect("utf-8 path");
+    let run = env.run({
+        let mut c = env.bare_command(&["-c", conf_arg, "up", "-d"]);
+        c.env_remove("RUST_LOG");
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NPROC,
+                    lowered,
+                    hard,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+        c
+    });
+    assert_eq!(run.code, Some(0), "{run}");
+    let umask_file = dir.join("umask.txt");
+    wait_until(
+        "the program to write its umask",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&umask_file).is_ok_and(|s| s.ends_with('\n')),
+    );
+    let umask = std::fs::read_to_string(&umask_file).expect("umask.txt");
+    let pid: u32 = std::fs::read_to_string(dir.join("sd.pid"))
+        .expect("pidfile")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let nproc_soft = nproc_limit(&limits);
+    let run = env.run(env.bare_command(&["-c", conf_arg, "shutdown"]));
+    assert_eq!(run.code, Some(0), "{run}");
+
+    assert_eq!(umask.trim(), "0077");
+    let n = nproc_soft.expect("a finite processes limit");
+    assert!(n >= minprocs, "Max processes {n}, minprocs {minprocs}");
+    let log = std::fs::read_to_string(dir.join("main.log")).expect("main.log");
+    assert!(
+        !log.contains(" INFO "),
+        "loglevel=warn, yet info lines were logged:\n{log}"
+    );
+}

@@ -164,6 +164,20 @@ pub enum LogLevel {
     Critical,
 }
 
+impl LogLevel {
+    /// The `tracing` level tend logs at for it: Supervisor's `blather` and
+    /// `trace` are both `trace`, `critical` is `error`.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Blather | LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error | LogLevel::Critical => "error",
+        }
+    }
+}
+
 /// `logging_level`.
 pub(super) fn log_level(s: &str) -> Result<LogLevel, String> {
     Ok(match s.to_lowercase().as_str() {
