@@ -1,16 +1,15 @@
 //! `tend up`: the daemon's main, in the foreground or detached.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tend_core::logs::Stream;
+use tend_core::logs::{LogFile, Stream};
 use tend_core::runtime::LogChunk;
 use tend_core::spec::LogTarget;
 use tend_core::{Event, Name, Options, ProcessSpec, Supervisor};
@@ -163,7 +162,7 @@ fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, 
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_level.unwrap_or("info")));
     let (writer, ansi, file) = match &cfg.log_file {
         Some(path) => {
-            let file = OwnLog::open(path)
+            let file = OwnLog::open(path, cfg.log_max_size, cfg.log_backups)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
             let writer = if cfg.echo_log && foreground {
                 BoxMakeWriter::new(file.clone().and(std::io::stderr))
@@ -191,32 +190,36 @@ fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, 
 }
 
 /// tend's own log file. Every event is one `write(2)` in append mode, made
-/// while the event is logged, so nothing waits in a buffer when the daemon exits.
+/// while the event is logged, so nothing waits in a buffer when the daemon
+/// exits. It rotates like the processes' files (`log_max_size`,
+/// `log_backups`), and like them it never makes the daemon fail: what cannot
+/// be written is dropped and counted.
 #[derive(Clone)]
 struct OwnLog(Arc<OwnLogInner>);
 
 struct OwnLogInner {
-    path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
+    origin: Instant,
 }
 
 impl OwnLog {
-    fn open(path: &Path) -> std::io::Result<OwnLog> {
+    fn open(path: &Path, max_size: u64, backups: u32) -> std::io::Result<OwnLog> {
+        // Opened (and its directory made) here, so a bad path stops `tend up`
+        // with the reason instead of a silent log.
+        drop(open_append(path)?);
         Ok(OwnLog(Arc::new(OwnLogInner {
-            path: path.to_path_buf(),
-            file: Mutex::new(open_append(path)?),
+            file: Mutex::new(LogFile::open(path.to_path_buf(), max_size, backups)),
+            origin: Instant::now(),
         })))
     }
 
     /// Opens the file again at its path (after logrotate moved it).
     fn reopen(&self) -> std::io::Result<()> {
-        let fresh = open_append(&self.0.path)?;
-        *lock(&self.0.file) = fresh;
-        Ok(())
+        lock(&self.0.file).reopen()
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -232,21 +235,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A locked handle on tend's own log file for one event.
-struct OwnLogWriter<'a>(MutexGuard<'a, File>);
+struct OwnLogWriter<'a> {
+    file: MutexGuard<'a, LogFile>,
+    origin: Instant,
+}
 
 impl Write for OwnLogWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
+        // Dropped and counted when it cannot be written (see `LogFile`).
+        self.file.write(buf, self.origin.elapsed());
+        Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        Ok(())
     }
 }
 
 impl<'a> MakeWriter<'a> for OwnLog {
     type Writer = OwnLogWriter<'a>;
     fn make_writer(&'a self) -> Self::Writer {
-        OwnLogWriter(lock(&self.0.file))
+        OwnLogWriter {
+            file: lock(&self.0.file),
+            origin: self.0.origin,
+        }
     }
 }
 
@@ -445,7 +456,10 @@ fn reopen_logs(sup: &Supervisor, own_log: Option<&OwnLog>) {
     if let Some(l) = own_log
         && let Err(e) = l.reopen()
     {
-        warn!("cannot reopen tend's log file {}: {e}", l.0.path.display());
+        warn!(
+            "cannot reopen tend's log file {}: {e}",
+            lock(&l.0.file).path().display()
+        );
     }
     let errors = sup.reopen_logs();
     for (path, e) in &errors {

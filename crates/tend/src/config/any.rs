@@ -156,6 +156,8 @@ pub fn from_supervisord(conf: SupervisordConf) -> Config {
         echo_log: !s.silent,
         pidfile: Some(s.pidfile.clone()),
         log_level: Some(s.loglevel.directive()),
+        log_max_size: s.logfile_maxbytes,
+        log_backups: s.logfile_backups,
         umask: Some(s.umask),
         minprocs: Some(s.minprocs),
     };

@@ -113,7 +113,7 @@ fn read_target(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Target> {
 
 /// A size in bytes: an integer, or a string such as `"50MB"`, `"10KB"`,
 /// `"1GiB"` or `"0"`. KB, MB and GB are 1024-based, as in Supervisor.
-fn read_size(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<u64> {
+pub(super) fn read_size(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<u64> {
     match v.get_ref() {
         DeValue::String(s) => parse_size(s).map_err(|e| cx.error(v.span(), e)).ok(),
         DeValue::Integer(_) => cx.int::<u64>(v, "a size in bytes (0 or more)"),

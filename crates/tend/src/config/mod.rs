@@ -132,8 +132,14 @@ pub struct DaemonConfig {
     /// Write the daemon's pid here (`[supervisord] pidfile`).
     pub pidfile: Option<PathBuf>,
     /// Level of tend's own log when `RUST_LOG` does not set one: a
-    /// `tracing` directive such as `info` (`[supervisord] loglevel`).
+    /// `tracing` directive such as `info` (`log_level`, `[supervisord] loglevel`).
     pub log_level: Option<&'static str>,
+    /// Rotate `log_file` when a write would take it past this many bytes;
+    /// 0 never rotates (`log_max_size`, `[supervisord] logfile_maxbytes`).
+    pub log_max_size: u64,
+    /// Rotated files of `log_file` kept (`log_backups`,
+    /// `[supervisord] logfile_backups`).
+    pub log_backups: u32,
     /// The daemon's umask once detached (`[supervisord] umask`, which
     /// supervisord applies when it daemonizes); children inherit it.
     pub umask: Option<u32>,
@@ -258,6 +264,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         echo_log: false,
         pidfile: None,
         log_level: None,
+        log_max_size: 0,
+        log_backups: 0,
         umask: None,
         minprocs: None,
     };
@@ -378,6 +386,37 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
                     return;
                 }
             };
+        },
+    },
+    Field {
+        key: "log_level",
+        read: |cx, d, _, v| {
+            const ALLOWED: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
+            let Some(s) = cx.string(v) else { return };
+            match ALLOWED.iter().find(|a| **a == s) {
+                Some(level) => d.log_level = Some(level),
+                None => {
+                    let hint = did_you_mean(s, ALLOWED);
+                    cx.error(
+                        v.span(),
+                        format!(
+                            "unknown log level {s:?}: expected trace, debug, info, warn or error{hint}"
+                        ),
+                    );
+                }
+            }
+        },
+    },
+    Field {
+        key: "log_max_size",
+        read: |cx, d, _, v| d.log_max_size = logs::read_size(cx, v).unwrap_or(d.log_max_size),
+    },
+    Field {
+        key: "log_backups",
+        read: |cx, d, _, v| {
+            d.log_backups = cx
+                .int(v, "a number of rotated files to keep (0 or more)")
+                .unwrap_or(d.log_backups)
         },
     },
     Field {

@@ -625,6 +625,9 @@ fn logs_tables() {
 log_dir = "var/log"
 log_format = "json"
 log_file = "tend.log"
+log_level = "warn"
+log_max_size = "1MB"
+log_backups = 3
 
 [process.a]
 command = "a"
@@ -649,6 +652,11 @@ logs.max_size = "0"
     assert_eq!(config.daemon.log_dir, log_dir);
     assert_eq!(config.daemon.log_format, LogFormat::Json);
     assert_eq!(config.daemon.log_file, Some(dir.path().join("tend.log")));
+    assert_eq!(config.daemon.log_level, Some("warn"));
+    assert_eq!(
+        (config.daemon.log_max_size, config.daemon.log_backups),
+        (1 << 20, 3)
+    );
     let a = &process(&config, "a").logs;
     assert_eq!(a.stdout, LogTarget::File(log_dir.join("shared.log")));
     assert_eq!(a.stderr, LogTarget::Inherit);
@@ -738,6 +746,10 @@ log_file = "file/x"
     assert_eq!(
         one_error("[process.a]\ncommand = \"a\"\nlogs.redirect_stderr = true\n"),
         r#"tend.toml:3:6: unknown key "redirect_stderr" in [process.a.logs] (did you mean "merge_stderr"?)"#
+    );
+    assert_eq!(
+        one_error("[daemon]\nlog_level = \"wran\"\n"),
+        r#"tend.toml:2:13: unknown log level "wran": expected trace, debug, info, warn or error (did you mean "warn"?)"#
     );
     assert_eq!(
         one_error("[daemon]\nlog_format = \"jsno\"\n"),

@@ -185,3 +185,26 @@ fn supervisord_settings_of_the_daemon_apply_when_detached() {
         "loglevel=warn, yet info lines were logged:\n{log}"
     );
 }
+
+/// tend's own log rotates by `log_max_size` and `log_backups`, like the
+/// processes' files.
+#[test]
+fn the_daemons_own_log_rotates() {
+    let d = Daemon::start(
+        "[daemon]\nlog_file = \"own.log\"\nlog_max_size = \"1KB\"\nlog_backups = 2\n\
+         [process.a]\ncommand = \"sleep 1000\"\n",
+    );
+    let own = |n: &str| d.dir.path().join(format!("own.log{n}"));
+    // Every restart logs a few lines at the harness's debug level.
+    wait_until("the log to rotate twice", Duration::from_secs(20), || {
+        d.ok(&["restart", "a"]);
+        own(".2").exists()
+    });
+    for n in ["", ".1", ".2"] {
+        let size = std::fs::metadata(own(n)).map_or(0, |m| m.len());
+        assert!(size <= 1024, "own.log{n} is {size} bytes");
+    }
+    assert!(!own(".3").exists(), "only 2 backups are kept");
+    let text = std::fs::read_to_string(own(".1")).expect("own.log.1");
+    assert!(text.ends_with('\n'), "whole lines: {text:?}");
+}

@@ -122,9 +122,14 @@ fn daemon(o: &mut String, conf: &SupervisordConf) {
     }
     line(o, &format!("log_dir = {}", path(&sd.childlogdir)));
     match &sd.logfile {
-        MainLog::File(p) => line(o, &format!("log_file = {}", path(p))),
+        MainLog::File(p) => {
+            line(o, &format!("log_file = {}", path(p)));
+            line(o, &format!("log_max_size = {}", sd.logfile_maxbytes));
+            line(o, &format!("log_backups = {}", sd.logfile_backups));
+        }
         MainLog::Syslog => comment(o, "supervisord: logfile = syslog"),
     }
+    line(o, &format!("log_level = \"{}\"", sd.loglevel.directive()));
     if let Some(inet) = &conf.inet_http_server {
         comment(
             o,
@@ -140,13 +145,6 @@ fn daemon(o: &mut String, conf: &SupervisordConf) {
         );
     }
     let mut rest = Vec::new();
-    if sd.logfile_maxbytes != 50 * 1024 * 1024 || sd.logfile_backups != 10 {
-        rest.push(format!(
-            "logfile_maxbytes = {}, logfile_backups = {}",
-            sd.logfile_maxbytes, sd.logfile_backups
-        ));
-    }
-    rest.push(format!("loglevel = {:?}", sd.loglevel).to_lowercase());
     rest.push(format!("pidfile = {}", sd.pidfile.display()));
     rest.push(format!("identifier = {}", sd.identifier));
     rest.push(format!("nodaemon = {}", sd.nodaemon));
