@@ -26,7 +26,7 @@
 //! `TICK_*` timers, armed only when some pool subscribes to them), and one
 //! task per pool that follows its listeners' stdout and writes to their stdin.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +71,19 @@ pub struct Context {
     /// `PROCESS_LOG_*` events. Processes not listed are their own group,
     /// expect exit code 0 and make no log events.
     pub processes: HashMap<Name, ProcessInfo>,
+    /// The declared groups in the order supervisord adds them at start (by
+    /// priority; equal priorities in file order): their
+    /// `PROCESS_GROUP_ADDED` events come first.
+    pub groups: Vec<Name>,
+}
+
+impl Context {
+    /// Supervisor's group of `name`.
+    fn group_of(&self, name: &Name) -> Name {
+        self.processes
+            .get(name)
+            .map_or_else(|| name.clone(), |p| p.group.clone())
+    }
 }
 
 /// What [`Context`] knows of one process.
@@ -91,6 +104,7 @@ impl Default for Context {
         Context {
             identifier: "supervisor".to_string(),
             processes: HashMap::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -119,9 +133,17 @@ impl Context {
                 (p.spec.name.clone(), info)
             })
             .collect();
+        let mut groups: Vec<(i32, Name)> = declared
+            .groups
+            .iter()
+            .map(|g| (g.priority, g.name.clone()))
+            .collect();
+        // Stable: equal priorities keep the file's order.
+        groups.sort_by_key(|(priority, _)| *priority);
         Context {
             identifier: identifier.to_string(),
             processes,
+            groups: groups.into_iter().map(|(_, name)| name).collect(),
         }
     }
 }
@@ -749,9 +771,44 @@ struct Hub {
     translator: Translator,
     /// `(period, slice of the last tick)` of each armed tick.
     ticks: Vec<(u64, u64)>,
+    /// The groups told as added, with their registered processes: a group
+    /// is removed when its last process is.
+    groups: HashMap<Name, HashSet<Name>>,
 }
 
 impl Hub {
+    /// `PROCESS_GROUP_ADDED` / `_REMOVED`, from processes added and removed.
+    fn on_membership(&mut self, ev: &Event) {
+        match ev {
+            Event::Added { name } => {
+                let group = self.ctx.group_of(name);
+                let fresh = !self.groups.contains_key(&group);
+                self.groups
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(name.clone());
+                if fresh {
+                    self.emit("PROCESS_GROUP_ADDED".into(), format!("groupname:{group}\n"));
+                }
+            }
+            Event::Removed { name } => {
+                let group = self.ctx.group_of(name);
+                let Some(members) = self.groups.get_mut(&group) else {
+                    return;
+                };
+                members.remove(name);
+                if members.is_empty() {
+                    self.groups.remove(&group);
+                    self.emit(
+                        "PROCESS_GROUP_REMOVED".into(),
+                        format!("groupname:{group}\n"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Numbers the event if a pool takes it and hands it to them.
     fn emit(&mut self, name: String, payload: String) {
         if !self.pools.iter().any(|p| p.wants(&name)) {
@@ -770,6 +827,7 @@ impl Hub {
     }
 
     fn on_event(&mut self, ev: &Event) {
+        self.on_membership(ev);
         // Listener processes' own lifecycle, for their pools.
         let lifecycle = match ev {
             Event::Spawned { name, .. } => Some((name, PoolMsg::Spawned(name.clone()))),
@@ -1021,10 +1079,16 @@ impl EventListeners {
             next_serial: 0,
             translator: Translator::new(),
             ticks,
+            groups: HashMap::new(),
         };
         let events = sup.subscribe();
         let logs = hub.wants_logs().then(|| sup.subscribe_logs());
-        // Before anything else, as supervisord's main loop does first.
+        // supervisord adds every group (in priority order) before its main
+        // loop starts and says it is running.
+        for group in hub.ctx.groups.clone() {
+            hub.groups.insert(group.clone(), HashSet::new());
+            hub.emit("PROCESS_GROUP_ADDED".into(), format!("groupname:{group}\n"));
+        }
         hub.emit("SUPERVISOR_STATE_CHANGE_RUNNING".into(), String::new());
         tasks.push(tokio::spawn(hub.run(events, logs, control_rx)));
         EventListeners { control, tasks }

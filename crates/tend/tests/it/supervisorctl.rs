@@ -1434,6 +1434,100 @@ fn event_listener_gets_what_supervisord_sends() {
     p.finish();
 }
 
+const GROUP_EVENTS_CONF: &str = r#"[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+identifier=evsup
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:late]
+command=/bin/sleep 100010
+priority=50
+
+[program:early]
+command=/bin/sleep 100011
+priority=5
+
+[program:member]
+command=/bin/sleep 100012
+
+[group:grp]
+programs=member
+priority=20
+
+[eventlistener:listener]
+command={PYTHON} -u {ROOT}/listener.py %(here)s/events.jsonl
+events=PROCESS_GROUP,SUPERVISOR_STATE_CHANGE
+buffer_size=100
+"#;
+
+/// `PROCESS_GROUP_ADDED` for every group at start (by priority, before
+/// `SUPERVISOR_STATE_CHANGE_RUNNING`), then for a group `update` adds, and
+/// `PROCESS_GROUP_REMOVED` for one `remove` takes away: the same events in
+/// the same order as supervisord's.
+#[test]
+fn process_group_events_match_supervisord() {
+    let Some(venv) = venv() else { return };
+    let mut p = Pair::start(venv, GROUP_EVENTS_CONF, &[("listener.py", LISTENER)]);
+    p.wait_states(&[
+        ("early", "RUNNING"),
+        ("grp:member", "RUNNING"),
+        ("late", "RUNNING"),
+        ("listener", "RUNNING"),
+    ]);
+    p.rewrite(&format!(
+        "{GROUP_EVENTS_CONF}\n[program:added]\ncommand=/bin/sleep 100013\n"
+    ));
+    p.same(&["update"], 0, How::Exact);
+    p.wait_states(&[
+        ("added", "RUNNING"),
+        ("early", "RUNNING"),
+        ("grp:member", "RUNNING"),
+        ("late", "RUNNING"),
+        ("listener", "RUNNING"),
+    ]);
+    p.same(&["stop", "late"], 0, How::Exact);
+    p.same(&["remove", "late"], 0, How::Exact);
+    let want_last = "PROCESS_GROUP_REMOVED groupname:late\n";
+    let mut all = Vec::new();
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let file = p.side(kind).dir.join("events.jsonl");
+        let shown = |events: &[Delivered]| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| format!("{} {}", e.headers["eventname"], e.payload))
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut events = shown(&read_events(&file));
+        while events.last().map(String::as_str) != Some(want_last) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            events = shown(&read_events(&file));
+        }
+        all.push(events);
+    }
+    let (sup, tend) = (&all[0], &all[1]);
+    assert!(
+        sup.last().map(String::as_str) == Some(want_last),
+        "supervisord's listener did not get the removal: {sup:#?}"
+    );
+    if sup != tend {
+        p.diffs.push(format!(
+            "PROCESS_GROUP events:\n  supervisord: {sup:#?}\n  tend: {tend:#?}"
+        ));
+    }
+    p.finish();
+}
+
 /// HTTP Basic auth on the Unix socket (`{SHA}` password) and on TCP
 /// (`[inet_http_server]`), for XML-RPC and for `tail -f`.
 #[test]
