@@ -567,8 +567,10 @@ async fn daemon(
         );
     }
 
-    // Event listeners hear everything from the first spawn on.
-    let listeners = (!config.eventlisteners.is_empty()).then(|| {
+    // Event listeners hear everything from the first spawn on. With a
+    // supervisord.conf the hub runs even without pools: an `update` may add
+    // one.
+    let listeners = (config.format == Format::Supervisord).then(|| {
         Arc::new(EventListeners::start_with(
             sup.clone(),
             std::mem::take(&mut config.eventlisteners),
@@ -822,6 +824,9 @@ fn compat_options(
         for spec in &loaded.config.processes {
             inherited.record(spec);
         }
+        for listener in &loaded.config.eventlisteners {
+            inherited.hide_stdout(&listener.spec.name);
+        }
         // Events about processes the file adds or changes carry their new
         // groups and exit codes (a harmless superset until they are applied).
         if let Some(l) = &listeners {
@@ -829,6 +834,7 @@ fn compat_options(
                 &loaded.config.daemon.identifier,
                 &loaded.config.declared,
             ));
+            l.set_pools(loaded.config.eventlisteners.clone());
         }
         Ok(loaded.config.declared)
     });

@@ -746,13 +746,56 @@ enum Control {
     Stopping,
     Remote { kind: String, data: String },
     Context(Box<Context>),
+    Pools(Vec<PoolConf>),
 }
 
-/// A pool as the hub sees it.
+/// One `[eventlistener:x]` pool as a config file declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PoolConf {
+    name: Name,
+    buffer_size: usize,
+    events: Vec<String>,
+    members: Vec<Name>,
+}
+
+/// The pools of `listeners`, in file order, each process of a section a member.
+fn pool_confs(listeners: Vec<EventListenerConf>) -> Vec<PoolConf> {
+    let mut pools: Vec<PoolConf> = Vec::new();
+    for l in listeners {
+        match pools.iter_mut().find(|p| p.name == l.pool_name) {
+            Some(p) => p.members.push(l.spec.name.clone()),
+            None => pools.push(PoolConf {
+                name: l.pool_name,
+                buffer_size: l.buffer_size,
+                events: l.events,
+                members: vec![l.spec.name],
+            }),
+        }
+    }
+    pools
+}
+
+/// A pool as the hub sees it. Dropping it ends the pool's task.
 struct PoolLink {
+    conf: PoolConf,
     events: Vec<String>,
     members: Vec<Name>,
     tx: mpsc::UnboundedSender<PoolMsg>,
+}
+
+impl PoolLink {
+    /// Starts the pool's task.
+    fn start(sup: &Supervisor, conf: PoolConf) -> PoolLink {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = PoolCore::new(conf.name.clone(), conf.buffer_size, conf.members.clone());
+        tokio::spawn(run_pool(sup.clone(), core, rx, sup.subscribe_logs()));
+        PoolLink {
+            events: conf.events.clone(),
+            members: conf.members.clone(),
+            conf,
+            tx,
+        }
+    }
 }
 
 impl PoolLink {
@@ -774,13 +817,60 @@ struct Hub {
     /// The groups told as added, with their registered processes: a group
     /// is removed when its last process is.
     groups: HashMap<Name, HashSet<Name>>,
+    /// Starts the tasks of pools added at run time.
+    sup: Supervisor,
+    /// The pools of the config file as last read: a pool (re)starts when its
+    /// first process is added, as supervisord makes a pool when it adds its
+    /// group, and stops when its last process is removed.
+    declared_pools: Vec<PoolConf>,
 }
 
 impl Hub {
+    /// `name` was added: if it belongs to a pool of the file as last read
+    /// that is not running with that very configuration, the pool starts
+    /// (replacing one with an older configuration), before its group is
+    /// told as added (supervisord makes the pool, then tells).
+    fn activate_pool_of(&mut self, name: &Name) {
+        let Some(conf) = self
+            .declared_pools
+            .iter()
+            .find(|p| p.members.contains(name))
+            .cloned()
+        else {
+            return;
+        };
+        if self.pools.iter().any(|p| p.conf == conf) {
+            return;
+        }
+        self.pools.retain(|p| p.conf.name != conf.name);
+        tracing::debug!(pool = %conf.name, "event listener pool started");
+        self.pools.push(PoolLink::start(&self.sup, conf));
+        self.rearm_ticks();
+    }
+
+    /// Arms the ticks the pools subscribe to now (keeping the slices of
+    /// those still armed), and disarms the others.
+    fn rearm_ticks(&mut self) {
+        let now = wall_now() as u64;
+        let old = std::mem::take(&mut self.ticks);
+        self.ticks = TICK_PERIODS
+            .iter()
+            .filter(|p| self.pools.iter().any(|l| l.wants(&format!("TICK_{p}"))))
+            .map(|&p| {
+                let last = old
+                    .iter()
+                    .find(|(period, _)| *period == p)
+                    .map_or_else(|| timeslice(p, now), |&(_, last)| last);
+                (p, last)
+            })
+            .collect();
+    }
+
     /// `PROCESS_GROUP_ADDED` / `_REMOVED`, from processes added and removed.
     fn on_membership(&mut self, ev: &Event) {
         match ev {
             Event::Added { name } => {
+                self.activate_pool_of(name);
                 let group = self.ctx.group_of(name);
                 let fresh = !self.groups.contains_key(&group);
                 self.groups
@@ -912,7 +1002,12 @@ impl Hub {
             let next_tick = self.next_tick();
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Ok(ev) => self.on_event(&ev),
+                    Ok(ev) => {
+                        self.on_event(&ev);
+                        if logs.is_none() && self.wants_logs() {
+                            logs = Some(self.sup.subscribe_logs());
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "event listeners fell behind: {n} events were not told");
                     }
@@ -936,6 +1031,7 @@ impl Hub {
                         self.server = Arc::from(ctx.identifier.as_str());
                         self.ctx = *ctx;
                     }
+                    Some(Control::Pools(pools)) => self.declared_pools = pools,
                     None => return,
                 },
                 () = sleep_until(next_tick) => self.tick(),
@@ -1040,32 +1136,13 @@ impl EventListeners {
     /// `SUPERVISOR_STATE_CHANGE_RUNNING` is the first event, and a listener
     /// gets the `PROCESS_STATE_STARTING` of its own start once it is `READY`.
     pub fn start_with(sup: Supervisor, listeners: Vec<EventListenerConf>, ctx: Context) -> Self {
-        // Pools in file order; each process of the section is a member.
-        let mut pools: Vec<(Name, usize, Vec<String>, Vec<Name>)> = Vec::new();
-        for l in listeners {
-            match pools.iter_mut().find(|p| p.0 == l.pool_name) {
-                Some(p) => p.3.push(l.spec.name.clone()),
-                None => pools.push((l.pool_name, l.buffer_size, l.events, vec![l.spec.name])),
-            }
-        }
+        let declared_pools = pool_confs(listeners);
         let (control, control_rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
-        let mut links = Vec::new();
-        for (name, buffer_size, events, members) in pools {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let core = PoolCore::new(name, buffer_size, members.clone());
-            tasks.push(tokio::spawn(run_pool(
-                sup.clone(),
-                core,
-                rx,
-                sup.subscribe_logs(),
-            )));
-            links.push(PoolLink {
-                events,
-                members,
-                tx,
-            });
-        }
+        let links: Vec<PoolLink> = declared_pools
+            .iter()
+            .map(|conf| PoolLink::start(&sup, conf.clone()))
+            .collect();
         let now = wall_now() as u64;
         let ticks = TICK_PERIODS
             .iter()
@@ -1080,6 +1157,8 @@ impl EventListeners {
             translator: Translator::new(),
             ticks,
             groups: HashMap::new(),
+            sup: sup.clone(),
+            declared_pools,
         };
         let events = sup.subscribe();
         let logs = hub.wants_logs().then(|| sup.subscribe_logs());
@@ -1108,9 +1187,16 @@ impl EventListeners {
     }
 
     /// The config was reloaded: the identifier, groups and exit codes of
-    /// processes added or changed. (Listener pools stay those given at start.)
+    /// processes added or changed.
     pub fn set_context(&self, ctx: Context) {
         let _ = self.control.send(Control::Context(Box::new(ctx)));
+    }
+
+    /// The config was read again: its `[eventlistener:x]` pools. A new or
+    /// changed pool starts when its processes are added (`update`, `add`),
+    /// and a pool stops when its processes are removed.
+    pub fn set_pools(&self, listeners: Vec<EventListenerConf>) {
+        let _ = self.control.send(Control::Pools(pool_confs(listeners)));
     }
 }
 

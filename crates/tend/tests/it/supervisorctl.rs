@@ -1528,6 +1528,73 @@ fn process_group_events_match_supervisord() {
     p.finish();
 }
 
+const NO_LISTENER_CONF: &str = r#"[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+identifier=evsup
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:sleeper]
+command=/bin/sleep 100020
+"#;
+
+/// An `[eventlistener:x]` that `update` adds to a running daemon (which had
+/// none) gets events from then on: its own start, the groups added after
+/// it, a stop. The same events in the same order as under supervisord.
+#[test]
+fn a_listener_pool_added_by_update_gets_events() {
+    let Some(venv) = venv() else { return };
+    let mut p = Pair::start(venv, NO_LISTENER_CONF, &[("listener.py", LISTENER)]);
+    p.wait_states(&[("sleeper", "RUNNING")]);
+    p.rewrite(&format!(
+        "{NO_LISTENER_CONF}\n[eventlistener:late]\n\
+         command={{PYTHON}} -u {{ROOT}}/listener.py %(here)s/late.jsonl\n\
+         events=PROCESS_STATE,PROCESS_GROUP\nbuffer_size=100\n"
+    ));
+    p.same(&["update"], 0, How::Exact);
+    p.wait_states(&[("late", "RUNNING"), ("sleeper", "RUNNING")]);
+    p.same(&["stop", "sleeper"], 0, How::Exact);
+    let want_last = "PROCESS_STATE_STOPPED";
+    let mut all = Vec::new();
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let file = p.side(kind).dir.join("late.jsonl");
+        let shown = |events: &[Delivered]| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| format!("{} {}", e.headers["eventname"], normalize(&e.payload)))
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut events = shown(&read_events(&file));
+        while !events.last().is_some_and(|l| l.starts_with(want_last)) && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            events = shown(&read_events(&file));
+        }
+        all.push(events);
+    }
+    let (sup, tend) = (&all[0], &all[1]);
+    assert!(
+        sup.last().is_some_and(|l| l.starts_with(want_last)),
+        "supervisord's new listener did not see the stop: {sup:#?}"
+    );
+    if sup != tend {
+        p.diffs.push(format!(
+            "events of the pool added by update:\n  supervisord: {sup:#?}\n  tend: {tend:#?}"
+        ));
+    }
+    p.finish();
+}
+
 /// HTTP Basic auth on the Unix socket (`{SHA}` password) and on TCP
 /// (`[inet_http_server]`), for XML-RPC and for `tail -f`.
 #[test]
