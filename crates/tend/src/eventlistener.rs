@@ -71,9 +71,10 @@ pub struct Context {
     /// `PROCESS_LOG_*` events. Processes not listed are their own group,
     /// expect exit code 0 and make no log events.
     pub processes: HashMap<Name, ProcessInfo>,
-    /// The declared groups in the order supervisord adds them at start (by
-    /// priority; equal priorities in file order): their
-    /// `PROCESS_GROUP_ADDED` events come first.
+    /// The declared groups in the order supervisord adds them at start: by
+    /// priority, equal priorities in the order the file reader makes them
+    /// (for a supervisord.conf: `[group:x]` sections, then programs, then
+    /// pools, each in file order). Their `PROCESS_GROUP_ADDED` come first.
     pub groups: Vec<Name>,
 }
 

@@ -1464,6 +1464,17 @@ command=/bin/sleep 100012
 programs=member
 priority=20
 
+; Equal priorities (999): supervisord adds [group:x] sections before
+; programs, each kind in file order.
+[program:zeta]
+command=/bin/sleep 100014
+
+[program:omega]
+command=/bin/sleep 100015
+
+[group:tail]
+programs=omega
+
 [eventlistener:listener]
 command={PYTHON} -u {ROOT}/listener.py %(here)s/events.jsonl
 events=PROCESS_GROUP,SUPERVISOR_STATE_CHANGE
@@ -1483,6 +1494,8 @@ fn process_group_events_match_supervisord() {
         ("grp:member", "RUNNING"),
         ("late", "RUNNING"),
         ("listener", "RUNNING"),
+        ("tail:omega", "RUNNING"),
+        ("zeta", "RUNNING"),
     ]);
     p.rewrite(&format!(
         "{GROUP_EVENTS_CONF}\n[program:added]\ncommand=/bin/sleep 100013\n"
@@ -1494,6 +1507,8 @@ fn process_group_events_match_supervisord() {
         ("grp:member", "RUNNING"),
         ("late", "RUNNING"),
         ("listener", "RUNNING"),
+        ("tail:omega", "RUNNING"),
+        ("zeta", "RUNNING"),
     ]);
     p.same(&["stop", "late"], 0, How::Exact);
     p.same(&["remove", "late"], 0, How::Exact);
