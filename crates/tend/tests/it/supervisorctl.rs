@@ -1434,6 +1434,32 @@ fn event_listener_gets_what_supervisord_sends() {
     p.finish();
 }
 
+/// What each side's listener wrote to `file` (in its directory), one
+/// `EVENTNAME payload` per event with pids masked, read again until `done`
+/// holds for it or 20 s have passed: (supervisord's, tend's).
+fn events_when(
+    p: &Pair,
+    file: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let read = |kind: Kind| -> Vec<String> {
+        read_events(&p.side(kind).dir.join(file))
+            .iter()
+            .map(|e| format!("{} {}", e.headers["eventname"], normalize(&e.payload)))
+            .collect()
+    };
+    let until_done = |kind: Kind| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut events = read(kind);
+        while !done(&events) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            events = read(kind);
+        }
+        events
+    };
+    (until_done(Kind::Supervisord), until_done(Kind::Tend))
+}
+
 const GROUP_EVENTS_CONF: &str = r#"[unix_http_server]
 file=%(here)s/supervisor.sock
 
@@ -1513,24 +1539,10 @@ fn process_group_events_match_supervisord() {
     p.same(&["stop", "late"], 0, How::Exact);
     p.same(&["remove", "late"], 0, How::Exact);
     let want_last = "PROCESS_GROUP_REMOVED groupname:late\n";
-    let mut all = Vec::new();
-    for kind in [Kind::Supervisord, Kind::Tend] {
-        let file = p.side(kind).dir.join("events.jsonl");
-        let shown = |events: &[Delivered]| -> Vec<String> {
-            events
-                .iter()
-                .map(|e| format!("{} {}", e.headers["eventname"], e.payload))
-                .collect()
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut events = shown(&read_events(&file));
-        while events.last().map(String::as_str) != Some(want_last) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            events = shown(&read_events(&file));
-        }
-        all.push(events);
-    }
-    let (sup, tend) = (&all[0], &all[1]);
+    let (sup, tend) = events_when(&p, "events.jsonl", |events| {
+        events.last().map(String::as_str) == Some(want_last)
+    });
+    let (sup, tend) = (&sup, &tend);
     assert!(
         sup.last().map(String::as_str) == Some(want_last),
         "supervisord's listener did not get the removal: {sup:#?}"
@@ -1579,25 +1591,10 @@ fn a_listener_pool_added_by_update_gets_events() {
     p.wait_states(&[("late", "RUNNING"), ("sleeper", "RUNNING")]);
     p.same(&["stop", "sleeper"], 0, How::Exact);
     let want_last = "PROCESS_STATE_STOPPED";
-    let mut all = Vec::new();
-    for kind in [Kind::Supervisord, Kind::Tend] {
-        let file = p.side(kind).dir.join("late.jsonl");
-        let shown = |events: &[Delivered]| -> Vec<String> {
-            events
-                .iter()
-                .map(|e| format!("{} {}", e.headers["eventname"], normalize(&e.payload)))
-                .collect()
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut events = shown(&read_events(&file));
-        while !events.last().is_some_and(|l| l.starts_with(want_last)) && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(100));
-            events = shown(&read_events(&file));
-        }
-        all.push(events);
-    }
-    let (sup, tend) = (&all[0], &all[1]);
+    let (sup, tend) = events_when(&p, "late.jsonl", |events| {
+        events.last().is_some_and(|l| l.starts_with(want_last))
+    });
+    let (sup, tend) = (&sup, &tend);
     assert!(
         sup.last().is_some_and(|l| l.starts_with(want_last)),
         "supervisord's new listener did not see the stop: {sup:#?}"
