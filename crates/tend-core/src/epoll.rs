@@ -41,39 +41,28 @@ impl Epoll {
     /// Watches `fd` for input (level-triggered); hang-ups and errors are
     /// always reported.
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
+        let ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: token,
         };
-        // SAFETY: both descriptors are valid for the call; `ev` outlives it.
-        let r = unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut ev,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.ctl(libc::EPOLL_CTL_ADD, fd, ev)
     }
 
     /// Stops watching `fd`. Needed before closing it: a forked child that has
     /// not exec'd yet may still hold a copy, which would keep it in the set.
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) {
-        let mut ev = EMPTY;
-        // SAFETY: both descriptors are valid for the call. A failure means
-        // the descriptor was not in the set, which is what we want anyway.
-        unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd.as_raw_fd(),
-                &mut ev,
-            )
-        };
+        // A failure means the descriptor was not in the set, which is what
+        // we want anyway.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, EMPTY);
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: BorrowedFd<'_>, mut ev: Event) -> io::Result<()> {
+        // SAFETY: both descriptors are valid for the call; `ev` outlives it.
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd.as_raw_fd(), &mut ev) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The descriptors ready now, without waiting.

@@ -83,7 +83,6 @@ pub fn parse(datagram: &[u8]) -> NotifyMsg {
             continue;
         };
         let (key, value) = (&line[..eq], &line[eq + 1..]);
-        let number = || std::str::from_utf8(value).ok();
         match key {
             b"READY" => msg.ready = value == b"1",
             b"STOPPING" => msg.stopping = value == b"1",
@@ -94,30 +93,21 @@ pub fn parse(datagram: &[u8]) -> NotifyMsg {
                     msg.status = Some(text.to_string());
                 }
             }
-            b"MAINPID" => {
-                if let Some(pid) = number().and_then(|s| s.parse().ok()).filter(|&p| p > 0) {
-                    msg.main_pid = Some(pid);
-                }
-            }
-            b"WATCHDOG_USEC" => {
-                if let Some(n) = number().and_then(|s| s.parse().ok()) {
-                    msg.watchdog_usec = Some(n);
-                }
-            }
+            b"MAINPID" => msg.main_pid = number(value).filter(|&p| p > 0).or(msg.main_pid),
+            b"WATCHDOG_USEC" => msg.watchdog_usec = number(value).or(msg.watchdog_usec),
             b"EXTEND_TIMEOUT_USEC" => {
-                if let Some(n) = number().and_then(|s| s.parse().ok()) {
-                    msg.extend_timeout_usec = Some(n);
-                }
+                msg.extend_timeout_usec = number(value).or(msg.extend_timeout_usec);
             }
-            b"ERRNO" => {
-                if let Some(n) = number().and_then(|s| s.parse().ok()) {
-                    msg.errno = Some(n);
-                }
-            }
+            b"ERRNO" => msg.errno = number(value).or(msg.errno),
             _ => {}
         }
     }
     msg
+}
+
+/// A decimal value; `None` (the assignment is ignored) when malformed.
+fn number<T: std::str::FromStr>(value: &[u8]) -> Option<T> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// A bound notify socket for one process: a Unix datagram socket at a path,

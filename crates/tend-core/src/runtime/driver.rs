@@ -4,7 +4,7 @@
 //! a timer wheel as a sorted map. When no timer is armed and nothing arrives,
 //! it does not wake up: there is no tick.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -64,7 +64,7 @@ pub(crate) struct Driver<L: Launcher> {
     events: broadcast::Sender<Event>,
     origin: Instant,
     wall_origin: Timestamp,
-    timers: BTreeMap<(Mono, Name, TimerId), ()>,
+    timers: BTreeSet<(Mono, Name, TimerId)>,
     timer_at: HashMap<(Name, TimerId), Mono>,
     replies: HashMap<BatchId, Reply>,
     next_batch: BatchId,
@@ -95,7 +95,7 @@ impl<L: Launcher> Driver<L> {
             events,
             origin: Instant::now(),
             wall_origin: Timestamp::now(),
-            timers: BTreeMap::new(),
+            timers: BTreeSet::new(),
             timer_at: HashMap::new(),
             replies: HashMap::new(),
             next_batch: 0,
@@ -133,11 +133,7 @@ impl<L: Launcher> Driver<L> {
             if self.exiting && !self.core.any_up() && self.replies.is_empty() {
                 break;
             }
-            let deadline = self
-                .timers
-                .keys()
-                .next()
-                .map(|(at, _, _)| self.origin + at.0);
+            let deadline = self.timers.first().map(|(at, _, _)| self.origin + at.0);
             tokio::select! {
                 biased;
                 Some(r) = exits.recv() => self.on_reaped(r),
@@ -380,11 +376,10 @@ impl<L: Launcher> Driver<L> {
     fn fire_timers(&mut self) {
         let now = self.now();
         let mut fx = Vec::new();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
+        while self.timers.first().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((_, name, id)) = self.timers.pop_first() else {
                 break;
-            }
-            let (_, name, id) = entry.remove_entry().0;
+            };
             self.timer_at.remove(&(name.clone(), id));
             fx.extend(self.core.timer(now, &name, id));
         }
@@ -428,7 +423,7 @@ impl<L: Launcher> Driver<L> {
                     }
                 }
                 CoreEffect::ArmTimer { name, id, at } => {
-                    self.timers.insert((at, name.clone(), id), ());
+                    self.timers.insert((at, name.clone(), id));
                     self.timer_at.insert((name, id), at);
                 }
                 CoreEffect::CancelTimer { name, id } => {

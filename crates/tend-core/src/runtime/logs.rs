@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
@@ -524,17 +524,17 @@ impl LogHub {
     }
 
     /// The open file at `path`, shared with every pipe already writing to it.
-    fn shared_file(&self, sink: &FileSink) -> Arc<Mutex<LogFile>> {
+    fn shared_file(&self, path: &Path, max_size: u64, backups: u32) -> Arc<Mutex<LogFile>> {
         let mut reg = locked(&self.registry);
-        if let Some(f) = reg.files.get(&sink.path).and_then(Weak::upgrade) {
+        if let Some(f) = reg.files.get(path).and_then(Weak::upgrade) {
             return f;
         }
         let f = Arc::new(Mutex::new(LogFile::new(
-            sink.path.clone(),
-            sink.max_size,
-            sink.backups,
+            path.to_path_buf(),
+            max_size,
+            backups,
         )));
-        reg.files.insert(sink.path.clone(), Arc::downgrade(&f));
+        reg.files.insert(path.to_path_buf(), Arc::downgrade(&f));
         f
     }
 
@@ -646,11 +646,13 @@ impl LogHub {
         let time = Timestamp::now();
         let mut report = None;
         match &mut pipe.sink {
-            Sink::File(sink) => {
-                let file = match &sink.file {
-                    Some(f) => f.clone(),
-                    None => sink.file.insert(self.shared_file(sink)).clone(),
-                };
+            Sink::File(FileSink {
+                path,
+                max_size,
+                backups,
+                file,
+            }) => {
+                let file = file.get_or_insert_with(|| self.shared_file(path, *max_size, *backups));
                 let data: &[u8] = if pipe.timestamps {
                     stamped.clear();
                     let stamp = format!("{time:.3}");
@@ -659,7 +661,7 @@ impl LogHub {
                 } else {
                     lines
                 };
-                report = Some(locked(&file).write(data, self.origin.elapsed()));
+                report = Some(locked(file).write(data, self.origin.elapsed()));
             }
             // The daemon's own streams: a failure there has nowhere to be told.
             Sink::Stdout => {

@@ -131,9 +131,6 @@ pub struct UnixLauncher {
     shared: SharedState,
     /// Recent `PATH` lookups.
     paths: spawn::PathCache,
-    /// Whether to ask the kernel for a pidfd per child (until it says it
-    /// has none).
-    pidfds: bool,
     /// The stack children run on until exec, mapped at the first spawn.
     stack: Option<spawn::Stack>,
     /// The descriptors children get their standard streams through,
@@ -168,7 +165,6 @@ impl UnixLauncher {
                 reap_all,
                 shared,
                 paths: spawn::PathCache::default(),
-                pidfds: true,
                 stack: None,
                 slots,
             },
@@ -199,7 +195,10 @@ impl Launcher for UnixLauncher {
             stderr: pipes.child_stderr.as_ref().unwrap_or(&pipes.child_stdout),
         };
         let mut shared = lock(&self.shared);
-        let (pid, pidfd) = spawn::spawn(&prepared, &stdio, slots, stack, &mut self.pidfds, spec)?;
+        // A pidfd only when there is a set to watch it in: none once the
+        // kernel has said it has none (see below).
+        let want_pidfd = shared.epoll.is_some();
+        let (pid, pidfd) = spawn::spawn(&prepared, &stdio, slots, stack, want_pidfd, spec)?;
         let watched = match (pidfd, shared.epoll.clone()) {
             (Some(fd), Some(epoll)) => match epoll.add(fd.as_fd(), u64::from(pid)) {
                 Ok(()) => {

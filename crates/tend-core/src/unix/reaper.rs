@@ -280,24 +280,13 @@ fn drain_own(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
 /// no children at all), else the pid and its exit (`None` for a stop or
 /// continue, which the caller skips).
 fn wait_any() -> Option<(u32, Option<ExitInfo>)> {
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid place for waitpid to write to.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid > 0 {
-            return Some((pid.unsigned_abs(), decode(status)));
-        }
-        if pid == 0 {
-            return None;
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ECHILD) => return None,
-            _ => {
-                tracing::error!("waitpid failed: {err}");
-                return None;
-            }
+    match waitpid(-1, libc::WNOHANG) {
+        Ok((0, _)) => None,
+        Ok((pid, status)) => Some((pid.unsigned_abs(), decode(status))),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => None,
+        Err(e) => {
+            tracing::error!("waitpid failed: {e}");
+            None
         }
     }
 }
@@ -310,22 +299,29 @@ enum Waited {
 
 /// `waitpid(pid, WNOHANG)` for one of our own children.
 fn wait_pid(pid: libc::pid_t) -> Waited {
+    match waitpid(pid, libc::WNOHANG) {
+        Ok((0, _)) => Waited::Running,
+        Ok((_, status)) => decode(status).map_or(Waited::Running, Waited::Exited),
+        Err(_) => Waited::NoChild,
+    }
+}
+
+/// `waitpid(pid, options)`, retried on `EINTR`: the pid that changed state
+/// (0 when none has yet, with `WNOHANG`) and its status.
+pub(super) fn waitpid(
+    pid: libc::pid_t,
+    options: libc::c_int,
+) -> io::Result<(libc::pid_t, libc::c_int)> {
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid place for waitpid to write to.
-        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if ret == pid {
-            return match decode(status) {
-                Some(exit) => Waited::Exited(exit),
-                None => Waited::Running,
-            };
+        let ret = unsafe { libc::waitpid(pid, &mut status, options) };
+        if ret >= 0 {
+            return Ok((ret, status));
         }
-        if ret == 0 {
-            return Waited::Running;
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            _ => return Waited::NoChild,
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }

@@ -82,6 +82,7 @@
 //!    HUP or INT and QUIT, and its children would shrug off a `stop` with
 //!    those signals. Then the signal mask is emptied and `execve` runs.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString, c_char, c_int, c_void};
 use std::fs;
@@ -91,7 +92,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::unistd::{self, AccessFlags};
@@ -344,9 +344,9 @@ fn dup_into(src: c_int, dst: c_int) -> io::Result<()> {
 /// What went wrong in the child, written there and read by the parent once
 /// `clone` returns (the child shares the parent's memory until exec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
 enum Step {
-    None = 0,
+    /// The `clone` itself, in the parent.
+    Clone,
     Setpgid,
     Dup2,
     Setgroups,
@@ -360,28 +360,10 @@ enum Step {
 }
 
 impl Step {
-    fn from_raw(raw: i32) -> Step {
-        [
-            Step::Setpgid,
-            Step::Dup2,
-            Step::Setgroups,
-            Step::Setgid,
-            Step::Setuid,
-            Step::Chdir,
-            Step::Pdeathsig,
-            Step::ParentGone,
-            Step::Unshare,
-            Step::Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as i32 == raw)
-        .unwrap_or(Step::None)
-    }
-
     /// How the error message names the step; empty for exec itself.
     fn label(self) -> &'static str {
         match self {
-            Step::None | Step::Exec => "",
+            Step::Clone | Step::Exec => "",
             Step::Setpgid => "setpgid: ",
             Step::Dup2 => "redirecting stdin/stdout/stderr: ",
             Step::Setgroups => "setgroups: ",
@@ -405,10 +387,10 @@ struct ChildArgs<'a> {
     keep_below: c_int,
     /// Signal mask to restore right before exec (empty).
     exec_mask: libc::sigset_t,
-    /// The failed step (a [`Step`]), 0 when none.
-    step: AtomicI32,
-    /// Its errno.
-    errno: AtomicI32,
+    /// The failed step and its errno, written by the child. The parent
+    /// reads it only once `clone` has returned, when the child has exec'd
+    /// or exited (`CLONE_VFORK`), so the two never touch it at once.
+    failed: Cell<Option<(Step, c_int)>>,
 }
 
 /// The small stack the child runs on, mapped once per launcher and reused:
@@ -483,7 +465,7 @@ pub(super) fn spawn(
     stdio: &Stdio<'_>,
     slots: &Slots,
     stack: &mut Stack,
-    want_pidfd: &mut bool,
+    want_pidfd: bool,
     spec: &ProcessSpec,
 ) -> Result<(u32, Option<OwnedFd>), SpawnError> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it.
@@ -501,8 +483,7 @@ pub(super) fn spawn(
         stdio: raw,
         keep_below: raw.iter().max().map_or(3, |m| m + 1),
         exec_mask: empty,
-        step: AtomicI32::new(Step::None as i32),
-        errno: AtomicI32::new(0),
+        failed: Cell::new(None),
     };
 
     if let Err(e) = slots.fill(stdio) {
@@ -520,7 +501,7 @@ pub(super) fn spawn(
     // exited.
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
     let mut pidfd: c_int = -1;
-    let mut pid = if *want_pidfd {
+    let mut pid = if want_pidfd {
         // With CLONE_PIDFD the kernel stores a pidfd where the parent's tid
         // would go (glibc passes the fifth argument through).
         unsafe {
@@ -535,11 +516,9 @@ pub(super) fn spawn(
     } else {
         -1
     };
-    if pid < 0 && (!*want_pidfd || io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL))
-    {
+    if pid < 0 && (!want_pidfd || io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)) {
         // A kernel before 5.2 has no pidfds: the reaper's SIGCHLD path
-        // finds every child without them.
-        *want_pidfd = false;
+        // finds every child without them (the launcher stops asking).
         pidfd = -1;
         pid = unsafe {
             libc::clone(
@@ -556,31 +535,23 @@ pub(super) fn spawn(
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
 
     if pid < 0 {
-        return Err(exec_error(spec, Step::None, &clone_err));
+        return Err(exec_error(spec, Step::Clone, &clone_err));
     }
     // SAFETY: a pidfd the kernel just made for us, owned by nobody else.
     let pidfd =
         (pidfd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) });
-    let step = Step::from_raw(args.step.load(Ordering::SeqCst));
-    if step == Step::None {
+    let Some((step, errno)) = args.failed.get() else {
         return Ok((pid.unsigned_abs(), pidfd));
-    }
+    };
     drop(pidfd);
-    let err = io::Error::from_raw_os_error(args.errno.load(Ordering::SeqCst));
+    let err = io::Error::from_raw_os_error(errno);
     reap_failed(pid);
     Err(exec_error(spec, step, &err))
 }
 
 /// Waits for a child that reported a failure and is exiting.
 fn reap_failed(pid: libc::pid_t) {
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid place for waitpid to write to.
-        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if ret >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
+    let _ = super::reaper::waitpid(pid, 0);
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "arm"))]
@@ -603,9 +574,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildArgs` that `spawn` keeps alive until the
     // child has exec'd or exited.
     let args = unsafe { &*(arg as *const ChildArgs<'_>) };
-    let (step, errno) = child_setup_and_exec(args);
-    args.errno.store(errno, Ordering::SeqCst);
-    args.step.store(step as i32, Ordering::SeqCst);
+    args.failed.set(Some(child_setup_and_exec(args)));
     // SAFETY: ends this process without running anything of the parent's
     // (no atexit handlers, no stdio flush: they belong to the daemon).
     unsafe { libc::_exit(127) }
