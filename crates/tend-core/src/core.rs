@@ -152,8 +152,6 @@ pub struct Core {
     /// Unsettled steps of batches, by process, in the order they were issued.
     waits: HashMap<Name, Vec<Wait>>,
     batches: BTreeMap<BatchId, Batch>,
-    /// Set while waiting processes are being re-evaluated (no re-entry).
-    reconciling: bool,
     /// Processes in `waiting`.
     waiting: BTreeSet<Name>,
     /// Stopping processes whose leader has exited (see [`Core::draining`]).
@@ -738,12 +736,12 @@ impl Core {
     }
 
     /// Starts every waiting process whose dependencies now hold, and updates
-    /// what the others wait for.
+    /// what the others wait for. Each input fed here goes through
+    /// [`Core::feed`], which reconciles again, nested.
     fn reconcile(&mut self, now: Mono, out: &mut Vec<CoreEffect>) {
-        if self.reconciling || self.shutting_down {
+        if self.shutting_down {
             return;
         }
-        self.reconciling = true;
         loop {
             let waiting: Vec<(Name, String, Option<String>)> = self
                 .waiting
@@ -759,9 +757,7 @@ impl Core {
             for (name, on, blocked) in waiting {
                 match self.dependency_state(&name) {
                     DepState::Satisfied => {
-                        self.reconciling = false;
                         self.feed(now, &name, Input::Start, out);
-                        self.reconciling = true;
                         changed = true;
                     }
                     DepState::Waiting {
@@ -769,7 +765,6 @@ impl Core {
                         blocked: now_blocked,
                     } => {
                         if now_on != on || now_blocked != blocked {
-                            self.reconciling = false;
                             self.feed(
                                 now,
                                 &name,
@@ -779,7 +774,6 @@ impl Core {
                                 },
                                 out,
                             );
-                            self.reconciling = true;
                         }
                     }
                 }
@@ -788,7 +782,6 @@ impl Core {
                 break;
             }
         }
-        self.reconciling = false;
     }
 
     /// Whether `name`'s dependencies hold, and if not, what it waits for.

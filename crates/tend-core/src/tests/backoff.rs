@@ -163,7 +163,7 @@ fn give_up_after_quick_deaths_then_manual_start_clears() {
         sim.crash("a", ExitInfo::Code(7));
         assert_eq!(sim.state("a"), StateName::Fatal);
         assert_eq!(sim.spawn_count("a"), 3);
-        let err = sim.core.get("a").unwrap().error().unwrap().to_string();
+        let err = sim.error("a").unwrap().to_string();
         assert!(
             err.contains("3 quick deaths") && err.contains("exit code 7"),
             "{err}"
@@ -185,7 +185,7 @@ fn give_up_after_quick_deaths_then_manual_start_clears() {
             vec![("a".into(), Ok(Outcome::Done))]
         );
         assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
-        assert_eq!(sim.core.get("a").unwrap().error(), None);
+        assert_eq!(sim.error("a"), None);
         // The count starts over: two more quick deaths are not enough.
         crash_loop(&mut sim, "a", 2, ms(10));
         assert_eq!(sim.state("a"), StateName::Running);
@@ -342,14 +342,7 @@ fn permanent_spawn_error_is_fatal_transient_backs_off() {
     );
     sim.add(spec("a")).unwrap();
     assert_eq!(sim.state("a"), StateName::Fatal);
-    assert!(
-        sim.core
-            .get("a")
-            .unwrap()
-            .error()
-            .unwrap()
-            .contains("not found")
-    );
+    assert!(sim.error("a").unwrap().contains("not found"));
     sim.advance(secs(3600));
     assert_eq!(sim.state("a"), StateName::Fatal);
 
@@ -369,7 +362,7 @@ fn permanent_spawn_error_is_fatal_transient_backs_off() {
     sim.spawn_errors.remove(&n("b"));
     sim.advance(secs(1));
     assert_eq!(sim.state("b"), StateName::Running);
-    assert_eq!(sim.core.get("b").unwrap().error(), None);
+    assert_eq!(sim.error("b"), None);
 }
 
 #[test]

@@ -1,12 +1,9 @@
 //! Dependencies, readiness and health under virtual time: ordering, waiting,
 //! cascades (Procmon's tree), thresholds, start timeouts and the watchdog.
 
-use std::time::Duration;
-
 use super::sim::*;
 use crate::core::Op;
 use crate::machine::{Health, ProbeKind};
-use crate::notify::NotifyMsg;
 use crate::probe::{Check, ProbeSpec};
 use crate::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
 use crate::status::{ExitInfo, StateName};
@@ -313,7 +310,7 @@ fn health_failures_kill_and_restart_through_the_backoff() {
     sim.advance(secs(1));
     // It ran 35 s (more than min_uptime): restarted at once.
     assert_eq!(sim.spawn_count("a"), 2);
-    assert!(sim.core.get("a").unwrap().error().is_none() || sim.state("a") == StateName::Running);
+    assert!(sim.error("a").is_none() || sim.state("a") == StateName::Running);
     assert_eq!(sim.core.get("a").unwrap().restarts(), 1);
 }
 
@@ -336,14 +333,7 @@ fn start_timeout_kills_a_process_that_never_gets_ready() {
     // A failed start is a quick death: it backs off (1 s).
     assert_eq!(sim.state("a"), StateName::Backoff);
     assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 1);
-    assert!(
-        sim.core
-            .get("a")
-            .unwrap()
-            .error()
-            .unwrap()
-            .contains("start_timeout")
-    );
+    assert!(sim.error("a").unwrap().contains("start_timeout"));
     sim.advance(secs(1));
     assert_eq!(sim.spawn_count("a"), 2);
 }
@@ -360,46 +350,21 @@ fn notify_ready_status_and_watchdog() {
         .unwrap();
     sim.start_service();
     assert_eq!(sim.state("a"), StateName::Starting);
-    sim.notify(
-        "a",
-        NotifyMsg {
-            status: Some("loading".into()),
-            ..Default::default()
-        },
-    );
+    sim.notify("a", b"STATUS=loading");
     assert_eq!(sim.core.get("a").unwrap().status_text(), Some("loading"));
-    sim.notify(
-        "a",
-        NotifyMsg {
-            ready: true,
-            ..Default::default()
-        },
-    );
+    sim.notify("a", b"READY=1");
     assert_eq!(sim.state("a"), StateName::Running);
     assert_eq!(sim.state("b"), StateName::Running);
     // Pings keep it alive...
     for _ in 0..5 {
         sim.advance(secs(2));
-        sim.notify(
-            "a",
-            NotifyMsg {
-                watchdog: true,
-                ..Default::default()
-            },
-        );
+        sim.notify("a", b"WATCHDOG=1");
     }
     assert_eq!(sim.state("a"), StateName::Running);
     // ...silence does not.
     sim.advance(secs(3));
     assert_eq!(sim.state("a"), StateName::Stopping);
-    assert!(
-        sim.core
-            .get("a")
-            .unwrap()
-            .error()
-            .unwrap()
-            .contains("watchdog")
-    );
+    assert!(sim.error("a").unwrap().contains("watchdog"));
     sim.advance(secs(1));
     assert_eq!(sim.spawn_count("a"), 2);
     assert_eq!(sim.last_spawn_at("a"), Some(Mono::from_secs(14)));
@@ -428,7 +393,6 @@ fn reset_on_ready_resets_the_backoff() {
         "ready reset it"
     );
     assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
-    let _: Duration = ms(0);
 }
 
 #[test]
@@ -438,21 +402,9 @@ fn stopping_announced_over_notify_shows_in_status() {
     s.notify = true;
     sim.add(s).unwrap();
     sim.start_service();
-    sim.notify(
-        "a",
-        NotifyMsg {
-            ready: true,
-            ..Default::default()
-        },
-    );
+    sim.notify("a", b"READY=1");
     let state = |sim: &Sim| sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)[0].state;
     assert_eq!(state(&sim), StateName::Running);
-    sim.notify(
-        "a",
-        NotifyMsg {
-            stopping: true,
-            ..Default::default()
-        },
-    );
+    sim.notify("a", b"STOPPING=1");
     assert_eq!(state(&sim), StateName::Stopping);
 }

@@ -180,6 +180,11 @@ impl Sim {
             .unwrap_or(StateName::Stopped)
     }
 
+    /// The error `name` last reported; panics if there is no such process.
+    pub fn error(&self, name: &str) -> Option<&str> {
+        self.core.get(name).expect("error: unknown process").error()
+    }
+
     pub fn spawn_count(&self, name: &str) -> usize {
         self.spawns
             .iter()
@@ -259,8 +264,11 @@ impl Sim {
         mine.len()
     }
 
-    pub fn notify(&mut self, name: &str, msg: crate::notify::NotifyMsg) {
-        let fx = self.core.notify(self.now, &n(name), msg);
+    /// `name` sends this datagram on its notify socket (`b"READY=1"`).
+    pub fn notify(&mut self, name: &str, datagram: &[u8]) {
+        let fx = self
+            .core
+            .notify(self.now, &n(name), crate::notify::parse(datagram));
         self.run(fx);
     }
 
