@@ -233,10 +233,12 @@ impl Follower {
         if !first.is_empty() && self.tx.send(Bytes::from(first)).await.is_err() {
             return;
         }
+        let ended = shutdown.streams_ended();
+        tokio::pin!(ended);
         loop {
             let got = tokio::select! {
                 _ = self.tx.closed() => return,
-                _ = shutdown.streams_ended() => return,
+                _ = &mut ended => return,
                 got = live.recv() => got,
             };
             let mut out = Vec::new();
@@ -265,8 +267,9 @@ fn lagged(out: &mut Vec<u8>, n: u64) {
     out.push(b'\n');
 }
 
-/// The receiving end of a follower as a response body.
-struct ChannelStream(mpsc::Receiver<Bytes>);
+/// The receiving end of a follower as a response body (also the body of
+/// Supervisor's `/logtail`).
+pub(crate) struct ChannelStream(pub(crate) mpsc::Receiver<Bytes>);
 
 impl futures_core::Stream for ChannelStream {
     type Item = Result<Bytes, Infallible>;

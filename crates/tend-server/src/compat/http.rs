@@ -2,13 +2,10 @@
 //! /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`, HTTP Basic auth, and the
 //! error pages of Medusa (the HTTP server inside supervisord), byte for byte.
 
-use std::convert::Infallible;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,8 +22,9 @@ use tend_core::runtime::LogChunk;
 use tokio::sync::{broadcast, mpsc};
 
 use super::Compat;
-use super::rpc::Rpc;
+use super::rpc::{Rpc, split_namespec};
 use crate::Shutdown;
+use crate::logs::ChannelStream;
 use crate::xmlrpc::{self, MAX_BODY_BYTES};
 
 /// Bytes of the file a tail starts with (`tail_f_producer(..., 1024)`).
@@ -316,9 +314,8 @@ async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
         "stderr" => true,
         _ => return not_found(),
     };
-    let (group, name) = match spec.split_once(':') {
-        Some((g, n)) => (g, n),
-        None => (spec, spec),
+    let (group, Some(name)) = split_namespec(spec) else {
+        return not_found();
     };
     let Ok(all) = st.compat.supervisor().status().await else {
         return not_found();
@@ -434,51 +431,23 @@ async fn follow(
 ) {
     let ended = shutdown.streams_ended();
     tokio::pin!(ended);
-    // No file yet (nothing written so far): wait for it to appear.
-    let (mut file, mut ino, size) = match opened {
-        Some(o) => o,
-        None => loop {
-            if let Ok(o) = open(&path) {
-                break (o.0, o.1, 0);
-            }
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = &mut ended => return,
-                _ = tokio::time::sleep(tick) => {}
-                _ = output_of(&mut wake) => {}
-            }
-        },
+    // No file yet (nothing written so far): it is read from its start once
+    // it appears, as a rotated one is.
+    let (mut file, mut ino, mut pos) = match opened {
+        Some((f, i, size)) => (Some(f), Some(i), size.saturating_sub(HEAD)),
+        None => (None, None, 0),
     };
-    let mut pos = size.saturating_sub(HEAD);
     loop {
         if let Ok(meta) = std::fs::metadata(&path)
-            && meta.ino() != ino
+            && Some(meta.ino()) != ino
             && let Ok((f, i, _)) = open(&path)
         {
-            (file, ino, pos) = (f, i, 0);
+            (file, ino, pos) = (Some(f), Some(i), 0);
         }
-        let Ok(size) = file.metadata().map(|m| m.len()) else {
-            return;
-        };
-        let out: Option<Vec<u8>> = if size < pos {
-            pos = 0;
-            Some(b"==> File truncated <==\n".to_vec())
-        } else if size > pos {
-            let mut buf = Vec::new();
-            let read = file.seek(SeekFrom::Start(pos)).and_then(|_| {
-                (&mut file)
-                    .take((size - pos).min(READ_CHUNK))
-                    .read_to_end(&mut buf)
-            });
-            match read {
-                Ok(n) if n > 0 => {
-                    pos += n as u64;
-                    Some(buf)
-                }
-                _ => None,
-            }
-        } else {
-            None
+        let out = match file.as_mut().map(|f| read_more(f, &mut pos)) {
+            None => None,
+            Some(Ok(out)) => out,
+            Some(Err(_)) => return,
         };
         if let Some(bytes) = out {
             if tx.send(Bytes::from(bytes)).await.is_err() {
@@ -495,6 +464,32 @@ async fn follow(
     }
 }
 
+/// What `file` holds past `pos` (at most [`READ_CHUNK`]), or the truncation
+/// notice when it shrank below `pos`; `None` when there is nothing new. An
+/// error is a file that cannot be looked at any more.
+fn read_more(file: &mut std::fs::File, pos: &mut u64) -> std::io::Result<Option<Vec<u8>>> {
+    let size = file.metadata()?.len();
+    if size < *pos {
+        *pos = 0;
+        return Ok(Some(b"==> File truncated <==\n".to_vec()));
+    }
+    if size == *pos {
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
+    let read = file.seek(SeekFrom::Start(*pos)).and_then(|_| {
+        file.take((size - *pos).min(READ_CHUNK))
+            .read_to_end(&mut buf)
+    });
+    Ok(match read {
+        Ok(n) if n > 0 => {
+            *pos += n as u64;
+            Some(buf)
+        }
+        _ => None,
+    })
+}
+
 /// Resolves when the process writes output (or never, without a receiver).
 async fn output_of(wake: &mut Option<(broadcast::Receiver<LogChunk>, Name)>) {
     let Some((rx, name)) = wake else {
@@ -507,17 +502,6 @@ async fn output_of(wake: &mut Option<(broadcast::Receiver<LogChunk>, Name)>) {
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
         }
-    }
-}
-
-/// The receiving end of a follower as a response body.
-struct ChannelStream(mpsc::Receiver<Bytes>);
-
-impl futures_core::Stream for ChannelStream {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|b| b.map(Ok))
     }
 }
 

@@ -661,10 +661,7 @@ impl Compat {
                 for n in &added {
                     let _ = self.sup.remove(n).await;
                 }
-                return Err(match e {
-                    tend_core::Error::ShuttingDown => GroupError::ShuttingDown,
-                    e => GroupError::Failed(e.to_string()),
-                });
+                return Err(group_error(e));
             }
             added.push(p.spec.name.to_string());
         }
@@ -697,11 +694,9 @@ impl Compat {
             return Err(GroupError::StillRunning(name.to_string()));
         }
         for s in &members {
-            match self.sup.remove(s.name.as_str()).await {
-                Ok(()) | Err(tend_core::Error::UnknownProcess(_)) => {}
-                Err(tend_core::Error::ShuttingDown) => return Err(GroupError::ShuttingDown),
-                Err(e) => return Err(GroupError::Failed(e.to_string())),
-            }
+            self.remove_process(s.name.as_str())
+                .await
+                .map_err(group_error)?;
             lock(&self.reg).procs.remove(&s.name);
         }
         lock(&self.reg).active.retain(|g, _| g.as_str() != name);
@@ -741,10 +736,7 @@ impl Compat {
         let fail = |e: tend_core::Error| e.to_string();
 
         for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
-            match self.sup.remove(name.as_str()).await {
-                Ok(()) | Err(tend_core::Error::UnknownProcess(_)) => {}
-                Err(e) => return Err(fail(e)),
-            }
+            self.remove_process(name.as_str()).await.map_err(fail)?;
             lock(&self.reg).procs.remove(name);
             report.removed.push(name.to_string());
         }
@@ -757,10 +749,7 @@ impl Compat {
             }
             if registered {
                 let was_up = state_of(name).is_some_and(is_running);
-                match self.sup.remove(name.as_str()).await {
-                    Ok(()) | Err(tend_core::Error::UnknownProcess(_)) => {}
-                    Err(e) => return Err(fail(e)),
-                }
+                self.remove_process(name.as_str()).await.map_err(fail)?;
                 self.sup.add(quiet(&new.spec)).await.map_err(fail)?;
                 if was_up {
                     to_start.push(name.clone());
@@ -855,6 +844,14 @@ impl Compat {
         result
     }
 
+    /// Removes `name` from the supervisor; one that is gone already is fine.
+    async fn remove_process(&self, name: &str) -> Result<(), tend_core::Error> {
+        match self.sup.remove(name).await {
+            Ok(()) | Err(tend_core::Error::UnknownProcess(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts processes (in priority order) without waiting for them.
     fn start_later(&self, names: Vec<Name>) {
         if names.is_empty() {
@@ -883,6 +880,14 @@ fn quiet(spec: &Arc<ProcessSpec>) -> Arc<ProcessSpec> {
     let mut s = ProcessSpec::clone(spec);
     s.autostart = false;
     Arc::new(s)
+}
+
+/// A refusal of the supervisor as `addProcessGroup` and `removeProcessGroup` report it.
+fn group_error(e: tend_core::Error) -> GroupError {
+    match e {
+        tend_core::Error::ShuttingDown => GroupError::ShuttingDown,
+        e => GroupError::Failed(e.to_string()),
+    }
 }
 
 fn shared(groups: Vec<GroupConfig>) -> Vec<Arc<GroupConfig>> {

@@ -54,7 +54,7 @@ enum Target {
 
 /// `split_namespec`: `group:name`, `group:*`/`group:` (the whole group) or
 /// `name` (the process `name` of the group `name`).
-fn split_namespec(spec: &str) -> (&str, Option<&str>) {
+pub(super) fn split_namespec(spec: &str) -> (&str, Option<&str>) {
     match spec.split_once(':') {
         Some((group, "" | "*")) => (group, None),
         Some((group, name)) => (group, Some(name)),
@@ -229,15 +229,19 @@ impl Rpc {
             .map_err(shutting_down)
     }
 
-    /// Processes of a group in Supervisor's order (by priority).
-    fn members(all: &[ProcessStatus], group: &str) -> Vec<ProcessStatus> {
+    /// Processes of a group in Supervisor's order (by priority); `BAD_NAME`
+    /// when there is no such group.
+    fn members(all: &[ProcessStatus], group: &str) -> Result<Vec<ProcessStatus>, Fault> {
         let mut v: Vec<ProcessStatus> = all
             .iter()
             .filter(|s| s.group.as_str() == group)
             .cloned()
             .collect();
+        if v.is_empty() {
+            return Err(Fault::bad_name(group));
+        }
         v.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
-        v
+        Ok(v)
     }
 
     /// Every process in Supervisor's order: groups by priority, then the
@@ -296,7 +300,7 @@ impl Rpc {
     async fn start_process(&self, spec: &str, wait: bool) -> Result<Value, Fault> {
         let all = self.all().await?;
         match resolve(&all, spec)? {
-            Target::Group(g) => self.start_group(&all, &g, wait).await,
+            Target::Group(g) => self.start_many(Self::members(&all, &g)?, wait).await,
             Target::Process(s) => {
                 self.start_one(&s, spec, wait).await?;
                 Ok(Value::Bool(true))
@@ -377,22 +381,10 @@ impl Rpc {
         Ok(Value::Array(results))
     }
 
-    async fn start_group(
-        &self,
-        all: &[ProcessStatus],
-        group: &str,
-        wait: bool,
-    ) -> Result<Value, Fault> {
-        if !all.iter().any(|s| s.group.as_str() == group) {
-            return Err(Fault::bad_name(group));
-        }
-        self.start_many(Self::members(all, group), wait).await
-    }
-
     async fn stop_process(&self, spec: &str, wait: bool) -> Result<Value, Fault> {
         let all = self.all().await?;
         match resolve(&all, spec)? {
-            Target::Group(g) => self.stop_group(&all, &g, wait).await,
+            Target::Group(g) => self.stop_many(Self::members(&all, &g)?, wait).await,
             Target::Process(s) => {
                 if !is_running(s.state) {
                     return Err(Fault::not_running(spec));
@@ -443,22 +435,10 @@ impl Rpc {
         ))
     }
 
-    async fn stop_group(
-        &self,
-        all: &[ProcessStatus],
-        group: &str,
-        wait: bool,
-    ) -> Result<Value, Fault> {
-        if !all.iter().any(|s| s.group.as_str() == group) {
-            return Err(Fault::bad_name(group));
-        }
-        self.stop_many(Self::members(all, group), wait).await
-    }
-
     async fn signal_process(&self, spec: &str, signal: &Value) -> Result<Value, Fault> {
         let all = self.all().await?;
         match resolve(&all, spec)? {
-            Target::Group(g) => self.signal_group(&all, &g, signal).await,
+            Target::Group(g) => self.signal_many(Self::members(&all, &g)?, signal).await,
             Target::Process(s) => {
                 let sig = parse_signal(signal)?;
                 if !is_signallable(s.state) {
@@ -514,18 +494,6 @@ impl Rpc {
                 })
                 .collect(),
         ))
-    }
-
-    async fn signal_group(
-        &self,
-        all: &[ProcessStatus],
-        group: &str,
-        signal: &Value,
-    ) -> Result<Value, Fault> {
-        if !all.iter().any(|s| s.group.as_str() == group) {
-            return Err(Fault::bad_name(group));
-        }
-        self.signal_many(Self::members(all, group), signal).await
     }
 
     /// A process (not a group) named by `spec`.
@@ -662,8 +630,8 @@ impl Rpc {
             }
             "startProcessGroup" => {
                 let all = self.all().await?;
-                self.start_group(&all, &string(&p[0], "name")?, truthy(p.get(1)))
-                    .await
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.start_many(members, truthy(p.get(1))).await
             }
             "startAllProcesses" => {
                 let all = self.all().await?;
@@ -676,8 +644,8 @@ impl Rpc {
             }
             "stopProcessGroup" => {
                 let all = self.all().await?;
-                self.stop_group(&all, &string(&p[0], "name")?, truthy(p.get(1)))
-                    .await
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.stop_many(members, truthy(p.get(1))).await
             }
             "stopAllProcesses" => {
                 let all = self.all().await?;
@@ -687,8 +655,8 @@ impl Rpc {
             "signalProcess" => self.signal_process(&string(&p[0], "name")?, &p[1]).await,
             "signalProcessGroup" => {
                 let all = self.all().await?;
-                self.signal_group(&all, &string(&p[0], "name")?, &p[1])
-                    .await
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.signal_many(members, &p[1]).await
             }
             "signalAllProcesses" => {
                 let all = self.all().await?;

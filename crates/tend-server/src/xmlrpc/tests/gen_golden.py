@@ -22,46 +22,32 @@ import xmlrpc.client as xc
 out = sys.stdout.write
 
 
+# The escapes Rust's string and byte string literals share.
+ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def rust_str(s):
-    parts = []
-    for ch in s:
+    def esc(ch):
         o = ord(ch)
-        if ch == "\\":
-            parts.append("\\\\")
-        elif ch == '"':
-            parts.append('\\"')
-        elif ch == "\n":
-            parts.append("\\n")
-        elif ch == "\r":
-            parts.append("\\r")
-        elif ch == "\t":
-            parts.append("\\t")
-        elif o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF:
-            parts.append("\\u{%x}" % o)
-        else:
-            parts.append(ch)
-    return '"' + "".join(parts) + '"'
+        if ch in ESCAPES:
+            return ESCAPES[ch]
+        if o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF:
+            return "\\u{%x}" % o
+        return ch
+
+    return '"' + "".join(map(esc, s)) + '"'
 
 
 def rust_bytes(b):
-    parts = []
-    for byte in b:
+    def esc(byte):
         ch = chr(byte)
-        if ch == "\\":
-            parts.append("\\\\")
-        elif ch == '"':
-            parts.append('\\"')
-        elif ch == "\n":
-            parts.append("\\n")
-        elif ch == "\r":
-            parts.append("\\r")
-        elif ch == "\t":
-            parts.append("\\t")
-        elif 0x20 <= byte < 0x7F:
-            parts.append(ch)
-        else:
-            parts.append("\\x%02x" % byte)
-    return 'b"' + "".join(parts) + '"'
+        if ch in ESCAPES:
+            return ESCAPES[ch]
+        if 0x20 <= byte < 0x7F:
+            return ch
+        return "\\x%02x" % byte
+
+    return 'b"' + "".join(map(esc, b)) + '"'
 
 
 def rust_value(v):
