@@ -92,6 +92,21 @@ impl Client {
         UnixStream::connect(&self.socket).is_ok()
     }
 
+    fn connect(&self) -> Result<UnixStream, ClientError> {
+        UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
+            socket: self.socket.clone(),
+            source,
+        })
+    }
+
+    /// A [`ClientError::Protocol`] about this client's socket.
+    pub(crate) fn protocol(&self, message: String) -> ClientError {
+        ClientError::Protocol {
+            socket: self.socket.clone(),
+            message,
+        }
+    }
+
     /// Sends one request; any status is returned as is.
     pub fn request(
         &self,
@@ -99,11 +114,7 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Response, ClientError> {
-        let mut stream =
-            UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let mut stream = self.connect()?;
         let body = body.unwrap_or_default();
         let mut req = Vec::with_capacity(128 + body.len());
         // Writing into a Vec cannot fail.
@@ -120,10 +131,7 @@ impl Client {
         }
         req.extend_from_slice(b"\r\n");
         req.extend_from_slice(body);
-        let proto = |message: String| ClientError::Protocol {
-            socket: self.socket.clone(),
-            message,
-        };
+        let proto = |message| self.protocol(message);
         stream
             .write_all(&req)
             .map_err(|e| proto(format!("cannot send the request: {e}")))?;
@@ -138,15 +146,8 @@ impl Client {
     /// endless answers such as `GET /v1/logs?follow=true`. An error status is
     /// read whole and becomes [`ClientError::Api`].
     pub fn stream(&self, path: &str) -> Result<BodyReader, ClientError> {
-        let proto = |message: String| ClientError::Protocol {
-            socket: self.socket.clone(),
-            message,
-        };
-        let mut stream =
-            UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let proto = |message| self.protocol(message);
+        let mut stream = self.connect()?;
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: application/x-ndjson\r\n\r\n"
         );
@@ -205,10 +206,8 @@ impl Client {
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
         let resp = self.call_raw(method, path, body)?;
-        serde_json::from_slice(&resp.body).map_err(|e| ClientError::Protocol {
-            socket: self.socket.clone(),
-            message: format!("cannot decode the answer to {method} {path}: {e}"),
-        })
+        serde_json::from_slice(&resp.body)
+            .map_err(|e| self.protocol(format!("cannot decode the answer to {method} {path}: {e}")))
     }
 
     /// Like [`Client::call`] but returns the 2xx body undecoded.
@@ -219,10 +218,10 @@ impl Client {
         body: Option<&impl Serialize>,
     ) -> Result<Response, ClientError> {
         let body = match body {
-            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Protocol {
-                socket: self.socket.clone(),
-                message: format!("cannot encode the request: {e}"),
-            })?),
+            Some(b) => Some(
+                serde_json::to_vec(b)
+                    .map_err(|e| self.protocol(format!("cannot encode the request: {e}")))?,
+            ),
             None => None,
         };
         let resp = self.request(method, path, body.as_deref())?;

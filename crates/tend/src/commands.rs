@@ -337,10 +337,7 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(|e| ClientError::Protocol {
-                socket: client.socket().to_path_buf(),
-                message: format!("the log stream broke: {e}"),
-            })?;
+            .map_err(|e| client.protocol(format!("the log stream broke: {e}")))?;
         if n == 0 {
             break;
         }

@@ -779,8 +779,6 @@ fn pool_confs(listeners: Vec<EventListenerConf>) -> Vec<PoolConf> {
 /// A pool as the hub sees it. Dropping it ends the pool's task.
 struct PoolLink {
     conf: PoolConf,
-    events: Vec<String>,
-    members: Vec<Name>,
     tx: mpsc::UnboundedSender<PoolMsg>,
 }
 
@@ -790,18 +788,15 @@ impl PoolLink {
         let (tx, rx) = mpsc::unbounded_channel();
         let core = PoolCore::new(conf.name.clone(), conf.buffer_size, conf.members.clone());
         tokio::spawn(run_pool(sup.clone(), core, rx, sup.subscribe_logs()));
-        PoolLink {
-            events: conf.events.clone(),
-            members: conf.members.clone(),
-            conf,
-            tx,
-        }
+        PoolLink { conf, tx }
     }
-}
 
-impl PoolLink {
     fn wants(&self, event: &str) -> bool {
-        self.events.iter().any(|s| subscribed(s, event))
+        self.conf.events.iter().any(|s| subscribed(s, event))
+    }
+
+    fn has_member(&self, name: &Name) -> bool {
+        self.conf.members.contains(name)
     }
 }
 
@@ -927,7 +922,7 @@ impl Hub {
             _ => None,
         };
         if let Some((name, msg)) = lifecycle {
-            for p in self.pools.iter().filter(|p| p.members.contains(name)) {
+            for p in self.pools.iter().filter(|p| p.has_member(name)) {
                 let _ = p.tx.send(msg.clone());
             }
         }
@@ -945,7 +940,7 @@ impl Hub {
             Stream::Stderr => (info.stderr_events, "PROCESS_LOG_STDERR", "stderr"),
         };
         // A listener's stdout is the protocol, never a log event.
-        let listener = self.pools.iter().any(|p| p.members.contains(&chunk.name));
+        let listener = self.pools.iter().any(|p| p.has_member(&chunk.name));
         if !enabled || (listener && chunk.stream == Stream::Stdout) {
             return;
         }
@@ -1124,7 +1119,8 @@ fn perform(sup: &Supervisor, core: &mut PoolCore, mut actions: Vec<PoolAction>) 
 #[derive(Debug)]
 pub struct EventListeners {
     control: mpsc::UnboundedSender<Control>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The hub's task; it owns the pools, whose tasks end with it.
+    hub: JoinHandle<()>,
 }
 
 impl EventListeners {
@@ -1139,28 +1135,22 @@ impl EventListeners {
     pub fn start_with(sup: Supervisor, listeners: Vec<EventListenerConf>, ctx: Context) -> Self {
         let declared_pools = pool_confs(listeners);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let mut tasks = Vec::new();
-        let links: Vec<PoolLink> = declared_pools
+        let pools = declared_pools
             .iter()
             .map(|conf| PoolLink::start(&sup, conf.clone()))
-            .collect();
-        let now = wall_now() as u64;
-        let ticks = TICK_PERIODS
-            .iter()
-            .filter(|p| links.iter().any(|l| l.wants(&format!("TICK_{p}"))))
-            .map(|&p| (p, timeslice(p, now)))
             .collect();
         let mut hub = Hub {
             server: Arc::from(ctx.identifier.as_str()),
             ctx,
-            pools: links,
+            pools,
             next_serial: 0,
             translator: Translator::new(),
-            ticks,
+            ticks: Vec::new(),
             groups: HashMap::new(),
             sup: sup.clone(),
             declared_pools,
         };
+        hub.rearm_ticks();
         let events = sup.subscribe();
         let logs = hub.wants_logs().then(|| sup.subscribe_logs());
         // supervisord adds every group (in priority order) before its main
@@ -1170,8 +1160,8 @@ impl EventListeners {
             hub.emit("PROCESS_GROUP_ADDED".into(), format!("groupname:{group}\n"));
         }
         hub.emit("SUPERVISOR_STATE_CHANGE_RUNNING".into(), String::new());
-        tasks.push(tokio::spawn(hub.run(events, logs, control_rx)));
-        EventListeners { control, tasks }
+        let hub = tokio::spawn(hub.run(events, logs, control_rx));
+        EventListeners { control, hub }
     }
 
     /// The daemon is shutting down: `SUPERVISOR_STATE_CHANGE_STOPPING`.
@@ -1203,9 +1193,7 @@ impl EventListeners {
 
 impl Drop for EventListeners {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.hub.abort();
     }
 }
 
@@ -1481,6 +1469,10 @@ mod tests {
         }
     }
 
+    fn spawned(name: &str, pid: u32) -> Event {
+        Event::Spawned { name: n(name), pid }
+    }
+
     fn exited(name: &str, pid: u32, exit: ExitInfo) -> Event {
         Event::Exited {
             name: n(name),
@@ -1495,10 +1487,7 @@ mod tests {
         use StateName::*;
         let got = run(&[
             changed("web", Stopped, Starting),
-            Event::Spawned {
-                name: n("web"),
-                pid: 41,
-            },
+            spawned("web", 41),
             changed("web", Starting, Running),
             changed("web", Running, Stopping),
             exited("web", 41, ExitInfo::Signal(tend_core::Signal::TERM)),
@@ -1520,17 +1509,11 @@ mod tests {
         use StateName::*;
         let got = run(&[
             changed("job", Stopped, Starting),
-            Event::Spawned {
-                name: n("job"),
-                pid: 10,
-            },
+            spawned("job", 10),
             exited("job", 10, ExitInfo::Code(1)),
             changed("job", Starting, Backoff),
             changed("job", Backoff, Starting),
-            Event::Spawned {
-                name: n("job"),
-                pid: 11,
-            },
+            spawned("job", 11),
             exited("job", 11, ExitInfo::Code(1)),
             // tend gives up in one step; Supervisor goes through BACKOFF.
             changed("job", Starting, Fatal),
@@ -1554,34 +1537,22 @@ mod tests {
     fn exits_are_expected_per_exitcodes_and_a_restart_goes_through_exited() {
         use StateName::*;
         let got = run(&[
-            Event::Spawned {
-                name: n("web"),
-                pid: 5,
-            },
+            spawned("web", 5),
             changed("web", Starting, Running),
             exited("web", 5, ExitInfo::Code(2)),
             changed("web", Running, Exited),
-            Event::Spawned {
-                name: n("web"),
-                pid: 6,
-            },
+            spawned("web", 6),
             changed("web", Exited, Starting),
             changed("web", Starting, Running),
             exited("web", 6, ExitInfo::Code(3)),
             // Restarted at once: tend says running -> starting.
             changed("web", Running, Starting),
-            Event::Spawned {
-                name: n("web"),
-                pid: 7,
-            },
+            spawned("web", 7),
             changed("web", Starting, Running),
             exited("web", 7, ExitInfo::Signal(tend_core::Signal::KILL)),
             changed("web", Running, Exited),
             // Not in the context: exit code 0 is the expected one.
-            Event::Spawned {
-                name: n("other"),
-                pid: 9,
-            },
+            spawned("other", 9),
             changed("other", Starting, Running),
             exited("other", 9, ExitInfo::Code(0)),
             changed("other", Running, Exited),
@@ -1610,17 +1581,11 @@ mod tests {
         // for a `startsecs=0` process) are still told in order.
         let got = run(&[
             Event::Added { name: n("web") },
-            Event::Spawned {
-                name: n("web"),
-                pid: 41,
-            },
+            spawned("web", 41),
             changed("web", Starting, Running),
             changed("web", Stopped, Starting),
             exited("web", 41, ExitInfo::Code(1)),
-            Event::Spawned {
-                name: n("web"),
-                pid: 42,
-            },
+            spawned("web", 42),
             changed("web", Starting, Running),
             changed("web", Running, Starting),
             changed("web", Running, Stopping),
@@ -1642,10 +1607,7 @@ mod tests {
     fn stopping_a_process_in_backoff_stops_it_with_no_pid() {
         use StateName::*;
         let got = run(&[
-            Event::Spawned {
-                name: n("job"),
-                pid: 10,
-            },
+            spawned("job", 10),
             exited("job", 10, ExitInfo::Code(1)),
             changed("job", Starting, Backoff),
             changed("job", Backoff, Stopped),

@@ -28,24 +28,17 @@ pub fn discover(explicit: Option<&Path>, config_file: &Path) -> anyhow::Result<P
             return Err(e).with_context(|| format!("cannot read {}", config_file.display()));
         }
     };
-    if config::is_supervisord(config_file, Some(&text)) {
-        return match config::load_any(config_file) {
-            Ok(loaded) => Ok(loaded.config.daemon.socket),
-            Err(errors) => bail!(
-                "cannot find the daemon's socket: {} has errors (or use --socket PATH):\n{errors}",
-                config_file.display()
-            ),
-        };
+    if !config::is_supervisord(config_file, Some(&text))
+        && let Some(path) = socket_from_text(config_file, &text)
+    {
+        return Ok(path);
     }
-    match socket_from_text(config_file, &text) {
-        Some(path) => Ok(path),
-        None => match config::load(config_file) {
-            Ok(cfg) => Ok(cfg.daemon.socket),
-            Err(errors) => bail!(
-                "cannot find the daemon's socket: {} has errors (or use --socket PATH):\n{errors}",
-                config_file.display()
-            ),
-        },
+    match config::load_any(config_file) {
+        Ok(loaded) => Ok(loaded.config.daemon.socket),
+        Err(errors) => bail!(
+            "cannot find the daemon's socket: {} has errors (or use --socket PATH):\n{errors}",
+            config_file.display()
+        ),
     }
 }
 
@@ -88,17 +81,12 @@ pub fn socket_from_text(config_file: &Path, text: &str) -> Option<PathBuf> {
 /// the whole file. A cut inside a multi-line string makes the slice fail to
 /// parse, which also falls back.
 fn daemon_table(text: &str) -> Option<&str> {
-    let header = |line: &str| {
-        let l = line.trim_start();
-        let l = l.split('#').next().unwrap_or("").trim_end();
-        l == "[daemon]"
-    };
     let mut start = None;
     let mut end = text.len();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
-        if header(line) {
+        if t.split('#').next().unwrap_or("").trim_end() == "[daemon]" {
             if start.is_some() {
                 return None;
             }

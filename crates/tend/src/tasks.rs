@@ -86,7 +86,6 @@ impl Tasks {
         processes: &[S],
         mut signals: TaskSignals,
     ) -> Tasks {
-        let names: BTreeSet<Name> = tasks.iter().map(|t| t.name.clone()).collect();
         let runner = Arc::new(Runner {
             sup: sup.clone(),
             shutdown: shutdown.clone(),
@@ -94,7 +93,6 @@ impl Tasks {
                 .iter()
                 .map(|t| (t.name.clone(), TaskInfo::of(&t.name, processes)))
                 .collect(),
-            tasks: names,
             exclusive: tokio::sync::Mutex::new(()),
         });
         let mut claimed = Vec::new();
@@ -178,9 +176,8 @@ impl TaskInfo {
 struct Runner {
     sup: Supervisor,
     shutdown: Shutdown,
+    /// Every task (a `shutdown = true` task does not stop the others).
     info: BTreeMap<Name, TaskInfo>,
-    /// Every task: a `shutdown = true` task does not stop the others.
-    tasks: BTreeSet<Name>,
     /// Held through a `shutdown = true` run, so that two of them do not
     /// start each other's processes in the middle.
     exclusive: tokio::sync::Mutex<()>,
@@ -301,7 +298,7 @@ impl Runner {
             let needs = self.info.get(name).map_or(&empty, |i| &i.needs);
             stopped = all
                 .iter()
-                .filter(|p| busy(p.state) && !self.tasks.contains(&p.name))
+                .filter(|p| busy(p.state) && !self.info.contains_key(&p.name))
                 .filter(|p| !needs.contains(&p.name))
                 .map(|p| p.name.clone())
                 .collect();
