@@ -885,6 +885,10 @@ impl Hub {
                 members.remove(name);
                 if members.is_empty() {
                     self.groups.remove(&group);
+                    // supervisord unsubscribes a pool before it tells of its
+                    // group's removal.
+                    self.pools.retain(|p| p.conf.name != group);
+                    self.rearm_ticks();
                     self.emit(
                         "PROCESS_GROUP_REMOVED".into(),
                         format!("groupname:{group}\n"),

@@ -1607,6 +1607,48 @@ fn a_listener_pool_added_by_update_gets_events() {
     p.finish();
 }
 
+/// A pool that `update` removes stops hearing events, and when `update`
+/// adds it again it starts afresh: nothing that happened meanwhile reaches
+/// it. The same events in the same order as under supervisord.
+#[test]
+fn a_listener_pool_removed_by_update_starts_afresh_when_added_again() {
+    let Some(venv) = venv() else { return };
+    let with_pool = format!(
+        "{NO_LISTENER_CONF}\n[eventlistener:late]\n\
+         command={{PYTHON}} -u {{ROOT}}/listener.py %(here)s/late.jsonl\n\
+         events=PROCESS_STATE,PROCESS_GROUP\nbuffer_size=100\n"
+    );
+    let mut p = Pair::start(venv, &with_pool, &[("listener.py", LISTENER)]);
+    p.wait_states(&[("late", "RUNNING"), ("sleeper", "RUNNING")]);
+    p.rewrite(NO_LISTENER_CONF);
+    p.same(&["update"], 0, How::Exact);
+    p.wait_states(&[("sleeper", "RUNNING")]);
+    // While the pool is gone.
+    p.same(&["stop", "sleeper"], 0, How::Exact);
+    p.same(&["start", "sleeper"], 0, How::Exact);
+    p.rewrite(&with_pool);
+    p.same(&["update"], 0, How::Exact);
+    p.wait_states(&[("late", "RUNNING"), ("sleeper", "RUNNING")]);
+    let second_run = |events: &[String]| {
+        events
+            .iter()
+            .filter(|e| e.starts_with("PROCESS_STATE_RUNNING processname:late "))
+            .count()
+            >= 2
+    };
+    let (sup, tend) = events_when(&p, "late.jsonl", second_run);
+    assert!(
+        second_run(&sup),
+        "supervisord's listener did not run twice: {sup:#?}"
+    );
+    if sup != tend {
+        p.diffs.push(format!(
+            "events of a pool removed and added again:\n  supervisord: {sup:#?}\n  tend: {tend:#?}"
+        ));
+    }
+    p.finish();
+}
+
 /// HTTP Basic auth on the Unix socket (`{SHA}` password) and on TCP
 /// (`[inet_http_server]`), for XML-RPC and for `tail -f`.
 #[test]
