@@ -8,13 +8,7 @@ use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/tend/src/config/supervisord/ini.rs"]
-#[allow(dead_code)]
-mod ini;
-
-#[path = "../../crates/tend/src/config/supervisord/expand.rs"]
-#[allow(dead_code)]
-mod expand;
+use tend_config::supervisord::{expand, ini};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tend_server::xmlrpc::{parse_call, write_call, write_response};
+use tend_supervisor::xmlrpc::{parse_call, write_call, write_response};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(call) = parse_call(data) else {

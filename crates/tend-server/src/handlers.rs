@@ -10,11 +10,12 @@ use axum::http::{Method, StatusCode, Uri};
 use tend_core::pattern::Pattern;
 use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus, Supervisor};
 
-use crate::AppState;
+use crate::Daemon;
 use crate::api::{
     ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest, StartRequest,
     TargetsRequest, VersionResponse, percent_decode,
 };
+use crate::daemon::AddError;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 
@@ -22,11 +23,11 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// `GET /v1/status?pattern=P...`
 pub(crate) async fn status(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<ProcessStatus>>> {
     let patterns = status_patterns(query.as_deref())?;
-    let all = st.sup.status().await?;
+    let all = st.supervisor().status().await?;
     if patterns.is_empty() {
         return Ok(Json(all));
     }
@@ -89,61 +90,63 @@ fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
 
 /// `POST /v1/start`
 pub(crate) async fn start(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     JsonBody(req): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(&st.sup, &req.targets).await?;
+    let names = resolve(st.supervisor(), &req.targets).await?;
     if req.no_deps {
-        return results(st.sup.start_many_no_deps(names).await?);
+        return results(st.supervisor().start_many_no_deps(names).await?);
     }
-    results(st.sup.start_many(names).await?)
+    results(st.supervisor().start_many(names).await?)
 }
 
 /// `POST /v1/stop`
 pub(crate) async fn stop(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     JsonBody(req): JsonBody<TargetsRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(&st.sup, &req.targets).await?;
-    results(st.sup.stop_many(names).await?)
+    let names = resolve(st.supervisor(), &req.targets).await?;
+    results(st.supervisor().stop_many(names).await?)
 }
 
 /// `POST /v1/restart`
 pub(crate) async fn restart(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     JsonBody(req): JsonBody<TargetsRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(&st.sup, &req.targets).await?;
-    results(st.sup.restart_many(names).await?)
+    let names = resolve(st.supervisor(), &req.targets).await?;
+    results(st.supervisor().restart_many(names).await?)
 }
 
 /// `POST /v1/signal`
 pub(crate) async fn signal(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     JsonBody(req): JsonBody<SignalRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(&st.sup, &req.targets).await?;
-    results(st.sup.signal_many(names, req.signal).await?)
+    let names = resolve(st.supervisor(), &req.targets).await?;
+    results(st.supervisor().signal_many(names, req.signal).await?)
 }
 
 /// `POST /v1/processes`
 pub(crate) async fn add(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<NameResponse>)> {
     let logs_given = body.get("logs").is_some();
-    let mut spec = parse_spec(body)?;
-    if let Some(prepare) = &st.options.prepare_spec {
-        prepare(&mut spec, logs_given).map_err(ApiError::bad_request)?;
-    }
-    let name = spec.name.to_string();
-    // One copy, shared by the supervisor and Supervisor's view of it.
-    let spec = std::sync::Arc::new(spec);
-    st.sup.add(spec.clone()).await?;
-    if let Some(c) = &st.options.compat {
-        c.register(spec);
-    }
-    Ok((StatusCode::CREATED, Json(NameResponse { name })))
+    let spec = parse_spec(body)?;
+    let name = st
+        .add_process(spec, logs_given)
+        .await
+        .map_err(|e| match e {
+            AddError::Invalid(why) => ApiError::bad_request(why),
+            AddError::Refused(e) => e.into(),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NameResponse {
+            name: name.to_string(),
+        }),
+    ))
 }
 
 /// A spec from JSON; `group` defaults to the name, as in the config file, so a
@@ -161,38 +164,27 @@ fn parse_spec(mut value: serde_json::Value) -> ApiResult<ProcessSpec> {
 
 /// `DELETE /v1/processes/{name}`
 pub(crate) async fn remove(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<NameResponse>> {
     let Path(name) = name.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    st.sup.remove(&name).await?;
-    if let Some(c) = &st.options.compat {
-        c.unregister(&name);
-    }
+    st.remove_process(&name).await?;
     Ok(Json(NameResponse { name }))
 }
 
 /// `POST /v1/reload`: applies the config file again, process by process.
-pub(crate) async fn reload(State(st): State<AppState>) -> ApiResult<Json<ReloadResponse>> {
-    let Some(c) = &st.options.compat else {
+pub(crate) async fn reload(State(st): State<Daemon>) -> ApiResult<Json<ReloadResponse>> {
+    if !st.config().has_loader() {
         return Err(ApiError::not_found(
             "this daemon has no config file to reload",
         ));
-    };
-    match c.reload().await {
-        Ok(r) => {
-            tracing::info!(
-                "reloaded the config file: {} added, {} changed, {} removed",
-                r.added.len(),
-                r.changed.len(),
-                r.removed.len()
-            );
-            Ok(Json(ReloadResponse {
-                added: r.added,
-                changed: r.changed,
-                removed: r.removed,
-            }))
-        }
+    }
+    match st.reload().await {
+        Ok(r) => Ok(Json(ReloadResponse {
+            added: r.added,
+            changed: r.changed,
+            removed: r.removed,
+        })),
         Err(why) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)),
     }
 }
@@ -206,8 +198,8 @@ pub(crate) async fn version() -> Json<VersionResponse> {
 }
 
 /// `POST /v1/shutdown`: answers at once; the daemon then stops everything and exits.
-pub(crate) async fn shutdown(State(st): State<AppState>) -> (StatusCode, Json<ShutdownResponse>) {
-    st.shutdown.trigger();
+pub(crate) async fn shutdown(State(st): State<Daemon>) -> (StatusCode, Json<ShutdownResponse>) {
+    st.shutdown().trigger();
     (
         StatusCode::ACCEPTED,
         Json(ShutdownResponse {

@@ -1,9 +1,15 @@
-//! # tend-server: the HTTP surface of tend as a library
+//! # tend-server: the faces of the daemon over one handle
 //!
-//! [`router`] builds the JSON API (see `docs/api.md`) on top of a
-//! [`tend_core::Supervisor`]; [`UnixServer`] (or the [`serve_unix`] shortcut)
-//! serves it on a Unix socket. The request and response types live in [`api`],
-//! so the `tend` client and the server cannot drift apart.
+//! Every face of a tend daemon takes one [`Daemon`]: the supervisor, the
+//! config state ([`ConfigState`]: groups, reloads) and the shutdown latch.
+//! This crate serves the JSON API (see `docs/api.md`) on it ([`json_router`],
+//! or [`router`] for a bare [`tend_core::Supervisor`]), guards listeners
+//! with credentials ([`auth`]), and binds them: [`UnixServer`] (or the
+//! [`serve_unix`] shortcut) on a Unix socket, [`TcpServer`] on TCP. Other
+//! faces (Supervisor's XML-RPC in `tend-supervisor`) bring their own routes
+//! and are merged into a listener's by [`app`]. The request and response
+//! types live in [`api`], so the `tend` client and the server cannot drift
+//! apart.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,23 +29,26 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod compat;
+pub mod auth;
+mod daemon;
 mod error;
 mod extract;
 mod handlers;
 mod logs;
+pub mod state;
 mod tcp;
 mod unix;
-pub mod xmlrpc;
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::routing::{delete, get, post};
 use tokio::sync::watch;
 
-pub use compat::{BasicAuth, Compat, Peer};
+pub use auth::{BasicAuth, Peer};
+/// The router type every face builds (axum's).
+pub use axum::Router;
+pub use daemon::{AddError, Daemon, PrepareSpec};
 pub use error::ApiError;
+pub use logs::ChannelStream;
+pub use state::ConfigState;
 pub use tcp::TcpServer;
 pub use unix::{ServeError, UnixServer, serve_unix};
 
@@ -103,45 +112,16 @@ impl Default for Shutdown {
     }
 }
 
-/// Completes a spec that arrives through `POST /v1/processes` before it is
-/// added; the second argument says whether the body had a `logs` object. An
-/// error is answered with 400 and the message.
-pub type PrepareSpec =
-    Arc<dyn Fn(&mut tend_core::ProcessSpec, bool) -> Result<(), String> + Send + Sync>;
-
-/// Daemon-side settings of the API.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct ApiOptions {
-    /// Called on every spec added through the API, e.g. to put its output in
-    /// the daemon's log directory like the processes of the config file.
-    pub prepare_spec: Option<PrepareSpec>,
-    /// The config-file state: `POST /v1/reload` applies the file through it,
-    /// processes added or removed through the API are recorded in it, and
-    /// [`app`] serves Supervisor's XML-RPC face on it.
-    pub compat: Option<Arc<Compat>>,
-}
-
-impl std::fmt::Debug for ApiOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiOptions")
-            .field("prepare_spec", &self.prepare_spec.as_ref().map(|_| "<fn>"))
-            .field("compat", &self.compat)
-            .finish()
-    }
-}
-
 /// What one listener serves, and to whom.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Listener {
-    /// Serve the JSON API under `/v1` (Supervisor's routes are always served
-    /// when [`ApiOptions::compat`] is set).
+    /// Serve the JSON API under `/v1`.
     pub json_api: bool,
     /// Require these HTTP Basic credentials on every route.
     pub auth: Option<BasicAuth>,
-    /// On a Unix socket, let a peer running as the daemon's user (or root)
-    /// use the JSON API without credentials: `tend`'s own CLI.
+    /// On a Unix socket, let a peer running as the daemon's user or root use
+    /// the JSON API without credentials: `tend`'s own CLI.
     pub trust_owner: bool,
 }
 
@@ -156,47 +136,33 @@ impl Listener {
     }
 }
 
-/// Everything one listener serves: Supervisor's `/RPC2`, `/logtail` and
-/// `/mainlogtail` (with `options.compat`) and the JSON API (with
-/// `listener.json_api`), behind `listener.auth` when set.
-pub fn app(
-    sup: tend_core::Supervisor,
-    shutdown: Shutdown,
-    options: ApiOptions,
-    listener: &Listener,
-) -> Router {
+/// Everything one listener serves: the JSON API (with `listener.json_api`,
+/// behind `listener.auth` when set, which its owner on a Unix socket may
+/// skip with `listener.trust_owner`) merged with `faces`, the other faces'
+/// routes, which guard themselves.
+pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = Router>) -> Router {
     let mut router = Router::new();
-    if let Some(c) = &options.compat {
-        let mut r = compat::routes(c.clone(), shutdown.clone());
-        if let Some(auth) = &listener.auth {
-            r = compat::require_auth(r, auth.clone(), false);
-        }
-        router = router.merge(r);
+    for face in faces {
+        router = router.merge(face);
     }
     if listener.json_api {
-        let mut r = router_with(sup, shutdown, options);
+        let mut r = json_router(daemon);
         if let Some(auth) = &listener.auth {
-            r = compat::require_auth(r, auth.clone(), listener.trust_owner);
+            r = auth::require_auth(r, auth.clone(), listener.trust_owner, auth::plain_page);
         }
         router = router.merge(r);
     }
     router
 }
 
-#[derive(Clone)]
-pub(crate) struct AppState {
-    sup: tend_core::Supervisor,
-    shutdown: Shutdown,
-    options: ApiOptions,
-}
-
-/// The JSON API under `/v1`, acting on `sup`. `POST /v1/shutdown` pulls `shutdown`.
+/// The JSON API under `/v1`, acting on `sup` (no config file: `POST
+/// /v1/reload` answers 404). `POST /v1/shutdown` pulls `shutdown`.
 pub fn router(sup: tend_core::Supervisor, shutdown: Shutdown) -> Router {
-    router_with(sup, shutdown, ApiOptions::default())
+    json_router(Daemon::without_config(sup, shutdown))
 }
 
-/// [`router`] with daemon-side settings.
-pub fn router_with(sup: tend_core::Supervisor, shutdown: Shutdown, options: ApiOptions) -> Router {
+/// The JSON API under `/v1`, acting on `daemon`.
+pub fn json_router(daemon: Daemon) -> Router {
     Router::new()
         .route("/v1/status", get(handlers::status))
         .route("/v1/start", post(handlers::start))
@@ -212,11 +178,7 @@ pub fn router_with(sup: tend_core::Supervisor, shutdown: Shutdown, options: ApiO
         .route("/v1/shutdown", post(handlers::shutdown))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(AppState {
-            sup,
-            shutdown,
-            options,
-        })
+        .with_state(daemon)
 }
 
 #[cfg(test)]

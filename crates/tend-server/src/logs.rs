@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::api::{LogItem, LogLineItem, ReopenError, ReopenResponse, percent_decode};
 use crate::error::ApiError;
 use crate::handlers::select;
-use crate::{AppState, Shutdown};
+use crate::{Daemon, Shutdown};
 
 /// Lines sent when the client does not say.
 pub const DEFAULT_LINES: usize = 20;
@@ -116,16 +116,16 @@ fn parse_since(value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
 
 /// `GET /v1/logs?pattern=P...&n=20&stream=stdout|stderr&since=T&follow=true`
 pub(crate) async fn logs(
-    State(st): State<AppState>,
+    State(st): State<Daemon>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = parse_params(query.as_deref())?;
-    let all = st.sup.status().await?;
+    let all = st.supervisor().status().await?;
     let names = select(&all, &p.patterns)?;
     // Subscribe before reading the tails so that no line falls in between;
     // what arrives in both is skipped by `Seen`.
-    let live = p.follow.then(|| st.sup.subscribe_logs());
-    let lines = st.sup.log_lines(&LogQuery {
+    let live = p.follow.then(|| st.supervisor().subscribe_logs());
+    let lines = st.supervisor().log_lines(&LogQuery {
         names: names.clone(),
         last: p.n,
         stream: p.stream,
@@ -146,7 +146,7 @@ pub(crate) async fn logs(
         seen: Seen::new(&lines),
         tx,
     };
-    tokio::spawn(follower.run(first, live, st.shutdown.clone()));
+    tokio::spawn(follower.run(first, live, st.shutdown().clone()));
     Ok((
         [
             (header::CONTENT_TYPE, NDJSON),
@@ -267,9 +267,10 @@ fn lagged(out: &mut Vec<u8>, n: u64) {
     out.push(b'\n');
 }
 
-/// The receiving end of a follower as a response body (also the body of
-/// Supervisor's `/logtail`).
-pub(crate) struct ChannelStream(pub(crate) mpsc::Receiver<Bytes>);
+/// The receiving end of a channel of bytes as a streaming response body
+/// (a log follower; Supervisor's `/logtail`).
+#[derive(Debug)]
+pub struct ChannelStream(pub mpsc::Receiver<Bytes>);
 
 impl futures_core::Stream for ChannelStream {
     type Item = Result<Bytes, Infallible>;
@@ -280,9 +281,9 @@ impl futures_core::Stream for ChannelStream {
 }
 
 /// `POST /v1/logs/reopen`
-pub(crate) async fn reopen(State(st): State<AppState>) -> Json<ReopenResponse> {
+pub(crate) async fn reopen(State(st): State<Daemon>) -> Json<ReopenResponse> {
     let errors = st
-        .sup
+        .supervisor()
         .reopen_logs()
         .into_iter()
         .map(|(path, e)| {

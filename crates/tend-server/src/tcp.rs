@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 
 use crate::ServeError;
-use crate::compat::Peer;
+use crate::auth::Peer;
 
 /// A bound, listening TCP socket, not yet serving.
 #[derive(Debug)]

@@ -656,9 +656,8 @@ async fn a_slow_follower_is_told_what_it_missed() {
 async fn the_daemon_prepares_specs_added_through_the_api() {
     let f = Fixture::new();
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut opts = crate::ApiOptions::default();
     let seen = calls.clone();
-    opts.prepare_spec = Some(std::sync::Arc::new(move |spec: &mut ProcessSpec, given| {
+    let prepare: crate::PrepareSpec = std::sync::Arc::new(move |spec: &mut ProcessSpec, given| {
         seen.lock()
             .expect("lock")
             .push((spec.name.to_string(), given));
@@ -667,8 +666,10 @@ async fn the_daemon_prepares_specs_added_through_the_api() {
         }
         spec.logs.stdout = LogTarget::Null;
         Ok(())
-    }));
-    let app = || crate::router_with(f.sup.clone(), f.shutdown.clone(), opts.clone());
+    });
+    let daemon =
+        crate::Daemon::without_config(f.sup.clone(), f.shutdown.clone()).with_prepare_spec(prepare);
+    let app = || crate::json_router(daemon.clone());
     let post = |body: &'static str| {
         let app = app();
         async move {

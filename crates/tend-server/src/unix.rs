@@ -116,7 +116,7 @@ impl UnixServer {
         // `compat::require_auth`).
         let served = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<crate::compat::Peer>(),
+            router.into_make_service_with_connect_info::<crate::auth::Peer>(),
         )
         .with_graceful_shutdown(until)
         .await;

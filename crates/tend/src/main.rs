@@ -3,9 +3,8 @@
 mod cli;
 mod client;
 mod commands;
-mod config;
+use tend_config as config;
 mod daemon;
-mod eventlistener;
 mod output;
 mod socket;
 mod tasks;

@@ -150,7 +150,7 @@ mod tests {
         for (i, text) in cases.iter().enumerate() {
             let file = dir.path().join("sub").join(format!("c{i}.toml"));
             std::fs::write(&file, text).expect("write");
-            let full = config::load(&file)
+            let full = config::native::load(&file)
                 .map(|c| c.daemon.socket)
                 .map_err(|e| e.to_string());
             let fast = socket_from_text(&file, text);

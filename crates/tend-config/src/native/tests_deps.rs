@@ -7,6 +7,7 @@ use tend_core::spec::{Condition, Dependency};
 use tend_core::{RestartPolicy, Signal};
 
 use super::*;
+use crate::TaskConf;
 
 const FAKE: &str = "/nonexistent-tend-test/app/tend.toml";
 

@@ -1704,7 +1704,7 @@ fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
     let toml = to_native_toml(conf);
     let path = dir.join("imported.toml");
     fs::write(&path, &toml).expect("write toml");
-    let native = crate::config::parse(&path, &toml)
+    let native = crate::native::parse(&path, &toml)
         .unwrap_or_else(|e| panic!("the imported file does not load:\n{e}\n---\n{toml}"));
     fn normalise<'a>(specs: impl IntoIterator<Item = &'a ProcessSpec>) -> Vec<ProcessSpec> {
         specs

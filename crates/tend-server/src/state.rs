@@ -1,276 +1,30 @@
-//! Supervisor's face: the XML-RPC interface of `supervisord` (`POST /RPC2`),
-//! its streaming log tails (`GET /logtail/...`, `GET /mainlogtail`) and HTTP
-//! Basic auth, so that `supervisorctl` and tools built on Supervisor's API
-//! work against tend unchanged.
+//! The daemon's config state: which groups the config file declares
+//! (*available*, as of its last read), which of them are in the supervisor
+//! (*active*), every process in the supervisor with the config it was added
+//! with, and the ways to change that: read the file again and compare
+//! ([`ConfigState::reread`]), add or remove one group, apply a new read
+//! process by process ([`ConfigState::reload`]), or stop everything and start
+//! over ([`ConfigState::restart`]).
 //!
-//! [`Compat`] is the daemon-side state this needs beyond a
-//! [`Supervisor`]: the configuration as Supervisor sees it (groups, group
-//! priorities, log files, the settings `getAllConfigInfo` reports), which
-//! groups are active, and a way to read the config file again
-//! ([`Loader`]) for `reloadConfig`, `addProcessGroup`, `removeProcessGroup`,
-//! `restart` and tend's own `reload`. [`rpc::Rpc`] publishes every
-//! `supervisor.*` method through the codec of [`crate::xmlrpc`].
-//!
-//! Supervisor names processes `group:name`; tend's process names are unique
-//! on their own, so a namespec is resolved against the name and checked
-//! against the group, exactly as Supervisor's `split_namespec` rules say.
-
-mod files;
-mod http;
-mod info;
-mod methods;
-pub mod rpc;
-
-#[cfg(test)]
-mod tests;
+//! Every face acts through this one type (behind [`crate::Daemon`]): the
+//! JSON API's `POST /v1/reload`, `tend reload` and SIGHUP, Supervisor's
+//! `reloadConfig`/`addProcessGroup`/`removeProcessGroup`/`restart`, and the
+//! processes the API adds or removes. Changes are serialized: one at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tend_core::spec::LogTarget;
-use tend_core::{Name, ProcessSpec, ProcessStatus, RestartPolicy, StateName, Supervisor};
-use tokio::sync::broadcast;
+use tend_config::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
+use tend_core::{Name, ProcessSpec, ProcessStatus, StateName, Supervisor};
 
 use crate::Shutdown;
 
-pub use http::{BasicAuth, Peer, require_auth, routes};
-
-/// The version `getSupervisorVersion` reports: the Supervisor release whose
-/// behaviour tend follows (`supervisorctl version` prints it).
-pub const SUPERVISOR_VERSION: &str = "4.3.0";
-/// The XML-RPC API version (`getAPIVersion`, `getVersion`); supervisorctl
-/// refuses to talk to a server that answers anything else.
-pub const API_VERSION: &str = "3.0";
-
-/// The `stdout_*` or `stderr_*` settings of a process, as
-/// `getAllConfigInfo` reports them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChannelInfo {
-    /// The log file; `None` when output is not written to a file.
-    pub logfile: Option<PathBuf>,
-    /// Rotate at this size (0: never).
-    pub maxbytes: u64,
-    /// Rotated files kept.
-    pub backups: u32,
-    /// `*_capture_maxbytes`.
-    pub capture_maxbytes: u64,
-    /// `*_events_enabled`.
-    pub events_enabled: bool,
-    /// `*_syslog`.
-    pub syslog: bool,
-}
-
-/// One process as a config file declares it: the spec tend runs, and
-/// Supervisor's view of it.
-///
-/// The spec is shared (`Arc`) with the supervisor that runs it, and whole
-/// `ProcessConfig`s are shared between the groups and the registry of
-/// [`Compat`]: a daemon with a thousand processes keeps one copy of each.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ProcessConfig {
-    /// What tend runs.
-    pub spec: Arc<ProcessSpec>,
-    /// `command` as written (after expansion).
-    pub command: String,
-    /// The process's own priority (`process_prio`).
-    pub process_priority: i32,
-    /// `startretries`.
-    pub startretries: u32,
-    /// `killasgroup`.
-    pub killasgroup: bool,
-    /// `serverurl`, when not automatic.
-    pub serverurl: Option<String>,
-    /// The uid of `user`.
-    pub uid: Option<u32>,
-    /// `stdout_*`.
-    pub stdout: ChannelInfo,
-    /// `stderr_*` (no log file with `redirect_stderr`).
-    pub stderr: ChannelInfo,
-}
-
-impl ProcessConfig {
-    /// Supervisor's view of a spec that came from elsewhere (a native config,
-    /// the JSON API): every setting derived from the spec itself.
-    pub fn from_spec(spec: impl Into<Arc<ProcessSpec>>) -> ProcessConfig {
-        let spec = spec.into();
-        let file = |t: &LogTarget| match t {
-            LogTarget::File(p) => Some(p.clone()),
-            LogTarget::Inherit | LogTarget::Null => None,
-        };
-        let channel = |logfile| ChannelInfo {
-            logfile,
-            maxbytes: spec.logs.max_size,
-            backups: spec.logs.backups,
-            ..ChannelInfo::default()
-        };
-        let stdout = channel(file(&spec.logs.stdout));
-        let stderr = channel(if spec.logs.merge_stderr {
-            None
-        } else {
-            file(&spec.logs.stderr)
-        });
-        ProcessConfig {
-            command: join_command(&spec.command),
-            process_priority: spec.priority,
-            startretries: spec
-                .backoff
-                .give_up_after
-                .map_or(0, |n| n.saturating_sub(1)),
-            killasgroup: true,
-            serverurl: None,
-            uid: None,
-            stdout,
-            stderr,
-            spec,
-        }
-    }
-
-    /// Builds one from every part (the supervisord.conf reader has them all).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        spec: impl Into<Arc<ProcessSpec>>,
-        command: String,
-        process_priority: i32,
-        startretries: u32,
-        killasgroup: bool,
-        serverurl: Option<String>,
-        uid: Option<u32>,
-        stdout: ChannelInfo,
-        stderr: ChannelInfo,
-    ) -> ProcessConfig {
-        ProcessConfig {
-            spec: spec.into(),
-            command,
-            process_priority,
-            startretries,
-            killasgroup,
-            serverurl,
-            uid,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The log file of one stream, as `getProcessInfo` reports it.
-    fn logfile(&self, stderr: bool) -> Option<&PathBuf> {
-        if stderr {
-            self.stderr.logfile.as_ref()
-        } else {
-            self.stdout.logfile.as_ref()
-        }
-    }
-}
-
-/// The argv as one string, quoted where a shell would need it.
-fn join_command(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A process group as a config file declares it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupConfig {
-    /// Its name.
-    pub name: Name,
-    /// Supervisor's group priority.
-    pub priority: i32,
-    /// Its processes, in order (shared with [`Compat`]'s registry).
-    pub processes: Vec<Arc<ProcessConfig>>,
-}
-
-/// Everything a config file declares, in the terms of this module.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Declared {
-    /// Every group, in file order.
-    pub groups: Vec<GroupConfig>,
-}
-
-impl Declared {
-    /// Groups made from the `group` of each spec (a native config): in
-    /// order of first appearance, each with the lowest priority of its members.
-    pub fn from_specs<S: Into<Arc<ProcessSpec>>>(specs: impl IntoIterator<Item = S>) -> Declared {
-        let mut groups: Vec<GroupConfig> = Vec::new();
-        // group name -> its index in `groups` (a thousand one-process groups
-        // are common: each process is its own group by default)
-        let mut index: HashMap<Name, usize> = HashMap::new();
-        for spec in specs {
-            let pc = ProcessConfig::from_spec(spec);
-            match index.get(&pc.spec.group).and_then(|&i| groups.get_mut(i)) {
-                Some(g) => {
-                    g.priority = g.priority.min(pc.spec.priority);
-                    g.processes.push(Arc::new(pc));
-                }
-                None => {
-                    index.insert(pc.spec.group.clone(), groups.len());
-                    groups.push(GroupConfig {
-                        name: pc.spec.group.clone(),
-                        priority: pc.spec.priority,
-                        processes: vec![Arc::new(pc)],
-                    });
-                }
-            }
-        }
-        Declared { groups }
-    }
-
-    /// Every process of every group.
-    pub fn processes(&self) -> impl Iterator<Item = &Arc<ProcessConfig>> {
-        self.groups.iter().flat_map(|g| g.processes.iter())
-    }
-}
-
-/// Reads the config file again: what `reloadConfig`, `restart` and `tend
-/// reload` apply. An error is the reason, as the config loader words it.
+/// Reads the config file again: what a reload, a reread and a restart
+/// apply. An error is the reason, as the config reader words it.
 pub type Loader = Arc<dyn Fn() -> Result<Declared, String> + Send + Sync>;
 
-/// Daemon-side settings of Supervisor's face.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct CompatOptions {
-    /// What `getIdentification` answers (`[supervisord] identifier`).
-    pub identification: String,
-    /// tend's own log file (`readLog`, `clearLog`, `/mainlogtail`).
-    pub main_log: Option<PathBuf>,
-    /// Reads the config file again; without one, `reloadConfig` and
-    /// `reload` answer that there is no config file to read.
-    pub loader: Option<Loader>,
-}
-
-impl CompatOptions {
-    /// Options with this identification and nothing else.
-    pub fn new(identification: impl Into<String>) -> Self {
-        CompatOptions {
-            identification: identification.into(),
-            ..CompatOptions::default()
-        }
-    }
-}
-
-impl std::fmt::Debug for CompatOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompatOptions")
-            .field("identification", &self.identification)
-            .field("main_log", &self.main_log)
-            .field("loader", &self.loader.as_ref().map(|_| "<fn>"))
-            .finish()
-    }
-}
-
-/// What `reloadConfig` found: group names.
+/// What a reread found, by group name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupChanges {
     /// Groups in the file that are not active.
@@ -281,7 +35,7 @@ pub struct GroupChanges {
     pub removed: Vec<String>,
 }
 
-/// What `tend reload` did: process names.
+/// What a reload did, by process name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadReport {
     /// Processes added (and started if they autostart).
@@ -311,37 +65,6 @@ pub enum GroupError {
     /// The supervisor is shutting down or restarting.
     #[error("the supervisor is shutting down")]
     ShuttingDown,
-}
-
-/// An event sent with `sendRemoteCommEvent`, for event listeners.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteCommEvent {
-    /// The `type` argument.
-    pub kind: String,
-    /// The `data` argument.
-    pub data: String,
-}
-
-/// Supervisor's "mood" (`getState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mood {
-    /// Running normally (`statecode` 1).
-    Running,
-    /// Stopping everything to read the config again (0).
-    Restarting,
-    /// Shutting down (-1).
-    Shutdown,
-}
-
-impl Mood {
-    /// `(statecode, statename)`.
-    pub fn code(self) -> (i32, &'static str) {
-        match self {
-            Mood::Running => (1, "RUNNING"),
-            Mood::Restarting => (0, "RESTARTING"),
-            Mood::Shutdown => (-1, "SHUTDOWN"),
-        }
-    }
 }
 
 /// Groups and processes are `Arc`s, shared between these three views (and
@@ -383,22 +106,22 @@ impl Registry {
     }
 }
 
-/// The state behind Supervisor's face (see the module documentation).
-pub struct Compat {
+/// The daemon's config state (see the module documentation).
+pub struct ConfigState {
     sup: Supervisor,
     shutdown: Shutdown,
-    opts: CompatOptions,
+    loader: Option<Loader>,
     reg: Mutex<Registry>,
     restarting: AtomicBool,
     /// One change of the configuration at a time.
     changes: tokio::sync::Mutex<()>,
-    remote: broadcast::Sender<RemoteCommEvent>,
 }
 
-impl std::fmt::Debug for Compat {
+impl std::fmt::Debug for ConfigState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compat")
-            .field("opts", &self.opts)
+        f.debug_struct("ConfigState")
+            .field("loader", &self.loader.as_ref().map(|_| "<fn>"))
+            .field("restarting", &self.restarting)
             .finish_non_exhaustive()
     }
 }
@@ -408,82 +131,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Supervisor's STOPPED_STATES.
-pub(crate) fn is_stopped(s: StateName) -> bool {
+/// Down: stopped, exited or fatal (what may be removed from a group).
+fn is_down(s: StateName) -> bool {
     matches!(s, StateName::Stopped | StateName::Exited | StateName::Fatal)
 }
 
-/// Supervisor's RUNNING_STATES.
-pub(crate) fn is_running(s: StateName) -> bool {
+/// Up or on its way (what a replaced process comes back as).
+fn is_up_or_coming(s: StateName) -> bool {
     matches!(
         s,
         StateName::Starting | StateName::Running | StateName::Backoff | StateName::Waiting
     )
 }
 
-impl Compat {
-    /// The state for `declared`, the config the daemon starts with. Nothing
-    /// is added to `sup` until [`Compat::add_declared`].
+impl ConfigState {
+    /// The state for `declared`, the config the daemon starts with; `loader`
+    /// reads the file again (without one, reloads answer that there is no
+    /// config file to read). Nothing is added to `sup` until
+    /// [`ConfigState::add_declared`].
     pub fn new(
         sup: Supervisor,
         shutdown: Shutdown,
-        opts: CompatOptions,
         declared: Declared,
-    ) -> Arc<Compat> {
-        let (remote, _) = broadcast::channel(64);
-        Arc::new(Compat {
+        loader: Option<Loader>,
+    ) -> ConfigState {
+        ConfigState {
             sup,
             shutdown,
-            opts,
+            loader,
             reg: Mutex::new(Registry {
                 available: shared(declared.groups),
                 ..Registry::default()
             }),
             restarting: AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
-            remote,
-        })
+        }
     }
 
-    /// The supervisor.
+    /// The supervisor the state applies to.
     pub fn supervisor(&self) -> &Supervisor {
         &self.sup
     }
 
-    /// What `getIdentification` answers.
-    pub fn identification(&self) -> &str {
-        &self.opts.identification
-    }
-
-    /// tend's own log file.
-    pub fn main_log(&self) -> Option<&PathBuf> {
-        self.opts.main_log.as_ref()
-    }
-
-    /// The current mood.
-    pub fn mood(&self) -> Mood {
-        if self.shutdown.is_triggered() {
-            Mood::Shutdown
-        } else if self.restarting.load(Ordering::SeqCst) {
-            Mood::Restarting
-        } else {
-            Mood::Running
-        }
-    }
-
-    /// Pulls the shutdown latch (`shutdown()`).
-    pub fn request_shutdown(&self) {
-        self.shutdown.trigger();
-    }
-
-    /// Events sent with `sendRemoteCommEvent` from now on.
-    pub fn subscribe_remote(&self) -> broadcast::Receiver<RemoteCommEvent> {
-        self.remote.subscribe()
-    }
-
-    pub(crate) fn send_remote(&self, ev: RemoteCommEvent) {
-        // Nobody listening is fine: Supervisor drops the event then too.
-        let _ = self.remote.send(ev);
+    /// Whether a [`ConfigState::restart`] is under way.
+    pub fn is_restarting(&self) -> bool {
+        self.restarting.load(Ordering::SeqCst)
     }
 
     /// Adds every process of the declared config to the supervisor (with
@@ -515,22 +207,20 @@ impl Compat {
         lock(&self.reg).procs.remove(name);
     }
 
-    /// Supervisor's view of the process `name`, if known.
+    /// The config the process `name` was added with, if known.
     pub fn process_config(&self, name: &str) -> Option<Arc<ProcessConfig>> {
         lock(&self.reg).procs.get(name).cloned()
     }
 
     /// Runs `f` on every registered process's config, under one lock (a
     /// status of a thousand processes clones nothing).
-    pub(crate) fn with_procs<R>(
-        &self,
-        f: impl FnOnce(&BTreeMap<Name, Arc<ProcessConfig>>) -> R,
-    ) -> R {
+    pub fn with_procs<R>(&self, f: impl FnOnce(&BTreeMap<Name, Arc<ProcessConfig>>) -> R) -> R {
         f(&lock(&self.reg).procs)
     }
 
-    /// The priority of every group: from the config, else its lowest member's.
-    pub(crate) fn group_priorities(&self, all: &[ProcessStatus]) -> BTreeMap<Name, i32> {
+    /// The priority of every group of `all`: from the config, else its
+    /// lowest member's.
+    pub fn group_priorities(&self, all: &[ProcessStatus]) -> BTreeMap<Name, i32> {
         let mut out: BTreeMap<Name, i32> = BTreeMap::new();
         for s in all {
             let p = out.entry(s.group.clone()).or_insert(s.priority);
@@ -545,16 +235,11 @@ impl Compat {
         out
     }
 
-    /// The log file of a stream of `name` (`None` when it has none).
-    pub(crate) fn logfile(&self, name: &str, stderr: bool) -> Option<PathBuf> {
-        lock(&self.reg)
-            .procs
-            .get(name)
-            .and_then(|p| p.logfile(stderr).cloned())
-    }
-
-    /// The available groups (last read) and which are active, for `getAllConfigInfo`.
-    pub(crate) fn available(&self, all: &[ProcessStatus]) -> Vec<(Arc<GroupConfig>, bool)> {
+    /// The available groups (last read) and whether each is in use, plus a
+    /// group for each process in `all` that never was in the config file
+    /// (added through the API). Processes of a group the file dropped are
+    /// left out.
+    pub fn available(&self, all: &[ProcessStatus]) -> Vec<(Arc<GroupConfig>, bool)> {
         let reg = lock(&self.reg);
         let running_groups: BTreeSet<&Name> = all.iter().map(|s| &s.group).collect();
         let mut out: Vec<(Arc<GroupConfig>, bool)> = reg
@@ -565,9 +250,6 @@ impl Compat {
                 (g.clone(), inuse)
             })
             .collect();
-        // Processes that never were in the config file (added through the
-        // JSON API) are in use; Supervisor would know them from its config.
-        // Those of a group the file dropped are left out, as in Supervisor.
         let known: BTreeSet<&Name> = reg
             .available
             .iter()
@@ -593,10 +275,14 @@ impl Compat {
     }
 
     fn loader(&self) -> Result<&Loader, String> {
-        self.opts
-            .loader
+        self.loader
             .as_ref()
             .ok_or_else(|| "this supervisor has no config file to read".to_string())
+    }
+
+    /// Whether the state has a way to read the config file again.
+    pub fn has_loader(&self) -> bool {
+        self.loader.is_some()
     }
 
     async fn load(&self) -> Result<Declared, String> {
@@ -609,9 +295,9 @@ impl Compat {
         }
     }
 
-    /// `reloadConfig`: reads the config file again and compares its groups
-    /// with the active ones. Nothing is applied; `addProcessGroup` and
-    /// `removeProcessGroup` (what `supervisorctl update` calls) do that.
+    /// Reads the config file again and compares its groups with the active
+    /// ones. Nothing is applied; [`ConfigState::add_group`] and
+    /// [`ConfigState::remove_group`] do that.
     pub async fn reread(&self) -> Result<GroupChanges, String> {
         let _one = self.changes.lock().await;
         let declared = self.load().await?;
@@ -634,8 +320,8 @@ impl Compat {
         Ok(changes)
     }
 
-    /// `addProcessGroup`: adds a group of the last read of the config file
-    /// and starts its processes that autostart.
+    /// Adds a group of the last read of the config file and starts its
+    /// processes that autostart.
     pub async fn add_group(&self, name: &str) -> Result<(), GroupError> {
         let _one = self.changes.lock().await;
         let group = lock(&self.reg)
@@ -676,7 +362,7 @@ impl Compat {
         Ok(())
     }
 
-    /// `removeProcessGroup`: removes an active group whose processes are all stopped.
+    /// Removes an active group whose processes are all down.
     pub async fn remove_group(&self, name: &str) -> Result<(), GroupError> {
         let _one = self.changes.lock().await;
         let all = self
@@ -690,7 +376,7 @@ impl Compat {
         if members.is_empty() && !active {
             return Err(GroupError::BadName(name.to_string()));
         }
-        if members.iter().any(|s| !is_stopped(s.state)) {
+        if members.iter().any(|s| !is_down(s.state)) {
             return Err(GroupError::StillRunning(name.to_string()));
         }
         for s in &members {
@@ -703,65 +389,63 @@ impl Compat {
         Ok(())
     }
 
-    /// `tend reload`: reads the config file again and applies it process by
-    /// process: new processes are added (and started if they autostart),
-    /// processes the file dropped are stopped and removed, changed ones are
-    /// stopped, replaced and started again if they were up, and unchanged ones
-    /// are not touched. Processes added through the API are left alone.
+    /// Reads the config file again and applies it process by process (a
+    /// [`ReloadPlan`]): new processes are added (and started if they
+    /// autostart), processes the file dropped are stopped and removed,
+    /// changed ones are stopped, replaced and started again if they were up,
+    /// and unchanged ones are not touched. Processes added through the API
+    /// are left alone.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let _one = self.changes.lock().await;
-        if self.mood() != Mood::Running {
+        if self.shutdown.is_triggered() || self.is_restarting() {
             return Err("the supervisor is shutting down".into());
         }
         let declared = self.load().await?;
         let all = self.sup.status().await.map_err(|e| e.to_string())?;
         let states: HashMap<&Name, StateName> = all.iter().map(|s| (&s.name, s.state)).collect();
-        let state_of = |n: &Name| states.get(n).copied();
-        type Procs = BTreeMap<Name, Arc<ProcessConfig>>;
-        let (current, known): (Procs, Procs) = {
+        let plan = {
             let reg = lock(&self.reg);
             let from_file = reg
                 .active
                 .values()
                 .flat_map(|g| g.processes.iter())
-                .map(|p| (p.spec.name.clone(), p.clone()))
+                .map(|p| &p.spec.name);
+            // Only what the supervisor still has counts as known.
+            let known: BTreeMap<Name, Arc<ProcessConfig>> = reg
+                .procs
+                .iter()
+                .filter(|(n, _)| states.contains_key(n))
+                .map(|(n, p)| (n.clone(), p.clone()))
                 .collect();
-            (from_file, reg.procs.clone())
+            ReloadPlan::new(from_file, &known, &declared)
         };
-        let wanted: Procs = declared
-            .processes()
-            .map(|p| (p.spec.name.clone(), p.clone()))
-            .collect();
         let mut report = ReloadReport::default();
         let fail = |e: tend_core::Error| e.to_string();
 
-        for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
+        for name in &plan.remove {
             self.remove_process(name.as_str()).await.map_err(fail)?;
             lock(&self.reg).procs.remove(name);
             report.removed.push(name.to_string());
         }
         let mut to_start = Vec::new();
-        for (name, new) in &wanted {
-            let old = known.get(name);
-            let registered = state_of(name).is_some();
-            if registered && old == Some(new) {
-                continue;
+        for new in &plan.replace {
+            let name = &new.spec.name;
+            let was_up = states.get(name).copied().is_some_and(is_up_or_coming);
+            self.remove_process(name.as_str()).await.map_err(fail)?;
+            self.sup.add(quiet(&new.spec)).await.map_err(fail)?;
+            if was_up {
+                to_start.push(name.clone());
             }
-            if registered {
-                let was_up = state_of(name).is_some_and(is_running);
-                self.remove_process(name.as_str()).await.map_err(fail)?;
-                self.sup.add(quiet(&new.spec)).await.map_err(fail)?;
-                if was_up {
-                    to_start.push(name.clone());
-                }
-                report.changed.push(name.to_string());
-            } else {
-                self.sup.add(quiet(&new.spec)).await.map_err(fail)?;
-                if new.spec.autostart {
-                    to_start.push(name.clone());
-                }
-                report.added.push(name.to_string());
+            report.changed.push(name.to_string());
+            lock(&self.reg).procs.insert(name.clone(), new.clone());
+        }
+        for new in &plan.add {
+            let name = &new.spec.name;
+            self.sup.add(quiet(&new.spec)).await.map_err(fail)?;
+            if new.spec.autostart {
+                to_start.push(name.clone());
             }
+            report.added.push(name.to_string());
             lock(&self.reg).procs.insert(name.clone(), new.clone());
         }
         {
@@ -774,10 +458,10 @@ impl Compat {
         Ok(report)
     }
 
-    /// `restart()` (and SIGHUP for a supervisord.conf): stops and removes
-    /// every process, reads the config file again and starts over, in this
-    /// same process. If the file cannot be read any more, the previous
-    /// config is started again and the reason is returned.
+    /// Stops and removes every process, reads the config file again and
+    /// starts over, in this same process (supervisord's SIGHUP and
+    /// `restart()`). If the file cannot be read any more, the previous config
+    /// is started again and the reason is returned.
     pub async fn restart(&self) -> Result<(), String> {
         self.restarting.store(true, Ordering::SeqCst);
         let _one = self.changes.lock().await;
@@ -790,13 +474,13 @@ impl Compat {
         result
     }
 
-    /// [`Compat::restart`] in the background: the mood is `RESTARTING` as
-    /// soon as this returns, as after Supervisor's `restart()`.
-    pub fn begin_restart(this: &Arc<Compat>) {
+    /// [`ConfigState::restart`] in the background: [`ConfigState::is_restarting`]
+    /// is true as soon as this returns.
+    pub fn begin_restart(this: &Arc<ConfigState>) {
         this.restarting.store(true, Ordering::SeqCst);
-        let compat = this.clone();
+        let state = this.clone();
         tokio::spawn(async move {
-            match compat.restart().await {
+            match state.restart().await {
                 Ok(()) => tracing::info!("restarted: the config file was read again"),
                 Err(e) => tracing::error!("restart: {e}"),
             }
@@ -882,7 +566,7 @@ fn quiet(spec: &Arc<ProcessSpec>) -> Arc<ProcessSpec> {
     Arc::new(s)
 }
 
-/// A refusal of the supervisor as `addProcessGroup` and `removeProcessGroup` report it.
+/// A refusal of the supervisor as a group change reports it.
 fn group_error(e: tend_core::Error) -> GroupError {
     match e {
         tend_core::Error::ShuttingDown => GroupError::ShuttingDown,
@@ -899,14 +583,4 @@ fn autostarting<'a>(specs: impl Iterator<Item = &'a ProcessSpec>) -> Vec<Name> {
         .filter(|s| s.autostart)
         .map(|s| s.name.clone())
         .collect()
-}
-
-/// `autorestart` as Supervisor spells it in `getAllConfigInfo`.
-pub(crate) fn autorestart_value(p: RestartPolicy) -> crate::xmlrpc::Value {
-    use crate::xmlrpc::Value;
-    match p {
-        RestartPolicy::Always => Value::Bool(true),
-        RestartPolicy::Never => Value::Bool(false),
-        RestartPolicy::OnFailure => Value::from("unexpected"),
-    }
 }

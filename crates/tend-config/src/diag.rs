@@ -3,7 +3,67 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::Diagnostic;
+use std::fmt;
+
+/// Every problem found, each rendered as `FILE:LINE:COL: message` on its own line by Display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The problems, in file order.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// One problem at one place in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, as given to [`load`].
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    pub(crate) fn single(path: &Path, message: String) -> Self {
+        ConfigErrors {
+            errors: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message,
+            }],
+        }
+    }
+}
 
 /// Byte range in the config text.
 pub(super) type Span = Range<usize>;

@@ -5,7 +5,11 @@
 use jiff::Timestamp;
 use tend_core::{ExitInfo, ProcessStatus, StateName};
 
-use super::{GroupConfig, ProcessConfig, autorestart_value};
+use tend_config::supervisord::ChannelConf;
+use tend_config::{GroupConfig, ProcessConfig};
+
+use crate::autorestart_value;
+use crate::program;
 use crate::xmlrpc::{Fault, Value};
 
 /// Supervisor's process state code and name.
@@ -128,7 +132,7 @@ pub(crate) fn process_info(s: &ProcessStatus, config: Option<&ProcessConfig>, no
     let spawnerr = spawnerr(s, config);
     let path = |stderr: bool| {
         config
-            .and_then(|c| c.logfile(stderr))
+            .and_then(|c| program::logfile(c, stderr))
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
@@ -180,11 +184,11 @@ fn u64_value(v: u64) -> Value {
 }
 
 /// One struct of `getAllConfigInfo`, members in Supervisor's order.
-pub(crate) fn config_info(g: &GroupConfig, p: &ProcessConfig, inuse: bool) -> Value {
-    let spec = &p.spec;
-    let logfile = |c: &super::ChannelInfo| {
-        none_or(c.logfile.as_ref(), |f| Value::from(f.display().to_string()))
-    };
+pub(crate) fn config_info(g: &GroupConfig, pc: &ProcessConfig, inuse: bool) -> Value {
+    let spec = &pc.spec;
+    let p = program::details(pc);
+    let logfile =
+        |c: &ChannelConf| none_or(c.logfile.as_ref(), |f| Value::from(f.display().to_string()));
     let secs = |d: std::time::Duration| u64_value(d.as_secs());
     Value::structure([
         ("autostart", Value::Bool(spec.autostart)),

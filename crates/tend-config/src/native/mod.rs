@@ -7,12 +7,9 @@
 //! `FILE:LINE:COL`. Each table is described by a list of [`value::Field`]s:
 //! adding a key is adding an entry there.
 
-mod any;
 mod deps;
-mod diag;
 mod logs;
 mod process;
-pub mod supervisord;
 mod task;
 mod value;
 
@@ -22,18 +19,19 @@ mod tests;
 mod tests_deps;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tend_core::{Name, ProcessSpec};
 use toml::de::{DeTable, DeValue};
 
-use diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
+use crate::diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
+use crate::{
+    Config, ConfigErrors, DEFAULT_IDENTIFIER, DaemonConfig, Declared, Format, LogFormat, OnHup,
+};
 use value::{Field, Item, Key, section_name, walk};
 
-pub use any::{is_supervisord, load_any, render_warning};
-pub(crate) use logs::check_file as check_log_file;
+pub use logs::check_file as check_log_file;
 
 /// Socket file name used when `[daemon] socket` is not set.
 pub const DEFAULT_SOCKET: &str = "tend.sock";
@@ -41,172 +39,6 @@ pub const DEFAULT_SOCKET: &str = "tend.sock";
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// Log directory used when `[daemon] log_dir` is not set, beside the config file.
 pub const DEFAULT_LOG_DIR: &str = "logs";
-
-/// A loaded, validated config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Absolute path of the config file.
-    pub path: PathBuf,
-    /// The `[daemon]` section (or what a supervisord.conf says of the daemon).
-    pub daemon: DaemonConfig,
-    /// Processes in file order (event listeners last). Each spec is shared
-    /// with `declared` (and, in the daemon, with the supervisor), not copied.
-    pub processes: Vec<Arc<ProcessSpec>>,
-    /// The same processes as Supervisor sees them: groups with their
-    /// priorities, log files and settings, for the XML-RPC face.
-    pub declared: tend_server::compat::Declared,
-    /// `[eventlistener:x]` pools (their processes are in `processes` too).
-    pub eventlisteners: Vec<supervisord::EventListenerConf>,
-    /// Which format the file is in.
-    pub format: Format,
-    /// The triggers of `[task.NAME]` tables (their processes are in
-    /// `processes` too, with `restart = "never"`).
-    pub tasks: Vec<TaskConf>,
-}
-
-/// What runs a `[task.NAME]`, for the daemon (the command itself is a
-/// process in [`Config::processes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskConf {
-    /// The task's name (and its process's).
-    pub name: Name,
-    /// Run it when the daemon gets this signal.
-    pub on_signal: Option<tend_core::Signal>,
-    /// Run it this often (the first run one period after the daemon starts).
-    pub every: Option<std::time::Duration>,
-    /// Stop everything else first (dependents first), and start again what
-    /// was running once it is done.
-    pub shutdown: bool,
-    /// Shut the daemon down once it is done.
-    pub terminate: bool,
-}
-
-/// The two config formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `tend.toml`.
-    Native,
-    /// Supervisor's `supervisord.conf`.
-    Supervisord,
-}
-
-/// A TCP listener (`[inet_http_server]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InetListen {
-    /// Address to bind (`0.0.0.0` for every interface).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// HTTP Basic credentials required, if any.
-    pub auth: Option<supervisord::Auth>,
-}
-
-/// The `[daemon]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonConfig {
-    /// Absolute socket path. Default: `tend.sock` beside the config file; relative paths are
-    /// relative to the config file's directory.
-    pub socket: PathBuf,
-    /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
-    pub socket_mode: u32,
-    /// Absolute directory of the processes' log files (relative log paths
-    /// resolve under it). Default: `logs` beside the config file.
-    pub log_dir: PathBuf,
-    /// How tend writes its own log.
-    pub log_format: LogFormat,
-    /// Absolute path of tend's own log (appended to); stderr when `None`.
-    pub log_file: Option<PathBuf>,
-    /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
-    pub socket_owner: Option<String>,
-    /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
-    pub unix_auth: Option<supervisord::Auth>,
-    /// A TCP listener (`[inet_http_server]`).
-    pub inet: Option<InetListen>,
-    /// What `getIdentification` answers (`[supervisord] identifier`).
-    pub identifier: String,
-    /// Raise the open-files limit to at least this (`[supervisord] minfds`).
-    pub minfds: Option<u64>,
-    /// In the foreground, also write tend's own log to stderr when it goes
-    /// to `log_file` (supervisord with `nodaemon` and not `silent`).
-    pub echo_log: bool,
-    /// Write the daemon's pid here (`[supervisord] pidfile`).
-    pub pidfile: Option<PathBuf>,
-    /// Level of tend's own log when `RUST_LOG` does not set one: a
-    /// `tracing` directive such as `info` (`log_level`, `[supervisord] loglevel`).
-    pub log_level: Option<&'static str>,
-    /// Rotate `log_file` when a write would take it past this many bytes;
-    /// 0 never rotates (`log_max_size`, `[supervisord] logfile_maxbytes`).
-    pub log_max_size: u64,
-    /// Rotated files of `log_file` kept (`log_backups`,
-    /// `[supervisord] logfile_backups`).
-    pub log_backups: u32,
-    /// The daemon's umask once detached (`[supervisord] umask`, which
-    /// supervisord applies when it daemonizes); children inherit it.
-    pub umask: Option<u32>,
-    /// Raise the processes limit (`RLIMIT_NPROC`) to at least this
-    /// (`[supervisord] minprocs`).
-    pub minprocs: Option<u64>,
-}
-
-/// What `getIdentification` answers for a native config.
-pub const DEFAULT_IDENTIFIER: &str = "tend";
-
-/// The format of tend's own log (`[daemon] log_format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Every problem found, each rendered as `FILE:LINE:COL: message` on its own line by Display.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors {
-    /// The problems, in file order.
-    pub errors: Vec<Diagnostic>,
-}
-
-/// One problem at one place in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The file, as given to [`load`].
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 /// Reads and validates the config file at `path`.
 ///
@@ -268,6 +100,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         log_backups: 0,
         umask: None,
         minprocs: None,
+        on_hup: OnHup::Reload,
+        event_listeners: false,
     };
     let mut processes = None;
     let mut tasks = None;
@@ -303,25 +137,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     Ok(Config {
         path: abs,
         daemon,
-        declared: tend_server::compat::Declared::from_specs(processes.iter().cloned()),
+        declared: Declared::from_specs(processes.iter().cloned()),
         processes,
         eventlisteners: Vec::new(),
         format: Format::Native,
         tasks,
     })
-}
-
-impl ConfigErrors {
-    fn single(path: &Path, message: String) -> Self {
-        ConfigErrors {
-            errors: vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 1,
-                col: 1,
-                message,
-            }],
-        }
-    }
 }
 
 /// Top-level keys, for suggestions.

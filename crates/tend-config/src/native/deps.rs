@@ -9,9 +9,9 @@ use tend_core::spec::{Condition, Dependency};
 use tend_core::{Name, ProcessSpec, RestartPolicy};
 use toml::de::{DeTable, DeValue};
 
-use super::diag::{Cx, Span, did_you_mean};
 use super::process::positive_duration;
 use super::value::{Field, Item, walk};
+use crate::diag::{Cx, Span, did_you_mean};
 
 /// One `depends_on` entry as written, with the place to point at.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Every `supervisor.*` method of `supervisor/rpcinterface.py`, over a
-//! [`Compat`]: the argument rules, the namespec rules, the return shapes and
+//! [`Face`]: the argument rules, the namespec rules, the return shapes and
 //! the faults of Supervisor 4.
 //!
 //! Deferred methods wait the way supervisord does: `startProcess(name,
@@ -15,11 +15,13 @@ use std::time::Duration;
 use tend_core::{ActionResult, Error, Event, Name, ProcessSpec, ProcessStatus, Signal, StateName};
 use tokio::sync::broadcast;
 
-use super::files::{self, ReadError};
-use super::info::{self, namespec, result_struct};
-use super::methods::METHODS;
-use super::{Compat, GroupError, Mood, RemoteCommEvent, is_running};
+use tend_server::state::GroupError;
+
+use crate::files::{self, ReadError};
+use crate::info::{self, namespec, result_struct};
+use crate::methods::METHODS;
 use crate::xmlrpc::{Fault, MethodInfo, Methods, Value, check_arity};
+use crate::{Face, Mood, RemoteCommEvent, is_running};
 
 /// How long a `wait=false` start or stop waits for the process to leave
 /// its state before answering anyway.
@@ -28,13 +30,13 @@ const NOWAIT_LIMIT: Duration = Duration::from_secs(5);
 /// Supervisor's `supervisor.*` namespace, ready for [`crate::xmlrpc::handle`].
 #[derive(Debug, Clone)]
 pub struct Rpc {
-    compat: Arc<Compat>,
+    face: Arc<Face>,
 }
 
 impl Rpc {
-    /// The methods, acting on `compat`.
-    pub fn new(compat: Arc<Compat>) -> Rpc {
-        Rpc { compat }
+    /// The methods, acting on `face`.
+    pub fn new(face: Arc<Face>) -> Rpc {
+        Rpc { face }
     }
 }
 
@@ -54,7 +56,7 @@ enum Target {
 
 /// `split_namespec`: `group:name`, `group:*`/`group:` (the whole group) or
 /// `name` (the process `name` of the group `name`).
-pub(super) fn split_namespec(spec: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_namespec(spec: &str) -> (&str, Option<&str>) {
     match spec.split_once(':') {
         Some((group, "" | "*")) => (group, None),
         Some((group, name)) => (group, Some(name)),
@@ -217,16 +219,12 @@ enum Act {
 }
 
 impl Rpc {
-    fn compat(&self) -> &Compat {
-        &self.compat
+    fn face(&self) -> &Face {
+        &self.face
     }
 
     async fn all(&self) -> Result<Vec<ProcessStatus>, Fault> {
-        self.compat
-            .supervisor()
-            .status()
-            .await
-            .map_err(shutting_down)
+        self.face.supervisor().status().await.map_err(shutting_down)
     }
 
     /// Processes of a group in Supervisor's order (by priority); `BAD_NAME`
@@ -247,7 +245,7 @@ impl Rpc {
     /// Every process in Supervisor's order: groups by priority, then the
     /// processes of each by priority.
     fn everything(&self, all: &[ProcessStatus]) -> Vec<ProcessStatus> {
-        let prio = self.compat.group_priorities(all);
+        let prio = self.face.config().group_priorities(all);
         let mut v: Vec<(i32, ProcessStatus)> = all
             .iter()
             .map(|s| (prio.get(&s.group).copied().unwrap_or(s.priority), s.clone()))
@@ -261,7 +259,7 @@ impl Rpc {
     /// Starts or stops `names` and answers once each has left its state (a
     /// `wait=false` call). A spawn that fails at once is `SPAWN_ERROR`.
     async fn act_nowait(&self, names: Vec<Name>, act: Act) -> BTreeMap<Name, Result<(), Fault>> {
-        let sup = self.compat.supervisor().clone();
+        let sup = self.face.supervisor().clone();
         let mut rx = sup.subscribe();
         let mut pending: BTreeSet<Name> = names.iter().cloned().collect();
         let mut out: BTreeMap<Name, Result<(), Fault>> =
@@ -309,7 +307,7 @@ impl Rpc {
     }
 
     fn precheck_start(&self, s: &ProcessStatus, spec: &str) -> Result<(), Fault> {
-        if let Some(pc) = self.compat.process_config(s.name.as_str()) {
+        if let Some(pc) = self.face.config().process_config(s.name.as_str()) {
             check_command(&pc.spec)?;
         }
         if is_running(s.state) {
@@ -322,7 +320,7 @@ impl Rpc {
         self.precheck_start(s, spec)?;
         if wait {
             let results = self
-                .compat
+                .face
                 .supervisor()
                 .start_many(vec![s.name.clone()])
                 .await
@@ -356,7 +354,7 @@ impl Rpc {
             BTreeMap::new()
         } else if wait {
             let results = self
-                .compat
+                .face
                 .supervisor()
                 .start_many(names)
                 .await
@@ -408,7 +406,7 @@ impl Rpc {
             return Ok(self.act_nowait(names, Act::Stop).await);
         }
         let results = self
-            .compat
+            .face
             .supervisor()
             .stop_many(names)
             .await
@@ -445,7 +443,7 @@ impl Rpc {
                     return Err(Fault::not_running(spec));
                 }
                 let results = self
-                    .compat
+                    .face
                     .supervisor()
                     .signal_many(vec![s.name.clone()], sig)
                     .await
@@ -476,7 +474,7 @@ impl Rpc {
         } else {
             let names = go.iter().map(|s| s.name.clone()).collect();
             by_name(
-                self.compat
+                self.face
                     .supervisor()
                     .signal_many(names, sig)
                     .await
@@ -509,7 +507,7 @@ impl Rpc {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
         // Configured but not created yet (no output so far) reads as empty.
-        let Some(path) = self.compat().logfile(s.name.as_str(), stderr) else {
+        let Some(path) = self.face().logfile(s.name.as_str(), stderr) else {
             return Err(Fault::no_file(None));
         };
         read_log(path, integer(&params[1])?, integer(&params[2])?).await
@@ -520,7 +518,7 @@ impl Rpc {
         let s = self.one_process(&spec).await?;
         let (offset, length) = (integer(&params[1])?, integer(&params[2])?);
         let Some(path) = self
-            .compat()
+            .face()
             .logfile(s.name.as_str(), stderr)
             .filter(|p| p.exists())
         else {
@@ -543,11 +541,11 @@ impl Rpc {
     async fn clear_logs(&self, s: &ProcessStatus, spec: &str) -> Result<(), Fault> {
         let paths: Vec<PathBuf> = [false, true]
             .into_iter()
-            .filter_map(|stderr| self.compat().logfile(s.name.as_str(), stderr))
+            .filter_map(|stderr| self.face().logfile(s.name.as_str(), stderr))
             .collect();
         let ok = blocking(move || paths.iter().all(|p| files::clear(p).is_ok())).await?;
         // The writers count what they wrote to decide when to rotate.
-        let _ = self.compat.supervisor().reopen_logs();
+        let _ = self.face.supervisor().reopen_logs();
         if ok {
             Ok(())
         } else {
@@ -558,11 +556,11 @@ impl Rpc {
     async fn dispatch(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
         let p = &params;
         match method {
-            "getAPIVersion" | "getVersion" => Ok(Value::from(super::API_VERSION)),
-            "getSupervisorVersion" => Ok(Value::from(super::SUPERVISOR_VERSION)),
-            "getIdentification" => Ok(Value::from(self.compat().identification())),
+            "getAPIVersion" | "getVersion" => Ok(Value::from(crate::API_VERSION)),
+            "getSupervisorVersion" => Ok(Value::from(crate::SUPERVISOR_VERSION)),
+            "getIdentification" => Ok(Value::from(self.face().identification())),
             "getState" => {
-                let (code, name) = self.compat().mood().code();
+                let (code, name) = self.face().mood().code();
                 Ok(Value::structure([
                     ("statecode", Value::Int(code)),
                     ("statename", Value::from(name)),
@@ -571,7 +569,7 @@ impl Rpc {
             "getPID" => Ok(Value::int_saturating(i64::from(std::process::id()))),
             "readLog" | "readMainLog" => {
                 let (offset, length) = (integer(&p[0])?, integer(&p[1])?);
-                let Some(path) = self.compat().main_log().cloned() else {
+                let Some(path) = self.face().main_log().cloned() else {
                     return Err(Fault::no_file(None));
                 };
                 if !path.exists() {
@@ -580,7 +578,7 @@ impl Rpc {
                 read_log(path, offset, length).await
             }
             "clearLog" => {
-                let Some(path) = self.compat().main_log().cloned().filter(|p| p.exists()) else {
+                let Some(path) = self.face().main_log().cloned().filter(|p| p.exists()) else {
                     return Err(Fault::no_file(None));
                 };
                 match blocking(move || files::clear(&path)).await? {
@@ -589,14 +587,14 @@ impl Rpc {
                 }
             }
             "shutdown" => {
-                self.compat().request_shutdown();
+                self.face().request_shutdown();
                 Ok(Value::Bool(true))
             }
             "restart" => {
-                Compat::begin_restart(&self.compat);
+                tend_server::ConfigState::begin_restart(self.face.config());
                 Ok(Value::Bool(true))
             }
-            "reloadConfig" => match self.compat().reread().await {
+            "reloadConfig" => match self.face().config().reread().await {
                 Ok(c) => {
                     let names =
                         |v: Vec<String>| Value::Array(v.into_iter().map(Value::from).collect());
@@ -611,9 +609,9 @@ impl Rpc {
             "addProcessGroup" | "removeProcessGroup" => {
                 let name = string(&p[0], "name")?;
                 let r = if method == "addProcessGroup" {
-                    self.compat().add_group(&name).await
+                    self.face().config().add_group(&name).await
                 } else {
-                    self.compat().remove_group(&name).await
+                    self.face().config().remove_group(&name).await
                 };
                 match r {
                     Ok(()) => Ok(Value::Bool(true)),
@@ -665,7 +663,7 @@ impl Rpc {
             "getAllConfigInfo" => {
                 let all = self.all().await?;
                 let mut out: Vec<(String, Value)> = Vec::new();
-                for (g, inuse) in self.compat().available(&all) {
+                for (g, inuse) in self.face().config().available(&all) {
                     for pc in &g.processes {
                         out.push((pc.spec.name.to_string(), info::config_info(&g, pc, inuse)));
                     }
@@ -676,7 +674,7 @@ impl Rpc {
             "getProcessInfo" => {
                 let spec = string(&p[0], "name")?;
                 let s = self.one_process(&spec).await?;
-                Ok(self.compat().with_procs(|procs| {
+                Ok(self.face().config().with_procs(|procs| {
                     info::process_info(&s, procs.get(&s.name).map(|p| &**p), now())
                 }))
             }
@@ -684,7 +682,7 @@ impl Rpc {
                 let mut all = self.all().await?;
                 all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
                 let now = now();
-                Ok(Value::Array(self.compat().with_procs(|procs| {
+                Ok(Value::Array(self.face().config().with_procs(|procs| {
                     all.iter()
                         .map(|s| info::process_info(s, procs.get(&s.name).map(|p| &**p), now))
                         .collect()
@@ -722,7 +720,7 @@ impl Rpc {
                 if s.pid.is_none() || !s.state.is_up() || s.state == StateName::Stopping {
                     return Err(Fault::not_running(&spec));
                 }
-                match self.compat.supervisor().send_stdin(s.name.as_str(), chars) {
+                match self.face.supervisor().send_stdin(s.name.as_str(), chars) {
                     Ok(()) => Ok(Value::Bool(true)),
                     Err(Error::NotRunning(_)) => Err(Fault::not_running(&spec)),
                     Err(Error::NoStdin(_)) => Err(Fault::no_file(Some(&spec))),
@@ -736,7 +734,7 @@ impl Rpc {
                     Value::Base64(b) => files::text(b.clone()),
                     other => format!("{other:?}"),
                 };
-                self.compat().send_remote(RemoteCommEvent {
+                self.face().send_remote(RemoteCommEvent {
                     kind: text(&p[0]),
                     data: text(&p[1]),
                 });
@@ -809,7 +807,7 @@ impl Methods for Rpc {
         };
         let (min, max) = arity(short);
         check_arity(&params, min, max)?;
-        if short != "sendRemoteCommEvent" && self.compat.mood() != Mood::Running {
+        if short != "sendRemoteCommEvent" && self.face.mood() != Mood::Running {
             return Err(Fault::shutdown_state());
         }
         self.dispatch(short, params).await

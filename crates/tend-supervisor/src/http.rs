@@ -1,6 +1,6 @@
 //! Supervisor's HTTP side: `POST /RPC2`, the streaming tails `GET
-//! /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`, HTTP Basic auth, and the
-//! error pages of Medusa (the HTTP server inside supervisord), byte for byte.
+//! /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`, and the error pages of
+//! Medusa (the HTTP server inside supervisord), byte for byte.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -10,21 +10,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::serve::IncomingStream;
 use tend_core::Name;
 use tend_core::runtime::LogChunk;
+use tend_server::auth::BasicAuth;
+use tend_server::{ChannelStream, Shutdown};
 use tokio::sync::{broadcast, mpsc};
 
-use super::Compat;
-use super::rpc::{Rpc, split_namespec};
-use crate::Shutdown;
-use crate::logs::ChannelStream;
+use crate::Face;
+use crate::rpc::{Rpc, split_namespec};
 use crate::xmlrpc::{self, MAX_BODY_BYTES};
 
 /// Bytes of the file a tail starts with (`tail_f_producer(..., 1024)`).
@@ -37,198 +34,16 @@ const PROCESS_TICK: Duration = Duration::from_secs(1);
 /// How often the main log tail looks at its file (Supervisor: 0.1 s).
 const MAIN_TICK: Duration = Duration::from_millis(200);
 
-/// `(username, password) -> ok`.
-type Check = dyn Fn(&str, &str) -> bool + Send + Sync;
-
-/// Checks HTTP Basic credentials.
-#[derive(Clone)]
-pub struct BasicAuth(Arc<Check>);
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BasicAuth(<fn>)")
-    }
-}
-
-/// What an `Authorization` header is worth.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Ok,
-    Unauthorized,
-    /// A Basic cookie that is not base64 (Medusa answers 400).
-    Malformed,
-}
-
-impl BasicAuth {
-    /// Credentials checked by `check`.
-    pub fn new(check: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> BasicAuth {
-        BasicAuth(Arc::new(check))
-    }
-
-    /// One user with a clear-text password.
-    pub fn plain(username: impl Into<String>, password: impl Into<String>) -> BasicAuth {
-        let (u, p) = (username.into(), password.into());
-        BasicAuth::new(move |user, pass| {
-            let user_ok = constant_eq(user.as_bytes(), u.as_bytes());
-            let pass_ok = constant_eq(pass.as_bytes(), p.as_bytes());
-            user_ok & pass_ok
-        })
-    }
-
-    /// Medusa's `auth_handler`: a `Basic` scheme (any case), a base64
-    /// `user:password`, and the checker's word.
-    fn verdict(&self, headers: &HeaderMap) -> Verdict {
-        let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Verdict::Unauthorized;
-        };
-        let Some((scheme, cookie)) = value.split_once(' ') else {
-            return Verdict::Unauthorized;
-        };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Verdict::Unauthorized;
-        }
-        let Some(decoded) = base64_decode(cookie).and_then(|b| String::from_utf8(b).ok()) else {
-            return Verdict::Malformed;
-        };
-        match decoded.split_once(':') {
-            Some((user, pass)) if (self.0)(user, pass) => Verdict::Ok,
-            _ => Verdict::Unauthorized,
-        }
-    }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Python's `base64.decodebytes`: characters outside the alphabet are
-/// skipped; missing padding is an error.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut sextets = Vec::with_capacity(s.len());
-    let mut pads = 0;
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                pads += 1;
-                if (sextets.len() + pads) % 4 == 0 {
-                    break;
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        if pads > 0 {
-            // Data after a lone '=' restarts the quantum in Python; keep it simple.
-            return None;
-        }
-        sextets.push(v);
-    }
-    match sextets.len() % 4 {
-        1 => return None,
-        r @ (2 | 3) if pads < 4 - r => return None,
-        _ => {}
-    }
-    let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
-    for quad in sextets.chunks(4) {
-        let n = quad
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..quad.len()]);
-    }
-    Some(out)
-}
-
-/// Who is on the other end of a connection: the uid of a Unix socket peer
-/// (`SO_PEERCRED`); `None` over TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    /// The peer's user id, when the socket tells.
-    pub uid: Option<u32>,
-}
-
-impl Peer {
-    /// Whether the peer runs as the daemon's user or as root: such a peer
-    /// could read the credentials from the config file anyway.
-    pub fn is_owner(&self) -> bool {
-        let me = nix::unistd::geteuid().as_raw();
-        self.uid.is_some_and(|u| u == me || u == 0)
-    }
-}
-
-impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        Peer {
-            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
-        }
-    }
-}
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(_: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer { uid: None }
-    }
-}
-
-#[derive(Clone)]
-struct Guard {
-    auth: BasicAuth,
-    trust_owner: bool,
-}
-
 /// Puts `router` behind HTTP Basic auth, answering as supervisord does (401
-/// with `WWW-Authenticate: Basic realm="default"`). With `trust_owner`, a
-/// Unix socket peer running as the daemon's user or as root needs no
-/// credentials.
+/// with `WWW-Authenticate: Basic realm="default"` and Medusa's page). With
+/// `trust_owner`, a Unix socket peer running as the daemon's user or as root
+/// needs no credentials.
 pub fn require_auth(router: Router, auth: BasicAuth, trust_owner: bool) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(
-        Guard { auth, trust_owner },
-        guard,
-    ))
-}
-
-async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    if g.trust_owner
-        && req
-            .extensions()
-            .get::<ConnectInfo<Peer>>()
-            .is_some_and(|ConnectInfo(p)| p.is_owner())
-    {
-        return next.run(req).await;
-    }
-    let reject = match g.auth.verdict(req.headers()) {
-        Verdict::Ok => return next.run(req).await,
-        Verdict::Unauthorized => {
-            let mut resp = medusa_error(StatusCode::UNAUTHORIZED);
-            let h = resp.headers_mut();
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"default\""),
-            );
-            resp
-        }
-        Verdict::Malformed => medusa_error(StatusCode::BAD_REQUEST),
-    };
-    // Read (and drop) what the client is still sending, as Medusa does: a
-    // client that writes its body after its headers (Python's http.client)
-    // would otherwise get EPIPE instead of the 401 it must see.
-    let drain = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES);
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-    reject
+    tend_server::auth::require_auth(router, auth, trust_owner, medusa_error)
 }
 
 /// Medusa's error page: `text/html`, CRLF line ends.
-pub(crate) fn medusa_error(status: StatusCode) -> Response {
+pub fn medusa_error(status: StatusCode) -> Response {
     let body = format!(
         "<head>\r\n<title>Error response</title>\r\n</head>\r\n<body>\r\n<h1>Error response</h1>\r\n<p>Error code {}.\r\n<p>Message: {}.\r\n</body>\r\n",
         status.as_u16(),
@@ -244,19 +59,17 @@ pub(crate) fn medusa_error(status: StatusCode) -> Response {
 
 #[derive(Clone)]
 struct St {
-    compat: Arc<Compat>,
+    face: Arc<Face>,
     rpc: Rpc,
-    shutdown: Shutdown,
 }
 
-/// Supervisor's routes, acting on `compat`: `/RPC2` (and below it, as
+/// Supervisor's routes, acting on `face`: `/RPC2` (and below it, as
 /// supervisord matches it by prefix), `/logtail/...` and `/mainlogtail`.
-/// Live tails end when `shutdown`'s streams end.
-pub fn routes(compat: Arc<Compat>, shutdown: Shutdown) -> Router {
+/// Live tails end when the daemon's streams end.
+pub fn routes(face: Arc<Face>) -> Router {
     let st = St {
-        rpc: Rpc::new(compat.clone()),
-        compat,
-        shutdown,
+        rpc: Rpc::new(face.clone()),
+        face,
     };
     Router::new()
         .route("/RPC2", any(rpc2))
@@ -317,7 +130,7 @@ async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
     let (group, Some(name)) = split_namespec(spec) else {
         return not_found();
     };
-    let Ok(all) = st.compat.supervisor().status().await else {
+    let Ok(all) = st.face.supervisor().status().await else {
         return not_found();
     };
     let Some(s) = all
@@ -326,19 +139,31 @@ async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
     else {
         return not_found();
     };
-    let Some(file) = st.compat.logfile(s.name.as_str(), stderr) else {
+    let Some(file) = st.face.logfile(s.name.as_str(), stderr) else {
         return not_found();
     };
-    let wake = (st.compat.supervisor().subscribe_logs(), s.name.clone());
-    tail_response(&file, Some(wake), st.shutdown, PROCESS_TICK, true)
+    let wake = (st.face.supervisor().subscribe_logs(), s.name.clone());
+    tail_response(
+        &file,
+        Some(wake),
+        st.face.daemon().shutdown().clone(),
+        PROCESS_TICK,
+        true,
+    )
 }
 
 async fn mainlogtail(State(st): State<St>, method: Method) -> Response {
     if method != Method::GET {
         return medusa_error(StatusCode::BAD_REQUEST);
     }
-    match st.compat.main_log() {
-        Some(file) => tail_response(file, None, st.shutdown, MAIN_TICK, false),
+    match st.face.main_log() {
+        Some(file) => tail_response(
+            file,
+            None,
+            st.face.daemon().shutdown().clone(),
+            MAIN_TICK,
+            false,
+        ),
         None => medusa_error(StatusCode::NOT_FOUND),
     }
 }
@@ -508,40 +333,6 @@ async fn output_of(wake: &mut Option<(broadcast::Receiver<LogChunk>, Name)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_as_python_decodes_it() {
-        assert_eq!(
-            base64_decode("YWRtaW46c2VjcmV0").as_deref(),
-            Some(&b"admin:secret"[..])
-        );
-        assert_eq!(base64_decode("YWI=").as_deref(), Some(&b"ab"[..]));
-        assert_eq!(base64_decode("YQ==").as_deref(), Some(&b"a"[..]));
-        assert_eq!(base64_decode("Y W\nI=").as_deref(), Some(&b"ab"[..]));
-        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
-        assert_eq!(base64_decode("YWI"), None);
-        assert_eq!(base64_decode("Y"), None);
-    }
-
-    #[test]
-    fn verdicts() {
-        let auth = BasicAuth::plain("admin", "secret");
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(
-                header::AUTHORIZATION,
-                HeaderValue::from_str(v).expect("header"),
-            );
-            auth.verdict(&h)
-        };
-        assert_eq!(auth.verdict(&HeaderMap::new()), Verdict::Unauthorized);
-        assert_eq!(with("Basic YWRtaW46c2VjcmV0"), Verdict::Ok);
-        assert_eq!(with("basic YWRtaW46c2VjcmV0"), Verdict::Ok);
-        assert_eq!(with("Basic YWRtaW46d3Jvbmc="), Verdict::Unauthorized);
-        assert_eq!(with("Bearer YWRtaW46c2VjcmV0"), Verdict::Unauthorized);
-        assert_eq!(with("Basic YWI"), Verdict::Malformed);
-        assert_eq!(with("Basic YWRtaW4="), Verdict::Unauthorized);
-    }
 
     #[tokio::test]
     async fn the_error_page_is_medusas() {

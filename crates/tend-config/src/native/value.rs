@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 
-use super::diag::{Cx, Span, did_you_mean};
+use crate::diag::{Cx, Span, did_you_mean};
 
 /// A key as parsed, with its span.
 pub(super) type Key<'i> = Spanned<DeString<'i>>;

@@ -7,8 +7,8 @@ use tend_core::Name;
 use tend_core::spec::{LogSpec, LogTarget};
 use toml::de::DeValue;
 
-use super::diag::{Cx, Span};
 use super::value::{Field, Item};
+use crate::diag::{Cx, Span};
 
 /// The logs table as written; targets are resolved once the table is read.
 pub(super) struct LogsDraft {
@@ -197,7 +197,7 @@ impl PathChecks {
 
 /// Whether a log file can be created at `path` (or appended to): it is not a
 /// directory, and its directory exists or can be created (see [`check_dir`]).
-pub(crate) fn check_file(path: &Path) -> Result<(), String> {
+pub fn check_file(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
         Ok(_) => Ok(()),

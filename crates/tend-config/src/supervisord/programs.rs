@@ -17,7 +17,7 @@ use super::{
     ChannelConf, DEFAULT_RESULT_HANDLER, EVENT_TYPES, EventListenerConf, GroupConf, GroupKind,
     MAX_NUMPROCS, ProcessDetails, STDERR_PATHS, STDOUT_PATHS, St, SupervisordSection, Top,
 };
-use crate::config::diag::suggest;
+use crate::diag::suggest;
 
 /// Everything the process sections produce.
 #[derive(Default)]

@@ -28,11 +28,12 @@
 //! it, at its `FILE:LINE`. `docs/migrating-from-supervisor.md` lists the
 //! differences.
 
-mod expand;
-mod ini;
+pub mod expand;
+pub mod ini;
 mod native;
 mod programs;
 mod sections;
+mod translate;
 mod values;
 
 #[cfg(test)]
@@ -44,11 +45,12 @@ use std::path::{Path, PathBuf};
 use sha1::{Digest, Sha1};
 use tend_core::{Name, ProcessSpec};
 
-use super::diag::suggest;
-use super::{ConfigErrors, Diagnostic};
+use crate::diag::suggest;
+use crate::{ConfigErrors, Diagnostic};
 use expand::{ExpandError, Names, Val};
 use ini::{Entry, Ini, Section};
 
+pub use translate::into_config;
 pub use values::LogLevel;
 
 /// A `supervisord.conf`, read and translated.

@@ -9,12 +9,12 @@ use tend_core::spec::{Condition, Dependency};
 use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
 use toml::de::DeValue;
 
-use super::TaskConf;
 use super::deps::{self, DepEntry, Edge, Origin};
-use super::diag::{Cx, Span, did_you_mean};
 use super::logs::{self, LogsDraft, PathChecks};
 use super::task::{self, TaskDraft};
 use super::value::{Field, Item, Key, section_name, walk};
+use crate::TaskConf;
+use crate::diag::{Cx, Span, did_you_mean};
 
 /// Default `reset_after` of schedule mode.
 const DEFAULT_RESET_AFTER: Duration = Duration::from_secs(30 * 60);

@@ -10,14 +10,16 @@ use tend_core::spec::LogTarget;
 use tend_core::{Backoff, BackoffMode, Name, Options, ProcessSpec, Supervisor};
 use tower::ServiceExt;
 
+use tend_config::Declared;
+use tend_server::{BasicAuth, Daemon, Shutdown};
+
 use super::rpc::Rpc;
-use super::{BasicAuth, Compat, CompatOptions, Declared, require_auth, routes};
-use crate::Shutdown;
+use super::{Face, FaceOptions, require_auth, routes};
 use crate::xmlrpc::{Fault, Value, dispatch, parse_call, write_call};
 
 struct F {
     sup: Supervisor,
-    compat: Arc<Compat>,
+    face: Arc<Face>,
     rpc: Rpc,
     shutdown: Shutdown,
     next: Arc<Mutex<Declared>>,
@@ -64,20 +66,21 @@ impl F {
         let shutdown = Shutdown::new();
         let declared = Declared::from_specs(specs);
         let next = Arc::new(Mutex::new(declared.clone()));
-        let mut opts = CompatOptions::new("testsupervisor");
+        let mut opts = FaceOptions::new("testsupervisor");
         opts.main_log = Some(dir.path().join("main.log"));
         let n = next.clone();
-        opts.loader = Some(Arc::new(move || {
+        let loader: tend_server::state::Loader = Arc::new(move || {
             n.lock()
                 .map(|d| d.clone())
                 .map_err(|_| "poisoned".to_string())
-        }));
-        let compat = Compat::new(sup.clone(), shutdown.clone(), opts, declared);
-        compat.add_declared().await.expect("add");
+        });
+        let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader));
+        daemon.config().add_declared().await.expect("add");
+        let face = Face::new(daemon, opts);
         F {
-            rpc: Rpc::new(compat.clone()),
+            rpc: Rpc::new(face.clone()),
             sup,
-            compat,
+            face,
             shutdown,
             next,
             dir,
@@ -582,7 +585,7 @@ async fn stdin_reaches_the_process() {
         assert!(tokio::time::Instant::now() < deadline, "cat did not echo");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut remote = f.compat.subscribe_remote();
+    let mut remote = f.face.subscribe_remote();
     assert_eq!(
         f.ok("supervisor.sendRemoteCommEvent", vec![s("t"), s("d")])
             .await,
@@ -669,9 +672,14 @@ async fn reload_config_then_add_and_remove_groups() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A file that cannot be read is CANT_REREAD with the reason.
-    let mut opts = CompatOptions::new("x");
-    opts.loader = Some(Arc::new(|| Err("x.conf:3:1: bad things".to_string())));
-    let broken = Compat::new(f.sup.clone(), Shutdown::new(), opts, Declared::default());
+    let loader: tend_server::state::Loader = Arc::new(|| Err("x.conf:3:1: bad things".to_string()));
+    let daemon = Daemon::new(
+        f.sup.clone(),
+        Shutdown::new(),
+        Declared::default(),
+        Some(loader),
+    );
+    let broken = Face::new(daemon, FaceOptions::new("x"));
     assert_eq!(
         dispatch(&Rpc::new(broken), "supervisor.reloadConfig", vec![])
             .await
@@ -698,7 +706,7 @@ async fn reload_applies_the_file_process_by_process() {
     let mut new = spec(&d, "new", "new", &["sleep", "1000"]);
     new.autostart = true;
     *f.next.lock().expect("lock") = Declared::from_specs(vec![keep, change2, new]);
-    let report = f.compat.reload().await.expect("reload");
+    let report = f.face.config().reload().await.expect("reload");
     assert_eq!(report.added, ["new"]);
     assert_eq!(report.changed, ["change"]);
     assert_eq!(report.removed, ["drop"]);
@@ -719,7 +727,7 @@ async fn reload_applies_the_file_process_by_process() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A second reload finds nothing to do.
-    let again = f.compat.reload().await.expect("reload");
+    let again = f.face.config().reload().await.expect("reload");
     assert!(again.added.is_empty() && again.changed.is_empty() && again.removed.is_empty());
     f.finish().await;
 }
@@ -758,7 +766,7 @@ fn post(body: impl Into<Body>) -> Request<Body> {
 #[tokio::test]
 async fn rpc2_over_http_with_and_without_auth() {
     let f = F::new(vec![]).await;
-    let app = routes(f.compat.clone(), f.shutdown.clone());
+    let app = routes(f.face.clone());
     let body = write_call("supervisor.getAPIVersion", &[]);
     let (status, headers, out) = send(app.clone(), post(body.clone())).await;
     assert_eq!(status, StatusCode::OK);
@@ -797,7 +805,7 @@ async fn rpc2_over_http_with_and_without_auth() {
 #[tokio::test]
 async fn random_bodies_never_break_rpc2() {
     let f = F::new(vec![]).await;
-    let app = routes(f.compat.clone(), f.shutdown.clone());
+    let app = routes(f.face.clone());
     // A small xorshift: varied, reproducible bodies, some of them XML-ish.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let pieces: [&[u8]; 8] = [
@@ -841,7 +849,7 @@ async fn logtail_streams_the_last_kilobyte_then_what_follows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = spec(dir.path(), "p", "p", &["sleep", "1000"]);
     let f = F::with_dir(dir, vec![p]).await;
-    let app = routes(f.compat.clone(), f.shutdown.clone());
+    let app = routes(f.face.clone());
     let get = |uri: &str| {
         Request::builder()
             .uri(uri)

@@ -36,7 +36,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::supervisord::EventListenerConf;
+use tend_config::supervisord::EventListenerConf;
 
 /// Event types that stand for their subtypes (`supervisor/events.py`).
 const ABSTRACT: &[&str] = &[
@@ -113,7 +113,12 @@ impl Default for Context {
 impl Context {
     /// What the daemon keeps of a config file: Supervisor's view of every
     /// declared process, and `[supervisord] identifier`.
-    pub fn from_declared(identifier: &str, declared: &tend_server::compat::Declared) -> Context {
+    pub fn from_declared(identifier: &str, declared: &tend_config::Declared) -> Context {
+        let events = |p: &tend_config::ProcessConfig| {
+            p.program.as_ref().map_or((false, false), |d| {
+                (d.stdout.events_enabled, d.stderr.events_enabled)
+            })
+        };
         let processes = declared
             .processes()
             // What an unlisted process is assumed to be need not be listed:
@@ -121,15 +126,15 @@ impl Context {
             .filter(|p| {
                 p.spec.group != p.spec.name
                     || p.spec.success_exit_codes != [0]
-                    || p.stdout.events_enabled
-                    || p.stderr.events_enabled
+                    || events(p) != (false, false)
             })
             .map(|p| {
+                let (stdout_events, stderr_events) = events(p);
                 let info = ProcessInfo {
                     group: p.spec.group.clone(),
                     exit_codes: p.spec.success_exit_codes.clone(),
-                    stdout_events: p.stdout.events_enabled,
-                    stderr_events: p.stderr.events_enabled,
+                    stdout_events,
+                    stderr_events,
                 };
                 (p.spec.name.clone(), info)
             })

@@ -6,15 +6,15 @@
 //! `autostart = false`): it shows in status with its last exit code, and
 //! `tend start NAME` runs it by hand. `before` runs it as a dependency: the
 //! engine starts stopped dependencies before the processes that need them. What
-//! only tasks have (the triggers) goes to the daemon in [`super::TaskConf`].
+//! only tasks have (the triggers) goes to the daemon in [`crate::TaskConf`].
 
 use std::time::Duration;
 
 use tend_core::{RestartPolicy, Signal};
 
-use super::diag::{Cx, Span};
 use super::process::{Draft, positive_duration, read_signal};
 use super::value::Field;
+use crate::diag::{Cx, Span};
 
 /// The keys of a `[process.NAME]` that a task takes too. A task is never
 /// restarted and has no readiness: `restart`, `backoff`, `ready`, `health`,

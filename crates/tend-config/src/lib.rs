@@ -1,0 +1,270 @@
+//! # tend-config: tend's two config formats, as a library
+//!
+//! tend reads its native `tend.toml` and Supervisor's `supervisord.conf`, and
+//! both become the same [`Config`]: the daemon's settings, a
+//! [`tend_core::ProcessSpec`] per process, and the processes in their groups
+//! ([`Declared`]). Nothing downstream needs to know which format a process
+//! came from; where the formats mean different daemon behaviour (what SIGHUP
+//! does, whether Supervisor's event listeners run), the reader says so in
+//! [`DaemonConfig`].
+//!
+//! Each reader is staged like ripgrep's arguments: a raw layer that only
+//! parses syntax (TOML with spans for every key; an INI reader that follows
+//! Python's `RawConfigParser`), then validation that collects *every*
+//! problem as a [`Diagnostic`] at its `FILE:LINE:COL`, with a did-you-mean
+//! where one fits. A supervisord.conf may also produce warnings (options
+//! tend does not act on), returned beside the config in [`Loaded`].
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("tend.toml");
+//! std::fs::write(&path, "[process.web]\ncommand = [\"python3\", \"-m\", \"http.server\"]\n")?;
+//! let loaded = tend_config::load_any(&path)?;
+//! assert_eq!(loaded.config.processes[0].name.as_str(), "web");
+//! assert!(loaded.warnings.is_empty());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod declared;
+mod diag;
+pub mod native;
+pub mod supervisord;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tend_core::{Name, ProcessSpec};
+
+pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
+pub use diag::{ConfigErrors, Diagnostic};
+pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
+pub use supervisord::{Auth, EventListenerConf};
+
+/// A loaded, validated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Absolute path of the config file.
+    pub path: PathBuf,
+    /// The `[daemon]` section (or what a supervisord.conf says of the daemon).
+    pub daemon: DaemonConfig,
+    /// Processes in file order (event listeners last). Each spec is shared
+    /// with `declared` (and, in the daemon, with the supervisor), not copied.
+    pub processes: Vec<Arc<ProcessSpec>>,
+    /// The same processes in their groups, with their group priorities and
+    /// (from a supervisord.conf) what Supervisor's face reports of them.
+    pub declared: Declared,
+    /// `[eventlistener:x]` pools (their processes are in `processes` too).
+    pub eventlisteners: Vec<supervisord::EventListenerConf>,
+    /// Which format the file is in.
+    pub format: Format,
+    /// The triggers of `[task.NAME]` tables (their processes are in
+    /// `processes` too, with `restart = "never"`).
+    pub tasks: Vec<TaskConf>,
+}
+
+/// What runs a `[task.NAME]`, for the daemon (the command itself is a
+/// process in [`Config::processes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskConf {
+    /// The task's name (and its process's).
+    pub name: Name,
+    /// Run it when the daemon gets this signal.
+    pub on_signal: Option<tend_core::Signal>,
+    /// Run it this often (the first run one period after the daemon starts).
+    pub every: Option<std::time::Duration>,
+    /// Stop everything else first (dependents first), and start again what
+    /// was running once it is done.
+    pub shutdown: bool,
+    /// Shut the daemon down once it is done.
+    pub terminate: bool,
+}
+
+/// The two config formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `tend.toml`.
+    Native,
+    /// Supervisor's `supervisord.conf`.
+    Supervisord,
+}
+
+/// A TCP listener (`[inet_http_server]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetListen {
+    /// Address to bind (`0.0.0.0` for every interface).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// HTTP Basic credentials required, if any.
+    pub auth: Option<supervisord::Auth>,
+}
+
+/// The `[daemon]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Absolute socket path. Default: `tend.sock` beside the config file; relative paths are
+    /// relative to the config file's directory.
+    pub socket: PathBuf,
+    /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
+    pub socket_mode: u32,
+    /// Absolute directory of the processes' log files (relative log paths
+    /// resolve under it). Default: `logs` beside the config file.
+    pub log_dir: PathBuf,
+    /// How tend writes its own log.
+    pub log_format: LogFormat,
+    /// Absolute path of tend's own log (appended to); stderr when `None`.
+    pub log_file: Option<PathBuf>,
+    /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
+    pub socket_owner: Option<String>,
+    /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
+    pub unix_auth: Option<supervisord::Auth>,
+    /// A TCP listener (`[inet_http_server]`).
+    pub inet: Option<InetListen>,
+    /// What `getIdentification` answers (`[supervisord] identifier`).
+    pub identifier: String,
+    /// Raise the open-files limit to at least this (`[supervisord] minfds`).
+    pub minfds: Option<u64>,
+    /// In the foreground, also write tend's own log to stderr when it goes
+    /// to `log_file` (supervisord with `nodaemon` and not `silent`).
+    pub echo_log: bool,
+    /// Write the daemon's pid here (`[supervisord] pidfile`).
+    pub pidfile: Option<PathBuf>,
+    /// Level of tend's own log when `RUST_LOG` does not set one: a
+    /// `tracing` directive such as `info` (`log_level`, `[supervisord] loglevel`).
+    pub log_level: Option<&'static str>,
+    /// Rotate `log_file` when a write would take it past this many bytes;
+    /// 0 never rotates (`log_max_size`, `[supervisord] logfile_maxbytes`).
+    pub log_max_size: u64,
+    /// Rotated files of `log_file` kept (`log_backups`,
+    /// `[supervisord] logfile_backups`).
+    pub log_backups: u32,
+    /// The daemon's umask once detached (`[supervisord] umask`, which
+    /// supervisord applies when it daemonizes); children inherit it.
+    pub umask: Option<u32>,
+    /// Raise the processes limit (`RLIMIT_NPROC`) to at least this
+    /// (`[supervisord] minprocs`).
+    pub minprocs: Option<u64>,
+    /// What SIGHUP does (`[daemon] on_hup`; a supervisord.conf restarts, as
+    /// supervisord does).
+    pub on_hup: OnHup,
+    /// Whether the daemon runs Supervisor's event-listener hub, so that an
+    /// `update` can add a pool (on for a supervisord.conf).
+    pub event_listeners: bool,
+}
+
+/// What the daemon does on SIGHUP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnHup {
+    /// Apply the changes of the config file, leave the rest running (`tend reload`).
+    #[default]
+    Reload,
+    /// Stop everything, read the config file again and start over
+    /// (supervisord's SIGHUP and `supervisorctl reload`).
+    Restart,
+}
+
+/// What `getIdentification` answers for a native config.
+pub const DEFAULT_IDENTIFIER: &str = "tend";
+
+/// The format of tend's own log (`[daemon] log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A config and what its reader had to say without refusing it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Warnings (`FILE:LINE:COL: warning: ...` when printed); none for native files.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
+/// or (unless it ends in `.toml`) its first line that is not blank or a
+/// comment is an INI section header that is not one of tend's
+/// (`[daemon]`, `[process.x]`, `[group.x]`).
+pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("conf" | "ini") => return true,
+        Some("toml") => return false,
+        _ => {}
+    }
+    let Some(text) = text else { return false };
+    let Some(first) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with(';') && !l.starts_with('#'))
+    else {
+        return false;
+    };
+    first.starts_with('[')
+        && !first.starts_with("[[")
+        && first.contains(']')
+        && !first.starts_with("[process.")
+        && !first.starts_with("[group.")
+        && !first.starts_with("[task.")
+        && !first.starts_with("[daemon]")
+}
+
+/// Reads either format (see [`is_supervisord`]).
+pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let text = std::fs::read_to_string(path).ok();
+    if is_supervisord(path, text.as_deref()) {
+        let conf = supervisord::load(path)?;
+        let warnings = conf.warnings.clone();
+        Ok(Loaded {
+            config: supervisord::into_config(conf),
+            warnings,
+        })
+    } else {
+        Ok(Loaded {
+            config: native::load(path)?,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// A warning as `tend check` prints it.
+pub fn render_warning(d: &Diagnostic) -> String {
+    format!(
+        "{}:{}:{}: warning: {}",
+        d.file.display(),
+        d.line,
+        d.col,
+        d.message
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_is_told_by_name_then_content() {
+        let p = Path::new;
+        assert!(is_supervisord(p("/etc/supervisord.conf"), None));
+        assert!(is_supervisord(p("a.ini"), Some("[process.x]")));
+        assert!(!is_supervisord(p("tend.toml"), Some("[supervisord]")));
+        assert!(is_supervisord(p("config"), Some("; hi\n\n[supervisord]\n")));
+        assert!(is_supervisord(
+            p("config"),
+            Some("[program:x]\ncommand=true")
+        ));
+        assert!(!is_supervisord(
+            p("config"),
+            Some("[process.web]\ncommand=\"x\"")
+        ));
+        assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
+        assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
+        assert!(!is_supervisord(p("config"), Some("x = 1\n[supervisord]")));
+        assert!(!is_supervisord(p("config"), None));
+    }
+}

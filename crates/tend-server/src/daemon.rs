@@ -1,0 +1,152 @@
+//! [`Daemon`]: the one handle every face of the daemon takes.
+
+use std::sync::Arc;
+
+use tend_config::Declared;
+use tend_core::{Name, ProcessSpec, Supervisor};
+
+use crate::Shutdown;
+use crate::state::{ConfigState, Loader, ReloadReport};
+
+/// Completes a spec that arrives through the API before it is added; the
+/// second argument says whether the request gave its log settings. An error
+/// is the reason, answered as a bad request.
+pub type PrepareSpec = Arc<dyn Fn(&mut ProcessSpec, bool) -> Result<(), String> + Send + Sync>;
+
+/// Why a process could not be added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    /// The spec is not acceptable (see [`PrepareSpec`]).
+    #[error("{0}")]
+    Invalid(String),
+    /// The supervisor refused it.
+    #[error(transparent)]
+    Refused(#[from] tend_core::Error),
+}
+
+/// The daemon as every face sees it: the supervisor (requests in, events
+/// out), the config state (groups, reloads), and the shutdown latch.
+///
+/// The JSON API, Supervisor's XML-RPC face and the web UI all take one of
+/// these, so a process added through one face is known to the others, and a
+/// reload asked for on any face is the same reload. Cloning is cheap.
+#[derive(Clone)]
+pub struct Daemon {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sup: Supervisor,
+    config: Arc<ConfigState>,
+    shutdown: Shutdown,
+    prepare_spec: Option<PrepareSpec>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config", &self.inner.config)
+            .field("shutdown", &self.inner.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// The handle over `sup`, with the config state for `declared` (not yet
+    /// added: see [`ConfigState::add_declared`]) read again by `loader`.
+    pub fn new(
+        sup: Supervisor,
+        shutdown: Shutdown,
+        declared: Declared,
+        loader: Option<Loader>,
+    ) -> Daemon {
+        let config = Arc::new(ConfigState::new(
+            sup.clone(),
+            shutdown.clone(),
+            declared,
+            loader,
+        ));
+        Daemon {
+            inner: Arc::new(Inner {
+                sup,
+                config,
+                shutdown,
+                prepare_spec: None,
+            }),
+        }
+    }
+
+    /// A handle for a supervisor without a config file (an embedder's).
+    pub fn without_config(sup: Supervisor, shutdown: Shutdown) -> Daemon {
+        Daemon::new(sup, shutdown, Declared::default(), None)
+    }
+
+    /// The same handle, completing specs added through the API with
+    /// `prepare` (e.g. to put their output under the daemon's log directory).
+    pub fn with_prepare_spec(self, prepare: PrepareSpec) -> Daemon {
+        let inner = Inner {
+            sup: self.inner.sup.clone(),
+            config: self.inner.config.clone(),
+            shutdown: self.inner.shutdown.clone(),
+            prepare_spec: Some(prepare),
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.inner.sup
+    }
+
+    /// The config state.
+    pub fn config(&self) -> &Arc<ConfigState> {
+        &self.inner.config
+    }
+
+    /// The shutdown latch.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+
+    /// Adds a process (not started): completed by the [`PrepareSpec`], added
+    /// to the supervisor and recorded in the config state. `logs_given` says
+    /// whether the request set the process's log settings.
+    pub async fn add_process(
+        &self,
+        mut spec: ProcessSpec,
+        logs_given: bool,
+    ) -> Result<Name, AddError> {
+        if let Some(prepare) = &self.inner.prepare_spec {
+            prepare(&mut spec, logs_given).map_err(AddError::Invalid)?;
+        }
+        let name = spec.name.clone();
+        // One copy, shared by the supervisor and the config state.
+        let spec = Arc::new(spec);
+        self.inner.sup.add(spec.clone()).await?;
+        self.inner.config.register(spec);
+        Ok(name)
+    }
+
+    /// Stops and removes a process, and forgets it.
+    pub async fn remove_process(&self, name: &str) -> Result<(), tend_core::Error> {
+        self.inner.sup.remove(name).await?;
+        self.inner.config.unregister(name);
+        Ok(())
+    }
+
+    /// Applies the config file again, process by process (see
+    /// [`ConfigState::reload`]), and logs what changed.
+    pub async fn reload(&self) -> Result<ReloadReport, String> {
+        let r = self.inner.config.reload().await?;
+        tracing::info!(
+            "reloaded the config file: {} added, {} changed, {} removed",
+            r.added.len(),
+            r.changed.len(),
+            r.removed.len()
+        );
+        Ok(r)
+    }
+}

@@ -1,0 +1,119 @@
+//! `tend up -d`: detach from the terminal and report readiness back.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+
+use tend_config::Config;
+use tracing::error;
+
+use super::{own_log, run};
+
+/// Detaches and returns once the daemon accepts connections (or failed).
+///
+/// Forks before any runtime or thread exists: the daemon is a grandchild in a
+/// new session with stdio on /dev/null; it reports `ready PID` or `error MSG`
+/// through a pipe and closes it, and the original process relays that.
+pub(crate) fn detach(config: Config) -> ExitCode {
+    let socket = config.daemon.socket.clone();
+    let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot create a pipe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: the process is single-threaded here (no runtime has been built,
+    // nothing has spawned a thread), so the child may run arbitrary code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("error: cannot fork: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(write_end);
+            // The intermediate child exits at once; reap it so it is no zombie.
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(read_end).read_to_string(&mut msg);
+            match msg.strip_prefix("ready ") {
+                Some(pid) => {
+                    println!(
+                        "tend started (pid {}), socket {}",
+                        pid.trim(),
+                        socket.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    let msg = msg.strip_prefix("error ").unwrap_or(&msg).trim();
+                    if msg.is_empty() {
+                        eprintln!("error: the daemon exited before it was ready");
+                    } else {
+                        eprintln!("error: {msg}");
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(read_end);
+            let _ = nix::unistd::setsid();
+            // SAFETY: still single-threaded, as above.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => {}
+                Ok(nix::unistd::ForkResult::Parent { .. }) => std::process::exit(0),
+                Err(e) => {
+                    report(&write_end, &format!("error cannot fork: {e}"));
+                    std::process::exit(1);
+                }
+            }
+            // supervisord sets its umask when it daemonizes (not with
+            // `nodaemon`): so does `tend up -d`.
+            if let Some(mask) = config.daemon.umask {
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
+            }
+            if let Err(e) = null_stdio() {
+                report(
+                    &write_end,
+                    &format!("error cannot redirect stdio to /dev/null: {e}"),
+                );
+                std::process::exit(1);
+            }
+            let own_log = match own_log::init_logging(&config.daemon, false) {
+                Ok(l) => l,
+                Err(e) => {
+                    report(&write_end, &format!("error {e}"));
+                    std::process::exit(1);
+                }
+            };
+            match run(config, Some(write_end), own_log, false) {
+                Ok(()) => std::process::exit(0),
+                // `run` reported the error through the pipe if it was not ready yet.
+                Err(e) => {
+                    error!("{e:#}");
+                    std::process::exit(1)
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn report(pipe: &OwnedFd, msg: &str) {
+    let mut f = match pipe.try_clone() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => return,
+    };
+    let _ = f.write_all(msg.as_bytes());
+}
+
+fn null_stdio() -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The foreground view of `tend up`: every process's output as `name |
+//! line` on stdout, without the streams that go there already.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tend_core::logs::Stream;
+use tend_core::runtime::LogChunk;
+use tend_core::spec::LogTarget;
+use tend_core::{Name, ProcessSpec};
+use tokio::sync::broadcast;
+
+use super::lock;
+use crate::output::Prefixer;
+
+/// Which streams of which processes go to the daemon's own stdout/stderr
+/// (`"inherit"`): the foreground view does not print them a second time.
+/// Only processes with such a stream are listed (usually none of a thousand).
+#[derive(Clone, Default)]
+pub(super) struct Inherited(Arc<Mutex<HashMap<Name, [bool; 2]>>>);
+
+impl Inherited {
+    pub(super) fn record(&self, spec: &ProcessSpec) {
+        let l = &spec.logs;
+        let flags = [
+            l.stdout == LogTarget::Inherit,
+            !l.merge_stderr && l.stderr == LogTarget::Inherit,
+        ];
+        let mut map = lock(&self.0);
+        if flags == [false, false] {
+            map.remove(&spec.name);
+        } else {
+            map.insert(spec.name.clone(), flags);
+        }
+    }
+
+    /// An event listener's stdout is Supervisor's protocol channel, not
+    /// output: the foreground view does not show it.
+    pub(super) fn hide_stdout(&self, name: &Name) {
+        lock(&self.0).entry(name.clone()).or_default()[0] = true;
+    }
+
+    fn contains(&self, name: &Name, stream: Stream) -> bool {
+        let i = match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        };
+        lock(&self.0).get(name).is_some_and(|f| f[i])
+    }
+}
+
+/// The foreground view: every process's output as `name | line` on stdout,
+/// like `docker compose up`.
+///
+/// It runs on a thread of its own, so a stdout that is slow to drain (a
+/// pager, a terminal scrolled back) never stalls the daemon: the view falls
+/// behind, says how much it skipped, and catches up.
+pub(super) struct Printer {
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Printer {
+    pub(super) fn spawn(
+        mut rx: broadcast::Receiver<LogChunk>,
+        inherited: Inherited,
+        names: &[Name],
+    ) -> std::io::Result<Printer> {
+        let mut prefixer = Prefixer::new(
+            names.iter().map(Name::as_str),
+            std::io::stdout().is_terminal(),
+        );
+        let (tx, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("tend-output".into())
+            .spawn(move || {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                loop {
+                    buf.clear();
+                    match rx.blocking_recv() {
+                        Ok(c) => {
+                            if inherited.contains(&c.name, c.stream) {
+                                continue;
+                            }
+                            prefixer.width = prefixer.width.max(c.name.as_str().len());
+                            for line in c.lines() {
+                                prefixer.line(&mut buf, c.name.as_str(), line);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let note = format!(
+                                "(tend: {n} batches of output not shown here; see the log files)\n"
+                            );
+                            buf.extend_from_slice(note.as_bytes());
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                    if std::io::stdout().lock().write_all(&buf).is_err() {
+                        // Nobody reads stdout any more; the log files still get everything.
+                        break;
+                    }
+                }
+                let _ = tx.send(());
+            })?;
+        Ok(Printer { done })
+    }
+
+    /// Waits (a little) until everything published has been printed.
+    pub(super) fn finish(self, timeout: Duration) {
+        let _ = self.done.recv_timeout(timeout);
+    }
+}

@@ -1,0 +1,201 @@
+//! tend's own log: text or JSON lines to stderr or to a file that rotates
+//! like the processes' files, and one line per event worth a human's
+//! attention.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tend_config::{DaemonConfig, LogFormat};
+use tend_core::logs::LogFile;
+use tend_core::{Event, Supervisor};
+use tokio::sync::broadcast;
+use tracing::{debug, error, info, warn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use super::lock;
+
+/// tend's own log: text or JSON lines, to stderr or appended to `log_file`
+/// (and to stderr too with `echo_log` in the foreground, as supervisord
+/// `nodaemon` does). Returns the file, to reopen it on SIGUSR2.
+pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, String> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_level.unwrap_or("info")));
+    let (writer, ansi, file) = match &cfg.log_file {
+        Some(path) => {
+            let file = OwnLog::open(path, cfg.log_max_size, cfg.log_backups)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            let writer = if cfg.echo_log && foreground {
+                BoxMakeWriter::new(file.clone().and(std::io::stderr))
+            } else {
+                BoxMakeWriter::new(file.clone())
+            };
+            (writer, false, Some(file))
+        }
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+            None,
+        ),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(false);
+    let _ = match cfg.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(file)
+}
+
+/// tend's own log file. Every event is one `write(2)` in append mode, made
+/// while the event is logged, so nothing waits in a buffer when the daemon
+/// exits. It rotates like the processes' files (`log_max_size`,
+/// `log_backups`), and like them it never makes the daemon fail: what cannot
+/// be written is dropped and counted.
+#[derive(Clone)]
+pub(super) struct OwnLog(Arc<OwnLogInner>);
+
+pub(super) struct OwnLogInner {
+    file: Mutex<LogFile>,
+    origin: Instant,
+}
+
+impl OwnLog {
+    fn open(path: &Path, max_size: u64, backups: u32) -> std::io::Result<OwnLog> {
+        // Opened (and its directory made) here, so a bad path stops `tend up`
+        // with the reason instead of a silent log.
+        drop(open_append(path)?);
+        Ok(OwnLog(Arc::new(OwnLogInner {
+            file: Mutex::new(LogFile::open(path.to_path_buf(), max_size, backups)),
+            origin: Instant::now(),
+        })))
+    }
+
+    /// Opens the file again at its path (after logrotate moved it).
+    fn reopen(&self) -> std::io::Result<()> {
+        lock(&self.0.file).reopen()
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+}
+
+/// A locked handle on tend's own log file for one event.
+pub(super) struct OwnLogWriter<'a> {
+    file: MutexGuard<'a, LogFile>,
+    origin: Instant,
+}
+
+impl Write for OwnLogWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Dropped and counted when it cannot be written (see `LogFile`).
+        self.file.write(buf, self.origin.elapsed());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for OwnLog {
+    type Writer = OwnLogWriter<'a>;
+    fn make_writer(&'a self) -> Self::Writer {
+        OwnLogWriter {
+            file: lock(&self.0.file),
+            origin: self.0.origin,
+        }
+    }
+}
+
+/// SIGUSR2: reopen every log file, tend's own included.
+pub(super) fn reopen_logs(sup: &Supervisor, own_log: Option<&OwnLog>) {
+    if let Some(l) = own_log
+        && let Err(e) = l.reopen()
+    {
+        warn!(
+            "cannot reopen tend's log file {}: {e}",
+            lock(&l.0.file).path().display()
+        );
+    }
+    let errors = sup.reopen_logs();
+    for (path, e) in &errors {
+        warn!("cannot reopen log file {}: {e}", path.display());
+    }
+    info!(
+        "SIGUSR2 received; log files reopened{}",
+        if errors.is_empty() {
+            ""
+        } else {
+            " (with errors)"
+        }
+    );
+}
+
+/// One log line per event worth a human's attention.
+pub(super) async fn log_events(mut rx: broadcast::Receiver<Event>) {
+    loop {
+        match rx.recv().await {
+            Ok(ev) => log_event(&ev),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!("event log lagged; {n} events not shown")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::Spawned { name, pid } => info!("{name}: spawned (pid {pid})"),
+        Event::SpawnFailed { name, error } => error!("{name}: cannot spawn: {error}"),
+        Event::Exited {
+            name,
+            pid,
+            exit,
+            expected: true,
+        } => info!("{name}: exited (pid {pid}, {exit})"),
+        // An exit with code 0 that tend did not ask for (a task, a one-shot)
+        // is news, not a warning.
+        Event::Exited {
+            name,
+            pid,
+            exit: exit @ tend_core::ExitInfo::Code(0),
+            expected: false,
+        } => info!("{name}: exited (pid {pid}, {exit})"),
+        Event::Exited {
+            name,
+            pid,
+            exit,
+            expected: false,
+        } => warn!("{name}: exited unexpectedly (pid {pid}, {exit})"),
+        Event::RestartScheduled { name, delay_ms } => {
+            info!(
+                "{name}: restart in {}",
+                tend_core::duration::format(std::time::Duration::from_millis(*delay_ms))
+            )
+        }
+        Event::GaveUp { name, reason } => error!("{name}: gave up: {reason}"),
+        Event::Killed { name, pid } => {
+            warn!("{name}: did not stop in time; sent SIGKILL (pid {pid})")
+        }
+        Event::Stopped { name } => info!("{name}: stopped"),
+        Event::CheckFailed { name, reason } => warn!("{name}: {reason}; restarting it"),
+        Event::Added { name } => debug!("{name}: added"),
+        Event::Removed { name } => info!("{name}: removed"),
+        Event::StateChanged { name, from, to } => debug!("{name}: {from} -> {to}"),
+        _ => debug!("{ev:?}"),
+    }
+}
