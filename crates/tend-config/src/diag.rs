@@ -15,7 +15,7 @@ pub struct ConfigErrors {
 /// One problem at one place in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The file, as given to [`load`].
+    /// The file, as given to the reader.
     pub file: PathBuf,
     /// 1-based line.
     pub line: usize,

@@ -196,7 +196,7 @@ impl PathChecks {
 }
 
 /// Whether a log file can be created at `path` (or appended to): it is not a
-/// directory, and its directory exists or can be created (see [`check_dir`]).
+/// directory, and its directory exists or can be created (see `check_dir`).
 pub fn check_file(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),

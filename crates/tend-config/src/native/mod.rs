@@ -4,7 +4,7 @@
 //! The file is parsed with spans kept for every key and value
 //! ([`toml::de::DeTable`]) and walked by hand rather than deserialized with
 //! serde, so that every problem, not just the first, is reported at its exact
-//! `FILE:LINE:COL`. Each table is described by a list of [`value::Field`]s:
+//! `FILE:LINE:COL`. Each table is described by a list of `value::Field`s:
 //! adding a key is adding an entry there.
 
 mod deps;

@@ -5,12 +5,12 @@
 //! - [`ini`]: Python's `RawConfigParser` (comments, continuation lines,
 //!   merged duplicate sections), with the file and line of every option;
 //! - [`expand`]: Python's `%` formatting for `%(name)s` expansions;
-//! - [`values`]: `supervisor/datatypes.py` (booleans, byte sizes, signals,
+//! - `values`: `supervisor/datatypes.py` (booleans, byte sizes, signals,
 //!   `environment` pairs, log file names, addresses), with its messages;
-//! - this module (`[include]`, unknown sections and options), [`sections`]
-//!   (`[supervisord]`, the HTTP servers, `[supervisorctl]`) and [`programs`]
+//! - this module (`[include]`, unknown sections and options), `sections`
+//!   (`[supervisord]`, the HTTP servers, `[supervisorctl]`) and `programs`
 //!   (`[program:x]`, `[group:x]`, `[eventlistener:x]`): `supervisor/options.py`;
-//! - [`native`]: the result as a `tend.toml` (`tend import`).
+//! - `native`: the result as a `tend.toml` (`tend import`).
 //!
 //! Each process becomes a [`ProcessSpec`]: `startsecs` is `start_secs`;
 //! `startretries` and Supervisor's +1 s per failed start are a linear

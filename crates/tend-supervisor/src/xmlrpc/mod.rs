@@ -11,23 +11,30 @@
 //!   request body into an HTTP status and a response body.
 //!
 //! ```
-//! use tend_server::xmlrpc::{Fault, MethodInfo, Methods, Value, handle};
+//! use tend_supervisor::xmlrpc::{Fault, MethodInfo, Methods, Value, handle};
 //!
 //! struct Api;
 //!
+//! #[derive(Clone, Copy)]
+//! enum Verb {
+//!     ApiVersion,
+//! }
+//!
 //! impl Methods for Api {
-//!     fn methods(&self) -> &[MethodInfo] {
+//!     type Verb = Verb;
+//!
+//!     fn methods(&self) -> &[MethodInfo<Verb>] {
 //!         &[MethodInfo {
 //!             name: "supervisor.getAPIVersion",
 //!             help: "Return the version of the RPC API\n\n@return string version\n",
+//!             params: (0, 0),
+//!             verb: Verb::ApiVersion,
 //!         }]
 //!     }
 //!
-//!     async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
-//!         tend_server::xmlrpc::check_arity(&params, 0, 0)?;
-//!         match method {
-//!             "supervisor.getAPIVersion" => Ok(Value::from("3.0")),
-//!             _ => Err(Fault::unknown_method()),
+//!     async fn call(&self, verb: Verb, _params: Vec<Value>) -> Result<Value, Fault> {
+//!         match verb {
+//!             Verb::ApiVersion => Ok(Value::from("3.0")),
 //!         }
 //!     }
 //! }
@@ -245,18 +252,26 @@ impl Fault {
     }
 }
 
-/// A published method: its full name and its documentation.
+/// A published method: its full name, its documentation, how many
+/// arguments it takes, and what runs it.
 ///
 /// `help` is Supervisor's docstring for the method, verbatim: it is what
 /// `system.methodHelp` returns, and `system.methodSignature` reads the types
 /// from its `@param TYPE name` and `@return TYPE name` lines, as Supervisor
-/// does.
+/// does. One table of these is a server's whole registry: [`dispatch`]
+/// checks the argument count and hands `verb` to [`Methods::call`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MethodInfo {
+pub struct MethodInfo<V = ()> {
     /// `namespace.method`, e.g. `supervisor.getPID`.
     pub name: &'static str,
     /// The documentation, with `@param`/`@return` tags.
     pub help: &'static str,
+    /// `(min, max)` arguments; any other count is
+    /// [`Fault::incorrect_parameters`]`(None)`, as Supervisor's Python
+    /// `TypeError` gives it.
+    pub params: (usize, usize),
+    /// What [`Methods::call`] is given for this method (aliases share one).
+    pub verb: V,
 }
 
 /// The methods a server publishes, apart from `system.*` (which [`dispatch`]
@@ -268,17 +283,19 @@ pub struct MethodInfo {
 /// implementation may write `async fn call(...)` as long as it holds nothing
 /// that is not `Send` across an `.await`.
 pub trait Methods: Sync {
-    /// The published methods. [`dispatch`] answers `UNKNOWN_METHOD` for any
-    /// other name without calling [`Methods::call`].
-    fn methods(&self) -> &[MethodInfo];
+    /// What tells the methods apart in [`Methods::call`].
+    type Verb: Copy + Send + Sync;
 
-    /// Runs `method`, one of [`Methods::methods`], with `params`.
-    ///
-    /// A wrong argument count is [`Fault::incorrect_parameters`]`(None)`, as
-    /// Supervisor's Python `TypeError` gives it; see [`check_arity`].
+    /// The published methods. [`dispatch`] answers `UNKNOWN_METHOD` for any
+    /// other name, and `INCORRECT_PARAMETERS` for a wrong argument count,
+    /// without calling [`Methods::call`].
+    fn methods(&self) -> &[MethodInfo<Self::Verb>];
+
+    /// Runs the method of `verb` with `params` (as many as its
+    /// [`MethodInfo::params`] allow).
     fn call(
         &self,
-        method: &str,
+        verb: Self::Verb,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<Value, Fault>> + Send;
 }
@@ -289,18 +306,26 @@ pub const SYSTEM_METHODS: [MethodInfo; 4] = [
     MethodInfo {
         name: "system.listMethods",
         help: " Return an array listing the available method names\n\n        @return array result  An array of method names available (strings).\n        ",
+        params: (0, 0),
+        verb: (),
     },
     MethodInfo {
         name: "system.methodHelp",
         help: " Return a string showing the method's documentation\n\n        @param string name   The name of the method.\n        @return string result The documentation for the method name.\n        ",
+        params: (1, 1),
+        verb: (),
     },
     MethodInfo {
         name: "system.methodSignature",
         help: " Return an array describing the method signature in the\n        form [rtype, ptype, ptype...] where rtype is the return data type\n        of the method, and ptypes are the parameter data types that the\n        method accepts in method argument order.\n\n        @param string name  The name of the method.\n        @return array result  The result.\n        ",
+        params: (1, 1),
+        verb: (),
     },
     MethodInfo {
         name: "system.multicall",
         help: "Process an array of calls, and return an array of\n        results. Calls should be structs of the form {'methodName':\n        string, 'params': array}. Each result will either be a\n        single-item array containing the result value, or a struct of\n        the form {'faultCode': int, 'faultString': string}. This is\n        useful when you need to make lots of small calls without lots\n        of round trips.\n\n        @param array calls  An array of call requests\n        @return array result  An array of results\n        ",
+        params: (1, 1),
+        verb: (),
     },
 ];
 
@@ -356,8 +381,13 @@ async fn call_one<M: Methods>(m: &M, method: &str, params: Vec<Value>) -> Result
             check_arity(&params, 1, 1)?;
             method_signature(m.methods(), params[0].as_str())
         }
-        _ if m.methods().iter().any(|info| info.name == method) => m.call(method, params).await,
-        _ => Err(Fault::unknown_method()),
+        _ => match m.methods().iter().find(|info| info.name == method) {
+            Some(info) => {
+                check_arity(&params, info.params.0, info.params.1)?;
+                m.call(info.verb, params).await
+            }
+            None => Err(Fault::unknown_method()),
+        },
     }
 }
 
@@ -429,14 +459,17 @@ fn multicall_entry(call: Value) -> Result<(String, Vec<Value>), Fault> {
     Ok((name, params))
 }
 
-/// Every published name, `system.*` included, sorted.
-fn all_methods(table: &[MethodInfo]) -> impl Iterator<Item = &MethodInfo> {
-    SYSTEM_METHODS.iter().chain(table)
+/// Every published method's `(name, help)`, `system.*` included.
+fn all_methods<V>(table: &[MethodInfo<V>]) -> impl Iterator<Item = (&'static str, &'static str)> {
+    SYSTEM_METHODS
+        .iter()
+        .map(|i| (i.name, i.help))
+        .chain(table.iter().map(|i| (i.name, i.help)))
 }
 
 /// `system.listMethods()`.
-pub fn list_methods(table: &[MethodInfo]) -> Value {
-    let mut names: Vec<&str> = all_methods(table).map(|info| info.name).collect();
+pub fn list_methods<V>(table: &[MethodInfo<V>]) -> Value {
+    let mut names: Vec<&str> = all_methods(table).map(|(name, _)| name).collect();
     names.sort_unstable();
     names.dedup();
     Value::Array(names.into_iter().map(Value::from).collect())
@@ -444,10 +477,10 @@ pub fn list_methods(table: &[MethodInfo]) -> Value {
 
 /// `system.methodHelp(name)`: the method's documentation, or
 /// `SIGNATURE_UNSUPPORTED` for an unknown name (or one that is not a string).
-pub fn method_help(table: &[MethodInfo], name: Option<&str>) -> Result<Value, Fault> {
+pub fn method_help<V>(table: &[MethodInfo<V>], name: Option<&str>) -> Result<Value, Fault> {
     all_methods(table)
-        .find(|info| Some(info.name) == name)
-        .map(|info| Value::from(info.help))
+        .find(|(n, _)| Some(*n) == name)
+        .map(|(_, help)| Value::from(help))
         .ok_or_else(Fault::signature_unsupported)
 }
 
@@ -455,13 +488,13 @@ pub fn method_help(table: &[MethodInfo], name: Option<&str>) -> Result<Value, Fa
 /// from the documentation's `@return` and `@param` tags (Supervisor's
 /// `gettags`), or `SIGNATURE_UNSUPPORTED` for an unknown name or one without
 /// `@return`.
-pub fn method_signature(table: &[MethodInfo], name: Option<&str>) -> Result<Value, Fault> {
-    let info = all_methods(table)
-        .find(|info| Some(info.name) == name)
+pub fn method_signature<V>(table: &[MethodInfo<V>], name: Option<&str>) -> Result<Value, Fault> {
+    let (_, help) = all_methods(table)
+        .find(|(n, _)| Some(*n) == name)
         .ok_or_else(Fault::signature_unsupported)?;
     let mut rtype = None;
     let mut ptypes = Vec::new();
-    for line in info.help.split('\n') {
+    for line in help.split('\n') {
         let line = line.trim();
         if !line.starts_with('@') {
             continue;

@@ -371,22 +371,30 @@ fn a_huge_struct_parses_in_reasonable_time() {
 
 // ---- dispatch --------------------------------------------------------------
 
-const TABLE: &[MethodInfo] = &[
+const TABLE: &[MethodInfo<&str>] = &[
     MethodInfo {
         name: "supervisor.getAPIVersion",
         help: " Return the version of the RPC API used by supervisord\n\n        @return string version id\n        ",
+        params: (0, 0),
+        verb: "supervisor.getAPIVersion",
     },
     MethodInfo {
         name: "supervisor.getProcessInfo",
         help: " Get info about a process named name\n\n        @param string name The name of the process (or 'group:name')\n        @return struct result     A structure containing data about the process\n        ",
+        params: (1, 1),
+        verb: "supervisor.getProcessInfo",
     },
     MethodInfo {
         name: "supervisor.startProcess",
         help: " Start a process\n\n        @param string name Process name (or ``group:name``, or ``group:*``)\n        @param boolean wait Wait for process to be fully started\n        @return boolean result     Always true unless error\n\n        ",
+        params: (1, 2),
+        verb: "supervisor.startProcess",
     },
     MethodInfo {
         name: "test.undocumented",
         help: "No tags here.",
+        params: (0, 0),
+        verb: "test.undocumented",
     },
 ];
 
@@ -407,19 +415,17 @@ impl Api {
 }
 
 impl Methods for Api {
-    fn methods(&self) -> &[MethodInfo] {
+    type Verb = &'static str;
+
+    fn methods(&self) -> &[MethodInfo<&'static str>] {
         TABLE
     }
 
-    async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
+    async fn call(&self, method: &'static str, params: Vec<Value>) -> Result<Value, Fault> {
         self.log(format!("call {method}"));
         match method {
-            "supervisor.getAPIVersion" => {
-                check_arity(&params, 0, 0)?;
-                Ok(Value::from("3.0"))
-            }
+            "supervisor.getAPIVersion" => Ok(Value::from("3.0")),
             "supervisor.getProcessInfo" => {
-                check_arity(&params, 1, 1)?;
                 let name = params[0].as_str().unwrap_or_default();
                 if name == "printer" {
                     Ok(Value::structure([("name", Value::from(name))]))
@@ -428,7 +434,6 @@ impl Methods for Api {
                 }
             }
             "supervisor.startProcess" => {
-                check_arity(&params, 1, 2)?;
                 let name = params[0].as_str().unwrap_or_default().to_owned();
                 if params.get(1).and_then(Value::as_bool).unwrap_or(true) {
                     // Deferred: answers once the process has been up a while.

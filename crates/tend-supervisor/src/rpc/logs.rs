@@ -1,0 +1,78 @@
+//! The log methods: a process's log files (read, tail, clear) and the
+//! main log, read off the daemon's thread.
+
+use std::path::PathBuf;
+
+use tend_core::ProcessStatus;
+
+use super::{Rpc, blocking, integer, string};
+use crate::files::{self, ReadError};
+use crate::xmlrpc::{Fault, Value};
+
+pub(super) async fn read_log(path: PathBuf, offset: i64, length: i64) -> Result<Value, Fault> {
+    match blocking(move || files::read_file(&path, offset, length)).await? {
+        Ok(bytes) => Ok(Value::String(files::text(bytes))),
+        Err(ReadError::BadArguments) => Err(Fault::bad_arguments()),
+        Err(ReadError::Failed) => Err(Fault::failed(None)),
+    }
+}
+
+impl Rpc {
+    pub(super) async fn read_process_log(
+        &self,
+        params: &[Value],
+        stderr: bool,
+    ) -> Result<Value, Fault> {
+        let spec = string(&params[0], "name")?;
+        let s = self.one_process(&spec).await?;
+        // Configured but not created yet (no output so far) reads as empty.
+        let Some(path) = self.face().logfile(s.name.as_str(), stderr) else {
+            return Err(Fault::no_file(None));
+        };
+        read_log(path, integer(&params[1])?, integer(&params[2])?).await
+    }
+
+    pub(super) async fn tail_process_log(
+        &self,
+        params: &[Value],
+        stderr: bool,
+    ) -> Result<Value, Fault> {
+        let spec = string(&params[0], "name")?;
+        let s = self.one_process(&spec).await?;
+        let (offset, length) = (integer(&params[1])?, integer(&params[2])?);
+        let Some(path) = self
+            .face()
+            .logfile(s.name.as_str(), stderr)
+            .filter(|p| p.exists())
+        else {
+            return Ok(Value::Array(vec![
+                Value::from(""),
+                Value::Int(0),
+                Value::Bool(false),
+            ]));
+        };
+        let (bytes, offset, overflow) =
+            blocking(move || files::tail_file(&path, offset, length)).await?;
+        Ok(Value::Array(vec![
+            Value::String(files::text(bytes)),
+            Value::int_saturating(offset),
+            Value::Bool(overflow),
+        ]))
+    }
+
+    /// Clears both log files of a process; `FAILED: spec` when one cannot be.
+    pub(super) async fn clear_logs(&self, s: &ProcessStatus, spec: &str) -> Result<(), Fault> {
+        let paths: Vec<PathBuf> = [false, true]
+            .into_iter()
+            .filter_map(|stderr| self.face().logfile(s.name.as_str(), stderr))
+            .collect();
+        let ok = blocking(move || paths.iter().all(|p| files::clear(p).is_ok())).await?;
+        // The writers count what they wrote to decide when to rotate.
+        let _ = self.face.supervisor().reopen_logs();
+        if ok {
+            Ok(())
+        } else {
+            Err(Fault::failed(Some(spec)))
+        }
+    }
+}

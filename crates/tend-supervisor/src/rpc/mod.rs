@@ -1,0 +1,425 @@
+//! Every `supervisor.*` method of `supervisor/rpcinterface.py`, over a
+//! [`Face`]: the argument rules, the namespec rules, the return shapes and
+//! the faults of Supervisor 4.
+//!
+//! Deferred methods wait the way supervisord does: `startProcess(name,
+//! wait=true)` answers once the process is running (or `SPAWN_ERROR` /
+//! `ABNORMAL_TERMINATION`), `stopProcess` once it is stopped; with
+//! `wait=false` they answer once the process has left its state.
+
+mod logs;
+mod process;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tend_core::{Error, ProcessStatus, StateName};
+use tend_server::state::GroupError;
+
+use crate::files;
+use crate::info::{self, namespec, result_struct};
+use crate::methods::METHODS;
+pub use crate::methods::Verb;
+use crate::xmlrpc::{Fault, MethodInfo, Methods, Value};
+use crate::{Face, Mood, RemoteCommEvent};
+use logs::read_log;
+use process::shutting_down;
+
+/// How long a `wait=false` start or stop waits for the process to leave
+/// its state before answering anyway.
+const NOWAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Supervisor's `supervisor.*` namespace, ready for [`crate::xmlrpc::handle`].
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    face: Arc<Face>,
+}
+
+impl Rpc {
+    /// The methods, acting on `face`.
+    pub fn new(face: Arc<Face>) -> Rpc {
+        Rpc { face }
+    }
+}
+
+/// What a namespec names.
+enum Target {
+    Process(Box<ProcessStatus>),
+    Group(String),
+}
+
+/// `split_namespec`: `group:name`, `group:*`/`group:` (the whole group) or
+/// `name` (the process `name` of the group `name`).
+pub(crate) fn split_namespec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((group, "" | "*")) => (group, None),
+        Some((group, name)) => (group, Some(name)),
+        None => (spec, Some(spec)),
+    }
+}
+
+/// `_getGroupAndProcess`.
+fn resolve(all: &[ProcessStatus], spec: &str) -> Result<Target, Fault> {
+    let (group, name) = split_namespec(spec);
+    if !all.iter().any(|s| s.group.as_str() == group) {
+        return Err(Fault::bad_name(spec));
+    }
+    match name {
+        None => Ok(Target::Group(group.to_string())),
+        Some(name) => all
+            .iter()
+            .find(|s| s.group.as_str() == group && s.name.as_str() == name)
+            .map(|s| Target::Process(Box::new(s.clone())))
+            .ok_or_else(|| Fault::bad_name(spec)),
+    }
+}
+
+/// A string argument; Supervisor would fail with a Python error on anything else.
+fn string(v: &Value, what: &str) -> Result<String, Fault> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Base64(b) => Ok(files::text(b.clone())),
+        _ => Err(Fault::incorrect_parameters(Some(&format!(
+            "{what} must be a string, not {}",
+            v.type_name()
+        )))),
+    }
+}
+
+/// An integer argument as Python's `int()` reads it.
+fn integer(v: &Value) -> Result<i64, Fault> {
+    match v {
+        Value::Int(i) => Ok(i64::from(*i)),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::String(s) => s.trim().parse().map_err(|_| Fault::bad_arguments()),
+        _ => Err(Fault::bad_arguments()),
+    }
+}
+
+/// A `wait` argument, by Python's truth rules.
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Int(i)) => *i != 0,
+        Some(Value::Double(d)) => *d != 0.0,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Struct(m)) => !m.is_empty(),
+        Some(Value::Base64(b)) => !b.is_empty(),
+        Some(Value::DateTime(_)) => true,
+        Some(Value::Nil) => false,
+    }
+}
+
+/// Python's `repr` of a string, as `%r` puts it in Supervisor's messages.
+fn py_repr(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{}'", s.replace('\'', "\\'"))
+    }
+}
+
+impl Rpc {
+    fn face(&self) -> &Face {
+        &self.face
+    }
+
+    async fn all(&self) -> Result<Vec<ProcessStatus>, Fault> {
+        self.face.supervisor().status().await.map_err(shutting_down)
+    }
+
+    /// Processes of a group in Supervisor's order (by priority); `BAD_NAME`
+    /// when there is no such group.
+    fn members(all: &[ProcessStatus], group: &str) -> Result<Vec<ProcessStatus>, Fault> {
+        let mut v: Vec<ProcessStatus> = all
+            .iter()
+            .filter(|s| s.group.as_str() == group)
+            .cloned()
+            .collect();
+        if v.is_empty() {
+            return Err(Fault::bad_name(group));
+        }
+        v.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+        Ok(v)
+    }
+
+    /// Every process in Supervisor's order: groups by priority, then the
+    /// processes of each by priority.
+    fn everything(&self, all: &[ProcessStatus]) -> Vec<ProcessStatus> {
+        let prio = self.face.config().group_priorities(all);
+        let mut v: Vec<(i32, ProcessStatus)> = all
+            .iter()
+            .map(|s| (prio.get(&s.group).copied().unwrap_or(s.priority), s.clone()))
+            .collect();
+        v.sort_by(|(ga, a), (gb, b)| {
+            (ga, &a.group, a.priority, &a.name).cmp(&(gb, &b.group, b.priority, &b.name))
+        });
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// A process (not a group) named by `spec`.
+    async fn one_process(&self, spec: &str) -> Result<ProcessStatus, Fault> {
+        let all = self.all().await?;
+        match resolve(&all, spec)? {
+            Target::Process(s) => Ok(*s),
+            Target::Group(_) => Err(Fault::bad_name(spec)),
+        }
+    }
+
+    async fn dispatch(&self, verb: Verb, params: Vec<Value>) -> Result<Value, Fault> {
+        let p = &params;
+        match verb {
+            Verb::GetApiVersion => Ok(Value::from(crate::API_VERSION)),
+            Verb::GetSupervisorVersion => Ok(Value::from(crate::SUPERVISOR_VERSION)),
+            Verb::GetIdentification => Ok(Value::from(self.face().identification())),
+            Verb::GetState => {
+                let (code, name) = self.face().mood().code();
+                Ok(Value::structure([
+                    ("statecode", Value::Int(code)),
+                    ("statename", Value::from(name)),
+                ]))
+            }
+            Verb::GetPid => Ok(Value::int_saturating(i64::from(std::process::id()))),
+            Verb::ReadLog => {
+                let (offset, length) = (integer(&p[0])?, integer(&p[1])?);
+                let Some(path) = self.face().main_log().cloned() else {
+                    return Err(Fault::no_file(None));
+                };
+                if !path.exists() {
+                    return Err(Fault::no_file(Some(&path.display().to_string())));
+                }
+                read_log(path, offset, length).await
+            }
+            Verb::ClearLog => {
+                let Some(path) = self.face().main_log().cloned().filter(|p| p.exists()) else {
+                    return Err(Fault::no_file(None));
+                };
+                match blocking(move || files::clear(&path)).await? {
+                    Ok(()) => Ok(Value::Bool(true)),
+                    Err(_) => Err(Fault::failed(None)),
+                }
+            }
+            Verb::Shutdown => {
+                self.face().request_shutdown();
+                Ok(Value::Bool(true))
+            }
+            Verb::Restart => {
+                tend_server::ConfigState::begin_restart(self.face.config());
+                Ok(Value::Bool(true))
+            }
+            Verb::ReloadConfig => match self.face().config().reread().await {
+                Ok(c) => {
+                    let names =
+                        |v: Vec<String>| Value::Array(v.into_iter().map(Value::from).collect());
+                    Ok(Value::Array(vec![Value::Array(vec![
+                        names(c.added),
+                        names(c.changed),
+                        names(c.removed),
+                    ])]))
+                }
+                Err(why) => Err(Fault::cant_reread(&why)),
+            },
+            Verb::AddProcessGroup | Verb::RemoveProcessGroup => {
+                let name = string(&p[0], "name")?;
+                let r = if verb == Verb::AddProcessGroup {
+                    self.face().config().add_group(&name).await
+                } else {
+                    self.face().config().remove_group(&name).await
+                };
+                match r {
+                    Ok(()) => Ok(Value::Bool(true)),
+                    Err(GroupError::BadName(_)) => Err(Fault::bad_name(&name)),
+                    Err(GroupError::AlreadyAdded(_)) => Err(Fault::already_added(&name)),
+                    Err(GroupError::StillRunning(_)) => Err(Fault::still_running(&name)),
+                    Err(GroupError::ShuttingDown) => Err(Fault::shutdown_state()),
+                    Err(e) => Err(Fault::failed(Some(&e.to_string()))),
+                }
+            }
+            Verb::StartProcess => {
+                self.start_process(&string(&p[0], "name")?, truthy(p.get(1)))
+                    .await
+            }
+            Verb::StartProcessGroup => {
+                let all = self.all().await?;
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.start_many(members, truthy(p.get(1))).await
+            }
+            Verb::StartAllProcesses => {
+                let all = self.all().await?;
+                self.start_many(self.everything(&all), truthy(p.first()))
+                    .await
+            }
+            Verb::StopProcess => {
+                self.stop_process(&string(&p[0], "name")?, truthy(p.get(1)))
+                    .await
+            }
+            Verb::StopProcessGroup => {
+                let all = self.all().await?;
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.stop_many(members, truthy(p.get(1))).await
+            }
+            Verb::StopAllProcesses => {
+                let all = self.all().await?;
+                self.stop_many(self.everything(&all), truthy(p.first()))
+                    .await
+            }
+            Verb::SignalProcess => self.signal_process(&string(&p[0], "name")?, &p[1]).await,
+            Verb::SignalProcessGroup => {
+                let all = self.all().await?;
+                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                self.signal_many(members, &p[1]).await
+            }
+            Verb::SignalAllProcesses => {
+                let all = self.all().await?;
+                self.signal_many(self.everything(&all), &p[0]).await
+            }
+            Verb::GetAllConfigInfo => {
+                let all = self.all().await?;
+                let mut out: Vec<(String, Value)> = Vec::new();
+                for (g, inuse) in self.face().config().available(&all) {
+                    for pc in &g.processes {
+                        out.push((pc.spec.name.to_string(), info::config_info(&g, pc, inuse)));
+                    }
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(Value::Array(out.into_iter().map(|(_, v)| v).collect()))
+            }
+            Verb::GetProcessInfo => {
+                let spec = string(&p[0], "name")?;
+                let s = self.one_process(&spec).await?;
+                Ok(self.face().config().with_procs(|procs| {
+                    info::process_info(&s, procs.get(&s.name).map(|p| &**p), now())
+                }))
+            }
+            Verb::GetAllProcessInfo => {
+                let mut all = self.all().await?;
+                all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+                let now = now();
+                Ok(Value::Array(self.face().config().with_procs(|procs| {
+                    all.iter()
+                        .map(|s| info::process_info(s, procs.get(&s.name).map(|p| &**p), now))
+                        .collect()
+                })))
+            }
+            Verb::ReadProcessStdoutLog => self.read_process_log(p, false).await,
+            Verb::ReadProcessStderrLog => self.read_process_log(p, true).await,
+            Verb::TailProcessStdoutLog => self.tail_process_log(p, false).await,
+            Verb::TailProcessStderrLog => self.tail_process_log(p, true).await,
+            Verb::ClearProcessLogs => {
+                let spec = string(&p[0], "name")?;
+                let s = self.one_process(&spec).await?;
+                self.clear_logs(&s, &spec).await?;
+                Ok(Value::Bool(true))
+            }
+            Verb::ClearAllProcessLogs => {
+                let all = self.all().await?;
+                let mut results = Vec::new();
+                for s in self.everything(&all) {
+                    let r = self.clear_logs(&s, &namespec(&s)).await;
+                    results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
+                }
+                Ok(Value::Array(results))
+            }
+            Verb::SendProcessStdin => {
+                let chars = match &p[1] {
+                    Value::String(s) => s.clone().into_bytes(),
+                    Value::Base64(b) => b.clone(),
+                    other => {
+                        return Err(Fault::incorrect_parameters(Some(&format!("{other:?}"))));
+                    }
+                };
+                let spec = string(&p[0], "name")?;
+                let s = self.one_process(&spec).await?;
+                if s.pid.is_none() || !s.state.is_up() || s.state == StateName::Stopping {
+                    return Err(Fault::not_running(&spec));
+                }
+                match self.face.supervisor().send_stdin(s.name.as_str(), chars) {
+                    Ok(()) => Ok(Value::Bool(true)),
+                    Err(Error::NotRunning(_)) => Err(Fault::not_running(&spec)),
+                    Err(Error::NoStdin(_)) => Err(Fault::no_file(Some(&spec))),
+                    Err(Error::ShuttingDown) => Err(Fault::shutdown_state()),
+                    Err(e) => Err(Fault::failed(Some(&e.to_string()))),
+                }
+            }
+            Verb::SendRemoteCommEvent => {
+                let text = |v: &Value| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Base64(b) => files::text(b.clone()),
+                    other => format!("{other:?}"),
+                };
+                self.face().send_remote(RemoteCommEvent {
+                    kind: text(&p[0]),
+                    data: text(&p[1]),
+                });
+                Ok(Value::Bool(true))
+            }
+        }
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Runs file work off the daemon's thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Fault> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Fault::failed(Some(&e.to_string())))
+}
+
+impl Methods for Rpc {
+    type Verb = Verb;
+
+    fn methods(&self) -> &[MethodInfo<Verb>] {
+        &METHODS
+    }
+
+    async fn call(&self, verb: Verb, params: Vec<Value>) -> Result<Value, Fault> {
+        // Supervisor's `_update` check, which `sendRemoteCommEvent` skips.
+        if verb != Verb::SendRemoteCommEvent && self.face.mood() != Mood::Running {
+            return Err(Fault::shutdown_state());
+        }
+        self.dispatch(verb, params).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespecs_split_as_supervisor_splits_them() {
+        assert_eq!(split_namespec("web"), ("web", Some("web")));
+        assert_eq!(split_namespec("g:web"), ("g", Some("web")));
+        assert_eq!(split_namespec("g:*"), ("g", None));
+        assert_eq!(split_namespec("g:"), ("g", None));
+        assert_eq!(split_namespec("g:a:b"), ("g", Some("a:b")));
+    }
+
+    #[test]
+    fn repr_quotes_like_python() {
+        assert_eq!(py_repr("/x"), "'/x'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+    }
+
+    #[test]
+    fn the_table_is_sorted_unique_and_aliases_share_their_target() {
+        for pair in METHODS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for m in METHODS.iter() {
+            assert!(m.params.0 <= m.params.1, "{}", m.name);
+            for other in METHODS.iter().filter(|o| o.verb == m.verb) {
+                assert_eq!((other.help, other.params), (m.help, m.params), "{}", m.name);
+            }
+        }
+    }
+}
