@@ -11,7 +11,7 @@ use tend_core::spec::{LogSpec, LogTarget};
 use tend_core::{Backoff, BackoffMode, Name, ProcessSpec, RestartPolicy, Signal, StopSpec};
 
 use super::expand::Val;
-use super::ini::{Ini, Section};
+use super::ini::{Entry, Ini, Section};
 use super::values::{self, LogfileName};
 use super::{
     ChannelConf, DEFAULT_RESULT_HANDLER, EVENT_TYPES, EventListenerConf, GroupConf, GroupKind,
@@ -51,7 +51,13 @@ struct Proc {
     line: usize,
 }
 
-/// Reads every process section.
+/// A `[group:x]` as read: the group, the program sections it takes (each
+/// then makes its processes for this group), and its section.
+type Heterogeneous<'i> = Vec<(GroupRef, Vec<&'i str>, &'i Section)>;
+
+/// Reads every process section, in stages: the `[group:x]` sections (which
+/// programs leave their own group), the programs, the event-listener pools,
+/// then the groups in Supervisor's order.
 pub(super) fn read_all(
     ini: &Ini,
     st: &mut St<'_>,
@@ -62,16 +68,63 @@ pub(super) fn read_all(
         supervisord,
         auto_url,
     };
+    let (memberships, heterogeneous) = read_group_sections(ini, st);
+    let mut made = Made::default();
+    let mut names = Names::default();
+    let (produced, homogeneous) = read_programs(
+        ini,
+        st,
+        &ctx,
+        &memberships,
+        &heterogeneous,
+        &mut made,
+        &mut names,
+    );
+    read_pools(ini, st, &ctx, &mut made, &mut names);
+    assemble_groups(ini, st, &heterogeneous, &produced, homogeneous, &mut made);
+    made
+}
+
+/// Process names taken so far, each with the section that took it.
+#[derive(Default)]
+struct Names(HashMap<Name, String>);
+
+impl Names {
+    /// Records `p` in `made`'s details; `false` (with an error) when its name
+    /// is taken.
+    fn add(&mut self, st: &mut St<'_>, made: &mut Made, p: &Proc) -> bool {
+        if let Some(first) = self.0.get(&p.spec.name) {
+            st.error(
+                p.file,
+                p.line,
+                format!(
+                    "process name {:?} is already used by [{first}] (tend needs unique process names, even in different groups)",
+                    p.spec.name.as_str()
+                ),
+            );
+            return false;
+        }
+        self.0
+            .insert(p.spec.name.clone(), p.details.section.clone());
+        made.details.insert(p.spec.name.clone(), p.details.clone());
+        true
+    }
+}
+
+/// `[group:x]`: which programs leave their own group for which group
+/// (program section name -> indexes into the groups).
+fn read_group_sections<'i>(
+    ini: &'i Ini,
+    st: &mut St<'_>,
+) -> (HashMap<&'i str, Vec<usize>>, Heterogeneous<'i>) {
     let top = Top::new();
     let program_names: Vec<&str> = ini
         .sections
         .iter()
         .filter_map(|s| s.name.strip_prefix("program:"))
         .collect();
-
-    // [group:x]: which programs leave their own group for which group.
     let mut memberships: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut heterogeneous: Vec<(GroupRef, Vec<&str>, &Section)> = Vec::new();
+    let mut heterogeneous: Heterogeneous<'i> = Vec::new();
     for section in &ini.sections {
         let Some(raw) = section.name.strip_prefix("group:") else {
             continue;
@@ -164,86 +217,74 @@ pub(super) fn read_all(
             section,
         ));
     }
+    (memberships, heterogeneous)
+}
 
-    let mut made = Made::default();
-    // The processes of each (program section, group), for the group lists.
-    let mut produced: HashMap<(&str, usize), Vec<Name>> = HashMap::new();
+/// The processes each (program section, `[group:x]` index) made.
+type Produced<'i> = HashMap<(&'i str, usize), Vec<Name>>;
+/// A program's own group: name, priority, members, section.
+type Homogeneous<'i> = Vec<(String, i32, Vec<Name>, &'i Section)>;
+
+/// `[program:x]`: the processes of each program, for each `[group:x]` that
+/// takes it, or for its own group.
+fn read_programs<'i>(
+    ini: &'i Ini,
+    st: &mut St<'_>,
+    ctx: &Ctx<'_>,
+    memberships: &HashMap<&'i str, Vec<usize>>,
+    heterogeneous: &Heterogeneous<'i>,
+    made: &mut Made,
+    names: &mut Names,
+) -> (Produced<'i>, Homogeneous<'i>) {
+    let mut produced: Produced<'i> = HashMap::new();
     let mut homogeneous = Vec::new();
-    let mut seen: HashMap<Name, String> = HashMap::new();
-    let mut add = |st: &mut St<'_>, made: &mut Made, p: &Proc| -> bool {
-        if let Some(first) = seen.get(&p.spec.name) {
-            st.error(
-                p.file,
-                p.line,
-                format!(
-                    "process name {:?} is already used by [{first}] (tend needs unique process names, even in different groups)",
-                    p.spec.name.as_str()
-                ),
-            );
-            return false;
-        }
-        seen.insert(p.spec.name.clone(), p.details.section.clone());
-        made.details.insert(p.spec.name.clone(), p.details.clone());
-        true
-    };
     for section in &ini.sections {
         if !section.name.starts_with("program:") {
             continue;
         }
-        match memberships.get(section.name.as_str()) {
-            Some(groups) => {
-                for &g in groups {
-                    let procs = read_program(ini, st, section, &heterogeneous[g].0, false, &ctx);
-                    let mut names = Vec::new();
-                    for p in procs {
-                        if add(st, &mut made, &p) {
-                            names.push(p.spec.name.clone());
-                            made.processes.push(p.spec);
-                        }
-                    }
-                    produced.insert((section.name.as_str(), g), names);
-                }
-            }
-            None => {
-                let raw = &section.name["program:".len()..];
-                let Ok(own) = values::process_or_group_name(raw) else {
-                    // read_program reports the bad name.
-                    read_program(
-                        ini,
-                        st,
-                        section,
-                        &GroupRef {
-                            name: String::new(),
-                            priority: 999,
-                            explicit: false,
-                            kind: GroupKind::Program,
-                        },
-                        false,
-                        &ctx,
-                    );
-                    continue;
-                };
-                let group = GroupRef {
-                    name: own,
-                    priority: 999,
-                    explicit: false,
-                    kind: GroupKind::Program,
-                };
-                let procs = read_program(ini, st, section, &group, false, &ctx);
+        if let Some(groups) = memberships.get(section.name.as_str()) {
+            for &g in groups {
+                let procs = read_program(ini, st, section, &heterogeneous[g].0, false, ctx);
                 let mut members = Vec::new();
-                let mut priority = 999;
                 for p in procs {
-                    priority = p.details.group_priority;
-                    if add(st, &mut made, &p) {
+                    if names.add(st, made, &p) {
                         members.push(p.spec.name.clone());
                         made.processes.push(p.spec);
                     }
                 }
-                homogeneous.push((group.name, priority, members, section));
+                produced.insert((section.name.as_str(), g), members);
+            }
+            continue;
+        }
+        let raw = &section.name["program:".len()..];
+        // A bad name makes no group; read_program reports it.
+        let own = values::process_or_group_name(raw).unwrap_or_default();
+        let group = GroupRef {
+            name: own,
+            priority: 999,
+            explicit: false,
+            kind: GroupKind::Program,
+        };
+        let procs = read_program(ini, st, section, &group, false, ctx);
+        if group.name.is_empty() {
+            continue;
+        }
+        let mut members = Vec::new();
+        let mut priority = 999;
+        for p in procs {
+            priority = p.details.group_priority;
+            if names.add(st, made, &p) {
+                members.push(p.spec.name.clone());
+                made.processes.push(p.spec);
             }
         }
+        homogeneous.push((group.name, priority, members, section));
     }
+    (produced, homogeneous)
+}
 
+/// `[eventlistener:x]`: each pool's listeners and its group.
+fn read_pools(ini: &Ini, st: &mut St<'_>, ctx: &Ctx<'_>, made: &mut Made, names: &mut Names) {
     for section in &ini.sections {
         let Some(pool) = section.name.strip_prefix("eventlistener:") else {
             continue;
@@ -251,10 +292,10 @@ pub(super) fn read_all(
         let Some(listener) = read_listener_pool(ini, st, section, pool) else {
             continue;
         };
-        let procs = read_program(ini, st, section, &listener.0, true, &ctx);
+        let procs = read_program(ini, st, section, &listener.0, true, ctx);
         let mut members = Vec::new();
         for p in procs {
-            if add(st, &mut made, &p) {
+            if names.add(st, made, &p) {
                 members.push(p.spec.name.clone());
                 made.eventlisteners.push(EventListenerConf {
                     spec: p.spec,
@@ -273,9 +314,19 @@ pub(super) fn read_all(
             kind: GroupKind::EventListenerPool,
         });
     }
+}
 
-    // Groups: [group:x] in file order, then the programs' own, then the pools
-    // (pushed above; moved to the end here).
+/// The groups in Supervisor's order: `[group:x]` in file order, then the
+/// programs' own, then the pools (already in `made`, moved to the end); a
+/// group name used twice is an error.
+fn assemble_groups(
+    ini: &Ini,
+    st: &mut St<'_>,
+    heterogeneous: &Heterogeneous<'_>,
+    produced: &Produced<'_>,
+    homogeneous: Homogeneous<'_>,
+    made: &mut Made,
+) {
     let pools = std::mem::take(&mut made.groups);
     for (g, (group, members, section)) in heterogeneous.iter().enumerate() {
         let Some(name) = group_name(st, &group.name, section) else {
@@ -322,7 +373,6 @@ pub(super) fn read_all(
             );
         }
     }
-    made
 }
 
 fn group_name(st: &mut St<'_>, name: &str, section: &Section) -> Option<Name> {
@@ -464,7 +514,44 @@ struct Channel {
     syslog: bool,
 }
 
-/// The processes of one `[program:x]` or `[eventlistener:x]` for `group`.
+/// The section-wide options of one `[program:x]` or `[eventlistener:x]`,
+/// read and checked once, before `numprocs` expands them into processes.
+/// Options that may name `%(process_num)s` (environment, directory, log
+/// files, command, process name) are read per process instead.
+struct Options<'i> {
+    program_name: String,
+    /// `priority` as Supervisor reads it (999 by default).
+    priority: i32,
+    /// The priority of its group, as Supervisor reports it.
+    group_priority: i32,
+    /// The priority tend orders the processes by.
+    spec_priority: i32,
+    autostart: bool,
+    autorestart: RestartPolicy,
+    startsecs: u32,
+    startretries: u32,
+    stopsignal: Signal,
+    stopwaitsecs: u32,
+    stopasgroup: bool,
+    killasgroup: bool,
+    exitcodes: Vec<i32>,
+    redirect_stderr: bool,
+    numprocs: i64,
+    numprocs_start: i64,
+    capture: [u64; 2],
+    events: [bool; 2],
+    serverurl: Option<String>,
+    user: Option<String>,
+    uid: Option<u32>,
+    umask: Option<u32>,
+    /// `process_name` before expansion, and its entry when written.
+    process_name: String,
+    name_entry: Option<&'i Entry>,
+}
+
+/// The processes of one `[program:x]` or `[eventlistener:x]` for `group`,
+/// in three stages: the section's options, then each `process_num` with its
+/// expansions, then each process's spec.
 fn read_program(
     ini: &Ini,
     st: &mut St<'_>,
@@ -473,53 +560,156 @@ fn read_program(
     listener: bool,
     ctx: &Ctx<'_>,
 ) -> Vec<Proc> {
-    let host = st.host;
-    let at = (section.file, section.line);
-    let raw_name = section.name.split_once(':').map_or("", |(_, n)| n);
-    let program_name = match values::process_or_group_name(raw_name) {
-        Ok(n) => n,
-        Err(why) => {
-            st.error(at.0, at.1, why);
-            return Vec::new();
-        }
+    let Some(opts) = Options::read(ini, st, section, group, listener) else {
+        return Vec::new();
+    };
+    let Some(end) = opts.numprocs_start.checked_add(opts.numprocs) else {
+        let e = ini
+            .get(section, "numprocs_start")
+            .or_else(|| ini.get(section, "numprocs"));
+        let (file, line) = e.map_or((section.file, section.line), |e| (e.file, e.line));
+        st.error(
+            file,
+            line,
+            format!(
+                "numprocs_start = {} with numprocs = {} in [{}] runs past the largest process number",
+                opts.numprocs_start, opts.numprocs, section.name
+            ),
+        );
+        return Vec::new();
     };
     let mut top = Top::from([
-        ("program_name".to_string(), Val::Str(program_name.clone())),
+        (
+            "program_name".to_string(),
+            Val::Str(opts.program_name.clone()),
+        ),
         ("group_name".to_string(), Val::Str(group.name.clone())),
-        ("host_node_name".to_string(), Val::Str(host.node.clone())),
+        ("host_node_name".to_string(), Val::Str(st.host.node.clone())),
     ]);
-    let int32 = |s: &str| values::integer_in::<i32>(s, "a priority");
-    let own_priority = st.typed(ini, section, "priority", &top, int32);
-    let priority = own_priority.unwrap_or(999);
-    let autostart = st.boolean(ini, section, "autostart", &top, true);
-    let autorestart = st
-        .typed(ini, section, "autorestart", &top, values::auto_restart)
-        .unwrap_or(RestartPolicy::OnFailure);
-    let startsecs = st.count(ini, section, "startsecs", &top, 1);
-    let startretries = st.count(ini, section, "startretries", &top, 3);
-    let stopsignal = st
-        .typed(ini, section, "stopsignal", &top, values::signal)
-        .unwrap_or(Signal::TERM);
-    let stopwaitsecs = st.count(ini, section, "stopwaitsecs", &top, 10);
-    let stopasgroup = st.boolean(ini, section, "stopasgroup", &top, false);
-    let killasgroup = st.boolean(ini, section, "killasgroup", &top, stopasgroup);
-    let exitcodes = st
-        .typed(ini, section, "exitcodes", &top, values::exitcodes)
-        .unwrap_or_else(|| vec![0]);
-    let redirect_stderr = !listener && st.boolean(ini, section, "redirect_stderr", &top, false);
-    let numprocs = st
-        .typed(ini, section, "numprocs", &top, values::integer)
-        .unwrap_or(1);
-    let numprocs_start = st
-        .typed(ini, section, "numprocs_start", &top, values::integer)
-        .unwrap_or(0);
+    (opts.numprocs_start..end)
+        .filter_map(|n| one_process(ini, st, section, group, &opts, &mut top, n, ctx))
+        .collect()
+}
+
+impl<'i> Options<'i> {
+    /// Reads the section's options; `None` (with the reason reported) when
+    /// the section makes no process at all.
+    fn read(
+        ini: &'i Ini,
+        st: &mut St<'_>,
+        section: &'i Section,
+        group: &GroupRef,
+        listener: bool,
+    ) -> Option<Options<'i>> {
+        let at = (section.file, section.line);
+        let raw_name = section.name.split_once(':').map_or("", |(_, n)| n);
+        let program_name = match values::process_or_group_name(raw_name) {
+            Ok(n) => n,
+            Err(why) => {
+                st.error(at.0, at.1, why);
+                return None;
+            }
+        };
+        let top = Top::from([
+            ("program_name".to_string(), Val::Str(program_name.clone())),
+            ("group_name".to_string(), Val::Str(group.name.clone())),
+            ("host_node_name".to_string(), Val::Str(st.host.node.clone())),
+        ]);
+        let int32 = |s: &str| values::integer_in::<i32>(s, "a priority");
+        let own_priority = st.typed(ini, section, "priority", &top, int32);
+        let priority = own_priority.unwrap_or(999);
+        let autostart = st.boolean(ini, section, "autostart", &top, true);
+        let autorestart = st
+            .typed(ini, section, "autorestart", &top, values::auto_restart)
+            .unwrap_or(RestartPolicy::OnFailure);
+        let startsecs = st.count(ini, section, "startsecs", &top, 1);
+        let startretries = st.count(ini, section, "startretries", &top, 3);
+        let stopsignal = st
+            .typed(ini, section, "stopsignal", &top, values::signal)
+            .unwrap_or(Signal::TERM);
+        let stopwaitsecs = st.count(ini, section, "stopwaitsecs", &top, 10);
+        let stopasgroup = st.boolean(ini, section, "stopasgroup", &top, false);
+        let killasgroup = st.boolean(ini, section, "killasgroup", &top, stopasgroup);
+        let exitcodes = st
+            .typed(ini, section, "exitcodes", &top, values::exitcodes)
+            .unwrap_or_else(|| vec![0]);
+        let redirect_stderr = !listener && st.boolean(ini, section, "redirect_stderr", &top, false);
+        let numprocs = st
+            .typed(ini, section, "numprocs", &top, values::integer)
+            .unwrap_or(1);
+        let numprocs_start = st
+            .typed(ini, section, "numprocs_start", &top, values::integer)
+            .unwrap_or(0);
+        let (capture, events) = read_capture(ini, st, section, &top);
+        let serverurl = st
+            .get(ini, section, "serverurl", &top)
+            .map(|g| g.value)
+            .filter(|u| !u.trim().eq_ignore_ascii_case("auto"));
+        let (user, uid) = match st.get(ini, section, "user", &top) {
+            Some(g) => match values::name_to_uid(&g.value) {
+                Ok(uid) => (Some(g.value), Some(uid)),
+                Err(why) => {
+                    st.error_at(g.entry, format!("user in [{}]: {why}", section.name));
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
+        let umask = st.typed(ini, section, "umask", &top, values::octal);
+
+        let name_entry = ini.get(section, "process_name");
+        let process_name = match name_entry {
+            Some(e) => match values::process_or_group_name(&e.value) {
+                Ok(n) => n,
+                Err(why) => {
+                    st.error_at(e, format!("process_name in [{}]: {why}", section.name));
+                    return None;
+                }
+            },
+            None => "%(program_name)s".to_string(),
+        };
+        check_groups_of_signals(ini, st, section, stopasgroup, killasgroup);
+        if !check_numprocs(ini, st, section, numprocs, &process_name, name_entry) {
+            return None;
+        }
+        let (group_priority, spec_priority) = priorities(ini, st, section, group, own_priority);
+        Some(Options {
+            program_name,
+            priority,
+            group_priority,
+            spec_priority,
+            autostart,
+            autorestart,
+            startsecs,
+            startretries,
+            stopsignal,
+            stopwaitsecs,
+            stopasgroup,
+            killasgroup,
+            exitcodes,
+            redirect_stderr,
+            numprocs,
+            numprocs_start,
+            capture,
+            events,
+            serverurl,
+            user,
+            uid,
+            umask,
+            process_name,
+            name_entry,
+        })
+    }
+}
+
+/// `*_capture_maxbytes` (warned about: tend sends no
+/// `PROCESS_COMMUNICATION` events) and `*_events_enabled`, per stream.
+fn read_capture(ini: &Ini, st: &mut St<'_>, section: &Section, top: &Top) -> ([u64; 2], [bool; 2]) {
     let mut capture = [0u64; 2];
     let mut events = [false; 2];
     for (i, which) in ["stdout", "stderr"].into_iter().enumerate() {
         let key = format!("{which}_capture_maxbytes");
-        capture[i] = st
-            .typed(ini, section, &key, &top, values::size)
-            .unwrap_or(0);
+        capture[i] = st.typed(ini, section, &key, top, values::size).unwrap_or(0);
         if capture[i] > 0
             && let Some(e) = ini.get(section, &key)
         {
@@ -532,39 +722,23 @@ fn read_program(
             );
         }
         let key = format!("{which}_events_enabled");
-        events[i] = st.boolean(ini, section, &key, &top, false);
+        events[i] = st.boolean(ini, section, &key, top, false);
     }
-    let serverurl = st
-        .get(ini, section, "serverurl", &top)
-        .map(|g| g.value)
-        .filter(|u| !u.trim().eq_ignore_ascii_case("auto"));
-    let (user, uid) = match st.get(ini, section, "user", &top) {
-        Some(g) => match values::name_to_uid(&g.value) {
-            Ok(uid) => (Some(g.value), Some(uid)),
-            Err(why) => {
-                st.error_at(g.entry, format!("user in [{}]: {why}", section.name));
-                (None, None)
-            }
-        },
-        None => (None, None),
-    };
-    let umask = st.typed(ini, section, "umask", &top, values::octal);
+    (capture, events)
+}
 
-    let name_entry = ini.get(section, "process_name");
-    let process_name = match name_entry {
-        Some(e) => match values::process_or_group_name(&e.value) {
-            Ok(n) => n,
-            Err(why) => {
-                st.error_at(e, format!("process_name in [{}]: {why}", section.name));
-                return Vec::new();
-            }
-        },
-        None => "%(program_name)s".to_string(),
-    };
-
+/// `stopasgroup` and `killasgroup`: Supervisor's one refusal, and a warning
+/// where tend cannot do what was asked.
+fn check_groups_of_signals(
+    ini: &Ini,
+    st: &mut St<'_>,
+    section: &Section,
+    stopasgroup: bool,
+    killasgroup: bool,
+) {
     if stopasgroup && !killasgroup {
         let e = ini.get(section, "killasgroup");
-        let (file, line) = e.map_or(at, |e| (e.file, e.line));
+        let (file, line) = e.map_or((section.file, section.line), |e| (e.file, e.line));
         st.error(
             file,
             line,
@@ -587,8 +761,20 @@ fn read_program(
             );
         }
     }
+}
+
+/// Whether `numprocs` makes processes: an error when it is too many or the
+/// names would collide, a warning when it is none.
+fn check_numprocs(
+    ini: &Ini,
+    st: &mut St<'_>,
+    section: &Section,
+    numprocs: i64,
+    process_name: &str,
+    name_entry: Option<&Entry>,
+) -> bool {
     if numprocs > 1 && !process_name.contains("%(process_num)") {
-        let (file, line) = name_entry.map_or(at, |e| (e.file, e.line));
+        let (file, line) = name_entry.map_or((section.file, section.line), |e| (e.file, e.line));
         st.error(
             file,
             line,
@@ -597,7 +783,7 @@ fn read_program(
                 section.name
             ),
         );
-        return Vec::new();
+        return false;
     }
     if numprocs > MAX_NUMPROCS {
         if let Some(e) = ini.get(section, "numprocs") {
@@ -609,7 +795,7 @@ fn read_program(
                 ),
             );
         }
-        return Vec::new();
+        return false;
     }
     if numprocs < 1 {
         if let Some(e) = ini.get(section, "numprocs") {
@@ -621,16 +807,29 @@ fn read_program(
                 ),
             );
         }
-        return Vec::new();
+        return false;
     }
-    // Supervisor uses the program's priority for its own group, and the
-    // pool's for a listener pool; a [group:x]'s is its own.
+    true
+}
+
+/// `(group priority as Supervisor reports it, priority tend orders by)`.
+///
+/// Supervisor uses the program's priority for its own group, and the pool's
+/// for a listener pool; a `[group:x]`'s is its own. tend orders processes by
+/// their own priority alone, so it takes the group's where that is what
+/// decides Supervisor's order, and says so where the two differ.
+fn priorities(
+    ini: &Ini,
+    st: &mut St<'_>,
+    section: &Section,
+    group: &GroupRef,
+    own_priority: Option<i32>,
+) -> (i32, i32) {
+    let priority = own_priority.unwrap_or(999);
     let group_priority = match group.kind {
         GroupKind::Program => priority,
         GroupKind::Group | GroupKind::EventListenerPool => group.priority,
     };
-    // tend orders processes by their own priority alone; take the group's
-    // where that is what decides Supervisor's order.
     let spec_priority = match (group.kind, own_priority) {
         (GroupKind::Program, _) => priority,
         (GroupKind::EventListenerPool, _) => group.priority,
@@ -653,215 +852,261 @@ fn read_program(
             p
         }
     };
+    (group_priority, spec_priority)
+}
 
-    let env_entry = ini.get(section, "environment");
-    let mut procs = Vec::new();
-    let start = numprocs_start;
-    let Some(end) = start.checked_add(numprocs) else {
-        return procs;
+/// The process `process_num` of a section: its expansions (environment,
+/// directory, log files, command, name), then its spec.
+#[allow(clippy::too_many_arguments)]
+fn one_process(
+    ini: &Ini,
+    st: &mut St<'_>,
+    section: &Section,
+    group: &GroupRef,
+    opts: &Options<'_>,
+    top: &mut Top,
+    process_num: i64,
+    ctx: &Ctx<'_>,
+) -> Option<Proc> {
+    let host = st.host;
+    let at = (section.file, section.line);
+    top.insert("process_num".to_string(), Val::Int(process_num));
+    top.insert("numprocs".to_string(), Val::Int(opts.numprocs));
+    let mut program_env: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(e) = ini.get(section, "environment")
+        && let Some(text) = st.expand(&e.value, e, top, "environment")
+    {
+        match values::key_value_pairs(&text) {
+            Ok(pairs) => program_env.extend(pairs),
+            Err(why) => st.error_at(e, format!("environment in [{}]: {why}", section.name)),
+        }
+    }
+    for (k, v) in &program_env {
+        top.insert(format!("ENV_{k}"), Val::Str(v.clone()));
+    }
+    let directory = st.get(ini, section, "directory", top).map(|g| {
+        let dir = values::normalize_path(&g.value, &host.cwd, &host.env);
+        if !dir.is_dir() {
+            st.warn_at(
+                g.entry,
+                format!(
+                    "directory {} of [{}] does not exist: the process will fail to start",
+                    dir.display(),
+                    section.name
+                ),
+            );
+        }
+        dir
+    });
+    let channels = read_channels(ini, st, section, top, opts);
+
+    let command = st.get(ini, section, "command", top);
+    if command.is_none() && ini.get(section, "command").is_none() {
+        st.error(
+            at.0,
+            at.1,
+            format!(
+                "program section {} does not specify a command",
+                section.name
+            ),
+        );
+    }
+    let argv = command.as_ref().and_then(|g| {
+        ProcessSpec::split_command(&g.value)
+            .map_err(|e| st.error_at(g.entry, format!("command in [{}]: {e}", section.name)))
+            .ok()
+    });
+    let name = match opts.name_entry {
+        Some(e) => st.expand(&opts.process_name, e, top, "process_name"),
+        // The default `%(program_name)s` cannot fail.
+        None => Some(opts.program_name.clone()),
     };
-    for process_num in start..end {
-        top.insert("process_num".to_string(), Val::Int(process_num));
-        top.insert("numprocs".to_string(), Val::Int(numprocs));
-        let mut program_env: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(e) = env_entry
-            && let Some(text) = st.expand(&e.value, e, &top, "environment")
-        {
-            match values::key_value_pairs(&text) {
-                Ok(pairs) => program_env.extend(pairs),
-                Err(why) => st.error_at(e, format!("environment in [{}]: {why}", section.name)),
-            }
-        }
-        for (k, v) in &program_env {
-            top.insert(format!("ENV_{k}"), Val::Str(v.clone()));
-        }
-        let directory = st.get(ini, section, "directory", &top).map(|g| {
-            let dir = values::normalize_path(&g.value, &host.cwd, &host.env);
-            if !dir.is_dir() {
-                st.warn_at(
-                    g.entry,
-                    format!(
-                        "directory {} of [{}] does not exist: the process will fail to start",
-                        dir.display(),
-                        section.name
-                    ),
-                );
-            }
-            dir
-        });
-        let mut channels = Vec::with_capacity(2);
-        for (i, which) in ["stdout", "stderr"].into_iter().enumerate() {
-            let key = format!("{which}_logfile");
-            let logfile = st
-                .typed(ini, section, &key, &top, |s| {
-                    values::logfile_name(s, &host.cwd, &host.env)
-                })
-                .unwrap_or(LogfileName::Auto);
-            let backups = st.count(ini, section, &format!("{which}_logfile_backups"), &top, 10);
-            let maxbytes = st
-                .typed(
-                    ini,
-                    section,
-                    &format!("{which}_logfile_maxbytes"),
-                    &top,
-                    values::size,
-                )
-                .unwrap_or(50 * 1024 * 1024);
-            let mut syslog = st.boolean(ini, section, &format!("{which}_syslog"), &top, false);
-            let mut logfile = logfile;
-            if logfile == LogfileName::Syslog {
-                if let Some(e) = ini.get(section, &key) {
-                    st.warn_at(
-                        e,
-                        format!(
-                            "For [{}], {key}=syslog but this is deprecated and will be removed.  Use {which}_syslog=true to enable syslog instead.",
-                            section.name
-                        ),
-                    );
-                }
-                logfile = LogfileName::None;
-                syslog = true;
-            }
-            if syslog {
-                let e = ini
-                    .get(section, &format!("{which}_syslog"))
-                    .or_else(|| ini.get(section, &key));
-                if let Some(e) = e {
-                    st.warn_at(
-                        e,
-                        format!(
-                            "{which}_syslog in [{}] is not supported by tend: the output is not sent to syslog",
-                            section.name
-                        ),
-                    );
-                }
-            }
-            if logfile == LogfileName::Auto && maxbytes == 0 {
-                let e = ini.get(section, &format!("{which}_logfile_maxbytes"));
-                let (file, line) = e.map_or(at, |e| (e.file, e.line));
-                st.warn(
+    let name = name.and_then(|n| {
+        Name::new(n.trim())
+            .map_err(|e| {
+                let (file, line) = opts.name_entry.map_or(at, |e| (e.file, e.line));
+                st.error(
                     file,
                     line,
-                    format!(
-                        "For [{}], AUTO logging used for {key} without rollover, set maxbytes > 0 to avoid filling up filesystem unintentionally",
-                        section.name
-                    ),
+                    format!("invalid process name in [{}]: {e}", section.name),
                 );
-            }
-            channels.push(Channel {
-                logfile,
-                maxbytes,
-                backups,
-                capture_maxbytes: capture[i],
-                events_enabled: events[i],
-                syslog,
-            });
-        }
-        if redirect_stderr {
-            if let LogfileName::Path(_) = channels[1].logfile
-                && let Some(e) = ini.get(section, "stderr_logfile")
-            {
+            })
+            .ok()
+    });
+    let group_name = Name::new(group.name.as_str())
+        .map_err(|e| {
+            st.error(
+                at.0,
+                at.1,
+                format!("invalid group name for [{}]: {e}", section.name),
+            );
+        })
+        .ok();
+    let (Some(argv), Some(name), Some(group_name), Some(command)) =
+        (argv, name, group_name, command)
+    else {
+        return None;
+    };
+    let mut spec = ProcessSpec::new(name.clone(), argv);
+    spec.group = group_name.clone();
+    spec.cwd = directory;
+    spec.env.insert("SUPERVISOR_ENABLED".into(), "1".into());
+    spec.env
+        .insert("SUPERVISOR_PROCESS_NAME".into(), name.to_string());
+    spec.env
+        .insert("SUPERVISOR_GROUP_NAME".into(), group_name.to_string());
+    if let Some(url) = opts.serverurl.as_deref().or(ctx.auto_url) {
+        spec.env
+            .insert("SUPERVISOR_SERVER_URL".into(), url.to_string());
+    }
+    spec.env.extend(ctx.supervisord.environment.clone());
+    spec.env.extend(program_env);
+    opts.apply(&mut spec);
+    spec.logs = log_spec(
+        st,
+        section,
+        ini,
+        &name,
+        &channels,
+        opts.redirect_stderr,
+        ctx,
+    );
+    if let Err(e) = spec.validate() {
+        st.error(at.0, at.1, format!("[{}]: {e}", section.name));
+        return None;
+    }
+    let details = opts.details(section, command.value, &channels, &spec);
+    Some(Proc {
+        spec,
+        details,
+        file: at.0,
+        line: at.1,
+    })
+}
+
+/// The `stdout_*` and `stderr_*` options of one process, with Supervisor's
+/// warnings about them.
+fn read_channels(
+    ini: &Ini,
+    st: &mut St<'_>,
+    section: &Section,
+    top: &Top,
+    opts: &Options<'_>,
+) -> Vec<Channel> {
+    let host = st.host;
+    let at = (section.file, section.line);
+    let mut channels = Vec::with_capacity(2);
+    for (i, which) in ["stdout", "stderr"].into_iter().enumerate() {
+        let key = format!("{which}_logfile");
+        let logfile = st
+            .typed(ini, section, &key, top, |s| {
+                values::logfile_name(s, &host.cwd, &host.env)
+            })
+            .unwrap_or(LogfileName::Auto);
+        let backups = st.count(ini, section, &format!("{which}_logfile_backups"), top, 10);
+        let maxbytes = st
+            .typed(
+                ini,
+                section,
+                &format!("{which}_logfile_maxbytes"),
+                top,
+                values::size,
+            )
+            .unwrap_or(50 * 1024 * 1024);
+        let mut syslog = st.boolean(ini, section, &format!("{which}_syslog"), top, false);
+        let mut logfile = logfile;
+        if logfile == LogfileName::Syslog {
+            if let Some(e) = ini.get(section, &key) {
                 st.warn_at(
                     e,
                     format!(
-                        "For [{}], redirect_stderr=true but stderr_logfile has also been set to a filename, the filename has been ignored",
+                        "For [{}], {key}=syslog but this is deprecated and will be removed.  Use {which}_syslog=true to enable syslog instead.",
                         section.name
                     ),
                 );
             }
-            channels[1].logfile = LogfileName::None;
+            logfile = LogfileName::None;
+            syslog = true;
         }
-
-        let command = match st.get(ini, section, "command", &top) {
-            Some(g) => Some(g),
-            None => {
-                if ini.get(section, "command").is_none() {
-                    st.error(
-                        at.0,
-                        at.1,
-                        format!(
-                            "program section {} does not specify a command",
-                            section.name
-                        ),
-                    );
-                }
-                None
-            }
-        };
-        let argv = command.as_ref().and_then(|g| {
-            ProcessSpec::split_command(&g.value)
-                .map_err(|e| st.error_at(g.entry, format!("command in [{}]: {e}", section.name)))
-                .ok()
-        });
-        let name = match name_entry {
-            Some(e) => st.expand(&process_name, e, &top, "process_name"),
-            None => {
-                // The default `%(program_name)s` cannot fail.
-                Some(program_name.clone())
-            }
-        };
-        let name = name.and_then(|n| {
-            Name::new(n.trim())
-                .map_err(|e| {
-                    let (file, line) = name_entry.map_or(at, |e| (e.file, e.line));
-                    st.error(
-                        file,
-                        line,
-                        format!("invalid process name in [{}]: {e}", section.name),
-                    );
-                })
-                .ok()
-        });
-        let group_name = match Name::new(group.name.as_str()) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                st.error(
-                    at.0,
-                    at.1,
-                    format!("invalid group name for [{}]: {e}", section.name),
+        if syslog {
+            let e = ini
+                .get(section, &format!("{which}_syslog"))
+                .or_else(|| ini.get(section, &key));
+            if let Some(e) = e {
+                st.warn_at(
+                    e,
+                    format!(
+                        "{which}_syslog in [{}] is not supported by tend: the output is not sent to syslog",
+                        section.name
+                    ),
                 );
-                None
             }
-        };
-        let (Some(argv), Some(name), Some(group_name), Some(command)) =
-            (argv, name, group_name, command)
-        else {
-            continue;
-        };
-
-        let mut spec = ProcessSpec::new(name.clone(), argv);
-        spec.group = group_name.clone();
-        spec.cwd = directory;
-        spec.env.insert("SUPERVISOR_ENABLED".into(), "1".into());
-        spec.env
-            .insert("SUPERVISOR_PROCESS_NAME".into(), name.to_string());
-        spec.env
-            .insert("SUPERVISOR_GROUP_NAME".into(), group_name.to_string());
-        if let Some(url) = serverurl.as_deref().or(ctx.auto_url) {
-            spec.env
-                .insert("SUPERVISOR_SERVER_URL".into(), url.to_string());
         }
-        spec.env.extend(ctx.supervisord.environment.clone());
-        spec.env.extend(program_env);
-        spec.user = user.clone();
-        spec.umask = umask;
-        spec.autostart = autostart;
-        spec.priority = spec_priority;
-        spec.restart = autorestart;
-        spec.success_exit_codes = exitcodes.clone();
-        spec.start_secs = Duration::from_secs(u64::from(startsecs));
+        if logfile == LogfileName::Auto && maxbytes == 0 {
+            let e = ini.get(section, &format!("{which}_logfile_maxbytes"));
+            let (file, line) = e.map_or(at, |e| (e.file, e.line));
+            st.warn(
+                file,
+                line,
+                format!(
+                    "For [{}], AUTO logging used for {key} without rollover, set maxbytes > 0 to avoid filling up filesystem unintentionally",
+                    section.name
+                ),
+            );
+        }
+        channels.push(Channel {
+            logfile,
+            maxbytes,
+            backups,
+            capture_maxbytes: opts.capture[i],
+            events_enabled: opts.events[i],
+            syslog,
+        });
+    }
+    if opts.redirect_stderr {
+        if let LogfileName::Path(_) = channels[1].logfile
+            && let Some(e) = ini.get(section, "stderr_logfile")
+        {
+            st.warn_at(
+                e,
+                format!(
+                    "For [{}], redirect_stderr=true but stderr_logfile has also been set to a filename, the filename has been ignored",
+                    section.name
+                ),
+            );
+        }
+        channels[1].logfile = LogfileName::None;
+    }
+    channels
+}
+
+impl Options<'_> {
+    /// The section-wide settings of a process's spec.
+    fn apply(&self, spec: &mut ProcessSpec) {
+        spec.user = self.user.clone();
+        spec.umask = self.umask;
+        spec.autostart = self.autostart;
+        spec.priority = self.spec_priority;
+        spec.restart = self.autorestart;
+        spec.success_exit_codes = self.exitcodes.clone();
+        spec.start_secs = Duration::from_secs(u64::from(self.startsecs));
         // Supervisor gives every child a stdin pipe (sendProcessStdin, `fg`).
         spec.stdin_pipe = true;
-        spec.backoff = supervisor_backoff(startretries);
+        spec.backoff = supervisor_backoff(self.startretries);
         spec.stop = StopSpec {
-            signal: stopsignal,
-            timeout: Duration::from_secs(u64::from(stopwaitsecs)),
+            signal: self.stopsignal,
+            timeout: Duration::from_secs(u64::from(self.stopwaitsecs)),
         };
-        spec.logs = log_spec(st, section, ini, &name, &channels, redirect_stderr, ctx);
-        if let Err(e) = spec.validate() {
-            st.error(at.0, at.1, format!("[{}]: {e}", section.name));
-            continue;
-        }
+    }
+
+    /// What Supervisor's face reports of a process that `spec` runs.
+    fn details(
+        &self,
+        section: &Section,
+        command: String,
+        channels: &[Channel],
+        spec: &ProcessSpec,
+    ) -> ProcessDetails {
         let channel = |c: &Channel, spec_target: &LogTarget| ChannelConf {
             logfile: match (&c.logfile, spec_target) {
                 (LogfileName::None | LogfileName::Syslog, _) => None,
@@ -876,27 +1121,20 @@ fn read_program(
             events_enabled: c.events_enabled,
             syslog: c.syslog,
         };
-        let details = ProcessDetails {
+        ProcessDetails {
             section: section.name.clone(),
-            command: command.value.clone(),
-            group_priority,
-            process_priority: priority,
-            startretries,
-            stopasgroup,
-            killasgroup,
-            serverurl: serverurl.clone(),
-            uid,
+            command,
+            group_priority: self.group_priority,
+            process_priority: self.priority,
+            startretries: self.startretries,
+            stopasgroup: self.stopasgroup,
+            killasgroup: self.killasgroup,
+            serverurl: self.serverurl.clone(),
+            uid: self.uid,
             stdout: channel(&channels[0], &spec.logs.stdout),
             stderr: channel(&channels[1], &spec.logs.stderr),
-        };
-        procs.push(Proc {
-            spec,
-            details,
-            file: at.0,
-            line: at.1,
-        });
+        }
     }
-    procs
 }
 
 /// Supervisor's retry model: a start that dies before `startsecs` is retried

@@ -7,6 +7,7 @@ use tend_core::ProcessStatus;
 
 use super::{Rpc, blocking, integer, string};
 use crate::files::{self, ReadError};
+use crate::info::{namespec, result_struct};
 use crate::xmlrpc::{Fault, Value};
 
 pub(super) async fn read_log(path: PathBuf, offset: i64, length: i64) -> Result<Value, Fault> {
@@ -74,5 +75,46 @@ impl Rpc {
         } else {
             Err(Fault::failed(Some(spec)))
         }
+    }
+
+    /// `readLog`: a slice of tend's own log.
+    pub(super) async fn read_main_log(&self, p: &[Value]) -> Result<Value, Fault> {
+        let (offset, length) = (integer(&p[0])?, integer(&p[1])?);
+        let Some(path) = self.face().main_log().cloned() else {
+            return Err(Fault::no_file(None));
+        };
+        if !path.exists() {
+            return Err(Fault::no_file(Some(&path.display().to_string())));
+        }
+        read_log(path, offset, length).await
+    }
+
+    /// `clearLog`: empties tend's own log.
+    pub(super) async fn clear_main_log(&self) -> Result<Value, Fault> {
+        let Some(path) = self.face().main_log().cloned().filter(|p| p.exists()) else {
+            return Err(Fault::no_file(None));
+        };
+        match blocking(move || files::clear(&path)).await? {
+            Ok(()) => Ok(Value::Bool(true)),
+            Err(_) => Err(Fault::failed(None)),
+        }
+    }
+
+    /// `clearProcessLogs`.
+    pub(super) async fn clear_process_logs(&self, spec: &str) -> Result<Value, Fault> {
+        let s = self.one_process(spec).await?;
+        self.clear_logs(&s, spec).await?;
+        Ok(Value::Bool(true))
+    }
+
+    /// `clearAllProcessLogs`: one result struct per process.
+    pub(super) async fn clear_all_process_logs(&self) -> Result<Value, Fault> {
+        let all = self.all().await?;
+        let mut results = Vec::new();
+        for s in self.everything(&all) {
+            let r = self.clear_logs(&s, &namespec(&s)).await;
+            results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
+        }
+        Ok(Value::Array(results))
     }
 }

@@ -7,22 +7,20 @@
 //! `ABNORMAL_TERMINATION`), `stopProcess` once it is stopped; with
 //! `wait=false` they answer once the process has left its state.
 
+mod config;
 mod logs;
 mod process;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tend_core::{Error, ProcessStatus, StateName};
-use tend_server::state::GroupError;
+use tend_core::ProcessStatus;
 
 use crate::files;
-use crate::info::{self, namespec, result_struct};
 use crate::methods::METHODS;
 pub use crate::methods::Verb;
 use crate::xmlrpc::{Fault, MethodInfo, Methods, Value};
 use crate::{Face, Mood, RemoteCommEvent};
-use logs::read_log;
 use process::shutting_down;
 
 /// How long a `wait=false` start or stop waits for the process to leave
@@ -168,39 +166,19 @@ impl Rpc {
         }
     }
 
+    /// One line per verb; the handlers are grouped by what they act on:
+    /// processes (`process.rs`), log files (`logs.rs`), groups and the
+    /// config (`config.rs`), and the rest here.
     async fn dispatch(&self, verb: Verb, params: Vec<Value>) -> Result<Value, Fault> {
         let p = &params;
         match verb {
             Verb::GetApiVersion => Ok(Value::from(crate::API_VERSION)),
             Verb::GetSupervisorVersion => Ok(Value::from(crate::SUPERVISOR_VERSION)),
             Verb::GetIdentification => Ok(Value::from(self.face().identification())),
-            Verb::GetState => {
-                let (code, name) = self.face().mood().code();
-                Ok(Value::structure([
-                    ("statecode", Value::Int(code)),
-                    ("statename", Value::from(name)),
-                ]))
-            }
+            Verb::GetState => Ok(self.state()),
             Verb::GetPid => Ok(Value::int_saturating(i64::from(std::process::id()))),
-            Verb::ReadLog => {
-                let (offset, length) = (integer(&p[0])?, integer(&p[1])?);
-                let Some(path) = self.face().main_log().cloned() else {
-                    return Err(Fault::no_file(None));
-                };
-                if !path.exists() {
-                    return Err(Fault::no_file(Some(&path.display().to_string())));
-                }
-                read_log(path, offset, length).await
-            }
-            Verb::ClearLog => {
-                let Some(path) = self.face().main_log().cloned().filter(|p| p.exists()) else {
-                    return Err(Fault::no_file(None));
-                };
-                match blocking(move || files::clear(&path)).await? {
-                    Ok(()) => Ok(Value::Bool(true)),
-                    Err(_) => Err(Fault::failed(None)),
-                }
-            }
+            Verb::ReadLog => self.read_main_log(p).await,
+            Verb::ClearLog => self.clear_main_log().await,
             Verb::Shutdown => {
                 self.face().request_shutdown();
                 Ok(Value::Bool(true))
@@ -209,41 +187,15 @@ impl Rpc {
                 tend_server::ConfigState::begin_restart(self.face.config());
                 Ok(Value::Bool(true))
             }
-            Verb::ReloadConfig => match self.face().config().reread().await {
-                Ok(c) => {
-                    let names =
-                        |v: Vec<String>| Value::Array(v.into_iter().map(Value::from).collect());
-                    Ok(Value::Array(vec![Value::Array(vec![
-                        names(c.added),
-                        names(c.changed),
-                        names(c.removed),
-                    ])]))
-                }
-                Err(why) => Err(Fault::cant_reread(&why)),
-            },
-            Verb::AddProcessGroup | Verb::RemoveProcessGroup => {
-                let name = string(&p[0], "name")?;
-                let r = if verb == Verb::AddProcessGroup {
-                    self.face().config().add_group(&name).await
-                } else {
-                    self.face().config().remove_group(&name).await
-                };
-                match r {
-                    Ok(()) => Ok(Value::Bool(true)),
-                    Err(GroupError::BadName(_)) => Err(Fault::bad_name(&name)),
-                    Err(GroupError::AlreadyAdded(_)) => Err(Fault::already_added(&name)),
-                    Err(GroupError::StillRunning(_)) => Err(Fault::still_running(&name)),
-                    Err(GroupError::ShuttingDown) => Err(Fault::shutdown_state()),
-                    Err(e) => Err(Fault::failed(Some(&e.to_string()))),
-                }
-            }
+            Verb::ReloadConfig => self.reread().await,
+            Verb::AddProcessGroup => self.change_group(&string(&p[0], "name")?, true).await,
+            Verb::RemoveProcessGroup => self.change_group(&string(&p[0], "name")?, false).await,
             Verb::StartProcess => {
                 self.start_process(&string(&p[0], "name")?, truthy(p.get(1)))
                     .await
             }
             Verb::StartProcessGroup => {
-                let all = self.all().await?;
-                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                let members = self.group(&p[0]).await?;
                 self.start_many(members, truthy(p.get(1))).await
             }
             Verb::StartAllProcesses => {
@@ -256,8 +208,7 @@ impl Rpc {
                     .await
             }
             Verb::StopProcessGroup => {
-                let all = self.all().await?;
-                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                let members = self.group(&p[0]).await?;
                 self.stop_many(members, truthy(p.get(1))).await
             }
             Verb::StopAllProcesses => {
@@ -267,82 +218,23 @@ impl Rpc {
             }
             Verb::SignalProcess => self.signal_process(&string(&p[0], "name")?, &p[1]).await,
             Verb::SignalProcessGroup => {
-                let all = self.all().await?;
-                let members = Self::members(&all, &string(&p[0], "name")?)?;
+                let members = self.group(&p[0]).await?;
                 self.signal_many(members, &p[1]).await
             }
             Verb::SignalAllProcesses => {
                 let all = self.all().await?;
                 self.signal_many(self.everything(&all), &p[0]).await
             }
-            Verb::GetAllConfigInfo => {
-                let all = self.all().await?;
-                let mut out: Vec<(String, Value)> = Vec::new();
-                for (g, inuse) in self.face().config().available(&all) {
-                    for pc in &g.processes {
-                        out.push((pc.spec.name.to_string(), info::config_info(&g, pc, inuse)));
-                    }
-                }
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                Ok(Value::Array(out.into_iter().map(|(_, v)| v).collect()))
-            }
-            Verb::GetProcessInfo => {
-                let spec = string(&p[0], "name")?;
-                let s = self.one_process(&spec).await?;
-                Ok(self.face().config().with_procs(|procs| {
-                    info::process_info(&s, procs.get(&s.name).map(|p| &**p), now())
-                }))
-            }
-            Verb::GetAllProcessInfo => {
-                let mut all = self.all().await?;
-                all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
-                let now = now();
-                Ok(Value::Array(self.face().config().with_procs(|procs| {
-                    all.iter()
-                        .map(|s| info::process_info(s, procs.get(&s.name).map(|p| &**p), now))
-                        .collect()
-                })))
-            }
+            Verb::GetAllConfigInfo => self.all_config_info().await,
+            Verb::GetProcessInfo => self.process_info(&string(&p[0], "name")?).await,
+            Verb::GetAllProcessInfo => self.all_process_info().await,
             Verb::ReadProcessStdoutLog => self.read_process_log(p, false).await,
             Verb::ReadProcessStderrLog => self.read_process_log(p, true).await,
             Verb::TailProcessStdoutLog => self.tail_process_log(p, false).await,
             Verb::TailProcessStderrLog => self.tail_process_log(p, true).await,
-            Verb::ClearProcessLogs => {
-                let spec = string(&p[0], "name")?;
-                let s = self.one_process(&spec).await?;
-                self.clear_logs(&s, &spec).await?;
-                Ok(Value::Bool(true))
-            }
-            Verb::ClearAllProcessLogs => {
-                let all = self.all().await?;
-                let mut results = Vec::new();
-                for s in self.everything(&all) {
-                    let r = self.clear_logs(&s, &namespec(&s)).await;
-                    results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
-                }
-                Ok(Value::Array(results))
-            }
-            Verb::SendProcessStdin => {
-                let chars = match &p[1] {
-                    Value::String(s) => s.clone().into_bytes(),
-                    Value::Base64(b) => b.clone(),
-                    other => {
-                        return Err(Fault::incorrect_parameters(Some(&format!("{other:?}"))));
-                    }
-                };
-                let spec = string(&p[0], "name")?;
-                let s = self.one_process(&spec).await?;
-                if s.pid.is_none() || !s.state.is_up() || s.state == StateName::Stopping {
-                    return Err(Fault::not_running(&spec));
-                }
-                match self.face.supervisor().send_stdin(s.name.as_str(), chars) {
-                    Ok(()) => Ok(Value::Bool(true)),
-                    Err(Error::NotRunning(_)) => Err(Fault::not_running(&spec)),
-                    Err(Error::NoStdin(_)) => Err(Fault::no_file(Some(&spec))),
-                    Err(Error::ShuttingDown) => Err(Fault::shutdown_state()),
-                    Err(e) => Err(Fault::failed(Some(&e.to_string()))),
-                }
-            }
+            Verb::ClearProcessLogs => self.clear_process_logs(&string(&p[0], "name")?).await,
+            Verb::ClearAllProcessLogs => self.clear_all_process_logs().await,
+            Verb::SendProcessStdin => self.send_stdin(&string(&p[0], "name")?, &p[1]).await,
             Verb::SendRemoteCommEvent => {
                 let text = |v: &Value| match v {
                     Value::String(s) => s.clone(),
@@ -356,6 +248,21 @@ impl Rpc {
                 Ok(Value::Bool(true))
             }
         }
+    }
+
+    /// `getState`: the mood as `{statecode, statename}`.
+    fn state(&self) -> Value {
+        let (code, name) = self.face().mood().code();
+        Value::structure([
+            ("statecode", Value::Int(code)),
+            ("statename", Value::from(name)),
+        ])
+    }
+
+    /// The members of the group named by `name`, in Supervisor's order.
+    async fn group(&self, name: &Value) -> Result<Vec<ProcessStatus>, Fault> {
+        let all = self.all().await?;
+        Self::members(&all, &string(name, "name")?)
     }
 }
 

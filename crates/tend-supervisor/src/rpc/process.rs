@@ -372,4 +372,26 @@ impl Rpc {
                 .collect(),
         ))
     }
+
+    /// `sendProcessStdin`: `chars` to a running process's stdin.
+    pub(super) async fn send_stdin(&self, spec: &str, chars: &Value) -> Result<Value, Fault> {
+        let chars = match chars {
+            Value::String(s) => s.clone().into_bytes(),
+            Value::Base64(b) => b.clone(),
+            other => {
+                return Err(Fault::incorrect_parameters(Some(&format!("{other:?}"))));
+            }
+        };
+        let s = self.one_process(spec).await?;
+        if s.pid.is_none() || !s.state.is_up() || s.state == StateName::Stopping {
+            return Err(Fault::not_running(spec));
+        }
+        match self.face().supervisor().send_stdin(s.name.as_str(), chars) {
+            Ok(()) => Ok(Value::Bool(true)),
+            Err(Error::NotRunning(_)) => Err(Fault::not_running(spec)),
+            Err(Error::NoStdin(_)) => Err(Fault::no_file(Some(spec))),
+            Err(Error::ShuttingDown) => Err(Fault::shutdown_state()),
+            Err(e) => Err(Fault::failed(Some(&e.to_string()))),
+        }
+    }
 }
