@@ -241,6 +241,25 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
         },
     },
     Field {
+        key: "on_hup",
+        read: |cx, d, _, v| {
+            const ALLOWED: [&str; 2] = ["reload", "restart"];
+            let Some(s) = cx.string(v) else { return };
+            d.on_hup = match s {
+                "reload" => OnHup::Reload,
+                "restart" => OnHup::Restart,
+                _ => {
+                    let hint = did_you_mean(s, ALLOWED);
+                    cx.error(
+                        v.span(),
+                        format!("unknown on_hup {s:?}: expected \"reload\" or \"restart\"{hint}"),
+                    );
+                    return;
+                }
+            };
+        },
+    },
+    Field {
         key: "log_file",
         read: |cx, d, _, v| {
             let Some(s) = cx.string(v) else { return };

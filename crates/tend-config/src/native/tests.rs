@@ -811,3 +811,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn on_hup_says_what_sighup_does() {
+    let path = Path::new("/nonexistent-tend-test/tend.toml");
+    let cfg = |text: &str| parse(path, text);
+    let base = "[process.a]\ncommand = [\"true\"]\n";
+    assert_eq!(
+        cfg(base).expect("valid").daemon.on_hup,
+        crate::OnHup::Reload
+    );
+    let restart = format!("[daemon]\non_hup = \"restart\"\n{base}");
+    assert_eq!(
+        cfg(&restart).expect("valid").daemon.on_hup,
+        crate::OnHup::Restart
+    );
+    let bad = format!("[daemon]\non_hup = \"restrat\"\n{base}");
+    let err = cfg(&bad).expect_err("refused").to_string();
+    assert!(
+        err.contains("2:10: unknown on_hup \"restrat\"")
+            && err.contains("did you mean \"restart\"?"),
+        "{err}"
+    );
+}

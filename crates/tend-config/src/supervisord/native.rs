@@ -130,6 +130,8 @@ fn daemon(o: &mut String, conf: &SupervisordConf) {
         MainLog::Syslog => comment(o, "supervisord: logfile = syslog"),
     }
     line(o, &format!("log_level = \"{}\"", sd.loglevel.directive()));
+    // supervisord's SIGHUP stops everything and reads the file again.
+    line(o, "on_hup = \"restart\"");
     if let Some(inet) = &conf.inet_http_server {
         comment(
             o,
