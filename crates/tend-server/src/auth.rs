@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
+
+use crate::listen::Peer;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 
 /// At most this much of a refused request's body is read (and dropped).
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
@@ -125,37 +125,6 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[1..quad.len()]);
     }
     Some(out)
-}
-
-/// Who is on the other end of a connection: the uid of a Unix socket peer
-/// (`SO_PEERCRED`); `None` over TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    /// The peer's user id, when the socket tells.
-    pub uid: Option<u32>,
-}
-
-impl Peer {
-    /// Whether the peer runs as the daemon's user or as root: such a peer
-    /// could read the credentials from the config file anyway.
-    pub fn is_owner(&self) -> bool {
-        let me = nix::unistd::geteuid().as_raw();
-        self.uid.is_some_and(|u| u == me || u == 0)
-    }
-}
-
-impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        Peer {
-            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
-        }
-    }
-}
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(_: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer { uid: None }
-    }
 }
 
 /// The page a refused request gets, by status (401 or 400); the guard adds

@@ -34,23 +34,21 @@ mod daemon;
 mod error;
 mod extract;
 mod handlers;
+pub mod listen;
 mod logs;
 pub mod state;
-mod tcp;
-mod unix;
 
 use axum::routing::{delete, get, post};
 use tokio::sync::watch;
 
-pub use auth::{BasicAuth, Peer};
+pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
 pub use error::ApiError;
+pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
 pub use logs::ChannelStream;
 pub use state::ConfigState;
-pub use tcp::TcpServer;
-pub use unix::{ServeError, UnixServer, serve_unix};
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).
 ///

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use axum::Router;
 use nix::sys::stat::{Mode, umask};
 
+use super::Limits;
+
 /// Why the socket could not be set up or served.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,21 +107,26 @@ impl UnixServer {
     /// Serves `router` until `until` resolves, lets in-flight requests finish,
     /// then removes the socket file.
     pub async fn serve(
+        self,
+        router: Router,
+        until: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        self.serve_with(router, Limits::default(), until).await
+    }
+
+    /// [`UnixServer::serve`] within `limits`.
+    pub async fn serve_with(
         mut self,
         router: Router,
+        limits: Limits,
         until: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Some(listener) = self.listener.take() else {
             return Ok(());
         };
-        // The peer's uid lets the owner of the daemon past HTTP auth (see
-        // `compat::require_auth`).
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<crate::auth::Peer>(),
-        )
-        .with_graceful_shutdown(until)
-        .await;
+        // Every request carries the peer's uid (`SO_PEERCRED`): it lets the
+        // owner of the daemon past HTTP auth.
+        let served = super::conn::serve(listener, router, limits, until).await;
         served.map_err(io_err("serve on", &self.path))
         // `self` drops here and removes the socket file.
     }

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 
-use crate::ServeError;
-use crate::auth::Peer;
+use super::{Limits, ServeError};
 
 /// A bound, listening TCP socket, not yet serving.
 #[derive(Debug)]
@@ -43,17 +42,23 @@ impl TcpServer {
         router: Router,
         until: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        self.serve_with(router, Limits::default(), until).await
+    }
+
+    /// [`TcpServer::serve`] within `limits`.
+    pub async fn serve_with(
+        self,
+        router: Router,
+        limits: Limits,
+        until: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let addr = self.addr.to_string();
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(until)
-        .await
-        .map_err(|source| ServeError::Tcp {
-            op: "serve on",
-            addr,
-            source,
-        })
+        super::conn::serve(self.listener, router, limits, until)
+            .await
+            .map_err(|source| ServeError::Tcp {
+                op: "serve on",
+                addr,
+                source,
+            })
     }
 }
