@@ -733,10 +733,16 @@ fn read_head(r: &mut impl Read) -> String {
 
 #[test]
 fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
-    let mut d = start_conf(&lab_conf(free_port()));
+    // The lab's printer, but its first 150 lines (2.5 KB) at once, so the
+    // log holds more than the 1 KB tail without 26 s of waiting; then a line
+    // every 0.2 s as before, to show new lines streaming.
+    let slow = "sleep 0.2; done";
+    let conf = lab_conf(free_port());
+    assert!(conf.contains(slow), "the lab's printer changed");
+    let mut d = start_conf(&conf.replace(slow, "[ $i -gt 150 ] && sleep 0.2; done"));
     let log = d.dir.path().join("logs/printer.out.log");
     d.wait_for("printer to write 2 KB", Duration::from_secs(60), |_| {
-        fs::metadata(&log).is_ok_and(|m| m.len() > 2048)
+        fs::read_to_string(&log).is_ok_and(|t| t.len() > 2048 && t.contains("printer line 151\n"))
     });
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -764,11 +770,23 @@ fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
         "400",
         "the last 1024 bytes first"
     );
-    assert!(String::from_utf8_lossy(&first).ends_with('\n'));
-    // Then what the process writes next, as it writes it.
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.ends_with('\n'), "{first:?}");
+    // Then what the process writes next, as it writes it: the line after the
+    // tail's last, none lost or repeated.
+    let last: u32 = first
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("printer line "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no printer line at the end of {first:?}"));
+    assert!(last > 150, "the tail is the end of the log: {first:?}");
     let (_, next) = read_chunk(&mut s);
     let next = String::from_utf8_lossy(&next).into_owned();
-    assert!(next.starts_with("printer line "), "{next:?}");
+    assert!(
+        next.starts_with(&format!("printer line {}\n", last + 1)),
+        "after line {last}: {next:?}"
+    );
     drop(s);
 
     // stderr and a group:name namespec; unknown names are 404.
