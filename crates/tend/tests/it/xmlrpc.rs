@@ -8,20 +8,23 @@
 // This test binary has no reaper: waiting for the programs it starts is its job.
 #![allow(clippy::disallowed_methods)]
 
+use std::cell::RefCell;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::harness::{Daemon, TestEnv, wait_until};
 
-/// Runs calls through `xmlrpc.client.ServerProxy` and prints, per call,
-/// `{"ok": result}`, `{"fault": [code, string]}` or `{"protocol": [code, msg]}`.
+/// Runs calls through `xmlrpc.client.ServerProxy`: for each line
+/// `[url, [[method, params], ...]]` on stdin it prints a line with, per call,
+/// `{"ok": result}`, `{"fault": [code, string]}` or `{"protocol": [code, msg]}`
+/// (or `{"error": traceback}` when the calls could not be made).
 const CLIENT: &str = r#"
-import http.client, json, socket, sys, xmlrpc.client
+import http.client, json, socket, sys, traceback, xmlrpc.client
 
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path):
@@ -41,42 +44,95 @@ class UnixTransport(xmlrpc.client.Transport):
         _, self._extra_headers, _ = self.get_host_info(host)
         return UnixConnection(self.unix_path)
 
-url = sys.argv[1]
-if url.startswith('unix://'):
-    creds, _, path = url[7:].rpartition('@')
-    host = 'http://' + (creds + '@' if creds else '') + 'localhost'
-    proxy = xmlrpc.client.ServerProxy(host, transport=UnixTransport(path))
-else:
-    proxy = xmlrpc.client.ServerProxy(url)
-out = []
-for method, params in json.loads(sys.argv[2]):
+def calls(url, calls):
+    if url.startswith('unix://'):
+        creds, _, path = url[7:].rpartition('@')
+        host = 'http://' + (creds + '@' if creds else '') + 'localhost'
+        proxy = xmlrpc.client.ServerProxy(host, transport=UnixTransport(path))
+    else:
+        proxy = xmlrpc.client.ServerProxy(url)
+    out = []
+    for method, params in calls:
+        try:
+            out.append({'ok': getattr(proxy, method)(*params)})
+        except xmlrpc.client.Fault as f:
+            out.append({'fault': [f.faultCode, f.faultString]})
+        except xmlrpc.client.ProtocolError as e:
+            out.append({'protocol': [e.errcode, e.errmsg]})
+    return out
+
+for line in sys.stdin:
     try:
-        out.append({'ok': getattr(proxy, method)(*params)})
-    except xmlrpc.client.Fault as f:
-        out.append({'fault': [f.faultCode, f.faultString]})
-    except xmlrpc.client.ProtocolError as e:
-        out.append({'protocol': [e.errcode, e.errmsg]})
-print(json.dumps(out))
+        out = calls(*json.loads(line))
+    except Exception:
+        out = {'error': traceback.format_exc()}
+    print(json.dumps(out), flush=True)
 "#;
+
+/// The python client of one test thread, started at its first call and ended
+/// with the thread: a python start with xmlrpc.client's imports takes about
+/// 0.1 s, and a test makes dozens of calls.
+struct Client {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Client {
+    fn start() -> Client {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(CLIENT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (the tests need it, for xmlrpc.client)");
+        Client {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("stdout")),
+            child,
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // End of input: the client exits.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+thread_local! {
+    static CLIENT_PROCESS: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
 
 /// Calls `method(params...)` at `url` (`unix://[user:pass@]/path` or `http://...`).
 fn rpc_all(url: &str, calls: &[(&str, Value)]) -> Vec<Value> {
     let calls: Vec<Value> = calls.iter().map(|(m, p)| json!([m, p])).collect();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .arg(url)
-        .arg(Value::Array(calls).to_string())
-        .output()
-        .expect("python3 (the tests need it, for xmlrpc.client)");
-    assert!(
-        out.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match serde_json::from_slice(&out.stdout) {
+    let request = json!([url, calls]).to_string();
+    let line = CLIENT_PROCESS.with_borrow_mut(|client| {
+        let client = client.get_or_insert_with(Client::start);
+        let stdin = client.stdin.as_mut().expect("open");
+        writeln!(stdin, "{request}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the python client");
+        let mut line = String::new();
+        client
+            .stdout
+            .read_line(&mut line)
+            .expect("read the python client");
+        line
+    });
+    match serde_json::from_str(&line) {
         Ok(Value::Array(v)) => v,
-        other => panic!("bad client output {other:?}"),
+        Ok(Value::Object(e)) if e.contains_key("error") => {
+            panic!(
+                "python client failed: {}",
+                e["error"].as_str().unwrap_or_default()
+            )
+        }
+        _ => panic!("bad client output {line:?} (see its stderr above)"),
     }
 }
 
