@@ -138,7 +138,7 @@ struct Batch {
 /// An input concerns one process, so the work it causes should not grow with
 /// the number of processes: waits are kept by process, and the processes in
 /// the few states the core looks for after every input (waiting, draining a
-/// group, up) are kept in sets that [`Core::feed`] updates, the only place a
+/// group, up) are kept in sets that `Core::feed` updates, the only place a
 /// state changes.
 #[derive(Debug, Default)]
 pub struct Core {

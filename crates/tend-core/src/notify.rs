@@ -384,8 +384,7 @@ mod tests {
     /// test would hang (and time out) otherwise.
     #[tokio::test]
     async fn the_real_systemd_notify() {
-        let Some(bin) = find_on_path("systemd-notify") else {
-            eprintln!("skipped: systemd-notify not installed");
+        let Some(bin) = tend_testkit::require_program("systemd-notify") else {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -440,11 +439,5 @@ mod tests {
             .expect("the child exits in time")
             .expect("join")
             .expect("wait")
-    }
-
-    fn find_on_path(bin: &str) -> Option<PathBuf> {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|dir| dir.join(bin))
-            .find(|p| p.is_file())
     }
 }

@@ -75,7 +75,7 @@ impl Tasks {
         Tasks::start_with(sup, shutdown, tasks, processes, listen(tasks))
     }
 
-    /// [`Tasks::start`] with signal listeners installed earlier by
+    /// `Tasks::start` with signal listeners installed earlier by
     /// [`listen`]: the daemon installs them before it opens its socket, so a
     /// signal sent as soon as `tend up` answers is not lost (a listener only
     /// sees signals that arrive after it exists).

@@ -679,20 +679,56 @@ mod tests {
         assert_eq!(read(&p), "c\n");
     }
 
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
+    /// Root ignores directory permissions. As root, this thread's file
+    /// accesses are `nobody`'s (its filesystem uid and gid, which are per
+    /// thread, so other tests are not affected) until this is dropped.
+    struct FsUser(Option<(u32, u32)>);
+
+    impl FsUser {
+        /// `nobody` as root (after giving it `owned`), else nothing to do.
+        fn nobody_if_root(owned: &Path) -> FsUser {
+            if !nix::unistd::geteuid().is_root() {
+                return FsUser(None);
+            }
+            let nobody = nix::unistd::User::from_name("nobody")
+                .unwrap()
+                .expect("user nobody exists");
+            nix::unistd::chown(owned, Some(nobody.uid), Some(nobody.gid)).unwrap();
+            // SAFETY: plain system calls; they change only this thread.
+            let (uid, gid) = unsafe {
+                (
+                    libc::setfsgid(nobody.gid.as_raw()),
+                    libc::setfsuid(nobody.uid.as_raw()),
+                )
+            };
+            FsUser(Some((
+                u32::try_from(uid).unwrap(),
+                u32::try_from(gid).unwrap(),
+            )))
+        }
+    }
+
+    impl Drop for FsUser {
+        fn drop(&mut self) {
+            if let Some((uid, gid)) = self.0 {
+                // SAFETY: as above; back to root's filesystem ids.
+                unsafe {
+                    libc::setfsuid(uid);
+                    libc::setfsgid(gid);
+                }
+            }
+        }
     }
 
     #[test]
     fn drops_in_a_read_only_directory() {
-        if is_root() {
-            eprintln!("skipped: running as root, which ignores directory permissions");
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
         let ro = dir.path().join("ro");
         fs::create_dir(&ro).unwrap();
         fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        // The temp dir is 0700: whoever writes must be able to enter it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let _user = FsUser::nobody_if_root(&ro);
         let p = ro.join("app.log");
         let mut f = LogFile::open(p.clone(), 0, 0);
         let r = f.write(b"one\n", ms(0));
@@ -725,8 +761,7 @@ mod tests {
 
     #[test]
     fn drops_on_a_full_disk() {
-        if !is_root() {
-            eprintln!("skipped: mounting a small tmpfs needs root");
+        if !tend_testkit::require_root("mounting a small tmpfs") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -738,8 +773,7 @@ mod tests {
         if let Err(e) =
             nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), flags, Some("size=64k"))
         {
-            eprintln!("skipped: cannot mount a tmpfs here: {e}");
-            return;
+            tend_testkit::require!(false, "cannot mount a tmpfs here: {e}");
         }
         let _guard = Mount(mnt.clone());
         let p = mnt.join("app.log");

@@ -604,12 +604,10 @@ async fn ids_as(user: Option<&str>, group: Option<&str>) -> (u32, u32, BTreeSet<
     (num("u"), num("g"), groups)
 }
 
+/// Whether the test runs as root, which switching users needs; if not, the
+/// test fails under CI and is a counted skip elsewhere.
 fn is_root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: switching users needs root");
-    }
-    root
+    tend_testkit::require_root("switching users")
 }
 
 #[tokio::test]
@@ -797,8 +795,31 @@ async fn unprivileged_helper() {
     assert_eq!(run(&s).await, ExitInfo::Code(0));
 }
 
-/// Whether this process has a child that is a zombie nobody reaped.
-fn has_zombie_child() -> bool {
+/// Names the calling thread `name` until dropped. A child that never reached
+/// `execve` (or whose exec failed) keeps the name of the thread that cloned it,
+/// so the test can tell its own failed children apart from the zombies other
+/// tests leave behind: plain `cargo test` runs the tests of this binary as
+/// threads of one process, which is the parent of all their children.
+struct ThreadName(CString);
+
+impl ThreadName {
+    fn set(name: &str) -> ThreadName {
+        let old = nix::sys::prctl::get_name().expect("thread name");
+        let new = CString::new(name).expect("no NUL");
+        nix::sys::prctl::set_name(&new).expect("set thread name");
+        ThreadName(old)
+    }
+}
+
+impl Drop for ThreadName {
+    fn drop(&mut self) {
+        let _ = nix::sys::prctl::set_name(&self.0);
+    }
+}
+
+/// Whether this process has a zombie child named `comm` (see [`ThreadName`])
+/// that nobody reaped.
+fn has_zombie_child_named(comm: &str) -> bool {
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {
         return false;
@@ -810,12 +831,16 @@ fn has_zombie_child() -> bool {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             return false;
         };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        // pid (comm) state ppid ...: comm may hold spaces, so split at the
+        // first '(' and the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n);
         let mut fields = rest.split_whitespace();
         let state = fields.next();
         let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
-        state == Some("Z") && ppid == Some(me)
+        name == comm && state == Some("Z") && ppid == Some(me)
     })
 }
 
@@ -829,6 +854,7 @@ async fn a_failed_exec_is_reaped_and_named() {
     fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7]).expect("write");
     fs::set_permissions(&junk, fs::Permissions::from_mode(0o755)).expect("chmod");
     let (mut launcher, _rx) = launcher();
+    let name = ThreadName::set("tend-failexec");
     for _ in 0..3 {
         let err = launcher
             .spawn(&spec(&[junk.to_str().expect("utf-8")]))
@@ -841,9 +867,25 @@ async fn a_failed_exec_is_reaped_and_named() {
         );
     }
     assert!(
-        !has_zombie_child(),
+        !has_zombie_child_named("tend-failexec"),
         "the children whose exec failed were not reaped"
     );
+    // The check is not blind: a child cloned by this thread and not waited
+    // for is seen (it only exits, which is all a forked child of a
+    // multi-threaded process may do).
+    // SAFETY: fork, then only `_exit` in the child; the parent waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe { libc::_exit(0) };
+    }
+    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+    poll_until("an unreaped child to be seen", || {
+        has_zombie_child_named("tend-failexec")
+    })
+    .await;
+    // SAFETY: waits for the child forked above, ours alone.
+    assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) }, pid);
+    drop(name);
     // And the launcher still works afterwards.
     let (mut launcher, mut rx) = (launcher, _rx);
     let pid = launcher.spawn(&spec(&["true"])).expect("spawn").pid;
@@ -886,6 +928,7 @@ async fn a_failing_setup_step_is_named() {
     let mut s = spec(&["/bin/true"]);
     s.user = Some("nobody".into());
     s.cwd = Some(private.clone());
+    let name = ThreadName::set("tend-failsetup");
     let err = spawn_err(&s);
     assert!(err.permanent, "{err:?}");
     assert!(
@@ -894,7 +937,11 @@ async fn a_failing_setup_step_is_named() {
         "{}",
         err.message
     );
-    assert!(!has_zombie_child());
+    assert!(
+        !has_zombie_child_named("tend-failsetup"),
+        "the child whose setup failed was not reaped"
+    );
+    drop(name);
 }
 
 /// The child runs in the daemon's memory until exec; other threads of the

@@ -18,7 +18,7 @@
 //! The programs come from a Python venv with `supervisor` 4.3.0:
 //! `scripts/test` makes it at the repository's `.venv` and exports
 //! `TEND_SUPERVISORCTL` and `TEND_SUPERVISORD`. Without them (and without
-//! `.venv`), the tests print why and pass without checking anything.
+//! `.venv`), the tests fail under `CI=true` and are counted skips elsewhere.
 
 // This test binary has no reaper: waiting for the programs it starts is its job.
 #![allow(clippy::disallowed_methods)]
@@ -49,7 +49,8 @@ pub struct Venv {
     pub python: PathBuf,
 }
 
-/// The venv, or `None` (with the reason printed) when it is not there.
+/// The venv, or `None` when it is not there: then the test fails under CI
+/// and is a counted skip elsewhere (`tend_testkit::require`).
 /// `TEND_SUPERVISORCTL` set to a missing file is a broken setup: a failure.
 pub fn venv() -> Option<Venv> {
     let (ctl, supervisord) = match (
@@ -67,14 +68,19 @@ pub fn venv() -> Option<Venv> {
             (ctl, sd)
         }
         _ => {
-            let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin");
+            // The repository's .venv, two levels above this crate.
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+            let bin = repo.expect("crates/tend").join(".venv/bin");
             let (ctl, sd) = (bin.join("supervisorctl"), bin.join("supervisord"));
-            if !ctl.is_file() || !sd.is_file() {
-                eprintln!(
-                    "skipped: no supervisor venv (TEND_SUPERVISORCTL is not set and {} is \
-                     missing); scripts/test creates it",
+            let found = ctl.is_file() && sd.is_file();
+            if !tend_testkit::require(
+                found,
+                format_args!(
+                    "no supervisor venv: TEND_SUPERVISORCTL is not set and {} is missing \
+                     (scripts/test creates it)",
                     ctl.display()
-                );
+                ),
+            ) {
                 return None;
             }
             (ctl, sd)

@@ -8,20 +8,23 @@
 // This test binary has no reaper: waiting for the programs it starts is its job.
 #![allow(clippy::disallowed_methods)]
 
+use std::cell::RefCell;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::harness::{Daemon, TestEnv, wait_until};
 
-/// Runs calls through `xmlrpc.client.ServerProxy` and prints, per call,
-/// `{"ok": result}`, `{"fault": [code, string]}` or `{"protocol": [code, msg]}`.
+/// Runs calls through `xmlrpc.client.ServerProxy`: for each line
+/// `[url, [[method, params], ...]]` on stdin it prints a line with, per call,
+/// `{"ok": result}`, `{"fault": [code, string]}` or `{"protocol": [code, msg]}`
+/// (or `{"error": traceback}` when the calls could not be made).
 const CLIENT: &str = r#"
-import http.client, json, socket, sys, xmlrpc.client
+import http.client, json, socket, sys, traceback, xmlrpc.client
 
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path):
@@ -41,42 +44,95 @@ class UnixTransport(xmlrpc.client.Transport):
         _, self._extra_headers, _ = self.get_host_info(host)
         return UnixConnection(self.unix_path)
 
-url = sys.argv[1]
-if url.startswith('unix://'):
-    creds, _, path = url[7:].rpartition('@')
-    host = 'http://' + (creds + '@' if creds else '') + 'localhost'
-    proxy = xmlrpc.client.ServerProxy(host, transport=UnixTransport(path))
-else:
-    proxy = xmlrpc.client.ServerProxy(url)
-out = []
-for method, params in json.loads(sys.argv[2]):
+def calls(url, calls):
+    if url.startswith('unix://'):
+        creds, _, path = url[7:].rpartition('@')
+        host = 'http://' + (creds + '@' if creds else '') + 'localhost'
+        proxy = xmlrpc.client.ServerProxy(host, transport=UnixTransport(path))
+    else:
+        proxy = xmlrpc.client.ServerProxy(url)
+    out = []
+    for method, params in calls:
+        try:
+            out.append({'ok': getattr(proxy, method)(*params)})
+        except xmlrpc.client.Fault as f:
+            out.append({'fault': [f.faultCode, f.faultString]})
+        except xmlrpc.client.ProtocolError as e:
+            out.append({'protocol': [e.errcode, e.errmsg]})
+    return out
+
+for line in sys.stdin:
     try:
-        out.append({'ok': getattr(proxy, method)(*params)})
-    except xmlrpc.client.Fault as f:
-        out.append({'fault': [f.faultCode, f.faultString]})
-    except xmlrpc.client.ProtocolError as e:
-        out.append({'protocol': [e.errcode, e.errmsg]})
-print(json.dumps(out))
+        out = calls(*json.loads(line))
+    except Exception:
+        out = {'error': traceback.format_exc()}
+    print(json.dumps(out), flush=True)
 "#;
+
+/// The python client of one test thread, started at its first call and ended
+/// with the thread: a python start with xmlrpc.client's imports takes about
+/// 0.1 s, and a test makes dozens of calls.
+struct Client {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Client {
+    fn start() -> Client {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(CLIENT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (the tests need it, for xmlrpc.client)");
+        Client {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("stdout")),
+            child,
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // End of input: the client exits.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+thread_local! {
+    static CLIENT_PROCESS: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
 
 /// Calls `method(params...)` at `url` (`unix://[user:pass@]/path` or `http://...`).
 fn rpc_all(url: &str, calls: &[(&str, Value)]) -> Vec<Value> {
     let calls: Vec<Value> = calls.iter().map(|(m, p)| json!([m, p])).collect();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .arg(url)
-        .arg(Value::Array(calls).to_string())
-        .output()
-        .expect("python3 (the tests need it, for xmlrpc.client)");
-    assert!(
-        out.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match serde_json::from_slice(&out.stdout) {
+    let request = json!([url, calls]).to_string();
+    let line = CLIENT_PROCESS.with_borrow_mut(|client| {
+        let client = client.get_or_insert_with(Client::start);
+        let stdin = client.stdin.as_mut().expect("open");
+        writeln!(stdin, "{request}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the python client");
+        let mut line = String::new();
+        client
+            .stdout
+            .read_line(&mut line)
+            .expect("read the python client");
+        line
+    });
+    match serde_json::from_str(&line) {
         Ok(Value::Array(v)) => v,
-        other => panic!("bad client output {other:?}"),
+        Ok(Value::Object(e)) if e.contains_key("error") => {
+            panic!(
+                "python client failed: {}",
+                e["error"].as_str().unwrap_or_default()
+            )
+        }
+        _ => panic!("bad client output {line:?} (see its stderr above)"),
     }
 }
 
@@ -733,10 +789,16 @@ fn read_head(r: &mut impl Read) -> String {
 
 #[test]
 fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
-    let mut d = start_conf(&lab_conf(free_port()));
+    // The lab's printer, but its first 150 lines (2.5 KB) at once, so the
+    // log holds more than the 1 KB tail without 26 s of waiting; then a line
+    // every 0.2 s as before, to show new lines streaming.
+    let slow = "sleep 0.2; done";
+    let conf = lab_conf(free_port());
+    assert!(conf.contains(slow), "the lab's printer changed");
+    let mut d = start_conf(&conf.replace(slow, "[ $i -gt 150 ] && sleep 0.2; done"));
     let log = d.dir.path().join("logs/printer.out.log");
     d.wait_for("printer to write 2 KB", Duration::from_secs(60), |_| {
-        fs::metadata(&log).is_ok_and(|m| m.len() > 2048)
+        fs::read_to_string(&log).is_ok_and(|t| t.len() > 2048 && t.contains("printer line 151\n"))
     });
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -764,11 +826,23 @@ fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
         "400",
         "the last 1024 bytes first"
     );
-    assert!(String::from_utf8_lossy(&first).ends_with('\n'));
-    // Then what the process writes next, as it writes it.
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.ends_with('\n'), "{first:?}");
+    // Then what the process writes next, as it writes it: the line after the
+    // tail's last, none lost or repeated.
+    let last: u32 = first
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("printer line "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no printer line at the end of {first:?}"));
+    assert!(last > 150, "the tail is the end of the log: {first:?}");
     let (_, next) = read_chunk(&mut s);
     let next = String::from_utf8_lossy(&next).into_owned();
-    assert!(next.starts_with("printer line "), "{next:?}");
+    assert!(
+        next.starts_with(&format!("printer line {}\n", last + 1)),
+        "after line {last}: {next:?}"
+    );
     drop(s);
 
     // stderr and a group:name namespec; unknown names are 404.
