@@ -31,23 +31,18 @@
 pub mod api;
 pub mod auth;
 mod daemon;
-mod error;
-mod extract;
-mod handlers;
+mod json;
 pub mod listen;
-mod logs;
 pub mod state;
 
-use axum::routing::{delete, get, post};
 use tokio::sync::watch;
 
 pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
-pub use error::ApiError;
+pub use json::{ApiError, ChannelStream, json_router, router};
 pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
-pub use logs::ChannelStream;
 pub use state::ConfigState;
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).
@@ -151,32 +146,6 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
         router = router.merge(r);
     }
     router
-}
-
-/// The JSON API under `/v1`, acting on `sup` (no config file: `POST
-/// /v1/reload` answers 404). `POST /v1/shutdown` pulls `shutdown`.
-pub fn router(sup: tend_core::Supervisor, shutdown: Shutdown) -> Router {
-    json_router(Daemon::without_config(sup, shutdown))
-}
-
-/// The JSON API under `/v1`, acting on `daemon`.
-pub fn json_router(daemon: Daemon) -> Router {
-    Router::new()
-        .route("/v1/status", get(handlers::status))
-        .route("/v1/start", post(handlers::start))
-        .route("/v1/stop", post(handlers::stop))
-        .route("/v1/restart", post(handlers::restart))
-        .route("/v1/signal", post(handlers::signal))
-        .route("/v1/processes", post(handlers::add))
-        .route("/v1/processes/{name}", delete(handlers::remove))
-        .route("/v1/logs", get(logs::logs))
-        .route("/v1/logs/reopen", post(logs::reopen))
-        .route("/v1/version", get(handlers::version))
-        .route("/v1/reload", post(handlers::reload))
-        .route("/v1/shutdown", post(handlers::shutdown))
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(daemon)
 }
 
 #[cfg(test)]

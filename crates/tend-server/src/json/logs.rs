@@ -20,9 +20,9 @@ use tend_core::logs::Stream;
 use tend_core::runtime::{LogChunk, LogLine, LogQuery};
 use tokio::sync::{broadcast, mpsc};
 
+use super::error::ApiError;
+use super::handlers::select;
 use crate::api::{LogItem, LogLineItem, ReopenError, ReopenResponse, percent_decode};
-use crate::error::ApiError;
-use crate::handlers::select;
 use crate::{Daemon, Shutdown};
 
 /// Lines sent when the client does not say.

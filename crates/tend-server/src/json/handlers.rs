@@ -1,4 +1,4 @@
-//! One small handler per verb. A new verb is one route in [`crate::router`]
+//! One small handler per verb. A new verb is one route in [`super::json_router`]
 //! plus one function here (and, in tend-core, one `Request` variant).
 
 use std::collections::HashSet;
@@ -10,14 +10,14 @@ use axum::http::{Method, StatusCode, Uri};
 use tend_core::pattern::Pattern;
 use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus, Supervisor};
 
+use super::error::ApiError;
+use super::extract::JsonBody;
 use crate::Daemon;
 use crate::api::{
     ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest, StartRequest,
     TargetsRequest, VersionResponse, percent_decode,
 };
 use crate::daemon::AddError;
-use crate::error::ApiError;
-use crate::extract::JsonBody;
 
 type ApiResult<T> = Result<T, ApiError>;
 
