@@ -13,16 +13,16 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::error::Error;
-use crate::launcher::{KillTarget, SpawnError};
-use crate::machine::{AfterStop, Effect, Health, Input, ProbeKind, Process, State, TimerId};
-use crate::name::Name;
-use crate::pattern::Pattern;
-use crate::runtime::{ActionResult, Outcome};
-use crate::signal::Signal;
-use crate::spec::{Condition, ProcessSpec};
-use crate::status::{Event, ExitInfo, ProcessStatus};
-use crate::time::Mono;
+use crate::machine::{AfterStop, Effect, Input, Process, State, TimerId};
+use crate::model::error::Error;
+use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::name::Name;
+use crate::model::outcome::{ActionResult, Outcome};
+use crate::model::pattern::Pattern;
+use crate::model::signal::Signal;
+use crate::model::spec::{Condition, ProcessSpec};
+use crate::model::status::{Event, ExitInfo, Health, ProbeKind, ProcessStatus};
+use crate::model::time::Mono;
 
 /// Identifies a request to the core; its [`CoreEffect::BatchDone`] carries it back.
 pub type BatchId = u64;
@@ -944,7 +944,7 @@ impl Core {
         &mut self,
         now: Mono,
         name: &Name,
-        msg: crate::notify::NotifyMsg,
+        msg: crate::model::notify_msg::NotifyMsg,
     ) -> Vec<CoreEffect> {
         let mut out = Vec::new();
         self.feed(now, name, Input::Notify(msg), &mut out);
@@ -1017,7 +1017,7 @@ impl Core {
                         State::Running { .. } | State::Starting { .. }
                             if p.announced_stopping() =>
                         {
-                            crate::status::StateName::Stopping
+                            crate::model::status::StateName::Stopping
                         }
                         _ => st.name(),
                     },
@@ -1034,7 +1034,7 @@ impl Core {
                     log_dropped_bytes: 0,
                     ready: p.is_ready(),
                     health: p.health(),
-                    last_check: p.last_check().map(|c| crate::status::CheckStatus {
+                    last_check: p.last_check().map(|c| crate::model::status::CheckStatus {
                         kind: c.kind,
                         ok: c.ok,
                         detail: c.detail.clone(),

@@ -75,22 +75,16 @@
 #![deny(missing_docs)]
 
 pub mod core;
-pub mod duration;
 mod epoll;
-pub mod error;
 pub mod launcher;
 pub mod logs;
 pub mod machine;
-pub mod name;
-pub mod notify;
-pub mod pattern;
-pub mod probe;
+pub mod model;
 pub mod runtime;
-pub mod signal;
-pub mod spec;
-pub mod status;
-pub mod time;
 pub mod unix;
+
+// The vocabulary by its short paths (`tend_core::spec::LogTarget`).
+pub use model::{duration, error, name, pattern, probe, signal, spec, status, time};
 
 #[cfg(test)]
 mod tests;

@@ -26,12 +26,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::launcher::{KillTarget, SpawnError};
-use crate::name::Name;
-use crate::signal::Signal;
-use crate::spec::{BackoffMode, ProcessSpec, RestartPolicy};
-use crate::status::{Event, ExitInfo, StateName};
-use crate::time::Mono;
+use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::name::Name;
+use crate::model::notify_msg::NotifyMsg;
+use crate::model::signal::Signal;
+use crate::model::spec::{BackoffMode, ProcessSpec, RestartPolicy};
+use crate::model::status::{Event, ExitInfo, Health, ProbeKind, StateName};
+use crate::model::time::Mono;
 
 /// The timers a process can have armed, at most one of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,7 +232,7 @@ pub enum Input {
         detail: String,
     },
     /// A message on its notify socket.
-    Notify(crate::notify::NotifyMsg),
+    Notify(NotifyMsg),
     /// A timer fired.
     Timer(TimerId),
 }
@@ -271,28 +272,6 @@ pub enum Effect {
         /// The run it belongs to.
         run: u64,
     },
-}
-
-/// The two kinds of checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeKind {
-    /// Readiness: gates `running` and dependents.
-    Ready,
-    /// Liveness: failing it restarts the process.
-    Health,
-}
-
-/// Health as status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// No verdict yet (or no health check).
-    Unknown,
-    /// The last `success_threshold` runs passed.
-    Healthy,
-    /// The last `failure_threshold` runs failed.
-    Unhealthy,
 }
 
 /// The last check that ran.
@@ -825,7 +804,7 @@ impl Process {
         }
     }
 
-    fn on_notify(&mut self, now: Mono, msg: crate::notify::NotifyMsg, fx: &mut Vec<Effect>) {
+    fn on_notify(&mut self, now: Mono, msg: NotifyMsg, fx: &mut Vec<Effect>) {
         if !matches!(self.state, State::Starting { .. } | State::Running { .. }) {
             return;
         }
@@ -1092,7 +1071,7 @@ impl Process {
                 let w = self
                     .spec
                     .watchdog
-                    .map(crate::duration::format)
+                    .map(crate::model::duration::format)
                     .unwrap_or_default();
                 self.recover(
                     now,
@@ -1105,7 +1084,7 @@ impl Process {
                 let t = self
                     .spec
                     .start_timeout
-                    .map(crate::duration::format)
+                    .map(crate::model::duration::format)
                     .unwrap_or_default();
                 self.recover(
                     now,

@@ -14,19 +14,21 @@ use tokio::time::Instant;
 use std::path::PathBuf;
 
 use crate::core::{BatchId, Core, CoreEffect, Op};
-use crate::error::Error;
 use crate::launcher::KillTarget;
 use crate::launcher::{Launcher, Reaped};
-use crate::machine::ProbeKind;
 use crate::machine::TimerId;
-use crate::name::Name;
-use crate::notify::{NotifyMsg, NotifySocket};
-use crate::probe::{Check, ProbeOutcome, run_check};
+use crate::model::error::Error;
+use crate::model::name::Name;
+use crate::model::notify_msg::NotifyMsg;
+use crate::model::probe::{Check, ProbeOutcome, ProbeSpec};
+use crate::model::signal::Signal;
+use crate::model::spec::{LogTarget, ProcessSpec};
+use crate::model::status::Event;
+use crate::model::status::ProbeKind;
+use crate::model::time::Mono;
+use crate::runtime::notify::NotifySocket;
+use crate::runtime::probe::run_check;
 use crate::runtime::{ActionResult, LogHub, Request};
-use crate::signal::Signal;
-use crate::spec::{LogTarget, ProcessSpec};
-use crate::status::Event;
-use crate::time::Mono;
 
 /// What the driver's own helper tasks report back.
 enum Aux {
@@ -474,7 +476,7 @@ fn log_event(ev: &Event) {
     tracing::debug!(event = ?ev, "supervisor event");
 }
 
-fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&crate::probe::ProbeSpec> {
+fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&ProbeSpec> {
     match kind {
         ProbeKind::Ready => spec.ready.as_ref(),
         ProbeKind::Health => spec.health.as_ref(),

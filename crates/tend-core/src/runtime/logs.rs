@@ -35,8 +35,8 @@ use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::epoll::{self, Epoll, Registered};
 use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
-use crate::name::Name;
-use crate::spec::{LogSpec, LogTarget};
+use crate::model::name::Name;
+use crate::model::spec::{LogSpec, LogTarget};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.

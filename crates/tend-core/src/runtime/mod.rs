@@ -6,7 +6,10 @@
 
 mod driver;
 mod logs;
+pub mod notify;
+pub(crate) mod probe;
 
+pub use crate::model::outcome::{ActionResult, Outcome};
 pub use logs::{LogChunk, LogHub, LogLine, LogQuery};
 
 use std::sync::Arc;
@@ -14,35 +17,14 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::error::Error;
 use crate::launcher::{Launcher, Reaped};
-use crate::name::Name;
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
-use crate::status::{Event, ProcessStatus};
+use crate::model::error::Error;
+use crate::model::name::Name;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ProcessStatus};
 
 use driver::Driver;
-
-/// What a successful request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The request was carried out.
-    Done,
-    /// It was already running (start).
-    AlreadyRunning,
-    /// It was already stopped (stop).
-    AlreadyStopped,
-}
-
-/// The result of a request for one process of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionResult {
-    /// The process.
-    pub name: Name,
-    /// What happened to it.
-    pub result: Result<Outcome, Error>,
-}
 
 /// Requests the driver understands; one variant per verb.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
-use crate::spec::ProcessSpec;
-use crate::status::{Event, ExitInfo, StateName};
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ExitInfo, StateName};
 use crate::{Error, Name, Options, Outcome, Signal, Supervisor};
 
 #[derive(Default)]

@@ -8,10 +8,10 @@ use crate::Signal;
 use crate::core::Op;
 use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerKind;
+use crate::model::spec::{BackoffMode, ProcessSpec, RestartPolicy};
+use crate::model::status::{Event, ExitInfo, StateName};
+use crate::model::time::Mono;
 use crate::runtime::Outcome;
-use crate::spec::{BackoffMode, ProcessSpec, RestartPolicy};
-use crate::status::{Event, ExitInfo, StateName};
-use crate::time::Mono;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])

@@ -3,11 +3,11 @@
 
 use super::sim::*;
 use crate::core::Op;
-use crate::machine::{Health, ProbeKind};
-use crate::probe::{Check, ProbeSpec};
-use crate::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
-use crate::status::{ExitInfo, StateName};
-use crate::time::Mono;
+use crate::model::probe::{Check, ProbeSpec};
+use crate::model::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
+use crate::model::status::{ExitInfo, StateName};
+use crate::model::status::{Health, ProbeKind};
+use crate::model::time::Mono;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])

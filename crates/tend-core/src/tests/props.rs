@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::sim::*;
 use crate::core::Op;
-use crate::spec::{BackoffMode, ProcessSpec};
-use crate::status::{Event, ExitInfo};
+use crate::model::spec::{BackoffMode, ProcessSpec};
+use crate::model::status::{Event, ExitInfo};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 

@@ -2,14 +2,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::core::{BatchId, Core, CoreEffect, Op};
-use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerId;
-use crate::name::Name;
+use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::name::Name;
+use crate::model::signal::Signal;
+use crate::model::spec::{Backoff, BackoffMode, ProcessSpec};
+use crate::model::status::{Event, ExitInfo, StateName};
+use crate::model::time::Mono;
 use crate::runtime::ActionResult;
-use crate::signal::Signal;
-use crate::spec::{Backoff, BackoffMode, ProcessSpec};
-use crate::status::{Event, ExitInfo, StateName};
-use crate::time::Mono;
 
 /// How a fake process reacts to signals (Twisted's DummyProcess by default:
 /// TERM exits after 1 s with status 0, KILL exits at once).
@@ -63,7 +63,7 @@ pub struct Sim {
     pub behaviour: HashMap<Name, Behaviour>,
     pub spawn_errors: HashMap<Name, SpawnError>,
     /// Checks the core asked to run, not answered yet: (name, kind, run).
-    pub probes: Vec<(Name, crate::machine::ProbeKind, u64)>,
+    pub probes: Vec<(Name, crate::model::status::ProbeKind, u64)>,
 }
 
 pub fn n(s: &str) -> Name {
@@ -239,7 +239,7 @@ impl Sim {
     }
 
     /// Answers every pending check of `name` of this kind.
-    pub fn answer(&mut self, name: &str, kind: crate::machine::ProbeKind, ok: bool) -> usize {
+    pub fn answer(&mut self, name: &str, kind: crate::model::status::ProbeKind, ok: bool) -> usize {
         // Checks due now (initial_delay 0) are asked for when their timer fires.
         self.advance(Duration::ZERO);
         let mine: Vec<_> = self
@@ -266,9 +266,11 @@ impl Sim {
 
     /// `name` sends this datagram on its notify socket (`b"READY=1"`).
     pub fn notify(&mut self, name: &str, datagram: &[u8]) {
-        let fx = self
-            .core
-            .notify(self.now, &n(name), crate::notify::parse(datagram));
+        let fx = self.core.notify(
+            self.now,
+            &n(name),
+            crate::model::notify_msg::parse(datagram),
+        );
         self.run(fx);
     }
 

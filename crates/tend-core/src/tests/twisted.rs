@@ -8,10 +8,10 @@ use super::sim::*;
 use crate::Error;
 use crate::core::Op;
 use crate::machine::TimerKind;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{ExitInfo, StateName};
+use crate::model::time::Mono;
 use crate::runtime::Outcome;
-use crate::spec::ProcessSpec;
-use crate::status::{ExitInfo, StateName};
-use crate::time::Mono;
 
 fn running_sim(names: &[&str]) -> Sim {
     let mut sim = Sim::new();

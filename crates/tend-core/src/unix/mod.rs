@@ -78,8 +78,8 @@ use tokio::sync::mpsc;
 
 use crate::epoll::Epoll;
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
 
 /// State shared by the launcher and its reaper; see "The spawn lock" above.
 #[derive(Debug)]

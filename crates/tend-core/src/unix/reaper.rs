@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use super::{SharedState, lock};
 use crate::epoll::{self, Registered};
 use crate::launcher::Reaped;
-use crate::signal::Signal;
-use crate::status::ExitInfo;
+use crate::model::signal::Signal;
+use crate::model::status::ExitInfo;
 
 /// The exit reported for one of our children that vanished without us reaping
 /// it (the embedding program waited for it, or set SIGCHLD to `SIG_IGN`). Real

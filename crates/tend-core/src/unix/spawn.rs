@@ -98,7 +98,7 @@ use nix::unistd::{self, AccessFlags};
 
 use super::creds::{self, Creds};
 use crate::launcher::SpawnError;
-use crate::spec::ProcessSpec;
+use crate::model::spec::ProcessSpec;
 
 /// The `PATH` a child gets when neither its spec nor the daemon sets one
 /// (what `execvp` uses in that case, minus the current directory).
