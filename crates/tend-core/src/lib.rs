@@ -17,12 +17,12 @@
 //!    carry their data ([`machine::State::Running`] has a pid, `Backoff` has
 //!    the instant the restart is due), so impossible combinations cannot be
 //!    written down.
-//! 2. **The core** ([`core::Core`]): every machine by name, requests in
+//! 2. **The registry** ([`registry::Registry`]): every machine by name, requests in
 //!    batches that respect priority (start in priority order; stop in reverse
 //!    priority order, one level at a time), and completion: it knows when "stop
 //!    these five" has finished. Still sans-IO.
 //! 3. **The driver**, one tokio task behind the [`Supervisor`] handle. It owns
-//!    the core, executes effects through a [`launcher::Launcher`] (the real one
+//!    the registry, executes effects through a [`launcher::Launcher`] (the real one
 //!    is [`unix::UnixLauncher`]: a vfork-style clone and exec that copies
 //!    nothing of the daemon, one reaper on SIGCHLD), keeps timers in a sorted
 //!    map and sleeps until the earliest. When nothing happens it does not
@@ -74,12 +74,12 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod core;
 mod epoll;
 pub mod launcher;
 pub mod logs;
 pub mod machine;
 pub mod model;
+pub mod registry;
 pub mod runtime;
 pub mod unix;
 

@@ -604,7 +604,7 @@ impl Process {
         }
     }
 
-    /// The core says its dependencies are not satisfied.
+    /// The registry says its dependencies are not satisfied.
     fn on_wait(&mut self, on: String, blocked: Option<String>, fx: &mut Vec<Effect>) {
         match self.state {
             State::Stopped

@@ -1,4 +1,4 @@
-//! Tests of the sans-IO core under virtual time.
+//! Tests of the sans-IO layer (machine and registry) under virtual time.
 //!
 //! `sim` is a deterministic world: fake processes that exit when told, a clock
 //! that moves only when a test says so. The scenarios mirror Twisted's

@@ -1,7 +1,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::core::{BatchId, Core, CoreEffect, Op};
 use crate::machine::TimerId;
 use crate::model::launch::{KillTarget, SpawnError};
 use crate::model::name::Name;
@@ -9,6 +8,7 @@ use crate::model::signal::Signal;
 use crate::model::spec::{Backoff, BackoffMode, ProcessSpec};
 use crate::model::status::{Event, ExitInfo, StateName};
 use crate::model::time::Mono;
+use crate::registry::{self, BatchId, Op, Registry};
 use crate::runtime::ActionResult;
 
 /// How a fake process reacts to signals (Twisted's DummyProcess by default:
@@ -45,9 +45,9 @@ pub struct SpawnRecord {
     pub spec: ProcessSpec,
 }
 
-/// A deterministic world around a [`Core`].
+/// A deterministic world around a [`Registry`].
 pub struct Sim {
-    pub core: Core,
+    pub registry: Registry,
     pub now: Mono,
     timers: BTreeMap<(Mono, u64), (Name, TimerId)>,
     timer_index: HashMap<(Name, TimerId), (Mono, u64)>,
@@ -62,7 +62,7 @@ pub struct Sim {
     next_batch: BatchId,
     pub behaviour: HashMap<Name, Behaviour>,
     pub spawn_errors: HashMap<Name, SpawnError>,
-    /// Checks the core asked to run, not answered yet: (name, kind, run).
+    /// Checks the registry asked to run, not answered yet: (name, kind, run).
     pub probes: Vec<(Name, crate::model::status::ProbeKind, u64)>,
 }
 
@@ -97,7 +97,7 @@ pub fn ms(m: u64) -> Duration {
 impl Sim {
     pub fn new() -> Self {
         Sim {
-            core: Core::new(),
+            registry: Registry::new(),
             now: Mono::ZERO,
             timers: BTreeMap::new(),
             timer_index: HashMap::new(),
@@ -117,21 +117,21 @@ impl Sim {
     }
 
     pub fn add(&mut self, spec: ProcessSpec) -> Result<(), crate::Error> {
-        let fx = self.core.add(self.now, spec)?;
+        let fx = self.registry.add(self.now, spec)?;
         self.run(fx);
         Ok(())
     }
 
     pub fn start_service(&mut self) -> BatchId {
         let b = self.batch();
-        let fx = self.core.start_service(self.now, b);
+        let fx = self.registry.start_service(self.now, b);
         self.run(fx);
         b
     }
 
     pub fn shutdown(&mut self) -> BatchId {
         let b = self.batch();
-        let fx = self.core.shutdown(self.now, b);
+        let fx = self.registry.shutdown(self.now, b);
         self.run(fx);
         b
     }
@@ -139,7 +139,7 @@ impl Sim {
     pub fn request(&mut self, op: Op, names: &[&str]) -> BatchId {
         let b = self.batch();
         let fx = self
-            .core
+            .registry
             .request(self.now, b, op, names.iter().map(|s| n(s)).collect());
         self.run(fx);
         b
@@ -170,11 +170,11 @@ impl Sim {
     }
 
     pub fn pid(&self, name: &str) -> Option<u32> {
-        self.core.get(name).and_then(|p| p.state().pid())
+        self.registry.get(name).and_then(|p| p.state().pid())
     }
 
     pub fn state(&self, name: &str) -> StateName {
-        self.core
+        self.registry
             .get(name)
             .map(|p| p.state().name())
             .unwrap_or(StateName::Stopped)
@@ -182,7 +182,10 @@ impl Sim {
 
     /// The error `name` last reported; panics if there is no such process.
     pub fn error(&self, name: &str) -> Option<&str> {
-        self.core.get(name).expect("error: unknown process").error()
+        self.registry
+            .get(name)
+            .expect("error: unknown process")
+            .error()
     }
 
     pub fn spawn_count(&self, name: &str) -> usize {
@@ -234,7 +237,7 @@ impl Sim {
             }
             _ => return,
         };
-        let fx = self.core.exited(self.now, pid, exit, group_alive);
+        let fx = self.registry.exited(self.now, pid, exit, group_alive);
         self.run(fx);
     }
 
@@ -251,7 +254,7 @@ impl Sim {
         self.probes
             .retain(|p| !(p.0.as_str() == name && p.1 == kind));
         for (n, k, run) in &mine {
-            let fx = self.core.probe_result(
+            let fx = self.registry.probe_result(
                 self.now,
                 n,
                 *k,
@@ -266,7 +269,7 @@ impl Sim {
 
     /// `name` sends this datagram on its notify socket (`b"READY=1"`).
     pub fn notify(&mut self, name: &str, datagram: &[u8]) {
-        let fx = self.core.notify(
+        let fx = self.registry.notify(
             self.now,
             &n(name),
             crate::model::notify_msg::parse(datagram),
@@ -299,7 +302,7 @@ impl Sim {
             if let Some((key, (name, id))) = self.timers.pop_first() {
                 let _ = key;
                 self.timer_index.remove(&(name.clone(), id));
-                let fx = self.core.timer(self.now, &name, id);
+                let fx = self.registry.timer(self.now, &name, id);
                 self.run(fx);
             }
         }
@@ -312,13 +315,13 @@ impl Sim {
             .any(|(nm, id)| nm.as_str() == name && id.kind == kind)
     }
 
-    fn run(&mut self, fx: Vec<CoreEffect>) {
-        let mut queue: std::collections::VecDeque<CoreEffect> = fx.into();
+    fn run(&mut self, fx: Vec<registry::Effect>) {
+        let mut queue: std::collections::VecDeque<registry::Effect> = fx.into();
         while let Some(effect) = queue.pop_front() {
             match effect {
-                CoreEffect::Spawn(name) => {
+                registry::Effect::Spawn(name) => {
                     let spec = self
-                        .core
+                        .registry
                         .get(name.as_str())
                         .expect("spawn of unknown")
                         .spec()
@@ -346,10 +349,10 @@ impl Sim {
                             Ok(pid)
                         }
                     };
-                    let more = self.core.spawned(self.now, &name, result);
+                    let more = self.registry.spawned(self.now, &name, result);
                     queue.extend(more);
                 }
-                CoreEffect::Kill { target, sig, .. } => {
+                registry::Effect::Kill { target, sig, .. } => {
                     self.kills.push((self.now, target, sig));
                     let pid = match target {
                         KillTarget::Process(p) | KillTarget::Group(p) => p,
@@ -368,7 +371,7 @@ impl Sim {
                         } else if matches!(target, KillTarget::Group(_)) {
                             // Only lingering members were left: the group empties.
                             let name = p.name.clone();
-                            let fx = self.core.group_empty(self.now, &name);
+                            let fx = self.registry.group_empty(self.now, &name);
                             queue.extend(fx);
                         }
                     } else if p.alive
@@ -379,25 +382,27 @@ impl Sim {
                             .insert((self.now + d, s), (pid, ExitInfo::Code(0)));
                     }
                 }
-                CoreEffect::ArmTimer { name, id, at } => {
+                registry::Effect::ArmTimer { name, id, at } => {
                     let s = self.seq();
                     self.timers.insert((at, s), (name.clone(), id));
                     self.timer_index.insert((name, id), (at, s));
                 }
-                CoreEffect::CancelTimer { name, id } => {
+                registry::Effect::CancelTimer { name, id } => {
                     if let Some(k) = self.timer_index.remove(&(name, id)) {
                         self.timers.remove(&k);
                     }
                 }
-                CoreEffect::Publish(ev) => self.events.push((self.now, ev)),
-                CoreEffect::RunProbe { name, kind, run } => self.probes.push((name, kind, run)),
-                CoreEffect::CheckGroup { name, pgid } => {
+                registry::Effect::Publish(ev) => self.events.push((self.now, ev)),
+                registry::Effect::RunProbe { name, kind, run } => {
+                    self.probes.push((name, kind, run))
+                }
+                registry::Effect::CheckGroup { name, pgid } => {
                     if !self.procs.get(&pgid).is_some_and(|p| p.group_alive) {
-                        let fx = self.core.group_empty(self.now, &name);
+                        let fx = self.registry.group_empty(self.now, &name);
                         queue.extend(fx);
                     }
                 }
-                CoreEffect::BatchDone { batch, results } => {
+                registry::Effect::BatchDone { batch, results } => {
                     self.done.insert(batch, results);
                 }
             }

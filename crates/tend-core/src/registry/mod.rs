@@ -1,11 +1,11 @@
 //! All processes together, still sans-IO: the registry, ordering by priority,
 //! and knowing when a request is finished.
 //!
-//! [`Core`] turns requests ("stop these five") into inputs for each
+//! [`Registry`] turns requests ("stop these five") into inputs for each
 //! [`Process`] machine, in the right order (stop in reverse priority order, one
 //! priority level at a time; start in priority order), and reports a batch as
-//! done once every process in it has settled. The driver owns one `Core`,
-//! executes its [`CoreEffect`]s and feeds back what the OS reported; tests
+//! done once every process in it has settled. The driver owns one `Registry`,
+//! executes its [`Effect`]s and feeds back what the OS reported; tests
 //! drive it with numbers for time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::machine::{AfterStop, Effect, Input, Process, State, TimerId};
+use crate::machine::{self, AfterStop, Input, Process, State, TimerId};
 use crate::model::error::Error;
 use crate::model::launch::{KillTarget, SpawnError};
 use crate::model::name::Name;
+use crate::model::notify_msg::NotifyMsg;
 use crate::model::outcome::{ActionResult, Outcome};
 use crate::model::pattern::Pattern;
 use crate::model::signal::Signal;
@@ -24,13 +25,13 @@ use crate::model::spec::{Condition, ProcessSpec};
 use crate::model::status::{Event, ExitInfo, Health, ProbeKind, ProcessStatus};
 use crate::model::time::Mono;
 
-/// Identifies a request to the core; its [`CoreEffect::BatchDone`] carries it back.
+/// Identifies a request to the registry; its [`Effect::BatchDone`] carries it back.
 pub type BatchId = u64;
 
 /// What the driver must do, for which process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CoreEffect {
-    /// Spawn this process now and call [`Core::spawned`] with the result.
+pub enum Effect {
+    /// Spawn this process now and call [`Registry::spawned`] with the result.
     Spawn(Name),
     /// Send a signal.
     Kill {
@@ -41,7 +42,7 @@ pub enum CoreEffect {
         /// Which signal.
         sig: Signal,
     },
-    /// Arm a timer; call [`Core::timer`] when it fires.
+    /// Arm a timer; call [`Registry::timer`] when it fires.
     ArmTimer {
         /// Whose.
         name: Name,
@@ -59,14 +60,14 @@ pub enum CoreEffect {
     },
     /// Publish an event.
     Publish(Event),
-    /// Call [`Core::group_empty`] for `name` if group `pgid` has no member left.
+    /// Call [`Registry::group_empty`] for `name` if group `pgid` has no member left.
     CheckGroup {
         /// Whose.
         name: Name,
         /// The group.
         pgid: u32,
     },
-    /// Run a check of `name` and call [`Core::probe_result`].
+    /// Run a check of `name` and call [`Registry::probe_result`].
     RunProbe {
         /// Whose.
         name: Name,
@@ -137,11 +138,11 @@ struct Batch {
 ///
 /// An input concerns one process, so the work it causes should not grow with
 /// the number of processes: waits are kept by process, and the processes in
-/// the few states the core looks for after every input (waiting, draining a
-/// group, up) are kept in sets that [`Core::feed`] updates, the only place a
+/// the few states the registry looks for after every input (waiting, draining a
+/// group, up) are kept in sets that [`Registry::feed`] updates, the only place a
 /// state changes.
 #[derive(Debug, Default)]
-pub struct Core {
+pub struct Registry {
     /// Boxed: a B-tree node has room for 11 entries and is often half empty
     /// (names mostly arrive in order), and an empty slot should cost a
     /// pointer, not a whole process.
@@ -154,16 +155,16 @@ pub struct Core {
     batches: BTreeMap<BatchId, Batch>,
     /// Processes in `waiting`.
     waiting: BTreeSet<Name>,
-    /// Stopping processes whose leader has exited (see [`Core::draining`]).
+    /// Stopping processes whose leader has exited (see [`Registry::draining`]).
     draining: BTreeSet<Name>,
-    /// How many processes are up or on their way up or down (see [`Core::any_up`]).
+    /// How many processes are up or on their way up or down (see [`Registry::any_up`]).
     live: usize,
     /// Dependency name -> the processes bound to it (`restart = true`), for
     /// the cascade when it goes down. The dependency need not exist (yet).
     bound: HashMap<Name, BTreeSet<Name>>,
 }
 
-/// What the core tracks of a process's state beyond the process itself.
+/// What the registry tracks of a process's state beyond the process itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Marks {
     waiting: bool,
@@ -202,8 +203,8 @@ fn mark(set: &mut BTreeSet<Name>, name: &Name, on: bool) {
     }
 }
 
-impl Core {
-    /// An empty core; nothing starts until [`Core::start_service`].
+impl Registry {
+    /// An empty registry; nothing starts until [`Registry::start_service`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -223,7 +224,7 @@ impl Core {
         self.pids.get(&pid)
     }
 
-    /// Whether [`Core::start_service`] has run (and no shutdown since).
+    /// Whether [`Registry::start_service`] has run (and no shutdown since).
     pub fn is_active(&self) -> bool {
         self.active
     }
@@ -259,7 +260,7 @@ impl Core {
         &mut self,
         now: Mono,
         spec: impl Into<Arc<ProcessSpec>>,
-    ) -> Result<Vec<CoreEffect>, Error> {
+    ) -> Result<Vec<Effect>, Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
@@ -278,7 +279,7 @@ impl Core {
         }
         self.procs
             .insert(name.clone(), Box::new(Process::new(spec)));
-        let mut out = vec![CoreEffect::Publish(Event::Added { name: name.clone() })];
+        let mut out = vec![Effect::Publish(Event::Added { name: name.clone() })];
         if self.active && autostart {
             self.feed(now, &name, Input::Start, &mut out);
         }
@@ -286,7 +287,7 @@ impl Core {
     }
 
     /// Starts every autostart process in priority order (Twisted's `startService`).
-    pub fn start_service(&mut self, now: Mono, batch: BatchId) -> Vec<CoreEffect> {
+    pub fn start_service(&mut self, now: Mono, batch: BatchId) -> Vec<Effect> {
         self.active = true;
         let names = self.sorted(
             self.procs
@@ -299,7 +300,7 @@ impl Core {
     }
 
     /// Stops everything (reverse priority order) and refuses new work.
-    pub fn shutdown(&mut self, now: Mono, batch: BatchId) -> Vec<CoreEffect> {
+    pub fn shutdown(&mut self, now: Mono, batch: BatchId) -> Vec<Effect> {
         self.shutting_down = true;
         self.active = false;
         let names = self.procs.keys().cloned().collect();
@@ -343,15 +344,9 @@ impl Core {
         names
     }
 
-    /// Applies `op` to `names`; a [`CoreEffect::BatchDone`] with `batch` follows
+    /// Applies `op` to `names`; a [`Effect::BatchDone`] with `batch` follows
     /// (maybe at once) when every process has settled.
-    pub fn request(
-        &mut self,
-        now: Mono,
-        batch: BatchId,
-        op: Op,
-        names: Vec<Name>,
-    ) -> Vec<CoreEffect> {
+    pub fn request(&mut self, now: Mono, batch: BatchId, op: Op, names: Vec<Name>) -> Vec<Effect> {
         let mut out = Vec::new();
         let mut b = Batch::default();
         let mut known = Vec::new();
@@ -375,8 +370,8 @@ impl Core {
                 })
                 .collect::<Vec<_>>()
         };
-        let stop_levels = |op: Op, report: bool, core: &Core| {
-            core.stop_levels(&asc)
+        let stop_levels = |op: Op, report: bool, reg: &Registry| {
+            reg.stop_levels(&asc)
                 .into_iter()
                 .map(|level| {
                     level
@@ -417,7 +412,7 @@ impl Core {
     }
 
     /// Issues the next level of `batch`, or reports it done.
-    fn advance(&mut self, now: Mono, batch: BatchId, out: &mut Vec<CoreEffect>) {
+    fn advance(&mut self, now: Mono, batch: BatchId, out: &mut Vec<Effect>) {
         loop {
             let Some(b) = self.batches.get_mut(&batch) else {
                 return;
@@ -427,7 +422,7 @@ impl Core {
             }
             let Some(level) = b.levels.pop_front() else {
                 if let Some(b) = self.batches.remove(&batch) {
-                    out.push(CoreEffect::BatchDone {
+                    out.push(Effect::BatchDone {
                         batch,
                         results: b.results,
                     });
@@ -440,7 +435,7 @@ impl Core {
         }
     }
 
-    fn issue(&mut self, now: Mono, batch: BatchId, step: Step, out: &mut Vec<CoreEffect>) {
+    fn issue(&mut self, now: Mono, batch: BatchId, step: Step, out: &mut Vec<Effect>) {
         let Some(p) = self.procs.get(&step.name) else {
             self.record(
                 batch,
@@ -494,7 +489,7 @@ impl Core {
             Op::Signal(sig) => {
                 let result = match st.pid() {
                     Some(pid) => {
-                        out.push(CoreEffect::Kill {
+                        out.push(Effect::Kill {
                             name: step.name.clone(),
                             target: KillTarget::Process(pid),
                             sig,
@@ -565,7 +560,7 @@ impl Core {
         now: Mono,
         name: &Name,
         result: Result<u32, SpawnError>,
-    ) -> Vec<CoreEffect> {
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         let input = match result {
             Ok(pid) => {
@@ -585,7 +580,7 @@ impl Core {
         pid: u32,
         exit: ExitInfo,
         group_alive: bool,
-    ) -> Vec<CoreEffect> {
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         if let Some(name) = self.pids.remove(&pid) {
             self.feed(now, &name, Input::Exited { exit, group_alive }, &mut out);
@@ -594,21 +589,21 @@ impl Core {
     }
 
     /// The group of a stopping process is empty.
-    pub fn group_empty(&mut self, now: Mono, name: &Name) -> Vec<CoreEffect> {
+    pub fn group_empty(&mut self, now: Mono, name: &Name) -> Vec<Effect> {
         let mut out = Vec::new();
         self.feed(now, name, Input::GroupEmpty, &mut out);
         out
     }
 
     /// A timer armed for `name` fired.
-    pub fn timer(&mut self, now: Mono, name: &Name, id: TimerId) -> Vec<CoreEffect> {
+    pub fn timer(&mut self, now: Mono, name: &Name, id: TimerId) -> Vec<Effect> {
         let mut out = Vec::new();
         self.feed(now, name, Input::Timer(id), &mut out);
         out
     }
 
     /// Feeds one input to one machine and follows up on waits.
-    fn feed(&mut self, now: Mono, name: &Name, input: Input, out: &mut Vec<CoreEffect>) {
+    fn feed(&mut self, now: Mono, name: &Name, input: Input, out: &mut Vec<Effect>) {
         let Some(p) = self.procs.get_mut(name) else {
             return;
         };
@@ -616,28 +611,28 @@ impl Core {
         let before = Marks::of(p.state());
         for fx in p.handle(now, input) {
             out.push(match fx {
-                Effect::Spawn => CoreEffect::Spawn(name.clone()),
-                Effect::Kill { target, sig } => CoreEffect::Kill {
+                machine::Effect::Spawn => Effect::Spawn(name.clone()),
+                machine::Effect::Kill { target, sig } => Effect::Kill {
                     name: name.clone(),
                     target,
                     sig,
                 },
-                Effect::ArmTimer { id, at } => CoreEffect::ArmTimer {
+                machine::Effect::ArmTimer { id, at } => Effect::ArmTimer {
                     name: name.clone(),
                     id,
                     at,
                 },
-                Effect::CancelTimer(id) => CoreEffect::CancelTimer {
+                machine::Effect::CancelTimer(id) => Effect::CancelTimer {
                     name: name.clone(),
                     id,
                 },
-                Effect::Publish(ev) => CoreEffect::Publish(ev),
-                Effect::RunProbe { kind, run } => CoreEffect::RunProbe {
+                machine::Effect::Publish(ev) => Effect::Publish(ev),
+                machine::Effect::RunProbe { kind, run } => Effect::RunProbe {
                     name: name.clone(),
                     kind,
                     run,
                 },
-                Effect::CheckGroup { pgid } => CoreEffect::CheckGroup {
+                machine::Effect::CheckGroup { pgid } => Effect::CheckGroup {
                     name: name.clone(),
                     pgid,
                 },
@@ -662,7 +657,7 @@ impl Core {
         if removed {
             if let Some(p) = self.procs.remove(name) {
                 for id in p.armed_timers() {
-                    out.push(CoreEffect::CancelTimer {
+                    out.push(Effect::CancelTimer {
                         name: name.clone(),
                         id: *id,
                     });
@@ -677,7 +672,7 @@ impl Core {
                 }
             }
             self.pids.retain(|_, n| n != name);
-            out.push(CoreEffect::Publish(Event::Removed { name: name.clone() }));
+            out.push(Effect::Publish(Event::Removed { name: name.clone() }));
         }
         self.settle(now, name, out);
         if went_down {
@@ -718,7 +713,7 @@ impl Core {
     /// `name` went down (died, or was stopped or restarted): processes bound
     /// to it (`restart = true`) stop and wait for it to be back. Their own
     /// dependents follow when they go down in turn.
-    fn cascade(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
+    fn cascade(&mut self, now: Mono, name: &Name, out: &mut Vec<Effect>) {
         let bound: Vec<Name> = match self.bound.get(name) {
             Some(set) => set.iter().cloned().collect(),
             None => return,
@@ -737,8 +732,8 @@ impl Core {
 
     /// Starts every waiting process whose dependencies now hold, and updates
     /// what the others wait for. Each input fed here goes through
-    /// [`Core::feed`], which reconciles again, nested.
-    fn reconcile(&mut self, now: Mono, out: &mut Vec<CoreEffect>) {
+    /// [`Registry::feed`], which reconciles again, nested.
+    fn reconcile(&mut self, now: Mono, out: &mut Vec<Effect>) {
         if self.shutting_down {
             return;
         }
@@ -923,7 +918,7 @@ impl Core {
         run: u64,
         ok: bool,
         detail: String,
-    ) -> Vec<CoreEffect> {
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         self.feed(
             now,
@@ -940,19 +935,14 @@ impl Core {
     }
 
     /// A message arrived on `name`'s notify socket.
-    pub fn notify(
-        &mut self,
-        now: Mono,
-        name: &Name,
-        msg: crate::model::notify_msg::NotifyMsg,
-    ) -> Vec<CoreEffect> {
+    pub fn notify(&mut self, now: Mono, name: &Name, msg: NotifyMsg) -> Vec<Effect> {
         let mut out = Vec::new();
         self.feed(now, name, Input::Notify(msg), &mut out);
         out
     }
 
     /// Resolves the waits on `name` that its current state answers.
-    fn settle(&mut self, now: Mono, name: &Name, out: &mut Vec<CoreEffect>) {
+    fn settle(&mut self, now: Mono, name: &Name, out: &mut Vec<Effect>) {
         let Some(waits) = self.waits.get_mut(name) else {
             return;
         };
