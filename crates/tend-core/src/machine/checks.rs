@@ -31,17 +31,16 @@ impl Process {
                 let Some(spec) = self.spec.ready.clone() else {
                     return;
                 };
-                if !matches!(
-                    self.state,
-                    State::Starting {
-                        ready_pending: true,
-                        ..
-                    }
-                ) {
+                let State::Starting {
+                    ready_pending: true,
+                    run: live,
+                    ..
+                } = &mut self.state
+                else {
                     return;
-                }
-                self.ready_streak = if ok { self.ready_streak + 1 } else { 0 };
-                if ok && self.ready_streak >= spec.success_threshold.max(1) {
+                };
+                live.ready_streak = if ok { live.ready_streak + 1 } else { 0 };
+                if ok && live.ready_streak >= spec.success_threshold.max(1) {
                     self.starting_progress(false, true, fx);
                 } else {
                     self.arm(TimerKind::ReadyProbe, now + spec.period, fx);
@@ -51,18 +50,21 @@ impl Process {
                 let Some(spec) = self.spec.health.clone() else {
                     return;
                 };
+                let Some(live) = self.state.run_mut() else {
+                    return;
+                };
                 if ok {
-                    self.health_fail_streak = 0;
-                    self.health_ok_streak += 1;
-                    if self.health_ok_streak >= spec.success_threshold.max(1) {
+                    live.health_fail_streak = 0;
+                    live.health_ok_streak += 1;
+                    if live.health_ok_streak >= spec.success_threshold.max(1) {
                         self.health = Health::Healthy;
                     }
                 } else {
-                    self.health_ok_streak = 0;
-                    self.health_fail_streak += 1;
-                    if self.health_fail_streak >= spec.failure_threshold.max(1) {
+                    live.health_ok_streak = 0;
+                    live.health_fail_streak += 1;
+                    if live.health_fail_streak >= spec.failure_threshold.max(1) {
+                        let n = live.health_fail_streak;
                         self.health = Health::Unhealthy;
-                        let n = self.health_fail_streak;
                         self.recover(
                             now,
                             format!("health check failed {n} times in a row: {detail}"),
@@ -84,8 +86,10 @@ impl Process {
         if let Some(text) = msg.status {
             self.status_text = Some(text);
         }
-        if msg.stopping {
-            self.announced_stopping = true;
+        if msg.stopping
+            && let Some(live) = self.state.run_mut()
+        {
+            live.announced_stopping = true;
         }
         if msg.watchdog
             && let Some(w) = self.spec.watchdog

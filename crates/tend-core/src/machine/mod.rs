@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use backoff::{Cursor, initial_cursor};
 pub use io::{Effect, Input};
-pub use state::{AfterStop, CheckRecord, State, TimerId, TimerKind};
+pub use state::{AfterStop, CheckRecord, Run, State, TRANSITIONS, TimerId, TimerKind, allowed};
 
 use crate::model::launch::{KillTarget, SpawnError};
 use crate::model::name::Name;
@@ -67,19 +67,15 @@ pub struct Process {
     next_token: u64,
     /// Spawns so far; probe results carry it so stale ones are dropped.
     run: u64,
-    /// Whether the current run has been ready.
-    ready: bool,
+    // What the current or last run left, shown by status after it ended too
+    // (what only a live run has is in its state: `Run`). Reset at a spawn.
     /// Whether the last run exited with a success code (`completed`).
     completed: bool,
     health: Health,
-    ready_streak: u32,
-    health_ok_streak: u32,
-    health_fail_streak: u32,
-    last_check: Option<CheckRecord>,
     /// `STATUS=` from its notify socket.
     status_text: Option<String>,
-    /// It sent `STOPPING=1`.
-    announced_stopping: bool,
+    /// Kept across runs: status shows the last check whenever it ran.
+    last_check: Option<CheckRecord>,
 }
 
 impl Process {
@@ -100,15 +96,10 @@ impl Process {
             armed: Vec::new(),
             next_token: 0,
             run: 0,
-            ready: false,
             completed: false,
             health: Health::Unknown,
-            ready_streak: 0,
-            health_ok_streak: 0,
-            health_fail_streak: 0,
-            last_check: None,
             status_text: None,
-            announced_stopping: false,
+            last_check: None,
         }
     }
 
@@ -160,9 +151,10 @@ impl Process {
         }
     }
 
-    /// Whether the current run is ready (readiness passed, or none to pass).
+    /// Whether the current run is ready (readiness passed, or none to pass):
+    /// exactly when it is running.
     pub fn is_ready(&self) -> bool {
-        self.ready && matches!(self.state, State::Running { .. })
+        matches!(self.state, State::Running { .. })
     }
 
     /// Whether the last run exited with a success code and none runs now.
@@ -185,9 +177,9 @@ impl Process {
         self.status_text.as_deref()
     }
 
-    /// Whether it announced `STOPPING=1`.
+    /// Whether the run that is up announced `STOPPING=1`.
     pub fn announced_stopping(&self) -> bool {
-        self.announced_stopping
+        self.state.run().is_some_and(|r| r.announced_stopping)
     }
 
     /// The spawn count, which probe results must carry.
@@ -215,6 +207,11 @@ impl Process {
         let before = self.state.name();
         self.step(now, input, &mut fx);
         let after = self.state.name();
+        debug_assert!(
+            allowed(before, after),
+            "{}: {before} -> {after} is not in machine::TRANSITIONS",
+            self.spec.name
+        );
         if before != after {
             fx.push(Effect::Publish(Event::StateChanged {
                 name: self.spec.name.clone(),
@@ -313,7 +310,7 @@ impl Process {
 
     fn on_stop(&mut self, now: Mono, after: AfterStop, fx: &mut Vec<Effect>) {
         match self.state {
-            State::Starting { pid, since, .. } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
                 fx.push(Effect::Kill {
                     target: KillTarget::Group(pid),
                     sig: self.spec.stop.signal,
@@ -406,14 +403,9 @@ impl Process {
         self.run += 1;
         self.last_start = Some(now);
         self.error = None;
-        self.ready = false;
         self.completed = false;
         self.health = Health::Unknown;
-        self.ready_streak = 0;
-        self.health_ok_streak = 0;
-        self.health_fail_streak = 0;
         self.status_text = None;
-        self.announced_stopping = false;
         fx.push(Effect::Publish(Event::Spawned {
             name: self.spec.name.clone(),
             pid,
@@ -444,14 +436,15 @@ impl Process {
                 since: now,
                 secs_pending,
                 ready_pending,
+                run: Run::default(),
             };
         } else {
-            self.become_running(pid, now, fx);
+            self.become_running(pid, now, Run::default(), fx);
         }
     }
 
     /// Starting is over: it is up (and ready).
-    fn become_running(&mut self, pid: u32, since: Mono, fx: &mut Vec<Effect>) {
+    fn become_running(&mut self, pid: u32, since: Mono, run: Run, fx: &mut Vec<Effect>) {
         self.cancel(TimerKind::StartTimeout, fx);
         // Supervisor: reaching RUNNING forgets earlier failed starts.
         if let Cursor::Attempts(_) = self.cursor {
@@ -460,8 +453,7 @@ impl Process {
         if self.spec.backoff.reset_on_ready {
             self.reset_backoff();
         }
-        self.ready = true;
-        self.state = State::Running { pid, since };
+        self.state = State::Running { pid, since, run };
     }
 
     /// One of the two conditions of `starting` is met; maybe both are.
@@ -471,6 +463,7 @@ impl Process {
             since,
             ref mut secs_pending,
             ref mut ready_pending,
+            ref mut run,
         } = self.state
         {
             if secs_done {
@@ -480,7 +473,8 @@ impl Process {
                 *ready_pending = false;
             }
             if !*secs_pending && !*ready_pending {
-                self.become_running(pid, since, fx);
+                let run = std::mem::take(run);
+                self.become_running(pid, since, run, fx);
             }
         }
     }
@@ -505,11 +499,10 @@ impl Process {
     fn on_exit(&mut self, now: Mono, exit: ExitInfo, group_alive: bool, fx: &mut Vec<Effect>) {
         let success = matches!(exit, ExitInfo::Code(c) if self.spec.is_success(c));
         match self.state {
-            State::Starting { pid, since, .. } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
                 let was_starting = matches!(self.state, State::Starting { .. });
                 self.last_exit = Some(exit);
                 self.completed = success;
-                self.ready = false;
                 self.cancel_run_timers(fx);
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
@@ -535,7 +528,6 @@ impl Process {
                 *leader_exit = Some(exit);
                 self.last_exit = Some(exit);
                 self.completed = false;
-                self.ready = false;
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
                     pid,

@@ -82,13 +82,17 @@ pub enum State {
         secs_pending: bool,
         /// The readiness check (or `READY=1`) has not passed yet.
         ready_pending: bool,
+        /// What this run has seen so far.
+        run: Run,
     },
-    /// Up.
+    /// Up (and ready: readiness passed, or it has none to pass).
     Running {
         /// Pid (= pgid).
         pid: u32,
         /// When it was spawned.
         since: Mono,
+        /// What this run has seen so far (carried over from `Starting`).
+        run: Run,
     },
     /// A restart is due at `retry_at`.
     Backoff {
@@ -148,6 +152,82 @@ impl State {
             _ => None,
         }
     }
+
+    /// The data of the run that is up (starting or running).
+    pub fn run(&self) -> Option<&Run> {
+        match self {
+            State::Starting { run, .. } | State::Running { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    pub(super) fn run_mut(&mut self) -> Option<&mut Run> {
+        match self {
+            State::Starting { run, .. } | State::Running { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+}
+
+/// What exists only while a run is up (starting or running) and goes with
+/// it: the streaks of its checks and what it announced. What outlives a run
+/// (its health, its exit, `STATUS=`, the last check) is kept by the
+/// [`Process`](super::Process), because status shows it after the run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Run {
+    /// Readiness passes in a row.
+    pub ready_streak: u32,
+    /// Health passes in a row.
+    pub health_ok_streak: u32,
+    /// Health failures in a row.
+    pub health_fail_streak: u32,
+    /// It sent `STOPPING=1`: on its way out, whatever its state says.
+    pub announced_stopping: bool,
+}
+
+/// The state changes [`Process::handle`](super::Process::handle) may make, by
+/// the names users see, one input at a time (an input can go through states
+/// on its way: an exit while stopping for a restart ends in `starting`).
+/// Checked in debug builds after every input; a test checks that every entry
+/// is reachable.
+pub const TRANSITIONS: &[(StateName, StateName)] = {
+    use StateName::*;
+    &[
+        (Stopped, Starting),
+        (Stopped, Waiting),
+        (Waiting, Starting),
+        (Waiting, Stopped),
+        (Starting, Running),
+        (Starting, Stopping),
+        (Starting, Backoff),
+        (Starting, Exited),
+        (Starting, Fatal),
+        (Running, Starting),
+        (Running, Stopping),
+        (Running, Backoff),
+        (Running, Exited),
+        (Running, Fatal),
+        (Backoff, Starting),
+        (Backoff, Stopped),
+        (Backoff, Waiting),
+        (Stopping, Stopped),
+        (Stopping, Starting),
+        (Stopping, Waiting),
+        (Stopping, Backoff),
+        (Stopping, Exited),
+        (Stopping, Fatal),
+        (Exited, Starting),
+        (Exited, Waiting),
+        (Exited, Stopped),
+        (Fatal, Starting),
+        (Fatal, Waiting),
+        (Fatal, Stopped),
+    ]
+};
+
+/// Whether `from -> to` is in [`TRANSITIONS`] (a state kept is always allowed).
+pub fn allowed(from: StateName, to: StateName) -> bool {
+    from == to || TRANSITIONS.contains(&(from, to))
 }
 
 /// The last check that ran.

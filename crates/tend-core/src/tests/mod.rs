@@ -8,4 +8,5 @@ mod backoff;
 mod deps;
 mod props;
 mod sim;
+mod transitions;
 mod twisted;
