@@ -213,7 +213,7 @@ fn reap_ready(reap_all: bool, shared: &SharedState) -> (Vec<Reaped>, bool) {
 ///
 /// After each child it yields, so the driver (woken by the send) restarts
 /// that child before the next `waitpid(-1)`: each call walks every child
-/// the daemon has, tens of microseconds with a thousand, and the last one
+/// the daemon has (a cost that grows with their number), and the last one
 /// of a pass finds nothing.
 async fn drain_all(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
     loop {
