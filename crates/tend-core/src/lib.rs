@@ -86,6 +86,8 @@ pub mod unix;
 // The vocabulary by its short paths (`tend_core::spec::LogTarget`).
 pub use model::{duration, error, name, pattern, probe, signal, spec, status, time};
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

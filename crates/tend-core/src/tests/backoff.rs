@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::sim::*;
+use super::*;
 use crate::Signal;
 use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerKind;

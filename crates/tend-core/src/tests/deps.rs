@@ -1,7 +1,7 @@
 //! Dependencies, readiness and health under virtual time: ordering, waiting,
 //! cascades (Procmon's tree), thresholds, start timeouts and the watchdog.
 
-use super::sim::*;
+use super::*;
 use crate::model::probe::{Check, ProbeSpec};
 use crate::model::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
 use crate::model::status::{ExitInfo, StateName};

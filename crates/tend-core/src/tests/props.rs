@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::sim::*;
+use super::*;
 use crate::model::spec::{BackoffMode, ProcessSpec};
 use crate::model::status::{Event, ExitInfo};
 use crate::registry::Op;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::sim::*;
+use super::*;
 use crate::machine::TRANSITIONS;
 use crate::model::launch::SpawnError;
 use crate::model::probe::{Check, ProbeSpec};

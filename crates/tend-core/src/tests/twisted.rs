@@ -4,7 +4,7 @@
 //! explicit stop-then-start), the test says so and checks tend's behaviour.
 //! Items 18 to 21 (output lines) run real processes: see `runtime/output_tests.rs`.
 
-use super::sim::*;
+use super::*;
 use crate::Error;
 use crate::machine::TimerKind;
 use crate::model::spec::ProcessSpec;

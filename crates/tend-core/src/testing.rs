@@ -1,18 +1,259 @@
+//! Test doubles for the engine (feature `test-util`): a fake [`Launcher`]
+//! for the driver, and a deterministic simulator for the sans-IO layer.
+//!
+//! - [`FakeLauncher`] stands in for [`crate::unix::UnixLauncher`] behind a
+//!   real [`Supervisor`], under tokio's paused clock
+//!   (`#[tokio::test(start_paused = true)]`): nothing is spawned, and a
+//!   "process" is told how to behave by its command (see [`FakeLauncher`]).
+//! - [`Sim`] drives a [`Registry`] with numbers for time: fake processes
+//!   that exit when told, a clock that moves only when the test says so.
+//!
+//! ```toml
+//! [dev-dependencies]
+//! tend-core = { version = "0.1", features = ["test-util"] }
+//! ```
+
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::machine::TimerId;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::launcher::{Launcher, Reaped, Spawned};
+use crate::machine::{TimerId, TimerKind};
 use crate::model::launch::{KillTarget, SpawnError};
 use crate::model::name::Name;
+use crate::model::outcome::{ActionResult, Outcome};
 use crate::model::signal::Signal;
-use crate::model::spec::{Backoff, BackoffMode, ProcessSpec};
-use crate::model::status::{Event, ExitInfo, StateName};
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ExitInfo, ProbeKind, StateName};
 use crate::model::time::Mono;
 use crate::registry::{self, BatchId, Op, Registry};
-use crate::runtime::ActionResult;
+use crate::runtime::{Options, Supervisor};
 
-/// How a fake process reacts to signals (Twisted's DummyProcess by default:
-/// TERM exits after 1 s with status 0, KILL exits at once).
+// ---- the fake launcher ------------------------------------------------------
+
+/// A spawn the [`FakeLauncher`] pretended to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeSpawn {
+    /// When (tokio's clock).
+    pub at: Instant,
+    /// Which process.
+    pub name: Name,
+    /// The pid it was given.
+    pub pid: u32,
+}
+
+/// A signal the [`FakeLauncher`] was asked to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeKill {
+    /// When (tokio's clock).
+    pub at: Instant,
+    /// To whom.
+    pub target: KillTarget,
+    /// Which signal.
+    pub sig: Signal,
+    /// The live process it hit, if one was alive with that pid.
+    pub name: Option<Name>,
+}
+
+#[derive(Debug)]
+struct World {
+    started: Instant,
+    next_pid: u32,
+    spawns: Vec<FakeSpawn>,
+    kills: Vec<FakeKill>,
+    alive: Vec<(u32, Name)>,
+    exits: mpsc::UnboundedSender<Reaped>,
+}
+
+/// What a [`FakeLauncher`] did, and a hand on its processes; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FakeWorld(Arc<Mutex<World>>);
+
+impl FakeWorld {
+    fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When the launcher was made.
+    pub fn started(&self) -> Instant {
+        self.lock().started
+    }
+
+    /// Milliseconds from [`FakeWorld::started`] to `at`.
+    pub fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.started()).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Every spawn so far, in order.
+    pub fn spawns(&self) -> Vec<FakeSpawn> {
+        self.lock().spawns.clone()
+    }
+
+    /// When each spawn of `name` happened, in milliseconds since the start.
+    pub fn spawns_of(&self, name: &str) -> Vec<u64> {
+        let w = self.lock();
+        let t0 = w.started;
+        w.spawns
+            .iter()
+            .filter(|s| s.name.as_str() == name)
+            .map(|s| u64::try_from(s.at.duration_since(t0).as_millis()).unwrap_or(u64::MAX))
+            .collect()
+    }
+
+    /// Every signal asked for so far, in order.
+    pub fn kills(&self) -> Vec<FakeKill> {
+        self.lock().kills.clone()
+    }
+
+    /// The pids alive now, oldest first.
+    pub fn alive(&self) -> Vec<u32> {
+        self.lock().alive.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// The youngest live process exits now, like this (a crash).
+    /// Returns its pid; `None` when nothing is alive.
+    pub fn exit_youngest(&self, exit: ExitInfo) -> Option<u32> {
+        let mut w = self.lock();
+        let (pid, _) = w.alive.pop()?;
+        let _ = w.exits.send(Reaped { pid, exit });
+        Some(pid)
+    }
+
+    /// Process `pid` exits `after` from now, like this, if it is still alive then.
+    fn exit_later(&self, pid: u32, after: Duration, exit: ExitInfo) {
+        let world = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut w = world.lock();
+            if let Some(i) = w.alive.iter().position(|(p, _)| *p == pid) {
+                w.alive.remove(i);
+                let _ = w.exits.send(Reaped { pid, exit });
+            }
+        });
+    }
+}
+
+/// A [`Launcher`] that spawns nothing. A "process" does what its command
+/// says:
+///
+/// - `missing`: cannot be spawned (a permanent error, as for a program not on
+///   `PATH`);
+/// - `run:MS`: runs for MS milliseconds, then exits with code 0;
+/// - anything else: runs until it gets a signal.
+///
+/// On a signal a process exits as killed by it, `term_delay` later (at once
+/// for SIGKILL); its group is alive exactly while it is. Run it under tokio's
+/// paused clock, so that the delays cost no time.
+#[derive(Debug)]
+pub struct FakeLauncher {
+    world: FakeWorld,
+    term_delay: Duration,
+}
+
+impl FakeLauncher {
+    /// A launcher whose processes exit at once on any signal, the world to
+    /// watch it by, and the channel its exits arrive on (for
+    /// [`Supervisor::with_launcher`]). Must be called inside a tokio runtime.
+    pub fn new() -> (FakeLauncher, FakeWorld, mpsc::UnboundedReceiver<Reaped>) {
+        let (exits, rx) = mpsc::unbounded_channel();
+        let world = FakeWorld(Arc::new(Mutex::new(World {
+            started: Instant::now(),
+            next_pid: 0,
+            spawns: Vec::new(),
+            kills: Vec::new(),
+            alive: Vec::new(),
+            exits,
+        })));
+        let launcher = FakeLauncher {
+            world: world.clone(),
+            term_delay: Duration::ZERO,
+        };
+        (launcher, world, rx)
+    }
+
+    /// Its processes take `delay` to exit after a signal other than SIGKILL
+    /// (a long one: they ignore the stop signal in practice).
+    pub fn term_delay(mut self, delay: Duration) -> Self {
+        self.term_delay = delay;
+        self
+    }
+
+    /// A [`Supervisor`] driven by this launcher, with default options; the
+    /// driver's task ends with the last handle.
+    pub fn supervisor(self, exits: mpsc::UnboundedReceiver<Reaped>) -> Supervisor {
+        Supervisor::with_launcher(Options::default(), self, exits).0
+    }
+}
+
+impl Launcher for FakeLauncher {
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+        let cmd = spec.command.first().map(String::as_str).unwrap_or_default();
+        if cmd == "missing" {
+            return Err(SpawnError {
+                message: "command \"missing\" not found on PATH".into(),
+                permanent: true,
+            });
+        }
+        let pid = {
+            let mut w = self.world.lock();
+            w.next_pid += 1;
+            let pid = 1000 + w.next_pid;
+            let at = Instant::now();
+            w.spawns.push(FakeSpawn {
+                at,
+                name: spec.name.clone(),
+                pid,
+            });
+            w.alive.push((pid, spec.name.clone()));
+            pid
+        };
+        if let Some(ms) = cmd.strip_prefix("run:") {
+            let ms = ms.parse().unwrap_or(0);
+            self.world
+                .exit_later(pid, Duration::from_millis(ms), ExitInfo::Code(0));
+        }
+        Ok(Spawned::without_output(pid))
+    }
+
+    fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()> {
+        let pid = match target {
+            KillTarget::Process(p) | KillTarget::Group(p) => p,
+        };
+        {
+            let mut w = self.world.lock();
+            let name = w
+                .alive
+                .iter()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, n)| n.clone());
+            w.kills.push(FakeKill {
+                at: Instant::now(),
+                target,
+                sig,
+                name,
+            });
+        }
+        let delay = if sig == Signal::KILL {
+            Duration::ZERO
+        } else {
+            self.term_delay
+        };
+        self.world.exit_later(pid, delay, ExitInfo::Signal(sig));
+        Ok(())
+    }
+
+    fn group_alive(&mut self, pgid: u32) -> bool {
+        self.world.lock().alive.iter().any(|(p, _)| *p == pgid)
+    }
+}
+
+// ---- the simulator ----------------------------------------------------------
+
+/// How a [`Sim`] process reacts to signals (Twisted's DummyProcess by
+/// default: TERM exits after 1 s with status 0, KILL exits at once).
 #[derive(Debug, Clone, Copy)]
 pub struct Behaviour {
     /// Delay before exiting on the stop signal; `None` ignores it.
@@ -30,71 +271,82 @@ impl Default for Behaviour {
     }
 }
 
+/// A process of a [`Sim`], by pid.
 #[derive(Debug)]
 pub struct FakeProc {
+    /// Whose.
     pub name: Name,
+    /// The leader has not exited.
     pub alive: bool,
+    /// Its process group has members.
     pub group_alive: bool,
+    /// How it reacts to signals.
     pub behaviour: Behaviour,
 }
 
+/// A spawn a [`Sim`] carried out.
 #[derive(Debug, Clone)]
 pub struct SpawnRecord {
+    /// When.
     pub at: Mono,
+    /// The pid it got.
     pub pid: u32,
+    /// The spec it was spawned from.
     pub spec: ProcessSpec,
 }
 
-/// A deterministic world around a [`Registry`].
+/// A deterministic world around a [`Registry`]: it executes the registry's
+/// effects at once (spawns get fresh pids, signals schedule exits as the
+/// process's [`Behaviour`] says, timers wait for [`Sim::advance`]) and records
+/// what happened. Time is a number that moves only when the test moves it.
+///
+/// Helpers that name a process panic when it does not exist: they are for
+/// tests.
 pub struct Sim {
+    /// The registry under test.
     pub registry: Registry,
+    /// The simulated clock.
     pub now: Mono,
     timers: BTreeMap<(Mono, u64), (Name, TimerId)>,
     timer_index: HashMap<(Name, TimerId), (Mono, u64)>,
     exits: BTreeMap<(Mono, u64), (u32, ExitInfo)>,
     seq: u64,
     next_pid: u32,
+    /// Every process spawned, by pid.
     pub procs: HashMap<u32, FakeProc>,
+    /// Every spawn, in order.
     pub spawns: Vec<SpawnRecord>,
+    /// Every event published, with when.
     pub events: Vec<(Mono, Event)>,
+    /// Every signal sent: when, to whom, which.
     pub kills: Vec<(Mono, KillTarget, Signal)>,
+    /// The results of the batches that are done.
     pub done: HashMap<BatchId, Vec<ActionResult>>,
     next_batch: BatchId,
+    /// How each process reacts to signals (the default when not set).
     pub behaviour: HashMap<Name, Behaviour>,
+    /// Spawns of these processes fail with this error.
     pub spawn_errors: HashMap<Name, SpawnError>,
     /// Checks the registry asked to run, not answered yet: (name, kind, run).
-    pub probes: Vec<(Name, crate::model::status::ProbeKind, u64)>,
+    pub probes: Vec<(Name, ProbeKind, u64)>,
 }
 
-pub fn n(s: &str) -> Name {
-    Name::new(s).expect("valid test name")
+/// `s` as a name; panics on an invalid one (a test's own literal).
+fn name(s: &str) -> Name {
+    match Name::new(s) {
+        Ok(n) => n,
+        Err(e) => panic!("{s:?} is not a valid name: {e}"),
+    }
 }
 
-/// Twisted's test setUp: minRestartDelay 2, maxRestartDelay 10, threshold 10, killTime 5.
-pub fn twisted_spec(name: &str) -> ProcessSpec {
-    let mut s = ProcessSpec::new(n(name), vec!["arg1".into(), "arg2".into()]);
-    s.backoff = Backoff {
-        mode: BackoffMode::Doubling {
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(10),
-        },
-        min_uptime: Duration::from_secs(10),
-        give_up_after: None,
-        reset_on_ready: false,
-    };
-    s.stop.timeout = Duration::from_secs(5);
-    s
-}
-
-pub fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-pub fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Sim {
+    /// An empty registry at time zero.
     pub fn new() -> Self {
         Sim {
             registry: Registry::new(),
@@ -116,12 +368,14 @@ impl Sim {
         }
     }
 
+    /// Registers a process (and starts it if the service runs and it autostarts).
     pub fn add(&mut self, spec: ProcessSpec) -> Result<(), crate::Error> {
         let fx = self.registry.add(self.now, spec)?;
         self.run(fx);
         Ok(())
     }
 
+    /// Starts every autostart process; returns the batch.
     pub fn start_service(&mut self) -> BatchId {
         let b = self.batch();
         let fx = self.registry.start_service(self.now, b);
@@ -129,6 +383,7 @@ impl Sim {
         b
     }
 
+    /// Stops everything for good; returns the batch.
     pub fn shutdown(&mut self) -> BatchId {
         let b = self.batch();
         let fx = self.registry.shutdown(self.now, b);
@@ -136,17 +391,18 @@ impl Sim {
         b
     }
 
+    /// Applies `op` to these processes; returns the batch ([`Sim::results`]).
     pub fn request(&mut self, op: Op, names: &[&str]) -> BatchId {
         let b = self.batch();
         let fx = self
             .registry
-            .request(self.now, b, op, names.iter().map(|s| n(s)).collect());
+            .request(self.now, b, op, names.iter().map(|s| name(s)).collect());
         self.run(fx);
         b
     }
 
     /// The results of a finished batch, as (name, Ok(outcome) or Err(text)).
-    pub fn results(&self, b: BatchId) -> Option<Vec<(String, Result<crate::Outcome, String>)>> {
+    pub fn results(&self, b: BatchId) -> Option<Vec<(String, Result<Outcome, String>)>> {
         self.done.get(&b).map(|v| {
             v.iter()
                 .map(|r| {
@@ -169,10 +425,12 @@ impl Sim {
         self.seq
     }
 
+    /// The live pid of `name`.
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.registry.get(name).and_then(|p| p.state().pid())
     }
 
+    /// The state of `name` (`stopped` when there is no such process).
     pub fn state(&self, name: &str) -> StateName {
         self.registry
             .get(name)
@@ -182,12 +440,13 @@ impl Sim {
 
     /// The error `name` last reported; panics if there is no such process.
     pub fn error(&self, name: &str) -> Option<&str> {
-        self.registry
-            .get(name)
-            .expect("error: unknown process")
-            .error()
+        match self.registry.get(name) {
+            Some(p) => p.error(),
+            None => panic!("error: no process {name:?}"),
+        }
     }
 
+    /// How often `name` was spawned.
     pub fn spawn_count(&self, name: &str) -> usize {
         self.spawns
             .iter()
@@ -195,6 +454,7 @@ impl Sim {
             .count()
     }
 
+    /// When `name` was last spawned.
     pub fn last_spawn_at(&self, name: &str) -> Option<Mono> {
         self.spawns
             .iter()
@@ -203,6 +463,7 @@ impl Sim {
             .map(|s| s.at)
     }
 
+    /// How many leaders of `name` are alive (more than one is a bug).
     pub fn live_pids_of(&self, name: &str) -> usize {
         self.procs
             .values()
@@ -210,6 +471,7 @@ impl Sim {
             .count()
     }
 
+    /// The delays of the restarts scheduled for `name`, in milliseconds.
     pub fn restart_delays(&self, name: &str) -> Vec<u64> {
         self.events
             .iter()
@@ -222,9 +484,12 @@ impl Sim {
             .collect()
     }
 
-    /// The process exits by itself now (Twisted's `processEnded`).
+    /// The process exits by itself now (Twisted's `processEnded`); panics
+    /// when it has no pid.
     pub fn crash(&mut self, name: &str, exit: ExitInfo) {
-        let pid = self.pid(name).expect("crash: process has no pid");
+        let Some(pid) = self.pid(name) else {
+            panic!("crash: {name:?} has no pid");
+        };
         self.exit_now(pid, exit);
     }
 
@@ -241,8 +506,8 @@ impl Sim {
         self.run(fx);
     }
 
-    /// Answers every pending check of `name` of this kind.
-    pub fn answer(&mut self, name: &str, kind: crate::model::status::ProbeKind, ok: bool) -> usize {
+    /// Answers every pending check of `name` of this kind; returns how many.
+    pub fn answer(&mut self, name: &str, kind: ProbeKind, ok: bool) -> usize {
         // Checks due now (initial_delay 0) are asked for when their timer fires.
         self.advance(Duration::ZERO);
         let mine: Vec<_> = self
@@ -271,7 +536,7 @@ impl Sim {
     pub fn notify(&mut self, name: &str, datagram: &[u8]) {
         let fx = self.registry.notify(
             self.now,
-            &n(name),
+            &self::name(name),
             crate::model::notify_msg::parse(datagram),
         );
         self.run(fx);
@@ -309,7 +574,8 @@ impl Sim {
         self.now = target;
     }
 
-    pub fn armed(&self, name: &str, kind: crate::machine::TimerKind) -> bool {
+    /// Whether `name` has a timer of this kind armed.
+    pub fn armed(&self, name: &str, kind: TimerKind) -> bool {
         self.timer_index
             .keys()
             .any(|(nm, id)| nm.as_str() == name && id.kind == kind)
@@ -320,12 +586,10 @@ impl Sim {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 registry::Effect::Spawn(name) => {
-                    let spec = self
-                        .registry
-                        .get(name.as_str())
-                        .expect("spawn of unknown")
-                        .spec()
-                        .clone();
+                    let Some(spec) = self.registry.get(name.as_str()).map(|p| p.spec().clone())
+                    else {
+                        panic!("spawn of an unknown process {name}");
+                    };
                     let result = match self.spawn_errors.get(&name) {
                         Some(e) => Err(e.clone()),
                         None => {
