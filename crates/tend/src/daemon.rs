@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tend_core::logs::{LogFile, Stream};
 use tend_core::runtime::LogChunk;
+use tend_core::runtime::tasks::{ShutdownLatch, Tasks};
 use tend_core::spec::LogTarget;
 use tend_core::{Event, Name, Options, ProcessSpec, Supervisor};
 use tend_server::compat::{CompatOptions, Loader};
@@ -533,7 +534,7 @@ async fn daemon(
 
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
-    let task_signals = crate::tasks::listen(&config.tasks);
+    let task_signals = tend_core::runtime::tasks::listen(&config.tasks);
     // Bind before spawning anything: a second `tend up` must fail without side effects.
     let server = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
     if let Some(owner) = &config.daemon.socket_owner {
@@ -656,8 +657,8 @@ async fn daemon(
         report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
-    let tasks =
-        crate::tasks::Tasks::start_with(&sup, &shutdown, &config.tasks, &processes, task_signals);
+    let task_latch = TaskShutdown(shutdown.clone());
+    let tasks = Tasks::start(&sup, &task_latch, &config.tasks, &processes, task_signals);
     drop(processes);
     // Autostart runs beside the wait below, so a signal during a slow start is honoured.
     let autostart = {
@@ -686,15 +687,15 @@ async fn daemon(
             }
             _ = hup.recv() => {
                 // A task on SIGHUP replaces the reload (`tend reload` still reloads).
-                if !tasks.claims(SignalKind::hangup()) {
+                if !claims(&tasks, SignalKind::hangup()) {
                     on_hangup(&compat, config.format);
                 }
                 continue;
             }
             // A task on one of these runs first and shuts tend down itself.
-            _ = term.recv(), if !tasks.claims(SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
-            _ = int.recv(), if !tasks.claims(SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
-            _ = quit.recv(), if !tasks.claims(SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
+            _ = term.recv(), if !claims(&tasks, SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
+            _ = int.recv(), if !claims(&tasks, SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
+            _ = quit.recv(), if !claims(&tasks, SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
             _ = shutdown.triggered() => info!("shutdown requested; stopping every process"),
             _ = &mut driver => driver_gone = true,
             _ = &mut server_task => warn!("the API server stopped unexpectedly; shutting down"),
@@ -763,6 +764,33 @@ async fn maybe(
             Err(e) => e.to_string(),
         },
         _ => std::future::pending().await,
+    }
+}
+
+/// Whether a task runs on `sig`, which then has no other meaning for the
+/// daemon (HUP reloads, INT, TERM and QUIT stop tend otherwise).
+fn claims(tasks: &Tasks, sig: SignalKind) -> bool {
+    tasks
+        .signals()
+        .iter()
+        .any(|s| SignalKind::from_raw(s.number()) == sig)
+}
+
+/// The daemon's shutdown latch, as the engine's tasks see it.
+#[derive(Clone)]
+struct TaskShutdown(Shutdown);
+
+impl ShutdownLatch for TaskShutdown {
+    fn trigger(&self) {
+        self.0.trigger();
+    }
+
+    fn is_triggered(&self) -> bool {
+        self.0.is_triggered()
+    }
+
+    async fn triggered(&self) {
+        self.0.triggered().await;
     }
 }
 

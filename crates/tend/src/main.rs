@@ -8,7 +8,6 @@ mod daemon;
 mod eventlistener;
 mod output;
 mod socket;
-mod tasks;
 
 use std::io::Write;
 use std::path::Path;

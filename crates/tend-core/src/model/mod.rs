@@ -12,6 +12,7 @@
 //! | [`status`] | what status shows and the events published ([`StateName`](status::StateName), [`ProcessStatus`](status::ProcessStatus), [`Event`](status::Event), [`ExitInfo`](status::ExitInfo)) |
 //! | [`outcome`] | the answer of a request, per process ([`Outcome`](outcome::Outcome), [`ActionResult`](outcome::ActionResult)) |
 //! | [`notify_msg`] | `sd_notify` datagrams, parsed |
+//! | [`task`] | what triggers a task ([`TaskConf`](task::TaskConf)) |
 //! | [`launch`] | the spawn and signal vocabulary ([`KillTarget`](launch::KillTarget), [`SpawnError`](launch::SpawnError)) |
 //! | [`name`], [`pattern`], [`signal`], [`duration`], [`time`] | names, target patterns, signal numbers, `1m30s`, the monotonic [`Mono`](time::Mono) |
 //! | [`error`] | why a request failed |
@@ -31,4 +32,5 @@ pub mod probe;
 pub mod signal;
 pub mod spec;
 pub mod status;
+pub mod task;
 pub mod time;

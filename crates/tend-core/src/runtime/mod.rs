@@ -8,6 +8,7 @@ mod driver;
 mod logs;
 pub mod notify;
 pub(crate) mod probe;
+pub mod tasks;
 
 pub use crate::model::outcome::{ActionResult, Outcome};
 pub use logs::{LogChunk, LogHub, LogLine, LogQuery};
