@@ -74,7 +74,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod epoll;
 pub mod launcher;
 pub mod logs;
 pub mod machine;

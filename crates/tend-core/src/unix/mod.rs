@@ -63,6 +63,7 @@
 //! the supervisor from `spawn_blocking`, whose threads exit when idle.
 
 mod creds;
+pub(crate) mod epoll;
 mod reaper;
 mod spawn;
 
@@ -76,10 +77,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::epoll::Epoll;
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
 use crate::model::signal::Signal;
 use crate::model::spec::ProcessSpec;
+use epoll::Epoll;
 
 /// State shared by the launcher and its reaper; see "The spawn lock" above.
 #[derive(Debug)]

@@ -26,8 +26,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::epoll::{self, Registered};
 use super::{SharedState, lock};
-use crate::epoll::{self, Registered};
 use crate::launcher::Reaped;
 use crate::model::signal::Signal;
 use crate::model::status::ExitInfo;
