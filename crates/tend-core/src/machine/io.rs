@@ -8,7 +8,7 @@ use crate::model::signal::Signal;
 use crate::model::status::{Event, ExitInfo, ProbeKind};
 use crate::model::time::Mono;
 
-/// Inputs to [`Process::handle`].
+/// Inputs to [`Process::handle`](super::Process::handle).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A user asks to start (clears `fatal` and the back-off).

@@ -101,7 +101,7 @@ pub enum Effect {
 /// An input concerns one process, so the work it causes should not grow with
 /// the number of processes: waits are kept by process, and the processes in
 /// the few states the registry looks for after every input (waiting, draining a
-/// group, up) are kept in sets that [`Registry::feed`] updates, the only place a
+/// group, up) are kept in sets that `feed` updates, the only place a
 /// state changes.
 #[derive(Debug, Default)]
 pub struct Registry {

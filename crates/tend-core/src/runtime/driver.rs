@@ -19,6 +19,7 @@ use crate::machine::TimerId;
 use crate::model::error::Error;
 use crate::model::name::Name;
 use crate::model::notify_msg::NotifyMsg;
+use crate::model::outcome::ActionResult;
 use crate::model::probe::{Check, ProbeOutcome, ProbeSpec};
 use crate::model::signal::Signal;
 use crate::model::spec::{LogTarget, ProcessSpec};
@@ -28,7 +29,7 @@ use crate::model::time::Mono;
 use crate::registry::{self, BatchId, Op, Registry};
 use crate::runtime::notify::NotifySocket;
 use crate::runtime::probe::run_check;
-use crate::runtime::{ActionResult, LogHub, Request};
+use crate::runtime::{LogHub, Request};
 
 /// What the driver's own helper tasks report back.
 enum Aux {

@@ -6,12 +6,12 @@
 
 mod driver;
 mod logs;
-pub mod notify;
+pub(crate) mod notify;
 pub(crate) mod probe;
 pub mod tasks;
 
-pub use crate::model::outcome::{ActionResult, Outcome};
-pub use logs::{LogChunk, LogHub, LogLine, LogQuery};
+pub(crate) use logs::LogHub;
+pub use logs::{LogChunk, LogLine, LogQuery};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::launcher::{Launcher, Reaped};
 use crate::model::error::Error;
 use crate::model::name::Name;
+use crate::model::outcome::{ActionResult, Outcome};
 use crate::model::signal::Signal;
 use crate::model::spec::ProcessSpec;
 use crate::model::status::{Event, ProcessStatus};

@@ -83,6 +83,7 @@ impl NotifySocket {
     }
 
     /// Where the socket is: the value of the child's `NOTIFY_SOCKET`.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

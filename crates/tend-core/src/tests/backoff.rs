@@ -7,11 +7,11 @@ use super::*;
 use crate::Signal;
 use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerKind;
+use crate::model::outcome::Outcome;
 use crate::model::spec::{BackoffMode, ProcessSpec, RestartPolicy};
 use crate::model::status::{Event, ExitInfo, StateName};
 use crate::model::time::Mono;
 use crate::registry::Op;
-use crate::runtime::Outcome;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])

@@ -7,11 +7,11 @@
 use super::*;
 use crate::Error;
 use crate::machine::TimerKind;
+use crate::model::outcome::Outcome;
 use crate::model::spec::ProcessSpec;
 use crate::model::status::{ExitInfo, StateName};
 use crate::model::time::Mono;
 use crate::registry::Op;
-use crate::runtime::Outcome;
 
 fn running_sim(names: &[&str]) -> Sim {
     let mut sim = Sim::new();
