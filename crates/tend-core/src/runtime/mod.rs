@@ -1,8 +1,14 @@
-//! The driver: one task that owns every state machine and executes their effects.
+//! The driver: one task that owns every state machine and executes their
+//! effects, and what it runs beside them. The only layer that awaits.
 //!
 //! [`Supervisor`] is the handle: cheap to clone, typed requests in, events out.
 //! Everything that controls tend (the CLI's JSON API, XML-RPC, an embedding
 //! program) goes through it.
+//!
+//! - `driver.rs`: the task itself (requests, reaped children, timers);
+//! - `logs.rs`: the log hub (every output pipe, log file and tail);
+//! - `probe/`: running one check once; `notify.rs`: the notify sockets;
+//! - [`tasks`]: tasks' triggers (timers and signals), on the handle alone.
 
 mod driver;
 mod logs;

@@ -22,6 +22,10 @@
 //! - `terminate = true`: the program's shutdown begins once the task has
 //!   ended.
 //!
+//! Triggers are read once, by [`Tasks::start`]: a reload that changes a
+//! task's command applies (it is a process spec), a changed `on_signal` or
+//! `every` does not (`tend reload` behaves so).
+//!
 //! The program's shutdown is a [`ShutdownLatch`] it passes in: triggers end
 //! when it is pulled, and a run waiting for its task gives up. [`Latch`] is
 //! one, for programs that have none of their own.
@@ -105,6 +109,10 @@ pub struct TaskSignals(BTreeMap<Name, tokio::signal::unix::Signal>);
 
 /// Installs a listener for the `on_signal` of each task; one that cannot be
 /// installed is logged, and that task gets no signal trigger.
+///
+/// # Panics
+///
+/// Outside a tokio runtime with I/O enabled, as tokio's signal listeners do.
 pub fn listen(tasks: &[TaskConf]) -> TaskSignals {
     let mut out = BTreeMap::new();
     for task in tasks {
@@ -149,13 +157,13 @@ impl Tasks {
                 .collect(),
             exclusive: tokio::sync::Mutex::new(()),
         });
-        let mut claimed = Vec::new();
+        let mut listened = Vec::new();
         let mut loops = Vec::new();
         for task in tasks {
             let sig = match task.on_signal {
                 Some(s) => match signals.0.remove(&task.name) {
                     Some(stream) => {
-                        claimed.push(s);
+                        listened.push(s);
                         Some(stream)
                     }
                     // `listen` could not install it, and said so.
@@ -179,7 +187,7 @@ impl Tasks {
             )));
         }
         Tasks {
-            signals: claimed,
+            signals: listened,
             loops,
         }
     }

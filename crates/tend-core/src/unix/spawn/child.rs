@@ -46,8 +46,8 @@
 //! 7. `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`: every inherited descriptor
 //!    above stderr is closed by exec, whoever opened it without `O_CLOEXEC`.
 //!    On kernels before 5.11, or under a seccomp filter that refuses the call,
-//!    this is skipped: descriptors then leak as they did before, which beats
-//!    looping over a million fd numbers.
+//!    this is skipped: inherited descriptors then leak into the program,
+//!    which beats looping over a million fd numbers.
 //! 8. Every signal disposition back to `SIG_DFL`: handlers because they must
 //!    not run here, *ignored* signals because they would stay ignored across
 //!    exec: a daemon started with `nohup` or by `cmd &` in a script ignores
