@@ -35,7 +35,7 @@ pub mod supervisord;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tend_core::{Name, ProcessSpec};
+use tend_core::ProcessSpec;
 
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
@@ -64,22 +64,7 @@ pub struct Config {
     pub tasks: Vec<TaskConf>,
 }
 
-/// What runs a `[task.NAME]`, for the daemon (the command itself is a
-/// process in [`Config::processes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskConf {
-    /// The task's name (and its process's).
-    pub name: Name,
-    /// Run it when the daemon gets this signal.
-    pub on_signal: Option<tend_core::Signal>,
-    /// Run it this often (the first run one period after the daemon starts).
-    pub every: Option<std::time::Duration>,
-    /// Stop everything else first (dependents first), and start again what
-    /// was running once it is done.
-    pub shutdown: bool,
-    /// Shut the daemon down once it is done.
-    pub terminate: bool,
-}
+pub use tend_core::model::task::TaskConf;
 
 /// The two config formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

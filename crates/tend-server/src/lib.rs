@@ -105,6 +105,22 @@ impl Default for Shutdown {
     }
 }
 
+/// The engine's tasks (a task with `terminate = true`, a second stop signal)
+/// pull the daemon's latch.
+impl tend_core::runtime::tasks::ShutdownLatch for Shutdown {
+    fn trigger(&self) {
+        Shutdown::trigger(self);
+    }
+
+    fn is_triggered(&self) -> bool {
+        Shutdown::is_triggered(self)
+    }
+
+    async fn triggered(&self) {
+        Shutdown::triggered(self).await;
+    }
+}
+
 /// What one listener serves, and to whom.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]

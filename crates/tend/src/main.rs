@@ -7,7 +7,6 @@ use tend_config as config;
 mod daemon;
 mod output;
 mod socket;
-mod tasks;
 
 use std::io::Write;
 use std::path::Path;

@@ -33,10 +33,10 @@ use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::epoll::{self, Epoll, Registered};
 use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
-use crate::name::Name;
-use crate::spec::{LogSpec, LogTarget};
+use crate::model::name::Name;
+use crate::model::spec::{LogSpec, LogTarget};
+use crate::unix::epoll::{self, Epoll, Registered};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::logs::Stream;
+use crate::model::spec::{LogTarget, ProcessSpec};
 use crate::runtime::{LogChunk, LogQuery};
-use crate::spec::{LogTarget, ProcessSpec};
 use crate::{Name, Options, Supervisor};
 
 fn sh(name: &str, script: &str) -> ProcessSpec {
@@ -197,7 +197,7 @@ async fn drained_waits_for_end_of_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.log");
     let hub = std::sync::Arc::new(super::LogHub::new(1024, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::File(out.clone()),
         ..Default::default()
     };
@@ -299,8 +299,8 @@ fn fds_on(path: &std::path::Path) -> usize {
         .count()
 }
 
-fn file_spec(stdout: &std::path::Path, stderr: &std::path::Path) -> crate::spec::LogSpec {
-    crate::spec::LogSpec {
+fn file_spec(stdout: &std::path::Path, stderr: &std::path::Path) -> crate::model::spec::LogSpec {
+    crate::model::spec::LogSpec {
         stdout: LogTarget::File(stdout.to_path_buf()),
         stderr: LogTarget::File(stderr.to_path_buf()),
         ..Default::default()
@@ -477,7 +477,7 @@ async fn a_chatty_child_does_not_starve_a_quiet_one() {
 async fn the_end_of_one_pipe_does_not_disturb_the_others() {
     use std::io::Write;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()
@@ -519,7 +519,7 @@ async fn drained_waits_for_every_one_of_many_pipes() {
     use std::io::Write;
     const PROCS: usize = 100;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()
@@ -579,7 +579,7 @@ async fn one_task_for_every_pipe_and_none_for_unused_stdin() {
             .num_alive_tasks()
     };
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tend_config::Config;
+use tend_core::runtime::tasks::{self, Tasks};
 use tend_core::{Name, Options, Supervisor};
 use tend_server::{ServeError, Shutdown, TcpServer, UnixServer};
 use tokio::signal::unix::SignalKind;
@@ -208,7 +209,7 @@ async fn daemon(
     let mut signals = Signals::install()?;
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
-    let task_signals = crate::tasks::listen(&config.tasks);
+    let task_signals = tasks::listen(&config.tasks);
     let bound = bind(&config).await?;
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
@@ -256,8 +257,7 @@ async fn daemon(
         detach::report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
-    let tasks =
-        crate::tasks::Tasks::start_with(&sup, &shutdown, &config.tasks, &processes, task_signals);
+    let tasks = Tasks::start(&sup, &shutdown, &config.tasks, &processes, task_signals);
     drop(processes);
     let autostart = autostart(&sup);
     let exit = signal_loop(
@@ -316,7 +316,7 @@ async fn signal_loop(
     signals: &mut Signals,
     config: &Config,
     faces: &Faces,
-    tasks: &crate::tasks::Tasks,
+    tasks: &Tasks,
     own_log: Option<&OwnLog>,
     driver: &mut JoinHandle<()>,
     serving: &mut Serving,
@@ -331,15 +331,15 @@ async fn signal_loop(
             }
             _ = signals.hup.recv() => {
                 // A task on SIGHUP replaces the reload (`tend reload` still reloads).
-                if !tasks.claims(SignalKind::hangup()) {
+                if !signals::claims(tasks, SignalKind::hangup()) {
                     signals::on_hangup(config.daemon.on_hup, &faces.daemon);
                 }
                 continue;
             }
             // A task on one of these runs first and shuts tend down itself.
-            _ = signals.term.recv(), if !tasks.claims(SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
-            _ = signals.int.recv(), if !tasks.claims(SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
-            _ = signals.quit.recv(), if !tasks.claims(SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
+            _ = signals.term.recv(), if !signals::claims(tasks, SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
+            _ = signals.int.recv(), if !signals::claims(tasks, SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
+            _ = signals.quit.recv(), if !signals::claims(tasks, SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
             _ = shutdown.triggered() => info!("shutdown requested; stopping every process"),
             _ = &mut *driver => return Exit::DriverGone,
             _ = &mut serving.unix => warn!("the API server stopped unexpectedly; shutting down"),
