@@ -154,5 +154,5 @@ pub use model::status::{
     CheckStatus, Event, ExitInfo, Health, ProbeKind, ProcessStatus, StateName,
 };
 pub use model::task::TaskConf;
-pub use runtime::{LogChunk, LogLine, LogQuery, Options, Supervisor};
+pub use runtime::{LogChunk, LogLine, LogQuery, Options, Supervisor, Tap, TapChunk};
 pub use unix::UnixLauncher;

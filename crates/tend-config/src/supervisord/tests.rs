@@ -880,6 +880,8 @@ fn the_lab_config_gives_supervisors_processes() {
     );
     spec.priority = -1;
     spec.logs.stderr = LogTarget::File(lab.join("logs/listener.err.log"));
+    // Its stdout is the event-listener protocol: lossless, not shown live.
+    spec.logs.protocol_stdout = true;
     assert_eq!(listener.spec, spec);
     assert_eq!(listener.events, ["PROCESS_STATE", "TICK_5"]);
     assert_eq!(listener.buffer_size, 10);

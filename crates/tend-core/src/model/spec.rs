@@ -362,6 +362,13 @@ pub struct LogSpec {
     pub max_size: u64,
     /// Rotated files kept (`NAME.out.log.1` ... `.N`).
     pub backups: u32,
+    /// stdout is a protocol channel, not output (Supervisor's event
+    /// listeners speak `READY`/`RESULT` on it): it still goes to its target
+    /// and the tail, and whole to a stdout tap
+    /// ([`crate::Supervisor::tap_stdout`]), but not to live log subscribers
+    /// (the foreground view, `tend logs -f`), which may drop what they cannot
+    /// keep up with.
+    pub protocol_stdout: bool,
 }
 
 impl Default for LogSpec {
@@ -374,6 +381,7 @@ impl Default for LogSpec {
             timestamps: false,
             max_size: 50 * 1024 * 1024,
             backups: 10,
+            protocol_stdout: false,
         }
     }
 }

@@ -17,7 +17,7 @@ pub(crate) mod probe;
 pub mod tasks;
 
 pub(crate) use logs::LogHub;
-pub use logs::{LogChunk, LogLine, LogQuery};
+pub use logs::{LogChunk, LogLine, LogQuery, Tap, TapChunk};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +138,21 @@ impl Supervisor {
     /// Subscribes to every process's output from now on, as batches of whole lines.
     pub fn subscribe_logs(&self) -> broadcast::Receiver<LogChunk> {
         self.logs.subscribe()
+    }
+
+    /// Sends every batch of whole lines of `name`'s stdout, from its next
+    /// spawn on, to `tap`, none lost and in order, for a protocol spoken on
+    /// stdout (Supervisor's event listeners). Set `logs.protocol_stdout` in
+    /// the spec to keep that stdout out of [`Supervisor::subscribe_logs`].
+    /// The tap outlives runs of the process; [`Supervisor::untap_stdout`] or
+    /// dropping the receiver ends it.
+    pub fn tap_stdout(&self, name: &Name, tap: Tap) {
+        self.logs.tap(name, Some(tap));
+    }
+
+    /// Ends the stdout tap of `name`.
+    pub fn untap_stdout(&self, name: &Name) {
+        self.logs.tap(name, None);
     }
 
     /// The last lines of output of some processes from their in-memory tails,

@@ -107,9 +107,6 @@ fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListen
         for spec in &loaded.config.processes {
             inherited.record(spec);
         }
-        for listener in &loaded.config.eventlisteners {
-            inherited.hide_stdout(&listener.spec.name);
-        }
         // Events about processes the file adds or changes carry their new
         // groups and exit codes (a harmless superset until they are applied).
         if let Some(l) = &listeners {

@@ -222,9 +222,6 @@ async fn daemon(
     for spec in &processes {
         inherited.record(spec);
     }
-    for listener in &config.eventlisteners {
-        inherited.hide_stdout(&listener.spec.name);
-    }
     if let Some(slot) = printer {
         // Subscribed before any process starts, so the first lines show too.
         let names: Vec<Name> = processes.iter().map(|p| p.name.clone()).collect();
