@@ -36,12 +36,30 @@ pub enum Identity {
 }
 
 impl Identity {
-    /// A peer of the Unix socket, its user name looked up.
+    /// A peer of the Unix socket, its user name looked up (once per uid: a
+    /// name service may be slow, and the name is only for messages).
     pub fn unix(uid: u32, gids: Vec<u32>) -> Identity {
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name);
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static NAMES: OnceLock<Mutex<HashMap<u32, Option<String>>>> = OnceLock::new();
+        let names = NAMES.get_or_init(|| Mutex::new(HashMap::new()));
+        let known = names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uid)
+            .cloned();
+        let user = known.unwrap_or_else(|| {
+            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name);
+            let mut map = names.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= 4096 {
+                map.clear();
+            }
+            map.insert(uid, name.clone());
+            name
+        });
         Identity::Unix { uid, gids, user }
     }
 }

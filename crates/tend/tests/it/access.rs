@@ -367,6 +367,52 @@ fn a_world_writable_socket_never_lets_another_user_add_a_command() {
     );
 }
 
+#[test]
+fn a_supervisord_socket_with_chmod_0777_never_lets_another_user_add_a_command() {
+    if !can_make_users() {
+        return;
+    }
+    let mut acc = Accounts::new();
+    let user = acc.user("sup", &[]);
+    let (mut env, tend) = open_env(TestEnv::new(""));
+    let conf = env.dir.path().join("supervisord.conf");
+    fs::write(
+        &conf,
+        "[supervisord]\nlogfile = %(here)s/supervisord.log\npidfile = %(here)s/supervisord.pid\nchildlogdir = %(here)s\n\n\
+         [unix_http_server]\nfile = %(here)s/tend.sock\nchmod = 0777\n\n\
+         [program:web]\ncommand = sleep 1000\nstartsecs = 0\n",
+    )
+    .expect("write");
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).expect("chmod");
+    env.config = conf;
+    let d = Daemon::start_in(env);
+    let proof = d.dir.path().join("pwned");
+    let r = tend_as(
+        &d,
+        &tend,
+        &user,
+        &["add", "evil", "--", "touch", proof.to_str().expect("path")],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "may not add a process with a new command: needs \"admin\" over every process"
+        ),
+        "{r:?}"
+    );
+    // What supervisord gives whoever can connect still works.
+    let r = tend_as(&d, &tend, &user, &["restart", "web"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!proof.exists(), "the command ran");
+    assert!(
+        d.log_text()
+            .contains("has mode 0777: every local user can view"),
+        "{}",
+        d.log_text()
+    );
+}
+
 /// The supervisor package copied where `user` can read it, and a python3
 /// that user can run; `None` (a counted skip, or a failure in CI) without.
 fn supervisorctl_for(user: &str, dir: &Path) -> Option<(PathBuf, PathBuf)> {
