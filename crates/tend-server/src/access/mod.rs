@@ -225,7 +225,12 @@ async fn guard(
     }
     let (policy, generation) = access.current();
     let presented = match verify::presented(req.headers()) {
-        Ok(p) => p,
+        Ok(Some(p)) => {
+            let bearer = matches!(p, verify::Presented::Bearer(_));
+            policy.checks(&door.name, bearer).then_some(p)
+        }
+        Ok(None) => None,
+        Err(verify::Malformed) if !policy.checks(&door.name, false) => None,
         Err(verify::Malformed) => {
             let resp = refusal(
                 json,
@@ -292,7 +297,7 @@ async fn guard(
     let grants = policy.grants(&who);
     if grants.is_empty()
         && !matches!(who, Identity::User(_) | Identity::Token(_))
-        && policy.has_credentials()
+        && policy.has_credentials_for(&door.name)
     {
         let resp = unauthorized(
             json,

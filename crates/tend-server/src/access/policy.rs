@@ -334,6 +334,23 @@ impl Policy {
         !self.users.is_empty() || !self.tokens.is_empty() || !self.listeners.is_empty()
     }
 
+    /// Whether credentials of this kind could be right on `door` at all
+    /// (`bearer`: a token; otherwise Basic: a user, or the door's own). A
+    /// header none could match is ignored, as supervisord ignores the
+    /// `Authorization` of a client when it has no credentials to check.
+    pub fn checks(&self, door: &str, bearer: bool) -> bool {
+        if bearer {
+            !self.tokens.is_empty()
+        } else {
+            !self.users.is_empty() || self.listeners.contains_key(door)
+        }
+    }
+
+    /// Whether a caller on `door` could give credentials at all.
+    pub fn has_credentials_for(&self, door: &str) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty() || self.listeners.contains_key(door)
+    }
+
     /// The listener `door`'s own credentials, if it has some: then every
     /// request on it must authenticate.
     pub fn listener_auth(&self, door: &str) -> Option<&Auth> {

@@ -844,6 +844,16 @@ fn an_open_tcp_listener_is_an_error_and_anonymous_clients_get_supervisords_right
         &format!("{base}/v1/restart"),
     ]);
     assert_eq!(code, 200, "{body}");
+    // With nothing to check them against, credentials are ignored, as
+    // supervisord ignores them (supervisorctl sends [supervisorctl]'s).
+    let (code, _, body) = curl(&["-u", "user:123", &format!("{base}/v1/status")]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = curl(&[
+        "-H",
+        "Authorization: Basic YWI",
+        &format!("{base}/v1/status"),
+    ]);
+    assert_eq!(code, 200, "{body}");
     let (code, _, body) = curl(&[
         "-X",
         "POST",
