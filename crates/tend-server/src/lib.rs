@@ -3,8 +3,9 @@
 //! Every face of a tend daemon takes one [`Daemon`]: the supervisor, the
 //! config state ([`ConfigState`]: groups, reloads) and the shutdown latch.
 //! This crate serves the JSON API (see `docs/api.md`) on it ([`json_router`],
-//! or [`router`] for a bare [`tend_core::Supervisor`]), guards listeners
-//! with credentials ([`auth`]), and binds them: [`UnixServer`] (or the
+//! or [`router`] for a bare [`tend_core::Supervisor`]), puts every listener
+//! behind one access guard ([`access`]: who is asking, what it may do, on
+//! every face), and binds them: [`UnixServer`] (or the
 //! [`serve_unix`] shortcut) on a Unix socket, [`TcpServer`] on TCP. Other
 //! faces (Supervisor's XML-RPC in `tend-supervisor`) bring their own routes
 //! and are merged into a listener's by [`app`]. The request and response
