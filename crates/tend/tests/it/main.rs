@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod access;
 mod backoff;
 mod config;
 mod control;
