@@ -7,6 +7,7 @@ use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
 use crate::access::Access;
+use crate::metrics::Metrics;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -43,6 +44,7 @@ struct Inner {
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
     access: Access,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -76,6 +78,7 @@ impl Daemon {
                 shutdown,
                 prepare_spec: None,
                 access: Access::unconfigured(),
+                metrics: Metrics::new(),
             }),
         }
     }
@@ -94,6 +97,7 @@ impl Daemon {
             shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
             access: self.inner.access.clone(),
+            metrics: self.inner.metrics.clone(),
         };
         Daemon {
             inner: Arc::new(inner),
@@ -109,10 +113,32 @@ impl Daemon {
             shutdown: self.inner.shutdown.clone(),
             prepare_spec: self.inner.prepare_spec.clone(),
             access,
+            metrics: self.inner.metrics.clone(),
         };
         Daemon {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same handle, counting into `metrics` (by default fresh ones that
+    /// count no events until [`Metrics::spawn_counter`] runs).
+    pub fn with_metrics(self, metrics: Metrics) -> Daemon {
+        let inner = Inner {
+            sup: self.inner.sup.clone(),
+            config: self.inner.config.clone(),
+            shutdown: self.inner.shutdown.clone(),
+            prepare_spec: self.inner.prepare_spec.clone(),
+            access: self.inner.access.clone(),
+            metrics,
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The daemon's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Who may do what (the guard of every listener reads it).
