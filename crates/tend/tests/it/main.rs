@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod deps;
 mod logs;
+mod metrics;
 mod status;
 mod stop;
 mod supervisorctl;
