@@ -91,5 +91,6 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         format: Format::Supervisord,
         tasks: Vec::new(),
         access: conf.access,
+        telemetry: crate::TelemetryConfig::default(),
     }
 }

@@ -45,13 +45,15 @@ fn exchange(mut stream: impl Read + Write, path: &str, accept: &str) -> (u16, St
 
 fn get_tcp(port: u16, path: &str) -> (u16, String) {
     let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     exchange(s, path, "text/plain")
 }
 
 fn get_unix(socket: &Path, path: &str) -> (u16, String) {
     let s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     exchange(s, path, "text/plain")
 }
 
@@ -115,7 +117,10 @@ impl Prometheus {
         let log = fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
