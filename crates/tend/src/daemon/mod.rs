@@ -14,6 +14,8 @@ mod limits;
 mod own_log;
 mod pidfile;
 mod signals;
+#[cfg(feature = "otel")]
+mod telemetry;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -243,6 +245,8 @@ async fn daemon(
     }
     let shutdown = Shutdown::new();
     let faces = Faces::build(&mut config, &sup, &shutdown, &inherited);
+    // Subscribed before the config's processes are added.
+    let telemetry = start_telemetry(&config, &sup, faces.daemon.metrics());
     if let Err(e) = faces.daemon.config().add_declared().await {
         let _ = sup.shutdown().await;
         return Err(e).context("cannot add the processes of the config file");
@@ -285,11 +289,15 @@ async fn daemon(
     }
     if let Exit::DriverGone = exit {
         shutdown.end_streams();
+        finish_telemetry(telemetry).await;
         serving.finish().await;
         pidfile::remove_pidfile(pidfile.as_deref());
         anyhow::bail!("the supervisor's driver stopped unexpectedly");
     }
     stop_everything(&sup, &mut signals, own_log.as_ref()).await;
+    // The last exits and stops go to the collector too (briefly: a dead
+    // collector must not hold the shutdown up).
+    finish_telemetry(telemetry).await;
     // Followers of the logs have seen the processes' last words; let them go.
     shutdown.end_streams();
     serving.finish().await;
@@ -297,6 +305,48 @@ async fn daemon(
     pidfile::remove_pidfile(pidfile.as_deref());
     info!("all processes stopped; bye");
     Ok(())
+}
+
+#[cfg(feature = "otel")]
+type Telemetry = Option<telemetry::Telemetry>;
+#[cfg(not(feature = "otel"))]
+type Telemetry = ();
+
+/// Starts the OTLP exporter when `[telemetry]` or the `OTEL_*` variables
+/// ask for it. A setting it cannot use is an error in the log, and the
+/// daemon runs without it: supervision never depends on the collector.
+fn start_telemetry(
+    config: &Config,
+    sup: &Supervisor,
+    metrics: &tend_server::metrics::Metrics,
+) -> Telemetry {
+    #[cfg(feature = "otel")]
+    {
+        match telemetry::Settings::new(&config.telemetry, |k| std::env::var(k).ok()) {
+            Ok(Some(settings)) => Some(telemetry::Telemetry::start(settings, sup, metrics)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("telemetry: {e}; nothing is exported");
+                None
+            }
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (sup, metrics);
+        if config.telemetry.configured {
+            warn!("[telemetry] is ignored: this tend was built without the otel feature");
+        }
+    }
+}
+
+async fn finish_telemetry(t: Telemetry) {
+    #[cfg(feature = "otel")]
+    if let Some(t) = t {
+        t.finish(Duration::from_secs(3)).await;
+    }
+    #[cfg(not(feature = "otel"))]
+    let () = t;
 }
 
 /// Starts the service beside the signal loop, so that a signal during a slow

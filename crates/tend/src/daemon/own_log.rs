@@ -46,9 +46,17 @@ pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Optio
         .with_writer(writer)
         .with_ansi(ansi)
         .with_target(false);
+    // Beside the formatter, the layer that offers tend's own lines to the
+    // OTLP exporter (idle until telemetry starts).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    #[cfg(feature = "otel")]
+    let otel = super::telemetry::layer();
+    #[cfg(not(feature = "otel"))]
+    let otel = tracing_subscriber::layer::Identity::new();
     let _ = match cfg.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.finish().with(otel).try_init(),
+        LogFormat::Json => builder.json().finish().with(otel).try_init(),
     };
     Ok(file)
 }

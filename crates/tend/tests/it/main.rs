@@ -13,4 +13,5 @@ mod metrics;
 mod status;
 mod stop;
 mod supervisorctl;
+mod telemetry;
 mod xmlrpc;

@@ -50,7 +50,7 @@ fn get_tcp(port: u16, path: &str) -> (u16, String) {
     exchange(s, path, "text/plain")
 }
 
-fn get_unix(socket: &Path, path: &str) -> (u16, String) {
+pub(crate) fn get_unix(socket: &Path, path: &str) -> (u16, String) {
     let s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
