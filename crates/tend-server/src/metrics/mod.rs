@@ -78,6 +78,40 @@ const HEALTHS: [(Health, &str); 3] = [
 pub trait Source: Send + Sync + 'static {
     /// Appends this source's families.
     fn collect(&self, out: &mut Vec<Family>);
+
+    /// What `GET /v1/telemetry` answers, for the source that is the OTLP
+    /// exporter.
+    fn telemetry(&self) -> Option<TelemetryReport> {
+        None
+    }
+}
+
+/// The answer to `GET /v1/telemetry`: how OTLP export is going (404 when
+/// it is off). `tend status` tells of drops and failures from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TelemetryReport {
+    /// Where each signal goes.
+    pub endpoints: Vec<String>,
+    /// Per signal (`logs`, `metrics`, `traces`).
+    pub signals: Vec<SignalReport>,
+    /// Log records and spans waiting.
+    pub queued: u64,
+    /// Why the last export failed, while the collector cannot be reached.
+    pub failing: Option<String>,
+}
+
+/// One signal of a [`TelemetryReport`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignalReport {
+    /// `logs`, `metrics` or `traces`.
+    pub signal: String,
+    /// Records, points or spans the collector accepted.
+    pub exported: u64,
+    /// Dropped: the queue was full, or the collector refused or could not
+    /// be reached.
+    pub dropped: u64,
+    /// Export requests that failed.
+    pub failures: u64,
 }
 
 /// The daemon's metrics: the counters, and what reads the rest at scrape
@@ -173,6 +207,17 @@ impl Metrics {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(source);
+    }
+
+    /// The OTLP exporter's report, when one runs.
+    pub fn telemetry(&self) -> Option<TelemetryReport> {
+        let sources = self
+            .inner
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        sources.iter().find_map(|s| s.telemetry())
     }
 
     /// Every family for the processes of `status` (each process's series),
@@ -497,7 +542,23 @@ impl ProcessFamilies {
 pub fn router(daemon: Daemon) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
+        .route("/v1/telemetry", get(telemetry))
         .with_state(daemon)
+}
+
+/// `GET /v1/telemetry`: the exporter's [`TelemetryReport`] (daemon-wide:
+/// the metrics right over every process).
+async fn telemetry(State(daemon): State<Daemon>, caller: Caller) -> Response {
+    if let Err(d) = caller.require_everything(Right::Metrics, "read the telemetry status") {
+        return ApiError::from(d).into_response();
+    }
+    match daemon.metrics().telemetry() {
+        Some(r) => axum::Json(r).into_response(),
+        None => ApiError::not_found(
+            "telemetry is off (no [telemetry] and no OTEL_EXPORTER_OTLP_ENDPOINT)",
+        )
+        .into_response(),
+    }
 }
 
 async fn scrape(State(daemon): State<Daemon>, caller: Caller, headers: HeaderMap) -> Response {

@@ -309,8 +309,9 @@ async fn daemon(
 
 #[cfg(feature = "otel")]
 type Telemetry = Option<telemetry::Telemetry>;
+/// Without the `otel` feature there is nothing to run.
 #[cfg(not(feature = "otel"))]
-type Telemetry = ();
+struct Telemetry;
 
 /// Starts the OTLP exporter when `[telemetry]` or the `OTEL_*` variables
 /// ask for it. A setting it cannot use is an error in the log, and the
@@ -337,6 +338,7 @@ fn start_telemetry(
         if config.telemetry.configured {
             warn!("[telemetry] is ignored: this tend was built without the otel feature");
         }
+        Telemetry
     }
 }
 
@@ -346,7 +348,7 @@ async fn finish_telemetry(t: Telemetry) {
         t.finish(Duration::from_secs(3)).await;
     }
     #[cfg(not(feature = "otel"))]
-    let () = t;
+    let Telemetry = t;
 }
 
 /// Starts the service beside the signal loop, so that a signal during a slow

@@ -157,7 +157,7 @@ fn a_crash_loop_reaches_the_collector_and_a_dead_collector_costs_nothing() {
     let rdir = tempfile::tempdir().expect("tempdir");
     let mut receiver = Receiver::start(&python, rdir.path(), None);
     let port = receiver.port;
-    let env = TestEnv::new(&format!(
+    let conf = format!(
         r#"
 [telemetry]
 otlp_endpoint = "http://127.0.0.1:{port}"
@@ -175,7 +175,8 @@ command = ["sh", "-c", "exit 1"]
 autostart = false
 backoff = {{ initial = "10ms", max = "10ms" }}
 "#
-    ));
+    );
+    let env = TestEnv::new(&conf);
     let mut d = Daemon::start_in(env);
 
     // The crash loop, as log records with the process, pid and reason.
@@ -297,6 +298,33 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         })
     });
 
+    // A reload is a span too, with its steps as events.
+    fs::write(
+        &d.env.config,
+        format!("{conf}\n[process.extra]\ncommand = [\"sleep\", \"1000\"]\n"),
+    )
+    .expect("rewrite the config");
+    d.ok(&["reload"]);
+    let got = wait_received(&d, rdir.path(), "the reload span", |items| {
+        items
+            .iter()
+            .any(|v| v["signal"] == "traces" && v["name"] == "reload")
+    });
+    let reload = got
+        .iter()
+        .find(|v| v["signal"] == "traces" && v["name"] == "reload")
+        .expect("reload span");
+    assert_eq!(steps(reload), ["read", "added", "starting"], "{reload}");
+    assert_eq!(
+        reload["event_attrs"][1]["tend.process"], "extra",
+        "{reload}"
+    );
+    assert_eq!(reload["status"], 1, "{reload}");
+    assert_eq!(
+        reload["attrs"]["tend.outcome"], "ok: 1 added, 0 changed, 0 removed",
+        "{reload}"
+    );
+
     // The collector goes away: a fast crash loop goes on, the queue fills,
     // and what does not fit is counted.
     receiver.stop();
@@ -311,7 +339,7 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         scraped(d, restarts).is_some_and(|n| n > before + 5.0)
     });
     let started = Instant::now();
-    assert_eq!(d.status(&[]).len(), 2);
+    assert_eq!(d.status(&[]).len(), 3);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "tend status took {:?} with the collector down",
@@ -320,6 +348,14 @@ backoff = {{ initial = "10ms", max = "10ms" }}
     assert!(
         scraped(&d, "tend_telemetry_export_failures_total{signal=\"logs\"}")
             .is_some_and(|n| n >= 1.0)
+    );
+    // tend status tells of it (after the table, on stderr).
+    let run = d.ok(&["status"]);
+    assert!(
+        run.stderr.contains("telemetry: ")
+            && run.stderr.contains("dropped (logs ")
+            && run.stderr.contains("export fails: 127.0.0.1:"),
+        "{run}"
     );
     d.ok(&["stop", "flood"]);
     assert!(

@@ -70,7 +70,7 @@ impl Url {
     }
 
     /// `host:port` as the `Host` header wants it.
-    fn authority(&self) -> String {
+    pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -205,7 +205,7 @@ impl Client {
         let url = &self.url;
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
-            .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
+            .map_err(|e| format!("cannot connect: {e}"))?;
         let _ = tcp.set_nodelay(true);
         if !url.tls {
             return handshake(TokioIo::new(tcp)).await;
@@ -218,7 +218,7 @@ impl Client {
         let stream = tls
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS with {}: {e}", url.host))?;
+            .map_err(|e| format!("TLS: {e}"))?;
         handshake(TokioIo::new(stream)).await
     }
 }

@@ -1,5 +1,5 @@
 //! OpenTelemetry: the daemon's own log events, the families of `/metrics`
-//! and a span per start or restart cycle, exported over OTLP/HTTP
+//! and a span per start, restart cycle or reload, exported over OTLP/HTTP
 //! (protobuf) to a collector (`[telemetry]`, the `OTEL_*` variables).
 //!
 //! Export never blocks supervision:
@@ -255,6 +255,10 @@ struct Shared {
     queue: mpsc::Sender<Item>,
     /// Whether the last export failed (the log says so once per outage).
     down: AtomicBool,
+    /// Why, while it is down.
+    failing: Mutex<Option<String>>,
+    /// Where each signal goes, for `GET /v1/telemetry`.
+    endpoints: Vec<String>,
 }
 
 impl Shared {
@@ -275,6 +279,31 @@ impl Shared {
 }
 
 impl Source for Shared {
+    fn telemetry(&self) -> Option<tend_server::metrics::TelemetryReport> {
+        let signals = Signal::ALL
+            .iter()
+            .map(|&s| {
+                let st = self.stats(s);
+                tend_server::metrics::SignalReport {
+                    signal: s.as_str().to_string(),
+                    exported: st.exported.load(Ordering::Relaxed),
+                    dropped: st.dropped.load(Ordering::Relaxed),
+                    failures: st.failures.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        Some(tend_server::metrics::TelemetryReport {
+            endpoints: self.endpoints.clone(),
+            signals,
+            queued: (self.queue.max_capacity() - self.queue.capacity()) as u64,
+            failing: self
+                .failing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        })
+    }
+
     fn collect(&self, out: &mut Vec<Family>) {
         let mut exported = Family::new(
             "tend_telemetry_exported",
@@ -320,6 +349,8 @@ enum Item {
 struct Sink {
     shared: Arc<Shared>,
     logs: bool,
+    /// Whether spans are exported (the layer's `reload` spans).
+    traces: bool,
 }
 
 impl Sink {
@@ -362,11 +393,14 @@ impl Telemetry {
             stats: Default::default(),
             queue: tx,
             down: AtomicBool::new(false),
+            failing: Mutex::new(None),
+            endpoints: settings.urls.iter().flatten().cloned().collect(),
         });
         metrics.add_source(shared.clone());
         let sink = Sink {
             shared: shared.clone(),
             logs: settings.wants(Signal::Logs),
+            traces: settings.wants(Signal::Traces),
         };
         let _ = SINK.set(sink.clone());
         let (stop, stopped) = watch::channel(false);
@@ -715,6 +749,7 @@ impl Exporter {
                 Ok(()) => {
                     stats.exported.fetch_add(n, Ordering::Relaxed);
                     if shared.down.swap(false, Ordering::Relaxed) {
+                        *shared.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
                         info!(
                             "telemetry: exporting to {}:{} again ({} dropped so far)",
                             client.url().host,
@@ -731,6 +766,8 @@ impl Exporter {
                 }
                 Err(Failure::Retry { after, why }) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
+                    *shared.failing.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(format!("{}: {why}", client.url().authority()));
                     if !shared.down.swap(true, Ordering::Relaxed) {
                         warn!(
                             "telemetry: cannot export {} to {}:{}: {why}; trying again, and dropping (and counting) what does not fit in the queue meanwhile",

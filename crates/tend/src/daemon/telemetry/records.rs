@@ -14,6 +14,18 @@ pub fn now_ns() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0)
 }
 
+/// A new trace id and span id: random, or from the time `t` (in ns) when
+/// there is no randomness (ids of different times still differ).
+pub fn ids(t: u64) -> ([u8; 16], [u8; 8]) {
+    let mut trace_id = [0u8; 16];
+    let mut span_id = [0u8; 8];
+    if getrandom::fill(&mut trace_id).is_err() || getrandom::fill(&mut span_id).is_err() {
+        trace_id[..8].copy_from_slice(&t.to_le_bytes());
+        span_id.copy_from_slice(&t.rotate_left(17).to_le_bytes());
+    }
+    (trace_id, span_id)
+}
+
 /// The log record of one event (state changes have none: the events
 /// around them tell the story).
 pub fn log_of(ev: &Event, reason: Option<ExitReason>, time_ns: u64) -> Option<LogRecord> {
@@ -254,13 +266,7 @@ impl Tracker {
     }
 
     fn open(&mut self, name: &Name, what: &str, t: u64) {
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        // Random ids; without randomness, ids from the time still differ.
-        if getrandom::fill(&mut trace_id).is_err() || getrandom::fill(&mut span_id).is_err() {
-            trace_id[..8].copy_from_slice(&t.to_le_bytes());
-            span_id.copy_from_slice(&t.rotate_left(17).to_le_bytes());
-        }
+        let (trace_id, span_id) = ids(t);
         self.open.insert(
             name.clone(),
             Open {

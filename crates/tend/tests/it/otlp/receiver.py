@@ -81,6 +81,7 @@ def traces(req):
                     "status": s.status.code,
                     "status_message": s.status.message,
                     "events": [e.name for e in s.events],
+                    "event_attrs": [attrs(e.attributes) for e in s.events],
                     "attrs": attrs(s.attributes),
                     "start": s.start_time_unix_nano,
                     "end": s.end_time_unix_nano,
