@@ -355,6 +355,17 @@ impl Metrics {
     /// [`Metrics::families`] of `sup`'s processes as `caller` may see them.
     /// The `/proc` reads run off the daemon's thread.
     pub async fn gather(&self, sup: &Supervisor, caller: &Caller) -> Result<Vec<Family>, ApiError> {
+        self.gather_then(sup, caller, |families| families).await
+    }
+
+    /// [`Metrics::gather`], then `then` over the families on the same
+    /// blocking thread (the text encoding of a scrape).
+    async fn gather_then<T: Send + 'static>(
+        &self,
+        sup: &Supervisor,
+        caller: &Caller,
+        then: impl FnOnce(Vec<Family>) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         if caller.grants().patterns(Right::Metrics).is_empty() {
             return Err(caller.denied(Right::Metrics, "read the metrics", "").into());
         }
@@ -366,7 +377,7 @@ impl Metrics {
             .filter(|s| caller.may(Right::Metrics, &s.name, &s.group))
             .collect();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.families(&status, usage::read, everything))
+        tokio::task::spawn_blocking(move || then(this.families(&status, usage::read, everything)))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}")))
     }
@@ -563,12 +574,14 @@ async fn telemetry(State(daemon): State<Daemon>, caller: Caller) -> Response {
 
 async fn scrape(State(daemon): State<Daemon>, caller: Caller, headers: HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match daemon.metrics().gather(daemon.supervisor(), &caller).await {
-        Ok(families) => (
-            [(header::CONTENT_TYPE, format.content_type())],
-            encode(&families, format),
-        )
-            .into_response(),
+    let encoded = daemon
+        .metrics()
+        .gather_then(daemon.supervisor(), &caller, move |families| {
+            encode(&families, format)
+        })
+        .await;
+    match encoded {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -738,7 +738,7 @@ impl Exporter {
             return;
         };
         let body = Bytes::from(body);
-        let mut wait = Duration::from_secs(1);
+        let mut backoff = Backoff::default();
         for attempt in 1..=ATTEMPTS {
             let result = client.post(body.clone()).await;
             tracing::debug!(
@@ -779,8 +779,7 @@ impl Exporter {
                     if last || attempt == ATTEMPTS {
                         break;
                     }
-                    let pause = after.unwrap_or(wait).min(MAX_BACKOFF);
-                    wait = (wait * 2).min(MAX_BACKOFF);
+                    let pause = backoff.next(after);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = self.stop.wait_for(|s| *s) => break,
@@ -789,6 +788,31 @@ impl Exporter {
             }
         }
         shared.dropped(signal, n);
+    }
+}
+
+/// The waits between the tries of one batch: 1, 2, 4, 8 s, or what the
+/// collector's `Retry-After` asks, at most [`MAX_BACKOFF`] either way.
+#[derive(Debug)]
+struct Backoff {
+    wait: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            wait: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Backoff {
+    /// The pause before the next try; `after` is the collector's
+    /// `Retry-After`, when it sent one. The doubling goes on either way.
+    fn next(&mut self, after: Option<Duration>) -> Duration {
+        let pause = after.unwrap_or(self.wait).min(MAX_BACKOFF);
+        self.wait = (self.wait * 2).min(MAX_BACKOFF);
+        pause
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tend_config::TelemetryConfig;
 use tend_config::telemetry::Signal;
 
-use super::Settings;
+use super::{ATTEMPTS, Backoff, MAX_BACKOFF, Settings};
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let m: HashMap<String, String> = vars
@@ -112,4 +112,23 @@ fn the_environment_beats_the_file() {
     assert!(bad.is_err(), "{bad:?}");
     let bad = Settings::new(&file, env(&[("OTEL_METRIC_EXPORT_INTERVAL", "soon")]));
     assert!(bad.is_err(), "{bad:?}");
+}
+
+#[test]
+fn a_failing_batch_is_tried_again_later_and_later() {
+    let secs = Duration::from_secs;
+    let mut b = Backoff::default();
+    // Five tries: four waits between them, doubling.
+    let waits: Vec<Duration> = (1..ATTEMPTS).map(|_| b.next(None)).collect();
+    assert_eq!(waits, [secs(1), secs(2), secs(4), secs(8)]);
+    // The doubling stops at the ceiling.
+    for _ in 0..10 {
+        b.next(None);
+    }
+    assert_eq!(b.next(None), MAX_BACKOFF);
+    // The collector's Retry-After wins, within the ceiling.
+    let mut b = Backoff::default();
+    assert_eq!(b.next(Some(secs(5))), secs(5));
+    assert_eq!(b.next(None), secs(2), "the doubling went on meanwhile");
+    assert_eq!(b.next(Some(secs(3600))), MAX_BACKOFF);
 }
