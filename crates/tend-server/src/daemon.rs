@@ -6,6 +6,7 @@ use tend_config::Declared;
 use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
+use crate::events::EventHub;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -41,6 +42,8 @@ struct Inner {
     config: Arc<ConfigState>,
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
+    /// The event stream, started by its first client.
+    events: Arc<tokio::sync::OnceCell<EventHub>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -73,6 +76,7 @@ impl Daemon {
                 config,
                 shutdown,
                 prepare_spec: None,
+                events: Arc::default(),
             }),
         }
     }
@@ -90,6 +94,7 @@ impl Daemon {
             config: self.inner.config.clone(),
             shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
+            events: self.inner.events.clone(),
         };
         Daemon {
             inner: Arc::new(inner),
@@ -109,6 +114,16 @@ impl Daemon {
     /// The shutdown latch.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    /// The event stream (`GET /v1/events`): one per daemon, started by the
+    /// first caller.
+    pub async fn events(&self) -> Result<EventHub, tend_core::Error> {
+        self.inner
+            .events
+            .get_or_try_init(|| EventHub::start(self.inner.sup.clone()))
+            .await
+            .cloned()
     }
 
     /// Adds a process (not started): completed by the [`PrepareSpec`], added
@@ -141,6 +156,9 @@ impl Daemon {
     /// [`ConfigState::reload`]), and logs what changed.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let r = self.inner.config.reload().await?;
+        if let Some(hub) = self.inner.events.get() {
+            hub.reloaded(&r.added, &r.changed, &r.removed);
+        }
         tracing::info!(
             "reloaded the config file: {} added, {} changed, {} removed",
             r.added.len(),

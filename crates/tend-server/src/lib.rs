@@ -31,6 +31,7 @@
 pub mod api;
 pub mod auth;
 mod daemon;
+pub mod events;
 mod json;
 pub mod listen;
 pub mod state;
@@ -41,6 +42,7 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
+pub use events::EventHub;
 pub use json::{ApiError, ChannelStream, json_router, router};
 pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
 pub use state::ConfigState;

@@ -33,6 +33,7 @@ pub fn json_router(daemon: Daemon) -> Router {
         .route("/v1/processes/{name}", delete(handlers::remove))
         .route("/v1/logs", get(logs::logs))
         .route("/v1/logs/reopen", post(logs::reopen))
+        .route("/v1/events", get(crate::events::events))
         .route("/v1/version", get(handlers::version))
         .route("/v1/reload", post(handlers::reload))
         .route("/v1/shutdown", post(handlers::shutdown))
