@@ -7,6 +7,7 @@ use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
 use crate::events::EventHub;
+use crate::json::TaskSchedule;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -44,6 +45,8 @@ struct Inner {
     prepare_spec: Option<PrepareSpec>,
     /// The event stream, started by its first client.
     events: Arc<tokio::sync::OnceCell<EventHub>>,
+    /// How the tasks are triggered (`GET /v1/tasks`).
+    tasks: Arc<Vec<TaskSchedule>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -77,6 +80,7 @@ impl Daemon {
                 shutdown,
                 prepare_spec: None,
                 events: Arc::default(),
+                tasks: Arc::default(),
             }),
         }
     }
@@ -90,15 +94,40 @@ impl Daemon {
     /// `prepare` (e.g. to put their output under the daemon's log directory).
     pub fn with_prepare_spec(self, prepare: PrepareSpec) -> Daemon {
         let inner = Inner {
-            sup: self.inner.sup.clone(),
-            config: self.inner.config.clone(),
-            shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
-            events: self.inner.events.clone(),
+            ..self.inner_copy()
         };
         Daemon {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same handle, telling `GET /v1/tasks` how the tasks are triggered.
+    pub fn with_tasks(self, tasks: Vec<TaskSchedule>) -> Daemon {
+        let inner = Inner {
+            tasks: Arc::new(tasks),
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    fn inner_copy(&self) -> Inner {
+        let i = &self.inner;
+        Inner {
+            sup: i.sup.clone(),
+            config: i.config.clone(),
+            shutdown: i.shutdown.clone(),
+            prepare_spec: i.prepare_spec.clone(),
+            events: i.events.clone(),
+            tasks: i.tasks.clone(),
+        }
+    }
+
+    /// How the tasks are triggered.
+    pub fn tasks(&self) -> &[TaskSchedule] {
+        &self.inner.tasks
     }
 
     /// The supervisor.

@@ -730,16 +730,17 @@ impl Client {
             i
         });
         loop {
-            // Everything there is to send, one chunk at a time.
+            // Everything there is to send, one chunk at a time, until a read
+            // finds nothing new (a wake-up consumed while sending is not lost).
             loop {
                 match self.read(cursor, &mut out) {
                     Read::Upto(seq) => {
-                        let more = seq > cursor && out.len() >= CHUNK_BYTES;
+                        let progressed = seq > cursor;
                         cursor = seq;
                         if !out.is_empty() && !self.send(&mut out, cursor, &mut tick).await {
                             return;
                         }
-                        if !more {
+                        if !progressed {
                             break;
                         }
                     }

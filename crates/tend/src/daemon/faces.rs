@@ -52,7 +52,8 @@ impl Faces {
         let loader = loader(config.path.clone(), inherited.clone(), listeners.clone());
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
-            .with_prepare_spec(Arc::new(prepare));
+            .with_prepare_spec(Arc::new(prepare))
+            .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
         let supervisor = Face::new(daemon.clone(), opts);
@@ -88,6 +89,27 @@ impl Faces {
         }
         tend_server::app(self.daemon.clone(), &listener, [rpc])
     }
+}
+
+/// How each task is triggered, for `GET /v1/tasks` (the timers start with
+/// the tasks, a moment after this).
+fn task_schedules(tasks: &[tend_config::TaskConf]) -> Vec<tend_server::more::TaskSchedule> {
+    let now = jiff::Timestamp::now();
+    tasks
+        .iter()
+        .map(|t| {
+            let first = t.every.and_then(|d| {
+                let d = jiff::SignedDuration::try_from(d).ok()?;
+                now.checked_add(d).ok()
+            });
+            tend_server::more::TaskSchedule::new(
+                t.name.clone(),
+                t.every,
+                first,
+                t.on_signal.map(|s| s.to_string()),
+            )
+        })
+        .collect()
 }
 
 fn basic(a: &Auth) -> BasicAuth {
