@@ -32,6 +32,7 @@ pub mod api;
 pub mod auth;
 mod daemon;
 pub mod events;
+pub mod html;
 mod json;
 pub mod listen;
 pub mod state;

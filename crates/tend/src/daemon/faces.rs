@@ -13,6 +13,7 @@ use tend_core::{ProcessSpec, Supervisor};
 use tend_server::state::Loader;
 use tend_server::{BasicAuth, Daemon, Listener, Router, Shutdown};
 use tend_supervisor::eventlistener::{Context as ListenerContext, EventListeners};
+use tend_supervisor::web::{RootPage, WebOptions};
 use tend_supervisor::{Face, FaceOptions, RemoteCommEvent};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
@@ -27,6 +28,9 @@ pub(super) struct Faces {
     pub(super) supervisor: Arc<Face>,
     /// Supervisor's event listeners, when the config asks for them.
     pub(super) listeners: Option<Arc<EventListeners>>,
+    /// What `/` shows: Supervisor's status page for a supervisord.conf,
+    /// a redirect to the dashboard for a tend.toml.
+    root: RootPage,
 }
 
 impl Faces {
@@ -60,10 +64,15 @@ impl Faces {
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
         }
+        let root = match config.format {
+            tend_config::Format::Supervisord => RootPage::Status,
+            tend_config::Format::Native => RootPage::Dashboard,
+        };
         Faces {
             daemon,
             supervisor,
             listeners,
+            root,
         }
     }
 
@@ -84,6 +93,12 @@ impl Faces {
 
     fn router(&self, listener: Listener) -> Router {
         let mut rpc = tend_supervisor::routes(self.supervisor.clone());
+        // Supervisor's pages, behind the same credentials as its XML-RPC.
+        let web = WebOptions {
+            root: self.root,
+            dashboard: listener.json_api,
+        };
+        rpc = rpc.merge(tend_supervisor::web::routes(self.supervisor.clone(), web));
         if let Some(auth) = &listener.auth {
             rpc = tend_supervisor::require_auth(rpc, auth.clone(), false);
         }
