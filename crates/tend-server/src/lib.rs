@@ -30,12 +30,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod caller;
 mod daemon;
 pub mod events;
 pub mod html;
 mod json;
 pub mod listen;
 pub mod state;
+pub mod web;
 
 use tokio::sync::watch;
 
@@ -148,7 +150,8 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
         router = router.merge(face);
     }
     if listener.json_api {
-        let mut r = json_router(daemon);
+        // The dashboard talks only to the JSON API: it is served with it.
+        let mut r = json_router(daemon.clone()).merge(web::router(daemon));
         if let Some(auth) = &listener.auth {
             r = auth::require_auth(r, auth.clone(), listener.trust_owner, auth::plain_page);
         }

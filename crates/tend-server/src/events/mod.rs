@@ -37,6 +37,7 @@ use tend_core::{Event, Name, ProcessStatus, Supervisor};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::api::{LogLineItem, percent_decode};
+use crate::caller::{Caller, Right};
 use crate::json::ApiError;
 use crate::{Daemon, Shutdown};
 
@@ -528,13 +529,27 @@ fn parse_params(query: Option<&str>) -> Result<Params, ApiError> {
     Ok(p)
 }
 
-/// Which events and lines a client wants.
+/// Which events and lines a client wants (and may see).
 struct Filter {
     names: Vec<Pattern>,
+    caller: Caller,
 }
 
 impl Filter {
     fn wants(&self, name: Option<&Name>, group: Option<&Name>) -> bool {
+        self.allowed(Right::View, name, group) && self.selected(name, group)
+    }
+
+    fn allowed(&self, right: Right, name: Option<&Name>, group: Option<&Name>) -> bool {
+        match name {
+            Some(n) => self
+                .caller
+                .may(right, n.as_str(), group.unwrap_or(n).as_str()),
+            None => true,
+        }
+    }
+
+    fn selected(&self, name: Option<&Name>, group: Option<&Name>) -> bool {
         if self.names.is_empty() {
             return true;
         }
@@ -550,6 +565,7 @@ impl Filter {
 /// `GET /v1/events?names=P&logs=1&snapshot=1&last_event_id=ID&heartbeat=S`
 pub(crate) async fn events(
     State(st): State<Daemon>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -568,6 +584,7 @@ pub(crate) async fn events(
         hub: hub.clone(),
         filter: Filter {
             names: std::mem::take(&mut p.names),
+            caller,
         },
         tx,
         last: last.clone(),
@@ -692,7 +709,8 @@ impl Client {
 
     fn log_lines(&self, out: &mut Vec<u8>, c: &LogChunk) {
         let group = lock(&self.hub.hub.ring).groups.get(&c.name).cloned();
-        if !self.filter.wants(Some(&c.name), group.as_ref()) {
+        let (name, group) = (Some(&c.name), group.as_ref());
+        if !self.filter.selected(name, group) || !self.filter.allowed(Right::Logs, name, group) {
             return;
         }
         for line in c.lines() {

@@ -24,6 +24,7 @@ use super::handlers::select;
 use super::logs::ChannelStream;
 use crate::Daemon;
 use crate::api::{base64_decode, percent_decode};
+use crate::caller::{Caller, Right};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -74,8 +75,9 @@ pub struct Graph {
 }
 
 /// `GET /v1/graph`
-pub(crate) async fn graph(State(st): State<Daemon>) -> ApiResult<Json<Graph>> {
-    let all = st.supervisor().status().await?;
+pub(crate) async fn graph(State(st): State<Daemon>, caller: Caller) -> ApiResult<Json<Graph>> {
+    let mut all = st.supervisor().status().await?;
+    all.retain(|s| caller.may(Right::View, s.name.as_str(), s.group.as_str()));
     let names: HashSet<&str> = all.iter().map(|s| s.name.as_str()).collect();
     let mut edges = st.config().with_procs(|procs| {
         let mut edges = Vec::new();
@@ -91,7 +93,7 @@ pub(crate) async fn graph(State(st): State<Daemon>) -> ApiResult<Json<Graph>> {
         }
         edges
     });
-    edges.retain(|e| names.contains(e.from.as_str()));
+    edges.retain(|e| names.contains(e.from.as_str()) && names.contains(e.to.as_str()));
     Ok(Json(Graph {
         processes: all.iter().map(|s| s.name.to_string()).collect(),
         edges,
@@ -161,8 +163,12 @@ pub struct TaskItem {
 }
 
 /// `GET /v1/tasks`
-pub(crate) async fn tasks(State(st): State<Daemon>) -> ApiResult<Json<Vec<TaskItem>>> {
-    let all = st.supervisor().status().await?;
+pub(crate) async fn tasks(
+    State(st): State<Daemon>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TaskItem>>> {
+    let mut all = st.supervisor().status().await?;
+    all.retain(|s| caller.may(Right::View, s.name.as_str(), s.group.as_str()));
     let now = Timestamp::now();
     let items = st
         .tasks()
@@ -217,6 +223,7 @@ pub struct Resources {
 /// `GET /v1/resources?pattern=P...`
 pub(crate) async fn resources(
     State(st): State<Daemon>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Resources>> {
     let patterns: Vec<String> = query_pairs(query.as_deref(), &["pattern"])?
@@ -229,6 +236,7 @@ pub(crate) async fn resources(
     let processes = all
         .iter()
         .filter(|s| names.contains(&s.name) && s.state.is_up())
+        .filter(|s| caller.may(Right::View, s.name.as_str(), s.group.as_str()))
         .filter_map(|s| {
             let pid = s.pid?;
             usage(pid, &sys).map(|(cpu, pct, rss, threads)| Usage {
@@ -314,8 +322,13 @@ pub struct StdinResponse {
 /// `POST /v1/stdin`
 pub(crate) async fn stdin(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(req): JsonBody<StdinRequest>,
 ) -> ApiResult<Json<StdinResponse>> {
+    let group = group_of(&st, &req.name);
+    if !caller.may(Right::Stdin, &req.name, &group) {
+        return Err(forbidden(&req.name, "write to the stdin of"));
+    }
     let data = match (req.data, req.data_b64) {
         (Some(d), None) => d.into_bytes(),
         (None, Some(b)) => base64_decode(&b)
@@ -337,6 +350,7 @@ pub(crate) async fn stdin(
 /// `GET /v1/logs/file?name=N&stream=stdout|stderr`: the log file itself.
 pub(crate) async fn log_file(
     State(st): State<Daemon>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let mut name = None;
@@ -362,6 +376,9 @@ pub(crate) async fn log_file(
         .config()
         .process_config(&name)
         .ok_or_else(|| tend_core::Error::UnknownProcess(name.clone()))?;
+    if !caller.may(Right::Logs, &name, pc.spec.group.as_str()) {
+        return Err(forbidden(&name, "read the logs of"));
+    }
     let target = if stderr {
         &pc.spec.logs.stderr
     } else {
@@ -394,6 +411,17 @@ pub(crate) async fn log_file(
         Body::from_stream(ChannelStream(stream_file(file, path.clone(), len))),
     )
         .into_response())
+}
+
+/// The group of a process (its own name when unknown).
+fn group_of(st: &Daemon, name: &str) -> String {
+    st.config()
+        .process_config(name)
+        .map_or_else(|| name.to_string(), |pc| pc.spec.group.to_string())
+}
+
+fn forbidden(name: &str, what: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, format!("you may not {what} {name}"))
 }
 
 /// `NAME.out.log` / `NAME.err.log` (process names are safe in a file name).
