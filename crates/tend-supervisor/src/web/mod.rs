@@ -111,25 +111,29 @@ fn get_field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// `web.py`'s headers against caching.
+fn no_cache(h: &mut HeaderMap) {
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+}
+
 /// A page with Supervisor's headers (no caching).
 fn page(body: String) -> Response {
-    (
+    let mut r = (
         StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html;charset=utf-8"),
-            ),
-            (header::PRAGMA, HeaderValue::from_static("no-cache")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::EXPIRES,
-                HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
-            ),
-        ],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html;charset=utf-8"),
+        )],
         body,
     )
-        .into_response()
+        .into_response();
+    no_cache(r.headers_mut());
+    r
 }
 
 async fn root(st: State<St>, q: RawQuery, h: HeaderMap) -> Response {
@@ -169,9 +173,13 @@ async fn index_post(
             .map_or("localhost", str::trim);
         let location = format!("http://{host}/?message={}", quote(&message));
         let mut r = medusa_error(StatusCode::MOVED_PERMANENTLY);
+        let h = r.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&location) {
-            r.headers_mut().insert(header::LOCATION, v);
+            h.insert(header::LOCATION, v);
         }
+        // As web.py sends it: a browser must not keep this "permanent"
+        // redirect, or the same action link would never reach us again.
+        no_cache(h);
         return r;
     }
     match status_page(&st, get_field(&form, "message")).await {

@@ -1,5 +1,6 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
+mod browser;
 mod harness;
 
 mod backoff;
@@ -11,4 +12,5 @@ mod logs;
 mod status;
 mod stop;
 mod supervisorctl;
+mod web;
 mod xmlrpc;
