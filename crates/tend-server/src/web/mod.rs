@@ -340,7 +340,7 @@ fn graph(h: &mut String, edges: &[(Name, Name, &str, bool)]) {
     if edges.is_empty() {
         h.push_str("<p class=\"muted\">No process depends on another.</p>\n");
     } else {
-        h.push_str("<div id=\"graph-svg\" aria-hidden=\"true\"></div>\n<table id=\"edges\"><thead><tr><th>Process</th><th>depends on</th><th>condition</th><th>restarts with it</th></tr></thead><tbody>\n");
+        h.push_str("<div id=\"graph-svg\" aria-hidden=\"true\"></div>\n<div class=\"scroll\"><table id=\"edges\"><thead><tr><th>Process</th><th>depends on</th><th>condition</th><th>restarts with it</th></tr></thead><tbody>\n");
         for (from, to, cond, restart) in edges {
             let _ = writeln!(
                 h,
@@ -350,7 +350,7 @@ fn graph(h: &mut String, edges: &[(Name, Name, &str, bool)]) {
                 t = escape(to.as_str()),
             );
         }
-        h.push_str("</tbody></table>\n");
+        h.push_str("</tbody></table></div>\n");
     }
     h.push_str("</section>\n");
 }
@@ -365,7 +365,7 @@ fn tasks(h: &mut String, st: &Daemon, all: &[ProcessStatus], caller: &Caller) {
         return;
     }
     let now = Timestamp::now();
-    h.push_str("<table id=\"tasklist\"><thead><tr><th>Task</th><th>State</th><th>Runs</th><th>Last run</th><th>Last exit</th><th>Next run</th></tr></thead><tbody>\n");
+    h.push_str("<div class=\"scroll\"><table id=\"tasklist\"><thead><tr><th>Task</th><th>State</th><th>Runs</th><th>Last run</th><th>Last exit</th><th>Next run</th></tr></thead><tbody>\n");
     for t in tasks {
         let Some(s) = all.iter().find(|s| s.name == t.name) else {
             continue;
@@ -400,7 +400,7 @@ fn tasks(h: &mut String, st: &Daemon, all: &[ProcessStatus], caller: &Caller) {
             st = s.state.as_str(),
         );
     }
-    h.push_str("</tbody></table>\n</section>\n");
+    h.push_str("</tbody></table></div>\n</section>\n");
 }
 
 fn logs(h: &mut String, rows: &[&ProcessStatus]) {

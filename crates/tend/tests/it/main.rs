@@ -8,6 +8,7 @@ mod config;
 mod control;
 mod daemon;
 mod deps;
+mod events;
 mod logs;
 mod status;
 mod stop;
