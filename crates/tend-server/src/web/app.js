@@ -9,6 +9,7 @@
   const data = JSON.parse($('#data').textContent);
   // For tests and benchmarks: how many events the page has applied.
   const probe = (window.tend = { events: 0, last: null, ready: false });
+  let logsOpen = false; // whether the log view has opened its stream
 
   // Server time = client time - skew (countdowns and uptimes).
   const skew = Date.now() - Date.parse(data.snapshot_time);
@@ -16,9 +17,13 @@
 
   const UP = new Set(['starting', 'running', 'stopping']);
   const rows = new Map(); // name -> { tr, s: status, at: server ms of status }
-  for (const s of data.processes) {
-    const tr = $(`tr.proc[data-name="${CSS.escape(s.name)}"]`);
-    if (tr) rows.set(s.name, { tr, s, at: Date.parse(data.snapshot_time) });
+  {
+    const trs = new Map($$('tr.proc').map((tr) => [tr.dataset.name, tr]));
+    const at = Date.parse(data.snapshot_time);
+    for (const s of data.processes) {
+      const tr = trs.get(s.name);
+      if (tr) rows.set(s.name, { tr, s, at });
+    }
   }
 
   const pad = (n) => String(n).padStart(2, '0');
@@ -30,7 +35,7 @@
     return d ? `${d}d ${hms}` : hms;
   }
   const exitText = (e) => (!e ? '' : 'code' in e ? `code ${e.code}` : `SIG${e.signal}`);
-  const healthText = (s) => (UP.has(s.state) ? `${s.ready ? 'ready' : 'not ready'} · ${s.health}` : '');
+  const healthText = (s) => (UP.has(s.state) ? `${s.ready ? 'ready' : 'not ready'}${s.health === 'unknown' ? '' : ` · ${s.health}`}` : '');
   function bytes(n) {
     const u = ['B', 'KiB', 'MiB', 'GiB'];
     let i = 0;
@@ -260,7 +265,7 @@
     const b = e.target.closest('button[data-act]');
     if (b) { e.preventDefault(); act(b); return; }
     const l = e.target.closest('a[data-logs]');
-    if (l) { $('#log-name').value = l.dataset.logs; openLogs(); }
+    if (l) { $('#log-name').value = l.dataset.logs; logsOpen = true; openLogs(); }
   });
 
   // --- selection and filter ---------------------------------------------
@@ -484,8 +489,8 @@
     log.scrollTop += log.scrollHeight - top;
     info();
   }
-  $('#log-name').addEventListener('change', openLogs);
-  $('#log-stream').addEventListener('change', openLogs);
+  $('#log-name').addEventListener('change', () => { logsOpen = true; openLogs(); });
+  $('#log-stream').addEventListener('change', () => { logsOpen = true; openLogs(); });
   $('#log-earlier').addEventListener('click', earlier);
   $('#log-search').addEventListener('input', (e) => { L.q = e.target.value.toLowerCase(); redraw(); });
   $('#log-pause').addEventListener('click', (e) => {
@@ -506,6 +511,14 @@
   drawGraph(edgesFromTable());
   connect();
   readUsage();
-  openLogs();
+  // The log stream opens when the log view is used or comes into sight, so a
+  // dashboard that nobody scrolls down holds one stream (events), not two.
+  const openOnce = () => { if (!logsOpen) { logsOpen = true; openLogs(); } };
+  for (const id of ['#log-search', '#log-pause', '#log-earlier', '#log']) $(id).addEventListener('focus', openOnce);
+  if ('IntersectionObserver' in window) {
+    new IntersectionObserver((es, o) => { if (es.some((e) => e.isIntersecting)) { o.disconnect(); openOnce(); } }).observe(log);
+  } else {
+    openOnce();
+  }
   probe.ready = true;
 })();

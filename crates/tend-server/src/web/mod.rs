@@ -98,7 +98,9 @@ fn health_text(s: &ProcessStatus) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     let ready = if s.ready { "ready" } else { "not ready" };
-    if s.state.is_up() {
+    if s.state.is_up() && h == "unknown" {
+        ready.to_string()
+    } else if s.state.is_up() {
         format!("{ready} · {h}")
     } else {
         String::new()
@@ -250,14 +252,19 @@ fn table(h: &mut String, rows: &[&ProcessStatus], caller: &Caller, stdin: &HashS
         }
     }
     h.push_str(
-        "<div class=\"scroll\"><table id=\"table\">\n<thead><tr>\
+        "<div class=\"scroll\"><table id=\"table\">\n<colgroup><col class=\"w-sel\"><col class=\"w-name\">\
+         <col class=\"w-state\"><col class=\"w-pid\"><col class=\"w-up\"><col class=\"w-rs\"><col class=\"w-exit\">\
+         <col class=\"w-health\"><col class=\"w-next\"><col class=\"w-cpu\"><col class=\"w-mem\"><col class=\"w-acts\">\
+         <col class=\"w-res\"></colgroup>\n<thead><tr>\
          <th class=\"c-sel\"><input type=\"checkbox\" id=\"selall\" aria-label=\"Select every process\"></th>\
          <th>Name</th><th>State</th><th class=\"n\">PID</th><th class=\"n\">Uptime</th>\
          <th class=\"n\">Restarts</th><th>Last exit</th><th>Ready · health</th><th>Next restart</th>\
          <th class=\"n\">CPU</th><th class=\"n\">Memory</th><th>Actions</th><th>Result</th></tr></thead>\n",
     );
     if rows.is_empty() {
-        h.push_str("<tbody><tr><td colspan=\"13\">No processes.</td></tr></tbody>\n");
+        h.push_str(
+            "<tbody><tr class=\"empty\"><td colspan=\"13\">No processes.</td></tr></tbody>\n",
+        );
     }
     for (group, members) in &groups {
         let g = escape(group.as_str());
