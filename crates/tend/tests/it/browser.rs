@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,9 +46,14 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// A pipe whose ends close on exec: another test's child never inherits it.
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = nix::unistd::pipe().expect("pipe");
-    (r, w)
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array, which we then own.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 impl Browser {
@@ -89,10 +94,14 @@ impl Browser {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        // SAFETY: only dup2 between fork and exec, which is async-signal-safe.
+        // SAFETY: only fcntl and dup2 between fork and exec, both
+        // async-signal-safe. The copies above 10 first: a pipe end may itself
+        // be fd 3 or 4, and dup2 onto itself would keep close-on-exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(cmd_r_fd, 3) < 0 || libc::dup2(out_w_fd, 4) < 0 {
+                let a = libc::fcntl(cmd_r_fd, libc::F_DUPFD_CLOEXEC, 10);
+                let b = libc::fcntl(out_w_fd, libc::F_DUPFD_CLOEXEC, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -337,7 +346,6 @@ pub fn tcp_to_unix(socket: &Path) -> u16 {
 }
 
 /// Reads a whole HTTP response (for a quick look at a status and headers).
-#[allow(dead_code)]
 pub fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20)))

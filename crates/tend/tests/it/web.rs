@@ -73,9 +73,18 @@ fn row_state(b: &mut Browser, name: &str) -> String {
 
 #[test]
 fn the_dashboard_stops_a_process_and_shows_it_stopped() {
-    let Some((d, mut b, _)) = dashboard() else {
+    let Some((d, mut b, port)) = dashboard() else {
         return;
     };
+    // A tend.toml's `/` is the dashboard; Supervisor's page stays at /index.html.
+    let root = crate::browser::http_get(port, "/");
+    assert!(root.starts_with("HTTP/1.1 302"), "{root}");
+    assert!(
+        root.to_ascii_lowercase().contains("location: /ui/"),
+        "{root}"
+    );
+    let index = crate::browser::http_get(port, "/index.html");
+    assert!(index.contains("Supervisor Status"), "{index}");
     b.screenshot("dashboard");
     // What the page shows is the daemon's status.
     assert_eq!(row_state(&mut b, "web"), "running");
