@@ -147,6 +147,19 @@ pub struct DaemonConfig {
     /// Whether the daemon runs Supervisor's event-listener hub, so that an
     /// `update` can add a pool (on for a supervisord.conf).
     pub event_listeners: bool,
+    /// What `GET /` shows (Supervisor's status page for a supervisord.conf,
+    /// so bookmarks keep working; the dashboard otherwise).
+    pub web_root: WebRoot,
+}
+
+/// What `GET /` shows on the daemon's HTTP listeners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WebRoot {
+    /// A redirect to tend's dashboard at `/ui/`.
+    #[default]
+    Dashboard,
+    /// Supervisor's status page (`/index.html`).
+    SupervisorStatus,
 }
 
 /// What the daemon does on SIGHUP.

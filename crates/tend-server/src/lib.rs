@@ -32,10 +32,14 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod caller;
 mod daemon;
+pub mod events;
+pub mod html;
 mod json;
 pub mod listen;
 pub mod state;
+pub mod web;
 
 use tokio::sync::watch;
 
@@ -43,7 +47,14 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
-pub use json::{ApiError, ChannelStream, json_router, router};
+pub use events::EventHub;
+pub use json::{ApiError, ChannelStream, OPENAPI, ROUTES, json_router, router};
+/// The types of the endpoints the dashboard added (graph, tasks, resources, stdin).
+pub mod more {
+    pub use crate::json::{
+        Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
+    };
+}
 pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
 pub use state::ConfigState;
 
@@ -175,12 +186,16 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
     }
     if let Some(door) = &listener.door {
         if listener.json_api {
-            router = router.merge(json_router(daemon.clone()));
+            // The dashboard talks only to the JSON API: it is served with it.
+            router = router
+                .merge(json_router(daemon.clone()))
+                .merge(web::router(daemon.clone()));
         }
         return daemon.access().guard(router, door.clone());
     }
     if listener.json_api {
-        let mut r = json_router(daemon);
+        // The dashboard talks only to the JSON API: it is served with it.
+        let mut r = json_router(daemon.clone()).merge(web::router(daemon));
         if let Some(auth) = &listener.auth {
             r = auth::require_auth(r, auth.clone(), listener.trust_owner, auth::plain_page);
         }

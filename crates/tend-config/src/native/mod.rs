@@ -104,6 +104,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        web_root: crate::WebRoot::Dashboard,
     };
     let mut processes = None;
     let mut tasks = None;

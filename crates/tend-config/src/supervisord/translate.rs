@@ -81,6 +81,8 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        // supervisord's status page stays at `/`, for bookmarks.
+        web_root: crate::WebRoot::SupervisorStatus,
     };
     Config {
         path: conf.path.clone(),

@@ -14,6 +14,7 @@ use tend_server::access::{Access, Door, Policy};
 use tend_server::state::Loader;
 use tend_server::{Daemon, Listener, Router, Shutdown};
 use tend_supervisor::eventlistener::{Context as ListenerContext, EventListeners};
+use tend_supervisor::web::{RootPage, WebOptions};
 use tend_supervisor::{Face, FaceOptions, RemoteCommEvent};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
@@ -28,6 +29,9 @@ pub(super) struct Faces {
     pub(super) supervisor: Arc<Face>,
     /// Supervisor's event listeners, when the config asks for them.
     pub(super) listeners: Option<Arc<EventListeners>>,
+    /// What `/` shows: Supervisor's status page for a supervisord.conf,
+    /// a redirect to the dashboard for a tend.toml.
+    root: RootPage,
 }
 
 impl Faces {
@@ -61,17 +65,23 @@ impl Faces {
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare))
-            .with_access(access);
+            .with_access(access)
+            .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
         let supervisor = Face::new(daemon.clone(), opts);
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
         }
+        let root = match config.daemon.web_root {
+            tend_config::WebRoot::SupervisorStatus => RootPage::Status,
+            tend_config::WebRoot::Dashboard => RootPage::Dashboard,
+        };
         Faces {
             daemon,
             supervisor,
             listeners,
+            root,
         }
     }
 
@@ -93,8 +103,39 @@ impl Faces {
 
     fn router(&self, door: Door) -> Router {
         let rpc = tend_supervisor::routes(self.supervisor.clone());
-        tend_server::app(self.daemon.clone(), &Listener::guarded(true, door), [rpc])
+        // Supervisor's pages, behind the same guard as its XML-RPC.
+        let web = WebOptions {
+            root: self.root,
+            dashboard: true,
+        };
+        let pages = tend_supervisor::web::routes(self.supervisor.clone(), web);
+        tend_server::app(
+            self.daemon.clone(),
+            &Listener::guarded(true, door),
+            [rpc.merge(pages)],
+        )
     }
+}
+
+/// How each task is triggered, for `GET /v1/tasks` (the timers start with
+/// the tasks, a moment after this).
+fn task_schedules(tasks: &[tend_config::TaskConf]) -> Vec<tend_server::more::TaskSchedule> {
+    let now = jiff::Timestamp::now();
+    tasks
+        .iter()
+        .map(|t| {
+            let first = t.every.and_then(|d| {
+                let d = jiff::SignedDuration::try_from(d).ok()?;
+                now.checked_add(d).ok()
+            });
+            tend_server::more::TaskSchedule::new(
+                t.name.clone(),
+                t.every,
+                first,
+                t.on_signal.map(|s| s.to_string()),
+            )
+        })
+        .collect()
 }
 
 /// The door names of the policy.

@@ -1,5 +1,6 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
+mod browser;
 mod harness;
 
 mod access;
@@ -8,8 +9,10 @@ mod config;
 mod control;
 mod daemon;
 mod deps;
+mod events;
 mod logs;
 mod status;
 mod stop;
 mod supervisorctl;
+mod web;
 mod xmlrpc;
