@@ -188,7 +188,6 @@ impl Browser {
     }
 
     /// Sends `headers` with every request of the page (HTTP Basic auth).
-    #[allow(dead_code)]
     pub fn headers(&mut self, headers: Value) {
         self.call("Network.enable", json!({}));
         self.call("Network.setExtraHTTPHeaders", json!({"headers": headers}));

@@ -192,6 +192,8 @@ file=%(here)s/supervisor.sock
 
 [inet_http_server]
 port=127.0.0.1:{PORT}
+username=admin
+password=secret
 
 [supervisord]
 logfile=%(here)s/supervisord.log
@@ -326,9 +328,12 @@ fn supervisors_pages_match_supervisord_page_by_page() {
     };
     let mut browsers = BTreeMap::new();
     for side in ["supervisord", "tend"] {
-        let Some(b) = Browser::launch() else {
+        let Some(mut b) = Browser::launch() else {
             return;
         };
+        // The listener's credentials (admin:secret): with them, supervisord
+        // and tend both let the holder clear logs.
+        b.headers(json!({"Authorization": "Basic YWRtaW46c2VjcmV0"}));
         browsers.insert(side, (b, 0));
     }
     let pair = Pair::start(venv, SUPERVISOR_CONF, &[]);
