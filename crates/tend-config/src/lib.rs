@@ -30,6 +30,7 @@
 mod declared;
 mod diag;
 pub mod native;
+pub mod read;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -215,8 +216,21 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
 }
 
 /// Reads either format (see [`is_supervisord`]).
+///
+/// The file is read once to tell its format, within the bounds of [`read`]
+/// (a regular file of at most [`read::MAX_FILE_BYTES`]); one that is not is
+/// refused here with its reason.
 pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let text = std::fs::read_to_string(path).ok();
+    let text = match read::read_text(path, &mut read::Budget::new()) {
+        Ok(t) => Some(t),
+        Err(e @ (read::ReadError::NotAFile(_) | read::ReadError::TooLarge)) => {
+            return Err(ConfigErrors::single(
+                path,
+                format!("cannot read config file {}: {e}", path.display()),
+            ));
+        }
+        Err(_) => None,
+    };
     if is_supervisord(path, text.as_deref()) {
         let conf = supervisord::load(path)?;
         let warnings = conf.warnings.clone();

@@ -42,9 +42,10 @@ pub const DEFAULT_LOG_DIR: &str = "logs";
 
 /// Reads and validates the config file at `path`.
 ///
-/// A file that cannot be read is one diagnostic at 1:1.
+/// A file that cannot be read (missing, not a regular file, larger than
+/// [`crate::read::MAX_FILE_BYTES`]) is one diagnostic at 1:1.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match crate::read::read_text(path, &mut crate::read::Budget::new()) {
         Ok(text) => parse(path, &text),
         Err(e) => Err(ConfigErrors::single(
             path,
