@@ -29,6 +29,7 @@
 
 mod declared;
 mod diag;
+pub mod http;
 pub mod native;
 pub mod read;
 pub mod supervisord;
@@ -40,6 +41,7 @@ use tend_core::{Name, ProcessSpec};
 
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
+pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
 pub use supervisord::{Auth, EventListenerConf};
 
@@ -100,6 +102,12 @@ pub struct InetListen {
     pub port: u16,
     /// HTTP Basic credentials required, if any.
     pub auth: Option<supervisord::Auth>,
+    /// Serve TLS with these files.
+    pub tls: Option<TlsFiles>,
+    /// The config says `insecure = true`: a listener on an address other
+    /// machines reach may go without TLS or without credentials (with a
+    /// warning at every start).
+    pub insecure: bool,
 }
 
 /// The `[daemon]` section.
@@ -153,6 +161,8 @@ pub struct DaemonConfig {
     /// Whether the daemon runs Supervisor's event-listener hub, so that an
     /// `update` can add a pool (on for a supervisord.conf).
     pub event_listeners: bool,
+    /// TCP listeners of tend.toml's `[http]` and every listener's limits.
+    pub http: HttpConfig,
 }
 
 /// What the daemon does on SIGHUP.
@@ -191,7 +201,7 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[process.x]`, `[group.x]`).
+/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -213,6 +223,7 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
         && !first.starts_with("[daemon]")
+        && !first.starts_with("[http]")
 }
 
 /// Reads either format (see [`is_supervisord`]).
@@ -277,6 +288,7 @@ mod tests {
             Some("[process.web]\ncommand=\"x\"")
         ));
         assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
+        assert!(!is_supervisord(p("config"), Some("[http]\nlisten = []\n")));
         assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
         assert!(!is_supervisord(p("config"), Some("x = 1\n[supervisord]")));
         assert!(!is_supervisord(p("config"), None));

@@ -42,7 +42,10 @@ pub use auth::BasicAuth;
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
 pub use json::{ApiError, ChannelStream, json_router, router};
-pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
+pub use listen::{
+    Connections, Limits, Peer, ServeError, ServerTls, TcpServer, Tls, TlsClient, TlsError,
+    UnixServer, serve_unix,
+};
 pub use state::ConfigState;
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).

@@ -8,6 +8,7 @@
 //! adding a key is adding an entry there.
 
 mod deps;
+mod http;
 mod logs;
 mod process;
 mod task;
@@ -103,6 +104,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        http: crate::HttpConfig::default(),
     };
     let mut processes = None;
     let mut tasks = None;
@@ -112,6 +114,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             "daemon" => {
                 if let Some(table) = cx.table(value) {
                     walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
+                }
+            }
+            "http" => {
+                if let Some(table) = cx.table(value) {
+                    daemon.http = http::read(&mut cx, table, key.span());
                 }
             }
             "process" => processes = Some(value),
@@ -147,7 +154,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 4] = ["daemon", "group", "process", "task"];
+const SECTIONS: [&str; 5] = ["daemon", "group", "http", "process", "task"];
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -158,7 +165,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME] and [task.NAME]){hint}"
         )
     };
     cx.error(key.span(), message);

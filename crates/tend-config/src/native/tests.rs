@@ -327,7 +327,7 @@ fn unknown_sections() {
     );
     assert_eq!(
         one_error("socket = \"x\"\n"),
-        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME])"
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [group.NAME], [process.NAME] and [task.NAME])"
     );
 }
 

@@ -145,6 +145,12 @@ pub struct InetHttpServer {
     pub port: u16,
     /// HTTP Basic credentials, if required.
     pub auth: Option<Auth>,
+    /// `tls_cert`, `tls_key`, `client_ca`, `client_cert` (tend's own
+    /// options; supervisord ignores them, and serves plain HTTP).
+    pub tls: Option<crate::TlsFiles>,
+    /// `insecure = true` (tend's own option): serve a non-loopback address
+    /// without credentials.
+    pub insecure: bool,
 }
 
 /// HTTP Basic credentials of a server section.
@@ -451,7 +457,17 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "profile_options",
 ];
 const UNIX_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password"];
-const INET_OPTIONS: &[&str] = &["port", "username", "password"];
+const INET_OPTIONS: &[&str] = &[
+    "port",
+    "username",
+    "password",
+    // tend's own (supervisord reads only the three above and ignores these).
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "insecure",
+];
 const CTL_OPTIONS: &[&str] = &[
     "serverurl",
     "username",

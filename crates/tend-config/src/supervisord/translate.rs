@@ -67,6 +67,8 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             host: i.host.clone(),
             port: i.port,
             auth: i.auth.clone(),
+            tls: i.tls.clone(),
+            insecure: i.insecure,
         }),
         identifier: s.identifier.clone(),
         minfds: Some(s.minfds),
@@ -80,6 +82,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        http: crate::HttpConfig::default(),
     };
     Config {
         path: conf.path.clone(),

@@ -291,6 +291,10 @@ impl Methods for Rpc {
         }
         self.dispatch(verb, params).await
     }
+
+    fn limits(&self) -> crate::xmlrpc::CallLimits {
+        self.face.opts.limits
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        tls: Vec<Arc<tend_server::ServerTls>>,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -49,12 +50,22 @@ impl Faces {
                 ListenerContext::from_declared(&config.daemon.identifier, &declared),
             ))
         });
-        let loader = loader(config.path.clone(), inherited.clone(), listeners.clone());
+        let loader = loader(
+            config.path.clone(),
+            inherited.clone(),
+            listeners.clone(),
+            tls,
+        );
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
+        let l = &config.daemon.http.limits;
+        opts.limits = tend_supervisor::xmlrpc::CallLimits::new(
+            l.max_multicall,
+            usize::try_from(l.max_response).unwrap_or(usize::MAX),
+        );
         let supervisor = Face::new(daemon.clone(), opts);
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
@@ -97,10 +108,18 @@ fn basic(a: &Auth) -> BasicAuth {
 
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read.
-fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListeners>>) -> Loader {
+/// view and the event listeners must know of the new read. The TCP
+/// listeners' TLS files are read again too (the listeners themselves stay
+/// as they started): a file that does not load fails the whole read.
+fn loader(
+    path: PathBuf,
+    inherited: Inherited,
+    listeners: Option<Arc<EventListeners>>,
+    tls: Vec<Arc<tend_server::ServerTls>>,
+) -> Loader {
     Arc::new(move || {
         let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        super::listeners::reload_tls(&tls)?;
         for w in &loaded.warnings {
             debug!("{}", tend_config::render_warning(w));
         }
