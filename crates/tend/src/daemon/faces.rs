@@ -86,10 +86,13 @@ impl Faces {
     }
 
     /// What a TCP listener serves: Supervisor's face, and the JSON API only
-    /// behind credentials (it can start and stop anything).
-    pub(super) fn tcp_router(&self, auth: Option<&Auth>) -> Router {
-        let auth = auth.map(basic);
-        self.router(Listener::new(auth.is_some(), auth, false))
+    /// to clients that proved who they are (it can start and stop
+    /// anything): with HTTP Basic credentials, or on a listener that
+    /// requires a verified client certificate.
+    pub(super) fn tcp_router(&self, listen: &tend_config::InetListen) -> Router {
+        let auth = listen.auth.as_ref().map(basic);
+        let json = auth.is_some() || super::listeners::requires_client_cert(listen);
+        self.router(Listener::new(json, auth, false))
     }
 
     fn router(&self, listener: Listener) -> Router {

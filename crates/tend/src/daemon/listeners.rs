@@ -36,10 +36,15 @@ fn shown(l: &InetListen) -> String {
 /// Whether a client of `l` must prove who it is: HTTP Basic credentials, or
 /// a client certificate that the `client_ca` verifies, required.
 fn authenticates(l: &InetListen) -> bool {
-    l.auth.is_some()
-        || l.tls.as_ref().is_some_and(|t| {
-            t.client_ca.is_some() && t.client_cert == tend_config::ClientCert::Required
-        })
+    l.auth.is_some() || requires_client_cert(l)
+}
+
+/// Whether every client of `l` presents a certificate its `client_ca`
+/// verified.
+pub(super) fn requires_client_cert(l: &InetListen) -> bool {
+    l.tls.as_ref().is_some_and(|t| {
+        t.client_ca.is_some() && t.client_cert == tend_config::ClientCert::Required
+    })
 }
 
 /// Refuses a listener that other machines can reach without TLS or without

@@ -170,19 +170,20 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
     ));
     let mut tcp_servers = tokio::task::JoinSet::new();
     for l in bound.tcp {
-        let router = faces.tcp_router(l.conf.auth.as_ref());
+        let router = faces.tcp_router(&l.conf);
+        let mtls = listeners::requires_client_cert(&l.conf);
         info!(
             "serving Supervisor's XML-RPC{} on {}{}",
-            if l.conf.auth.is_some() {
+            if l.conf.auth.is_some() || mtls {
                 " and the JSON API"
             } else {
                 ""
             },
             l.url(),
-            if l.conf.auth.is_some() {
-                ""
-            } else {
-                " without HTTP authentication"
+            match (l.conf.auth.is_some(), mtls) {
+                (_, true) => " to clients with a verified certificate",
+                (true, false) => "",
+                (false, false) => " without HTTP authentication",
             }
         );
         tcp_servers.spawn(
