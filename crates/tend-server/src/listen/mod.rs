@@ -15,6 +15,9 @@ mod tcp;
 pub mod tls;
 mod unix;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 pub use conn::{Connections, Peer};

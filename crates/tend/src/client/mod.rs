@@ -365,6 +365,18 @@ impl Client {
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
+        if resp.status == 401 {
+            return Err(ClientError::Api {
+                message: if self.auth.is_some() {
+                    format!("the tend daemon at {} refused these credentials", self.at())
+                } else {
+                    format!(
+                        "the tend daemon at {} wants credentials: --user USER (password from TEND_PASSWORD or the prompt), or a token (TEND_TOKEN, --token-file)",
+                        self.at()
+                    )
+                },
+            });
+        }
         if resp.status == 404 && resp.body.is_empty() && self.unix_socket().is_none() {
             return Err(ClientError::Api {
                 message: format!(

@@ -1,7 +1,9 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
 mod harness;
+mod pki;
 
+mod abuse;
 mod backoff;
 mod config;
 mod control;
@@ -11,4 +13,5 @@ mod logs;
 mod status;
 mod stop;
 mod supervisorctl;
+mod tls;
 mod xmlrpc;
