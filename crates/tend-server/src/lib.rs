@@ -41,10 +41,10 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
-pub use json::{ApiError, ChannelStream, json_router, router};
+pub use json::{ApiError, ChannelStream, json_router, parse_add_request, parse_body, router};
 pub use listen::{
     Connections, Limits, Peer, ServeError, ServerTls, TcpServer, Tls, TlsClient, TlsError,
-    UnixServer, serve_unix,
+    UnixServer, serve_connection, serve_unix,
 };
 pub use state::ConfigState;
 

@@ -13,6 +13,8 @@ use tend_core::Supervisor;
 use crate::{Daemon, Shutdown};
 
 pub use error::ApiError;
+pub use extract::parse as parse_body;
+pub use handlers::parse_add_request;
 pub use logs::ChannelStream;
 
 /// The JSON API under `/v1`, acting on `sup` (no config file: `POST

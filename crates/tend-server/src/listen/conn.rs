@@ -287,7 +287,7 @@ pub(super) async fn serve<A: Accept>(
             router: router.clone(),
             limits: limits.clone(),
             peer,
-            watcher: graceful.watcher(),
+            watcher: Some(graceful.watcher()),
         };
         let io = SendTimeout::new(io, limits.send_timeout);
         match &tls {
@@ -331,13 +331,39 @@ pub(super) async fn serve<A: Accept>(
     Ok(())
 }
 
+/// Serves HTTP/1.1 on one connection that is already open, `io` from
+/// `peer`, as every listener serves each of its connections (body bounds,
+/// the send timeout, the peer on every request); over a transport of the
+/// caller's own, or in memory (the fuzz target of the HTTP layer does).
+/// Returns when the connection ends.
+pub async fn serve_connection<I>(io: I, peer: Peer, router: Router, limits: Limits)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let send_timeout = limits.send_timeout;
+    let conn = Conn {
+        http,
+        router,
+        limits: Arc::new(limits),
+        peer,
+        watcher: None,
+    };
+    conn.run(SendTimeout::new(io, send_timeout), None).await;
+}
+
 /// One accepted connection, ready to be served.
 struct Conn {
     http: hyper::server::conn::http1::Builder,
     router: Router,
     limits: Arc<Limits>,
     peer: Peer,
-    watcher: hyper_util::server::graceful::Watcher,
+    /// The listener's graceful shutdown, which lets the request under way
+    /// finish.
+    watcher: Option<hyper_util::server::graceful::Watcher>,
 }
 
 impl Conn {
@@ -383,7 +409,11 @@ impl Conn {
             }
         });
         let conn = http.serve_connection(TokioIo::new(io), service);
-        if let Err(e) = watcher.watch(conn).await {
+        let done = match watcher {
+            Some(w) => w.watch(conn).await,
+            None => conn.await,
+        };
+        if let Err(e) = done {
             tracing::trace!("connection from {peer}: {e}");
         }
     }

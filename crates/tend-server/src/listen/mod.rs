@@ -20,7 +20,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use conn::{Connections, Peer};
+pub use conn::{Connections, Peer, serve_connection};
 pub use tcp::TcpServer;
 pub use tls::{ServerTls, Tls, TlsClient, TlsError};
 pub use unix::{ServeError, UnixServer, serve_unix};
