@@ -4,7 +4,9 @@
 //! peer) in front of the daemon's real routes, the JSON API and Supervisor's
 //! XML-RPC face together, over a supervisor whose launcher never starts a
 //! process. Whatever the bytes, no handler may panic and the connection must
-//! end; what comes back is HTTP.
+//! end; what comes back is HTTP. One daemon serves a thousand inputs (or
+//! until one shuts it down), then a new one is made: a crash that needs the
+//! inputs before it reproduces from the corpus run in order.
 
 #![no_main]
 
@@ -45,23 +47,65 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A daemon and the routes every listener serves, over it.
+struct Served {
+    sup: Supervisor,
+    driver: tokio::task::JoinHandle<()>,
+    shutdown: Shutdown,
+    router: tend_server::Router,
+    /// Inputs served so far.
+    uses: u32,
+}
+
+/// Inputs served by one daemon before it is made anew: a daemon per input
+/// would cost most of the time of an input, and inputs that add processes
+/// would otherwise pile them up.
+const USES: u32 = 1000;
+
+fn served() -> Served {
+    let (_exits_tx, exits) = tokio::sync::mpsc::unbounded_channel::<Reaped>();
+    let (sup, driver) = Supervisor::with_launcher(Options::default(), NoProcesses, exits);
+    let shutdown = Shutdown::new();
+    // Live tails and log followers end at once: a follower would otherwise
+    // keep its connection open for ever.
+    shutdown.end_streams();
+    let daemon = Daemon::without_config(sup.clone(), shutdown.clone());
+    let face = tend_supervisor::Face::new(daemon.clone(), tend_supervisor::FaceOptions::new("fuzz"));
+    let router = tend_server::app(
+        daemon,
+        &Listener::new(true, None, false),
+        [tend_supervisor::routes(face)],
+    );
+    Served {
+        sup,
+        driver,
+        shutdown,
+        router,
+        uses: 0,
+    }
+}
+
+thread_local! {
+    static SERVED: std::cell::RefCell<Option<Served>> = const { std::cell::RefCell::new(None) };
+}
+
 fuzz_target!(|data: &[u8]| {
     runtime().block_on(async {
-        // A daemon of its own for each input, so that inputs do not depend
-        // on each other (one that adds processes, one that shuts down).
-        let (_exits_tx, exits) = tokio::sync::mpsc::unbounded_channel::<Reaped>();
-        let (sup, driver) = Supervisor::with_launcher(Options::default(), NoProcesses, exits);
-        let shutdown = Shutdown::new();
-        let daemon = Daemon::without_config(sup.clone(), shutdown.clone());
-        let face = tend_supervisor::Face::new(
-            daemon.clone(),
-            tend_supervisor::FaceOptions::new("fuzz"),
-        );
-        let router = tend_server::app(
-            daemon,
-            &Listener::new(true, None, false),
-            [tend_supervisor::routes(face)],
-        );
+        let (router, old) = SERVED.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            // A new daemon now and then, and after one was shut down.
+            let stale = slot
+                .as_ref()
+                .is_none_or(|s| s.uses >= USES || s.shutdown.is_triggered());
+            let old = if stale { slot.replace(served()) } else { None };
+            let s = slot.as_mut().expect("a daemon");
+            s.uses += 1;
+            (s.router.clone(), old)
+        });
+        if let Some(old) = old {
+            let _ = old.sup.shutdown().await;
+            let _ = old.driver.await;
+        }
         let mut limits = Limits::default();
         limits.max_body = 64 * 1024;
         limits.header_timeout = Duration::from_secs(2);
@@ -69,25 +113,22 @@ fuzz_target!(|data: &[u8]| {
         limits.send_timeout = Duration::from_secs(2);
         let (mut client, server) = tokio::io::duplex(1 << 20);
         let peer = Peer::unix(0, 0, Some(1));
-        let served = tokio::spawn(tend_server::serve_connection(server, peer, router, limits));
+        let conn = tokio::spawn(tend_server::serve_connection(server, peer, router, limits));
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;
-        // Live tails and log followers end when the daemon's streams do.
-        shutdown.end_streams();
         let mut answer = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer));
         assert!(read.await.is_ok(), "the connection did not end");
-        match tokio::time::timeout(Duration::from_secs(10), served).await {
+        match tokio::time::timeout(Duration::from_secs(10), conn).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => panic!("the connection's task failed: {e}"),
             Err(_) => panic!("the connection's task did not end"),
         }
+        // hyper answers an HTTP/1.0 request in HTTP/1.0.
         assert!(
-            answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "),
             "not HTTP: {:?}",
             String::from_utf8_lossy(&answer[..answer.len().min(200)])
         );
-        let _ = sup.shutdown().await;
-        let _ = driver.await;
     });
 });
