@@ -264,21 +264,25 @@ fn idle_and_slow_connections_stop_neither_status_nor_respawns() {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(4);
-    let mut worst = Duration::ZERO;
+    let mut took = Vec::new();
     while Instant::now() < deadline {
         for s in &mut slow {
             let _ = s.write_all(b"a");
         }
         let t = Instant::now();
         let run = d.tend(&["status", "crash"]);
-        let took = t.elapsed();
+        took.push(t.elapsed());
         assert_eq!(run.code, Some(0), "{run}");
-        worst = worst.max(took);
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The median, over about twenty runs: a machine shared with other builds
+    // can make any one start of the CLI slow; the worst must still be no hang.
+    took.sort();
+    let median = took[took.len() / 2];
+    let worst = took[took.len() - 1];
     assert!(
-        worst < Duration::from_millis(100),
-        "tend status took {worst:?}"
+        median < Duration::from_millis(100) && worst < Duration::from_secs(1),
+        "tend status took {median:?} (median), {worst:?} at worst: {took:?}"
     );
     let after = restarts(&d);
     assert!(
