@@ -27,6 +27,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
+mod check;
 mod declared;
 mod diag;
 pub mod http;
@@ -37,8 +39,10 @@ pub mod supervisord;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tend_core::{Name, ProcessSpec};
+use tend_core::ProcessSpec;
 
+pub use access::AccessConfig;
+pub use check::check_spec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
@@ -65,24 +69,12 @@ pub struct Config {
     /// The triggers of `[task.NAME]` tables (their processes are in
     /// `processes` too, with `restart = "never"`).
     pub tasks: Vec<TaskConf>,
+    /// Who may do what (`[access]`; `[tend:...]` sections of a
+    /// supervisord.conf). Read again with the rest of the file on a reload.
+    pub access: AccessConfig,
 }
 
-/// What runs a `[task.NAME]`, for the daemon (the command itself is a
-/// process in [`Config::processes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskConf {
-    /// The task's name (and its process's).
-    pub name: Name,
-    /// Run it when the daemon gets this signal.
-    pub on_signal: Option<tend_core::Signal>,
-    /// Run it this often (the first run one period after the daemon starts).
-    pub every: Option<std::time::Duration>,
-    /// Stop everything else first (dependents first), and start again what
-    /// was running once it is done.
-    pub shutdown: bool,
-    /// Shut the daemon down once it is done.
-    pub terminate: bool,
-}
+pub use tend_core::model::task::TaskConf;
 
 /// The two config formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +119,9 @@ pub struct DaemonConfig {
     pub log_file: Option<PathBuf>,
     /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
     pub socket_owner: Option<String>,
+    /// The group the socket file is given (`[daemon] socket_group`), so that
+    /// with `socket_mode = "0660"` its members can connect. Checked to exist.
+    pub socket_group: Option<String>,
     /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
     pub unix_auth: Option<supervisord::Auth>,
     /// A TCP listener (`[inet_http_server]`).
@@ -201,7 +196,7 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`).
+/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -222,6 +217,7 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[process.")
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
+        && !first.starts_with("[access")
         && !first.starts_with("[daemon]")
         && !first.starts_with("[http]")
 }

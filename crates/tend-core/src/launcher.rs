@@ -7,9 +7,10 @@
 
 use std::os::fd::OwnedFd;
 
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
-use crate::status::ExitInfo;
+pub use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::ExitInfo;
 
 /// A child that was reaped: its pid and how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +19,6 @@ pub struct Reaped {
     pub pid: u32,
     /// How it exited.
     pub exit: ExitInfo,
-}
-
-/// Why a spawn failed before the program ran.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SpawnError {
-    /// Human-readable reason, e.g. `command "foo" not found on PATH`.
-    pub message: String,
-    /// True when retrying cannot help (missing or non-executable program,
-    /// unknown user): the process goes to `fatal` instead of backing off.
-    pub permanent: bool,
 }
 
 /// A process that was just spawned.
@@ -54,15 +44,6 @@ impl Spawned {
             stdin: None,
         }
     }
-}
-
-/// Where a signal goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillTarget {
-    /// One process.
-    Process(u32),
-    /// A whole process group (every child leads its own group, pgid = pid).
-    Group(u32),
 }
 
 /// Spawns and signals processes for the driver.

@@ -90,7 +90,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Python's `base64.decodebytes`: characters outside the alphabet are
 /// skipped; missing padding is an error.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut sextets = Vec::with_capacity(s.len());
     let mut pads = 0;
     for b in s.bytes() {
@@ -191,6 +191,15 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     // Read (and drop) what the client is still sending, as Medusa does: a
     // client that writes its body after its headers (Python's http.client)
     // would otherwise get EPIPE instead of the 401 it must see.
+    drain_refused(req).await;
+    reject
+}
+
+/// Reads and drops the body of a refused request, bounded: at most
+/// [`DRAIN_LIMIT`] bytes within [`DRAIN_TIME`], nothing when it declares
+/// more. Every guard that refuses a request (this one, the access guard)
+/// drains through here.
+pub(crate) async fn drain_refused(req: Request) {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -200,7 +209,6 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         let drain = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT);
         let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
-    reject
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use tend_config::Declared;
 use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
+use crate::access::Access;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -41,6 +42,7 @@ struct Inner {
     config: Arc<ConfigState>,
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
+    access: Access,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -73,6 +75,7 @@ impl Daemon {
                 config,
                 shutdown,
                 prepare_spec: None,
+                access: Access::unconfigured(),
             }),
         }
     }
@@ -90,10 +93,31 @@ impl Daemon {
             config: self.inner.config.clone(),
             shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
+            access: self.inner.access.clone(),
         };
         Daemon {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same handle, with `access` as its access rules (by default
+    /// supervisord's, for a daemon without a config: see `docs/security.md`).
+    pub fn with_access(self, access: Access) -> Daemon {
+        let inner = Inner {
+            sup: self.inner.sup.clone(),
+            config: self.inner.config.clone(),
+            shutdown: self.inner.shutdown.clone(),
+            prepare_spec: self.inner.prepare_spec.clone(),
+            access,
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Who may do what (the guard of every listener reads it).
+    pub fn access(&self) -> &Access {
+        &self.inner.access
     }
 
     /// The supervisor.
@@ -119,6 +143,10 @@ impl Daemon {
         mut spec: ProcessSpec,
         logs_given: bool,
     ) -> Result<Name, AddError> {
+        // The config file's rules, whichever face the spec came through.
+        tend_config::check_spec(&spec).map_err(|problems| {
+            AddError::Invalid(format!("invalid process spec: {}", problems.join("; ")))
+        })?;
         if let Some(prepare) = &self.inner.prepare_spec {
             prepare(&mut spec, logs_given).map_err(AddError::Invalid)?;
         }

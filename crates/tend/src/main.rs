@@ -1,5 +1,6 @@
 //! `tend`: the command-line client and the daemon of the tend process supervisor.
 
+mod access_cmds;
 mod cli;
 mod client;
 mod commands;
@@ -7,7 +8,6 @@ use tend_config as config;
 mod daemon;
 mod output;
 mod socket;
-mod tasks;
 
 use std::io::Write;
 use std::path::Path;
@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     } = Cli::parse();
     let command = match command {
         Command::Up { detach } => return up(&config, socket.as_deref(), detach),
-        Command::Check => return check(&config),
+        Command::Check { who } => return check(&config, who.as_deref()),
+        Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
         Command::Client(c) => c,
     };
@@ -164,12 +165,26 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     }
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &Path, who: Option<&str>) -> ExitCode {
     match load(path) {
-        Ok(c) => {
-            println!("{}: OK ({} processes)", path.display(), c.processes.len());
-            ExitCode::SUCCESS
-        }
+        Ok(c) => match who {
+            Some(who) => report(access_cmds::who(&c, who)),
+            None => {
+                println!("{}: OK ({} processes)", path.display(), c.processes.len());
+                ExitCode::SUCCESS
+            }
+        },
         Err(code) => code,
+    }
+}
+
+/// The exit code of a local verb, its error printed.
+fn report(r: anyhow::Result<ExitCode>) -> ExitCode {
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::io::{self, BufWriter, Stdout};
 
 use serde::Deserialize;
-use tend_core::machine::{Health, ProbeKind};
+use tend_core::model::status::{Health, ProbeKind};
 use tend_core::{ExitInfo, StateName};
 
 /// Buffered stdout. Output is written once at the end, and a closed pipe

@@ -294,8 +294,10 @@ fn read_pools(ini: &Ini, st: &mut St<'_>, ctx: &Ctx<'_>, made: &mut Made, names:
         };
         let procs = read_program(ini, st, section, &listener.0, true, ctx);
         let mut members = Vec::new();
-        for p in procs {
+        for mut p in procs {
             if names.add(st, made, &p) {
+                // The listener's stdout is Supervisor's protocol channel.
+                p.spec.logs.protocol_stdout = true;
                 members.push(p.spec.name.clone());
                 made.eventlisteners.push(EventListenerConf {
                     spec: p.spec,
@@ -1256,6 +1258,7 @@ fn log_spec(
         timestamps: false,
         max_size: rotation.maxbytes,
         backups: rotation.backups,
+        protocol_stdout: false,
     }
 }
 

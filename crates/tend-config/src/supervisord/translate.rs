@@ -62,6 +62,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             MainLog::Syslog => None,
         },
         socket_owner,
+        socket_group: None,
         unix_auth,
         inet: conf.inet_http_server.as_ref().map(|i| InetListen {
             host: i.host.clone(),
@@ -92,5 +93,6 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         eventlisteners: conf.eventlisteners,
         format: Format::Supervisord,
         tasks: Vec::new(),
+        access: conf.access,
     }
 }

@@ -147,6 +147,7 @@ impl AnsiStripper {
         }
     }
 
+    #[cfg(test)]
     /// End of stream: forgets an incomplete sequence (a trailing lone `ESC`,
     /// say), so the next input starts as plain text. Its bytes were already
     /// left out of the output.
@@ -210,6 +211,7 @@ impl AnsiStripper {
     }
 }
 
+#[cfg(test)]
 /// Convenience for a whole buffer: `input` without its escape sequences (an
 /// incomplete one at the end is dropped too).
 pub fn strip(input: &[u8]) -> Vec<u8> {

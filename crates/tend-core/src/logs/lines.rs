@@ -102,6 +102,7 @@ impl LineSplitter {
         self.partial = Vec::new();
     }
 
+    #[cfg(test)]
     /// Bytes held back.
     pub fn pending(&self) -> usize {
         self.partial.len()

@@ -1,4 +1,5 @@
-//! The pure, synchronous pieces of the log pipeline.
+//! The synchronous pieces of the log pipeline: pure transformations of bytes,
+//! and [`LogFile`], which writes and rotates files (and so does I/O).
 //!
 //! A process's output goes through these, in this order, once per read from
 //! its pipe:
@@ -22,17 +23,19 @@ mod file;
 mod lines;
 mod tail;
 
-pub use ansi::{AnsiStripper, MAX_SEQUENCE, strip};
 pub use file::{DIR_MODE, FILE_MODE, LogFile, RETRY_INTERVAL, WriteReport};
-pub use lines::{LineSplitter, count_lines, lines};
-pub use tail::{Chunk, Stream, Tail};
+pub use tail::Stream;
+
+pub(crate) use ansi::AnsiStripper;
+pub(crate) use lines::{LineSplitter, count_lines, lines};
+pub(crate) use tail::{Chunk, Tail};
 
 use memchr::memchr_iter;
 
 /// Prefixes every line of `lines` (complete lines) with `stamp` and a space, appending to `out`.
 ///
 /// A last line without a `\n` is prefixed too and left without one.
-pub fn prefix_lines(lines: &[u8], stamp: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn prefix_lines(lines: &[u8], stamp: &[u8], out: &mut Vec<u8>) {
     out.reserve(lines.len() + count_lines(lines) * (stamp.len() + 1));
     let mut start = 0;
     for nl in memchr_iter(b'\n', lines) {

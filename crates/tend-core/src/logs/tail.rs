@@ -166,6 +166,7 @@ impl Tail {
         out
     }
 
+    #[cfg(test)]
     /// The kept chunks, oldest first, as (time, stream, complete lines).
     pub fn chunks(&self) -> impl DoubleEndedIterator<Item = (Timestamp, Stream, &[u8])> {
         self.entries
@@ -173,21 +174,25 @@ impl Tail {
             .map(|e| (e.chunk.time, e.chunk.stream, e.data()))
     }
 
+    #[cfg(test)]
     /// Bytes of lines kept.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
+    #[cfg(test)]
     /// The most bytes kept.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
+    #[cfg(test)]
     /// Nothing is kept.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    #[cfg(test)]
     /// Forgets everything and frees the memory.
     pub fn clear(&mut self) {
         self.entries = VecDeque::new();

@@ -1,6 +1,6 @@
 //! The one task that awaits: requests, reaped children and the next timer.
 //!
-//! It owns the [`Core`] and a [`Launcher`], executes effects in order, and keeps
+//! It owns the [`Registry`] and a [`Launcher`], executes effects in order, and keeps
 //! a timer wheel as a sorted map. When no timer is armed and nothing arrives,
 //! it does not wake up: there is no tick.
 
@@ -13,20 +13,23 @@ use tokio::time::Instant;
 
 use std::path::PathBuf;
 
-use crate::core::{BatchId, Core, CoreEffect, Op};
-use crate::error::Error;
 use crate::launcher::KillTarget;
 use crate::launcher::{Launcher, Reaped};
-use crate::machine::ProbeKind;
 use crate::machine::TimerId;
-use crate::name::Name;
-use crate::notify::{NotifyMsg, NotifySocket};
-use crate::probe::{Check, ProbeOutcome, run_check};
-use crate::runtime::{ActionResult, LogHub, Request};
-use crate::signal::Signal;
-use crate::spec::{LogTarget, ProcessSpec};
-use crate::status::Event;
-use crate::time::Mono;
+use crate::model::error::Error;
+use crate::model::name::Name;
+use crate::model::notify_msg::NotifyMsg;
+use crate::model::outcome::ActionResult;
+use crate::model::probe::{Check, ProbeOutcome, ProbeSpec};
+use crate::model::signal::Signal;
+use crate::model::spec::{LogTarget, ProcessSpec};
+use crate::model::status::Event;
+use crate::model::status::ProbeKind;
+use crate::model::time::Mono;
+use crate::registry::{self, BatchId, Op, Registry};
+use crate::runtime::notify::NotifySocket;
+use crate::runtime::probe::run_check;
+use crate::runtime::{LogHub, Request};
 
 /// What the driver's own helper tasks report back.
 enum Aux {
@@ -58,7 +61,7 @@ enum Reply {
 
 /// Owns every process and executes what the state machines decide.
 pub(crate) struct Driver<L: Launcher> {
-    core: Core,
+    registry: Registry,
     launcher: L,
     logs: Arc<LogHub>,
     events: broadcast::Sender<Event>,
@@ -89,7 +92,7 @@ impl<L: Launcher> Driver<L> {
     ) -> Self {
         let (aux_tx, aux_rx) = mpsc::unbounded_channel();
         Driver {
-            core: Core::new(),
+            registry: Registry::new(),
             launcher,
             logs,
             events,
@@ -130,7 +133,7 @@ impl<L: Launcher> Driver<L> {
             return;
         };
         loop {
-            if self.exiting && !self.core.any_up() && self.replies.is_empty() {
+            if self.exiting && !self.registry.any_up() && self.replies.is_empty() {
                 break;
             }
             let deadline = self.timers.first().map(|(at, _, _)| self.origin + at.0);
@@ -170,7 +173,7 @@ impl<L: Launcher> Driver<L> {
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
         let batch = self.batch_id();
         self.replies.insert(batch, Reply::Shutdown(reply));
-        let fx = self.core.shutdown(self.now(), batch);
+        let fx = self.registry.shutdown(self.now(), batch);
         self.execute(fx);
     }
 
@@ -184,13 +187,13 @@ impl<L: Launcher> Driver<L> {
         let batch = |this: &mut Self, op: Op, names: Vec<Name>, reply: Reply| {
             let id = this.batch_id();
             this.replies.insert(id, reply);
-            let fx = this.core.request(now, id, op, names);
+            let fx = this.registry.request(now, id, op, names);
             this.execute(fx);
         };
         match req {
             Request::Add(spec, reply) => {
                 let name = spec.name.clone();
-                match self.core.add(now, spec) {
+                match self.registry.add(now, spec) {
                     Ok(fx) => {
                         tracing::debug!(process = %name, "added");
                         self.execute(fx);
@@ -214,23 +217,23 @@ impl<L: Launcher> Driver<L> {
                 batch(self, Op::Signal(sig), names, Reply::Results(reply))
             }
             Request::Resolve(patterns, reply) => {
-                let _ = reply.send(self.core.resolve(&patterns));
+                let _ = reply.send(self.registry.resolve(&patterns));
             }
             Request::Status(reply) => {
-                let mut st = self.core.status(now, |m| self.wall(m));
+                let mut st = self.registry.status(now, |m| self.wall(m));
                 for s in &mut st {
                     s.log_dropped_bytes = self.logs.dropped(&s.name);
                 }
                 let _ = reply.send(st);
             }
             Request::StartAll(reply) => {
-                if self.core.is_shutting_down() {
+                if self.registry.is_shutting_down() {
                     let _ = reply.send(Vec::new());
                     return;
                 }
                 let id = self.batch_id();
                 self.replies.insert(id, Reply::Results(reply));
-                let fx = self.core.start_service(now, id);
+                let fx = self.registry.start_service(now, id);
                 self.execute(fx);
             }
             Request::Shutdown(reply) => {
@@ -238,7 +241,7 @@ impl<L: Launcher> Driver<L> {
                     // Already under way: answer when it ends.
                     let id = self.batch_id();
                     self.replies.insert(id, Reply::Shutdown(Some(reply)));
-                    let fx = self.core.request(now, id, Op::Stop, Vec::new());
+                    let fx = self.registry.request(now, id, Op::Stop, Vec::new());
                     self.execute(fx);
                 } else {
                     self.exiting = true;
@@ -254,7 +257,7 @@ impl<L: Launcher> Driver<L> {
         if let Some(p) = self.exec_probes.remove(&r.pid) {
             self.launcher.forget(r.pid);
             let outcome = ProbeOutcome::from_exit(&r.exit);
-            fx.extend(self.core.probe_result(
+            fx.extend(self.registry.probe_result(
                 now,
                 &p.name,
                 p.kind,
@@ -265,18 +268,18 @@ impl<L: Launcher> Driver<L> {
             self.execute(fx);
             return;
         }
-        if let Some(name) = self.core.owner_of(r.pid) {
+        if let Some(name) = self.registry.owner_of(r.pid) {
             self.logs.close_stdin(name);
             let alive = self.launcher.group_alive(r.pid);
-            fx.extend(self.core.exited(now, r.pid, r.exit, alive));
+            fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
         } else {
             tracing::trace!(pid = r.pid, exit = %r.exit, "reaped an orphan");
         }
         self.launcher.forget(r.pid);
         // Any reap may have emptied a group we are waiting on.
-        for (name, pgid) in self.core.draining() {
+        for (name, pgid) in self.registry.draining() {
             if !self.launcher.group_alive(pgid) {
-                fx.extend(self.core.group_empty(now, &name));
+                fx.extend(self.registry.group_empty(now, &name));
             }
         }
         self.execute(fx);
@@ -291,7 +294,7 @@ impl<L: Launcher> Driver<L> {
                 run,
                 outcome,
             } => self
-                .core
+                .registry
                 .probe_result(now, &name, kind, run, outcome.ok, outcome.detail),
             Aux::ExecTimeout { pid } => {
                 let Some(p) = self.exec_probes.remove(&pid) else {
@@ -301,15 +304,15 @@ impl<L: Launcher> Driver<L> {
                 // reaped as an unknown pid and ignored.
                 let _ = self.launcher.kill(KillTarget::Group(pid), Signal::KILL);
                 let spec = self
-                    .core
+                    .registry
                     .get(p.name.as_str())
                     .and_then(|x| probe_spec(x.spec(), p.kind));
                 let timeout = spec.map(|s| s.timeout).unwrap_or_default();
                 let outcome = ProbeOutcome::timed_out(timeout);
-                self.core
+                self.registry
                     .probe_result(now, &p.name, p.kind, p.run, outcome.ok, outcome.detail)
             }
-            Aux::Notify { name, msg } => self.core.notify(now, &name, msg),
+            Aux::Notify { name, msg } => self.registry.notify(now, &name, msg),
         };
         self.execute(fx);
     }
@@ -318,7 +321,7 @@ impl<L: Launcher> Driver<L> {
     /// ours (the single reaper reports its exit).
     fn run_probe(&mut self, name: Name, kind: ProbeKind, run: u64) {
         let Some(spec) = self
-            .core
+            .registry
             .get(name.as_str())
             .and_then(|p| probe_spec(p.spec(), kind))
             .cloned()
@@ -328,7 +331,7 @@ impl<L: Launcher> Driver<L> {
         match &spec.check {
             Check::Exec(argv) => {
                 let mut ps = ProcessSpec::new(name.clone(), argv.clone());
-                if let Some(owner) = self.core.get(name.as_str()) {
+                if let Some(owner) = self.registry.get(name.as_str()) {
                     let o = owner.spec();
                     ps.cwd = o.cwd.clone();
                     ps.env = o.env.clone();
@@ -351,9 +354,14 @@ impl<L: Launcher> Driver<L> {
                         });
                     }
                     Err(e) => {
-                        let fx =
-                            self.core
-                                .probe_result(self.now(), &name, kind, run, false, e.message);
+                        let fx = self.registry.probe_result(
+                            self.now(),
+                            &name,
+                            kind,
+                            run,
+                            false,
+                            e.message,
+                        );
                         self.execute(fx);
                     }
                 }
@@ -381,19 +389,19 @@ impl<L: Launcher> Driver<L> {
                 break;
             };
             self.timer_at.remove(&(name.clone(), id));
-            fx.extend(self.core.timer(now, &name, id));
+            fx.extend(self.registry.timer(now, &name, id));
         }
         self.execute(fx);
     }
 
     /// Executes effects in order; a spawn's outcome is fed back at once and its
     /// follow-up effects run before the rest.
-    fn execute(&mut self, fx: Vec<CoreEffect>) {
-        let mut queue: VecDeque<CoreEffect> = fx.into();
+    fn execute(&mut self, fx: Vec<registry::Effect>) {
+        let mut queue: VecDeque<registry::Effect> = fx.into();
         while let Some(effect) = queue.pop_front() {
             match effect {
-                CoreEffect::Spawn(name) => {
-                    let Some(spec) = self.core.get(name.as_str()).map(|p| p.spec()) else {
+                registry::Effect::Spawn(name) => {
+                    let Some(spec) = self.registry.get(name.as_str()).map(|p| p.spec()) else {
                         continue;
                     };
                     let to_spawn =
@@ -404,34 +412,34 @@ impl<L: Launcher> Driver<L> {
                         s.pid
                     });
                     let now = self.now();
-                    let more = self.core.spawned(now, &name, result);
+                    let more = self.registry.spawned(now, &name, result);
                     // After what is already queued: the state change that
                     // came with the spawn request is published before the
                     // ones that follow from the spawn.
                     queue.extend(more);
                 }
-                CoreEffect::Kill { name, target, sig } => {
+                registry::Effect::Kill { name, target, sig } => {
                     if let Err(e) = self.launcher.kill(target, sig) {
                         tracing::warn!(process = %name, ?target, signal = %sig, error = %e, "could not send signal");
                     }
                 }
-                CoreEffect::RunProbe { name, kind, run } => self.run_probe(name, kind, run),
-                CoreEffect::CheckGroup { name, pgid } => {
+                registry::Effect::RunProbe { name, kind, run } => self.run_probe(name, kind, run),
+                registry::Effect::CheckGroup { name, pgid } => {
                     if !self.launcher.group_alive(pgid) {
-                        let more = self.core.group_empty(self.now(), &name);
+                        let more = self.registry.group_empty(self.now(), &name);
                         queue.extend(more);
                     }
                 }
-                CoreEffect::ArmTimer { name, id, at } => {
+                registry::Effect::ArmTimer { name, id, at } => {
                     self.timers.insert((at, name.clone(), id));
                     self.timer_at.insert((name, id), at);
                 }
-                CoreEffect::CancelTimer { name, id } => {
+                registry::Effect::CancelTimer { name, id } => {
                     if let Some(at) = self.timer_at.remove(&(name.clone(), id)) {
                         self.timers.remove(&(at, name, id));
                     }
                 }
-                CoreEffect::Publish(ev) => {
+                registry::Effect::Publish(ev) => {
                     log_event(&ev);
                     if let Event::Removed { name } = &ev {
                         self.logs.forget(name);
@@ -442,7 +450,8 @@ impl<L: Launcher> Driver<L> {
                     }
                     let _ = self.events.send(ev);
                 }
-                CoreEffect::BatchDone { batch, results } => match self.replies.remove(&batch) {
+                registry::Effect::BatchDone { batch, results } => match self.replies.remove(&batch)
+                {
                     Some(Reply::Results(tx)) => {
                         let _ = tx.send(results);
                     }
@@ -474,7 +483,7 @@ fn log_event(ev: &Event) {
     tracing::debug!(event = ?ev, "supervisor event");
 }
 
-fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&crate::probe::ProbeSpec> {
+fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&ProbeSpec> {
     match kind {
         ProbeKind::Ready => spec.ready.as_ref(),
         ProbeKind::Health => spec.health.as_ref(),

@@ -33,10 +33,10 @@ use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::epoll::{self, Epoll, Registered};
 use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
-use crate::name::Name;
-use crate::spec::{LogSpec, LogTarget};
+use crate::model::name::Name;
+use crate::model::spec::{LogSpec, LogTarget};
+use crate::unix::epoll::{self, Epoll, Registered};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.
@@ -50,6 +50,20 @@ const READS_PER_WAKE: usize = 8;
 const EVENTS: usize = 64;
 /// A work buffer that grew past this (long lines) is given back after a round.
 const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// What a stdout tap receives: a batch of complete lines of one process's
+/// stdout, every batch, in order ([`crate::Supervisor::tap_stdout`]).
+#[derive(Debug, Clone)]
+pub struct TapChunk {
+    /// The process.
+    pub name: Name,
+    /// One or more complete lines, each ending in `\n`.
+    pub data: Arc<[u8]>,
+}
+
+/// Where a stdout tap sends its chunks: unbounded, so nothing is ever lost;
+/// the reader on the other end only parses what it gets.
+pub type Tap = mpsc::UnboundedSender<TapChunk>;
 
 /// A batch of complete lines from one stream of one process, as published to
 /// subscribers ([`crate::Supervisor::subscribe_logs`]).
@@ -125,6 +139,9 @@ struct Registry {
     /// when the last pipe writing to it ends.
     files: HashMap<PathBuf, Weak<Mutex<LogFile>>>,
     procs: HashMap<Name, Arc<Mutex<ProcLog>>>,
+    /// Stdout taps by process name; kept across runs (and a remove and an
+    /// add again), until untapped or the receiver is gone.
+    taps: HashMap<Name, Tap>,
 }
 
 /// Every output pipe, in one level-triggered epoll set that a single task reads.
@@ -225,6 +242,10 @@ struct Pipe {
     sink: Sink,
     stripper: Option<AnsiStripper>,
     splitter: LineSplitter,
+    /// A protocol stdout: not published to subscribers.
+    protocol: bool,
+    /// Where every batch of a tapped stdout also goes.
+    tap: Option<Tap>,
 }
 
 /// The reader's buffers, shared by every pipe: one read buffer for all, so a
@@ -292,6 +313,21 @@ impl LogHub {
     /// Subscribes to every chunk of output from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<LogChunk> {
         self.chunks.subscribe()
+    }
+
+    /// Sends every batch of `name`'s stdout from its next run on to `tap`
+    /// (replacing an earlier tap); `None` removes the tap.
+    pub(crate) fn tap(&self, name: &Name, tap: Option<Tap>) {
+        let mut reg = locked(&self.registry);
+        match tap {
+            Some(t) => {
+                reg.taps.insert(name.clone(), t);
+            }
+            None => {
+                reg.taps.remove(name);
+            }
+        }
+        reg.taps.retain(|_, t| !t.is_closed());
     }
 
     fn proc_log(&self, name: &Name) -> Arc<Mutex<ProcLog>> {
@@ -403,6 +439,7 @@ impl LogHub {
             return;
         }
         let proc = self.proc_log(name);
+        let tap = locked(&self.registry).taps.get(name).cloned();
         let streams = [
             (Stream::Stdout, stdout, &spec.stdout),
             (Stream::Stderr, stderr, &spec.stderr),
@@ -431,6 +468,8 @@ impl LogHub {
                 sink,
                 stripper: spec.strip_ansi.then(AnsiStripper::new),
                 splitter: LineSplitter::new(MAX_LINE),
+                protocol: stream == Stream::Stdout && spec.protocol_stdout,
+                tap: (stream == Stream::Stdout).then(|| tap.clone()).flatten(),
             };
             if let Err(e) = pipes.insert(pipe) {
                 tracing::error!(process = %name, stream = ?stream, error = %e, "cannot read the output pipe");
@@ -685,21 +724,30 @@ impl LogHub {
                     "log file writable again; resumed writing");
             }
         }
-        if self.chunks.receiver_count() > 0 {
+        let tapped = pipe.tap.as_ref().is_some_and(|t| !t.is_closed());
+        if tapped || (!pipe.protocol && self.chunks.receiver_count() > 0) {
             let data: Arc<[u8]> = Arc::from(lines.as_slice());
             proc.tail.push(Chunk {
                 time,
                 stream: pipe.stream,
                 data: data.clone(),
             });
-            let chunk = LogChunk {
-                name: proc.name.clone(),
-                stream: pipe.stream,
-                time,
-                data,
-            };
+            let name = proc.name.clone();
             drop(proc);
-            let _ = self.chunks.send(chunk);
+            if let Some(tap) = pipe.tap.as_ref().filter(|_| tapped) {
+                let _ = tap.send(TapChunk {
+                    name: name.clone(),
+                    data: data.clone(),
+                });
+            }
+            if !pipe.protocol {
+                let _ = self.chunks.send(LogChunk {
+                    name,
+                    stream: pipe.stream,
+                    time,
+                    data,
+                });
+            }
         } else {
             // Nobody follows: copy only what the tail can keep, not every
             // byte a chatty child writes.

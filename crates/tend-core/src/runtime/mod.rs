@@ -1,48 +1,38 @@
-//! The driver: one task that owns every state machine and executes their effects.
+//! The driver: one task that owns every state machine and executes their
+//! effects, and what it runs beside them. The only layer that awaits.
 //!
 //! [`Supervisor`] is the handle: cheap to clone, typed requests in, events out.
 //! Everything that controls tend (the CLI's JSON API, XML-RPC, an embedding
 //! program) goes through it.
+//!
+//! - `driver.rs`: the task itself (requests, reaped children, timers);
+//! - `logs.rs`: the log hub (every output pipe, log file and tail);
+//! - `probe/`: running one check once; `notify.rs`: the notify sockets;
+//! - [`tasks`]: tasks' triggers (timers and signals), on the handle alone.
 
 mod driver;
 mod logs;
+pub(crate) mod notify;
+pub(crate) mod probe;
+pub mod tasks;
 
-pub use logs::{LogChunk, LogHub, LogLine, LogQuery};
+pub(crate) use logs::LogHub;
+pub use logs::{LogChunk, LogLine, LogQuery, Tap, TapChunk};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::error::Error;
 use crate::launcher::{Launcher, Reaped};
-use crate::name::Name;
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
-use crate::status::{Event, ProcessStatus};
+use crate::model::error::Error;
+use crate::model::name::Name;
+use crate::model::outcome::{ActionResult, Outcome};
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ProcessStatus};
 
 use driver::Driver;
-
-/// What a successful request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The request was carried out.
-    Done,
-    /// It was already running (start).
-    AlreadyRunning,
-    /// It was already stopped (stop).
-    AlreadyStopped,
-}
-
-/// The result of a request for one process of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionResult {
-    /// The process.
-    pub name: Name,
-    /// What happened to it.
-    pub result: Result<Outcome, Error>,
-}
 
 /// Requests the driver understands; one variant per verb.
 #[derive(Debug)]
@@ -148,6 +138,21 @@ impl Supervisor {
     /// Subscribes to every process's output from now on, as batches of whole lines.
     pub fn subscribe_logs(&self) -> broadcast::Receiver<LogChunk> {
         self.logs.subscribe()
+    }
+
+    /// Sends every batch of whole lines of `name`'s stdout, from its next
+    /// spawn on, to `tap`, none lost and in order, for a protocol spoken on
+    /// stdout (Supervisor's event listeners). Set `logs.protocol_stdout` in
+    /// the spec to keep that stdout out of [`Supervisor::subscribe_logs`].
+    /// The tap outlives runs of the process; [`Supervisor::untap_stdout`] or
+    /// dropping the receiver ends it.
+    pub fn tap_stdout(&self, name: &Name, tap: Tap) {
+        self.logs.tap(name, Some(tap));
+    }
+
+    /// Ends the stdout tap of `name`.
+    pub fn untap_stdout(&self, name: &Name) {
+        self.logs.tap(name, None);
     }
 
     /// The last lines of output of some processes from their in-memory tails,

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::logs::Stream;
+use crate::model::spec::{LogTarget, ProcessSpec};
 use crate::runtime::{LogChunk, LogQuery};
-use crate::spec::{LogTarget, ProcessSpec};
 use crate::{Name, Options, Supervisor};
 
 fn sh(name: &str, script: &str) -> ProcessSpec {
@@ -197,7 +197,7 @@ async fn drained_waits_for_end_of_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.log");
     let hub = std::sync::Arc::new(super::LogHub::new(1024, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::File(out.clone()),
         ..Default::default()
     };
@@ -299,8 +299,8 @@ fn fds_on(path: &std::path::Path) -> usize {
         .count()
 }
 
-fn file_spec(stdout: &std::path::Path, stderr: &std::path::Path) -> crate::spec::LogSpec {
-    crate::spec::LogSpec {
+fn file_spec(stdout: &std::path::Path, stderr: &std::path::Path) -> crate::model::spec::LogSpec {
+    crate::model::spec::LogSpec {
         stdout: LogTarget::File(stdout.to_path_buf()),
         stderr: LogTarget::File(stderr.to_path_buf()),
         ..Default::default()
@@ -477,7 +477,7 @@ async fn a_chatty_child_does_not_starve_a_quiet_one() {
 async fn the_end_of_one_pipe_does_not_disturb_the_others() {
     use std::io::Write;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()
@@ -519,7 +519,7 @@ async fn drained_waits_for_every_one_of_many_pipes() {
     use std::io::Write;
     const PROCS: usize = 100;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()
@@ -579,7 +579,7 @@ async fn one_task_for_every_pipe_and_none_for_unused_stdin() {
             .num_alive_tasks()
     };
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
-    let spec = crate::spec::LogSpec {
+    let spec = crate::model::spec::LogSpec {
         stdout: LogTarget::Null,
         stderr: LogTarget::Null,
         ..Default::default()
@@ -633,4 +633,71 @@ async fn one_task_for_every_pipe_and_none_for_unused_stdin() {
     .await;
     drop(w);
     hub.drained(Duration::from_secs(10)).await;
+}
+
+/// A stdout tap gets every line of a protocol stdout, in order, even where
+/// the log subscribers (here a channel of one chunk that nobody reads) lag;
+/// and a protocol stdout never reaches the subscribers, while its stderr
+/// does, and its tail keeps it.
+#[tokio::test]
+async fn a_stdout_tap_loses_nothing_and_protocol_stdout_skips_subscribers() {
+    let opts = Options {
+        log_capacity: 1,
+        ..Options::default()
+    };
+    let (sup, _task) = Supervisor::spawn(opts, false).unwrap();
+    let mut subscriber = sup.subscribe_logs();
+    let mut spec = sh(
+        "listener",
+        "i=0; while [ $i -lt 5000 ]; do echo \"READY $i\"; i=$((i+1)); done; echo oops >&2",
+    );
+    spec.logs.protocol_stdout = true;
+    let (tap, mut tapped) = tokio::sync::mpsc::unbounded_channel();
+    sup.tap_stdout(&name("listener"), tap);
+    sup.add(spec).await.unwrap();
+    sup.start("listener").await.unwrap();
+
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.len() < 5000 {
+            let chunk = tapped.recv().await.expect("tap open");
+            assert_eq!(chunk.name.as_str(), "listener");
+            seen.extend(
+                chunk
+                    .data
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| String::from_utf8_lossy(l).into_owned()),
+            );
+        }
+    })
+    .await
+    .expect("every line reached the tap");
+    let want: Vec<String> = (0..5000).map(|i| format!("READY {i}")).collect();
+    assert_eq!(seen, want);
+
+    // Only stderr reached the (lagging) subscribers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut stderr_seen = false;
+    while !stderr_seen {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, subscriber.recv()).await {
+            Ok(Ok(c)) => {
+                assert_eq!(c.stream, Stream::Stderr, "a protocol stdout was published");
+                stderr_seen = c.lines().any(|l| l == b"oops");
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("no stderr chunk: {other:?}"),
+        }
+    }
+    // The tail still has the protocol lines.
+    let q = LogQuery {
+        names: vec![name("listener")],
+        last: 3,
+        stream: Some(Stream::Stdout),
+        since: None,
+    };
+    let last: Vec<Vec<u8>> = sup.log_lines(&q).into_iter().map(|l| l.line).collect();
+    assert_eq!(last.last().map(Vec::as_slice), Some(&b"READY 4999"[..]));
+    sup.shutdown().await.unwrap();
 }

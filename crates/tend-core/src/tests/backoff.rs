@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use super::sim::*;
+use super::*;
 use crate::Signal;
-use crate::core::Op;
 use crate::launcher::{KillTarget, SpawnError};
 use crate::machine::TimerKind;
-use crate::runtime::Outcome;
-use crate::spec::{BackoffMode, ProcessSpec, RestartPolicy};
-use crate::status::{Event, ExitInfo, StateName};
-use crate::time::Mono;
+use crate::model::outcome::Outcome;
+use crate::model::spec::{BackoffMode, ProcessSpec, RestartPolicy};
+use crate::model::status::{Event, ExitInfo, StateName};
+use crate::model::time::Mono;
+use crate::registry::Op;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])
@@ -29,7 +29,7 @@ fn crash_loop(sim: &mut Sim, name: &str, count: usize, run: Duration) -> Vec<u64
         let mut waited = Duration::ZERO;
         while sim.spawn_count(name) == spawned_before {
             let next = sim
-                .core
+                .registry
                 .get(name)
                 .and_then(|p| p.retry_at())
                 .expect("a restart is pending");
@@ -54,7 +54,7 @@ fn doubling_defaults_to_the_millisecond() {
             2_048_000, 3_600_000, 3_600_000
         ]
     );
-    assert_eq!(sim.core.get("a").unwrap().restarts(), 14);
+    assert_eq!(sim.registry.get("a").unwrap().restarts(), 14);
     // One run of at least min_uptime (1 s): restarted at once, delay reset.
     sim.advance(secs(1));
     sim.crash("a", ExitInfo::Code(1));
@@ -184,7 +184,7 @@ fn give_up_after_quick_deaths_then_manual_start_clears() {
             sim.results(b).unwrap(),
             vec![("a".into(), Ok(Outcome::Done))]
         );
-        assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
+        assert_eq!(sim.registry.get("a").unwrap().quick_deaths(), 0);
         assert_eq!(sim.error("a"), None);
         // The count starts over: two more quick deaths are not enough.
         crash_loop(&mut sim, "a", 2, ms(10));
@@ -262,7 +262,7 @@ fn restart_policies() {
             StateName::Exited
         };
         assert_eq!(sim.state("a"), want, "{policy:?} {exit:?}");
-        assert_eq!(sim.core.get("a").unwrap().last_exit(), Some(exit));
+        assert_eq!(sim.registry.get("a").unwrap().last_exit(), Some(exit));
     }
 }
 
@@ -355,7 +355,9 @@ fn permanent_spawn_error_is_fatal_transient_backs_off() {
     );
     sim.add(spec("b")).unwrap();
     assert_eq!(sim.state("b"), StateName::Backoff);
-    let st = sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH);
+    let st = sim
+        .registry
+        .status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH);
     let b = st.iter().find(|s| s.name.as_str() == "b").unwrap();
     assert_eq!(b.next_restart_in_ms, Some(1000));
     assert!(b.error.as_deref().unwrap().contains("EAGAIN"));
@@ -411,7 +413,7 @@ fn stop_all_goes_in_reverse_priority_one_level_at_a_time() {
     assert!(sim.results(b).is_none());
     sim.advance(secs(1));
     assert_eq!(sim.results(b).unwrap().len(), 4);
-    assert!(!sim.core.any_up());
+    assert!(!sim.registry.any_up());
 }
 
 #[test]
@@ -516,7 +518,7 @@ fn resolve_patterns_in_priority_order() {
         sim.add(s).unwrap();
     }
     let r = |p: &[&str]| {
-        sim.core
+        sim.registry
             .resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     };
     let names = |v: Vec<crate::Name>| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>();

@@ -1,13 +1,13 @@
 //! Dependencies, readiness and health under virtual time: ordering, waiting,
 //! cascades (Procmon's tree), thresholds, start timeouts and the watchdog.
 
-use super::sim::*;
-use crate::core::Op;
-use crate::machine::{Health, ProbeKind};
-use crate::probe::{Check, ProbeSpec};
-use crate::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
-use crate::status::{ExitInfo, StateName};
-use crate::time::Mono;
+use super::*;
+use crate::model::probe::{Check, ProbeSpec};
+use crate::model::spec::{Condition, Dependency, ProcessSpec, RestartPolicy};
+use crate::model::status::{ExitInfo, StateName};
+use crate::model::status::{Health, ProbeKind};
+use crate::model::time::Mono;
+use crate::registry::Op;
 
 fn spec(name: &str) -> ProcessSpec {
     ProcessSpec::new(n(name), vec!["x".into()])
@@ -34,7 +34,7 @@ fn with_deps(name: &str, deps: Vec<Dependency>) -> ProcessSpec {
 }
 
 fn waiting_for(sim: &Sim, name: &str) -> Option<String> {
-    sim.core
+    sim.registry
         .status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)
         .into_iter()
         .find(|s| s.name.as_str() == name)
@@ -295,7 +295,7 @@ fn health_failures_kill_and_restart_through_the_backoff() {
     );
     sim.advance(secs(5));
     sim.answer("a", ProbeKind::Health, true);
-    let st = |sim: &Sim| sim.core.get("a").unwrap().health();
+    let st = |sim: &Sim| sim.registry.get("a").unwrap().health();
     assert_eq!(st(&sim), Health::Healthy);
     for i in 0..3 {
         sim.advance(secs(10));
@@ -311,7 +311,7 @@ fn health_failures_kill_and_restart_through_the_backoff() {
     // It ran 35 s (more than min_uptime): restarted at once.
     assert_eq!(sim.spawn_count("a"), 2);
     assert!(sim.error("a").is_none() || sim.state("a") == StateName::Running);
-    assert_eq!(sim.core.get("a").unwrap().restarts(), 1);
+    assert_eq!(sim.registry.get("a").unwrap().restarts(), 1);
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn start_timeout_kills_a_process_that_never_gets_ready() {
     sim.advance(secs(1));
     // A failed start is a quick death: it backs off (1 s).
     assert_eq!(sim.state("a"), StateName::Backoff);
-    assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 1);
+    assert_eq!(sim.registry.get("a").unwrap().quick_deaths(), 1);
     assert!(sim.error("a").unwrap().contains("start_timeout"));
     sim.advance(secs(1));
     assert_eq!(sim.spawn_count("a"), 2);
@@ -351,7 +351,10 @@ fn notify_ready_status_and_watchdog() {
     sim.start_service();
     assert_eq!(sim.state("a"), StateName::Starting);
     sim.notify("a", b"STATUS=loading");
-    assert_eq!(sim.core.get("a").unwrap().status_text(), Some("loading"));
+    assert_eq!(
+        sim.registry.get("a").unwrap().status_text(),
+        Some("loading")
+    );
     sim.notify("a", b"READY=1");
     assert_eq!(sim.state("a"), StateName::Running);
     assert_eq!(sim.state("b"), StateName::Running);
@@ -385,14 +388,17 @@ fn reset_on_ready_resets_the_backoff() {
         sim.crash("a", ExitInfo::Code(1));
         sim.advance(secs(wait));
     }
-    assert_eq!(sim.core.get("a").unwrap().current_delay(), Some(secs(4)));
+    assert_eq!(
+        sim.registry.get("a").unwrap().current_delay(),
+        Some(secs(4))
+    );
     sim.answer("a", ProbeKind::Ready, true);
     assert_eq!(
-        sim.core.get("a").unwrap().current_delay(),
+        sim.registry.get("a").unwrap().current_delay(),
         Some(secs(1)),
         "ready reset it"
     );
-    assert_eq!(sim.core.get("a").unwrap().quick_deaths(), 0);
+    assert_eq!(sim.registry.get("a").unwrap().quick_deaths(), 0);
 }
 
 #[test]
@@ -403,7 +409,11 @@ fn stopping_announced_over_notify_shows_in_status() {
     sim.add(s).unwrap();
     sim.start_service();
     sim.notify("a", b"READY=1");
-    let state = |sim: &Sim| sim.core.status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)[0].state;
+    let state = |sim: &Sim| {
+        sim.registry
+            .status(sim.now, |_| jiff::Timestamp::UNIX_EPOCH)[0]
+            .state
+    };
     assert_eq!(state(&sim), StateName::Running);
     sim.notify("a", b"STOPPING=1");
     assert_eq!(state(&sim), StateName::Stopping);

@@ -1,4 +1,4 @@
-//! Random input sequences against the core, checking the invariants that
+//! Random input sequences against the registry, checking the invariants that
 //! must hold whatever users and children do.
 
 use std::collections::{HashMap, HashSet};
@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::sim::*;
-use crate::core::Op;
-use crate::spec::{BackoffMode, ProcessSpec};
-use crate::status::{Event, ExitInfo};
+use super::*;
+use crate::model::spec::{BackoffMode, ProcessSpec};
+use crate::model::status::{Event, ExitInfo};
+use crate::registry::Op;
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -81,7 +81,7 @@ proptest! {
                     spawns_when_held.insert(NAMES[i], sim.spawn_count(NAMES[i]));
                 }
                 Step::Crash(i, code) => {
-                    if let Some(p) = sim.core.get(NAMES[i])
+                    if let Some(p) = sim.registry.get(NAMES[i])
                         && let (Some(_), Some(start)) = (p.state().pid(), p.last_start())
                     {
                         if sim.now.since(start) >= p.spec().backoff.min_uptime {
@@ -112,7 +112,7 @@ proptest! {
         let shutdown = sim.shutdown();
         sim.advance(secs(3600));
         prop_assert!(sim.done.contains_key(&shutdown));
-        prop_assert!(!sim.core.any_up());
+        prop_assert!(!sim.registry.any_up());
         prop_assert_eq!(sim.procs.values().filter(|p| p.alive).count(), 0, "every spawn ended");
         for b in batches {
             prop_assert!(sim.done.contains_key(&b), "batch {} never finished", b);

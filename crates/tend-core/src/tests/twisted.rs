@@ -1,17 +1,17 @@
 //! Twisted's ProcessMonitor acceptance scenarios (peers.md §10, items 1 to 31),
-//! as tests of tend's core under virtual time. Each test names its item. Where
+//! as tests of tend's sans-IO layer under virtual time. Each test names its item. Where
 //! tend's semantics differ on purpose (a user's stop is final; `restart` is an
 //! explicit stop-then-start), the test says so and checks tend's behaviour.
 //! Items 18 to 21 (output lines) run real processes: see `runtime/output_tests.rs`.
 
-use super::sim::*;
+use super::*;
 use crate::Error;
-use crate::core::Op;
 use crate::machine::TimerKind;
-use crate::runtime::Outcome;
-use crate::spec::ProcessSpec;
-use crate::status::{ExitInfo, StateName};
-use crate::time::Mono;
+use crate::model::outcome::Outcome;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{ExitInfo, StateName};
+use crate::model::time::Mono;
+use crate::registry::Op;
 
 fn running_sim(names: &[&str]) -> Sim {
     let mut sim = Sim::new();
@@ -59,7 +59,7 @@ fn t05_add_before_start_service() {
     let mut sim = Sim::new();
     sim.add(twisted_spec("foo")).unwrap();
     assert_eq!(sim.spawns.len(), 0);
-    assert!(sim.core.get("foo").is_some());
+    assert!(sim.registry.get("foo").is_some());
     sim.start_service();
     sim.advance(secs(0));
     assert_eq!(sim.spawn_count("foo"), 1);
@@ -107,10 +107,10 @@ fn t08_cwd_reaches_the_spawn() {
 #[test]
 fn t09_remove_unregisters() {
     let mut sim = running_sim(&["foo"]);
-    assert_eq!(sim.core.processes().count(), 1);
+    assert_eq!(sim.registry.processes().count(), 1);
     let b = sim.request(Op::Remove, &["foo"]);
     sim.advance(secs(1)); // DummyProcess exits 1 s after TERM
-    assert_eq!(sim.core.processes().count(), 0);
+    assert_eq!(sim.registry.processes().count(), 0);
     assert_eq!(
         sim.results(b).unwrap(),
         vec![("foo".into(), Ok(Outcome::Done))]
@@ -137,7 +137,10 @@ fn t11_start_without_service() {
     sim.add(twisted_spec("foo")).unwrap();
     let b = sim.request(Op::Start, &["foo"]);
     assert_eq!(sim.spawn_count("foo"), 1);
-    assert_eq!(sim.core.get("foo").unwrap().last_start(), Some(Mono::ZERO));
+    assert_eq!(
+        sim.registry.get("foo").unwrap().last_start(),
+        Some(Mono::ZERO)
+    );
     assert_eq!(
         sim.results(b).unwrap(),
         vec![("foo".into(), Ok(Outcome::Done))]
@@ -287,10 +290,16 @@ fn t25_delay_clamped_to_max() {
         max: secs(3),
     };
     sim.add(s).unwrap();
-    assert_eq!(sim.core.get("foo").unwrap().current_delay(), Some(secs(2)));
+    assert_eq!(
+        sim.registry.get("foo").unwrap().current_delay(),
+        Some(secs(2))
+    );
     sim.advance(secs(9));
     sim.crash("foo", ExitInfo::Code(0));
-    assert_eq!(sim.core.get("foo").unwrap().current_delay(), Some(secs(3)));
+    assert_eq!(
+        sim.registry.get("foo").unwrap().current_delay(),
+        Some(secs(3))
+    );
 }
 
 /// Item 26: a quick death doubles the delay.
@@ -298,9 +307,15 @@ fn t25_delay_clamped_to_max() {
 fn t26_quick_death_doubles() {
     let mut sim = running_sim(&["foo"]);
     sim.advance(secs(9));
-    assert_eq!(sim.core.get("foo").unwrap().current_delay(), Some(secs(2)));
+    assert_eq!(
+        sim.registry.get("foo").unwrap().current_delay(),
+        Some(secs(2))
+    );
     sim.crash("foo", ExitInfo::Code(0));
-    assert_eq!(sim.core.get("foo").unwrap().current_delay(), Some(secs(4)));
+    assert_eq!(
+        sim.registry.get("foo").unwrap().current_delay(),
+        Some(secs(4))
+    );
     assert_eq!(sim.restart_delays("foo"), vec![2000]);
 }
 
@@ -348,7 +363,7 @@ fn t29_restart_all_one_process() {
         vec![("foo".into(), Ok(Outcome::Done))]
     );
     assert_eq!(
-        sim.core.get("foo").unwrap().restarts(),
+        sim.registry.get("foo").unwrap().restarts(),
         0,
         "a user's restart is not an automatic restart"
     );
@@ -384,7 +399,7 @@ fn t31_stop_service_cleans_up_scheduled_restart() {
     sim.advance(secs(1));
     sim.crash("foo", ExitInfo::Code(0));
     assert_eq!(
-        sim.core.get("foo").unwrap().retry_at(),
+        sim.registry.get("foo").unwrap().retry_at(),
         Some(Mono::from_secs(7))
     );
     sim.shutdown();
@@ -406,7 +421,7 @@ fn twisted_6611_remove_cancels_pending_restart() {
         sim.results(b).unwrap(),
         vec![("foo".into(), Ok(Outcome::Done))]
     );
-    assert!(sim.core.get("foo").is_none());
+    assert!(sim.registry.get("foo").is_none());
     sim.advance(secs(3600));
     assert_eq!(sim.spawn_count("foo"), 1);
     // A new process with the same name is not hit by the old timer either.

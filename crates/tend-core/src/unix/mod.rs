@@ -3,14 +3,14 @@
 //! [`UnixLauncher`] is the real [`Launcher`]. It has two halves that share one
 //! small piece of state:
 //!
-//! - **spawn** (`spawn.rs`, credentials in `creds.rs`): everything that can be
+//! - **spawn** (`spawn/`, credentials in `creds.rs`): everything that can be
 //!   decided in the parent (the program's path, the working directory, the
 //!   user's uid, gid and supplementary groups) is resolved there, so a bad spec
 //!   fails with a clear, *permanent* [`SpawnError`] instead of a child that dies
 //!   with an errno. Then a vfork-style `clone` starts the child in the daemon's
 //!   memory, without copying it or the descriptor table, and the child
 //!   finishes its setup with plain system calls and execs (the order and its
-//!   reasons are documented in `spawn.rs`).
+//!   reasons are in `spawn/child.rs`, the only code that runs in the child).
 //! - **the reaper** (`reaper.rs`): the only code in tend that waits for
 //!   children. It wakes on SIGCHLD and nothing else, and sends every
 //!   [`Reaped`] on an unbounded channel that the driver awaits.
@@ -46,11 +46,11 @@
 //! A pidfd becomes readable when its child exits, and the reaper then reaps
 //! exactly that child with `waitpid(pid)`, which the kernel answers without
 //! looking at the others; `waitpid(-1)` walks every child the daemon has,
-//! cold in the cache after a quiet while (0.2 ms with a thousand, most of
-//! what a restart cost beside them). The SIGCHLD path stays, after a yield:
-//! it reaps orphans (reap-all mode) and children without a pidfd, and
-//! whichever path reaps a child first forgets its pidfd, so each exit is
-//! reported once. Signals to one process go through its pidfd, which names
+//! cold in the cache after a quiet while, so its cost grows with the number
+//! of children and dominates a restart beside many. The SIGCHLD path stays,
+//! after a yield: it reaps orphans (reap-all mode) and children without a
+//! pidfd, and whichever path reaps a child first forgets its pidfd, so each
+//! exit is reported once. Signals to one process go through its pidfd, which names
 //! that very process even if its pid were reused.
 //!
 //! # Threads and `PR_SET_PDEATHSIG`
@@ -63,6 +63,7 @@
 //! the supervisor from `spawn_blocking`, whose threads exit when idle.
 
 mod creds;
+pub(crate) mod epoll;
 mod reaper;
 mod spawn;
 
@@ -76,10 +77,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::epoll::Epoll;
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use epoll::Epoll;
 
 /// State shared by the launcher and its reaper; see "The spawn lock" above.
 #[derive(Debug)]
@@ -134,7 +135,7 @@ pub struct UnixLauncher {
     /// The stack children run on until exec, mapped at the first spawn.
     stack: Option<spawn::Stack>,
     /// The descriptors children get their standard streams through,
-    /// reserved at start so they have low numbers (see `spawn.rs`).
+    /// reserved at start so they have low numbers (see `spawn/stdio.rs`).
     slots: spawn::Slots,
 }
 

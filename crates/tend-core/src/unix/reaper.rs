@@ -26,11 +26,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::epoll::{self, Registered};
 use super::{SharedState, lock};
-use crate::epoll::{self, Registered};
 use crate::launcher::Reaped;
-use crate::signal::Signal;
-use crate::status::ExitInfo;
+use crate::model::signal::Signal;
+use crate::model::status::ExitInfo;
 
 /// The exit reported for one of our children that vanished without us reaping
 /// it (the embedding program waited for it, or set SIGCHLD to `SIG_IGN`). Real
@@ -213,7 +213,7 @@ fn reap_ready(reap_all: bool, shared: &SharedState) -> (Vec<Reaped>, bool) {
 ///
 /// After each child it yields, so the driver (woken by the send) restarts
 /// that child before the next `waitpid(-1)`: each call walks every child
-/// the daemon has, tens of microseconds with a thousand, and the last one
+/// the daemon has (a cost that grows with their number), and the last one
 /// of a pass finds nothing.
 async fn drain_all(shared: &SharedState, tx: &mpsc::UnboundedSender<Reaped>) -> bool {
     loop {

@@ -15,10 +15,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::UnixLauncher;
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError};
-use crate::name::Name;
-use crate::signal::Signal;
-use crate::spec::ProcessSpec;
-use crate::status::ExitInfo;
+use crate::model::name::Name;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::ExitInfo;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -26,7 +26,7 @@ use super::Limits;
 use super::tls::{ServerTls, Tls, TlsClient};
 
 /// Who is on the other end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// The peer's user id, on a Unix socket (`SO_PEERCRED`).
     pub uid: Option<u32>,
@@ -36,6 +36,9 @@ pub struct Peer {
     pub pid: Option<i32>,
     /// The peer's address, over TCP.
     pub ip: Option<IpAddr>,
+    /// The peer's supplementary groups when it connected, on a Unix socket
+    /// (`SO_PEERGROUPS`: the kernel's, not the group database's).
+    pub groups: Option<Arc<[u32]>>,
 }
 
 impl Peer {
@@ -46,6 +49,7 @@ impl Peer {
             gid: Some(gid),
             pid,
             ip: None,
+            groups: None,
         }
     }
 
@@ -56,6 +60,7 @@ impl Peer {
             gid: None,
             pid: None,
             ip: Some(ip),
+            groups: None,
         }
     }
 
@@ -103,14 +108,52 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
 
 pub(super) fn unix_peer(stream: &tokio::net::UnixStream) -> Peer {
     match stream.peer_cred() {
-        Ok(c) => Peer::unix(c.uid(), c.gid(), c.pid()),
+        Ok(c) => Peer {
+            groups: peer_groups(stream).map(Arc::from),
+            ..Peer::unix(c.uid(), c.gid(), c.pid())
+        },
         Err(_) => Peer {
             uid: None,
             gid: None,
             pid: None,
             ip: None,
+            groups: None,
         },
     }
+}
+
+/// The supplementary groups the peer had when it connected
+/// (`SO_PEERGROUPS`, Linux 4.13), or `None` where the kernel cannot say.
+fn peer_groups(stream: &tokio::net::UnixStream) -> Option<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..2 {
+        let mut len =
+            libc::socklen_t::try_from(groups.len() * std::mem::size_of::<libc::gid_t>()).ok()?;
+        // SAFETY: `groups` is a writable buffer of `len` bytes that lives
+        // across the call; the kernel writes at most `len` bytes and sets
+        // `len` to what it wrote (or, with ERANGE, to what it needs).
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = usize::try_from(len).ok()? / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            groups.truncate(n);
+            return Some(groups);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            return None;
+        }
+        groups.resize(n.max(groups.len() * 2), 0);
+    }
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -286,7 +329,7 @@ pub(super) async fn serve<A: Accept>(
             http: http.clone(),
             router: router.clone(),
             limits: limits.clone(),
-            peer,
+            peer: peer.clone(),
             watcher: Some(graceful.watcher()),
         };
         let io = SendTimeout::new(io, limits.send_timeout);
@@ -381,10 +424,12 @@ impl Conn {
             watcher,
         } = self;
         let tls = tls.map(|c| c.map(Arc::new));
+        let shown = peer.to_string();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let router = router.clone();
             let limits = limits.clone();
             let tls = tls.clone();
+            let peer = peer.clone();
             async move {
                 if let Some(len) = declared_length(&req)
                     && len > limits.max_body
@@ -414,7 +459,7 @@ impl Conn {
             None => conn.await,
         };
         if let Err(e) = done {
-            tracing::trace!("connection from {peer}: {e}");
+            tracing::trace!("connection from {shown}: {e}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tend_config::supervisord::EventListenerConf;
 use tend_core::logs::Stream;
-use tend_core::{Event, Name, StateName, Supervisor};
+use tend_core::{Event, Name, StateName, Supervisor, TapChunk};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -69,7 +69,13 @@ impl PoolLink {
     pub(super) fn start(sup: &Supervisor, conf: PoolConf) -> PoolLink {
         let (tx, rx) = mpsc::unbounded_channel();
         let core = PoolCore::new(conf.name.clone(), conf.buffer_size, conf.members.clone());
-        tokio::spawn(run_pool(sup.clone(), core, rx, sup.subscribe_logs()));
+        // The listeners' stdout reaches the pool whole: a lost `READY` or
+        // `RESULT` would be a stuck listener, not a lost log line.
+        let (tap, stdout) = mpsc::unbounded_channel();
+        for member in &conf.members {
+            sup.tap_stdout(member, tap.clone());
+        }
+        tokio::spawn(run_pool(sup.clone(), core, rx, stdout));
         PoolLink { conf, tx }
     }
 
@@ -351,7 +357,7 @@ pub(super) async fn run_pool(
     sup: Supervisor,
     mut core: PoolCore,
     mut rx: mpsc::UnboundedReceiver<PoolMsg>,
-    mut logs: broadcast::Receiver<tend_core::runtime::LogChunk>,
+    mut stdout: mpsc::UnboundedReceiver<TapChunk>,
 ) {
     loop {
         let actions = tokio::select! {
@@ -365,16 +371,11 @@ pub(super) async fn run_pool(
                 Some(PoolMsg::Exited(name)) => core.exited(&name),
                 None => return,
             },
-            chunk = logs.recv() => match chunk {
-                Ok(c) if c.stream == Stream::Stdout && core.has_member(&c.name) => {
-                    core.output(&c.name, &c.data)
-                }
-                Ok(_) => Vec::new(),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(pool = %core.name, missed = n, "an event listener pool fell behind on its listeners' output; a listener may stall");
-                    Vec::new()
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+            chunk = stdout.recv() => match chunk {
+                Some(c) if core.has_member(&c.name) => core.output(&c.name, &c.data),
+                Some(_) => Vec::new(),
+                // Every tap's sender is gone: the supervisor is.
+                None => return,
             },
         };
         perform(&sup, &mut core, actions);

@@ -380,7 +380,7 @@ impl Client {
         if resp.status == 404 && resp.body.is_empty() && self.unix_socket().is_none() {
             return Err(ClientError::Api {
                 message: format!(
-                    "{} does not serve tend's JSON API to this client: a TCP listener serves it only to clients with credentials (--user, or a client certificate where the listener requires one)",
+                    "{} answers 404 with nothing to say: is it a tend daemon (of this version)?",
                     self.at()
                 ),
             });

@@ -36,12 +36,6 @@ impl Inherited {
         }
     }
 
-    /// An event listener's stdout is Supervisor's protocol channel, not
-    /// output: the foreground view does not show it.
-    pub(super) fn hide_stdout(&self, name: &Name) {
-        lock(&self.0).entry(name.clone()).or_default()[0] = true;
-    }
-
     fn contains(&self, name: &Name, stream: Stream) -> bool {
         let i = match stream {
             Stream::Stdout => 0,

@@ -55,13 +55,20 @@ pub(super) fn requires_client_cert(l: &InetListen) -> bool {
 ///
 /// Loopback addresses (`127.0.0.0/8`, `::1`, `localhost`) are this
 /// machine's only and pass as they are.
-pub(super) fn check_exposure(l: &InetListen, from_supervisord: bool) -> anyhow::Result<()> {
+///
+/// `access` says the config has `[access]` users: every client of a TCP
+/// listener must then prove who it is (an anonymous one gets no rights).
+pub(super) fn check_exposure(
+    l: &InetListen,
+    from_supervisord: bool,
+    access: bool,
+) -> anyhow::Result<()> {
     if tend_config::http::is_loopback(&l.host) {
         return Ok(());
     }
     let url = shown(l);
     let tls = l.tls.is_some();
-    let auth = authenticates(l);
+    let auth = authenticates(l) || access;
     if tls && auth {
         return Ok(());
     }
@@ -212,19 +219,20 @@ mod tests {
     fn exposure() {
         // Loopback: anything goes.
         for host in ["127.0.0.1", "127.0.0.2", "::1", "localhost"] {
-            check_exposure(&listen(host, false, false, false), false).expect(host);
+            check_exposure(&listen(host, false, false, false), false, false).expect(host);
         }
         // Elsewhere: TLS and authentication, or insecure = true.
-        check_exposure(&listen("0.0.0.0", true, true, false), false).expect("tls + auth");
+        check_exposure(&listen("0.0.0.0", true, true, false), false, false).expect("tls + auth");
         for (tls, auth) in [(false, false), (true, false), (false, true)] {
             let l = listen("0.0.0.0", tls, auth, false);
-            let e = check_exposure(&l, false).expect_err("refused");
+            let e = check_exposure(&l, false, false).expect_err("refused");
             assert!(e.to_string().starts_with("refusing to serve"), "{e}");
-            check_exposure(&listen("0.0.0.0", tls, auth, true), false).expect("insecure");
+            check_exposure(&listen("0.0.0.0", tls, auth, true), false, false).expect("insecure");
         }
         // A supervisord.conf with credentials and no TLS still starts.
-        check_exposure(&listen("0.0.0.0", false, true, false), true).expect("supervisord");
-        let e = check_exposure(&listen("0.0.0.0", false, false, false), true).expect_err("no auth");
+        check_exposure(&listen("0.0.0.0", false, true, false), true, false).expect("supervisord");
+        let e = check_exposure(&listen("0.0.0.0", false, false, false), true, false)
+            .expect_err("no auth");
         assert_eq!(
             e.to_string(),
             "refusing to serve http://0.0.0.0:9001 without TLS and without authentication: other machines can reach 0.0.0.0. Listen on 127.0.0.1, add tls_cert and tls_key and a username and password, or say insecure = true in [inet_http_server] to serve it anyway"
@@ -234,6 +242,8 @@ mod tests {
         if let Some(t) = &mut mtls.tls {
             t.client_ca = Some("ca.pem".into());
         }
-        check_exposure(&mtls, false).expect("mtls");
+        check_exposure(&mtls, false, false).expect("mtls");
+        // [access] users count as authentication.
+        check_exposure(&listen("0.0.0.0", true, false, false), false, true).expect("access");
     }
 }

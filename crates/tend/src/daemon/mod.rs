@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tend_config::Config;
+use tend_core::runtime::tasks::{self, Tasks};
 use tend_core::{Name, Options, Supervisor};
 use tend_server::{Connections, ServeError, Shutdown, UnixServer};
 use tokio::signal::unix::SignalKind;
@@ -33,6 +34,7 @@ use tracing::{debug, info, warn};
 
 pub(crate) use detach::detach;
 use faces::Faces;
+pub(crate) use faces::policy;
 use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
@@ -128,9 +130,19 @@ async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<B
     // Refusals first: nothing is bound for a config that cannot start.
     let n_inet = usize::from(config.daemon.inet.is_some());
     for (i, l) in listeners::tcp_listeners(&config.daemon).iter().enumerate() {
-        listeners::check_exposure(l, i < n_inet)?;
+        listeners::check_exposure(l, i < n_inet, config.access.configured)?;
     }
-    let unix = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
+    let mode = config.daemon.socket_mode;
+    let unix = match &config.daemon.socket_group {
+        // Bound for the owner alone until the group is right, so that no
+        // member of the daemon's own group can connect in between.
+        Some(group) => {
+            let unix = UnixServer::bind(&config.daemon.socket, mode & 0o700)?;
+            faces::chgrp_socket(unix.path(), group, mode)?;
+            unix
+        }
+        None => UnixServer::bind(&config.daemon.socket, mode)?,
+    };
     if let Some(owner) = &config.daemon.socket_owner {
         faces::chown_socket(unix.path(), owner)?;
     }
@@ -161,7 +173,7 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let socket = bound.unix.path().to_path_buf();
-    let unix_router = faces.unix_router(&config.daemon);
+    let unix_router = faces.unix_router();
     let (unix_limits, tcp_limits) = bound.limits;
     let unix = tokio::spawn(bound.unix.serve_with(
         unix_router,
@@ -170,20 +182,18 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
     ));
     let mut tcp_servers = tokio::task::JoinSet::new();
     for l in bound.tcp {
-        let router = faces.tcp_router(&l.conf);
-        let mtls = listeners::requires_client_cert(&l.conf);
+        // Every TCP listener is the door `inet` of the access rules.
+        let router = faces.tcp_router();
+        let authenticated = l.conf.auth.is_some()
+            || listeners::requires_client_cert(&l.conf)
+            || config.access.configured;
         info!(
-            "serving Supervisor's XML-RPC{} on {}{}",
-            if l.conf.auth.is_some() || mtls {
-                " and the JSON API"
-            } else {
-                ""
-            },
+            "serving Supervisor's XML-RPC on {}{}",
             l.url(),
-            match (l.conf.auth.is_some(), mtls) {
-                (_, true) => " to clients with a verified certificate",
-                (true, false) => "",
-                (false, false) => " without HTTP authentication",
+            if authenticated {
+                ""
+            } else {
+                " without HTTP authentication"
             }
         );
         tcp_servers.spawn(
@@ -256,7 +266,7 @@ async fn daemon(
     let mut signals = Signals::install()?;
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
-    let task_signals = crate::tasks::listen(&config.tasks);
+    let task_signals = tasks::listen(&config.tasks);
     let bound = bind(&config, caps).await?;
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
@@ -268,9 +278,6 @@ async fn daemon(
     let inherited = Inherited::default();
     for spec in &processes {
         inherited.record(spec);
-    }
-    for listener in &config.eventlisteners {
-        inherited.hide_stdout(&listener.spec.name);
     }
     if let Some(slot) = printer {
         // Subscribed before any process starts, so the first lines show too.
@@ -304,8 +311,7 @@ async fn daemon(
         detach::report(&pipe, &format!("ready {}\n", std::process::id()));
     }
 
-    let tasks =
-        crate::tasks::Tasks::start_with(&sup, &shutdown, &config.tasks, &processes, task_signals);
+    let tasks = Tasks::start(&sup, &shutdown, &config.tasks, &processes, task_signals);
     drop(processes);
     let autostart = autostart(&sup);
     let exit = signal_loop(
@@ -364,7 +370,7 @@ async fn signal_loop(
     signals: &mut Signals,
     config: &Config,
     faces: &Faces,
-    tasks: &crate::tasks::Tasks,
+    tasks: &Tasks,
     own_log: Option<&OwnLog>,
     driver: &mut JoinHandle<()>,
     serving: &mut Serving,
@@ -379,15 +385,15 @@ async fn signal_loop(
             }
             _ = signals.hup.recv() => {
                 // A task on SIGHUP replaces the reload (`tend reload` still reloads).
-                if !tasks.claims(SignalKind::hangup()) {
+                if !signals::claims(tasks, SignalKind::hangup()) {
                     signals::on_hangup(config.daemon.on_hup, &faces.daemon);
                 }
                 continue;
             }
             // A task on one of these runs first and shuts tend down itself.
-            _ = signals.term.recv(), if !tasks.claims(SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
-            _ = signals.int.recv(), if !tasks.claims(SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
-            _ = signals.quit.recv(), if !tasks.claims(SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
+            _ = signals.term.recv(), if !signals::claims(tasks, SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
+            _ = signals.int.recv(), if !signals::claims(tasks, SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
+            _ = signals.quit.recv(), if !signals::claims(tasks, SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
             _ = shutdown.triggered() => info!("shutdown requested; stopping every process"),
             _ = &mut *driver => return Exit::DriverGone,
             _ = &mut serving.unix => warn!("the API server stopped unexpectedly; shutting down"),

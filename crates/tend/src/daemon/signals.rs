@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use tend_config::OnHup;
+use tend_core::runtime::tasks::Tasks;
 use tend_server::{ConfigState, Daemon};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info};
@@ -54,4 +55,13 @@ pub(super) fn on_hangup(on_hup: OnHup, daemon: &Daemon) {
             });
         }
     }
+}
+
+/// Whether a task runs on `sig`, which then has no other meaning for the
+/// daemon (HUP reloads or restarts, INT, TERM and QUIT stop tend otherwise).
+pub(super) fn claims(tasks: &Tasks, sig: SignalKind) -> bool {
+    tasks
+        .signals()
+        .iter()
+        .any(|s| SignalKind::from_raw(s.number()) == sig)
 }

@@ -4,6 +4,7 @@ mod harness;
 mod pki;
 
 mod abuse;
+mod access;
 mod backoff;
 mod config;
 mod control;

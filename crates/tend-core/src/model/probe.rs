@@ -1,10 +1,10 @@
-//! Health and readiness checks: one-shot probes, each bounded by a timeout.
+//! Health and readiness checks as data: what to check and when.
 //!
 //! A [`ProbeSpec`] is what a `[process.NAME.ready]` or `[process.NAME.health]`
 //! table says: one [`Check`] and Kubernetes' timing knobs, with Kubernetes'
-//! names and defaults. This module only *runs one check once*
-//! ([`run_check`]); when to run it, and what a run of failures means, is the
-//! state machine's business (every delay there is a timer effect).
+//! names and defaults. Running a check is the runtime's business
+//! (`runtime::probe`); when to run it, and what a run of failures means, is the
+//! state machine's (every delay there is a timer effect).
 //!
 //! The kinds, and what passes:
 //!
@@ -16,34 +16,16 @@
 //! | `redis = "127.0.0.1:6379"` or `redis = { addr = "...", password = "...", username = "..." }` | `PING` answers `PONG` (after `AUTH` when a password is set) |
 //! | `exec = ["pg_isready", "-q"]` | the command exits 0 |
 //!
-//! The network checks speak their protocols by hand over tokio sockets, and
-//! read no more than the first line of an answer: a health endpoint that
-//! streams an endless body cannot make a probe hang or grow. `http` is plain
-//! `http://` only: there is no TLS client in tend, and `https://` is a config
-//! error that says so (use `tcp` for a TLS port, or `exec` with `curl`).
-//!
-//! `exec` checks start a process, and only the launcher may start and reap
-//! processes (one reaper owns every child), so [`run_check`] does not run
-//! them: the driver does, and turns the exit into an outcome with
-//! [`ProbeOutcome::from_exit`].
-
-mod http;
-mod port_free;
-mod redis;
-mod tcp;
-
-#[cfg(test)]
-mod tests;
+//! `http` is plain `http://` only: there is no TLS client in tend, and
+//! `https://` is a config error that says so (use `tcp` for a TLS port, or
+//! `exec` with `curl`).
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::ExitInfo;
-
-pub use http::{HttpTarget, parse_http_url, parse_status_line};
-pub use redis::parse_resp_simple;
+use super::status::ExitInfo;
 
 /// The port a `redis` address without one uses.
 pub const REDIS_DEFAULT_PORT: u16 = 6379;
@@ -247,37 +229,9 @@ impl ProbeOutcome {
     pub fn timed_out(timeout: Duration) -> Self {
         Self::fail(format!(
             "timed out after {}",
-            crate::duration::format(timeout)
+            super::duration::format(timeout)
         ))
     }
-}
-
-/// Runs one network check with a deadline of `timeout` for all of it (name
-/// resolution, connecting, asking, reading the answer). Never panics, and
-/// returns within `timeout` (a name lookup still running in tokio's blocking
-/// pool is abandoned, not awaited).
-///
-/// An [`Check::Exec`] check fails at once with a message saying it belongs to
-/// the driver; see the module docs.
-pub async fn run_check(check: &Check, timeout: Duration) -> ProbeOutcome {
-    let run = async {
-        match check {
-            Check::Http(url) => http::check(url).await,
-            Check::Tcp(addr) => tcp::check(addr).await,
-            Check::PortFree(port) => port_free::check(*port).await,
-            Check::Redis {
-                addr,
-                password,
-                username,
-            } => redis::check(addr, password.as_deref(), username.as_deref()).await,
-            Check::Exec(_) => {
-                ProbeOutcome::fail("exec checks are run by the driver through the launcher")
-            }
-        }
-    };
-    tokio::time::timeout(timeout, run)
-        .await
-        .unwrap_or_else(|_| ProbeOutcome::timed_out(timeout))
 }
 
 /// Splits `host:port` (or `[v6]:port`), with `default_port` when there is
@@ -323,97 +277,74 @@ pub(crate) fn split_host_port(s: &str, default_port: Option<u16>) -> Result<(Str
     Ok((host.to_string(), port))
 }
 
-/// Resolves `host` and connects to the first address that accepts.
-pub(crate) async fn connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, String> {
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    let mut last = None;
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) => describe_io(&e),
-        None => format!("cannot resolve {host}: no address"),
-    })
+/// Where an `http` check sends its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// Host name or IP address, without brackets.
+    pub host: String,
+    /// Port; 80 when the URL has none.
+    pub port: u16,
+    /// Path and query, starting with `/`; `/` when the URL has none.
+    pub path: String,
 }
 
-/// Short lowercase words for the errors a probe meets, for status lines.
-pub(crate) fn describe_io(e: &std::io::Error) -> String {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => "connection refused".into(),
-        K::ConnectionReset => "connection reset by peer".into(),
-        K::ConnectionAborted => "connection aborted".into(),
-        K::BrokenPipe => "connection closed by peer".into(),
-        K::UnexpectedEof => "connection closed by peer".into(),
-        K::HostUnreachable => "host unreachable".into(),
-        K::NetworkUnreachable => "network unreachable".into(),
-        K::AddrNotAvailable => "address not available".into(),
-        K::PermissionDenied => "permission denied".into(),
-        K::TimedOut => "timed out".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// Bytes from a peer, made printable (control characters escaped, invalid
-/// UTF-8 replaced) and short, for a detail line.
-pub(crate) fn show(bytes: &[u8]) -> String {
-    const MAX: usize = 120;
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for c in text.chars().take(MAX) {
-        if c.is_control() {
-            out.extend(c.escape_default());
+impl HttpTarget {
+    /// The `Host` header's value: the port only when it is not 80, an IPv6
+    /// address in brackets.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            out.push(c);
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
-    if text.chars().count() > MAX {
-        out.push('…');
-    }
-    out
 }
 
-/// Reads up to the first `\n` (at most `max` bytes) and returns the line
-/// without its `\r\n`. Bytes after the line are dropped: each probe reads one
-/// line per request.
-pub(crate) async fn read_line<R>(r: &mut R, max: usize) -> Result<Vec<u8>, String>
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    use tokio::io::AsyncReadExt;
-    let mut line = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = r.read(&mut chunk).await.map_err(|e| describe_io(&e))?;
-        if n == 0 {
-            return Err(if line.is_empty() {
-                "connection closed without an answer".into()
-            } else {
-                format!(
-                    "connection closed in the middle of the answer \"{}\"",
-                    show(&line)
-                )
-            });
-        }
-        line.extend_from_slice(&chunk[..n]);
-        if let Some(end) = memchr::memchr(b'\n', &line) {
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(line);
-        }
-        if line.len() > max {
-            return Err(format!(
-                "the first line of the answer is longer than {max} bytes"
-            ));
-        }
+/// Parses `http://host[:port][/path][?query]` into its parts (a `#fragment` is
+/// dropped, as browsers do). `https://`, credentials in the URL and anything
+/// that could break the request line are errors that say so.
+pub fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
+    let bad = |why: &str| format!("http check: {url:?}: {why}");
+    let scheme_end = url
+        .find("://")
+        .ok_or_else(|| bad("expected a URL like http://127.0.0.1:8080/health"))?;
+    let scheme = &url[..scheme_end];
+    if scheme.eq_ignore_ascii_case("https") {
+        return Err(bad(
+            "https is not supported (tend has no TLS client): use http://, a `tcp` check \
+             on the TLS port, or an `exec` check such as [\"curl\", \"-fsS\", URL]",
+        ));
     }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(bad("only http:// URLs are supported"));
+    }
+    let rest = &url[scheme_end + 3..];
+    if rest
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        return Err(bad(
+            "it contains a space, a control or a non-ASCII character (percent-encode them)",
+        ));
+    }
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(path_start);
+    if authority.contains('@') {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    let (host, port) = split_host_port(authority, Some(80)).map_err(|e| bad(&e))?;
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(HttpTarget { host, port, path })
 }
 
 /// The config table, flat: one kind key, and the timing keys.
@@ -434,11 +365,14 @@ struct RawProbe {
     redis: Option<RawRedis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exec: Option<Vec<String>>,
-    #[serde(default, with = "crate::duration::serde_str")]
+    #[serde(default, with = "crate::model::duration::serde_str")]
     initial_delay: Duration,
-    #[serde(default = "default_period", with = "crate::duration::serde_str")]
+    #[serde(default = "default_period", with = "crate::model::duration::serde_str")]
     period: Duration,
-    #[serde(default = "default_timeout", with = "crate::duration::serde_str")]
+    #[serde(
+        default = "default_timeout",
+        with = "crate::model::duration::serde_str"
+    )]
     timeout: Duration,
     #[serde(default = "default_failure_threshold")]
     failure_threshold: u32,

@@ -1,8 +1,8 @@
 //! Errors of the library API.
 
-use crate::name::{Name, NameError};
-use crate::pattern::PatternError;
-use crate::spec::SpecError;
+use super::name::{Name, NameError};
+use super::pattern::PatternError;
+use super::spec::SpecError;
 
 /// Why a request to the supervisor failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

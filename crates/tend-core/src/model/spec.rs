@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::name::Name;
-use crate::signal::Signal;
+use super::name::Name;
+use super::signal::Signal;
 
 /// Everything tend needs to run and supervise one process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,22 +68,22 @@ pub struct ProcessSpec {
     /// Readiness check: the process is `starting` until it passes (then
     /// `running`, which is what `ready` dependencies wait for).
     #[serde(default)]
-    pub ready: Option<crate::probe::ProbeSpec>,
+    pub ready: Option<super::probe::ProbeSpec>,
     /// Liveness check: `failure_threshold` failures in a row kill the process
     /// and restart it through the back-off.
     #[serde(default)]
-    pub health: Option<crate::probe::ProbeSpec>,
+    pub health: Option<super::probe::ProbeSpec>,
     /// systemd's readiness protocol: the process gets `NOTIFY_SOCKET` and is
     /// ready when it sends `READY=1`.
     #[serde(default)]
     pub notify: bool,
     /// With `notify`: `WATCHDOG=1` must arrive at least this often, or the
     /// process is restarted (`WATCHDOG_USEC` is set for it).
-    #[serde(default, with = "crate::duration::serde_opt")]
+    #[serde(default, with = "crate::model::duration::serde_opt")]
     pub watchdog: Option<Duration>,
     /// A process not ready (or not past `start_secs`) this long after it was
     /// spawned is killed and restarted through the back-off (Procmon's maxstartup).
-    #[serde(default, with = "crate::duration::serde_opt")]
+    #[serde(default, with = "crate::model::duration::serde_opt")]
     pub start_timeout: Option<Duration>,
     /// Give it a pipe as stdin, written through [`crate::Supervisor::send_stdin`]
     /// (Supervisor's `sendProcessStdin`); `/dev/null` otherwise, as systemd does.
@@ -91,7 +91,7 @@ pub struct ProcessSpec {
     pub stdin_pipe: bool,
     /// How long a fresh process stays `starting` before it counts as `running`
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
-    #[serde(default, with = "crate::duration::serde_str")]
+    #[serde(default, with = "crate::model::duration::serde_str")]
     pub start_secs: Duration,
 }
 
@@ -228,7 +228,7 @@ pub struct Backoff {
     pub mode: BackoffMode,
     /// A run shorter than this is a *quick death*: it counts towards
     /// `give_up_after` and, in doubling mode, grows the delay.
-    #[serde(with = "crate::duration::serde_str")]
+    #[serde(with = "crate::model::duration::serde_str")]
     pub min_uptime: Duration,
     /// Go to `fatal` after this many quick deaths in a row (Supervisor's
     /// `startretries`). `None`: never give up.
@@ -259,10 +259,10 @@ pub enum BackoffMode {
     /// delay to `initial`.
     Doubling {
         /// First delay after a quick death.
-        #[serde(with = "crate::duration::serde_str")]
+        #[serde(with = "crate::model::duration::serde_str")]
         initial: Duration,
         /// Upper bound.
-        #[serde(with = "crate::duration::serde_str")]
+        #[serde(with = "crate::model::duration::serde_str")]
         max: Duration,
     },
     /// The Electron manager's table: each restart waits the next step, the last
@@ -270,10 +270,10 @@ pub enum BackoffMode {
     /// An empty table, or `[0]`, never restarts.
     Schedule {
         /// The delays, in order.
-        #[serde(with = "crate::duration::serde_str_vec")]
+        #[serde(with = "crate::model::duration::serde_str_vec")]
         steps: Vec<Duration>,
         /// A run at least this long resets the table.
-        #[serde(with = "crate::duration::serde_str")]
+        #[serde(with = "crate::model::duration::serde_str")]
         reset_after: Duration,
     },
     /// Supervisor's `startsecs`/`startretries` model: the n-th failed start in
@@ -281,7 +281,7 @@ pub enum BackoffMode {
     /// restarts at once.
     Linear {
         /// Added per failed attempt.
-        #[serde(with = "crate::duration::serde_str")]
+        #[serde(with = "crate::model::duration::serde_str")]
         step: Duration,
     },
 }
@@ -316,7 +316,7 @@ pub struct StopSpec {
     /// First signal, sent to the whole process group.
     pub signal: Signal,
     /// Wait this long for the group to exit, then SIGKILL it (Twisted's killTime).
-    #[serde(with = "crate::duration::serde_str")]
+    #[serde(with = "crate::model::duration::serde_str")]
     pub timeout: Duration,
 }
 
@@ -362,6 +362,13 @@ pub struct LogSpec {
     pub max_size: u64,
     /// Rotated files kept (`NAME.out.log.1` ... `.N`).
     pub backups: u32,
+    /// stdout is a protocol channel, not output (Supervisor's event
+    /// listeners speak `READY`/`RESULT` on it): it still goes to its target
+    /// and the tail, and whole to a stdout tap
+    /// ([`crate::Supervisor::tap_stdout`]), but not to live log subscribers
+    /// (the foreground view, `tend logs -f`), which may drop what they cannot
+    /// keep up with.
+    pub protocol_stdout: bool,
 }
 
 impl Default for LogSpec {
@@ -374,6 +381,7 @@ impl Default for LogSpec {
             timestamps: false,
             max_size: 50 * 1024 * 1024,
             backups: 10,
+            protocol_stdout: false,
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::name::Name;
-use crate::signal::Signal;
+use super::name::Name;
+use super::signal::Signal;
 
 /// Supervisor's process states, lower-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ pub struct ProcessStatus {
     /// running, when it has neither).
     pub ready: bool,
     /// `unknown`, `healthy` or `unhealthy`.
-    pub health: crate::machine::Health,
+    pub health: Health,
     /// The last readiness or health check.
     pub last_check: Option<CheckStatus>,
     /// Free text the process sent as `STATUS=`.
@@ -211,11 +211,33 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckStatus {
     /// `ready` or `health`.
-    pub kind: crate::machine::ProbeKind,
+    pub kind: ProbeKind,
     /// Whether it passed.
     pub ok: bool,
     /// What it saw (`HTTP 200`, `connection refused`, ...).
     pub detail: String,
     /// When it finished.
     pub at: jiff::Timestamp,
+}
+
+/// The two kinds of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// Readiness: gates `running` and dependents.
+    Ready,
+    /// Liveness: failing it restarts the process.
+    Health,
+}
+
+/// Health as status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No verdict yet (or no health check).
+    Unknown,
+    /// The last `success_threshold` runs passed.
+    Healthy,
+    /// The last `failure_threshold` runs failed.
+    Unhealthy,
 }

@@ -1,46 +1,118 @@
-//! `[task.NAME]` at run time: the signals and timers that run tasks, and
-//! the stop-everything-around-it of `shutdown = true`.
+//! Tasks at run time: the signals and timers that run them, and the
+//! stop-everything-around-it of `shutdown = true`.
 //!
 //! A task is a process like the others for the engine (`restart =
-//! "never"`), so running one is starting it and waiting for its exit; the
-//! engine starts what it depends on first. What is added here:
+//! "never"`), so running one is starting it through the [`Supervisor`] and
+//! waiting for its exit; the engine starts what it depends on first. What is
+//! added here, from each task's [`TaskConf`]:
 //!
-//! - `on_signal`: a signal handler per task. The daemon asks [`Tasks::claims`]
-//!   before giving a signal its usual meaning (HUP reloads the config, INT,
-//!   TERM and QUIT stop tend): a task's signal means the task instead.
+//! - `on_signal`: a signal listener per task ([`listen`]). Which of the
+//!   program's own signals a task may take over is the program's policy:
+//!   [`Tasks::signals`] says which ones trigger a task, and the program
+//!   leaves those their task meaning.
 //! - `every`: a timer per task that has one (nothing wakes up otherwise).
-//!   The first run is one period after the daemon starts, as a cron job would.
+//!   The first run is one period after [`Tasks::start`], as a cron job would.
 //! - A task that is still running when it is triggered again is not started
-//!   a second time: the trigger is skipped and logged.
+//!   a second time: the trigger is skipped and logged. A stop signal (INT,
+//!   TERM or QUIT, [`STOP_SIGNALS`]) that a running task took over, sent
+//!   again, begins the program's shutdown instead.
 //! - `shutdown = true`: everything else (but other tasks, and what this one
 //!   depends on) is stopped first, dependents first; what was running is
 //!   started again once the task has ended, whatever its exit.
-//! - `terminate = true`: the daemon shuts down once the task has ended.
-//!   Another INT, TERM or QUIT while such a task runs stops tend at once.
+//! - `terminate = true`: the program's shutdown begins once the task has
+//!   ended.
 //!
-//! Triggers are read once, at `tend up`: `tend reload` applies a changed
-//! command of a task, but not a changed `on_signal` or `every`.
+//! Triggers are read once, by [`Tasks::start`]: a reload that changes a
+//! task's command applies (it is a process spec), a changed `on_signal` or
+//! `every` does not (`tend reload` behaves so).
+//!
+//! The program's shutdown is a [`ShutdownLatch`] it passes in: triggers end
+//! when it is pulled, and a run waiting for its task gives up. [`Latch`] is
+//! one, for programs that have none of their own.
+//!
+//! Unlike the rest of the engine, which logs at debug level only, tasks log
+//! their runs at info (and failures at warn and error): a run is something a
+//! user asked for and wants to see in the program's log.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 
-use tend_core::{ActionResult, Error, Event, ExitInfo, Name, ProcessSpec, StateName};
-use tend_core::{ProcessStatus, Supervisor};
-use tend_server::Shutdown;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info, warn};
 
-use crate::config::TaskConf;
+use super::Supervisor;
+use crate::model::error::Error;
+use crate::model::name::Name;
+use crate::model::outcome::ActionResult;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ExitInfo, ProcessStatus, StateName};
+pub use crate::model::task::TaskConf;
+
+/// The signals that conventionally stop a program. One that a running task
+/// took over, sent again while it runs, begins the shutdown.
+pub const STOP_SIGNALS: [&str; 3] = ["INT", "TERM", "QUIT"];
+
+/// The program's shutdown, as tasks see it: triggers end once it has begun
+/// (and a run waiting for its task gives up), and `terminate = true` begins
+/// it. Cheap to clone.
+pub trait ShutdownLatch: Clone + Send + Sync + 'static {
+    /// Begins the shutdown. Idempotent.
+    fn trigger(&self);
+    /// Whether it has begun.
+    fn is_triggered(&self) -> bool;
+    /// Resolves once it has begun (at once if it has).
+    fn triggered(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A [`ShutdownLatch`] of its own, for a program that has none.
+#[derive(Debug, Clone)]
+pub struct Latch(Arc<watch::Sender<bool>>);
+
+impl Latch {
+    /// A latch that has not been pulled.
+    pub fn new() -> Self {
+        Latch(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Default for Latch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShutdownLatch for Latch {
+    fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    fn is_triggered(&self) -> bool {
+        *watch::Sender::borrow(&self.0)
+    }
+
+    async fn triggered(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|pulled| *pulled).await;
+    }
+}
 
 /// The signal listeners of the tasks that have an `on_signal`, by task.
+#[derive(Debug)]
 pub struct TaskSignals(BTreeMap<Name, tokio::signal::unix::Signal>);
 
 /// Installs a listener for the `on_signal` of each task; one that cannot be
 /// installed is logged, and that task gets no signal trigger.
+///
+/// # Panics
+///
+/// Outside a tokio runtime with I/O enabled, as tokio's signal listeners do.
 pub fn listen(tasks: &[TaskConf]) -> TaskSignals {
     let mut out = BTreeMap::new();
     for task in tasks {
@@ -56,32 +128,22 @@ pub fn listen(tasks: &[TaskConf]) -> TaskSignals {
 }
 
 /// The triggers of every task, running. Dropping it removes them.
+#[derive(Debug)]
 pub struct Tasks {
-    claimed: Vec<SignalKind>,
+    signals: Vec<Signal>,
     loops: Vec<JoinHandle<()>>,
 }
 
 impl Tasks {
-    /// Installs the signal handlers and timers of `tasks` (their specs are
-    /// among `processes`). Call it once the processes are registered. A
-    /// signal that cannot be handled is logged, and its task is left out.
-    #[cfg(test)]
-    pub fn start<S: Borrow<ProcessSpec>>(
+    /// Starts the triggers of `tasks` (their specs are among `processes`):
+    /// the timers, and the signal listeners that [`listen`] installed. Call
+    /// it once the processes are registered. Listen early (a listener only
+    /// sees signals that arrive after it exists): the daemon does before it
+    /// opens its socket, so a signal sent as soon as `tend up` answers is
+    /// not lost. A task whose signal could not be listened for is left out.
+    pub fn start<S: Borrow<ProcessSpec>, L: ShutdownLatch>(
         sup: &Supervisor,
-        shutdown: &Shutdown,
-        tasks: &[TaskConf],
-        processes: &[S],
-    ) -> Tasks {
-        Tasks::start_with(sup, shutdown, tasks, processes, listen(tasks))
-    }
-
-    /// `Tasks::start` with signal listeners installed earlier by
-    /// [`listen`]: the daemon installs them before it opens its socket, so a
-    /// signal sent as soon as `tend up` answers is not lost (a listener only
-    /// sees signals that arrive after it exists).
-    pub fn start_with<S: Borrow<ProcessSpec>>(
-        sup: &Supervisor,
-        shutdown: &Shutdown,
+        shutdown: &L,
         tasks: &[TaskConf],
         processes: &[S],
         mut signals: TaskSignals,
@@ -95,13 +157,13 @@ impl Tasks {
                 .collect(),
             exclusive: tokio::sync::Mutex::new(()),
         });
-        let mut claimed = Vec::new();
+        let mut listened = Vec::new();
         let mut loops = Vec::new();
         for task in tasks {
             let sig = match task.on_signal {
                 Some(s) => match signals.0.remove(&task.name) {
                     Some(stream) => {
-                        claimed.push(SignalKind::from_raw(s.number()));
+                        listened.push(s);
                         Some(stream)
                     }
                     // `listen` could not install it, and said so.
@@ -124,12 +186,15 @@ impl Tasks {
                 every,
             )));
         }
-        Tasks { claimed, loops }
+        Tasks {
+            signals: listened,
+            loops,
+        }
     }
 
-    /// Whether a task runs on `sig` (which then has no other meaning).
-    pub fn claims(&self, sig: SignalKind) -> bool {
-        self.claimed.contains(&sig)
+    /// The signals that trigger a task (each listened for).
+    pub fn signals(&self) -> &[Signal] {
+        &self.signals
     }
 }
 
@@ -173,9 +238,9 @@ impl TaskInfo {
     }
 }
 
-struct Runner {
+struct Runner<L> {
     sup: Supervisor,
-    shutdown: Shutdown,
+    shutdown: L,
     /// Every task (a `shutdown = true` task does not stop the others).
     info: BTreeMap<Name, TaskInfo>,
     /// Held through a `shutdown = true` run, so that two of them do not
@@ -184,8 +249,8 @@ struct Runner {
 }
 
 /// Waits for the triggers of one task and runs it, one run at a time.
-async fn triggers(
-    runner: Arc<Runner>,
+async fn triggers<L: ShutdownLatch>(
+    runner: Arc<Runner<L>>,
     task: TaskConf,
     mut sig: Option<tokio::signal::unix::Signal>,
     mut every: Option<tokio::time::Interval>,
@@ -212,7 +277,7 @@ async fn triggers(
             // twice, it does.
             let stops_tend = task
                 .on_signal
-                .is_some_and(|s| matches!(s.name().as_str(), "INT" | "TERM" | "QUIT"));
+                .is_some_and(|s| STOP_SIGNALS.contains(&s.name().as_str()));
             if why == Trigger::Signal && stops_tend {
                 info!(
                     "task {}: {} again while it runs; shutting down now",
@@ -247,7 +312,7 @@ impl Trigger {
             (Trigger::Timer, _) => format!(
                 "its run every {}",
                 task.every
-                    .map_or_else(String::new, tend_core::duration::format)
+                    .map_or_else(String::new, crate::model::duration::format)
             ),
         }
     }
@@ -261,7 +326,7 @@ fn busy(state: StateName) -> bool {
     )
 }
 
-impl Runner {
+impl<L: ShutdownLatch> Runner<L> {
     async fn run(self: Arc<Self>, task: TaskConf, why: Trigger) {
         let name = &task.name;
         let _exclusive = if task.shutdown {
@@ -423,119 +488,30 @@ fn report(task: &Name, verb: &str, results: Result<Vec<ActionResult>, Error>) {
 
 #[cfg(test)]
 mod tests {
-    //! The triggers under tokio's paused clock, with a fake launcher: a
+    //! The triggers under tokio's paused clock, with the fake launcher: a
     //! program named `run:MS` exits with code 0 after MS milliseconds,
     //! `missing` cannot be spawned, any other runs until it gets a signal.
 
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use tend_core::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
-    use tend_core::spec::{Condition, Dependency};
-    use tend_core::{ExitInfo, Name, Options, ProcessSpec, RestartPolicy, Signal, Supervisor};
-    use tend_server::Shutdown;
-    use tokio::sync::mpsc;
-    use tokio::time::Instant;
+    use super::{Latch, ShutdownLatch, TaskConf, Tasks};
+    use crate::model::spec::{Condition, Dependency};
+    use crate::testing::{FakeLauncher, FakeWorld};
+    use crate::{ExitInfo, Name, ProcessSpec, RestartPolicy, Supervisor};
 
-    use super::Tasks;
-    use crate::config::TaskConf;
-
-    #[derive(Default)]
-    struct World {
-        next_pid: u32,
-        /// (ms since the start, name)
-        spawns: Vec<(u64, String)>,
-        kills: Vec<(u64, String)>,
-        alive: Vec<(u32, String)>,
+    fn setup() -> (Supervisor, FakeWorld) {
+        let (fake, world, exits) = FakeLauncher::new();
+        (fake.supervisor(exits), world)
     }
 
-    struct Fake {
-        world: Arc<Mutex<World>>,
-        exits: mpsc::UnboundedSender<Reaped>,
-        t0: Instant,
-    }
-
-    fn lock(w: &Mutex<World>) -> std::sync::MutexGuard<'_, World> {
-        w.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    impl Fake {
-        fn ms(&self) -> u64 {
-            u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
-        }
-
-        fn exit_later(&self, pid: u32, after: Duration, exit: ExitInfo) {
-            let (tx, world) = (self.exits.clone(), self.world.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let mut w = lock(&world);
-                if let Some(i) = w.alive.iter().position(|(p, _)| *p == pid) {
-                    w.alive.remove(i);
-                    let _ = tx.send(Reaped { pid, exit });
-                }
-            });
-        }
-    }
-
-    impl Launcher for Fake {
-        fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
-            if spec.command[0] == "missing" {
-                return Err(SpawnError {
-                    message: "command \"missing\" not found on PATH".into(),
-                    permanent: true,
-                });
-            }
-            let pid = {
-                let mut w = lock(&self.world);
-                w.next_pid += 1;
-                let pid = 1000 + w.next_pid;
-                let at = self.ms();
-                w.spawns.push((at, spec.name.to_string()));
-                w.alive.push((pid, spec.name.to_string()));
-                pid
-            };
-            if let Some(ms) = spec.command[0].strip_prefix("run:") {
-                let ms = ms.parse().unwrap_or(0);
-                self.exit_later(pid, Duration::from_millis(ms), ExitInfo::Code(0));
-            }
-            Ok(Spawned::without_output(pid))
-        }
-
-        fn kill(&mut self, target: KillTarget, sig: Signal) -> std::io::Result<()> {
-            let pid = match target {
-                KillTarget::Process(p) | KillTarget::Group(p) => p,
-            };
-            {
-                let mut w = lock(&self.world);
-                let name = w
-                    .alive
-                    .iter()
-                    .find(|(p, _)| *p == pid)
-                    .map(|(_, n)| n.clone());
-                if let Some(name) = name {
-                    let at = self.ms();
-                    w.kills.push((at, name));
-                }
-            }
-            self.exit_later(pid, Duration::ZERO, ExitInfo::Signal(sig));
-            Ok(())
-        }
-
-        fn group_alive(&mut self, pgid: u32) -> bool {
-            lock(&self.world).alive.iter().any(|(p, _)| *p == pgid)
-        }
-    }
-
-    fn setup() -> (Supervisor, Arc<Mutex<World>>) {
-        let world = Arc::new(Mutex::new(World::default()));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let fake = Fake {
-            world: world.clone(),
-            exits: tx,
-            t0: Instant::now(),
-        };
-        let (sup, _driver) = Supervisor::with_launcher(Options::default(), fake, rx);
-        (sup, world)
+    /// Starts the triggers of `tasks`, with their signal listeners.
+    fn start(
+        sup: &Supervisor,
+        shutdown: &Latch,
+        tasks: &[TaskConf],
+        processes: &[ProcessSpec],
+    ) -> Tasks {
+        Tasks::start(sup, shutdown, tasks, processes, super::listen(tasks))
     }
 
     fn name(s: &str) -> Name {
@@ -582,26 +558,17 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    fn spawns_of(world: &Mutex<World>, n: &str) -> Vec<u64> {
-        lock(world)
-            .spawns
-            .iter()
-            .filter(|(_, s)| s == n)
-            .map(|(t, _)| *t)
-            .collect()
-    }
-
     #[tokio::test(start_paused = true)]
     async fn every_runs_on_time_and_skips_while_the_task_runs() {
         let (sup, world) = setup();
         let specs = [task("tick", 500, &[])];
         add_all(&sup, &specs).await;
-        let shutdown = Shutdown::new();
-        let _tasks = Tasks::start(&sup, &shutdown, &[every("tick", 300)], &specs);
+        let shutdown = Latch::new();
+        let _tasks = start(&sup, &shutdown, &[every("tick", 300)], &specs);
         tokio::time::sleep(Duration::from_millis(2200)).await;
         // Due at 300, 600, 900, ...: the run from 300 lasts until 800, so 600
         // is skipped; the same for 1200 and 1800.
-        assert_eq!(spawns_of(&world, "tick"), [300, 900, 1500, 2100]);
+        assert_eq!(world.spawns_of("tick"), [300, 900, 1500, 2100]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -609,15 +576,15 @@ mod tests {
         let (sup, world) = setup();
         let specs = [task("manual", 10, &[])];
         add_all(&sup, &specs).await;
-        let shutdown = Shutdown::new();
+        let shutdown = Latch::new();
         let manual = TaskConf {
             every: None,
             ..every("manual", 1)
         };
-        let tasks = Tasks::start(&sup, &shutdown, &[manual], &specs);
+        let tasks = start(&sup, &shutdown, &[manual], &specs);
         assert!(tasks.loops.is_empty(), "nothing to wait for");
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        assert!(spawns_of(&world, "manual").is_empty());
+        assert!(world.spawns_of("manual").is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -631,26 +598,35 @@ mod tests {
             task("backup", 100, &["api"]),
         ];
         add_all(&sup, &specs).await;
-        let shutdown = Shutdown::new();
+        let shutdown = Latch::new();
         let conf = TaskConf {
             shutdown: true,
             ..every("backup", 1000)
         };
-        let _tasks = Tasks::start(&sup, &shutdown, &[conf], &specs);
+        let _tasks = start(&sup, &shutdown, &[conf], &specs);
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
-        {
-            let w = lock(&world);
-            let kills: Vec<(u64, &str)> = w.kills.iter().map(|(t, n)| (*t, n.as_str())).collect();
-            // web before db; api (which backup needs) left alone.
-            assert_eq!(kills, [(1000, "web"), (1000, "db")]);
-            let spawns: Vec<(u64, &str)> = w.spawns.iter().map(|(t, n)| (*t, n.as_str())).collect();
-            assert_eq!(
-                spawns[3..],
-                [(1000, "backup"), (1100, "db"), (1100, "web")],
-                "{spawns:?}"
-            );
-        }
+        let kills: Vec<(u64, String)> = world
+            .kills()
+            .into_iter()
+            .filter_map(|k| Some((world.ms(k.at), k.name?.to_string())))
+            .collect();
+        // web before db; api (which backup needs) left alone.
+        assert_eq!(kills, [(1000, "web".into()), (1000, "db".into())]);
+        let spawns: Vec<(u64, String)> = world
+            .spawns()
+            .into_iter()
+            .map(|s| (world.ms(s.at), s.name.to_string()))
+            .collect();
+        assert_eq!(
+            spawns[3..],
+            [
+                (1000, "backup".into()),
+                (1100, "db".into()),
+                (1100, "web".into())
+            ],
+            "{spawns:?}"
+        );
         let status = sup.status().await.unwrap_or_else(|e| panic!("{e}"));
         for p in status {
             let want = match p.name.as_str() {
@@ -667,20 +643,20 @@ mod tests {
         let (sup, world) = setup();
         let specs = [process("svc", &[]), task("bye", 50, &[])];
         add_all(&sup, &specs).await;
-        let shutdown = Shutdown::new();
+        let shutdown = Latch::new();
         let conf = TaskConf {
             terminate: true,
             ..every("bye", 200)
         };
-        let _tasks = Tasks::start(&sup, &shutdown, &[conf], &specs);
+        let _tasks = start(&sup, &shutdown, &[conf], &specs);
         tokio::time::timeout(Duration::from_secs(10), shutdown.triggered())
             .await
             .unwrap_or_else(|_| panic!("no shutdown"));
-        assert_eq!(spawns_of(&world, "bye"), [200]);
+        assert_eq!(world.spawns_of("bye"), [200]);
         let bye = sup.status().await.unwrap_or_default();
         let bye = bye.iter().find(|p| p.name.as_str() == "bye");
         assert_eq!(bye.and_then(|p| p.last_exit), Some(ExitInfo::Code(0)));
-        assert!(lock(&world).kills.is_empty(), "the daemon stops the rest");
+        assert!(world.kills().is_empty(), "the program stops the rest");
     }
 
     #[tokio::test(start_paused = true)]
@@ -691,8 +667,8 @@ mod tests {
         dep.autostart = false;
         let specs = [dep, task("t", 10, &["dep"])];
         add_all(&sup, &specs).await;
-        let shutdown = Shutdown::new();
-        let _tasks = Tasks::start(&sup, &shutdown, &[every("t", 100)], &specs);
+        let shutdown = Latch::new();
+        let _tasks = start(&sup, &shutdown, &[every("t", 100)], &specs);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let status = sup.status().await.unwrap_or_default();
         let state = |n: &str| {
@@ -703,6 +679,6 @@ mod tests {
         };
         assert_eq!(state("dep"), Some("fatal"));
         assert_eq!(state("t"), Some("stopped"), "not left waiting");
-        assert!(spawns_of(&world, "t").is_empty());
+        assert!(world.spawns_of("t").is_empty());
     }
 }

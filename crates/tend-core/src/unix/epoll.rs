@@ -1,51 +1,47 @@
-//! A thin, safe wrapper over a level-triggered `epoll` instance.
+//! A level-triggered `epoll` set (on `nix::sys::epoll`), and its glue to
+//! tokio.
 //!
 //! The log reader keeps every output pipe in one of these, and the reaper
 //! every child's pidfd, and each registers only the epoll descriptor itself
-//! with tokio: a thousand quiet children cost one reactor registration each,
-//! and no task.
+//! with tokio: a quiet child costs a slot in a set, not a reactor
+//! registration and a task of its own.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 
+use nix::sys::epoll::{self as nix_epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// An epoll instance (close-on-exec).
 #[derive(Debug)]
-pub(crate) struct Epoll(OwnedFd);
+pub(crate) struct Epoll(nix_epoll::Epoll);
 
 /// One readiness report: the token the descriptor was added with.
-pub(crate) type Event = libc::epoll_event;
+pub(crate) type Event = EpollEvent;
 
 /// The token of an event.
 pub(crate) fn token(ev: &Event) -> u64 {
-    ev.u64
+    ev.data()
 }
 
 /// An empty event buffer slot.
-pub(crate) const EMPTY: Event = libc::epoll_event { events: 0, u64: 0 };
+pub(crate) const EMPTY: Event = EpollEvent::new(EpollFlags::empty(), 0);
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: plain syscall; the result is checked before use.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(Epoll(nix_epoll::Epoll::new(
+            EpollCreateFlags::EPOLL_CLOEXEC,
+        )?))
     }
 
     /// Watches `fd` for input (level-triggered); hang-ups and errors are
     /// always reported.
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        let ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        self.ctl(libc::EPOLL_CTL_ADD, fd, ev)
+        Ok(self
+            .0
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))?)
     }
 
     /// Stops watching `fd`. Needed before closing it: a forked child that has
@@ -53,24 +49,12 @@ impl Epoll {
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) {
         // A failure means the descriptor was not in the set, which is what
         // we want anyway.
-        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, EMPTY);
-    }
-
-    fn ctl(&self, op: libc::c_int, fd: BorrowedFd<'_>, mut ev: Event) -> io::Result<()> {
-        // SAFETY: both descriptors are valid for the call; `ev` outlives it.
-        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd.as_raw_fd(), &mut ev) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        let _ = self.0.delete(fd);
     }
 
     /// The descriptors ready now, without waiting.
     pub(crate) fn poll(&self, events: &mut [Event]) -> io::Result<usize> {
-        let max = i32::try_from(events.len()).unwrap_or(i32::MAX);
-        // SAFETY: `events` is valid for `max` entries for the whole call.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, 0) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        Ok(self.0.wait(events, EpollTimeout::ZERO)?)
     }
 }
 
@@ -80,7 +64,7 @@ pub(crate) struct Registered(pub(crate) Arc<Epoll>);
 
 impl AsRawFd for Registered {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.0.as_raw_fd()
+        self.0.0.0.as_raw_fd()
     }
 }
 

@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::signal::Signal;
+use crate::model::signal::Signal;
+use crate::model::status::ExitInfo;
 
 /// Real-time checks against local peers answer in milliseconds; this only
 /// bounds a broken test.

@@ -22,302 +22,32 @@
 //! that the driver turns into a real timer (or a test into a number). A timer
 //! carries a token: a firing whose token is not the one currently armed is stale
 //! and ignored, so a cancelled restart can never start a process (Twisted #6611).
+//!
+//! - this file: [`Process`] and [`Process::handle`], the commands and what the
+//!   driver reports (spawned, exited, timers);
+//! - `state.rs`: [`State`] and the data each state carries, the timers;
+//! - `io.rs`: [`Input`] and [`Effect`];
+//! - `backoff.rs`: the restart decision after a death and the back-off delays;
+//! - `checks.rs`: readiness and health results, and notify messages.
+
+mod backoff;
+mod checks;
+mod io;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::launcher::{KillTarget, SpawnError};
-use crate::name::Name;
-use crate::signal::Signal;
-use crate::spec::{BackoffMode, ProcessSpec, RestartPolicy};
-use crate::status::{Event, ExitInfo, StateName};
-use crate::time::Mono;
+use backoff::{Cursor, initial_cursor};
+pub use io::{Effect, Input};
+pub use state::{AfterStop, CheckRecord, Run, State, TRANSITIONS, TimerId, TimerKind, allowed};
 
-/// The timers a process can have armed, at most one of each kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TimerKind {
-    /// An automatic restart is due.
-    Restart,
-    /// The stop timeout ran out: SIGKILL the group.
-    Kill,
-    /// `start_secs` have passed: starting becomes running.
-    StartSecs,
-    /// `start_timeout` ran out before the process was ready.
-    StartTimeout,
-    /// Time to run the readiness check.
-    ReadyProbe,
-    /// Time to run the health check.
-    HealthProbe,
-    /// No `WATCHDOG=1` arrived in time.
-    Watchdog,
-    /// Look again whether a stopping process's group is empty (its leader
-    /// has exited, but members remain that may not be ours to reap).
-    GroupCheck,
-}
-
-/// Identifies one arming of a timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId {
-    /// Which timer.
-    pub kind: TimerKind,
-    /// Which arming of it.
-    pub token: u64,
-}
-
-/// What to do once a stopping process has fully stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterStop {
-    /// Stay stopped.
-    Stay,
-    /// Start again (a user's restart).
-    Start,
-    /// Unregister the process.
-    Remove,
-    /// Wait for its dependencies again (a dependency went down).
-    Wait,
-    /// It was killed for failing (health, watchdog, start timeout): treat
-    /// its end as a death and go through the back-off.
-    Recover {
-        /// It never got ready: count it as a quick death whatever it ran.
-        failed_start: bool,
-    },
-}
-
-/// Where a process is. Each state carries exactly the data that exists in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// Not running; only a user starts it.
-    Stopped,
-    /// Asked to start, but its dependencies are not satisfied yet.
-    Waiting {
-        /// What it waits for, e.g. `db (ready), migrate (completed)`.
-        on: String,
-        /// Why it cannot start as things stand (a dependency gave up or
-        /// was stopped), if so.
-        blocked: Option<String>,
-    },
-    /// A spawn was requested; the driver answers with `Spawned` or `SpawnFailed`.
-    Spawning {
-        /// Whether this spawn is an automatic restart.
-        automatic: bool,
-    },
-    /// Spawned, not yet up: `start_secs` not over, or not ready yet.
-    Starting {
-        /// Pid (= pgid).
-        pid: u32,
-        /// When it was spawned.
-        since: Mono,
-        /// `start_secs` have not passed yet.
-        secs_pending: bool,
-        /// The readiness check (or `READY=1`) has not passed yet.
-        ready_pending: bool,
-    },
-    /// Up.
-    Running {
-        /// Pid (= pgid).
-        pid: u32,
-        /// When it was spawned.
-        since: Mono,
-    },
-    /// A restart is due at `retry_at`.
-    Backoff {
-        /// When.
-        retry_at: Mono,
-    },
-    /// Stop signal sent; waiting for the leader to exit and the group to empty.
-    Stopping {
-        /// Pid (= pgid) of the group.
-        pid: u32,
-        /// When the run started.
-        since: Mono,
-        /// Set once the leader has exited (the group may still have members).
-        leader_exit: Option<ExitInfo>,
-        /// Whether SIGKILL was sent after the timeout.
-        killed: bool,
-        /// Group checks so far since the leader exited (each waits twice as long).
-        group_checks: u32,
-        /// What happens after.
-        then: AfterStop,
-    },
-    /// Exited by itself; the restart policy says no restart.
-    Exited,
-    /// Gave up.
-    Fatal {
-        /// Why.
-        reason: String,
-    },
-    /// Stopped and unregistered; the owner drops it.
-    Removed,
-}
-
-impl State {
-    /// The name users see.
-    pub fn name(&self) -> StateName {
-        match self {
-            State::Stopped | State::Removed => StateName::Stopped,
-            State::Waiting { .. } => StateName::Waiting,
-            State::Spawning { .. } | State::Starting { .. } => StateName::Starting,
-            State::Running { .. } => StateName::Running,
-            State::Backoff { .. } => StateName::Backoff,
-            State::Stopping { .. } => StateName::Stopping,
-            State::Exited => StateName::Exited,
-            State::Fatal { .. } => StateName::Fatal,
-        }
-    }
-
-    /// The live pid, if any.
-    pub fn pid(&self) -> Option<u32> {
-        match *self {
-            State::Starting { pid, .. } | State::Running { pid, .. } => Some(pid),
-            State::Stopping {
-                pid,
-                leader_exit: None,
-                ..
-            } => Some(pid),
-            _ => None,
-        }
-    }
-}
-
-/// Inputs to [`Process::handle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// A user asks to start (clears `fatal` and the back-off).
-    Start,
-    /// A user asks to stop; it stays stopped.
-    Stop,
-    /// A user asks to stop, then start.
-    Restart,
-    /// Stop, then unregister.
-    Remove,
-    /// The driver spawned the process.
-    Spawned {
-        /// Its pid.
-        pid: u32,
-    },
-    /// The driver could not spawn it.
-    SpawnFailed(SpawnError),
-    /// The group leader exited.
-    Exited {
-        /// How.
-        exit: ExitInfo,
-        /// Whether other members of its process group are still alive.
-        group_alive: bool,
-    },
-    /// The process group of a stopping process has no member left.
-    GroupEmpty,
-    /// Its dependencies are not satisfied: wait (from `stopped` and friends),
-    /// or update what it waits for.
-    Wait {
-        /// What it waits for.
-        on: String,
-        /// Why it cannot start, if it cannot.
-        blocked: Option<String>,
-    },
-    /// A dependency it is bound to (`restart = true`) went down: stop, then wait.
-    DependencyDown {
-        /// Which.
-        dependency: Name,
-    },
-    /// A readiness or health check finished.
-    ProbeResult {
-        /// Which check.
-        kind: ProbeKind,
-        /// The run (spawn) it was started for; results for an older run are ignored.
-        run: u64,
-        /// Passed.
-        ok: bool,
-        /// What it saw.
-        detail: String,
-    },
-    /// A message on its notify socket.
-    Notify(crate::notify::NotifyMsg),
-    /// A timer fired.
-    Timer(TimerId),
-}
-
-/// What the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Spawn the process now and answer with `Spawned` or `SpawnFailed`.
-    Spawn,
-    /// Send a signal.
-    Kill {
-        /// To whom.
-        target: KillTarget,
-        /// Which.
-        sig: Signal,
-    },
-    /// Arm a timer (replacing any of the same kind).
-    ArmTimer {
-        /// Which.
-        id: TimerId,
-        /// When.
-        at: Mono,
-    },
-    /// Disarm a timer.
-    CancelTimer(TimerId),
-    /// Tell subscribers.
-    Publish(Event),
-    /// Check whether process group `pgid` is empty and answer `GroupEmpty` if so.
-    CheckGroup {
-        /// The group.
-        pgid: u32,
-    },
-    /// Run a check and answer with `ProbeResult`.
-    RunProbe {
-        /// Which check.
-        kind: ProbeKind,
-        /// The run it belongs to.
-        run: u64,
-    },
-}
-
-/// The two kinds of checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeKind {
-    /// Readiness: gates `running` and dependents.
-    Ready,
-    /// Liveness: failing it restarts the process.
-    Health,
-}
-
-/// Health as status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// No verdict yet (or no health check).
-    Unknown,
-    /// The last `success_threshold` runs passed.
-    Healthy,
-    /// The last `failure_threshold` runs failed.
-    Unhealthy,
-}
-
-/// The last check that ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckRecord {
-    /// Which check.
-    pub kind: ProbeKind,
-    /// Passed.
-    pub ok: bool,
-    /// What it saw.
-    pub detail: String,
-    /// When it finished.
-    pub at: Mono,
-}
-
-/// Where the back-off stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Cursor {
-    /// Doubling: the delay the next quick death waits.
-    Delay(Duration),
-    /// Schedule: the index of the next step.
-    Step(usize),
-    /// Linear: failed starts in a row.
-    Attempts(u32),
-}
+use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::name::Name;
+use crate::model::signal::Signal;
+use crate::model::spec::ProcessSpec;
+use crate::model::status::{Event, ExitInfo, Health, ProbeKind};
+use crate::model::time::Mono;
 
 /// One supervised process: its spec, its state and its history.
 #[derive(Debug, Clone)]
@@ -337,19 +67,15 @@ pub struct Process {
     next_token: u64,
     /// Spawns so far; probe results carry it so stale ones are dropped.
     run: u64,
-    /// Whether the current run has been ready.
-    ready: bool,
+    // What the current or last run left, shown by status after it ended too
+    // (what only a live run has is in its state: `Run`). Reset at a spawn.
     /// Whether the last run exited with a success code (`completed`).
     completed: bool,
     health: Health,
-    ready_streak: u32,
-    health_ok_streak: u32,
-    health_fail_streak: u32,
-    last_check: Option<CheckRecord>,
     /// `STATUS=` from its notify socket.
     status_text: Option<String>,
-    /// It sent `STOPPING=1`.
-    announced_stopping: bool,
+    /// Kept across runs: status shows the last check whenever it ran.
+    last_check: Option<CheckRecord>,
 }
 
 impl Process {
@@ -370,15 +96,10 @@ impl Process {
             armed: Vec::new(),
             next_token: 0,
             run: 0,
-            ready: false,
             completed: false,
             health: Health::Unknown,
-            ready_streak: 0,
-            health_ok_streak: 0,
-            health_fail_streak: 0,
-            last_check: None,
             status_text: None,
-            announced_stopping: false,
+            last_check: None,
         }
     }
 
@@ -430,9 +151,10 @@ impl Process {
         }
     }
 
-    /// Whether the current run is ready (readiness passed, or none to pass).
+    /// Whether the current run is ready (readiness passed, or none to pass):
+    /// exactly when it is running.
     pub fn is_ready(&self) -> bool {
-        self.ready && matches!(self.state, State::Running { .. })
+        matches!(self.state, State::Running { .. })
     }
 
     /// Whether the last run exited with a success code and none runs now.
@@ -455,9 +177,9 @@ impl Process {
         self.status_text.as_deref()
     }
 
-    /// Whether it announced `STOPPING=1`.
+    /// Whether the run that is up announced `STOPPING=1`.
     pub fn announced_stopping(&self) -> bool {
-        self.announced_stopping
+        self.state.run().is_some_and(|r| r.announced_stopping)
     }
 
     /// The spawn count, which probe results must carry.
@@ -485,6 +207,11 @@ impl Process {
         let before = self.state.name();
         self.step(now, input, &mut fx);
         let after = self.state.name();
+        debug_assert!(
+            allowed(before, after),
+            "{}: {before} -> {after} is not in machine::TRANSITIONS",
+            self.spec.name
+        );
         if before != after {
             fx.push(Effect::Publish(Event::StateChanged {
                 name: self.spec.name.clone(),
@@ -583,7 +310,7 @@ impl Process {
 
     fn on_stop(&mut self, now: Mono, after: AfterStop, fx: &mut Vec<Effect>) {
         match self.state {
-            State::Starting { pid, since, .. } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
                 fx.push(Effect::Kill {
                     target: KillTarget::Group(pid),
                     sig: self.spec.stop.signal,
@@ -625,7 +352,7 @@ impl Process {
         }
     }
 
-    /// The core says its dependencies are not satisfied.
+    /// The registry says its dependencies are not satisfied.
     fn on_wait(&mut self, on: String, blocked: Option<String>, fx: &mut Vec<Effect>) {
         match self.state {
             State::Stopped
@@ -676,14 +403,9 @@ impl Process {
         self.run += 1;
         self.last_start = Some(now);
         self.error = None;
-        self.ready = false;
         self.completed = false;
         self.health = Health::Unknown;
-        self.ready_streak = 0;
-        self.health_ok_streak = 0;
-        self.health_fail_streak = 0;
         self.status_text = None;
-        self.announced_stopping = false;
         fx.push(Effect::Publish(Event::Spawned {
             name: self.spec.name.clone(),
             pid,
@@ -714,14 +436,15 @@ impl Process {
                 since: now,
                 secs_pending,
                 ready_pending,
+                run: Run::default(),
             };
         } else {
-            self.become_running(pid, now, fx);
+            self.become_running(pid, now, Run::default(), fx);
         }
     }
 
     /// Starting is over: it is up (and ready).
-    fn become_running(&mut self, pid: u32, since: Mono, fx: &mut Vec<Effect>) {
+    fn become_running(&mut self, pid: u32, since: Mono, run: Run, fx: &mut Vec<Effect>) {
         self.cancel(TimerKind::StartTimeout, fx);
         // Supervisor: reaching RUNNING forgets earlier failed starts.
         if let Cursor::Attempts(_) = self.cursor {
@@ -730,8 +453,7 @@ impl Process {
         if self.spec.backoff.reset_on_ready {
             self.reset_backoff();
         }
-        self.ready = true;
-        self.state = State::Running { pid, since };
+        self.state = State::Running { pid, since, run };
     }
 
     /// One of the two conditions of `starting` is met; maybe both are.
@@ -741,6 +463,7 @@ impl Process {
             since,
             ref mut secs_pending,
             ref mut ready_pending,
+            ref mut run,
         } = self.state
         {
             if secs_done {
@@ -750,105 +473,9 @@ impl Process {
                 *ready_pending = false;
             }
             if !*secs_pending && !*ready_pending {
-                self.become_running(pid, since, fx);
+                let run = std::mem::take(run);
+                self.become_running(pid, since, run, fx);
             }
-        }
-    }
-
-    fn on_probe(
-        &mut self,
-        now: Mono,
-        kind: ProbeKind,
-        run: u64,
-        ok: bool,
-        detail: String,
-        fx: &mut Vec<Effect>,
-    ) {
-        if run != self.run || !matches!(self.state, State::Starting { .. } | State::Running { .. })
-        {
-            return; // a check of an earlier run, or of a process being stopped
-        }
-        self.last_check = Some(CheckRecord {
-            kind,
-            ok,
-            detail: detail.clone(),
-            at: now,
-        });
-        match kind {
-            ProbeKind::Ready => {
-                let Some(spec) = self.spec.ready.clone() else {
-                    return;
-                };
-                if !matches!(
-                    self.state,
-                    State::Starting {
-                        ready_pending: true,
-                        ..
-                    }
-                ) {
-                    return;
-                }
-                self.ready_streak = if ok { self.ready_streak + 1 } else { 0 };
-                if ok && self.ready_streak >= spec.success_threshold.max(1) {
-                    self.starting_progress(false, true, fx);
-                } else {
-                    self.arm(TimerKind::ReadyProbe, now + spec.period, fx);
-                }
-            }
-            ProbeKind::Health => {
-                let Some(spec) = self.spec.health.clone() else {
-                    return;
-                };
-                if ok {
-                    self.health_fail_streak = 0;
-                    self.health_ok_streak += 1;
-                    if self.health_ok_streak >= spec.success_threshold.max(1) {
-                        self.health = Health::Healthy;
-                    }
-                } else {
-                    self.health_ok_streak = 0;
-                    self.health_fail_streak += 1;
-                    if self.health_fail_streak >= spec.failure_threshold.max(1) {
-                        self.health = Health::Unhealthy;
-                        let n = self.health_fail_streak;
-                        self.recover(
-                            now,
-                            format!("health check failed {n} times in a row: {detail}"),
-                            false,
-                            fx,
-                        );
-                        return;
-                    }
-                }
-                self.arm(TimerKind::HealthProbe, now + spec.period, fx);
-            }
-        }
-    }
-
-    fn on_notify(&mut self, now: Mono, msg: crate::notify::NotifyMsg, fx: &mut Vec<Effect>) {
-        if !matches!(self.state, State::Starting { .. } | State::Running { .. }) {
-            return;
-        }
-        if let Some(text) = msg.status {
-            self.status_text = Some(text);
-        }
-        if msg.stopping {
-            self.announced_stopping = true;
-        }
-        if msg.watchdog
-            && let Some(w) = self.spec.watchdog
-        {
-            self.arm(TimerKind::Watchdog, now + w, fx);
-        }
-        if msg.ready && self.spec.notify {
-            self.last_check = Some(CheckRecord {
-                kind: ProbeKind::Ready,
-                ok: true,
-                detail: "READY=1".into(),
-                at: now,
-            });
-            // With both a probe and notify, READY=1 counts as the probe passing.
-            self.starting_progress(false, true, fx);
         }
     }
 
@@ -872,11 +499,10 @@ impl Process {
     fn on_exit(&mut self, now: Mono, exit: ExitInfo, group_alive: bool, fx: &mut Vec<Effect>) {
         let success = matches!(exit, ExitInfo::Code(c) if self.spec.is_success(c));
         match self.state {
-            State::Starting { pid, since, .. } | State::Running { pid, since } => {
+            State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
                 let was_starting = matches!(self.state, State::Starting { .. });
                 self.last_exit = Some(exit);
                 self.completed = success;
-                self.ready = false;
                 self.cancel_run_timers(fx);
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
@@ -902,7 +528,6 @@ impl Process {
                 *leader_exit = Some(exit);
                 self.last_exit = Some(exit);
                 self.completed = false;
-                self.ready = false;
                 fx.push(Effect::Publish(Event::Exited {
                     name: self.spec.name.clone(),
                     pid,
@@ -919,111 +544,6 @@ impl Process {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// Decides what follows an unrequested death after a run of `ran`.
-    /// `was_starting`: it died before getting up; `force_quick`: count it as
-    /// a quick death whatever it ran (it never got ready).
-    fn after_death(
-        &mut self,
-        now: Mono,
-        ran: Duration,
-        failed: bool,
-        was_starting: bool,
-        force_quick: bool,
-        fx: &mut Vec<Effect>,
-    ) {
-        // A start that did not get past start_secs is retried whatever the
-        // policy says (Supervisor: STARTING -> BACKOFF).
-        let failed_start = (was_starting && !self.spec.start_secs.is_zero()) || force_quick;
-        let wants_restart = failed_start
-            || match self.spec.restart {
-                RestartPolicy::Always => true,
-                RestartPolicy::OnFailure => failed,
-                RestartPolicy::Never => false,
-            };
-        if !wants_restart {
-            self.state = State::Exited;
-            return;
-        }
-        let quick = ran < self.spec.backoff.min_uptime || failed_start;
-        self.quick_deaths = if quick {
-            self.quick_deaths.saturating_add(1)
-        } else {
-            0
-        };
-        if let Some(limit) = self.spec.backoff.give_up_after
-            && self.quick_deaths >= limit
-        {
-            let last = match self.last_exit {
-                Some(e) => format!(" (last: {e})"),
-                None => String::new(),
-            };
-            self.give_up(
-                format!(
-                    "gave up after {} quick deaths in a row{last}",
-                    self.quick_deaths
-                ),
-                fx,
-            );
-            return;
-        }
-        match self.next_delay(ran, quick) {
-            None => self.state = State::Exited,
-            Some(d) if d.is_zero() => self.spawn(true, fx),
-            Some(d) => {
-                let at = now + d;
-                self.state = State::Backoff { retry_at: at };
-                self.arm(TimerKind::Restart, at, fx);
-                fx.push(Effect::Publish(Event::RestartScheduled {
-                    name: self.spec.name.clone(),
-                    delay_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                }));
-            }
-        }
-    }
-
-    /// The delay before the next automatic restart, advancing the cursor;
-    /// `None` when the schedule says never.
-    fn next_delay(&mut self, ran: Duration, quick: bool) -> Option<Duration> {
-        match (&self.spec.backoff.mode, &mut self.cursor) {
-            (BackoffMode::Doubling { initial, max }, Cursor::Delay(cur)) => {
-                if quick {
-                    let d = *cur;
-                    *cur = cur.saturating_mul(2).min(*max);
-                    Some(d)
-                } else {
-                    *cur = (*initial).min(*max);
-                    Some(Duration::ZERO)
-                }
-            }
-            (BackoffMode::Schedule { steps, reset_after }, Cursor::Step(i)) => {
-                if schedule_disabled(steps) {
-                    return None;
-                }
-                if ran >= *reset_after {
-                    *i = 0;
-                }
-                let d = steps[(*i).min(steps.len() - 1)];
-                *i = (*i + 1).min(steps.len() - 1);
-                Some(d)
-            }
-            (BackoffMode::Linear { step }, Cursor::Attempts(n)) => {
-                if quick {
-                    *n = n.saturating_add(1);
-                    Some(step.saturating_mul(*n))
-                } else {
-                    *n = 0;
-                    Some(Duration::ZERO)
-                }
-            }
-            // The cursor always matches the mode (set together in `new` and
-            // `reset_backoff`); this arm is unreachable but harmless.
-            _ => {
-                self.cursor = initial_cursor(&self.spec.backoff.mode);
-                Some(Duration::ZERO)
-            }
         }
     }
 
@@ -1092,7 +612,7 @@ impl Process {
                 let w = self
                     .spec
                     .watchdog
-                    .map(crate::duration::format)
+                    .map(crate::model::duration::format)
                     .unwrap_or_default();
                 self.recover(
                     now,
@@ -1105,7 +625,7 @@ impl Process {
                 let t = self
                     .spec
                     .start_timeout
-                    .map(crate::duration::format)
+                    .map(crate::model::duration::format)
                     .unwrap_or_default();
                 self.recover(
                     now,
@@ -1169,11 +689,6 @@ impl Process {
         }
     }
 
-    fn reset_backoff(&mut self) {
-        self.cursor = initial_cursor(&self.spec.backoff.mode);
-        self.quick_deaths = 0;
-    }
-
     fn arm(&mut self, kind: TimerKind, at: Mono, fx: &mut Vec<Effect>) {
         self.cancel(kind, fx);
         self.next_token += 1;
@@ -1204,16 +719,3 @@ impl Process {
 /// First re-check of a draining group; each later one waits twice as long, up to the max.
 const GROUP_CHECK_FIRST: Duration = Duration::from_millis(20);
 const GROUP_CHECK_MAX: Duration = Duration::from_secs(1);
-
-fn initial_cursor(mode: &BackoffMode) -> Cursor {
-    match mode {
-        BackoffMode::Doubling { initial, max } => Cursor::Delay((*initial).min(*max)),
-        BackoffMode::Schedule { .. } => Cursor::Step(0),
-        BackoffMode::Linear { .. } => Cursor::Attempts(0),
-    }
-}
-
-/// An empty schedule, or exactly `[0]`, means "never restart".
-fn schedule_disabled(steps: &[Duration]) -> bool {
-    steps.is_empty() || (steps.len() == 1 && steps[0].is_zero())
-}

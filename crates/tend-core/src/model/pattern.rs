@@ -1,6 +1,6 @@
 //! Target patterns: `web`, `web-*`, `GROUP:*`, `GROUP:name`, `all`.
 
-use crate::name::Name;
+use super::name::Name;
 
 /// One target pattern as users type it.
 #[derive(Debug, Clone, PartialEq, Eq)]
