@@ -2,7 +2,9 @@
 
 mod browser;
 mod harness;
+mod pki;
 
+mod abuse;
 mod access;
 mod backoff;
 mod config;
@@ -14,5 +16,6 @@ mod logs;
 mod status;
 mod stop;
 mod supervisorctl;
+mod tls;
 mod web;
 mod xmlrpc;
