@@ -7,6 +7,8 @@ use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
 use crate::access::Access;
+use crate::events::EventHub;
+use crate::json::TaskSchedule;
 use crate::metrics::Metrics;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
@@ -43,6 +45,10 @@ struct Inner {
     config: Arc<ConfigState>,
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
+    /// The event stream, started by its first client.
+    events: Arc<tokio::sync::OnceCell<EventHub>>,
+    /// How the tasks are triggered (`GET /v1/tasks`).
+    tasks: Arc<Vec<TaskSchedule>>,
     access: Access,
     metrics: Metrics,
 }
@@ -77,6 +83,8 @@ impl Daemon {
                 config,
                 shutdown,
                 prepare_spec: None,
+                events: Arc::default(),
+                tasks: Arc::default(),
                 access: Access::unconfigured(),
                 metrics: Metrics::new(),
             }),
@@ -92,12 +100,19 @@ impl Daemon {
     /// `prepare` (e.g. to put their output under the daemon's log directory).
     pub fn with_prepare_spec(self, prepare: PrepareSpec) -> Daemon {
         let inner = Inner {
-            sup: self.inner.sup.clone(),
-            config: self.inner.config.clone(),
-            shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
-            access: self.inner.access.clone(),
-            metrics: self.inner.metrics.clone(),
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same handle, telling `GET /v1/tasks` how the tasks are triggered.
+    pub fn with_tasks(self, tasks: Vec<TaskSchedule>) -> Daemon {
+        let inner = Inner {
+            tasks: Arc::new(tasks),
+            ..self.inner_copy()
         };
         Daemon {
             inner: Arc::new(inner),
@@ -108,12 +123,8 @@ impl Daemon {
     /// supervisord's, for a daemon without a config: see `docs/security.md`).
     pub fn with_access(self, access: Access) -> Daemon {
         let inner = Inner {
-            sup: self.inner.sup.clone(),
-            config: self.inner.config.clone(),
-            shutdown: self.inner.shutdown.clone(),
-            prepare_spec: self.inner.prepare_spec.clone(),
             access,
-            metrics: self.inner.metrics.clone(),
+            ..self.inner_copy()
         };
         Daemon {
             inner: Arc::new(inner),
@@ -124,12 +135,8 @@ impl Daemon {
     /// count no events until [`Metrics::spawn_counter`] runs).
     pub fn with_metrics(self, metrics: Metrics) -> Daemon {
         let inner = Inner {
-            sup: self.inner.sup.clone(),
-            config: self.inner.config.clone(),
-            shutdown: self.inner.shutdown.clone(),
-            prepare_spec: self.inner.prepare_spec.clone(),
-            access: self.inner.access.clone(),
             metrics,
+            ..self.inner_copy()
         };
         Daemon {
             inner: Arc::new(inner),
@@ -146,6 +153,25 @@ impl Daemon {
         &self.inner.access
     }
 
+    fn inner_copy(&self) -> Inner {
+        let i = &self.inner;
+        Inner {
+            sup: i.sup.clone(),
+            config: i.config.clone(),
+            shutdown: i.shutdown.clone(),
+            prepare_spec: i.prepare_spec.clone(),
+            events: i.events.clone(),
+            tasks: i.tasks.clone(),
+            access: i.access.clone(),
+            metrics: i.metrics.clone(),
+        }
+    }
+
+    /// How the tasks are triggered.
+    pub fn tasks(&self) -> &[TaskSchedule] {
+        &self.inner.tasks
+    }
+
     /// The supervisor.
     pub fn supervisor(&self) -> &Supervisor {
         &self.inner.sup
@@ -159,6 +185,16 @@ impl Daemon {
     /// The shutdown latch.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    /// The event stream (`GET /v1/events`): one per daemon, started by the
+    /// first caller.
+    pub async fn events(&self) -> Result<EventHub, tend_core::Error> {
+        self.inner
+            .events
+            .get_or_try_init(|| EventHub::start(self.inner.sup.clone()))
+            .await
+            .cloned()
     }
 
     /// Adds a process (not started): completed by the [`PrepareSpec`], added
@@ -195,6 +231,9 @@ impl Daemon {
     /// [`ConfigState::reload`]), and logs what changed.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let r = self.inner.config.reload().await?;
+        if let Some(hub) = self.inner.events.get() {
+            hub.reloaded(&r.added, &r.changed, &r.removed);
+        }
         tracing::info!(
             "reloaded the config file: {} added, {} changed, {} removed",
             r.added.len(),

@@ -33,11 +33,15 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod caller;
 mod daemon;
+pub mod events;
+pub mod html;
 mod json;
 pub mod listen;
 pub mod metrics;
 pub mod state;
+pub mod web;
 
 use tokio::sync::watch;
 
@@ -45,8 +49,20 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
-pub use json::{ApiError, ChannelStream, json_router, router};
-pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
+pub use events::EventHub;
+pub use json::{
+    ApiError, ChannelStream, OPENAPI, ROUTES, json_router, parse_add_request, parse_body, router,
+};
+/// The types of the endpoints the dashboard added (graph, tasks, resources, stdin).
+pub mod more {
+    pub use crate::json::{
+        Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
+    };
+}
+pub use listen::{
+    Connections, Limits, Peer, ServeError, ServerTls, TcpServer, Tls, TlsClient, TlsError,
+    UnixServer, serve_connection, serve_unix,
+};
 pub use state::ConfigState;
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).
@@ -180,13 +196,17 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
     if let Some(door) = &listener.door {
         router = router.merge(metrics::router(daemon.clone()));
         if listener.json_api {
-            router = router.merge(json_router(daemon.clone()));
+            // The dashboard talks only to the JSON API: it is served with it.
+            router = router
+                .merge(json_router(daemon.clone()))
+                .merge(web::router(daemon.clone()));
         }
         let guarded = daemon.access().guard(router, door.clone());
         return metrics::count_requests(guarded, daemon.metrics().clone(), &door.name);
     }
     if listener.json_api {
-        let mut r = json_router(daemon);
+        // The dashboard talks only to the JSON API: it is served with it.
+        let mut r = json_router(daemon.clone()).merge(web::router(daemon));
         if let Some(auth) = &listener.auth {
             r = auth::require_auth(r, auth.clone(), listener.trust_owner, auth::plain_page);
         }

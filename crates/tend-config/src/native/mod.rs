@@ -9,6 +9,7 @@
 
 mod access;
 mod deps;
+mod http;
 mod logs;
 mod process;
 mod task;
@@ -44,9 +45,10 @@ pub const DEFAULT_LOG_DIR: &str = "logs";
 
 /// Reads and validates the config file at `path`.
 ///
-/// A file that cannot be read is one diagnostic at 1:1.
+/// A file that cannot be read (missing, not a regular file, larger than
+/// [`crate::read::MAX_FILE_BYTES`]) is one diagnostic at 1:1.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match crate::read::read_text(path, &mut crate::read::Budget::new()) {
         Ok(text) => parse(path, &text),
         Err(e) => Err(ConfigErrors::single(
             path,
@@ -105,6 +107,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        web_root: crate::WebRoot::Dashboard,
+        http: crate::HttpConfig::default(),
     };
     let mut processes = None;
     let mut tasks = None;
@@ -116,6 +120,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             "daemon" => {
                 if let Some(table) = cx.table(value) {
                     walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
+                }
+            }
+            "http" => {
+                if let Some(table) = cx.table(value) {
+                    daemon.http = http::read(&mut cx, table, key.span());
                 }
             }
             "process" => processes = Some(value),
@@ -155,7 +164,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 6] = ["access", "daemon", "group", "process", "task", "telemetry"];
+const SECTIONS: [&str; 7] = [
+    "access",
+    "daemon",
+    "group",
+    "http",
+    "process",
+    "task",
+    "telemetry",
+];
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -166,7 +183,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
         )
     };
     cx.error(key.span(), message);

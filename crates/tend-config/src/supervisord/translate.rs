@@ -68,6 +68,8 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             host: i.host.clone(),
             port: i.port,
             auth: i.auth.clone(),
+            tls: i.tls.clone(),
+            insecure: i.insecure,
         }),
         identifier: s.identifier.clone(),
         minfds: Some(s.minfds),
@@ -81,6 +83,9 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        // supervisord's status page stays at `/`, for bookmarks.
+        web_root: crate::WebRoot::SupervisorStatus,
+        http: crate::HttpConfig::default(),
     };
     Config {
         path: conf.path.clone(),

@@ -553,13 +553,12 @@ impl ProcessFamilies {
 pub fn router(daemon: Daemon) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .route("/v1/telemetry", get(telemetry))
         .with_state(daemon)
 }
 
 /// `GET /v1/telemetry`: the exporter's [`TelemetryReport`] (daemon-wide:
 /// the metrics right over every process).
-async fn telemetry(State(daemon): State<Daemon>, caller: Caller) -> Response {
+pub(crate) async fn telemetry(State(daemon): State<Daemon>, caller: Caller) -> Response {
     if let Err(d) = caller.require_everything(Right::Metrics, "read the telemetry status") {
         return ApiError::from(d).into_response();
     }

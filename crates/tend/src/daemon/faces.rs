@@ -15,6 +15,7 @@ use tend_server::metrics::Metrics;
 use tend_server::state::Loader;
 use tend_server::{Daemon, Listener, Router, Shutdown};
 use tend_supervisor::eventlistener::{Context as ListenerContext, EventListeners};
+use tend_supervisor::web::{RootPage, WebOptions};
 use tend_supervisor::{Face, FaceOptions, RemoteCommEvent};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
@@ -29,6 +30,9 @@ pub(super) struct Faces {
     pub(super) supervisor: Arc<Face>,
     /// Supervisor's event listeners, when the config asks for them.
     pub(super) listeners: Option<Arc<EventListeners>>,
+    /// What `/` shows: Supervisor's status page for a supervisord.conf,
+    /// a redirect to the dashboard for a tend.toml.
+    root: RootPage,
 }
 
 impl Faces {
@@ -39,6 +43,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        tls: Vec<Arc<tend_server::ServerTls>>,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -58,6 +63,7 @@ impl Faces {
             inherited.clone(),
             listeners.clone(),
             access.clone(),
+            tls,
         );
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         // Counting from before the config's processes are added, so their
@@ -67,17 +73,28 @@ impl Faces {
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare))
             .with_access(access)
-            .with_metrics(metrics);
+            .with_metrics(metrics)
+            .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
+        let l = &config.daemon.http.limits;
+        opts.limits = tend_supervisor::xmlrpc::CallLimits::new(
+            l.max_multicall,
+            usize::try_from(l.max_response).unwrap_or(usize::MAX),
+        );
         let supervisor = Face::new(daemon.clone(), opts);
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
         }
+        let root = match config.daemon.web_root {
+            tend_config::WebRoot::SupervisorStatus => RootPage::Status,
+            tend_config::WebRoot::Dashboard => RootPage::Dashboard,
+        };
         Faces {
             daemon,
             supervisor,
             listeners,
+            root,
         }
     }
 
@@ -99,8 +116,39 @@ impl Faces {
 
     fn router(&self, door: Door) -> Router {
         let rpc = tend_supervisor::routes(self.supervisor.clone());
-        tend_server::app(self.daemon.clone(), &Listener::guarded(true, door), [rpc])
+        // Supervisor's pages, behind the same guard as its XML-RPC.
+        let web = WebOptions {
+            root: self.root,
+            dashboard: true,
+        };
+        let pages = tend_supervisor::web::routes(self.supervisor.clone(), web);
+        tend_server::app(
+            self.daemon.clone(),
+            &Listener::guarded(true, door),
+            [rpc.merge(pages)],
+        )
     }
+}
+
+/// How each task is triggered, for `GET /v1/tasks` (the timers start with
+/// the tasks, a moment after this).
+fn task_schedules(tasks: &[tend_config::TaskConf]) -> Vec<tend_server::more::TaskSchedule> {
+    let now = jiff::Timestamp::now();
+    tasks
+        .iter()
+        .map(|t| {
+            let first = t.every.and_then(|d| {
+                let d = jiff::SignedDuration::try_from(d).ok()?;
+                now.checked_add(d).ok()
+            });
+            tend_server::more::TaskSchedule::new(
+                t.name.clone(),
+                t.every,
+                first,
+                t.on_signal.map(|s| s.to_string()),
+            )
+        })
+        .collect()
 }
 
 /// The door names of the policy.
@@ -163,11 +211,13 @@ fn warn_about_access(config: &Config) {
         }
     }
     for u in &config.access.users {
-        if u.password.is_weak() {
+        if let Some(password) = &u.password
+            && password.is_weak()
+        {
             warn!(
                 "the password of user {:?} is stored as {} (a stolen config gives it away):                  use `tend passwd` for an argon2 hash",
                 u.name,
-                u.password.kind()
+                password.kind()
             );
         }
     }
@@ -182,15 +232,20 @@ fn is_loopback(host: &str) -> bool {
 
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read.
+/// view and the event listeners must know of the new read. The TCP
+/// listeners' TLS files are read again too (the listeners themselves stay
+/// as they started): a file that does not load fails the whole read.
 fn loader(
     path: PathBuf,
     inherited: Inherited,
     listeners: Option<Arc<EventListeners>>,
     access: Access,
+    tls: Vec<Arc<tend_server::ServerTls>>,
 ) -> Loader {
     Arc::new(move || {
         let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        // Certificates first: a reload whose files do not load changes nothing.
+        super::listeners::reload_tls(&tls)?;
         // The access rules are part of the file: every read that succeeds
         // (tend reload, SIGHUP, supervisorctl reread/update/reload) puts them
         // in force, and revokes what they no longer grant.

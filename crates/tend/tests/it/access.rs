@@ -831,7 +831,14 @@ fn an_open_tcp_listener_is_an_error_and_anonymous_clients_get_supervisords_right
         return;
     }
     let port = free_port();
-    let d = start_supervisord_conf(&supervisord_conf(&format!("0.0.0.0:{port}"), "", ""));
+    // Without credentials on every interface tend refuses to start (the
+    // transport's rule, docs/security.md) unless the section says
+    // insecure=true, which supervisord ignores.
+    let d = start_supervisord_conf(&supervisord_conf(
+        &format!("0.0.0.0:{port}"),
+        "insecure = true",
+        "",
+    ));
     let base = format!("http://127.0.0.1:{port}");
     wait_until("the TCP listener", Duration::from_secs(10), || {
         curl(&[&format!("{base}/v1/status")]).0 == 200
@@ -868,6 +875,7 @@ fn an_open_tcp_listener_is_an_error_and_anonymous_clients_get_supervisords_right
             && l.contains("running without any HTTP authentication checking")),
         "{log}"
     );
+    assert!(log.contains("INSECURE: serving http://0.0.0.0:"), "{log}");
 }
 
 #[test]
@@ -964,4 +972,91 @@ roles = ["admin"]
     let r = env.tend(&["check", "--who", "unix-user:root"]);
     assert_eq!(r.code, Some(0), "{r}");
     assert!(r.stdout.starts_with("root (uid 0)"), "{r}");
+}
+
+/// Supervisor's pages and tend's dashboard show and do only what the caller
+/// may: a viewer of `web` alone sees one row, its action links on `db` do
+/// nothing, and an action link followed from another site is refused.
+#[test]
+fn the_web_pages_follow_the_callers_rights() {
+    if tend_testkit::require_program("curl").is_none() {
+        return;
+    }
+    let port = free_port();
+    let extra = "[tend:role:webonly]\nview = web\ncontrol = web\n\n\
+                 [tend:user:w]\npassword = {PLAIN}w-pw\nroles = webonly\n";
+    let d = start_supervisord_conf(&supervisord_conf(
+        &format!("127.0.0.1:{port}"),
+        "username = admin\npassword = secret\n",
+        extra,
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("both running", Duration::from_secs(15), || {
+        let (code, _, body) = curl(&["-u", "admin:secret", &format!("{base}/v1/status")]);
+        code == 200 && body.matches("\"running\"").count() == 2
+    });
+
+    // The status page: only web for w, both for admin.
+    let (code, _, page) = curl(&["-u", "w:w-pw", &format!("{base}/index.html")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains(">web<"), "{page}");
+    assert!(!page.contains(">db<"), "w must not see db: {page}");
+    let (_, _, page) = curl(&["-u", "admin:secret", &format!("{base}/index.html")]);
+    assert!(page.contains(">web<") && page.contains(">db<"), "{page}");
+
+    // An action link on db does nothing for w (db is not there for it).
+    let (code, head, _) = curl(&[
+        "-u",
+        "w:w-pw",
+        &format!("{base}/index.html?processname=db&action=stop"),
+    ]);
+    assert_eq!(code, 301, "{head}");
+    assert!(head.contains("no%20such%20process"), "{head}");
+    let (_, _, body) = curl(&["-u", "admin:secret", &format!("{base}/v1/status")]);
+    assert_eq!(
+        body.matches("\"running\"").count(),
+        2,
+        "db kept running: {body}"
+    );
+
+    // The same link followed from another site is refused, even for admin.
+    let (code, _, _) = curl(&[
+        "-u",
+        "admin:secret",
+        "-H",
+        "Sec-Fetch-Site: cross-site",
+        &format!("{base}/index.html?processname=web&action=stop"),
+    ]);
+    assert_eq!(code, 403);
+    let (_, _, body) = curl(&["-u", "admin:secret", &format!("{base}/v1/status")]);
+    assert_eq!(body.matches("\"running\"").count(), 2, "{body}");
+
+    // The dashboard's data and stream carry only what w may view.
+    let (code, _, body) = curl(&["-u", "w:w-pw", &format!("{base}/v1/resources")]);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"web\"") && !body.contains("\"db\""),
+        "{body}"
+    );
+    let (_, _, body) = curl(&[
+        "-u",
+        "w:w-pw",
+        "--max-time",
+        "2",
+        &format!("{base}/v1/events?snapshot=1"),
+    ]);
+    assert!(
+        body.contains("\"web\"") && !body.contains("\"db\""),
+        "{body}"
+    );
+    // w may stop web through the page.
+    let (code, head, _) = curl(&[
+        "-u",
+        "w:w-pw",
+        &format!("{base}/index.html?processname=web&action=stop"),
+    ]);
+    assert_eq!(code, 301, "{head}");
+    assert!(head.contains("process%20web%20stopped"), "{head}");
+
+    drop(d);
 }

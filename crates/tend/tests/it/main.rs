@@ -1,17 +1,23 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
+mod browser;
 mod harness;
+mod pki;
 
+mod abuse;
 mod access;
 mod backoff;
 mod config;
 mod control;
 mod daemon;
 mod deps;
+mod events;
 mod logs;
 mod metrics;
 mod status;
 mod stop;
 mod supervisorctl;
 mod telemetry;
+mod tls;
+mod web;
 mod xmlrpc;

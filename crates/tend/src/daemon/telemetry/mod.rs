@@ -6,7 +6,7 @@
 //!
 //! - the events task turns each supervisor event into a log record (and
 //!   span steps) and *offers* it to a bounded queue; a full queue drops the
-//!   record and counts it. The tracing layer ([`layer`]) offers tend's
+//!   record and counts it. The tracing layer ([`mod@layer`]) offers tend's
 //!   access decisions and warnings the same way;
 //! - one exporter task takes records from the queue in batches (up to
 //!   `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`, or what arrived within
