@@ -169,6 +169,12 @@ impl ProcessSpec {
         {
             return Err(SpecError::Backoff("initial is larger than max".into()));
         }
+        if self.backoff.floor < Backoff::MIN_FLOOR {
+            return Err(SpecError::Backoff(format!(
+                "floor must be at least {}",
+                crate::model::duration::format(Backoff::MIN_FLOOR)
+            )));
+        }
         if self.backoff.give_up_after == Some(0) {
             return Err(SpecError::Backoff(
                 "give_up_after must be at least 1".into(),
@@ -237,6 +243,24 @@ pub struct Backoff {
     /// Becoming ready resets the back-off, instead of waiting for a run of `min_uptime`.
     #[serde(default)]
     pub reset_on_ready: bool,
+    /// The least time between two automatic spawns: a run shorter than this
+    /// waits out the rest before it is restarted, whatever the mode says, so
+    /// no configuration can respawn a process that exits at once in a hot
+    /// loop. At least [`Backoff::MIN_FLOOR`]; 100 ms by default (systemd's
+    /// `RestartSec`).
+    #[serde(default = "default_floor", with = "crate::model::duration::serde_str")]
+    pub floor: Duration,
+}
+
+fn default_floor() -> Duration {
+    Backoff::DEFAULT_FLOOR
+}
+
+impl Backoff {
+    /// The default [`Backoff::floor`].
+    pub const DEFAULT_FLOOR: Duration = Duration::from_millis(100);
+    /// The smallest [`Backoff::floor`] a spec may have.
+    pub const MIN_FLOOR: Duration = Duration::from_millis(10);
 }
 
 impl Default for Backoff {
@@ -246,6 +270,7 @@ impl Default for Backoff {
             min_uptime: Duration::from_secs(1),
             give_up_after: None,
             reset_on_ready: false,
+            floor: Backoff::DEFAULT_FLOOR,
         }
     }
 }
