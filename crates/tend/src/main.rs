@@ -125,9 +125,9 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
         }
     }
     if detach {
-        daemon::detach(config)
+        daemon::detach(config, &daemon::Entry::Tend)
     } else {
-        daemon::foreground(config)
+        daemon::foreground(config, &daemon::Entry::Tend)
     }
 }
 

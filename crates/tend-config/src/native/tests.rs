@@ -652,7 +652,7 @@ logs.max_size = "0"
     assert_eq!(config.daemon.log_dir, log_dir);
     assert_eq!(config.daemon.log_format, LogFormat::Json);
     assert_eq!(config.daemon.log_file, Some(dir.path().join("tend.log")));
-    assert_eq!(config.daemon.log_level, Some("warn"));
+    assert_eq!(config.daemon.log_level, Some(crate::LogLevel::Warn));
     assert_eq!(
         (config.daemon.log_max_size, config.daemon.log_backups),
         (1 << 20, 3)
@@ -739,7 +739,9 @@ log_file = "file/x"
             format!(
                 r#"{shown}:22:10: log file {d}/logs/shared.log is shared with process "e", which rotates it differently (max_size and backups must be the same)"#
             ),
-            format!(r#"{shown}:26:14: unknown log format "xml": expected "text" or "json""#),
+            format!(
+                r#"{shown}:26:14: unknown log format "xml": expected "text", "json" or "supervisord""#
+            ),
             format!("{shown}:27:12: cannot create {d}/file/x: {d}/file is not a directory"),
         ]
     );
@@ -753,7 +755,7 @@ log_file = "file/x"
     );
     assert_eq!(
         one_error("[daemon]\nlog_format = \"jsno\"\n"),
-        r#"tend.toml:2:14: unknown log format "jsno": expected "text" or "json" (did you mean "json"?)"#
+        r#"tend.toml:2:14: unknown log format "jsno": expected "text", "json" or "supervisord" (did you mean "json"?)"#
     );
 }
 

@@ -31,6 +31,7 @@
 pub mod expand;
 pub mod ini;
 mod native;
+mod overrides;
 mod programs;
 mod sections;
 mod translate;
@@ -50,6 +51,7 @@ use crate::{ConfigErrors, Diagnostic};
 use expand::{ExpandError, Names, Val};
 use ini::{Entry, Ini, Section};
 
+pub use overrides::{OverrideError, Overrides};
 pub use translate::into_config;
 pub use values::LogLevel;
 
@@ -80,6 +82,11 @@ pub struct SupervisordConf {
     pub supervisorctl: SupervisorctlSection,
     /// What supervisord would accept but tend ignores or does differently.
     pub warnings: Vec<Diagnostic>,
+    /// `[include]` patterns that matched no file (supervisord logs each).
+    pub unmatched_includes: Vec<String>,
+    /// Whether the file has `[rpcinterface:supervisor]` (supervisord logs
+    /// that it initialized it, once per HTTP server).
+    pub rpcinterface: bool,
 }
 
 /// One `[eventlistener:x]` process.
@@ -327,9 +334,15 @@ pub struct ChannelConf {
 
 /// Reads the file at `path` and everything it includes.
 pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
+    load_with(path, &Overrides::default())
+}
+
+/// [`load`], with `supervisord`'s command-line options over the file's
+/// `[supervisord]` section.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<SupervisordConf, ConfigErrors> {
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(path, &text),
+            Ok(text) => parse_overridden(path, &text, overrides),
             Err(e) => Err(ConfigErrors::single(
                 path,
                 format!(
@@ -350,6 +363,14 @@ pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
 /// relative to `path`'s directory. `%(ENV_X)s` comes from this process's
 /// environment, relative paths from its working directory.
 pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
+    parse_overridden(path, text, &Overrides::default())
+}
+
+fn parse_overridden(
+    path: &Path,
+    text: &str,
+    overrides: &Overrides,
+) -> Result<SupervisordConf, ConfigErrors> {
     let cwd = std::env::current_dir().map_err(|e| {
         ConfigErrors::single(path, format!("cannot find the working directory: {e}"))
     })?;
@@ -360,7 +381,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    parse_with(path, text, &host)
+    parse_with_overrides(path, text, &host, overrides)
 }
 
 /// `tend import`: the equivalent native `tend.toml` (`docs/config.md`).
@@ -504,6 +525,8 @@ struct St<'h> {
     env_names: Top,
     /// `{"here": dir}` of each file, by file index.
     heres: Vec<Top>,
+    /// `[include]` patterns that matched nothing.
+    unmatched: Vec<String>,
 }
 
 /// An option's text after expansion, with the entry it came from.
@@ -619,10 +642,20 @@ impl St<'_> {
 }
 
 /// [`parse`] with the machine given, for tests.
+#[cfg(test)]
 pub(super) fn parse_with(
     path: &Path,
     text: &str,
     host: &Host,
+) -> Result<SupervisordConf, ConfigErrors> {
+    parse_with_overrides(path, text, host, &Overrides::default())
+}
+
+fn parse_with_overrides(
+    path: &Path,
+    text: &str,
+    host: &Host,
+    overrides: &Overrides,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let abs = values::normalize_path(&path.to_string_lossy(), &host.cwd, &BTreeMap::new());
     let main_dir = abs
@@ -638,6 +671,7 @@ pub(super) fn parse_with(
             .map(|(k, v)| (format!("ENV_{k}"), Val::Str(v.clone())))
             .collect(),
         heres: vec![here(&main_dir)],
+        unmatched: Vec::new(),
     };
     let mut ini = Ini::new();
     for e in ini.read(path.to_path_buf(), text) {
@@ -651,11 +685,14 @@ pub(super) fn parse_with(
         st.error(0, 1, ".ini file does not include supervisord section");
         return Err(finish(&ini, st).0);
     };
-    let supervisord = sections::supervisord(&ini, &mut st, section);
+    let mut supervisord = sections::supervisord(&ini, &mut st, section);
+    overrides.apply(&mut supervisord);
     let (unix_http_server, inet_http_server, auto_url) = sections::servers(&ini, &mut st);
     let supervisorctl = sections::supervisorctl(&ini, &mut st);
     check_sections(&ini, &mut st);
     let made = programs::read_all(&ini, &mut st, &supervisord, auto_url.as_deref());
+    let rpcinterface = ini.section("rpcinterface:supervisor").is_some();
+    let unmatched_includes = std::mem::take(&mut st.unmatched);
 
     let (errors, warnings) = finish(&ini, st);
     if !errors.errors.is_empty() {
@@ -673,6 +710,8 @@ pub(super) fn parse_with(
         supervisord,
         supervisorctl,
         warnings,
+        unmatched_includes,
+        rpcinterface,
     })
 }
 
@@ -725,6 +764,7 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
                 &entry,
                 format!("No file matches via include \"{full_str}\""),
             );
+            st.unmatched.push(full_str);
             continue;
         }
         matches.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));

@@ -1143,7 +1143,10 @@ impl Options<'_> {
 /// after 1 s, 2 s, 3 s, ... and `startretries` retries (so `startretries + 1`
 /// spawns) end in `fatal`; a process that got past `startsecs` and exits is
 /// restarted at once. No run counts as quick by its length alone
-/// (`min_uptime` 0), which keeps the `startsecs = 0` trap of Supervisor.
+/// (`min_uptime` 0), which keeps the `startsecs = 0` trap of Supervisor,
+/// but at supervisord's own pace: its main loop wakes once a second, so a
+/// program that exits at once is respawned about once a second, and so it
+/// is here (`floor` 1 s), never in a hot loop.
 pub(super) fn supervisor_backoff(startretries: u32) -> Backoff {
     Backoff {
         mode: BackoffMode::Linear {
@@ -1151,9 +1154,14 @@ pub(super) fn supervisor_backoff(startretries: u32) -> Backoff {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(startretries.saturating_add(1)),
+        floor: SUPERVISORD_FLOOR,
         ..Backoff::default()
     }
 }
+
+/// The least time between two automatic spawns of a supervisord.conf
+/// program: supervisord's pace (its poll timeout is one second).
+pub(super) const SUPERVISORD_FLOOR: Duration = Duration::from_secs(1);
 
 /// Where the two streams go. tend has one rotation rule per process:
 /// the stdout file's, or the stderr file's when stdout is not a file.

@@ -836,6 +836,8 @@ fn lab_spec(lab: &Path, n: &str, command: &[&str]) -> ProcessSpec {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(4),
+        // supervisord's pace for a program that exits at once.
+        floor: Duration::from_secs(1),
         ..Backoff::default()
     };
     spec.stop.timeout = Duration::from_secs(10);

@@ -395,6 +395,7 @@ pub(super) fn perform(sup: &Supervisor, core: &mut PoolCore, mut actions: Vec<Po
                 }
                 PoolAction::Error(msg) => tracing::error!("{msg}"),
                 PoolAction::Warn(msg) => tracing::warn!("{msg}"),
+                PoolAction::Debug(msg) => tracing::debug!("{msg}"),
             }
         }
         actions = more;

@@ -3,10 +3,10 @@
 //! serves.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use tend_config::supervisord::Auth;
+use tend_config::supervisord::{Auth, Overrides};
 use tend_config::{Config, DaemonConfig};
 use tend_core::spec::LogTarget;
 use tend_core::{ProcessSpec, Supervisor};
@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 use super::foreground::Inherited;
+use super::lock;
 
 /// The daemon's handle and the faces built on it.
 pub(super) struct Faces {
@@ -37,6 +38,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        main_log: &MainLogContext,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -49,8 +51,18 @@ impl Faces {
                 ListenerContext::from_declared(&config.daemon.identifier, &declared),
             ))
         });
-        let loader = loader(config.path.clone(), inherited.clone(), listeners.clone());
-        let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
+        let loader = loader(
+            config.path.clone(),
+            config.overrides.clone(),
+            inherited.clone(),
+            listeners.clone(),
+            main_log.clone(),
+        );
+        let prepare = prepare_spec(
+            config.daemon.log_dir.clone(),
+            inherited.clone(),
+            Some(main_log.clone()),
+        );
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
@@ -95,12 +107,22 @@ fn basic(a: &Auth) -> BasicAuth {
     BasicAuth::new(move |user, password| a.matches(user, password))
 }
 
+/// What a supervisord-style log knows of the processes.
+pub(super) type MainLogContext = Arc<Mutex<tend_supervisor::mainlog::Context>>;
+
 /// How the daemon reads its config file again (a reload, a reread, a
-/// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read.
-fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListeners>>) -> Loader {
+/// restart; with the command line's overrides, as supervisord does): the
+/// processes' groups, and, on the way, what the foreground view, the event
+/// listeners and the log must know of the new read.
+fn loader(
+    path: PathBuf,
+    overrides: Overrides,
+    inherited: Inherited,
+    listeners: Option<Arc<EventListeners>>,
+    main_log: MainLogContext,
+) -> Loader {
     Arc::new(move || {
-        let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        let loaded = tend_config::load_any_with(&path, &overrides).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             debug!("{}", tend_config::render_warning(w));
         }
@@ -116,6 +138,12 @@ fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListen
             ));
             l.set_pools(loaded.config.eventlisteners.clone());
         }
+        // A superset too: what is not applied is never told.
+        let mut ctx = tend_supervisor::mainlog::Context::from_declared(&loaded.config.declared);
+        for p in lock(&main_log).processes() {
+            ctx.add(p);
+        }
+        *lock(&main_log) = ctx;
         Ok(loaded.config.declared)
     })
 }
@@ -125,6 +153,7 @@ fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListen
 pub(super) fn prepare_spec(
     log_dir: PathBuf,
     inherited: Inherited,
+    main_log: Option<MainLogContext>,
 ) -> impl Fn(&mut ProcessSpec, bool) -> Result<(), String> + Send + Sync + 'static {
     move |spec, logs_given| {
         let name = spec.name.clone();
@@ -145,6 +174,9 @@ pub(super) fn prepare_spec(
             logs.stderr = logs.stdout.clone();
         }
         inherited.record(spec);
+        if let Some(m) = &main_log {
+            lock(m).add(Arc::new(spec.clone()));
+        }
         Ok(())
     }
 }
