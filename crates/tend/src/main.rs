@@ -5,8 +5,11 @@ mod client;
 mod commands;
 use tend_config as config;
 mod daemon;
+mod links;
 mod output;
+mod pidproxy;
 mod socket;
+mod supervisord;
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +25,30 @@ use crate::commands::Batch;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Run as `supervisord` or `pidproxy` (a link to tend, as busybox's
+    // applets), or as `tend supervisord ARGS` / `tend pidproxy ARGS`: those
+    // take the original command line, not tend's.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = Path::new(&argv0)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match base.as_str() {
+        "supervisord" => return supervisord::main(&argv0, &args[1..]),
+        "pidproxy" => return pidproxy::main(&argv0, &args[1..]),
+        _ => {}
+    }
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("supervisord") => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args[2..]);
+        }
+        Some("pidproxy") => return pidproxy::main(&format!("{argv0} pidproxy"), &args[2..]),
+        _ => {}
+    }
     let Cli {
         config,
         socket,
@@ -31,6 +58,11 @@ fn main() -> ExitCode {
         Command::Up { detach } => return up(&config, socket.as_deref(), detach),
         Command::Check => return check(&config),
         Command::Import { file } => return import(&file),
+        Command::Supervisord { args } => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args);
+        }
+        Command::Pidproxy { args } => return pidproxy::main(&format!("{argv0} pidproxy"), &args),
+        Command::InstallSupervisorLinks { dir, force } => return links::install(&dir, force),
         Command::Client(c) => c,
     };
     let mut out = output::stdout();
