@@ -93,6 +93,12 @@ pub struct ProcessSpec {
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
     #[serde(default, with = "crate::model::duration::serde_str")]
     pub start_secs: Duration,
+    /// Why this process cannot be spawned, known when its config was read
+    /// (Supervisor's `can't parse command ...`): every start of it fails at
+    /// once with this error, as a start of a missing program does, and the
+    /// other processes of the file run. `command` may then be anything.
+    #[serde(default)]
+    pub spawn_error: Option<String>,
 }
 
 fn yes() -> bool {
@@ -134,6 +140,7 @@ impl ProcessSpec {
             watchdog: None,
             start_timeout: None,
             start_secs: Duration::ZERO,
+            spawn_error: None,
         }
     }
 
@@ -148,7 +155,7 @@ impl ProcessSpec {
 
     /// Checks the invariants a hand-built spec could break.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.command.is_empty() || self.command[0].is_empty() {
+        if self.spawn_error.is_none() && (self.command.is_empty() || self.command[0].is_empty()) {
             return Err(SpecError::EmptyCommand);
         }
         if let Some(bad) = self.command.iter().find(|a| a.contains('\0')) {

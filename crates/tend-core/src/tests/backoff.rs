@@ -658,3 +658,24 @@ fn a_respawn_loop_is_told_once_when_it_begins_and_once_when_it_ends() {
     sim.advance(secs(2));
     assert_eq!(told(&sim), ["loop 100", "ended 40", "loop 100", "ended 3"]);
 }
+
+#[test]
+fn a_name_with_glob_characters_is_itself_first() {
+    let mut sim = Sim::new();
+    for name in ["a*b", "axb", "web[1]", "web1", "test_öäü"] {
+        let mut s = spec(name);
+        s.group = n("g");
+        sim.add(s).unwrap();
+    }
+    let r = |p: &[&str]| {
+        sim.registry
+            .resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .map(|v| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(r(&["a*b"]).unwrap(), ["a*b"]);
+    assert_eq!(r(&["web[1]"]).unwrap(), ["web[1]"]);
+    assert_eq!(r(&["g:web[1]"]).unwrap(), ["web[1]"]);
+    assert_eq!(r(&["test_öäü"]).unwrap(), ["test_öäü"]);
+    // A glob that names no process is still a glob.
+    assert_eq!(r(&["a?b"]).unwrap(), ["a*b", "axb"]);
+}
