@@ -209,6 +209,10 @@ pub struct Loaded {
     pub config: Config,
     /// Warnings (`FILE:LINE:COL: warning: ...` when printed); none for native files.
     pub warnings: Vec<Diagnostic>,
+    /// Problems that fail one program and not the file, as supervisord
+    /// fails only that program (`FILE:LINE:COL: error: ...` when printed;
+    /// the config runs without it, or with it unable to start).
+    pub failures: Vec<Diagnostic>,
 }
 
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
@@ -253,13 +257,19 @@ pub fn load_any_with(
     if is_supervisord(path, text.as_deref()) {
         let conf = supervisord::load_with(path, overrides)?;
         let warnings = conf.warnings.clone();
+        let failures = conf.failures.clone();
         let mut config = supervisord::into_config(conf);
         config.overrides = overrides.clone();
-        Ok(Loaded { config, warnings })
+        Ok(Loaded {
+            config,
+            warnings,
+            failures,
+        })
     } else {
         Ok(Loaded {
             config: native::load(path)?,
             warnings: Vec::new(),
+            failures: Vec::new(),
         })
     }
 }
@@ -268,6 +278,17 @@ pub fn load_any_with(
 pub fn render_warning(d: &Diagnostic) -> String {
     format!(
         "{}:{}:{}: warning: {}",
+        d.file.display(),
+        d.line,
+        d.col,
+        d.message
+    )
+}
+
+/// A failure of one program as `tend check` prints it.
+pub fn render_failure(d: &Diagnostic) -> String {
+    format!(
+        "{}:{}:{}: error: {}",
         d.file.display(),
         d.line,
         d.col,

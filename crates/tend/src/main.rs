@@ -109,14 +109,18 @@ fn client_verb(
     }
 }
 
-/// Loads either format, printing the reader's warnings.
-fn load(path: &Path) -> Result<config::Config, ExitCode> {
+/// Loads either format, printing the reader's warnings and the failures
+/// of single programs (the rest of the file runs, as under supervisord).
+fn load(path: &Path) -> Result<(config::Config, usize), ExitCode> {
     match config::load_any(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{}", config::render_warning(w));
             }
-            Ok(loaded.config)
+            for f in &loaded.failures {
+                eprintln!("{}", config::render_failure(f));
+            }
+            Ok((loaded.config, loaded.failures.len()))
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -143,7 +147,7 @@ fn import(path: &Path) -> ExitCode {
 
 fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     let mut config = match load(path) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     // Clients look at --socket and TEND_SOCKET first; the daemon listens where they look.
@@ -163,11 +167,21 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     }
 }
 
+/// `tend check`: every problem; a program that cannot run (which the
+/// daemon would run the file without) makes it fail too.
 fn check(path: &Path) -> ExitCode {
     match load(path) {
-        Ok(c) => {
+        Ok((c, 0)) => {
             println!("{}: OK ({} processes)", path.display(), c.processes.len());
             ExitCode::SUCCESS
+        }
+        Ok((c, failed)) => {
+            println!(
+                "{}: {} processes run; {failed} program problem(s) above (supervisord and tend run the rest)",
+                path.display(),
+                c.processes.len()
+            );
+            ExitCode::FAILURE
         }
         Err(code) => code,
     }

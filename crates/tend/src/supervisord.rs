@@ -356,6 +356,9 @@ pub fn main(progname: &str, args: &[OsString]) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("{}", tend_config::render_warning(w));
             }
+            for f in &loaded.failures {
+                eprintln!("{}", tend_config::render_failure(f));
+            }
             loaded.config
         }
         Err(errors) => return usage(&errors.to_string()),

@@ -427,12 +427,16 @@ fn bad_values() {
 fn names_must_be_valid() {
     assert_eq!(
         one_error("[process.\"a b\"]\ncommand = \"x\"\n"),
-        r#"tend.toml:1:10: invalid process name: name "a b" contains ' '; names use only letters, digits, '_', '-' and '.'"#
+        r#"tend.toml:1:10: invalid process name: name "a b" contains ' '; a name cannot contain a space, ':', '/' or a control character"#
     );
     assert_eq!(
-        one_error("[group.\"-g\"]\nprocesses = []\n"),
-        r#"tend.toml:1:8: invalid group name: "-g" is not allowed as a name"#
+        one_error("[group.\"g:1\"]\nprocesses = []\n"),
+        r#"tend.toml:1:8: invalid group name: name "g:1" contains ':'; a name cannot contain a space, ':', '/' or a control character"#
     );
+    // Every name supervisord accepts is a name here too.
+    let c =
+        ok("[process.\"web@8000\"]\ncommand = \"x\"\n[process.\"test_öäü\"]\ncommand = \"x\"\n");
+    assert_eq!(c.processes[1].name.as_str(), "test_öäü");
 }
 
 #[test]

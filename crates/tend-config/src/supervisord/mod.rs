@@ -82,6 +82,11 @@ pub struct SupervisordConf {
     pub supervisorctl: SupervisorctlSection,
     /// What supervisord would accept but tend ignores or does differently.
     pub warnings: Vec<Diagnostic>,
+    /// Problems that fail one program, not the file: supervisord runs the
+    /// others, and so does tend (a command that does not parse: the program
+    /// is there and cannot start; a second process of a name: it is left
+    /// out). `tend check` reports them as errors.
+    pub failures: Vec<Diagnostic>,
     /// `[include]` patterns that matched no file (supervisord logs each).
     pub unmatched_includes: Vec<String>,
     /// Whether the file has `[rpcinterface:supervisor]` (supervisord logs
@@ -521,6 +526,8 @@ struct St<'h> {
     /// Problems, by file index and line; rendered at the end.
     errors: Vec<(usize, usize, String)>,
     warnings: Vec<(usize, usize, String)>,
+    /// Problems that fail one program and leave the rest of the file to run.
+    failures: Vec<(usize, usize, String)>,
     /// `ENV_X` for supervisord's environment, then `[supervisord] environment`.
     env_names: Top,
     /// `{"here": dir}` of each file, by file index.
@@ -542,6 +549,10 @@ impl St<'_> {
 
     fn warn(&mut self, file: usize, line: usize, message: impl Into<String>) {
         self.warnings.push((file, line, message.into()));
+    }
+
+    fn fail(&mut self, file: usize, line: usize, message: impl Into<String>) {
+        self.failures.push((file, line, message.into()));
     }
 
     fn error_at(&mut self, e: &Entry, message: impl Into<String>) {
@@ -665,6 +676,7 @@ fn parse_with_overrides(
         host,
         errors: Vec::new(),
         warnings: Vec::new(),
+        failures: Vec::new(),
         env_names: host
             .env
             .iter()
@@ -694,7 +706,7 @@ fn parse_with_overrides(
     let rpcinterface = ini.section("rpcinterface:supervisor").is_some();
     let unmatched_includes = std::mem::take(&mut st.unmatched);
 
-    let (errors, warnings) = finish(&ini, st);
+    let (errors, warnings, failures) = finish(&ini, st);
     if !errors.errors.is_empty() {
         return Err(errors);
     }
@@ -710,6 +722,7 @@ fn parse_with_overrides(
         supervisord,
         supervisorctl,
         warnings,
+        failures,
         unmatched_includes,
         rpcinterface,
     })
@@ -953,9 +966,10 @@ fn rpcinterface(ini: &Ini, st: &mut St<'_>, section: &Section) {
     );
 }
 
-/// Errors and warnings as diagnostics, each list in file order, without repeats
-/// (a section with `numprocs` reports a problem once, not once per process).
-fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>) {
+/// Errors, warnings and failures as diagnostics, each list in file order,
+/// without repeats (a section with `numprocs` reports a problem once, not
+/// once per process).
+fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>, Vec<Diagnostic>) {
     let render = |mut list: Vec<(usize, usize, String)>| -> Vec<Diagnostic> {
         list.sort_by_key(|(file, line, _)| (*file, *line));
         let mut seen = std::collections::HashSet::new();
@@ -974,5 +988,6 @@ fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>) {
             errors: render(st.errors),
         },
         render(st.warnings),
+        render(st.failures),
     )
 }
