@@ -30,6 +30,7 @@
 mod declared;
 mod diag;
 pub mod native;
+mod socket;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ use tend_core::ProcessSpec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
+pub use socket::{default_socket, fallback_socket, runtime_dir};
 pub use supervisord::{Auth, EventListenerConf, LogLevel};
 
 /// A loaded, validated config.
@@ -92,8 +94,10 @@ pub struct InetListen {
 /// The `[daemon]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
-    /// Absolute socket path. Default: `tend.sock` beside the config file; relative paths are
-    /// relative to the config file's directory.
+    /// Absolute socket path. Default: `tend.sock` beside the config file (or,
+    /// when that folder is read-only, in [`runtime_dir`]: see
+    /// [`default_socket`]); relative paths are relative to the config file's
+    /// directory.
     pub socket: PathBuf,
     /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
     pub socket_mode: u32,

@@ -84,7 +84,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 
     let mut cx = Cx::new(path, text, dir.clone());
     let mut daemon = DaemonConfig {
-        socket: dir.join(DEFAULT_SOCKET),
+        socket: crate::default_socket(&abs),
         socket_mode: DEFAULT_SOCKET_MODE,
         log_dir: dir.join(DEFAULT_LOG_DIR),
         log_format: LogFormat::Text,

@@ -3,7 +3,6 @@
 //! with supervisord's behaviour made explicit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tend_core::{Name, ProcessSpec};
@@ -16,10 +15,6 @@ use crate::{
 
 /// What the daemon runs for a supervisord.conf.
 pub fn into_config(conf: SupervisordConf) -> Config {
-    let dir = conf
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let start_notes = start_notes(&conf);
     let mut processes: Vec<Arc<ProcessSpec>> = conf.processes.into_iter().map(Arc::new).collect();
     processes.extend(conf.eventlisteners.iter().map(|l| Arc::new(l.spec.clone())));
@@ -51,7 +46,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
     let (socket, socket_mode, socket_owner, unix_auth) = match &conf.unix_http_server {
         Some(u) => (u.file.clone(), u.chmod, u.chown.clone(), u.auth.clone()),
         // tend's CLI needs a socket even where supervisorctl would use TCP.
-        None => (dir.join(crate::DEFAULT_SOCKET), 0o700, None, None),
+        None => (crate::default_socket(&conf.path), 0o700, None, None),
     };
     let daemon = DaemonConfig {
         socket,

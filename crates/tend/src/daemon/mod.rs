@@ -206,6 +206,14 @@ struct Bound {
 
 /// Binds every listener of the config.
 async fn bind(config: &Config) -> anyhow::Result<Bound> {
+    if config.daemon.socket == tend_config::fallback_socket(&config.path) {
+        runtime_dir(&config.daemon.socket)?;
+        info!(
+            "{} is in a folder this daemon cannot write to: its socket is {}",
+            config.path.display(),
+            config.daemon.socket.display()
+        );
+    }
     let unix = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
     if let Some(owner) = &config.daemon.socket_owner {
         faces::chown_socket(unix.path(), owner)?;
@@ -215,6 +223,33 @@ async fn bind(config: &Config) -> anyhow::Result<Bound> {
         None => None,
     };
     Ok(Bound { unix, tcp })
+}
+
+/// Makes the runtime directory of a fallback socket (mode 0700), and checks
+/// that it is this user's alone: a directory in /tmp that someone else made
+/// could hand the socket to them.
+fn runtime_dir(socket: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let Some(dir) = socket.parent() else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
+    let me = nix::unistd::Uid::effective().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "{} is not a directory of this user's alone (mode 0700): it cannot hold the socket",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 type ServerTask = JoinHandle<Result<(), ServeError>>;
