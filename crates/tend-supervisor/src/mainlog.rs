@@ -65,6 +65,10 @@ pub fn level_name(level: LogLevel) -> &'static str {
 pub struct Context {
     specs: HashMap<Name, Arc<ProcessSpec>>,
     order: Vec<Name>,
+    /// `(stopasgroup, killasgroup)` of a supervisord.conf program, which
+    /// decide supervisord's wording of a kill (tend signals the group
+    /// always; a process without them is told as the group).
+    as_group: HashMap<Name, (bool, bool)>,
 }
 
 impl Context {
@@ -75,6 +79,7 @@ impl Context {
         groups.sort_by_key(|g| g.priority);
         let mut specs = HashMap::new();
         let mut order = Vec::new();
+        let mut as_group = HashMap::new();
         for g in groups {
             for p in &g.processes {
                 if specs
@@ -83,9 +88,26 @@ impl Context {
                 {
                     order.push(p.spec.name.clone());
                 }
+                if let Some(d) = &p.program {
+                    as_group.insert(p.spec.name.clone(), (d.stopasgroup, d.killasgroup));
+                }
             }
         }
-        Context { specs, order }
+        Context {
+            specs,
+            order,
+            as_group,
+        }
+    }
+
+    /// supervisord's `process group ` in `killing x (pid N) ...with signal`.
+    fn group_words(&self, name: &Name, kill: bool) -> &'static str {
+        let (stop, killg) = self.as_group.get(name).copied().unwrap_or((true, true));
+        if (kill && killg) || (!kill && stop) {
+            "process group "
+        } else {
+            ""
+        }
     }
 
     /// Every process known, in order.
@@ -301,7 +323,10 @@ impl MainLog {
                 ));
                 out.push(Line::new(
                     LogLevel::Debug,
-                    format!("killing {name} (pid {pid}) process group with signal SIGKILL"),
+                    format!(
+                        "killing {name} (pid {pid}) {}with signal SIGKILL",
+                        ctx.group_words(name, true)
+                    ),
                 ));
             }
             Event::Removed { name } => {
@@ -373,8 +398,9 @@ impl MainLog {
                 out.push(Line::new(
                     LogLevel::Debug,
                     format!(
-                        "killing {name} (pid {}) process group with signal {}",
+                        "killing {name} (pid {}) {}with signal {}",
                         t.pid,
+                        ctx.group_words(name, false),
                         signame(sig.number())
                     ),
                 ));

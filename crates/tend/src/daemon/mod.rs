@@ -475,7 +475,7 @@ fn autostart(sup: &Supervisor) -> JoinHandle<()> {
                 // Failures were logged as they happened (spawn failed, gave up).
                 for r in results {
                     if let Err(e) = r.result {
-                        debug!("{}: not started: {e}", r.name);
+                        tracing::trace!("{}: not started: {e}", r.name);
                     }
                 }
             }

@@ -7,6 +7,7 @@ mod config;
 mod control;
 mod daemon;
 mod deps;
+mod dropin;
 mod logs;
 mod status;
 mod stop;
