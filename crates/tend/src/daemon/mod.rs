@@ -101,6 +101,9 @@ pub(crate) fn foreground(config: Config, entry: &Entry) -> ExitCode {
     };
     match run(config, None, own_log, true, notes) {
         Ok(()) => ExitCode::SUCCESS,
+        // supervisord reports what stops it from starting (a socket in
+        // use, ...) as a usage error, with exit status 2.
+        Err(e) if matches!(entry, Entry::Supervisord { .. }) => entry.fail(&format!("{e:#}")),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
