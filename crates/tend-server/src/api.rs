@@ -143,6 +143,11 @@ pub struct LogLineItem {
     /// The line's raw bytes in base64, when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_b64: Option<String>,
+    /// This text continues the previous item of the same process and
+    /// stream: a line without its newline yet (a prompt) was sent in part,
+    /// and this is more of it. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continues: bool,
 }
 
 impl LogLineItem {
@@ -158,6 +163,7 @@ impl LogLineItem {
             time,
             line,
             line_b64,
+            continues: false,
         }
     }
 

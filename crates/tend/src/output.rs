@@ -79,6 +79,18 @@ impl Prefixer {
     }
 }
 
+impl Prefixer {
+    /// Appends `text` with no prefix and no newline: more of a line that
+    /// [`Prefixer::line`] began (escaped as it escapes).
+    pub fn more(&self, out: &mut Vec<u8>, text: &[u8]) {
+        if self.escape {
+            escape_invalid(out, text);
+        } else {
+            out.extend_from_slice(text);
+        }
+    }
+}
+
 /// `line` with every byte that is not part of valid UTF-8 as `\xNN`.
 fn escape_invalid(out: &mut Vec<u8>, mut line: &[u8]) {
     loop {

@@ -216,7 +216,18 @@ impl Follower {
 
     fn push(&self, out: &mut Vec<u8>, c: &LogChunk) {
         if self.wanted(c) {
-            for line in c.lines() {
+            for (i, line) in c.lines().enumerate() {
+                if i == 0 && c.continues {
+                    // The rest of a line sent in part; a bare newline that
+                    // only ends it says nothing more.
+                    if !line.is_empty() {
+                        let mut item = LogLineItem::new(c.name.as_str(), c.stream, c.time, line);
+                        item.continues = true;
+                        let _ = serde_json::to_writer(&mut *out, &LogItem::Line(item));
+                        out.push(b'\n');
+                    }
+                    continue;
+                }
                 encode(out, c.name.as_str(), c.stream, c.time, line);
             }
         }

@@ -234,6 +234,8 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 pub(super) async fn log_output(mut rx: broadcast::Receiver<LogChunk>) {
     loop {
         match rx.recv().await {
+            // A bare newline that only ends a line shown in part: nothing to copy.
+            Ok(c) if c.continues && &*c.data == b"\n" => {}
             Ok(c) => emit_line(&mainlog::output_line(&c.name, c.stream, &c.data)),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::debug!("{n} batches of output not copied into the log")

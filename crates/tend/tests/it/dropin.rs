@@ -4,7 +4,8 @@
 //! install-supervisor-links`), the main log (the sentences for each event at
 //! each level), the respawn rate of a program that exits at once, odd names
 //! through supervisorctl and XML-RPC, a file with a broken program, a
-//! read-only config folder, `exitstatus`, `numprocs_start`, and pidproxy.
+//! read-only config folder, `exitstatus`, `numprocs_start`, pidproxy, and
+//! a line without its newline in the log file, `tail -f` and `fg`.
 
 // This test binary has no reaper: waiting for the programs it starts is its job.
 #![allow(clippy::disallowed_methods)]
@@ -1058,4 +1059,105 @@ fn pidproxy_passes_signals_to_the_pid_in_the_file() {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
     assert_eq!(facts[0], facts[1]);
+}
+
+// ---------------------------------------------------------------------------
+// Output without a trailing newline.
+
+const PROMPT_CONF: &str = r#"[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:prompt]
+command=/bin/sh -c 'printf "Password: "; read pw; echo "got $pw"; printf "step 1\r"; sleep 2; printf "step 2\r"; exec sleep 100000'
+stdout_logfile=%(here)s/prompt.log
+startsecs=0
+"#;
+
+/// A `Password: ` prompt and a `\r` progress bar show at once in the log
+/// file, `tail`, `tail -f` and `fg`, under both daemons.
+#[test]
+fn a_line_without_its_newline_shows_in_tail_f_and_fg() {
+    let Some(venv) = venv() else { return };
+    let mut p = Pair::start(venv, PROMPT_CONF, &[]);
+    p.wait_states(&[("prompt", "RUNNING")]);
+    let soon = Duration::from_secs(3);
+    // tail -f: the prompt, though no newline follows it.
+    let mut outs = Vec::new();
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let bg = Background::spawn(p.ctl_command(kind, &["tail", "-f", "prompt"]), false);
+        let shown = bg.wait_for("Password: ", soon);
+        let out = bg.interrupt(RUN);
+        if kind == Kind::Supervisord {
+            assert!(shown, "supervisord's tail -f shows the prompt: {out:?}");
+        } else if !shown {
+            p.diffs
+                .push(format!("tend's tail -f did not show the prompt: {out:?}"));
+        }
+        outs.push(out);
+    }
+    let tend = outs.pop().expect("two");
+    let sup = outs.pop().expect("two");
+    p.compare(
+        "tail -f prompt (a prompt, no newline)",
+        sup,
+        tend,
+        How::Exact,
+    );
+    p.same(&["tail", "prompt"], 0, How::Exact);
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let file = fs::read(p.side(kind).dir.join("prompt.log")).unwrap_or_default();
+        if file != b"Password: " {
+            p.diffs.push(format!(
+                "{kind:?}: the log file holds {:?}",
+                String::from_utf8_lossy(&file)
+            ));
+        }
+    }
+
+    // fg: the prompt, the answer, then the progress bar's first step.
+    let mut outs = Vec::new();
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let mut bg = Background::spawn(p.ctl_command(kind, &["fg", "prompt"]), true);
+        let prompt = bg.wait_for("Password: ", soon);
+        bg.write(b"hunter2\n");
+        let answered = prompt && bg.wait_for("got hunter2\nstep 1\r", soon);
+        // EOF ends fg; supervisorctl notices at the next output (step 2).
+        let out = bg.close_and_wait(RUN);
+        if kind == Kind::Supervisord {
+            assert!(answered, "supervisord's fg: {out:?}");
+        } else if !answered {
+            p.diffs.push(format!("tend's fg: {out:?}"));
+        }
+        outs.push(out);
+    }
+    let tend = outs.pop().expect("two");
+    let sup = outs.pop().expect("two");
+    p.compare(
+        "fg prompt (a prompt, an answer, a \\r step)",
+        sup,
+        tend,
+        How::Exact,
+    );
+    p.same(&["tail", "prompt"], 0, How::Exact);
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let file = fs::read(p.side(kind).dir.join("prompt.log")).unwrap_or_default();
+        if file != b"Password: got hunter2\nstep 1\rstep 2\r" {
+            p.diffs.push(format!(
+                "{kind:?}: after fg the log file holds {:?}",
+                String::from_utf8_lossy(&file)
+            ));
+        }
+    }
+    p.finish();
 }
