@@ -407,6 +407,15 @@ mod tests {
             json,
             r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello"}"#
         );
+        let mut more = text.clone();
+        more.continues = true;
+        let json = serde_json::to_string(&LogItem::Line(more.clone())).expect("json");
+        assert_eq!(
+            json,
+            r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello","continues":true}"#
+        );
+        let back: LogItem = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back, LogItem::Line(more));
         let raw = LogLineItem::new("web", Stream::Stderr, t, b"\xff\xfeok");
         assert_eq!(raw.line, None);
         assert_eq!(raw.bytes().as_deref(), Some(&b"\xff\xfeok"[..]));

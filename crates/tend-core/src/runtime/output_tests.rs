@@ -823,3 +823,34 @@ async fn a_partial_line_in_a_shared_file_is_not_split_by_another_process() {
     drop(b);
     hub.drained(Duration::from_secs(10)).await;
 }
+
+/// With timestamps, a line shown in part gets one stamp: its rest is not
+/// stamped again.
+#[tokio::test(start_paused = true)]
+async fn a_line_shown_in_part_has_one_timestamp() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stamped.log");
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::model::spec::LogSpec {
+        stdout: LogTarget::File(out.clone()),
+        timestamps: true,
+        ..Default::default()
+    };
+    let (r, mut w) = pipe();
+    hub.attach(&name("p"), &spec, Some(r), None);
+    w.write_all(b"Password: ").unwrap();
+    until("the prompt", || tail_text(&hub, "p") == ["Password: "]).await;
+    w.write_all(b"secret\nnext\n").unwrap();
+    until("the rest", || tail_text(&hub, "p").len() == 2).await;
+    drop(w);
+    hub.drained(Duration::from_secs(10)).await;
+    let text = String::from_utf8(std::fs::read(&out).unwrap()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    for (line, want) in lines.iter().zip(["Password: secret", "next"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{line:?}");
+        assert_eq!(rest, want);
+    }
+}
