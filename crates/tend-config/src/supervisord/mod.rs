@@ -28,6 +28,7 @@
 //! it, at its `FILE:LINE`. `docs/migrating-from-supervisor.md` lists the
 //! differences.
 
+mod access;
 pub mod expand;
 pub mod ini;
 mod native;
@@ -92,6 +93,8 @@ pub struct SupervisordConf {
     /// Whether the file has `[rpcinterface:supervisor]` (supervisord logs
     /// that it initialized it, once per HTTP server).
     pub rpcinterface: bool,
+    /// tend's own `[tend:...]` access sections (supervisord ignores them).
+    pub access: crate::AccessConfig,
 }
 
 /// One `[eventlistener:x]` process.
@@ -157,6 +160,12 @@ pub struct InetHttpServer {
     pub port: u16,
     /// HTTP Basic credentials, if required.
     pub auth: Option<Auth>,
+    /// `tls_cert`, `tls_key`, `client_ca`, `client_cert` (tend's own
+    /// options; supervisord ignores them, and serves plain HTTP).
+    pub tls: Option<crate::TlsFiles>,
+    /// `insecure = true` (tend's own option): serve a non-loopback address
+    /// without credentials.
+    pub insecure: bool,
 }
 
 /// HTTP Basic credentials of a server section.
@@ -345,9 +354,10 @@ pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
 /// [`load`], with `supervisord`'s command-line options over the file's
 /// `[supervisord]` section.
 pub fn load_with(path: &Path, overrides: &Overrides) -> Result<SupervisordConf, ConfigErrors> {
-    match std::fs::read(path) {
+    let mut budget = crate::read::Budget::new();
+    match crate::read::read_bytes(path, &mut budget) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse_overridden(path, &text, overrides),
+            Ok(text) => parse_within(path, &text, budget, overrides),
             Err(e) => Err(ConfigErrors::single(
                 path,
                 format!(
@@ -368,12 +378,21 @@ pub fn load_with(path: &Path, overrides: &Overrides) -> Result<SupervisordConf, 
 /// relative to `path`'s directory. `%(ENV_X)s` comes from this process's
 /// environment, relative paths from its working directory.
 pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
-    parse_overridden(path, text, &Overrides::default())
+    let left = crate::read::MAX_TOTAL_BYTES.saturating_sub(text.len() as u64);
+    parse_within(
+        path,
+        text,
+        crate::read::Budget::with(left),
+        &Overrides::default(),
+    )
 }
 
-fn parse_overridden(
+/// [`parse`] with what the `[include]`d files may still take, and
+/// `supervisord`'s command-line options over `[supervisord]`.
+fn parse_within(
     path: &Path,
     text: &str,
+    budget: crate::read::Budget,
     overrides: &Overrides,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let cwd = std::env::current_dir().map_err(|e| {
@@ -386,7 +405,7 @@ fn parse_overridden(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    parse_with_overrides(path, text, &host, overrides)
+    parse_with_budget(path, text, &host, budget, overrides)
 }
 
 /// `tend import`: the equivalent native `tend.toml` (`docs/config.md`).
@@ -466,7 +485,17 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "profile_options",
 ];
 const UNIX_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password"];
-const INET_OPTIONS: &[&str] = &["port", "username", "password"];
+const INET_OPTIONS: &[&str] = &[
+    "port",
+    "username",
+    "password",
+    // tend's own (supervisord reads only the three above and ignores these).
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "insecure",
+];
 const CTL_OPTIONS: &[&str] = &[
     "serverurl",
     "username",
@@ -534,6 +563,8 @@ struct St<'h> {
     heres: Vec<Top>,
     /// `[include]` patterns that matched nothing.
     unmatched: Vec<String>,
+    /// What the `[include]`d files may still take.
+    budget: crate::read::Budget,
 }
 
 /// An option's text after expansion, with the entry it came from.
@@ -659,13 +690,22 @@ pub(super) fn parse_with(
     text: &str,
     host: &Host,
 ) -> Result<SupervisordConf, ConfigErrors> {
-    parse_with_overrides(path, text, host, &Overrides::default())
+    parse_with_budget(
+        path,
+        text,
+        host,
+        crate::read::Budget::new(),
+        &Overrides::default(),
+    )
 }
 
-fn parse_with_overrides(
+/// [`parse_with`] within `budget` for the `[include]`d files, with
+/// `supervisord`'s command-line options.
+fn parse_with_budget(
     path: &Path,
     text: &str,
     host: &Host,
+    budget: crate::read::Budget,
     overrides: &Overrides,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let abs = values::normalize_path(&path.to_string_lossy(), &host.cwd, &BTreeMap::new());
@@ -684,6 +724,7 @@ fn parse_with_overrides(
             .collect(),
         heres: vec![here(&main_dir)],
         unmatched: Vec::new(),
+        budget,
     };
     let mut ini = Ini::new();
     for e in ini.read(path.to_path_buf(), text) {
@@ -702,6 +743,7 @@ fn parse_with_overrides(
     let (unix_http_server, inet_http_server, auto_url) = sections::servers(&ini, &mut st);
     let supervisorctl = sections::supervisorctl(&ini, &mut st);
     check_sections(&ini, &mut st);
+    let access = access::read(&ini, &mut st);
     let made = programs::read_all(&ini, &mut st, &supervisord, auto_url.as_deref());
     let rpcinterface = ini.section("rpcinterface:supervisor").is_some();
     let unmatched_includes = std::mem::take(&mut st.unmatched);
@@ -725,6 +767,7 @@ fn parse_with_overrides(
         failures,
         unmatched_includes,
         rpcinterface,
+        access,
     })
 }
 
@@ -782,7 +825,7 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
         }
         matches.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         for file in matches {
-            let text = match std::fs::read(&file) {
+            let text = match crate::read::read_bytes(&file, &mut st.budget) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => text,
                     Err(_) => {
@@ -793,6 +836,19 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
                         continue;
                     }
                 },
+                // Not a regular file, too large: supervisord would hang or
+                // grow without end; a clear error instead of a skip.
+                Err(
+                    e @ (crate::read::ReadError::NotAFile(_)
+                    | crate::read::ReadError::TooLarge
+                    | crate::read::ReadError::BudgetSpent),
+                ) => {
+                    st.error_at(
+                        &entry,
+                        format!("cannot read included file {}: {e}", file.display()),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     // Python's RawConfigParser.read skips files it cannot open.
                     st.warn_at(
@@ -842,6 +898,10 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
         "eventlistener:NAME",
         "fcgi-program:NAME",
         "ctlplugin:NAME",
+        "tend:role:NAME",
+        "tend:user:NAME",
+        "tend:token:NAME",
+        "tend:unix:group:NAME",
     ];
     let program_like: Vec<&str> = PROGRAM_OPTIONS
         .iter()
@@ -867,6 +927,8 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
                 );
                 None
             }
+            // tend's own sections: read (and checked) by `access`.
+            n if access::is_tend(n) => None,
             n if n.starts_with("rpcinterface:") => {
                 rpcinterface(ini, st, section);
                 None

@@ -11,6 +11,7 @@ mod detach;
 mod faces;
 mod foreground;
 mod limits;
+mod listeners;
 mod own_log;
 mod pidfile;
 mod signals;
@@ -27,7 +28,7 @@ use anyhow::Context;
 use tend_config::{Config, LogFormat, LogLevel};
 use tend_core::runtime::tasks::{self, Tasks};
 use tend_core::{Name, Options, Supervisor};
-use tend_server::{ServeError, Shutdown, TcpServer, UnixServer};
+use tend_server::{Connections, ServeError, Shutdown, UnixServer};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,6 +36,7 @@ use tracing::{debug, info, warn};
 
 pub(crate) use detach::detach;
 use faces::Faces;
+pub(crate) use faces::policy;
 use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
@@ -134,10 +136,15 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    let limits = match limits::raise_fd_limit(config.daemon.minfds)
-        .and_then(|fds| limits::raise_proc_limit(config.daemon.minprocs).map(|procs| [fds, procs]))
-    {
-        Ok(l) => l,
+    let caps = limits::raise_fd_limit(config.daemon.minfds).and_then(|fds| {
+        let procs = limits::raise_proc_limit(config.daemon.minprocs)?;
+        let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
+        let max = config.daemon.http.limits.max_connections;
+        let caps = limits::connection_caps(&config.processes, max, tcp)?;
+        Ok((caps, [fds, procs]))
+    });
+    let (caps, raised) = match caps {
+        Ok(c) => c,
         Err(e) => {
             if let Some(pipe) = ready.take() {
                 detach::report(&pipe, &format!("error {e:#}"));
@@ -145,12 +152,13 @@ fn run(
             return Err(e);
         }
     };
-    let start = start_lines(&config, &notes, limits.into_iter().flatten());
+    let start = start_lines(&config, &notes, raised.into_iter().flatten());
     // The merged `name | line` view, unless the config sends the output
     // where it wants it (a supervisord.conf).
     let view = foreground && config.daemon.echo_output;
     let result = rt.block_on(daemon(
         config,
+        caps,
         &mut ready,
         own_log,
         view.then_some(&mut printer),
@@ -204,11 +212,21 @@ fn start_lines(
 /// The listeners, bound and not yet serving.
 struct Bound {
     unix: UnixServer,
-    tcp: Option<TcpServer>,
+    tcp: Vec<listeners::TcpListener>,
+    /// The TLS of the TCP listeners that have some, for reloads.
+    tls: Vec<Arc<tend_server::ServerTls>>,
+    /// The limits of the Unix socket and of the TCP listeners.
+    limits: (tend_server::Limits, tend_server::Limits),
 }
 
-/// Binds every listener of the config.
-async fn bind(config: &Config) -> anyhow::Result<Bound> {
+/// Binds every listener of the config (the TCP ones checked for what they
+/// expose first, their TLS files read).
+async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<Bound> {
+    // Refusals first: nothing is bound for a config that cannot start.
+    let n_inet = usize::from(config.daemon.inet.is_some());
+    for (i, l) in listeners::tcp_listeners(&config.daemon).iter().enumerate() {
+        listeners::check_exposure(l, i < n_inet, config.access.configured)?;
+    }
     if config.daemon.socket == tend_config::fallback_socket(&config.path) {
         runtime_dir(&config.daemon.socket)?;
         info!(
@@ -217,15 +235,27 @@ async fn bind(config: &Config) -> anyhow::Result<Bound> {
             config.daemon.socket.display()
         );
     }
-    let unix = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
+    let mode = config.daemon.socket_mode;
+    let unix = match &config.daemon.socket_group {
+        // Bound for the owner alone until the group is right, so that no
+        // member of the daemon's own group can connect in between.
+        Some(group) => {
+            let unix = UnixServer::bind(&config.daemon.socket, mode & 0o700)?;
+            faces::chgrp_socket(unix.path(), group, mode)?;
+            unix
+        }
+        None => UnixServer::bind(&config.daemon.socket, mode)?,
+    };
     if let Some(owner) = &config.daemon.socket_owner {
         faces::chown_socket(unix.path(), owner)?;
     }
-    let tcp = match &config.daemon.inet {
-        Some(i) => Some(TcpServer::bind(&i.host, i.port).await?),
-        None => None,
-    };
-    Ok(Bound { unix, tcp })
+    let (tcp, tls) = listeners::bind_tcp(&config.daemon, &Connections::new()).await?;
+    Ok(Bound {
+        unix,
+        tcp,
+        tls,
+        limits: listeners::limits(&config.daemon, caps),
+    })
 }
 
 /// Makes the runtime directory of a fallback socket (mode 0700), and checks
@@ -273,30 +303,53 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let socket = bound.unix.path().to_path_buf();
-    let unix_router = faces.unix_router(&config.daemon);
-    let unix = tokio::spawn(bound.unix.serve(unix_router, until(stopped.clone())));
-    let tcp = match (bound.tcp, &config.daemon.inet) {
-        (Some(tcp), Some(inet)) => {
-            let router = faces.tcp_router(inet.auth.as_ref());
-            let msg = format!(
-                "serving Supervisor's XML-RPC on http://{}{}",
-                tcp.local_addr(),
-                if inet.auth.is_some() {
-                    ""
-                } else {
-                    " without HTTP authentication"
-                }
-            );
-            // supervisord's own line about it is among its start-up lines.
-            if config.daemon.log_format == LogFormat::Supervisord {
-                debug!("{msg}");
+    let unix_router = faces.unix_router();
+    let (unix_limits, tcp_limits) = bound.limits;
+    let unix = tokio::spawn(bound.unix.serve_with(
+        unix_router,
+        unix_limits,
+        until(stopped.clone()),
+    ));
+    let mut tcp_servers = tokio::task::JoinSet::new();
+    for l in bound.tcp {
+        // Every TCP listener is the door `inet` of the access rules.
+        let router = faces.tcp_router();
+        let authenticated = l.conf.auth.is_some()
+            || listeners::requires_client_cert(&l.conf)
+            || config.access.configured;
+        let msg = format!(
+            "serving Supervisor's XML-RPC on {}{}",
+            l.url(),
+            if authenticated {
+                ""
             } else {
-                info!("{msg}");
+                " without HTTP authentication"
             }
-            Some(tokio::spawn(tcp.serve(router, until(stopped.clone()))))
+        );
+        // supervisord's own line about it is among its start-up lines.
+        if config.daemon.log_format == LogFormat::Supervisord {
+            debug!("{msg}");
+        } else {
+            info!("{msg}");
         }
-        _ => None,
-    };
+        tcp_servers.spawn(
+            l.server
+                .serve_with(router, tcp_limits.clone(), until(stopped.clone())),
+        );
+    }
+    // One task for all of them: it ends early only if one of them fails.
+    let tcp = (!tcp_servers.is_empty()).then(|| {
+        tokio::spawn(async move {
+            while let Some(done) = tcp_servers.join_next().await {
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => warn!("a TCP server task ended: {e}"),
+                }
+            }
+            Ok(())
+        })
+    });
     if config.daemon.unix_auth.is_none() {
         debug!(
             "the socket {} requires no HTTP authentication (its file mode is the access control)",
@@ -341,6 +394,7 @@ enum Exit {
 
 async fn daemon(
     mut config: Config,
+    caps: limits::ConnectionCaps,
     ready: &mut Option<OwnedFd>,
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
@@ -355,7 +409,7 @@ async fn daemon(
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
     let task_signals = tasks::listen(&config.tasks);
-    let bound = bind(&config).await?;
+    let bound = bind(&config, caps).await?;
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
     // Subscribed before any process is added, so no event is missed.
@@ -383,7 +437,14 @@ async fn daemon(
         );
     }
     let shutdown = Shutdown::new();
-    let faces = Faces::build(&mut config, &sup, &shutdown, &inherited, &main_log);
+    let faces = Faces::build(
+        &mut config,
+        &sup,
+        &shutdown,
+        &inherited,
+        &main_log,
+        bound.tls.clone(),
+    );
     if supervisord {
         tokio::spawn(suplog::log_events(
             events,
