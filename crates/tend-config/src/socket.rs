@@ -11,15 +11,23 @@ use sha1::{Digest, Sha1};
 use crate::DEFAULT_SOCKET;
 
 /// The default socket of the config file at `config` (absolute):
-/// `tend.sock` beside it, or [`fallback_socket`] when its folder exists and
-/// is not writable.
+/// `tend.sock` beside it, or [`fallback_socket`] when its folder is on a
+/// read-only file system. The test is the mount's, not the caller's rights,
+/// so the daemon and a client of another user agree on the path.
 pub fn default_socket(config: &Path) -> PathBuf {
     let dir = config.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() || writable(dir) {
-        dir.join(DEFAULT_SOCKET)
-    } else {
+    if read_only(dir) {
         fallback_socket(config)
+    } else {
+        dir.join(DEFAULT_SOCKET)
     }
+}
+
+/// Whether `dir` exists on a file system mounted read-only (a Kubernetes
+/// ConfigMap, a read-only image or bind mount).
+fn read_only(dir: &Path) -> bool {
+    nix::sys::statvfs::statvfs(dir)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 /// Whether this process may create files in `dir` (a read-only mount says

@@ -230,7 +230,7 @@ async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<B
     if config.daemon.socket == tend_config::fallback_socket(&config.path) {
         runtime_dir(&config.daemon.socket)?;
         info!(
-            "{} is in a folder this daemon cannot write to: its socket is {}",
+            "{} is in a read-only folder: its socket is {}",
             config.path.display(),
             config.daemon.socket.display()
         );

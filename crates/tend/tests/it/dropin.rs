@@ -992,7 +992,7 @@ command=/bin/sleep 100000
     }
     let log =
         fs::read_to_string(p.side(Kind::Tend).dir.join("logs/supervisord.log")).unwrap_or_default();
-    if !log.contains("is in a folder this daemon cannot write to: its socket is ") {
+    if !log.contains("is in a read-only folder: its socket is ") {
         p.diffs.push(format!(
             "tend's log does not say where the socket is:\n{log}"
         ));
