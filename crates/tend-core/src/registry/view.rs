@@ -45,6 +45,8 @@ impl Registry {
                     quick_deaths: p.quick_deaths(),
                     priority: p.spec().priority,
                     log_dropped_bytes: 0,
+                    exit_reason: None,
+                    stats: None,
                     ready: p.is_ready(),
                     health: p.health(),
                     last_check: p.last_check().map(|c| CheckStatus {
