@@ -30,6 +30,7 @@
 mod declared;
 mod diag;
 pub mod native;
+pub mod platform;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ use tend_core::ProcessSpec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
+pub use platform::{CgroupMode, HealthListen, PlatformConfig};
 pub use supervisord::{Auth, EventListenerConf};
 
 /// A loaded, validated config.
@@ -137,6 +139,10 @@ pub struct DaemonConfig {
     /// Whether the daemon runs Supervisor's event-listener hub, so that an
     /// `update` can add a pool (on for a supervisord.conf).
     pub event_listeners: bool,
+    /// Cgroups, forwarded signals and the health listener (`[daemon]
+    /// cgroup`, `forward_signals`, `[http] health`; the defaults for a
+    /// supervisord.conf).
+    pub platform: PlatformConfig,
 }
 
 /// What the daemon does on SIGHUP.
@@ -197,6 +203,7 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
         && !first.starts_with("[daemon]")
+        && !first.starts_with("[http]")
 }
 
 /// Reads either format (see [`is_supervisord`]).
@@ -249,6 +256,10 @@ mod tests {
         ));
         assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
         assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
+        assert!(!is_supervisord(
+            p("config"),
+            Some("[http]\nhealth = \":8080\"\n")
+        ));
         assert!(!is_supervisord(p("config"), Some("x = 1\n[supervisord]")));
         assert!(!is_supervisord(p("config"), None));
     }

@@ -9,6 +9,7 @@
 
 mod deps;
 mod logs;
+mod platform;
 mod process;
 mod task;
 mod value;
@@ -17,6 +18,8 @@ mod value;
 mod tests;
 #[cfg(test)]
 mod tests_deps;
+#[cfg(test)]
+mod tests_platform;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,6 +105,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        platform: crate::PlatformConfig::default(),
     };
     let mut processes = None;
     let mut tasks = None;
@@ -110,9 +114,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         match key.get_ref().as_ref() {
             "daemon" => {
                 if let Some(table) = cx.table(value) {
-                    walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
+                    let fields = chain(DAEMON_FIELDS, platform::DAEMON_FIELDS);
+                    walk(&mut cx, "[daemon]", table, &fields, &[], &mut daemon);
                 }
             }
+            "http" => platform::read_http(&mut cx, value, &mut daemon),
             "process" => processes = Some(value),
             "task" => tasks = Some(value),
             "group" => groups = Some(value),
@@ -145,8 +151,39 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     })
 }
 
+/// Checks that the directory of a socket path exists: tend binds the
+/// socket there and does not make directories for it (their mode is the
+/// socket's first access control).
+pub fn check_socket_dir(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "the socket's directory {} is not a directory",
+            dir.display()
+        )),
+        Err(_) => Err(format!(
+            "the socket's directory {} does not exist (make it first, or leave the socket out for {DEFAULT_SOCKET} beside the config file)",
+            dir.display()
+        )),
+    }
+}
+
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 4] = ["daemon", "group", "process", "task"];
+const SECTIONS: [&str; 5] = ["daemon", "group", "http", "process", "task"];
+
+/// Two tables of fields as one.
+fn chain<T>(a: &[Field<T>], b: &[Field<T>]) -> Vec<Field<T>> {
+    a.iter()
+        .chain(b)
+        .map(|f| Field {
+            key: f.key,
+            read: f.read,
+        })
+        .collect()
+}
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -157,7 +194,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME] and [task.NAME]){hint}"
         )
     };
     cx.error(key.span(), message);
@@ -170,8 +207,12 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
             let Some(s) = cx.string(v) else { return };
             if s.is_empty() {
                 cx.error(v.span(), "socket path is empty");
-            } else {
-                d.socket = cx.dir.join(s);
+                return;
+            }
+            let path = cx.dir.join(s);
+            match check_socket_dir(&path) {
+                Ok(()) => d.socket = path,
+                Err(why) => cx.error(v.span(), why),
             }
         },
     },

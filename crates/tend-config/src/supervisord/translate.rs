@@ -80,6 +80,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        platform: crate::PlatformConfig::default(),
     };
     Config {
         path: conf.path.clone(),
