@@ -31,6 +31,7 @@
 pub mod api;
 pub mod auth;
 mod daemon;
+pub mod health;
 mod json;
 pub mod listen;
 pub mod state;
@@ -41,6 +42,7 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
+pub use health::{health_only_router, health_router};
 pub use json::{ApiError, ChannelStream, json_router, router};
 pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
 pub use state::ConfigState;
@@ -150,7 +152,9 @@ impl Listener {
 /// skip with `listener.trust_owner`) merged with `faces`, the other faces'
 /// routes, which guard themselves.
 pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = Router>) -> Router {
-    let mut router = Router::new();
+    // `/healthz` and `/readyz` need no credentials on any listener: a
+    // kubelet's probe has none, and they tell no more than up or not.
+    let mut router = health::health_router(daemon.clone());
     for face in faces {
         router = router.merge(face);
     }
@@ -164,5 +168,7 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
     router
 }
 
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;
