@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         command,
     } = Cli::parse();
     let command = match command {
-        Command::Up { detach } => return up(&config, socket.as_deref(), detach),
+        Command::Up { detach, init } => return up(&config, socket.as_deref(), detach, init),
         Command::Check => return check(&config),
         Command::Import { file } => return import(&file),
         Command::Client(c) => c,
@@ -109,7 +109,10 @@ fn import(path: &Path) -> ExitCode {
     }
 }
 
-fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
+fn up(path: &Path, socket: Option<&Path>, detach: bool, init: bool) -> ExitCode {
+    // First, while tend has one thread: systemd's variables leave the
+    // environment, so that no child inherits them.
+    let up = daemon::Up::new(init);
     let mut config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -125,9 +128,9 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
         }
     }
     if detach {
-        daemon::detach(config)
+        daemon::detach(config, up)
     } else {
-        daemon::foreground(config)
+        daemon::foreground(config, up)
     }
 }
 

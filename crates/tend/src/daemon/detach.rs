@@ -9,13 +9,29 @@ use tracing::error;
 
 use super::{own_log, run};
 
+/// `tend.log` beside the config file.
+fn default_log_file(config: &std::path::Path) -> std::path::PathBuf {
+    config
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("/"))
+        .join("tend.log")
+}
+
 /// Detaches and returns once the daemon accepts connections (or failed).
 ///
 /// Forks before any runtime or thread exists: the daemon is a grandchild in a
 /// new session with stdio on /dev/null; it reports `ready PID` or `error MSG`
 /// through a pipe and closes it, and the original process relays that.
-pub(crate) fn detach(config: Config) -> ExitCode {
+pub(crate) fn detach(mut config: Config, mut up: super::Up) -> ExitCode {
+    up.detached = true;
     let socket = config.daemon.socket.clone();
+    // Detached, stderr is /dev/null: tend's own log goes to a file, beside
+    // the config unless `[daemon] log_file` says where.
+    let log_file = config
+        .daemon
+        .log_file
+        .get_or_insert_with(|| default_log_file(&config.path))
+        .clone();
     let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
@@ -39,9 +55,10 @@ pub(crate) fn detach(config: Config) -> ExitCode {
             match msg.strip_prefix("ready ") {
                 Some(pid) => {
                     println!(
-                        "tend started (pid {}), socket {}",
+                        "tend started (pid {}), socket {}, log {}",
                         pid.trim(),
-                        socket.display()
+                        socket.display(),
+                        log_file.display()
                     );
                     ExitCode::SUCCESS
                 }
@@ -87,11 +104,11 @@ pub(crate) fn detach(config: Config) -> ExitCode {
                     std::process::exit(1);
                 }
             };
-            match run(config, Some(write_end), own_log, false) {
-                Ok(()) => std::process::exit(0),
+            match run(config, Some(write_end), own_log, false, up) {
+                Ok(code) => std::process::exit(i32::from(code)),
                 // `run` reported the error through the pipe if it was not ready yet.
                 Err(e) => {
-                    error!("{e:#}");
+                    error!("{}", super::describe(&e));
                     std::process::exit(1)
                 }
             }

@@ -10,21 +10,25 @@
 mod detach;
 mod faces;
 mod foreground;
+mod health;
 mod limits;
 mod own_log;
+mod pid1;
 mod pidfile;
+pub(crate) mod sd_notify;
 mod signals;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
 use tend_config::Config;
 use tend_core::runtime::tasks::{self, Tasks};
-use tend_core::{Name, Options, Supervisor};
+use tend_core::unix::{CgroupStatus, LaunchOptions, UnixLauncher};
+use tend_core::{Name, Options, ProcessSpec, Signal, Supervisor};
 use tend_server::{ServeError, Shutdown, TcpServer, UnixServer};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
@@ -37,8 +41,31 @@ use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
 
+/// How `tend up` was asked to run, beside its config.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Up {
+    /// `--init`: behave as PID 1 even when not (see `pid1.rs`).
+    pub(crate) init: bool,
+    /// systemd's notify socket, taken from the environment.
+    pub(crate) notify: Option<sd_notify::Notifier>,
+    /// `-d`: the daemon is a grandchild of the process that was started.
+    pub(crate) detached: bool,
+}
+
+impl Up {
+    /// Takes systemd's settings out of the environment: call it first,
+    /// while the process has one thread.
+    pub(crate) fn new(init: bool) -> Up {
+        Up {
+            init,
+            notify: sd_notify::take_from_env(),
+            detached: false,
+        }
+    }
+}
+
 /// Runs the daemon in the foreground until it is told to stop.
-pub fn foreground(config: Config) -> ExitCode {
+pub fn foreground(config: Config, up: Up) -> ExitCode {
     let own_log = match own_log::init_logging(&config.daemon, true) {
         Ok(l) => l,
         Err(e) => {
@@ -46,13 +73,31 @@ pub fn foreground(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(config, None, own_log, true) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(config, None, own_log, true, up) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, each said once: an error whose
+/// message already quotes its source (most of `std::io`'s wrappers) does
+/// not print it twice.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,7 +115,8 @@ fn run(
     ready: Option<OwnedFd>,
     own_log: Option<OwnLog>,
     foreground: bool,
-) -> anyhow::Result<()> {
+    up: Up,
+) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,7 +127,7 @@ fn run(
         .and_then(|()| limits::raise_proc_limit(config.daemon.minprocs))
     {
         if let Some(pipe) = ready.take() {
-            detach::report(&pipe, &format!("error {e:#}"));
+            detach::report(&pipe, &format!("error {}", describe(&e)));
         }
         return Err(e);
     }
@@ -90,9 +136,10 @@ fn run(
         &mut ready,
         own_log,
         foreground.then_some(&mut printer),
+        up,
     ));
     if let (Err(e), Some(pipe)) = (&result, ready.take()) {
-        detach::report(&pipe, &format!("error {e:#}"));
+        detach::report(&pipe, &format!("error {}", describe(&e)));
     }
     // Dropping the runtime drops the last handle on the output channel, so
     // the foreground view sees its end once it has printed what is left.
@@ -107,6 +154,7 @@ fn run(
 struct Bound {
     unix: UnixServer,
     tcp: Option<TcpServer>,
+    health: Option<TcpServer>,
 }
 
 /// Binds every listener of the config.
@@ -119,7 +167,8 @@ async fn bind(config: &Config) -> anyhow::Result<Bound> {
         Some(i) => Some(TcpServer::bind(&i.host, i.port).await?),
         None => None,
     };
-    Ok(Bound { unix, tcp })
+    let health = health::bind(config).await?;
+    Ok(Bound { unix, tcp, health })
 }
 
 type ServerTask = JoinHandle<Result<(), ServeError>>;
@@ -130,6 +179,7 @@ struct Serving {
     stop: watch::Sender<bool>,
     unix: ServerTask,
     tcp: Option<ServerTask>,
+    health: Option<ServerTask>,
     socket: PathBuf,
 }
 
@@ -158,6 +208,9 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         }
         _ => None,
     };
+    let health = bound
+        .health
+        .map(|h| health::serve(h, &faces.daemon, until(stopped.clone())));
     if config.daemon.unix_auth.is_none() {
         debug!(
             "the socket {} requires no HTTP authentication (its file mode is the access control)",
@@ -168,6 +221,7 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         stop,
         unix,
         tcp,
+        health,
         socket,
     }
 }
@@ -183,11 +237,12 @@ impl Serving {
         {
             warn!("{e}");
         }
-        if let Some(t) = self.tcp
-            && !t.is_finished()
-            && let Ok(Err(e)) = t.await
-        {
-            warn!("{e}");
+        for t in [self.tcp, self.health].into_iter().flatten() {
+            if !t.is_finished()
+                && let Ok(Err(e)) = t.await
+            {
+                warn!("{e}");
+            }
         }
     }
 }
@@ -205,14 +260,21 @@ async fn daemon(
     ready: &mut Option<OwnedFd>,
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
-) -> anyhow::Result<()> {
+    up: Up,
+) -> anyhow::Result<u8> {
+    let init = pid1::init_mode(up.init);
+    let forwarded = config.daemon.platform.forward_signals.clone();
+    pid1::ignore_unasked(init, &forwarded);
     let mut signals = Signals::install()?;
+    let forwarding = pid1::Forwarding::install(&forwarded);
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
     let task_signals = tasks::listen(&config.tasks);
     let bound = bind(&config).await?;
-    let (sup, mut driver) =
-        Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
+    let (launcher, exits) = UnixLauncher::with_options(launch_options(&config, init))
+        .context("cannot start the supervisor")?;
+    report_cgroups(launcher.cgroup_status(), &config.processes);
+    let (sup, mut driver) = Supervisor::with_launcher(Options::default(), launcher, exits);
     tokio::spawn(own_log::log_events(sup.subscribe()));
 
     // The supervisor and the config state keep the processes from here on
@@ -237,6 +299,9 @@ async fn daemon(
         return Err(e).context("cannot add the processes of the config file");
     }
 
+    let outcome = Arc::new(pid1::Outcome::default());
+    let watcher = pid1::watch(&faces.daemon, outcome.clone());
+    let forwarders = forwarding.start(&sup, &shutdown);
     let mut serving = serve(&config, bound, &faces);
     let pidfile = config
         .daemon
@@ -256,7 +321,7 @@ async fn daemon(
 
     let tasks = Tasks::start(&sup, &shutdown, &config.tasks, &processes, task_signals);
     drop(processes);
-    let autostart = autostart(&sup);
+    let autostart = autostart(&sup, up.notify.clone(), up.detached);
     let exit = signal_loop(
         &mut signals,
         &config,
@@ -268,7 +333,13 @@ async fn daemon(
     )
     .await;
     shutdown.trigger();
+    if let Some(n) = &up.notify {
+        n.send("STOPPING=1\nSTATUS=stopping every process");
+    }
     autostart.abort();
+    for f in forwarders {
+        f.abort();
+    }
     if let Some(l) = &faces.listeners {
         l.stopping();
     }
@@ -283,17 +354,103 @@ async fn daemon(
     shutdown.end_streams();
     serving.finish().await;
     let _ = driver.await;
+    // The driver has published its last event: the outcome is complete.
+    let _ = tokio::time::timeout(Duration::from_secs(1), watcher).await;
     pidfile::remove_pidfile(pidfile.as_deref());
     info!("all processes stopped; bye");
-    Ok(())
+    outcome.log();
+    Ok(outcome.code())
+}
+
+/// How the launcher runs processes for `config`: every child reaped (tend is
+/// a subreaper, or PID 1), each process in a cgroup of its own as
+/// `[daemon] cgroup` says, under a subtree named after the socket (so the
+/// next run with the same socket finds what a killed one left), and a guard
+/// unless tend is PID 1 (whose end the kernel makes the end of everything).
+fn launch_options(config: &Config, init: bool) -> LaunchOptions {
+    let mut o = LaunchOptions::new(true);
+    o.cgroup = config.daemon.platform.cgroup.clone();
+    o.cgroup_name = Some(cgroup_name(&config.daemon.socket));
+    o.guard = !(init && tend_core::unix::init::is_pid1());
+    o
+}
+
+/// `tend-HASH`, HASH the FNV-1a hash of the socket path: one per daemon
+/// (two cannot share a socket), the same from one run to the next.
+fn cgroup_name(socket: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h: u32 = 0x811c_9dc5;
+    for b in socket.as_os_str().as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("tend-{h:08x}")
+}
+
+/// Says where processes run, once: their cgroups (and leftovers killed),
+/// or, in one warning, why they have none and what that costs.
+fn report_cgroups(st: &CgroupStatus, processes: &[Arc<ProcessSpec>]) {
+    if let Some(dir) = &st.dir {
+        let controllers = if st.controllers.is_empty() {
+            "none delegated".to_string()
+        } else {
+            st.controllers.join(", ")
+        };
+        info!(
+            "processes run in cgroups under {} (controllers: {controllers})",
+            dir.display()
+        );
+        if let Some(leaf) = &st.moved_to {
+            info!(
+                "tend moved itself to {} to enable controllers",
+                leaf.display()
+            );
+        }
+        if st.leftovers_killed > 0 {
+            warn!(
+                "killed {} processes an earlier tend left in {}",
+                st.leftovers_killed,
+                dir.display()
+            );
+        }
+        return;
+    }
+    let Some(problem) = &st.problem else {
+        debug!("cgroups are off ([daemon] cgroup = \"off\")");
+        return;
+    };
+    let limited: Vec<&str> = processes
+        .iter()
+        .filter(|p| !p.limits.is_empty())
+        .map(|p| p.name.as_str())
+        .collect();
+    let limits = if limited.is_empty() {
+        String::new()
+    } else {
+        format!("; the limits of {} are not applied", limited.join(", "))
+    };
+    warn!(
+        "no cgroups for the processes: {problem}. Stops go to process groups only, so a daemon that leaves its group survives a stop{limits} (see docs/running.md; [daemon] cgroup = \"off\" says this is intended)"
+    );
 }
 
 /// Starts the service beside the signal loop, so that a signal during a slow
-/// start is honoured.
-fn autostart(sup: &Supervisor) -> JoinHandle<()> {
+/// start is honoured. Once every autostarted process has got where it was
+/// going, systemd hears `READY=1` (when it listens).
+fn autostart(
+    sup: &Supervisor,
+    notify: Option<sd_notify::Notifier>,
+    detached: bool,
+) -> JoinHandle<()> {
     let sup = sup.clone();
     tokio::spawn(async move {
-        match sup.start_autostart().await {
+        let started = sup.start_autostart().await;
+        if let Some(n) = notify {
+            sd_notify::ready(&n, &sup, detached).await;
+            // Ends with the supervisor's event channel.
+            drop(sd_notify::spawn_updates(n, sup.clone()));
+        }
+        match started {
             Ok(results) => {
                 // Failures were logged as they happened (spawn failed, gave up).
                 for r in results {
@@ -323,12 +480,18 @@ async fn signal_loop(
     loop {
         tokio::select! {
             _ = signals.usr2.recv() => {
-                own_log::reopen_logs(sup, own_log);
+                // Forwarded instead, when the config says so.
+                if !config.daemon.platform.forward_signals.contains(&Signal::USR2) {
+                    own_log::reopen_logs(sup, own_log);
+                }
                 continue;
             }
             _ = signals.hup.recv() => {
-                // A task on SIGHUP replaces the reload (`tend reload` still reloads).
-                if !signals::claims(tasks, SignalKind::hangup()) {
+                // A task on SIGHUP replaces the reload (`tend reload` still
+                // reloads), and so does forwarding it.
+                if !signals::claims(tasks, SignalKind::hangup())
+                    && !config.daemon.platform.forward_signals.contains(&Signal::HUP)
+                {
                     signals::on_hangup(config.daemon.on_hup, &faces.daemon);
                 }
                 continue;
@@ -346,23 +509,35 @@ async fn signal_loop(
     }
 }
 
-/// Stops every process (in order), still handling the signals meanwhile.
+/// Stops every process (in order), still handling the signals meanwhile. A
+/// second TERM, INT or QUIT (a second Ctrl-C) stops waiting: what is left
+/// is sent SIGKILL now, as `docker compose` does.
 async fn stop_everything(sup: &Supervisor, signals: &mut Signals, own_log: Option<&OwnLog>) {
     let stopping = sup.shutdown();
     tokio::pin!(stopping);
     loop {
-        tokio::select! {
+        let again = tokio::select! {
             r = &mut stopping => {
                 if let Err(e) = r {
                     warn!("shutdown: {e}");
                 }
                 return;
             }
-            _ = signals.usr2.recv() => own_log::reopen_logs(sup, own_log),
-            _ = signals.hup.recv() => info!("SIGHUP ignored: shutting down"),
-            _ = signals.term.recv() => info!("already shutting down"),
-            _ = signals.int.recv() => info!("already shutting down"),
-            _ = signals.quit.recv() => info!("already shutting down"),
+            _ = signals.usr2.recv() => {
+                own_log::reopen_logs(sup, own_log);
+                continue;
+            }
+            _ = signals.hup.recv() => {
+                info!("SIGHUP ignored: shutting down");
+                continue;
+            }
+            _ = signals.term.recv() => "SIGTERM",
+            _ = signals.int.recv() => "SIGINT",
+            _ = signals.quit.recv() => "SIGQUIT",
+        };
+        warn!("{again} again while shutting down: killing every process that is left");
+        if let Err(e) = sup.kill_remaining().await {
+            debug!("kill_remaining: {e}");
         }
     }
 }

@@ -193,6 +193,9 @@ fn log_event(ev: &Event) {
         }
         Event::Stopped { name } => info!("{name}: stopped"),
         Event::CheckFailed { name, reason } => warn!("{name}: {reason}; restarting it"),
+        Event::OomKilled { name, pid } => {
+            error!("{name}: killed by the kernel's OOM killer (pid {pid}): it went over memory_max")
+        }
         Event::Added { name } => debug!("{name}: added"),
         Event::Removed { name } => info!("{name}: removed"),
         Event::StateChanged { name, from, to } => debug!("{name}: {from} -> {to}"),
