@@ -18,7 +18,8 @@
 //! - On end of file without a goodbye, the guard writes `1` to the daemon's
 //!   `cgroup.kill` (every process in the daemon's cgroup subtree, whatever
 //!   became of its process groups), sends SIGKILL to every process group it
-//!   was told of (what runs without a cgroup), and exits.
+//!   was told of (what runs without a cgroup), waits (a second at most) for
+//!   the subtree to empty, removes it, and exits.
 //!
 //! The guard runs in a forked copy of the daemon, a multi-threaded program:
 //! until it exits it makes only raw system calls on memory set aside before
@@ -67,6 +68,7 @@ impl Guard {
                 .map(OwnedFd::from),
             None => None,
         };
+        let tidy = cgroup.and_then(Tidy::open);
         let mut fds = [0 as c_int; 2];
         // SAFETY: pipe2 writes two descriptors into the array.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -78,18 +80,19 @@ impl Guard {
         let table_ptr = table.as_mut_ptr();
         let kill_raw = kill.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let rx_raw = rx.as_raw_fd();
+        let tidy_raw = tidy.as_ref().map(Tidy::raw);
         // SAFETY: in the child, `guard_main` makes only raw system calls on
         // memory that exists in its copy of the address space (the table,
         // its stack) and never returns; the parent goes on as usual.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: see above; `table_ptr` has room for CAPACITY entries.
-            unsafe { guard_main(rx_raw, kill_raw, table_ptr, CAPACITY) }
+            unsafe { guard_main(rx_raw, kill_raw, tidy_raw, table_ptr, CAPACITY) }
         }
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
-        drop((rx, kill, table));
+        drop((rx, kill, tidy, table));
         // A stuck guard must never block the daemon.
         // SAFETY: fcntl on a descriptor we own.
         unsafe {
@@ -145,13 +148,128 @@ impl Drop for Guard {
     }
 }
 
+/// What the guard needs to remove the daemon's cgroup subtree once it is
+/// empty, opened (and the name made) before the fork.
+struct Tidy {
+    /// The subtree's `cgroup.events`, to wait for `populated 0`.
+    events: OwnedFd,
+    /// The subtree itself, to list and remove its children.
+    dir: OwnedFd,
+    /// Its parent, to remove the subtree.
+    parent: OwnedFd,
+    /// The subtree's name in its parent.
+    name: std::ffi::CString,
+}
+
+/// [`Tidy`] as the child reads it: raw descriptors and a pointer.
+#[derive(Clone, Copy)]
+struct TidyRaw {
+    events: c_int,
+    dir: c_int,
+    parent: c_int,
+    name: *const libc::c_char,
+}
+
+impl Tidy {
+    fn open(dir: &Path) -> Option<Tidy> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        let open_dir = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(p)
+                .ok()
+                .map(OwnedFd::from)
+        };
+        Some(Tidy {
+            events: std::fs::File::open(dir.join("cgroup.events")).ok()?.into(),
+            dir: open_dir(dir)?,
+            parent: open_dir(dir.parent()?)?,
+            name: std::ffi::CString::new(dir.file_name()?.as_bytes()).ok()?,
+        })
+    }
+
+    fn raw(&self) -> TidyRaw {
+        TidyRaw {
+            events: self.events.as_raw_fd(),
+            dir: self.dir.as_raw_fd(),
+            parent: self.parent.as_raw_fd(),
+            name: self.name.as_ptr(),
+        }
+    }
+}
+
+/// Waits (a second at most) until the subtree is empty, then removes its
+/// children and itself, as a clean exit of the daemon would have.
+///
+/// # Safety
+///
+/// Raw system calls on descriptors of the guard's own; `t.name` points at a
+/// NUL-terminated string that lives in the guard's (copied) memory.
+unsafe fn tidy(t: TidyRaw) {
+    // SAFETY (whole body): the function's contract.
+    unsafe {
+        let mut buf = [0u8; 256];
+        for _ in 0..200 {
+            let n = libc::pread(t.events, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n <= 0 {
+                return;
+            }
+            let got = &buf[..usize::try_from(n).unwrap_or(0).min(buf.len())];
+            if got.windows(11).any(|w| w == b"populated 0") {
+                break;
+            }
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 5_000_000,
+            };
+            libc::nanosleep(&pause, std::ptr::null_mut());
+        }
+        // The children first (each process's cgroup), then the subtree.
+        let mut ents = [0u8; 4096];
+        loop {
+            let n = libc::syscall(libc::SYS_getdents64, t.dir, ents.as_mut_ptr(), ents.len());
+            if n <= 0 {
+                break;
+            }
+            let n = usize::try_from(n).unwrap_or(0).min(ents.len());
+            let mut off = 0;
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name.
+            // Reads that cannot index out of bounds (nothing may panic here).
+            let at = |i: usize| ents.get(i).copied().unwrap_or(0);
+            while off + 19 < n {
+                let reclen = usize::from(u16::from_ne_bytes([at(off + 16), at(off + 17)]));
+                let kind = at(off + 18);
+                let name = ents.as_ptr().add(off + 19).cast::<libc::c_char>();
+                let dot = at(off + 19) == b'.'
+                    && (at(off + 20) == 0 || (at(off + 20) == b'.' && at(off + 21) == 0));
+                if kind == libc::DT_DIR && !dot {
+                    libc::unlinkat(t.dir, name, libc::AT_REMOVEDIR);
+                }
+                if reclen == 0 {
+                    break;
+                }
+                off += reclen;
+            }
+        }
+        libc::unlinkat(t.parent, t.name, libc::AT_REMOVEDIR);
+    }
+}
+
 /// The guard, in the forked child. See the module docs for its rules.
 ///
 /// # Safety
 ///
 /// Runs in a forked child of a multi-threaded process: only raw system
 /// calls. `table` has room for `cap` entries.
-unsafe fn guard_main(rx: c_int, kill: c_int, table: *mut u32, cap: usize) -> ! {
+unsafe fn guard_main(
+    rx: c_int,
+    kill: c_int,
+    tidy_fds: Option<TidyRaw>,
+    table: *mut u32,
+    cap: usize,
+) -> ! {
     // SAFETY (whole body): system calls on our own descriptors and on
     // memory of this (copied) address space.
     unsafe {
@@ -190,7 +308,15 @@ unsafe fn guard_main(rx: c_int, kill: c_int, table: *mut u32, cap: usize) -> ! {
             libc::dup2(null, 0);
             libc::dup2(null, 1);
         }
-        close_all_but(rx, kill);
+        let t = tidy_fds;
+        let mut keep = [
+            rx,
+            kill,
+            t.map_or(-1, |t| t.events),
+            t.map_or(-1, |t| t.dir),
+            t.map_or(-1, |t| t.parent),
+        ];
+        close_all_but(&mut keep);
 
         let mut n = 0usize;
         let mut buf = [0u8; 4096];
@@ -243,19 +369,30 @@ unsafe fn guard_main(rx: c_int, kill: c_int, table: *mut u32, cap: usize) -> ! {
         }
         let msg = b"tend: the daemon died without stopping its processes; its guard killed them\n";
         libc::write(2, msg.as_ptr().cast(), msg.len());
+        if let Some(t) = tidy_fds {
+            tidy(t);
+        }
         libc::_exit(0)
     }
 }
 
-/// Closes every descriptor from 3 up except `a` and `b` (-1 for none).
+/// Closes every descriptor from 3 up except those in `keep` (-1 for none);
+/// sorts `keep` in place.
 ///
 /// # Safety
 ///
 /// Closes descriptors: only for the guard's own (copied) table.
-unsafe fn close_all_but(a: c_int, b: c_int) {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+unsafe fn close_all_but(keep: &mut [c_int]) {
+    // An insertion sort: no allocation in the guard.
+    for i in 1..keep.len() {
+        let mut j = i;
+        while j > 0 && keep[j - 1] > keep[j] {
+            keep.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut from: c_int = 3;
-    for keep in [lo, hi] {
+    for &keep in keep.iter() {
         if keep >= from {
             if keep > from {
                 // SAFETY: see the function's contract.

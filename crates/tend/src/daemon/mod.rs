@@ -513,6 +513,11 @@ async fn signal_loop(
 /// second TERM, INT or QUIT (a second Ctrl-C) stops waiting: what is left
 /// is sent SIGKILL now, as `docker compose` does.
 async fn stop_everything(sup: &Supervisor, signals: &mut Signals, own_log: Option<&OwnLog>) {
+    // A signal that arrived before the shutdown (one a task claimed, which
+    // the signal loop left pending) is not a second one.
+    for s in [&mut signals.term, &mut signals.int, &mut signals.quit] {
+        drain(s);
+    }
     let stopping = sup.shutdown();
     tokio::pin!(stopping);
     loop {
@@ -540,6 +545,12 @@ async fn stop_everything(sup: &Supervisor, signals: &mut Signals, own_log: Optio
             debug!("kill_remaining: {e}");
         }
     }
+}
+
+/// Consumes the notifications `s` has pending, without waiting.
+fn drain(s: &mut tokio::signal::unix::Signal) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while let std::task::Poll::Ready(Some(())) = s.poll_recv(&mut cx) {}
 }
 
 /// Waits for an optional server task; never resolves without one.

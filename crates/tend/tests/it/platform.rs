@@ -19,6 +19,10 @@ use crate::harness::{Daemon, TestEnv, alive, children, cmdline, wait_until};
 /// Whether the daemon put its processes in cgroups; when not, the reason
 /// it logged (the test then skips, counted).
 fn cgroups_of(d: &Daemon) -> Result<(), String> {
+    // Said before the daemon says it serves (its socket may answer earlier).
+    wait_until("the daemon to be up", Duration::from_secs(10), || {
+        d.log_text().contains(" serving ")
+    });
     let log = d.log_text();
     if log.contains("processes run in cgroups under") {
         return Ok(());
@@ -98,11 +102,18 @@ fn no_descendant_after_kill_9(config: &str) {
     wait_until("the guard to exit", Duration::from_secs(2), || {
         !alive(guard)
     });
-    assert!(
-        d.log_text().contains("its guard killed them"),
-        "{}",
-        d.log_text()
-    );
+    let log = d.log_text();
+    assert!(log.contains("its guard killed them"), "{log}");
+    // And it removed the daemon's cgroup subtree, as a clean exit would.
+    if let Some(dir) = log
+        .lines()
+        .find_map(|l| l.split_once("processes run in cgroups under "))
+        .and_then(|(_, rest)| rest.split(" (controllers").next())
+    {
+        wait_until("the subtree to be removed", Duration::from_secs(2), || {
+            !Path::new(dir).exists()
+        });
+    }
 }
 
 #[test]
@@ -627,4 +638,94 @@ command = "sleep 1000"
     wait_until("readiness", Duration::from_secs(10), || {
         probe(&format!("http://{addr}/readyz")) == (200, "ready\n".into())
     });
+}
+
+// --- limits, where the machine delegates the controllers -----------------------------
+
+/// The controllers the daemon enabled for its processes (from its log), or
+/// why it has none.
+fn controllers_of(d: &Daemon) -> Result<Vec<String>, String> {
+    cgroups_of(d)?;
+    let log = d.log_text();
+    let list = log
+        .lines()
+        .find_map(|l| l.split_once("(controllers: "))
+        .map(|(_, rest)| rest.trim_end_matches(')').to_string())
+        .unwrap_or_default();
+    Ok(list.split(", ").map(str::to_string).collect())
+}
+
+fn require_controller(d: &Daemon, c: &str) -> bool {
+    let have = controllers_of(d);
+    tend_testkit::require(
+        have.as_ref().is_ok_and(|l| l.iter().any(|x| x == c)),
+        format_args!(
+            "the {c} controller is not delegated to tend here ({})",
+            match &have {
+                Ok(l) => format!("controllers: {}", l.join(", ")),
+                Err(e) => e.clone(),
+            }
+        ),
+    )
+}
+
+#[test]
+fn an_oom_kill_is_its_own_exit_reason() {
+    let d = Daemon::start(
+        r#"
+[process.hog]
+# tail keeps the one endless line of /dev/zero in memory.
+command = ["sh", "-c", "tail /dev/zero"]
+limits = { memory_max = "32MB" }
+[process.hog.backoff]
+initial = "30s"
+max = "30s"
+"#,
+    );
+    if !require_controller(&d, "memory") {
+        return;
+    }
+    wait_until("the OOM kill", Duration::from_secs(20), || {
+        d.proc("hog")["exit_reason"] == "oom_kill"
+    });
+    let p = d.proc("hog");
+    assert_eq!(p["last_exit"], serde_json::json!({"signal": "KILL"}), "{p}");
+    // A failure: it backs off instead of counting as a clean exit.
+    assert_eq!(p["state"], "backoff", "{p}");
+    assert!(
+        d.log_text()
+            .contains("hog: killed by the kernel's OOM killer"),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.ok(&["status", "hog"]).stdout.contains("OOM killer"));
+}
+
+#[test]
+fn limits_are_written_to_the_processes_cgroup() {
+    let d = Daemon::start(
+        r#"
+[process.limited]
+command = "sleep 1000"
+limits = { cpu_max = "50%", pids_max = 16 }
+"#,
+    );
+    if !require_controller(&d, "cpu") || !require_controller(&d, "pids") {
+        return;
+    }
+    let pid = d.pid("limited");
+    let rel = cgroup_of(pid);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let point = mounts
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.starts_with("cgroup2 "))
+                .then(|| pre.split_whitespace().nth(4).map(str::to_string))?
+        })
+        .expect("a cgroup2 mount");
+    let dir = Path::new(&point).join(rel.trim_start_matches('/'));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert_eq!(read("cpu.max").trim(), "50000 100000");
+    assert_eq!(read("pids.max").trim(), "16");
 }
