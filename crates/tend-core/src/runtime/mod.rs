@@ -347,4 +347,6 @@ fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
 #[cfg(test)]
 mod output_tests;
 #[cfg(test)]
+mod platform_tests;
+#[cfg(test)]
 mod tests;

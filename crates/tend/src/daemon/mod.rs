@@ -139,7 +139,7 @@ fn run(
         up,
     ));
     if let (Err(e), Some(pipe)) = (&result, ready.take()) {
-        detach::report(&pipe, &format!("error {}", describe(&e)));
+        detach::report(&pipe, &format!("error {}", describe(e)));
     }
     // Dropping the runtime drops the last handle on the output channel, so
     // the foreground view sees its end once it has printed what is left.

@@ -729,3 +729,37 @@ limits = { cpu_max = "50%", pids_max = 16 }
     assert_eq!(read("cpu.max").trim(), "50000 100000");
     assert_eq!(read("pids.max").trim(), "16");
 }
+
+#[test]
+fn up_init_never_dies_of_a_signal_it_did_not_ask_for() {
+    // Not PID 1 here: --init makes tend behave as one all the same.
+    let env = TestEnv::new("[process.a]\ncommand = \"sleep 1000\"\n");
+    let log = std::fs::File::create(env.dir.path().join("daemon.log")).expect("log");
+    let mut child = env
+        .command(&["up", "--init"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("tend up --init");
+    wait_until("a to run", Duration::from_secs(10), || {
+        env.tend(&["status", "a"]).stdout.contains("running")
+    });
+    let pid = Pid::from_raw(child.id() as i32);
+    for sig in [
+        Signal::SIGALRM,
+        Signal::SIGUSR1,
+        Signal::SIGPROF,
+        Signal::SIGVTALRM,
+    ] {
+        kill(pid, sig).expect("signal");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "tend died of a signal"
+    );
+    assert_eq!(env.tend(&["status", "a"]).code, Some(0));
+    kill(pid, Signal::SIGTERM).expect("TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
