@@ -756,3 +756,96 @@ fn the_kubernetes_pod_is_probed_by_its_kubelet_and_stops_within_its_grace() {
     assert_eq!(status.code(), Some(0));
     assert!(t.elapsed() < grace);
 }
+
+/// `Delegate=yes` for a service with `User=`: systemd makes the unit's
+/// cgroup, moves the service's process into it as root, hands the cgroup
+/// to the user (its directory, `cgroup.procs`, `cgroup.subtree_control`,
+/// `cgroup.threads`) and drops privileges. tend, unprivileged, then gives
+/// each process a cgroup of its own inside it.
+#[test]
+fn unprivileged_tend_uses_a_delegated_subtree() {
+    if !tend_testkit::require_root("to hand a cgroup to another user, as systemd does")
+        || tend_testkit::require_program("setpriv").is_none()
+    {
+        return;
+    }
+    let env = TestEnv::new(
+        "[process.web]\ncommand = [\"sh\", \"-c\", \"setsid sleep 1239 & exec sleep 1240\"]\n[process.web.stop]\ntimeout = \"1s\"\n",
+    );
+    let unit = delegated_cgroup(&env);
+    tend_testkit::require!(
+        unit.is_some(),
+        "no cgroup v2 where a unit's cgroup can be made"
+    );
+    let unit = unit.unwrap_or_default();
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    let nogroup = nix::unistd::Gid::from_raw(65534);
+    for p in [
+        unit.clone(),
+        unit.join("cgroup.procs"),
+        unit.join("cgroup.subtree_control"),
+        unit.join("cgroup.threads"),
+    ] {
+        nix::unistd::chown(&p, Some(nobody), Some(nogroup)).expect("chown");
+    }
+    // The user needs its config directory too.
+    let dir = env.dir.path();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$@\"",
+            unit.display()
+        ))
+        .arg("sh")
+        .arg(TEND)
+        .arg("-c")
+        .arg(&env.config)
+        .arg("up")
+        .current_dir(dir)
+        .env("TEND_TEST_MARKER", &env.marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("tend up as nobody");
+    let log_text = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_until("web to run", Duration::from_secs(10), || {
+        log_text().contains("web: spawned")
+    });
+    let daemon_log = log_text();
+    assert!(
+        daemon_log.contains(&format!(
+            "processes run in cgroups under {}/tend-",
+            unit.display()
+        )),
+        "{daemon_log}"
+    );
+    let mut web = 0;
+    wait_until("web's pid", Duration::from_secs(5), || {
+        web = children(child.id())
+            .into_iter()
+            .find(|&p| cmdline(p).starts_with("sleep 1240"))
+            .unwrap_or(0);
+        web != 0
+    });
+    let cg = read(Path::new(&format!("/proc/{web}/cgroup")));
+    assert!(cg.trim_end().ends_with("/web.proc"), "{cg}");
+    let uid = read(Path::new(&format!("/proc/{web}/status")))
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "65534");
+    // A stop reaches the grandchild that left its group: the cgroup empties.
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+    let events = read(&unit.join("cgroup.events"));
+    assert!(events.contains("populated 0"), "{events}");
+    let _ = std::fs::remove_dir(&unit);
+}
