@@ -849,3 +849,75 @@ fn unprivileged_tend_uses_a_delegated_subtree() {
     assert!(events.contains("populated 0"), "{events}");
     let _ = std::fs::remove_dir(&unit);
 }
+
+/// Docker's default: the cgroup file system is mounted read-only. tend says
+/// so once, naming the limits it cannot apply, and runs with process groups.
+#[test]
+fn a_read_only_cgroup_file_system_is_one_clear_warning() {
+    if !tend_testkit::require_root("a mount namespace of its own (unshare --mount)")
+        || tend_testkit::require_program("unshare").is_none()
+    {
+        return;
+    }
+    let env = TestEnv::new(
+        "[process.web]\ncommand = \"sleep 1000\"\nlimits = { memory_max = \"64MB\" }\n\n[process.worker]\ncommand = \"sleep 1000\"\n",
+    );
+    let mounts = read(Path::new("/proc/self/mountinfo"));
+    let points: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            post.starts_with("cgroup2 ")
+                .then(|| pre.split_whitespace().nth(4).map(str::to_string))?
+        })
+        .collect();
+    tend_testkit::require!(!points.is_empty(), "no cgroup2 mount to make read-only");
+    let remount: Vec<String> = points
+        .iter()
+        .map(|p| format!("mount -o remount,bind,ro {p}"))
+        .collect();
+    let log = std::fs::File::create(env.dir.path().join("daemon.log")).expect("log");
+    // unshare without --fork, and the shell's exec: tend has the child's pid.
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{} && exec \"$@\"", remount.join(" && ")))
+        .arg("sh")
+        .arg(TEND)
+        .arg("-c")
+        .arg(&env.config)
+        .arg("up")
+        .current_dir(env.dir.path())
+        .env("TEND_TEST_MARKER", &env.marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("unshare");
+    let log_text =
+        || std::fs::read_to_string(env.dir.path().join("daemon.log")).unwrap_or_default();
+    wait_until("both to run", Duration::from_secs(10), || {
+        let l = log_text();
+        l.contains("web: spawned") && l.contains("worker: spawned")
+    });
+    let l = log_text();
+    let warnings: Vec<&str> = l.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{l}");
+    let w = warnings[0];
+    assert!(w.contains("no cgroups for the processes"), "{w}");
+    assert!(w.contains("read-only"), "{w}");
+    assert!(w.contains("the limits of web are not applied"), "{w}");
+    // Still a working supervisor, stopped cleanly. (Its guard is a child of
+    // it with the same command line, so tend is not looked for among those.)
+    let tend = child.id();
+    wait_until(
+        "unshare's shell to exec tend",
+        Duration::from_secs(5),
+        || cmdline(tend).starts_with(TEND),
+    );
+    kill(Pid::from_raw(tend as i32), Signal::SIGTERM).expect("TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+    // Nothing of it is left (TestEnv fails the test on drop otherwise).
+    let left = env.marked();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
