@@ -27,6 +27,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
+mod check;
 mod declared;
 mod diag;
 pub mod native;
@@ -38,6 +40,8 @@ use std::sync::Arc;
 
 use tend_core::ProcessSpec;
 
+pub use access::AccessConfig;
+pub use check::check_spec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
@@ -64,6 +68,9 @@ pub struct Config {
     /// The triggers of `[task.NAME]` tables (their processes are in
     /// `processes` too, with `restart = "never"`).
     pub tasks: Vec<TaskConf>,
+    /// Who may do what (`[access]`; `[tend:...]` sections of a
+    /// supervisord.conf). Read again with the rest of the file on a reload.
+    pub access: AccessConfig,
 }
 
 pub use tend_core::model::task::TaskConf;
@@ -105,6 +112,9 @@ pub struct DaemonConfig {
     pub log_file: Option<PathBuf>,
     /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
     pub socket_owner: Option<String>,
+    /// The group the socket file is given (`[daemon] socket_group`), so that
+    /// with `socket_mode = "0660"` its members can connect. Checked to exist.
+    pub socket_group: Option<String>,
     /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
     pub unix_auth: Option<supervisord::Auth>,
     /// A TCP listener (`[inet_http_server]`).
@@ -143,6 +153,19 @@ pub struct DaemonConfig {
     /// cgroup`, `forward_signals`, `[http] health`; the defaults for a
     /// supervisord.conf).
     pub platform: PlatformConfig,
+    /// What `GET /` shows (Supervisor's status page for a supervisord.conf,
+    /// so bookmarks keep working; the dashboard otherwise).
+    pub web_root: WebRoot,
+}
+
+/// What `GET /` shows on the daemon's HTTP listeners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WebRoot {
+    /// A redirect to tend's dashboard at `/ui/`.
+    #[default]
+    Dashboard,
+    /// Supervisor's status page (`/index.html`).
+    SupervisorStatus,
 }
 
 /// What the daemon does on SIGHUP.
@@ -181,7 +204,7 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[process.x]`, `[group.x]`).
+/// (`[daemon]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -202,6 +225,7 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[process.")
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
+        && !first.starts_with("[access")
         && !first.starts_with("[daemon]")
         && !first.starts_with("[http]")
 }

@@ -85,7 +85,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Python's `base64.decodebytes`: characters outside the alphabet are
 /// skipped; missing padding is an error.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut sextets = Vec::with_capacity(s.len());
     let mut pads = 0;
     for b in s.bytes() {

@@ -42,7 +42,22 @@ pub enum Command {
         init: bool,
     },
     /// Check the config file and report every problem (and every warning).
-    Check,
+    Check {
+        /// Instead, tell what this identity may do under the config, right
+        /// by right: an HTTP user (`alice`), `token:NAME`, `uid:N`,
+        /// `unix-user:NAME` or `anonymous`.
+        #[arg(long, value_name = "WHO")]
+        who: Option<String>,
+    },
+    /// Print an argon2id hash of a password, for `[access.user.NAME]
+    /// password` (the password is read from the terminal, or from the first
+    /// line of standard input).
+    Passwd {
+        /// Make a new random bearer token instead: print it and its hash,
+        /// for `[access.token.NAME] hash`.
+        #[arg(long)]
+        token: bool,
+    },
     /// Print a supervisord.conf as the equivalent native tend.toml.
     Import {
         /// The supervisord.conf to translate.

@@ -1,5 +1,6 @@
 //! `tend`: the command-line client and the daemon of the tend process supervisor.
 
+mod access_cmds;
 mod cli;
 mod client;
 mod commands;
@@ -29,7 +30,8 @@ fn main() -> ExitCode {
     } = Cli::parse();
     let command = match command {
         Command::Up { detach, init } => return up(&config, socket.as_deref(), detach, init),
-        Command::Check => return check(&config),
+        Command::Check { who } => return check(&config, who.as_deref()),
+        Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
         Command::Client(c) => c,
     };
@@ -134,12 +136,26 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool, init: bool) -> ExitCode 
     }
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &Path, who: Option<&str>) -> ExitCode {
     match load(path) {
-        Ok(c) => {
-            println!("{}: OK ({} processes)", path.display(), c.processes.len());
-            ExitCode::SUCCESS
-        }
+        Ok(c) => match who {
+            Some(who) => report(access_cmds::who(&c, who)),
+            None => {
+                println!("{}: OK ({} processes)", path.display(), c.processes.len());
+                ExitCode::SUCCESS
+            }
+        },
         Err(code) => code,
+    }
+}
+
+/// The exit code of a local verb, its error printed.
+fn report(r: anyhow::Result<ExitCode>) -> ExitCode {
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! `FILE:LINE:COL`. Each table is described by a list of `value::Field`s:
 //! adding a key is adding an entry there.
 
+mod access;
 mod deps;
 mod logs;
 mod platform;
@@ -92,6 +93,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         log_format: LogFormat::Text,
         log_file: None,
         socket_owner: None,
+        socket_group: None,
         unix_auth: None,
         inet: None,
         identifier: DEFAULT_IDENTIFIER.to_string(),
@@ -106,9 +108,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         on_hup: OnHup::Reload,
         event_listeners: false,
         platform: crate::PlatformConfig::default(),
+        web_root: crate::WebRoot::Dashboard,
     };
     let mut processes = None;
     let mut tasks = None;
+    let mut access = crate::AccessConfig::default();
     let mut groups = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -122,6 +126,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             "process" => processes = Some(value),
             "task" => tasks = Some(value),
             "group" => groups = Some(value),
+            "access" => access = access::read(&mut cx, value),
             other => unknown_section(&mut cx, key, value, other),
         }
     }
@@ -148,6 +153,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         eventlisteners: Vec::new(),
         format: Format::Native,
         tasks,
+        access,
     })
 }
 
@@ -172,7 +178,7 @@ pub fn check_socket_dir(path: &Path) -> Result<(), String> {
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 5] = ["daemon", "group", "http", "process", "task"];
+const SECTIONS: [&str; 6] = ["access", "daemon", "group", "http", "process", "task"];
 
 /// Two tables of fields as one.
 fn chain<T>(a: &[Field<T>], b: &[Field<T>]) -> Vec<Field<T>> {
@@ -194,7 +200,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME] and [task.NAME]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
         )
     };
     cx.error(key.span(), message);
@@ -219,6 +225,18 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "socket_mode",
         read: |cx, d, _, v| d.socket_mode = cx.mode(v, 0o777).unwrap_or(d.socket_mode),
+    },
+    Field {
+        key: "socket_group",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.id_or_name(v, "group") else {
+                return;
+            };
+            match crate::check::group_exists(&s) {
+                Ok(()) => d.socket_group = Some(s),
+                Err(why) => cx.error(v.span(), format!("socket_group: {why}")),
+            }
+        },
     },
     Field {
         key: "log_dir",

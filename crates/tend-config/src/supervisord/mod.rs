@@ -28,6 +28,7 @@
 //! it, at its `FILE:LINE`. `docs/migrating-from-supervisor.md` lists the
 //! differences.
 
+mod access;
 pub mod expand;
 pub mod ini;
 mod native;
@@ -80,6 +81,8 @@ pub struct SupervisordConf {
     pub supervisorctl: SupervisorctlSection,
     /// What supervisord would accept but tend ignores or does differently.
     pub warnings: Vec<Diagnostic>,
+    /// tend's own `[tend:...]` access sections (supervisord ignores them).
+    pub access: crate::AccessConfig,
 }
 
 /// One `[eventlistener:x]` process.
@@ -655,6 +658,7 @@ pub(super) fn parse_with(
     let (unix_http_server, inet_http_server, auto_url) = sections::servers(&ini, &mut st);
     let supervisorctl = sections::supervisorctl(&ini, &mut st);
     check_sections(&ini, &mut st);
+    let access = access::read(&ini, &mut st);
     let made = programs::read_all(&ini, &mut st, &supervisord, auto_url.as_deref());
 
     let (errors, warnings) = finish(&ini, st);
@@ -673,6 +677,7 @@ pub(super) fn parse_with(
         supervisord,
         supervisorctl,
         warnings,
+        access,
     })
 }
 
@@ -789,6 +794,10 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
         "eventlistener:NAME",
         "fcgi-program:NAME",
         "ctlplugin:NAME",
+        "tend:role:NAME",
+        "tend:user:NAME",
+        "tend:token:NAME",
+        "tend:unix:group:NAME",
     ];
     let program_like: Vec<&str> = PROGRAM_OPTIONS
         .iter()
@@ -814,6 +823,8 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
                 );
                 None
             }
+            // tend's own sections: read (and checked) by `access`.
+            n if access::is_tend(n) => None,
             n if n.starts_with("rpcinterface:") => {
                 rpcinterface(ini, st, section);
                 None

@@ -62,6 +62,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             MainLog::Syslog => None,
         },
         socket_owner,
+        socket_group: None,
         unix_auth,
         inet: conf.inet_http_server.as_ref().map(|i| InetListen {
             host: i.host.clone(),
@@ -81,6 +82,8 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         on_hup: OnHup::Restart,
         event_listeners: true,
         platform: crate::PlatformConfig::default(),
+        // supervisord's status page stays at `/`, for bookmarks.
+        web_root: crate::WebRoot::SupervisorStatus,
     };
     Config {
         path: conf.path.clone(),
@@ -90,5 +93,6 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         eventlisteners: conf.eventlisteners,
         format: Format::Supervisord,
         tasks: Vec::new(),
+        access: conf.access,
     }
 }

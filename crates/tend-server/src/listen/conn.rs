@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use super::Limits;
 
 /// Who is on the other end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// The peer's user id, on a Unix socket (`SO_PEERCRED`).
     pub uid: Option<u32>,
@@ -33,6 +33,9 @@ pub struct Peer {
     pub pid: Option<i32>,
     /// The peer's address, over TCP.
     pub ip: Option<IpAddr>,
+    /// The peer's supplementary groups when it connected, on a Unix socket
+    /// (`SO_PEERGROUPS`: the kernel's, not the group database's).
+    pub groups: Option<Arc<[u32]>>,
 }
 
 impl Peer {
@@ -43,6 +46,7 @@ impl Peer {
             gid: Some(gid),
             pid,
             ip: None,
+            groups: None,
         }
     }
 
@@ -53,6 +57,7 @@ impl Peer {
             gid: None,
             pid: None,
             ip: Some(ip),
+            groups: None,
         }
     }
 
@@ -100,14 +105,52 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
 
 pub(super) fn unix_peer(stream: &tokio::net::UnixStream) -> Peer {
     match stream.peer_cred() {
-        Ok(c) => Peer::unix(c.uid(), c.gid(), c.pid()),
+        Ok(c) => Peer {
+            groups: peer_groups(stream).map(Arc::from),
+            ..Peer::unix(c.uid(), c.gid(), c.pid())
+        },
         Err(_) => Peer {
             uid: None,
             gid: None,
             pid: None,
             ip: None,
+            groups: None,
         },
     }
+}
+
+/// The supplementary groups the peer had when it connected
+/// (`SO_PEERGROUPS`, Linux 4.13), or `None` where the kernel cannot say.
+fn peer_groups(stream: &tokio::net::UnixStream) -> Option<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..2 {
+        let mut len =
+            libc::socklen_t::try_from(groups.len() * std::mem::size_of::<libc::gid_t>()).ok()?;
+        // SAFETY: `groups` is a writable buffer of `len` bytes that lives
+        // across the call; the kernel writes at most `len` bytes and sets
+        // `len` to what it wrote (or, with ERANGE, to what it needs).
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = usize::try_from(len).ok()? / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            groups.truncate(n);
+            return Some(groups);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            return None;
+        }
+        groups.resize(n.max(groups.len() * 2), 0);
+    }
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,8 +270,9 @@ pub(super) async fn serve<A: Accept>(
             continue;
         };
         let router = router.clone();
+        let shown = peer.to_string();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(ConnectInfo(peer.clone()));
             let router = router.clone();
             async move { Ok::<_, Infallible>(router.oneshot(req).await.into_response_infallible()) }
         });
@@ -237,7 +281,7 @@ pub(super) async fn serve<A: Accept>(
         tokio::spawn(async move {
             let _slot = slot;
             if let Err(e) = conn.await {
-                tracing::trace!("connection from {peer}: {e}");
+                tracing::trace!("connection from {shown}: {e}");
             }
         });
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use tend_core::ProcessStatus;
+use tend_server::access::Right;
 
 use super::{Rpc, blocking, integer, string};
 use crate::files::{self, ReadError};
@@ -26,6 +27,7 @@ impl Rpc {
     ) -> Result<Value, Fault> {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
+        self.allow(Right::Logs, &s, "read the logs of")?;
         // Configured but not created yet (no output so far) reads as empty.
         let Some(path) = self.face().logfile(s.name.as_str(), stderr) else {
             return Err(Fault::no_file(None));
@@ -40,6 +42,7 @@ impl Rpc {
     ) -> Result<Value, Fault> {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
+        self.allow(Right::Logs, &s, "read the logs of")?;
         let (offset, length) = (integer(&params[1])?, integer(&params[2])?);
         let Some(path) = self
             .face()
@@ -103,7 +106,10 @@ impl Rpc {
     /// `clearProcessLogs`.
     pub(super) async fn clear_process_logs(&self, spec: &str) -> Result<Value, Fault> {
         let s = self.one_process(spec).await?;
-        self.clear_logs(&s, spec).await?;
+        self.allow(Right::Admin, &s, "clear the logs of")?;
+        let r = self.clear_logs(&s, spec).await;
+        self.audit("clear the logs of", spec, &r);
+        r?;
         Ok(Value::Bool(true))
     }
 
@@ -112,7 +118,15 @@ impl Rpc {
         let all = self.all().await?;
         let mut results = Vec::new();
         for s in self.everything(&all) {
-            let r = self.clear_logs(&s, &namespec(&s)).await;
+            let spec = namespec(&s);
+            let r = match self.allow(Right::Admin, &s, "clear the logs of") {
+                Ok(()) => {
+                    let r = self.clear_logs(&s, &spec).await;
+                    self.audit("clear the logs of", &spec, &r);
+                    r
+                }
+                Err(f) => Err(f),
+            };
             results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
         }
         Ok(Value::Array(results))

@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 
 pub(crate) use detach::detach;
 use faces::Faces;
+pub(crate) use faces::policy;
 use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
@@ -159,7 +160,17 @@ struct Bound {
 
 /// Binds every listener of the config.
 async fn bind(config: &Config) -> anyhow::Result<Bound> {
-    let unix = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
+    let mode = config.daemon.socket_mode;
+    let unix = match &config.daemon.socket_group {
+        // Bound for the owner alone until the group is right, so that no
+        // member of the daemon's own group can connect in between.
+        Some(group) => {
+            let unix = UnixServer::bind(&config.daemon.socket, mode & 0o700)?;
+            faces::chgrp_socket(unix.path(), group, mode)?;
+            unix
+        }
+        None => UnixServer::bind(&config.daemon.socket, mode)?,
+    };
     if let Some(owner) = &config.daemon.socket_owner {
         faces::chown_socket(unix.path(), owner)?;
     }
@@ -190,11 +201,11 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let socket = bound.unix.path().to_path_buf();
-    let unix_router = faces.unix_router(&config.daemon);
+    let unix_router = faces.unix_router();
     let unix = tokio::spawn(bound.unix.serve(unix_router, until(stopped.clone())));
     let tcp = match (bound.tcp, &config.daemon.inet) {
         (Some(tcp), Some(inet)) => {
-            let router = faces.tcp_router(inet.auth.as_ref());
+            let router = faces.tcp_router();
             info!(
                 "serving Supervisor's XML-RPC on http://{}{}",
                 tcp.local_addr(),

@@ -1,16 +1,20 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
+mod browser;
 mod harness;
 
+mod access;
 mod backoff;
 mod config;
 mod control;
 mod daemon;
 mod deps;
+mod events;
 mod examples;
 mod logs;
 mod platform;
 mod status;
 mod stop;
 mod supervisorctl;
+mod web;
 mod xmlrpc;

@@ -640,6 +640,46 @@ command = "sleep 1000"
     });
 }
 
+/// A listener with credentials (and the access guard, with its audit log
+/// and throttling) still answers the probes without them, and nothing else.
+#[test]
+fn the_probes_need_no_credentials_on_a_listener_that_has_them() {
+    if tend_testkit::require_program("curl").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nlogfile = %(here)s/supervisord.log\npidfile = %(here)s/supervisord.pid\nchildlogdir = %(here)s\n\n\
+             [unix_http_server]\nfile = %(here)s/tend.sock\n\n\
+             [inet_http_server]\nport = 127.0.0.1:{port}\nusername = admin\npassword = secret\n\n\
+             [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+             [program:web]\ncommand = sleep 1000\nstartsecs = 0\n"
+        ),
+    )
+    .expect("write");
+    env.config = conf;
+    let _d = Daemon::start_in(env);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("the inet listener", Duration::from_secs(10), || {
+        probe(&format!("{base}/healthz")).0 != 0
+    });
+    // A kubelet probing every second is never throttled or refused.
+    for _ in 0..20 {
+        assert_eq!(probe(&format!("{base}/healthz")), (200, "ok\n".into()));
+    }
+    assert_eq!(probe(&format!("{base}/readyz")), (200, "ready\n".into()));
+    // The rest of the listener still asks for them.
+    assert_eq!(probe(&format!("{base}/v1/status")).0, 401);
+    assert_eq!(probe(&format!("{base}/ui/")).0, 401);
+}
+
 // --- limits, where the machine delegates the controllers -----------------------------
 
 /// The controllers the daemon enabled for its processes (from its log), or
