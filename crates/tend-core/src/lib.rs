@@ -145,7 +145,7 @@ pub use model::name::{Name, NameError};
 pub use model::outcome::{ActionResult, Outcome};
 pub use model::pattern::{Pattern, PatternError};
 pub use model::probe::{Check, ProbeSpec};
-pub use model::resources::{ExitReason, ProcessStats, ResourceLimits};
+pub use model::resources::{ExitReason, ProcessStats, ResourceLimits, StatsSource};
 pub use model::signal::{Signal, UnknownSignal};
 pub use model::spec::{
     Backoff, BackoffMode, Condition, Dependency, LogSpec, LogTarget, ProcessSpec, RestartPolicy,
