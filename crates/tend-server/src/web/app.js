@@ -310,7 +310,8 @@
       set(cpuCell, `${pct.toFixed(1)} %`);
       set(memCell, bytes(p.rss_bytes));
       // Where it was read, and what the cell has no room for.
-      const src = p.source === 'cgroup' ? `its cgroup (${p.processes ?? '?'} processes)` : 'its main process (/proc)';
+      const n = p.processes ?? '?';
+      const src = p.source === 'cgroup' ? `its cgroup (${n} process${n === 1 ? '' : 'es'})` : 'its main process (/proc)';
       title(cpuCell, `${p.cpu_seconds.toFixed(2)} s of CPU, from ${src}`);
       title(memCell, `${p.memory_peak_bytes != null ? `peak ${bytes(p.memory_peak_bytes)}, ` : ''}from ${src}`);
     }
