@@ -119,13 +119,20 @@ pub struct RoleConf {
     pub grants: BTreeMap<Right, Vec<Scope>>,
 }
 
-/// `[access.user.NAME]`: an HTTP user (Basic authentication).
+/// `[access.user.NAME]`: an HTTP user (Basic authentication, a client
+/// certificate, or both).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserConf {
     /// The user name.
     pub name: String,
-    /// The stored password.
-    pub password: Secret,
+    /// The stored password (none for a user who only logs in with a client
+    /// certificate).
+    pub password: Option<Secret>,
+    /// `certificate`: the client certificates that are this user, on a TLS
+    /// listener with a `client_ca` (mutual TLS). Each entry is a subject the
+    /// certificate names (its common name, one of its DNS names or URIs)
+    /// or `sha256:HEX`, the fingerprint of one certificate.
+    pub certificates: Vec<String>,
     /// Its roles.
     pub roles: Vec<String>,
 }
@@ -265,6 +272,41 @@ pub fn check_ident(what: &str, name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether `text` can name a client certificate in a user's `certificate`:
+/// a subject (no control characters, not empty) or `sha256:` and 64 hex
+/// digits.
+pub fn check_certificate(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("an empty subject names no certificate".to_string());
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{text:?} has a control character"));
+    }
+    if let Some(hex) = text.strip_prefix("sha256:") {
+        let hex = hex.replace(':', "");
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{text:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a client certificate that names `subjects` (its common name, DNS
+/// names and URIs) and has the SHA-256 fingerprint `sha256` (lower-case hex)
+/// is one that `entry` of a user's `certificate` names.
+pub fn certificate_matches<'a>(
+    entry: &str,
+    mut subjects: impl Iterator<Item = &'a str>,
+    sha256: &str,
+) -> bool {
+    match entry.strip_prefix("sha256:") {
+        Some(hex) => hex.replace(':', "").eq_ignore_ascii_case(sha256),
+        None => subjects.any(|s| s == entry),
+    }
 }
 
 /// A stored password or token.

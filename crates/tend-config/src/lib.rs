@@ -31,8 +31,10 @@ pub mod access;
 mod check;
 mod declared;
 mod diag;
+pub mod http;
 pub mod native;
 pub mod platform;
+pub mod read;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ pub use access::AccessConfig;
 pub use check::check_spec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
+pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
 pub use platform::{CgroupMode, HealthListen, PlatformConfig};
 pub use supervisord::{Auth, EventListenerConf};
@@ -93,6 +96,12 @@ pub struct InetListen {
     pub port: u16,
     /// HTTP Basic credentials required, if any.
     pub auth: Option<supervisord::Auth>,
+    /// Serve TLS with these files.
+    pub tls: Option<TlsFiles>,
+    /// The config says `insecure = true`: a listener on an address other
+    /// machines reach may go without TLS or without credentials (with a
+    /// warning at every start).
+    pub insecure: bool,
 }
 
 /// The `[daemon]` section.
@@ -156,6 +165,8 @@ pub struct DaemonConfig {
     /// What `GET /` shows (Supervisor's status page for a supervisord.conf,
     /// so bookmarks keep working; the dashboard otherwise).
     pub web_root: WebRoot,
+    /// TCP listeners of tend.toml's `[http]` and every listener's limits.
+    pub http: HttpConfig,
 }
 
 /// What `GET /` shows on the daemon's HTTP listeners.
@@ -204,7 +215,7 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
+/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -231,8 +242,21 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
 }
 
 /// Reads either format (see [`is_supervisord`]).
+///
+/// The file is read once to tell its format, within the bounds of [`read`]
+/// (a regular file of at most [`read::MAX_FILE_BYTES`]); one that is not is
+/// refused here with its reason.
 pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let text = std::fs::read_to_string(path).ok();
+    let text = match read::read_text(path, &mut read::Budget::new()) {
+        Ok(t) => Some(t),
+        Err(e @ (read::ReadError::NotAFile(_) | read::ReadError::TooLarge)) => {
+            return Err(ConfigErrors::single(
+                path,
+                format!("cannot read config file {}: {e}", path.display()),
+            ));
+        }
+        Err(_) => None,
+    };
     if is_supervisord(path, text.as_deref()) {
         let conf = supervisord::load(path)?;
         let warnings = conf.warnings.clone();
@@ -279,6 +303,7 @@ mod tests {
             Some("[process.web]\ncommand=\"x\"")
         ));
         assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
+        assert!(!is_supervisord(p("config"), Some("[http]\nlisten = []\n")));
         assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
         assert!(!is_supervisord(
             p("config"),

@@ -50,14 +50,19 @@ pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
 pub use events::EventHub;
 pub use health::{health_only_router, health_router};
-pub use json::{ApiError, ChannelStream, OPENAPI, ROUTES, json_router, router};
+pub use json::{
+    ApiError, ChannelStream, OPENAPI, ROUTES, json_router, parse_add_request, parse_body, router,
+};
 /// The types of the endpoints the dashboard added (graph, tasks, resources, stdin).
 pub mod more {
     pub use crate::json::{
         Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
     };
 }
-pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
+pub use listen::{
+    Connections, Limits, Peer, ServeError, ServerTls, TcpServer, Tls, TlsClient, TlsError,
+    UnixServer, serve_connection, serve_unix,
+};
 pub use state::ConfigState;
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).

@@ -94,6 +94,9 @@ pub struct FaceOptions {
     pub identification: String,
     /// tend's own log file (`readLog`, `clearLog`, `/mainlogtail`).
     pub main_log: Option<PathBuf>,
+    /// What one XML-RPC request may ask (`[http] max_multicall`,
+    /// `max_response`).
+    pub limits: xmlrpc::CallLimits,
 }
 
 impl FaceOptions {

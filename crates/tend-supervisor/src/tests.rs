@@ -960,7 +960,8 @@ async fn every_method_and_every_multicall_entry_is_checked_for_its_caller() {
         }],
         users: vec![tend_config::access::UserConf {
             name: "alice".into(),
-            password: tend_config::access::Secret::Plain("x".into()),
+            password: Some(tend_config::access::Secret::Plain("x".into())),
+            certificates: Vec::new(),
             roles: vec!["operator".into()],
         }],
         ..AccessConfig::default()

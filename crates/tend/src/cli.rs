@@ -23,9 +23,69 @@ pub struct Cli {
     #[arg(long, global = true, env = "TEND_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// How client verbs reach the daemon, and who they say they are.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The daemon a client verb talks to (default: the config's Unix socket)
+/// and the credentials it sends.
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    /// The daemon to talk to: `https://HOST:PORT`, `http://127.0.0.1:PORT`
+    /// (plain HTTP to this machine only, unless --insecure) or
+    /// `unix:///PATH`.
+    #[arg(long, global = true, env = "TEND_HOST", value_name = "URL")]
+    pub host: Option<String>,
+    /// Check the daemon's certificate against the CA certificates in FILE
+    /// (PEM) instead of the system's.
+    #[arg(long, global = true, env = "TEND_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Accept exactly the daemon certificate whose SHA-256 this is
+    /// (`sha256:` and 64 hex digits, as `openssl x509 -fingerprint -sha256`
+    /// prints it), whoever signed it.
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_PIN",
+        value_name = "sha256:HEX",
+        conflicts_with = "ca"
+    )]
+    pub pin: Option<String>,
+    /// Allow plain HTTP to a daemon on another machine (everything crosses
+    /// the network in clear text, passwords too).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Log in as USER; the password comes from TEND_PASSWORD or is asked
+    /// for on the terminal (`USER:PASSWORD` works, but shows in the process
+    /// list).
+    #[arg(long, global = true, env = "TEND_USER", value_name = "USER")]
+    pub user: Option<String>,
+    /// Send the bearer token in FILE (else TEND_TOKEN, when set).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A client certificate (PEM) to present, for mutual TLS (with --key).
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
 }
 
 /// The verbs.

@@ -163,7 +163,8 @@ fn role_list(cx: &mut Cx<'_>, v: &Item<'_>, section: &str, refs: &mut Vec<RoleRe
     out
 }
 
-/// A table of credentials: `secret_key` (the stored secret) and `roles`.
+/// A table of credentials: `secret_key` (the stored secret), `roles`, and
+/// for a user `certificate` (then the secret may be left out).
 fn credential(
     cx: &mut Cx<'_>,
     table: &toml::de::DeTable<'_>,
@@ -171,13 +172,36 @@ fn credential(
     section: &str,
     secret_key: &str,
     refs: &mut Vec<RoleRef>,
-) -> Option<(Secret, Vec<String>)> {
+    mut certificates: Option<&mut Vec<String>>,
+) -> Option<(Option<Secret>, Vec<String>)> {
     let mut secret = None;
     let mut roles = None;
     let mut ok = true;
     for (key, value) in table.iter() {
         let k: &str = key.get_ref();
-        if k == secret_key {
+        if k == "certificate"
+            && let Some(out) = certificates.as_deref_mut()
+        {
+            let texts: Vec<String> = if let Some(s) = value.get_ref().as_str() {
+                vec![s.to_string()]
+            } else if let Some(arr) = cx.array(value, "a certificate subject or a list of them") {
+                arr.iter()
+                    .filter_map(|e| cx.string(e).map(str::to_string))
+                    .collect()
+            } else {
+                ok = false;
+                Vec::new()
+            };
+            for t in texts {
+                match crate::access::check_certificate(&t) {
+                    Ok(()) => out.push(t),
+                    Err(why) => {
+                        cx.error(value.span(), format!("certificate in {section}: {why}"));
+                        ok = false;
+                    }
+                }
+            }
+        } else if k == secret_key {
             match cx.string(value).map(Secret::parse) {
                 Some(Ok(s)) => secret = Some(s),
                 Some(Err(why)) => {
@@ -189,11 +213,17 @@ fn credential(
         } else if k == "roles" {
             roles = Some(role_list(cx, value, section, refs));
         } else {
-            let hint = did_you_mean(k, [secret_key, "roles"]);
+            let known: &[&str] = if certificates.is_some() {
+                &[secret_key, "roles", "certificate"]
+            } else {
+                &[secret_key, "roles"]
+            };
+            let hint = did_you_mean(k, known.iter().copied());
             cx.error(key.span(), format!("unknown key {k:?} in {section}{hint}"));
         }
     }
-    if secret.is_none() && ok {
+    let by_certificate = certificates.as_ref().is_some_and(|c| !c.is_empty());
+    if secret.is_none() && ok && !by_certificate {
         cx.error(
             span.clone(),
             format!("missing required key {secret_key:?} in {section} (`tend passwd` prints one)"),
@@ -207,15 +237,29 @@ fn credential(
             ),
         );
     }
-    Some((secret?, roles?))
+    if secret.is_none() && !by_certificate {
+        return None;
+    }
+    Some((secret, roles?))
 }
 
 fn users(cx: &mut Cx<'_>, item: &Item<'_>, access: &mut AccessConfig, refs: &mut Vec<RoleRef>) {
     for (name, span, section, table) in named(cx, "user", item) {
-        if let Some((password, roles)) = credential(cx, table, span, &section, "password", refs) {
+        let mut certificates = Vec::new();
+        let read = credential(
+            cx,
+            table,
+            span,
+            &section,
+            "password",
+            refs,
+            Some(&mut certificates),
+        );
+        if let Some((password, roles)) = read {
             access.users.push(UserConf {
                 name,
                 password,
+                certificates,
                 roles,
             });
         }
@@ -224,7 +268,8 @@ fn users(cx: &mut Cx<'_>, item: &Item<'_>, access: &mut AccessConfig, refs: &mut
 
 fn tokens(cx: &mut Cx<'_>, item: &Item<'_>, access: &mut AccessConfig, refs: &mut Vec<RoleRef>) {
     for (name, span, section, table) in named(cx, "token", item) {
-        if let Some((hash, roles)) = credential(cx, table, span, &section, "hash", refs) {
+        if let Some((Some(hash), roles)) = credential(cx, table, span, &section, "hash", refs, None)
+        {
             access.tokens.push(TokenConf { name, hash, roles });
         }
     }

@@ -9,6 +9,7 @@
 
 mod access;
 mod deps;
+mod http;
 mod logs;
 mod platform;
 mod process;
@@ -46,9 +47,10 @@ pub const DEFAULT_LOG_DIR: &str = "logs";
 
 /// Reads and validates the config file at `path`.
 ///
-/// A file that cannot be read is one diagnostic at 1:1.
+/// A file that cannot be read (missing, not a regular file, larger than
+/// [`crate::read::MAX_FILE_BYTES`]) is one diagnostic at 1:1.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match crate::read::read_text(path, &mut crate::read::Budget::new()) {
         Ok(text) => parse(path, &text),
         Err(e) => Err(ConfigErrors::single(
             path,
@@ -109,6 +111,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         event_listeners: false,
         platform: crate::PlatformConfig::default(),
         web_root: crate::WebRoot::Dashboard,
+        http: crate::HttpConfig::default(),
     };
     let mut processes = None;
     let mut tasks = None;
@@ -122,7 +125,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
                     walk(&mut cx, "[daemon]", table, &fields, &[], &mut daemon);
                 }
             }
-            "http" => platform::read_http(&mut cx, value, &mut daemon),
+            "http" => {
+                if let Some(table) = cx.table(value) {
+                    let (http, health) = http::read(&mut cx, table, key.span());
+                    daemon.http = http;
+                    daemon.platform.health = health;
+                }
+            }
             "process" => processes = Some(value),
             "task" => tasks = Some(value),
             "group" => groups = Some(value),

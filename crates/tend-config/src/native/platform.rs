@@ -1,7 +1,7 @@
-//! The keys of `[daemon]`, `[http]` and `[process.NAME]` that concern the
-//! platform tend runs on: `[daemon] cgroup` and `forward_signals`, `[http]
-//! health`, and a process's `limits`, `exit_with` and `ready_gate`. See
-//! `docs/running.md`.
+//! The keys of `[daemon]` and `[process.NAME]` that concern the platform
+//! tend runs on: `[daemon] cgroup` and `forward_signals`, and a process's
+//! `limits`, `exit_with` and `ready_gate` (`[http] health` is read with the
+//! rest of `[http]`, in `http.rs`). See `docs/running.md`.
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use super::process::{Draft, read_signal};
 use super::value::{Field, Item, walk};
 use crate::DaemonConfig;
 use crate::diag::{Cx, did_you_mean};
-use crate::platform::{CgroupMode, HealthListen, NOT_FORWARDABLE};
+use crate::platform::{CgroupMode, NOT_FORWARDABLE};
 
 /// `[daemon]` keys of the platform.
 pub(super) const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
@@ -68,25 +68,6 @@ pub(super) const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
         },
     },
 ];
-
-/// `[http]` keys of the platform.
-pub(super) const HTTP_FIELDS: &[Field<DaemonConfig>] = &[Field {
-    key: "health",
-    read: |cx, d, _, v| {
-        let Some(s) = cx.string(v) else { return };
-        match HealthListen::parse(s) {
-            Ok(h) => d.platform.health = Some(h),
-            Err(e) => cx.error(v.span(), format!("health: {e}")),
-        }
-    },
-}];
-
-/// Reads the `[http]` table.
-pub(super) fn read_http(cx: &mut Cx<'_>, value: &Item<'_>, daemon: &mut DaemonConfig) {
-    if let Some(table) = cx.table(value) {
-        walk(cx, "[http]", table, HTTP_FIELDS, &[], daemon);
-    }
-}
 
 /// `[process.NAME]` keys of the platform.
 pub(super) const PROCESS_FIELDS: &[Field<Draft>] = &[

@@ -882,7 +882,13 @@ roles = ["operator", "admin"]
     assert_eq!(control, ["web-*", "front:*"]);
     assert!(role.grants[&crate::access::Right::View][0].is_everything());
     assert_eq!(a.users[0].name, "alice");
-    assert!(a.users[0].password.verify(b"secret"));
+    assert!(
+        a.users[0]
+            .password
+            .as_ref()
+            .expect("password")
+            .verify(b"secret")
+    );
     assert_eq!(a.tokens[0].roles, ["operator", "admin"]);
     assert_eq!(a.unix.len(), 2);
     assert!(!ok("[process.x]\ncommand = [\"true\"]\n").access.configured);
@@ -935,4 +941,38 @@ roles = ["operator"]
     );
     let e = one_error("[process.x]\ncommand = [\"true\"]\nsuccess_exit_codes = [256]\n");
     assert!(e.contains("3:23: 256 is out of range"), "{e}");
+}
+
+#[test]
+fn users_may_log_in_with_a_client_certificate() {
+    let c = ok(r#"
+[access.role.operator]
+view = ["*"]
+
+[access.user.robot]
+certificate = ["robot.example", "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"]
+roles = ["operator"]
+
+[access.user.carol]
+certificate = "carol"
+password = "{PLAIN}pw"
+roles = ["operator"]
+"#);
+    let robot = &c.access.users[0];
+    assert_eq!(robot.password, None);
+    assert_eq!(robot.certificates.len(), 2);
+    assert_eq!(c.access.users[1].certificates, ["carol"]);
+    assert!(c.access.users[1].password.is_some());
+    let e = one_error("[access.user.x]\ncertificate = \"sha256:abc\"\nroles = []\n");
+    assert!(
+        e.contains("tend.toml:2:") && e.contains("not a SHA-256 fingerprint"),
+        "{e}"
+    );
+    let e = one_error("[access.user.x]\nroles = []\n");
+    assert!(e.contains("missing required key \"password\""), "{e}");
+    let e = one_error("[access.token.t]\ncertificate = \"x\"\nhash = \"{PLAIN}t\"\nroles = []\n");
+    assert!(
+        e.contains("unknown key \"certificate\" in [access.token.t]"),
+        "{e}"
+    );
 }

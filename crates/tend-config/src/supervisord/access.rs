@@ -173,9 +173,20 @@ fn credential(
     let secret_key = if kind == "user" { "password" } else { "hash" };
     let mut secret = None;
     let mut roles = None;
+    let mut certificates = Vec::new();
     let mut ok = true;
     for e in &section.entries {
-        if e.key == secret_key {
+        if kind == "user" && e.key == "certificate" {
+            for t in list(&e.value) {
+                match crate::access::check_certificate(t) {
+                    Ok(()) => certificates.push(t.to_string()),
+                    Err(why) => {
+                        st.error_at(e, format!("certificate in [{}]: {why}", section.name));
+                        ok = false;
+                    }
+                }
+            }
+        } else if e.key == secret_key {
             match Secret::parse(&e.value) {
                 Ok(s) => secret = Some(s),
                 Err(why) => {
@@ -185,11 +196,13 @@ fn credential(
             }
         } else if e.key == "roles" {
             roles = Some(roles_of(e, section, refs));
+        } else if kind == "user" {
+            unknown_key(st, section, e, &[secret_key, "roles", "certificate"]);
         } else {
             unknown_key(st, section, e, &[secret_key, "roles"]);
         }
     }
-    if secret.is_none() && ok {
+    if secret.is_none() && ok && certificates.is_empty() {
         st.error(
             section.file,
             section.line,
@@ -206,17 +219,21 @@ fn credential(
             format!("section [{}] has no roles value", section.name),
         );
     }
-    let (Some(secret), Some(roles)) = (secret, roles) else {
+    let Some(roles) = roles else {
         return;
     };
     let name = name.to_string();
     if kind == "user" {
+        if secret.is_none() && certificates.is_empty() {
+            return;
+        }
         access.users.push(UserConf {
             name,
             password: secret,
+            certificates,
             roles,
         });
-    } else {
+    } else if let Some(secret) = secret {
         access.tokens.push(TokenConf {
             name,
             hash: secret,

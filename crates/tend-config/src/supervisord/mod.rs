@@ -148,6 +148,12 @@ pub struct InetHttpServer {
     pub port: u16,
     /// HTTP Basic credentials, if required.
     pub auth: Option<Auth>,
+    /// `tls_cert`, `tls_key`, `client_ca`, `client_cert` (tend's own
+    /// options; supervisord ignores them, and serves plain HTTP).
+    pub tls: Option<crate::TlsFiles>,
+    /// `insecure = true` (tend's own option): serve a non-loopback address
+    /// without credentials.
+    pub insecure: bool,
 }
 
 /// HTTP Basic credentials of a server section.
@@ -330,9 +336,10 @@ pub struct ChannelConf {
 
 /// Reads the file at `path` and everything it includes.
 pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
-    match std::fs::read(path) {
+    let mut budget = crate::read::Budget::new();
+    match crate::read::read_bytes(path, &mut budget) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(path, &text),
+            Ok(text) => parse_within(path, &text, budget),
             Err(e) => Err(ConfigErrors::single(
                 path,
                 format!(
@@ -353,6 +360,16 @@ pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
 /// relative to `path`'s directory. `%(ENV_X)s` comes from this process's
 /// environment, relative paths from its working directory.
 pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
+    let left = crate::read::MAX_TOTAL_BYTES.saturating_sub(text.len() as u64);
+    parse_within(path, text, crate::read::Budget::with(left))
+}
+
+/// [`parse`] with what the `[include]`d files may still take.
+fn parse_within(
+    path: &Path,
+    text: &str,
+    budget: crate::read::Budget,
+) -> Result<SupervisordConf, ConfigErrors> {
     let cwd = std::env::current_dir().map_err(|e| {
         ConfigErrors::single(path, format!("cannot find the working directory: {e}"))
     })?;
@@ -363,7 +380,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    parse_with(path, text, &host)
+    parse_with_budget(path, text, &host, budget)
 }
 
 /// `tend import`: the equivalent native `tend.toml` (`docs/config.md`).
@@ -443,7 +460,17 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "profile_options",
 ];
 const UNIX_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password"];
-const INET_OPTIONS: &[&str] = &["port", "username", "password"];
+const INET_OPTIONS: &[&str] = &[
+    "port",
+    "username",
+    "password",
+    // tend's own (supervisord reads only the three above and ignores these).
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "insecure",
+];
 const CTL_OPTIONS: &[&str] = &[
     "serverurl",
     "username",
@@ -507,6 +534,8 @@ struct St<'h> {
     env_names: Top,
     /// `{"here": dir}` of each file, by file index.
     heres: Vec<Top>,
+    /// What the `[include]`d files may still take.
+    budget: crate::read::Budget,
 }
 
 /// An option's text after expansion, with the entry it came from.
@@ -622,10 +651,21 @@ impl St<'_> {
 }
 
 /// [`parse`] with the machine given, for tests.
+#[cfg(test)]
 pub(super) fn parse_with(
     path: &Path,
     text: &str,
     host: &Host,
+) -> Result<SupervisordConf, ConfigErrors> {
+    parse_with_budget(path, text, host, crate::read::Budget::new())
+}
+
+/// [`parse_with`] within `budget` for the `[include]`d files.
+fn parse_with_budget(
+    path: &Path,
+    text: &str,
+    host: &Host,
+    budget: crate::read::Budget,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let abs = values::normalize_path(&path.to_string_lossy(), &host.cwd, &BTreeMap::new());
     let main_dir = abs
@@ -641,6 +681,7 @@ pub(super) fn parse_with(
             .map(|(k, v)| (format!("ENV_{k}"), Val::Str(v.clone())))
             .collect(),
         heres: vec![here(&main_dir)],
+        budget,
     };
     let mut ini = Ini::new();
     for e in ini.read(path.to_path_buf(), text) {
@@ -734,7 +775,7 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
         }
         matches.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         for file in matches {
-            let text = match std::fs::read(&file) {
+            let text = match crate::read::read_bytes(&file, &mut st.budget) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => text,
                     Err(_) => {
@@ -745,6 +786,19 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
                         continue;
                     }
                 },
+                // Not a regular file, too large: supervisord would hang or
+                // grow without end; a clear error instead of a skip.
+                Err(
+                    e @ (crate::read::ReadError::NotAFile(_)
+                    | crate::read::ReadError::TooLarge
+                    | crate::read::ReadError::BudgetSpent),
+                ) => {
+                    st.error_at(
+                        &entry,
+                        format!("cannot read included file {}: {e}", file.display()),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     // Python's RawConfigParser.read skips files it cannot open.
                     st.warn_at(

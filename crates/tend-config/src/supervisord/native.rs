@@ -426,7 +426,12 @@ fn access(o: &mut String, a: &crate::AccessConfig) {
     for u in &a.users {
         line(o, "");
         line(o, &format!("[access.user.{}]", key(&u.name)));
-        line(o, &format!("password = {}", secret(&u.password)));
+        if let Some(p) = &u.password {
+            line(o, &format!("password = {}", secret(p)));
+        }
+        if !u.certificates.is_empty() {
+            line(o, &format!("certificate = {}", array(&u.certificates)));
+        }
         line(o, &format!("roles = {}", roles(&u.roles)));
     }
     for t in &a.tokens {

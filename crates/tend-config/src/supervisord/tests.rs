@@ -1939,7 +1939,13 @@ roles = operator
         .map(|s| s.text.as_str())
         .collect();
     assert_eq!(logs, ["web-*", "api"]);
-    assert!(a.users[0].password.verify(b"secret"));
+    assert!(
+        a.users[0]
+            .password
+            .as_ref()
+            .expect("password")
+            .verify(b"secret")
+    );
     assert_eq!(a.tokens[0].roles, ["operator", "admin"]);
     assert_eq!(a.unix.len(), 2);
 

@@ -68,6 +68,8 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             host: i.host.clone(),
             port: i.port,
             auth: i.auth.clone(),
+            tls: i.tls.clone(),
+            insecure: i.insecure,
         }),
         identifier: s.identifier.clone(),
         minfds: Some(s.minfds),
@@ -84,6 +86,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         platform: crate::PlatformConfig::default(),
         // supervisord's status page stays at `/`, for bookmarks.
         web_root: crate::WebRoot::SupervisorStatus,
+        http: crate::HttpConfig::default(),
     };
     Config {
         path: conf.path.clone(),

@@ -32,7 +32,6 @@ pub mod policy;
 pub mod verify;
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -46,11 +45,8 @@ pub use tend_config::access::Right;
 
 use crate::auth::ErrorPage;
 use crate::json::ApiError;
-use crate::listen::Peer;
+use crate::listen::{Peer, TlsClient};
 use verify::{Failure, Verifier};
-
-/// At most this much of a refused request's body is read (and dropped).
-const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The access rules of one daemon, shared by all its listeners: the current
 /// [`Policy`] and the credential checker. Cloning is cheap.
@@ -193,9 +189,9 @@ fn unauthorized(json: bool, page: ErrorPage, message: &str) -> Response {
 /// Reads (and drops) what the client is still sending, as Medusa does: a
 /// client that writes its body after its headers (Python's http.client)
 /// would otherwise get EPIPE instead of the answer it must see.
+/// Bounded: see `crate::auth::drain_refused`.
 async fn drained(req: Request, resp: Response) -> Response {
-    let drain = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT);
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    crate::auth::drain_refused(req).await;
     resp
 }
 
@@ -241,6 +237,11 @@ async fn guard(
             return drained(req, resp).await;
         }
     };
+    let certificate_user = req
+        .extensions()
+        .get::<TlsClient>()
+        .and_then(|c| policy.certificate_user(c))
+        .map(str::to_string);
     let who = match presented {
         Some(p) => {
             match access
@@ -277,6 +278,11 @@ async fn guard(
                     return drained(req, resp).await;
                 }
             }
+        }
+        None if certificate_user.is_some() => {
+            // Mutual TLS: rustls verified the chain to the listener's
+            // client_ca; the certificate is this user's, no password.
+            Identity::User(certificate_user.unwrap_or_default())
         }
         None => {
             let who = match &peer {

@@ -245,6 +245,10 @@ pub struct Policy {
     roles: BTreeMap<String, Role>,
     pub(crate) users: Vec<Credential>,
     pub(crate) tokens: Vec<Credential>,
+    /// Users who log in with a client certificate: (what names it, user).
+    certificates: Vec<(String, String)>,
+    /// Every user's roles, by user name.
+    user_roles: BTreeMap<String, Vec<String>>,
     unix: Vec<(UnixSubject, Vec<String>)>,
     /// The listeners' own credentials (supervisord.conf), by door name.
     pub(crate) listeners: BTreeMap<String, Auth>,
@@ -300,7 +304,17 @@ impl Policy {
             users: access
                 .users
                 .iter()
-                .map(|u| cred(&u.name, &u.password, &u.roles))
+                .filter_map(|u| u.password.as_ref().map(|p| cred(&u.name, p, &u.roles)))
+                .collect(),
+            certificates: access
+                .users
+                .iter()
+                .flat_map(|u| u.certificates.iter().map(|c| (c.clone(), u.name.clone())))
+                .collect(),
+            user_roles: access
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.roles.clone()))
                 .collect(),
             tokens: access
                 .tokens
@@ -357,6 +371,26 @@ impl Policy {
         self.listeners.get(door)
     }
 
+    /// The user a verified client certificate is, by the `certificate` of
+    /// `[access.user.NAME]`: the first user, in file order, with an entry
+    /// that names it (its common name, a DNS name or URI, or its SHA-256).
+    pub fn certificate_user(&self, client: &crate::listen::TlsClient) -> Option<&str> {
+        let names = || {
+            client
+                .common_name
+                .iter()
+                .chain(&client.dns_names)
+                .chain(&client.uris)
+                .map(String::as_str)
+        };
+        self.certificates
+            .iter()
+            .find(|(entry, _)| {
+                tend_config::access::certificate_matches(entry, names(), &client.sha256)
+            })
+            .map(|(_, user)| user.as_str())
+    }
+
     /// The uid that is admin by default besides root.
     pub fn daemon_uid(&self) -> u32 {
         self.daemon_uid
@@ -383,10 +417,7 @@ impl Policy {
             Identity::ListenerUser(_) => Grants::supervisor("the listener's username and password"),
             Identity::User(name) => self.with_roles(
                 Grants::none(),
-                self.users
-                    .iter()
-                    .filter(|u| &u.name == name)
-                    .flat_map(|u| &u.roles),
+                self.user_roles.get(name).into_iter().flatten(),
             ),
             Identity::Token(name) => self.with_roles(
                 Grants::none(),

@@ -417,7 +417,8 @@ mod tests {
             configured: true,
             users: vec![UserConf {
                 name: "alice".into(),
-                password: Secret::parse(&hash_password(b"pw").expect("hash")).expect("parse"),
+                password: Some(Secret::parse(&hash_password(b"pw").expect("hash")).expect("parse")),
+                certificates: Vec::new(),
                 roles: vec!["admin".into()],
             }],
             ..AccessConfig::default()

@@ -249,8 +249,7 @@ pub(crate) async fn add(
         caller.audit_denied("add", &shown, &denied);
         return Err(denied.into());
     }
-    let logs_given = body.get("logs").is_some();
-    let spec = parse_spec(body)?;
+    let (spec, logs_given) = add_request(body)?;
     let target = format!("{} {:?}", spec.name, spec.command);
     let added = st.add_process(spec, logs_given).await;
     caller.audit_result("add", &target, &added);
@@ -264,6 +263,18 @@ pub(crate) async fn add(
             name: name.to_string(),
         }),
     ))
+}
+
+/// The process of a `POST /v1/processes` body, parsed as the handler
+/// parses it, and whether it gave its log settings (`"logs"`). For tests
+/// and fuzzing: a bad body is the 400 the handler would answer.
+pub fn parse_add_request(body: &[u8]) -> Result<(ProcessSpec, bool), ApiError> {
+    add_request(super::extract::parse(body)?)
+}
+
+fn add_request(body: serde_json::Value) -> ApiResult<(ProcessSpec, bool)> {
+    let logs_given = body.get("logs").is_some();
+    Ok((parse_spec(body)?, logs_given))
 }
 
 /// A spec from JSON; `group` defaults to the name, as in the config file, so a

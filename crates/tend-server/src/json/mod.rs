@@ -20,6 +20,8 @@ use tend_core::Supervisor;
 use crate::{Daemon, Shutdown};
 
 pub use error::ApiError;
+pub use extract::parse as parse_body;
+pub use handlers::parse_add_request;
 pub use logs::ChannelStream;
 pub use more::{
     Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,

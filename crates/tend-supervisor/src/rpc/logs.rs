@@ -11,11 +11,22 @@ use crate::files::{self, ReadError};
 use crate::info::{namespec, result_struct};
 use crate::xmlrpc::{Fault, Value};
 
-pub(super) async fn read_log(path: PathBuf, offset: i64, length: i64) -> Result<Value, Fault> {
-    match blocking(move || files::read_file(&path, offset, length)).await? {
+/// A slice of a log file, of at most `cap` bytes (`[http] max_response`):
+/// asking for more is a `FAILED` fault that says so, not a daemon that holds
+/// a whole log file (whose size nothing bounds with `maxbytes = 0`).
+pub(super) async fn read_log(
+    path: PathBuf,
+    offset: i64,
+    length: i64,
+    cap: usize,
+) -> Result<Value, Fault> {
+    match blocking(move || files::read_file(&path, offset, length, cap as u64)).await? {
         Ok(bytes) => Ok(Value::String(files::text(bytes))),
         Err(ReadError::BadArguments) => Err(Fault::bad_arguments()),
         Err(ReadError::Failed) => Err(Fault::failed(None)),
+        Err(ReadError::TooLarge) => Err(Fault::failed(Some(&format!(
+            "the log slice asked for is larger than {cap} bytes ([http] max_response): ask for less (offset, length)"
+        )))),
     }
 }
 
@@ -32,7 +43,8 @@ impl Rpc {
         let Some(path) = self.face().logfile(s.name.as_str(), stderr) else {
             return Err(Fault::no_file(None));
         };
-        read_log(path, integer(&params[1])?, integer(&params[2])?).await
+        let cap = self.face.opts.limits.max_response;
+        read_log(path, integer(&params[1])?, integer(&params[2])?, cap).await
     }
 
     pub(super) async fn tail_process_log(
@@ -55,6 +67,9 @@ impl Rpc {
                 Value::Bool(false),
             ]));
         };
+        // A tail longer than an answer may be is cut to its last bytes.
+        let length =
+            length.min(i64::try_from(self.face.opts.limits.max_response).unwrap_or(i64::MAX));
         let (bytes, offset, overflow) =
             blocking(move || files::tail_file(&path, offset, length)).await?;
         Ok(Value::Array(vec![
@@ -89,7 +104,7 @@ impl Rpc {
         if !path.exists() {
             return Err(Fault::no_file(Some(&path.display().to_string())));
         }
-        read_log(path, offset, length).await
+        read_log(path, offset, length, self.face.opts.limits.max_response).await
     }
 
     /// `clearLog`: empties tend's own log.

@@ -396,6 +396,10 @@ impl Methods for Rpc {
         }
         r
     }
+
+    fn limits(&self) -> crate::xmlrpc::CallLimits {
+        self.face.opts.limits
+    }
 }
 
 #[cfg(test)]

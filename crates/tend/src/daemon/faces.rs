@@ -42,6 +42,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        tls: Vec<Arc<tend_server::ServerTls>>,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -61,6 +62,7 @@ impl Faces {
             inherited.clone(),
             listeners.clone(),
             access.clone(),
+            tls,
         );
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
@@ -69,6 +71,11 @@ impl Faces {
             .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
+        let l = &config.daemon.http.limits;
+        opts.limits = tend_supervisor::xmlrpc::CallLimits::new(
+            l.max_multicall,
+            usize::try_from(l.max_response).unwrap_or(usize::MAX),
+        );
         let supervisor = Face::new(daemon.clone(), opts);
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
@@ -198,11 +205,13 @@ fn warn_about_access(config: &Config) {
         }
     }
     for u in &config.access.users {
-        if u.password.is_weak() {
+        if let Some(password) = &u.password
+            && password.is_weak()
+        {
             warn!(
                 "the password of user {:?} is stored as {} (a stolen config gives it away):                  use `tend passwd` for an argon2 hash",
                 u.name,
-                u.password.kind()
+                password.kind()
             );
         }
     }
@@ -217,15 +226,20 @@ fn is_loopback(host: &str) -> bool {
 
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read.
+/// view and the event listeners must know of the new read. The TCP
+/// listeners' TLS files are read again too (the listeners themselves stay
+/// as they started): a file that does not load fails the whole read.
 fn loader(
     path: PathBuf,
     inherited: Inherited,
     listeners: Option<Arc<EventListeners>>,
     access: Access,
+    tls: Vec<Arc<tend_server::ServerTls>>,
 ) -> Loader {
     Arc::new(move || {
         let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        // Certificates first: a reload whose files do not load changes nothing.
+        super::listeners::reload_tls(&tls)?;
         // The access rules are part of the file: every read that succeeds
         // (tend reload, SIGHUP, supervisorctl reread/update/reload) puts them
         // in force, and revokes what they no longer grant.

@@ -2,7 +2,9 @@
 
 mod browser;
 mod harness;
+mod pki;
 
+mod abuse;
 mod access;
 mod backoff;
 mod config;
@@ -16,5 +18,6 @@ mod platform;
 mod status;
 mod stop;
 mod supervisorctl;
+mod tls;
 mod web;
 mod xmlrpc;
