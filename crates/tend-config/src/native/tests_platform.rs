@@ -38,7 +38,13 @@ forward_signals = ["USR1", "SIGHUP", "WINCH"]
 
 [http]
 health = "0.0.0.0:8080"
+listen = ["127.0.0.1:9001"]
+max_body = "4MiB"
 "#);
+    // One [http] table: the probes' listener beside the API's.
+    assert_eq!(c.daemon.http.listen.len(), 1);
+    assert_eq!(c.daemon.http.listen[0].port, 9001);
+    assert_eq!(c.daemon.http.limits.max_body, 4 << 20);
     let p = &c.daemon.platform;
     assert_eq!(
         p.cgroup,
