@@ -67,11 +67,30 @@ impl Entry {
 /// without copying, so its buffer stays shared until it is evicted whole: the
 /// memory held is at most `capacity` plus one chunk). An empty tail holds no
 /// allocation.
+///
+/// Besides the complete lines, each stream may have a *partial* line: the
+/// start of a line whose newline has not come yet, shown because its pipe
+/// went quiet (a prompt, a progress bar). It is the newest line of its
+/// stream until the line ends, when the complete line replaces it.
 #[derive(Debug)]
 pub struct Tail {
     entries: VecDeque<Entry>,
     bytes: usize,
     capacity: usize,
+    /// The partial line of stdout and of stderr, if any (at most `capacity`
+    /// bytes: its end).
+    partial: [Option<Chunk>; 2],
+}
+
+/// One line of a tail: (time, stream, the line without its newline, whether
+/// it is a partial line that has not ended yet).
+pub type TailLine = (Timestamp, Stream, Vec<u8>, bool);
+
+fn index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
 }
 
 /// The first line start at or after `at` in `data`, if there is one before its end.
@@ -91,7 +110,28 @@ impl Tail {
             entries: VecDeque::new(),
             bytes: 0,
             capacity: capacity_bytes,
+            partial: [None, None],
         }
+    }
+
+    /// The line being written on `chunk.stream`, as far as it goes (no
+    /// newline): replaces the partial line shown before. Only its last
+    /// `capacity` bytes are kept.
+    pub fn set_partial(&mut self, mut chunk: Chunk) {
+        if self.capacity == 0 || chunk.data.is_empty() {
+            return;
+        }
+        if chunk.data.len() > self.capacity {
+            chunk.data = Arc::from(&chunk.data[chunk.data.len() - self.capacity..]);
+        }
+        let i = index(chunk.stream);
+        self.partial[i] = Some(chunk);
+    }
+
+    /// The partial line of `stream` ended (its complete line is pushed), or
+    /// the stream did.
+    pub fn end_partial(&mut self, stream: Stream) {
+        self.partial[index(stream)] = None;
     }
 
     /// Keeps `chunk` (shares the Arc; no copy), evicting the oldest chunks beyond capacity.
@@ -139,24 +179,38 @@ impl Tail {
     }
 
     /// The last `n` lines (of the given streams, `None` = both) at or after `since`, oldest first,
-    /// as (time, stream, line-without-newline). Lines from one chunk share its time.
+    /// as (time, stream, line-without-newline, partial). Lines from one chunk share its time; the
+    /// partial lines, if any, come last.
     pub fn last_lines(
         &self,
         n: usize,
         stream: Option<Stream>,
         since: Option<Timestamp>,
-    ) -> Vec<(Timestamp, Stream, Vec<u8>)> {
+    ) -> Vec<TailLine> {
         let mut out = Vec::new();
         if n == 0 {
             return out;
         }
+        let wanted =
+            |c: &Chunk| stream.is_none_or(|s| s == c.stream) && since.is_none_or(|t| c.time >= t);
+        let mut partials: Vec<&Chunk> = self
+            .partial
+            .iter()
+            .flatten()
+            .filter(|c| wanted(c))
+            .collect();
+        partials.sort_by_key(|c| std::cmp::Reverse(c.time));
+        for c in partials {
+            out.push((c.time, c.stream, c.data.to_vec(), true));
+            if out.len() == n {
+                out.reverse();
+                return out;
+            }
+        }
         // Every chunk is checked: wall-clock times need not be monotonic.
-        let wanted = self.entries.iter().rev().filter(|e| {
-            stream.is_none_or(|s| s == e.chunk.stream) && since.is_none_or(|t| e.chunk.time >= t)
-        });
-        'chunks: for e in wanted {
+        'chunks: for e in self.entries.iter().rev().filter(|e| wanted(&e.chunk)) {
             for line in Lines::new(e.data()).rev() {
-                out.push((e.chunk.time, e.chunk.stream, line.to_vec()));
+                out.push((e.chunk.time, e.chunk.stream, line.to_vec(), false));
                 if out.len() == n {
                     break 'chunks;
                 }
@@ -197,6 +251,7 @@ impl Tail {
     pub fn clear(&mut self) {
         self.entries = VecDeque::new();
         self.bytes = 0;
+        self.partial = [None, None];
     }
 }
 
@@ -216,10 +271,10 @@ mod tests {
         }
     }
 
-    fn texts(lines: &[(Timestamp, Stream, Vec<u8>)]) -> Vec<String> {
+    fn texts(lines: &[TailLine]) -> Vec<String> {
         lines
             .iter()
-            .map(|(_, _, l)| String::from_utf8_lossy(l).into_owned())
+            .map(|(_, _, l, _)| String::from_utf8_lossy(l).into_owned())
             .collect()
     }
 
@@ -348,5 +403,34 @@ mod tests {
         // Then normal pushes evict it.
         t.push(chunk(3, Stdout, "x\n"));
         assert_eq!(all(&t), ["x"]);
+    }
+
+    #[test]
+    fn a_partial_line_is_the_newest_until_it_ends() {
+        let mut t = Tail::new(100);
+        t.push(chunk(0, Stdout, "one\n"));
+        t.set_partial(chunk(1, Stdout, "Password: "));
+        t.push(chunk(2, Stderr, "warn\n"));
+        let got = t.last_lines(10, None, None);
+        assert_eq!(texts(&got), ["one", "warn", "Password: "]);
+        assert_eq!(
+            got.iter().map(|l| l.3).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["Password: "]);
+        assert_eq!(texts(&t.last_lines(10, Some(Stderr), None)), ["warn"]);
+        assert!(t.last_lines(10, Some(Stdout), Some(at(2))).is_empty());
+        // More of it, then its end: the complete line replaces it.
+        t.set_partial(chunk(3, Stdout, "Password: ***"));
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["Password: ***"]);
+        t.push(chunk(4, Stdout, "Password: ***ok\n"));
+        t.end_partial(Stdout);
+        let got = t.last_lines(10, None, None);
+        assert_eq!(texts(&got), ["one", "warn", "Password: ***ok"]);
+        assert!(got.iter().all(|l| !l.3));
+        // A partial longer than the tail keeps its end.
+        let mut t = Tail::new(4);
+        t.set_partial(chunk(0, Stdout, "\r10%\r20%"));
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["\r20%"]);
     }
 }

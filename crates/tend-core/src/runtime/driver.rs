@@ -193,8 +193,10 @@ impl<L: Launcher> Driver<L> {
         match req {
             Request::Add(spec, reply) => {
                 let name = spec.name.clone();
+                let declared = spec.clone();
                 match self.registry.add(now, spec) {
                     Ok(fx) => {
+                        self.logs.declare(&declared);
                         tracing::debug!(process = %name, "added");
                         self.execute(fx);
                         let _ = reply.send(Ok(()));
@@ -270,6 +272,9 @@ impl<L: Launcher> Driver<L> {
         }
         if let Some(name) = self.registry.owner_of(r.pid) {
             self.logs.close_stdin(name);
+            // Before anything restarts it: its pipes are read to the end and
+            // closed now, so a crash loop cannot pile them up.
+            self.logs.exited(name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
         } else {

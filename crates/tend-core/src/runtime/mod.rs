@@ -59,7 +59,7 @@ pub struct Options {
     /// Capacity of the request channel.
     pub request_capacity: usize,
     /// Bytes of recent output kept in memory per process (for `tend logs`
-    /// without reading files, and for `null` targets).
+    /// without reading files, and for `memory` targets).
     pub tail_bytes: usize,
     /// Capacity of the log broadcast channel, in chunks; slow subscribers lag past it.
     pub log_capacity: usize,

@@ -177,7 +177,7 @@ impl UnixLauncher {
 impl Launcher for UnixLauncher {
     fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
         let prepared = spawn::prepare(spec, &mut self.paths)?;
-        let pipes = spawn::pipes(spec.logs.merge_stderr, spec.stdin_pipe)?;
+        let pipes = spawn::pipes(&spec.logs, spec.stdin_pipe)?;
         let transient = |what: &str, e: io::Error| SpawnError {
             message: format!("cannot start {:?}: {what}: {e}", spec.command.join(" ")),
             permanent: false,
@@ -190,10 +190,16 @@ impl Launcher for UnixLauncher {
         };
         let slots = &self.slots;
         let dev_null = slots.dev_null();
+        let stdout = pipes.child_stdout.as_ref().unwrap_or(dev_null);
+        let stderr = match (&pipes.child_stderr, spec.logs.merge_stderr) {
+            (Some(fd), _) => fd,
+            (None, true) => stdout,
+            (None, false) => dev_null,
+        };
         let stdio = spawn::Stdio {
             stdin: pipes.child_stdin.as_ref().unwrap_or(dev_null),
-            stdout: &pipes.child_stdout,
-            stderr: pipes.child_stderr.as_ref().unwrap_or(&pipes.child_stdout),
+            stdout,
+            stderr,
         };
         let mut shared = lock(&self.shared);
         // A pidfd only when there is a set to watch it in: none once the
@@ -228,7 +234,7 @@ impl Launcher for UnixLauncher {
         // The child's ends close here, when `pipes` is taken apart.
         Ok(Spawned {
             pid,
-            stdout: Some(pipes.stdout),
+            stdout: pipes.stdout,
             stderr: pipes.stderr,
             stdin: pipes.stdin,
         })

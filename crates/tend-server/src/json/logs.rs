@@ -133,7 +133,14 @@ pub(crate) async fn logs(
     });
     let mut first = Vec::with_capacity(lines.len() * 100);
     for l in &lines {
-        encode(&mut first, l.name.as_str(), l.stream, l.time, &l.line);
+        encode(
+            &mut first,
+            l.name.as_str(),
+            l.stream,
+            l.time,
+            &l.line,
+            (l.partial, false),
+        );
     }
     let Some(live) = live else {
         return Ok(([(header::CONTENT_TYPE, NDJSON)], first).into_response());
@@ -158,9 +165,18 @@ pub(crate) async fn logs(
         .into_response())
 }
 
-/// Appends one line as a JSON object and a newline.
-fn encode(out: &mut Vec<u8>, name: &str, stream: Stream, time: Timestamp, line: &[u8]) {
-    let item = LogItem::Line(LogLineItem::new(name, stream, time, line));
+/// Appends one line as a JSON object and a newline; `flags` are
+/// (`partial`, `continues`).
+fn encode(
+    out: &mut Vec<u8>,
+    name: &str,
+    stream: Stream,
+    time: Timestamp,
+    line: &[u8],
+    flags: (bool, bool),
+) {
+    let item =
+        LogItem::Line(LogLineItem::new(name, stream, time, line).with_flags(flags.0, flags.1));
     // Serializing plain strings and a timestamp into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &item);
     out.push(b'\n');
@@ -216,8 +232,12 @@ impl Follower {
 
     fn push(&self, out: &mut Vec<u8>, c: &LogChunk) {
         if self.wanted(c) {
-            for line in c.lines() {
-                encode(out, c.name.as_str(), c.stream, c.time, line);
+            let n = c.lines().count();
+            for (i, line) in c.lines().enumerate() {
+                // The first line may go on with a partial one, the last may
+                // be one (see `LogLineItem`).
+                let flags = (c.partial && i + 1 == n, c.continues && i == 0);
+                encode(out, c.name.as_str(), c.stream, c.time, line, flags);
             }
         }
     }

@@ -13,7 +13,7 @@ use tend_core::{Name, ProcessSpec};
 use tokio::sync::broadcast;
 
 use super::lock;
-use crate::output::Prefixer;
+use crate::output::{LinePrinter, Prefixer};
 
 /// Which streams of which processes go to the daemon's own stdout/stderr
 /// (`"inherit"`): the foreground view does not print them a second time.
@@ -61,10 +61,10 @@ impl Printer {
         inherited: Inherited,
         names: &[Name],
     ) -> std::io::Result<Printer> {
-        let mut prefixer = Prefixer::new(
+        let mut printer = LinePrinter::new(Prefixer::new(
             names.iter().map(Name::as_str),
             std::io::stdout().is_terminal(),
-        );
+        ));
         let (tx, done) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("tend-output".into())
@@ -77,18 +77,36 @@ impl Printer {
                             if inherited.contains(&c.name, c.stream) {
                                 continue;
                             }
-                            prefixer.width = prefixer.width.max(c.name.as_str().len());
-                            for line in c.lines() {
-                                prefixer.line(&mut buf, c.name.as_str(), line);
+                            let p = &mut printer.prefixer;
+                            p.width = p.width.max(c.name.as_str().len());
+                            // A partial line stays open until it goes on or
+                            // something else is printed.
+                            let n = c.lines().count();
+                            for (i, line) in c.lines().enumerate() {
+                                let (partial, continues) =
+                                    (c.partial && i + 1 == n, c.continues && i == 0);
+                                printer.line(
+                                    &mut buf,
+                                    c.name.as_str(),
+                                    c.stream,
+                                    line,
+                                    partial,
+                                    continues,
+                                );
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
+                            printer.finish(&mut buf);
                             let note = format!(
                                 "(tend: {n} batches of output not shown here; see the log files)\n"
                             );
                             buf.extend_from_slice(note.as_bytes());
                         }
-                        Err(broadcast::error::RecvError::Closed) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            printer.finish(&mut buf);
+                            let _ = std::io::stdout().lock().write_all(&buf);
+                            break;
+                        }
                     }
                     if std::io::stdout().lock().write_all(&buf).is_err() {
                         // Nobody reads stdout any more; the log files still get everything.
