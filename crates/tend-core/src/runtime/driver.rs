@@ -3,6 +3,18 @@
 //! It owns the [`Registry`] and a [`Launcher`], executes effects in order, and keeps
 //! a timer wheel as a sorted map. When no timer is armed and nothing arrives,
 //! it does not wake up: there is no tick.
+//!
+//! # Events are paced, not dropped
+//!
+//! One request can make tens of thousands of events at once (restarting ten
+//! thousand processes), far more than the broadcast channel holds; sent
+//! straight away, every subscriber would miss most of them. So an event goes
+//! out only while the slowest subscriber has room for it; the rest wait in
+//! an outbox, in order, and the driver goes on with its work, looking again
+//! every millisecond (a timer that exists only while events wait) and between
+//! inputs, so subscribers that keep reading get every event and none of them
+//! holds up a restart. A subscriber that takes nothing for [`EVENT_STALL`]
+//! holds nobody up any longer: the waiting events go out, and it lags.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,6 +42,10 @@ use crate::registry::{self, BatchId, Op, Registry};
 use crate::runtime::notify::NotifySocket;
 use crate::runtime::probe::run_check;
 use crate::runtime::{LogHub, Request};
+
+/// A subscriber that takes no event for this long while the outbox waits for
+/// it is left behind (it lags), so it cannot hold the others' events back.
+pub(crate) const EVENT_STALL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the driver's own helper tasks report back.
 enum Aux {
@@ -65,6 +81,13 @@ pub(crate) struct Driver<L: Launcher> {
     launcher: L,
     logs: Arc<LogHub>,
     events: broadcast::Sender<Event>,
+    /// What the broadcast channel holds.
+    event_capacity: usize,
+    /// Events waiting for room in the channel, oldest first.
+    outbox: VecDeque<Event>,
+    /// Since when the outbox has waited without the slowest subscriber
+    /// taking anything.
+    blocked_since: Option<Instant>,
     origin: Instant,
     wall_origin: Timestamp,
     timers: BTreeSet<(Mono, Name, TimerId)>,
@@ -87,6 +110,7 @@ impl<L: Launcher> Driver<L> {
     pub(crate) fn new(
         launcher: L,
         events: broadcast::Sender<Event>,
+        event_capacity: usize,
         logs: Arc<LogHub>,
         runtime_dir: PathBuf,
     ) -> Self {
@@ -96,6 +120,9 @@ impl<L: Launcher> Driver<L> {
             launcher,
             logs,
             events,
+            event_capacity: event_capacity.max(1),
+            outbox: VecDeque::new(),
+            blocked_since: None,
             origin: Instant::now(),
             wall_origin: Timestamp::now(),
             timers: BTreeSet::new(),
@@ -133,6 +160,7 @@ impl<L: Launcher> Driver<L> {
             return;
         };
         loop {
+            let waiting = self.flush_events(false);
             if self.exiting && !self.registry.any_up() && self.replies.is_empty() {
                 break;
             }
@@ -154,9 +182,12 @@ impl<L: Launcher> Driver<L> {
                     }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
+                // Subscribers run meanwhile; then the outbox is looked at again.
+                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => {}
                 else => break,
             }
         }
+        self.flush_events(true);
         for (_, (path, task)) in self.notify.drain() {
             task.abort();
             let _ = std::fs::remove_file(path);
@@ -453,7 +484,8 @@ impl<L: Launcher> Driver<L> {
                             let _ = std::fs::remove_file(path);
                         }
                     }
-                    let _ = self.events.send(ev);
+                    self.outbox.push_back(ev);
+                    self.flush_events(false);
                 }
                 registry::Effect::BatchDone { batch, results } => match self.replies.remove(&batch)
                 {
@@ -472,6 +504,36 @@ impl<L: Launcher> Driver<L> {
                 },
             }
         }
+    }
+}
+
+impl<L: Launcher> Driver<L> {
+    /// Sends waiting events while the slowest subscriber has room for them
+    /// (all of them with `force`, or once it has taken nothing for
+    /// [`EVENT_STALL`]). Returns whether events still wait.
+    fn flush_events(&mut self, force: bool) -> bool {
+        while !self.outbox.is_empty() {
+            if self.events.receiver_count() == 0 {
+                // Nobody to wait for (a send would fail anyway).
+                self.outbox.clear();
+                break;
+            }
+            if self.events.len() >= self.event_capacity && !force {
+                let now = Instant::now();
+                let since = *self.blocked_since.get_or_insert(now);
+                if now.duration_since(since) < EVENT_STALL {
+                    return true;
+                }
+                // Stalled: whoever does not read lags from here on.
+            } else {
+                self.blocked_since = None;
+            }
+            if let Some(ev) = self.outbox.pop_front() {
+                let _ = self.events.send(ev);
+            }
+        }
+        self.blocked_since = None;
+        false
     }
 }
 
