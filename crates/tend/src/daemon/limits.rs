@@ -2,7 +2,14 @@
 //! a pidfd and log files) and processes, as supervisord's `minfds` and
 //! `minprocs` ask.
 
-use tracing::debug;
+use tracing::{debug, info, warn};
+
+/// Descriptors a process may hold at most: a pidfd, a pipe for stdout, one
+/// for stderr, one for stdin (a `null` stream has none).
+const FDS_PER_PROCESS: u64 = 4;
+/// Descriptors the daemon holds besides: listeners, connections, log files,
+/// its epoll sets.
+const FDS_SPARE: u64 = 1024;
 
 /// Each process costs two pipe ends and its log files; the default soft limit
 /// (often 1024) is too low for a few hundred processes, the hard one is not.
@@ -10,15 +17,48 @@ use tracing::debug;
 /// `minfds` (`[supervisord] minfds`) must be reached, raising the hard limit
 /// too if need be (as root), or the daemon does not start, as supervisord.
 /// Without it the soft limit is raised to the hard one: each running process
-/// holds its pipes and a pidfd.
-pub(super) fn raise_fd_limit(minfds: Option<u64>) -> anyhow::Result<()> {
+/// holds its pipes and a pidfd. When even the hard limit is short for
+/// `processes` (ten thousand of them need up to 41,024), a daemon that may
+/// raise it (root) does, up to `fs.nr_open`, and says so; one that may not
+/// says how many it can run.
+pub(super) fn raise_fd_limit(minfds: Option<u64>, processes: usize) -> anyhow::Result<()> {
     raise_limit(
         nix::sys::resource::Resource::RLIMIT_NOFILE,
         minfds,
         true,
         "minfds",
         "file descriptors",
-    )
+    )?;
+    raise_for_processes(processes as u64);
+    Ok(())
+}
+
+/// Raises the hard descriptor limit (and the soft one with it) to what
+/// `processes` may need, when it is lower and we may.
+fn raise_for_processes(processes: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let need = processes
+        .saturating_mul(FDS_PER_PROCESS)
+        .saturating_add(FDS_SPARE);
+    if soft >= need {
+        return;
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = need.min(nr_open).max(hard);
+    match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
+        Ok(()) => info!(
+            "raised the open-file limit from {soft} (hard {hard}) to {want} for {processes} processes ({FDS_PER_PROCESS} descriptors each at most)"
+        ),
+        Err(e) => warn!(
+            "{processes} processes may need {need} open files ({FDS_PER_PROCESS} each with output and stdin pipes, 1 with null output), but the limit is {soft} and cannot be raised ({e}): spawns past it fail with \"Too many open files\""
+        ),
+    }
 }
 
 /// `minprocs` (`[supervisord] minprocs`): the processes limit must reach it,

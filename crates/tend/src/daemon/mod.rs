@@ -77,7 +77,7 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    if let Err(e) = limits::raise_fd_limit(config.daemon.minfds)
+    if let Err(e) = limits::raise_fd_limit(config.daemon.minfds, config.processes.len())
         .and_then(|()| limits::raise_proc_limit(config.daemon.minprocs))
     {
         if let Some(pipe) = ready.take() {

@@ -10,5 +10,6 @@ mod deps;
 mod logs;
 mod status;
 mod stop;
+mod storm;
 mod supervisorctl;
 mod xmlrpc;
