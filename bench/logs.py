@@ -23,8 +23,9 @@ is checked to be whole (99 x and a newline).
 
 Usage: bench/logs.py --tend target/release/tend --venv DIR [--bytes N]
        [--reps 3] [--rounds 3] [--procs 10] [--cases one,own,shared]
-Run it by hand (bench/logs.sh builds tend and finds a venv); it writes
-bench/out/logs.md and bench/out/logs.json.
+Run it by hand, after `cargo build --release -p tend`, with any venv that has
+supervisor 4.3 (bench/run.sh makes bench/.venv); it writes bench/out/logs.md
+and bench/out/logs.json.
 """
 
 from __future__ import annotations

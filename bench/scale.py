@@ -6,9 +6,9 @@ Subcommands (each prints a markdown table and writes bench/out/scale-NAME.json):
   storm     N processes (default 1,000) that each crash every second (`sleep 1;
             exit 1`, restarted at once), for D seconds (default 60): the
             daemon's CPU, RSS and open descriptors every 5 s, and the wall
-            time of `tend status --json` every second. supervisord side by
-            side with `--supervisord` (its 1 s loop restarts each at most
-            once a second, so it is not the same storm).
+            time of `tend status --json` every second. (Not run under
+            supervisord: its 1 s loop restarts each at most once a second,
+            so it would not be the same storm.)
   pileup    N processes (default 1,000) that crash at once and at once again
             (`exit 1` with nothing before it, restarted at once), until R
             restarts in all: the most descriptors the daemon held (sampled
