@@ -6,7 +6,8 @@ Subcommands (each prints a markdown table and writes bench/out/scale-NAME.json):
   storm     N processes (default 1,000) that each crash every second (`sleep 1;
             exit 1`, restarted at once), for D seconds (default 60): the
             daemon's CPU, RSS and open descriptors every 5 s, and the wall
-            time of `tend status --json` every second. (Not run under
+            time of `tend status --json` every second (and of a bare
+            `GET /v1/status` over the socket, without a client process). (Not run under
             supervisord: its 1 s loop restarts each at most once a second,
             so it would not be the same storm.)
   pileup    N processes (default 1,000) that crash at once and at once again
@@ -148,6 +149,24 @@ class Tend:
             p.wait()
         return (time.perf_counter() - t) * 1000
 
+    def socket_status(self) -> float:
+        """Wall time of `GET /v1/status` straight over the socket, in ms: the
+        daemon's answer without starting a client process (which, on a machine
+        saturated by the storm itself, mostly waits for a CPU)."""
+        import socket
+
+        t = time.perf_counter()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(self.dir / "t.sock"))
+            s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            body = b""
+            while chunk := s.recv(1 << 20):
+                body += chunk
+        ms = (time.perf_counter() - t) * 1000
+        if not body.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"GET /v1/status: {body[:200]!r}")
+        return ms
+
     def stop(self) -> None:
         try:
             self.cli("shutdown", timeout=120)
@@ -173,7 +192,7 @@ def storm(args) -> dict:
     deadline = time.monotonic() + 120
     while sum(1 for p in t.status() if p.get("restarts", 0) >= 1) < args.n and time.monotonic() < deadline:
         time.sleep(0.5)
-    samples, status_ms = [], []
+    samples, status_ms, socket_ms = [], [], []
     t0 = time.monotonic()
     cpu0, last = run_ns(pid), t0
     next_sample = t0
@@ -192,10 +211,11 @@ def storm(args) -> dict:
             cpu0, last = cpu, now
             next_sample += 5
         status_ms.append(t.timed_status())
+        socket_ms.append(t.socket_status())
         time.sleep(max(0, 1 - (time.monotonic() - now)))
     t.stop()
     rate = (samples[-1]["restarts"] - samples[0]["restarts"]) / max(samples[-1]["t_s"] - samples[0]["t_s"], 1)
-    return {"n": args.n, "duration_s": args.duration, "samples": samples, "status_ms": status_ms, "restarts_per_s": rate}
+    return {"n": args.n, "duration_s": args.duration, "samples": samples, "status_ms": status_ms, "socket_ms": socket_ms, "restarts_per_s": rate}
 
 
 def render_storm(r: dict) -> str:
@@ -206,6 +226,9 @@ def render_storm(r: dict) -> str:
         out.append(f"| {s['t_s']} s | {cpu} | {s['rss_kib'] / 1024:.1f} MiB | {s['fds']:,} | {s['restarts']:,} |")
     st = r["status_ms"]
     out += ["", f"`tend status --json` throughout ({len(st)} runs): median {statistics.median(st):.1f} ms, max {max(st):.1f} ms"]
+    if r.get("socket_ms"):
+        so = r["socket_ms"]
+        out += ["", f"`GET /v1/status` over the socket, no client process ({len(so)} runs): median {statistics.median(so):.1f} ms, max {max(so):.1f} ms"]
     return "\n".join(out)
 
 

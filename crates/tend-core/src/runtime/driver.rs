@@ -14,7 +14,8 @@
 //! every millisecond (a timer that exists only while events wait) and between
 //! inputs, so subscribers that keep reading get every event and none of them
 //! holds up a restart. A subscriber that takes nothing for [`EVENT_STALL`]
-//! holds nobody up any longer: the waiting events go out, and it lags.
+//! and [`STALL_TURNS`] turns holds nobody up any longer: half a channel of
+//! waiting events goes out past it at a time, and it lags.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +47,8 @@ use crate::runtime::{LogHub, Request};
 /// A subscriber that takes no event for this long while the outbox waits for
 /// it is left behind (it lags), so it cannot hold the others' events back.
 pub(crate) const EVENT_STALL: std::time::Duration = std::time::Duration::from_millis(100);
+/// ...and has had at least this many turns (yields of the driver) meanwhile.
+pub(crate) const STALL_TURNS: u32 = 10;
 
 /// What the driver's own helper tasks report back.
 enum Aux {
@@ -88,6 +91,8 @@ pub(crate) struct Driver<L: Launcher> {
     /// Since when the outbox has waited without the slowest subscriber
     /// taking anything.
     blocked_since: Option<Instant>,
+    /// Yields of the driver since `blocked_since`.
+    blocked_turns: u32,
     origin: Instant,
     wall_origin: Timestamp,
     timers: BTreeSet<(Mono, Name, TimerId)>,
@@ -123,6 +128,7 @@ impl<L: Launcher> Driver<L> {
             event_capacity: event_capacity.max(1),
             outbox: VecDeque::new(),
             blocked_since: None,
+            blocked_turns: 0,
             origin: Instant::now(),
             wall_origin: Timestamp::now(),
             timers: BTreeSet::new(),
@@ -160,7 +166,15 @@ impl<L: Launcher> Driver<L> {
             return;
         };
         loop {
-            let waiting = self.flush_events(false);
+            let mut waiting = self.flush_events(false);
+            if waiting {
+                // Let the subscribers run (on a current-thread runtime they
+                // cannot while the driver works), and count it: only a
+                // subscriber that had turns and took nothing is stalled.
+                tokio::task::yield_now().await;
+                self.blocked_turns = self.blocked_turns.saturating_add(1);
+                waiting = self.flush_events(false);
+            }
             if self.exiting && !self.registry.any_up() && self.replies.is_empty() {
                 break;
             }
@@ -509,9 +523,20 @@ impl<L: Launcher> Driver<L> {
 
 impl<L: Launcher> Driver<L> {
     /// Sends waiting events while the slowest subscriber has room for them
-    /// (all of them with `force`, or once it has taken nothing for
-    /// [`EVENT_STALL`]). Returns whether events still wait.
+    /// (all of them with `force`). Returns whether events still wait.
+    ///
+    /// A subscriber that has taken nothing for [`EVENT_STALL`] and
+    /// [`STALL_TURNS`] yields of the driver is stalled: half a channel of
+    /// events goes out past it (it lags; the others, reading near the head,
+    /// do not), and the clock starts again. Time alone is not enough: while
+    /// the driver works through a long request (a restart of 10,000) the
+    /// subscribers of a current-thread runtime cannot run at all, and on a
+    /// loaded machine the runtime's thread may wait 100 ms for a CPU; flushing
+    /// the whole outbox then made every subscriber lag. Bounding what one stall
+    /// lets through keeps subscribers that read from ever being overrun by
+    /// one that does not.
     fn flush_events(&mut self, force: bool) -> bool {
+        let mut forced = 0;
         while !self.outbox.is_empty() {
             if self.events.receiver_count() == 0 {
                 // Nobody to wait for (a send would fail anyway).
@@ -521,18 +546,28 @@ impl<L: Launcher> Driver<L> {
             if self.events.len() >= self.event_capacity && !force {
                 let now = Instant::now();
                 let since = *self.blocked_since.get_or_insert(now);
-                if now.duration_since(since) < EVENT_STALL {
+                let stalled =
+                    now.duration_since(since) >= EVENT_STALL && self.blocked_turns >= STALL_TURNS;
+                if !stalled || forced >= (self.event_capacity / 2).max(1) {
+                    if forced > 0 {
+                        // What one stall lets through has gone: wait again.
+                        self.blocked_since = Some(now);
+                        self.blocked_turns = 0;
+                    }
                     return true;
                 }
-                // Stalled: whoever does not read lags from here on.
+                // Stalled: whoever does not read lags by this event.
+                forced += 1;
             } else {
                 self.blocked_since = None;
+                self.blocked_turns = 0;
             }
             if let Some(ev) = self.outbox.pop_front() {
                 let _ = self.events.send(ev);
             }
         }
         self.blocked_since = None;
+        self.blocked_turns = 0;
         false
     }
 }
