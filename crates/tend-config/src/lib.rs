@@ -27,9 +27,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
+mod check;
 mod declared;
 mod diag;
+pub mod http;
 pub mod native;
+pub mod read;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -37,8 +41,11 @@ use std::sync::Arc;
 
 use tend_core::ProcessSpec;
 
+pub use access::AccessConfig;
+pub use check::check_spec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
+pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
 pub use supervisord::{Auth, EventListenerConf};
 
@@ -62,6 +69,9 @@ pub struct Config {
     /// The triggers of `[task.NAME]` tables (their processes are in
     /// `processes` too, with `restart = "never"`).
     pub tasks: Vec<TaskConf>,
+    /// Who may do what (`[access]`; `[tend:...]` sections of a
+    /// supervisord.conf). Read again with the rest of the file on a reload.
+    pub access: AccessConfig,
 }
 
 pub use tend_core::model::task::TaskConf;
@@ -84,6 +94,12 @@ pub struct InetListen {
     pub port: u16,
     /// HTTP Basic credentials required, if any.
     pub auth: Option<supervisord::Auth>,
+    /// Serve TLS with these files.
+    pub tls: Option<TlsFiles>,
+    /// The config says `insecure = true`: a listener on an address other
+    /// machines reach may go without TLS or without credentials (with a
+    /// warning at every start).
+    pub insecure: bool,
 }
 
 /// The `[daemon]` section.
@@ -103,6 +119,9 @@ pub struct DaemonConfig {
     pub log_file: Option<PathBuf>,
     /// `user[:group]` to own the socket (`[unix_http_server] chown`; applied as root).
     pub socket_owner: Option<String>,
+    /// The group the socket file is given (`[daemon] socket_group`), so that
+    /// with `socket_mode = "0660"` its members can connect. Checked to exist.
+    pub socket_group: Option<String>,
     /// HTTP Basic credentials required on the socket (`[unix_http_server]`).
     pub unix_auth: Option<supervisord::Auth>,
     /// A TCP listener (`[inet_http_server]`).
@@ -137,6 +156,21 @@ pub struct DaemonConfig {
     /// Whether the daemon runs Supervisor's event-listener hub, so that an
     /// `update` can add a pool (on for a supervisord.conf).
     pub event_listeners: bool,
+    /// What `GET /` shows (Supervisor's status page for a supervisord.conf,
+    /// so bookmarks keep working; the dashboard otherwise).
+    pub web_root: WebRoot,
+    /// TCP listeners of tend.toml's `[http]` and every listener's limits.
+    pub http: HttpConfig,
+}
+
+/// What `GET /` shows on the daemon's HTTP listeners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WebRoot {
+    /// A redirect to tend's dashboard at `/ui/`.
+    #[default]
+    Dashboard,
+    /// Supervisor's status page (`/index.html`).
+    SupervisorStatus,
 }
 
 /// What the daemon does on SIGHUP.
@@ -175,7 +209,7 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[process.x]`, `[group.x]`).
+/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -196,12 +230,27 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[process.")
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
+        && !first.starts_with("[access")
         && !first.starts_with("[daemon]")
+        && !first.starts_with("[http]")
 }
 
 /// Reads either format (see [`is_supervisord`]).
+///
+/// The file is read once to tell its format, within the bounds of [`read`]
+/// (a regular file of at most [`read::MAX_FILE_BYTES`]); one that is not is
+/// refused here with its reason.
 pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let text = std::fs::read_to_string(path).ok();
+    let text = match read::read_text(path, &mut read::Budget::new()) {
+        Ok(t) => Some(t),
+        Err(e @ (read::ReadError::NotAFile(_) | read::ReadError::TooLarge)) => {
+            return Err(ConfigErrors::single(
+                path,
+                format!("cannot read config file {}: {e}", path.display()),
+            ));
+        }
+        Err(_) => None,
+    };
     if is_supervisord(path, text.as_deref()) {
         let conf = supervisord::load(path)?;
         let warnings = conf.warnings.clone();
@@ -248,6 +297,7 @@ mod tests {
             Some("[process.web]\ncommand=\"x\"")
         ));
         assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
+        assert!(!is_supervisord(p("config"), Some("[http]\nlisten = []\n")));
         assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
         assert!(!is_supervisord(p("config"), Some("x = 1\n[supervisord]")));
         assert!(!is_supervisord(p("config"), None));

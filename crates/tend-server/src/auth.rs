@@ -13,8 +13,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// At most this much of a refused request's body is read (and dropped).
-const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+/// At most this much of a refused request's body is read (and dropped),
+/// within [`DRAIN_TIME`]: enough for any real client's request, so that it
+/// sees its 401, and nothing a client without credentials can make costly.
+/// A refused request that declares a larger body is not read at all.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// The most time spent draining a refused request's body.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// `(username, password) -> ok`.
 type Check = dyn Fn(&str, &str) -> bool + Send + Sync;
@@ -85,7 +90,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Python's `base64.decodebytes`: characters outside the alphabet are
 /// skipped; missing padding is an error.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut sextets = Vec::with_capacity(s.len());
     let mut pads = 0;
     for b in s.bytes() {
@@ -186,9 +191,24 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     // Read (and drop) what the client is still sending, as Medusa does: a
     // client that writes its body after its headers (Python's http.client)
     // would otherwise get EPIPE instead of the 401 it must see.
-    let drain = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT);
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    drain_refused(req).await;
     reject
+}
+
+/// Reads and drops the body of a refused request, bounded: at most
+/// [`DRAIN_LIMIT`] bytes within [`DRAIN_TIME`], nothing when it declares
+/// more. Every guard that refuses a request (this one, the access guard)
+/// drains through here.
+pub(crate) async fn drain_refused(req: Request) {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_none_or(|n| n <= DRAIN_LIMIT) {
+        let drain = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT);
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    }
 }
 
 #[cfg(test)]

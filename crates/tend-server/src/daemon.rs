@@ -6,6 +6,9 @@ use tend_config::Declared;
 use tend_core::{Name, ProcessSpec, Supervisor};
 
 use crate::Shutdown;
+use crate::access::Access;
+use crate::events::EventHub;
+use crate::json::TaskSchedule;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -41,6 +44,11 @@ struct Inner {
     config: Arc<ConfigState>,
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
+    /// The event stream, started by its first client.
+    events: Arc<tokio::sync::OnceCell<EventHub>>,
+    /// How the tasks are triggered (`GET /v1/tasks`).
+    tasks: Arc<Vec<TaskSchedule>>,
+    access: Access,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -73,6 +81,9 @@ impl Daemon {
                 config,
                 shutdown,
                 prepare_spec: None,
+                events: Arc::default(),
+                tasks: Arc::default(),
+                access: Access::unconfigured(),
             }),
         }
     }
@@ -86,14 +97,58 @@ impl Daemon {
     /// `prepare` (e.g. to put their output under the daemon's log directory).
     pub fn with_prepare_spec(self, prepare: PrepareSpec) -> Daemon {
         let inner = Inner {
-            sup: self.inner.sup.clone(),
-            config: self.inner.config.clone(),
-            shutdown: self.inner.shutdown.clone(),
             prepare_spec: Some(prepare),
+            ..self.inner_copy()
         };
         Daemon {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same handle, telling `GET /v1/tasks` how the tasks are triggered.
+    pub fn with_tasks(self, tasks: Vec<TaskSchedule>) -> Daemon {
+        let inner = Inner {
+            tasks: Arc::new(tasks),
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same handle, with `access` as its access rules (by default
+    /// supervisord's, for a daemon without a config: see `docs/security.md`).
+    pub fn with_access(self, access: Access) -> Daemon {
+        let inner = Inner {
+            access,
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Who may do what (the guard of every listener reads it).
+    pub fn access(&self) -> &Access {
+        &self.inner.access
+    }
+
+    fn inner_copy(&self) -> Inner {
+        let i = &self.inner;
+        Inner {
+            sup: i.sup.clone(),
+            config: i.config.clone(),
+            shutdown: i.shutdown.clone(),
+            prepare_spec: i.prepare_spec.clone(),
+            events: i.events.clone(),
+            tasks: i.tasks.clone(),
+            access: i.access.clone(),
+        }
+    }
+
+    /// How the tasks are triggered.
+    pub fn tasks(&self) -> &[TaskSchedule] {
+        &self.inner.tasks
     }
 
     /// The supervisor.
@@ -111,6 +166,16 @@ impl Daemon {
         &self.inner.shutdown
     }
 
+    /// The event stream (`GET /v1/events`): one per daemon, started by the
+    /// first caller.
+    pub async fn events(&self) -> Result<EventHub, tend_core::Error> {
+        self.inner
+            .events
+            .get_or_try_init(|| EventHub::start(self.inner.sup.clone()))
+            .await
+            .cloned()
+    }
+
     /// Adds a process (not started): completed by the [`PrepareSpec`], added
     /// to the supervisor and recorded in the config state. `logs_given` says
     /// whether the request set the process's log settings.
@@ -119,6 +184,10 @@ impl Daemon {
         mut spec: ProcessSpec,
         logs_given: bool,
     ) -> Result<Name, AddError> {
+        // The config file's rules, whichever face the spec came through.
+        tend_config::check_spec(&spec).map_err(|problems| {
+            AddError::Invalid(format!("invalid process spec: {}", problems.join("; ")))
+        })?;
         if let Some(prepare) = &self.inner.prepare_spec {
             prepare(&mut spec, logs_given).map_err(AddError::Invalid)?;
         }
@@ -141,6 +210,9 @@ impl Daemon {
     /// [`ConfigState::reload`]), and logs what changed.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let r = self.inner.config.reload().await?;
+        if let Some(hub) = self.inner.events.get() {
+            hub.reloaded(&r.added, &r.changed, &r.removed);
+        }
         tracing::info!(
             "reloaded the config file: {} added, {} changed, {} removed",
             r.added.len(),

@@ -3,8 +3,9 @@
 //! Every face of a tend daemon takes one [`Daemon`]: the supervisor, the
 //! config state ([`ConfigState`]: groups, reloads) and the shutdown latch.
 //! This crate serves the JSON API (see `docs/api.md`) on it ([`json_router`],
-//! or [`router`] for a bare [`tend_core::Supervisor`]), guards listeners
-//! with credentials ([`auth`]), and binds them: [`UnixServer`] (or the
+//! or [`router`] for a bare [`tend_core::Supervisor`]), puts every listener
+//! behind one access guard ([`access`]: who is asking, what it may do, on
+//! every face), and binds them: [`UnixServer`] (or the
 //! [`serve_unix`] shortcut) on a Unix socket, [`TcpServer`] on TCP. Other
 //! faces (Supervisor's XML-RPC in `tend-supervisor`) bring their own routes
 //! and are merged into a listener's by [`app`]. The request and response
@@ -28,12 +29,17 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod api;
 pub mod auth;
+pub mod caller;
 mod daemon;
+pub mod events;
+pub mod html;
 mod json;
 pub mod listen;
 pub mod state;
+pub mod web;
 
 use tokio::sync::watch;
 
@@ -41,8 +47,20 @@ pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
-pub use json::{ApiError, ChannelStream, json_router, router};
-pub use listen::{Limits, Peer, ServeError, TcpServer, UnixServer, serve_unix};
+pub use events::EventHub;
+pub use json::{
+    ApiError, ChannelStream, OPENAPI, ROUTES, json_router, parse_add_request, parse_body, router,
+};
+/// The types of the endpoints the dashboard added (graph, tasks, resources, stdin).
+pub mod more {
+    pub use crate::json::{
+        Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
+    };
+}
+pub use listen::{
+    Connections, Limits, Peer, ServeError, ServerTls, TcpServer, Tls, TlsClient, TlsError,
+    UnixServer, serve_connection, serve_unix,
+};
 pub use state::ConfigState;
 
 /// A one-way latch that asks the daemon to shut down (`POST /v1/shutdown`).
@@ -127,6 +145,9 @@ impl tend_core::runtime::tasks::ShutdownLatch for Shutdown {
 pub struct Listener {
     /// Serve the JSON API under `/v1`.
     pub json_api: bool,
+    /// Put every face behind the daemon's access guard as this door
+    /// ([`access::Access::guard`]); `auth` and `trust_owner` are then unused.
+    pub door: Option<access::Door>,
     /// Require these HTTP Basic credentials on every route.
     pub auth: Option<BasicAuth>,
     /// On a Unix socket, let a peer running as the daemon's user or root use
@@ -139,23 +160,47 @@ impl Listener {
     pub fn new(json_api: bool, auth: Option<BasicAuth>, trust_owner: bool) -> Listener {
         Listener {
             json_api,
+            door: None,
             auth,
             trust_owner,
         }
     }
+
+    /// A listener behind the daemon's access guard as `door`: who may do
+    /// what is the daemon's [`access::Access`], on every face.
+    pub fn guarded(json_api: bool, door: access::Door) -> Listener {
+        Listener {
+            json_api,
+            door: Some(door),
+            auth: None,
+            trust_owner: false,
+        }
+    }
 }
 
-/// Everything one listener serves: the JSON API (with `listener.json_api`,
-/// behind `listener.auth` when set, which its owner on a Unix socket may
-/// skip with `listener.trust_owner`) merged with `faces`, the other faces'
-/// routes, which guard themselves.
+/// Everything one listener serves: the JSON API (with `listener.json_api`)
+/// merged with `faces`, the other faces' routes. With `listener.door`, all
+/// of it is behind the daemon's access guard (the daemon uses this);
+/// otherwise only the JSON API is, behind `listener.auth` when set (which
+/// its owner on a Unix socket may skip with `listener.trust_owner`), and
+/// the other faces guard themselves.
 pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = Router>) -> Router {
     let mut router = Router::new();
     for face in faces {
         router = router.merge(face);
     }
+    if let Some(door) = &listener.door {
+        if listener.json_api {
+            // The dashboard talks only to the JSON API: it is served with it.
+            router = router
+                .merge(json_router(daemon.clone()))
+                .merge(web::router(daemon.clone()));
+        }
+        return daemon.access().guard(router, door.clone());
+    }
     if listener.json_api {
-        let mut r = json_router(daemon);
+        // The dashboard talks only to the JSON API: it is served with it.
+        let mut r = json_router(daemon.clone()).merge(web::router(daemon));
         if let Some(auth) = &listener.auth {
             r = auth::require_auth(r, auth.clone(), listener.trust_owner, auth::plain_page);
         }

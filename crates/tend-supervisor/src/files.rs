@@ -12,6 +12,8 @@ pub(crate) enum ReadError {
     BadArguments,
     /// The file could not be read.
     Failed,
+    /// The slice asked for is larger than the cap.
+    TooLarge,
 }
 
 /// `readFile(filename, offset, length)`:
@@ -23,7 +25,14 @@ pub(crate) enum ReadError {
 /// A file that does not exist reads as empty: tend creates a process's log
 /// file at its first output, so a process that has written nothing has none
 /// yet (supervisord creates it at spawn, and its readers see an empty file).
-pub(crate) fn read_file(path: &Path, offset: i64, length: i64) -> Result<Vec<u8>, ReadError> {
+///
+/// More than `cap` bytes is `TooLarge` (after reading one byte past it).
+pub(crate) fn read_file(
+    path: &Path,
+    offset: i64,
+    length: i64,
+    cap: u64,
+) -> Result<Vec<u8>, ReadError> {
     if offset < 0 && length != 0 || offset >= 0 && length < 0 {
         return Err(ReadError::BadArguments);
     }
@@ -38,18 +47,25 @@ pub(crate) fn read_file(path: &Path, offset: i64, length: i64) -> Result<Vec<u8>
             let size = f.seek(SeekFrom::End(0))?;
             let back = offset.unsigned_abs();
             f.seek(SeekFrom::Start(size.saturating_sub(back)))?;
-            f.take(back).read_to_end(&mut data)?;
+            f.take(back.min(cap.saturating_add(1)))
+                .read_to_end(&mut data)?;
         } else {
             f.seek(SeekFrom::Start(offset.unsigned_abs()))?;
-            if length == 0 {
-                f.read_to_end(&mut data)?;
+            let want = if length == 0 {
+                u64::MAX
             } else {
-                f.take(length.unsigned_abs()).read_to_end(&mut data)?;
-            }
+                length.unsigned_abs()
+            };
+            f.take(want.min(cap.saturating_add(1)))
+                .read_to_end(&mut data)?;
         }
         Ok(data)
     };
-    read().map_err(|_| ReadError::Failed)
+    match read() {
+        Ok(data) if data.len() as u64 > cap => Err(ReadError::TooLarge),
+        Ok(data) => Ok(data),
+        Err(_) => Err(ReadError::Failed),
+    }
 }
 
 /// `tailFile(filename, offset, length)`: `(bytes, new offset, overflow)`.
@@ -120,17 +136,25 @@ mod tests {
     #[test]
     fn read_file_follows_supervisor_offsets() {
         let (_d, p) = file(b"0123456789");
-        assert_eq!(read_file(&p, -3, 0), Ok(b"789".to_vec()));
-        assert_eq!(read_file(&p, -30, 0), Ok(b"0123456789".to_vec()));
-        assert_eq!(read_file(&p, 4, 0), Ok(b"456789".to_vec()));
-        assert_eq!(read_file(&p, 4, 2), Ok(b"45".to_vec()));
-        assert_eq!(read_file(&p, 40, 2), Ok(Vec::new()));
-        assert_eq!(read_file(&p, -3, 1), Err(ReadError::BadArguments));
-        assert_eq!(read_file(&p, 0, -1), Err(ReadError::BadArguments));
+        assert_eq!(read_file(&p, -3, 0, u64::MAX), Ok(b"789".to_vec()));
+        assert_eq!(read_file(&p, -30, 0, u64::MAX), Ok(b"0123456789".to_vec()));
+        assert_eq!(read_file(&p, 4, 0, u64::MAX), Ok(b"456789".to_vec()));
+        assert_eq!(read_file(&p, 4, 2, u64::MAX), Ok(b"45".to_vec()));
+        assert_eq!(read_file(&p, 40, 2, u64::MAX), Ok(Vec::new()));
+        assert_eq!(read_file(&p, -3, 1, u64::MAX), Err(ReadError::BadArguments));
+        assert_eq!(read_file(&p, 0, -1, u64::MAX), Err(ReadError::BadArguments));
+        // Bounded: at most the cap, whatever was asked for.
+        assert_eq!(read_file(&p, 0, 0, 10), Ok(b"0123456789".to_vec()));
+        assert_eq!(read_file(&p, 0, 0, 9), Err(ReadError::TooLarge));
+        assert_eq!(read_file(&p, -10, 0, 9), Err(ReadError::TooLarge));
+        assert_eq!(read_file(&p, 2, 5, 5), Ok(b"23456".to_vec()));
         // Not created yet: tend creates log files at the first output.
-        assert_eq!(read_file(&p.with_extension("none"), -3, 0), Ok(Vec::new()));
+        assert_eq!(
+            read_file(&p.with_extension("none"), -3, 0, u64::MAX),
+            Ok(Vec::new())
+        );
         let dir = p.parent().expect("in a directory");
-        assert_eq!(read_file(dir, 0, 0), Err(ReadError::Failed));
+        assert_eq!(read_file(dir, 0, 0, u64::MAX), Err(ReadError::Failed));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tend_core::Name;
 use tend_core::runtime::LogChunk;
+use tend_server::access::{Caller, Right};
 use tend_server::auth::BasicAuth;
 use tend_server::{ChannelStream, Shutdown};
 use tokio::sync::{broadcast, mpsc};
@@ -60,17 +61,13 @@ pub fn medusa_error(status: StatusCode) -> Response {
 #[derive(Clone)]
 struct St {
     face: Arc<Face>,
-    rpc: Rpc,
 }
 
 /// Supervisor's routes, acting on `face`: `/RPC2` (and below it, as
 /// supervisord matches it by prefix), `/logtail/...` and `/mainlogtail`.
 /// Live tails end when the daemon's streams end.
 pub fn routes(face: Arc<Face>) -> Router {
-    let st = St {
-        rpc: Rpc::new(face.clone()),
-        face,
-    };
+    let st = St { face };
     Router::new()
         .route("/RPC2", any(rpc2))
         .route("/RPC2/{*rest}", any(rpc2))
@@ -83,11 +80,12 @@ pub fn routes(face: Arc<Face>) -> Router {
         .with_state(st)
 }
 
-async fn rpc2(State(st): State<St>, method: Method, body: Bytes) -> Response {
+async fn rpc2(State(st): State<St>, caller: Caller, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
         return medusa_error(StatusCode::BAD_REQUEST);
     }
-    let (status, out) = xmlrpc::handle(&body, &st.rpc).await;
+    let rpc = Rpc::for_caller(st.face.clone(), caller);
+    let (status, out) = xmlrpc::handle(&body, &rpc).await;
     if status != 200 {
         let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         tracing::warn!(
@@ -104,7 +102,7 @@ async fn rpc2(State(st): State<St>, method: Method, body: Bytes) -> Response {
         .into_response()
 }
 
-async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
+async fn logtail(State(st): State<St>, caller: Caller, method: Method, uri: Uri) -> Response {
     if method != Method::GET {
         return medusa_error(StatusCode::BAD_REQUEST);
     }
@@ -133,12 +131,18 @@ async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
     let Ok(all) = st.face.supervisor().status().await else {
         return not_found();
     };
-    let Some(s) = all
-        .iter()
-        .find(|s| s.group.as_str() == group && s.name.as_str() == name)
-    else {
+    // A process the caller may not view does not exist for it; one it may
+    // view but not read is forbidden.
+    let Some(s) = all.iter().find(|s| {
+        s.group.as_str() == group
+            && s.name.as_str() == name
+            && caller.may(Right::View, &s.name, &s.group)
+    }) else {
         return not_found();
     };
+    if !caller.may(Right::Logs, &s.name, &s.group) {
+        return medusa_error(StatusCode::FORBIDDEN);
+    }
     let Some(file) = st.face.logfile(s.name.as_str(), stderr) else {
         return not_found();
     };
@@ -152,9 +156,12 @@ async fn logtail(State(st): State<St>, method: Method, uri: Uri) -> Response {
     )
 }
 
-async fn mainlogtail(State(st): State<St>, method: Method) -> Response {
+async fn mainlogtail(State(st): State<St>, caller: Caller, method: Method) -> Response {
     if method != Method::GET {
         return medusa_error(StatusCode::BAD_REQUEST);
+    }
+    if !caller.may_everything(Right::Logs) {
+        return medusa_error(StatusCode::FORBIDDEN);
     }
     match st.face.main_log() {
         Some(file) => tail_response(

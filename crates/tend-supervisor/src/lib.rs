@@ -11,6 +11,8 @@
 //!   shapes, faults and "mood" ([`Mood`]);
 //! - [`routes`]: `POST /RPC2`, the streaming tails `GET /logtail/...` and
 //!   `GET /mainlogtail`, and Medusa's error pages ([`medusa_error`]);
+//! - [`web`]: Supervisor's web UI at its URLs (`/`, `/index.html`,
+//!   `/tail.html`), its action links and messages;
 //! - [`eventlistener`]: `[eventlistener:x]` pools, told tend's events the
 //!   way supervisord tells them.
 //!
@@ -31,6 +33,7 @@ mod info;
 mod methods;
 mod program;
 pub mod rpc;
+pub mod web;
 pub mod xmlrpc;
 
 #[cfg(test)]
@@ -91,6 +94,9 @@ pub struct FaceOptions {
     pub identification: String,
     /// tend's own log file (`readLog`, `clearLog`, `/mainlogtail`).
     pub main_log: Option<PathBuf>,
+    /// What one XML-RPC request may ask (`[http] max_multicall`,
+    /// `max_response`).
+    pub limits: xmlrpc::CallLimits,
 }
 
 impl FaceOptions {

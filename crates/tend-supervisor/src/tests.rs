@@ -932,3 +932,130 @@ mod futures_util_lite {
         }
     }
 }
+
+#[tokio::test]
+async fn every_method_and_every_multicall_entry_is_checked_for_its_caller() {
+    use tend_config::access::{AccessConfig, Right, RoleConf, Scope};
+    use tend_server::access::{Caller, Identity, Policy};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = ["web", "db", "secret"]
+        .map(|n| spec(dir.path(), n, n, &["sleep", "1000"]))
+        .to_vec();
+    let f = F::with_dir(dir, specs).await;
+    let scopes = |p: &[&str]| {
+        p.iter()
+            .map(|t| Scope::parse(t).expect("pattern"))
+            .collect()
+    };
+    let access = AccessConfig {
+        configured: true,
+        roles: vec![RoleConf {
+            name: "operator".into(),
+            grants: [
+                (Right::View, scopes(&["web", "db"])),
+                (Right::Control, scopes(&["web"])),
+            ]
+            .into_iter()
+            .collect(),
+        }],
+        users: vec![tend_config::access::UserConf {
+            name: "alice".into(),
+            password: Some(tend_config::access::Secret::Plain("x".into())),
+            certificates: Vec::new(),
+            roles: vec!["operator".into()],
+        }],
+        ..AccessConfig::default()
+    };
+    let policy = Policy::new(&access, [], 0);
+    let who = Identity::User("alice".into());
+    let caller = Caller::new(who.clone(), None, policy.grants(&who));
+    let rpc = Rpc::for_caller(f.face.clone(), caller);
+    let call = |m: &'static str, p: Vec<Value>| {
+        let rpc = rpc.clone();
+        async move { dispatch(&rpc, m, p).await }
+    };
+
+    // Only what it may view exists.
+    let all = call("supervisor.getAllProcessInfo", vec![])
+        .await
+        .expect("info");
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| str_of(p, "name"))
+        .collect();
+    assert_eq!(names, ["db", "web"]);
+    let f10 = call("supervisor.getProcessInfo", vec![s("secret")]).await;
+    assert_eq!(f10.map_err(|f| f.string), Err("BAD_NAME: secret".into()));
+    let configs = call("supervisor.getAllConfigInfo", vec![])
+        .await
+        .expect("config");
+    assert_eq!(configs.as_array().unwrap_or_default().len(), 2);
+
+    assert_eq!(
+        call("supervisor.startProcess", vec![s("web")]).await,
+        Ok(Value::Bool(true))
+    );
+    let denied = call("supervisor.startProcess", vec![s("db")])
+        .await
+        .expect_err("denied");
+    assert_eq!(denied.code, Fault::FAILED);
+    assert_eq!(
+        denied.string,
+        "FAILED: permission denied: alice may not control db: needs \"control\""
+    );
+    let denied = call("supervisor.shutdown", vec![])
+        .await
+        .expect_err("denied");
+    assert!(
+        denied
+            .string
+            .ends_with("may not shut the daemon down: needs \"admin\" over every process"),
+        "{denied:?}"
+    );
+    assert!(!f.shutdown.is_triggered());
+
+    // system.multicall: each entry on its own.
+    let entry = |m: &str, p: Vec<Value>| {
+        Value::structure([("methodName", Value::from(m)), ("params", Value::Array(p))])
+    };
+    let out = call(
+        "system.multicall",
+        vec![Value::Array(vec![
+            entry("supervisor.stopProcess", vec![s("web")]),
+            entry("supervisor.stopProcess", vec![s("db")]),
+            entry("supervisor.stopProcess", vec![s("secret")]),
+            entry("supervisor.shutdown", vec![]),
+        ])],
+    )
+    .await
+    .expect("multicall");
+    let out = out.as_array().unwrap_or_default();
+    assert_eq!(out[0], Value::Bool(true));
+    assert_eq!(int_of(&out[1], "faultCode"), Fault::FAILED);
+    assert_eq!(int_of(&out[2], "faultCode"), Fault::BAD_NAME);
+    assert_eq!(int_of(&out[3], "faultCode"), Fault::FAILED);
+    assert!(!f.shutdown.is_triggered());
+
+    // Groups and all: refused stops are FAILED results; refused starts are left out.
+    f.sup
+        .start_many(vec![Name::new("db").expect("name")])
+        .await
+        .expect("start");
+    let stopped = call("supervisor.stopAllProcesses", vec![])
+        .await
+        .expect("stop all");
+    let r = results(&stopped);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].0.as_str(), r[0].1), ("db", Fault::FAILED));
+    let started = call("supervisor.startAllProcesses", vec![])
+        .await
+        .expect("start all");
+    let r = results(&started);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].0.as_str(), r[0].1), ("web", Fault::SUCCESS));
+    assert_eq!(f.state("db").await, "RUNNING");
+    assert_eq!(f.state("secret").await, "STOPPED");
+    f.finish().await;
+}

@@ -23,9 +23,69 @@ pub struct Cli {
     #[arg(long, global = true, env = "TEND_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// How client verbs reach the daemon, and who they say they are.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The daemon a client verb talks to (default: the config's Unix socket)
+/// and the credentials it sends.
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    /// The daemon to talk to: `https://HOST:PORT`, `http://127.0.0.1:PORT`
+    /// (plain HTTP to this machine only, unless --insecure) or
+    /// `unix:///PATH`.
+    #[arg(long, global = true, env = "TEND_HOST", value_name = "URL")]
+    pub host: Option<String>,
+    /// Check the daemon's certificate against the CA certificates in FILE
+    /// (PEM) instead of the system's.
+    #[arg(long, global = true, env = "TEND_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Accept exactly the daemon certificate whose SHA-256 this is
+    /// (`sha256:` and 64 hex digits, as `openssl x509 -fingerprint -sha256`
+    /// prints it), whoever signed it.
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_PIN",
+        value_name = "sha256:HEX",
+        conflicts_with = "ca"
+    )]
+    pub pin: Option<String>,
+    /// Allow plain HTTP to a daemon on another machine (everything crosses
+    /// the network in clear text, passwords too).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Log in as USER; the password comes from TEND_PASSWORD or is asked
+    /// for on the terminal (`USER:PASSWORD` works, but shows in the process
+    /// list).
+    #[arg(long, global = true, env = "TEND_USER", value_name = "USER")]
+    pub user: Option<String>,
+    /// Send the bearer token in FILE (else TEND_TOKEN, when set).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A client certificate (PEM) to present, for mutual TLS (with --key).
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
 }
 
 /// The verbs.
@@ -38,7 +98,22 @@ pub enum Command {
         detach: bool,
     },
     /// Check the config file and report every problem (and every warning).
-    Check,
+    Check {
+        /// Instead, tell what this identity may do under the config, right
+        /// by right: an HTTP user (`alice`), `token:NAME`, `uid:N`,
+        /// `unix-user:NAME` or `anonymous`.
+        #[arg(long, value_name = "WHO")]
+        who: Option<String>,
+    },
+    /// Print an argon2id hash of a password, for `[access.user.NAME]
+    /// password` (the password is read from the terminal, or from the first
+    /// line of standard input).
+    Passwd {
+        /// Make a new random bearer token instead: print it and its hash,
+        /// for `[access.token.NAME] hash`.
+        #[arg(long)]
+        token: bool,
+    },
     /// Print a supervisord.conf as the equivalent native tend.toml.
     Import {
         /// The supervisord.conf to translate.

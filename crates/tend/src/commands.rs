@@ -266,7 +266,7 @@ pub fn shutdown(client: &Client, timeout: Duration, out: &mut Out) -> anyhow::Re
 
 fn daemon_pidfd(client: &Client) -> Option<OwnedFd> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    let stream = std::os::unix::net::UnixStream::connect(client.socket()).ok()?;
+    let stream = std::os::unix::net::UnixStream::connect(client.unix_socket()?).ok()?;
     let pid = getsockopt(&stream, PeerCredentials).ok()?.pid();
     if pid <= 0 {
         return None;

@@ -1,5 +1,6 @@
 //! `tend`: the command-line client and the daemon of the tend process supervisor.
 
+mod access_cmds;
 mod cli;
 mod client;
 mod commands;
@@ -25,17 +26,20 @@ fn main() -> ExitCode {
     let Cli {
         config,
         socket,
+        remote,
         command,
     } = Cli::parse();
     let command = match command {
         Command::Up { detach } => return up(&config, socket.as_deref(), detach),
-        Command::Check => return check(&config),
+        Command::Check { who } => return check(&config, who.as_deref()),
+        Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
         Command::Client(c) => c,
     };
     let mut out = output::stdout();
-    let result = socket::discover(socket.as_deref(), &config)
-        .and_then(|socket| client_verb(&Client::new(socket), command, &mut out))
+    let result = host(&remote, socket.as_deref(), &config)
+        .and_then(Client::for_host)
+        .and_then(|client| client_verb(&client, command, &mut out))
         .and_then(|code| {
             out.flush()?;
             Ok(code)
@@ -49,6 +53,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The daemon the client verbs talk to: `--host`, or the Unix socket
+/// (`--socket`, `TEND_SOCKET`, the config's); with the credentials the
+/// command line and the environment give.
+fn host(
+    remote: &cli::RemoteArgs,
+    socket: Option<&Path>,
+    config: &Path,
+) -> anyhow::Result<client::Host> {
+    use client::host::{self, CredentialArgs, Trust};
+    let mut host = match &remote.host {
+        Some(url) => client::Host::unix("").with_url(host::parse_url(url, remote.insecure)?),
+        None => client::Host::unix(socket::discover(socket, config)?),
+    };
+    let ca = match (&remote.ca, &remote.pin) {
+        (Some(file), _) => Trust::Ca(file.clone()),
+        (None, Some(pin)) => Trust::Pin(host::parse_pin(pin)?),
+        (None, None) => Trust::System,
+    };
+    let credentials = host::credentials(CredentialArgs {
+        user: remote.user.as_deref(),
+        password_env: std::env::var("TEND_PASSWORD").ok(),
+        token_env: std::env::var("TEND_TOKEN").ok(),
+        token_file: remote.token_file.as_deref(),
+    })?;
+    host.ca = ca;
+    host.credentials = credentials;
+    host.client_cert = remote.cert.clone().zip(remote.key.clone());
+    Ok(host)
 }
 
 fn client_verb(
@@ -131,12 +165,26 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     }
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &Path, who: Option<&str>) -> ExitCode {
     match load(path) {
-        Ok(c) => {
-            println!("{}: OK ({} processes)", path.display(), c.processes.len());
-            ExitCode::SUCCESS
-        }
+        Ok(c) => match who {
+            Some(who) => report(access_cmds::who(&c, who)),
+            None => {
+                println!("{}: OK ({} processes)", path.display(), c.processes.len());
+                ExitCode::SUCCESS
+            }
+        },
         Err(code) => code,
+    }
+}
+
+/// The exit code of a local verb, its error printed.
+fn report(r: anyhow::Result<ExitCode>) -> ExitCode {
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -18,9 +18,9 @@ pub fn discover(explicit: Option<&Path>, config_file: &Path) -> anyhow::Result<P
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    let text = match std::fs::read_to_string(config_file) {
+    let text = match config::read::read_text(config_file, &mut config::read::Budget::new()) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+        Err(e) if e.is_not_found() => bail!(
             "no daemon socket given and {} does not exist (use --socket PATH, TEND_SOCKET, or -c FILE)",
             config_file.display()
         ),

@@ -7,7 +7,9 @@
 //! `FILE:LINE:COL`. Each table is described by a list of `value::Field`s:
 //! adding a key is adding an entry there.
 
+mod access;
 mod deps;
+mod http;
 mod logs;
 mod process;
 mod task;
@@ -42,9 +44,10 @@ pub const DEFAULT_LOG_DIR: &str = "logs";
 
 /// Reads and validates the config file at `path`.
 ///
-/// A file that cannot be read is one diagnostic at 1:1.
+/// A file that cannot be read (missing, not a regular file, larger than
+/// [`crate::read::MAX_FILE_BYTES`]) is one diagnostic at 1:1.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match crate::read::read_text(path, &mut crate::read::Budget::new()) {
         Ok(text) => parse(path, &text),
         Err(e) => Err(ConfigErrors::single(
             path,
@@ -89,6 +92,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         log_format: LogFormat::Text,
         log_file: None,
         socket_owner: None,
+        socket_group: None,
         unix_auth: None,
         inet: None,
         identifier: DEFAULT_IDENTIFIER.to_string(),
@@ -102,9 +106,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        web_root: crate::WebRoot::Dashboard,
+        http: crate::HttpConfig::default(),
     };
     let mut processes = None;
     let mut tasks = None;
+    let mut access = crate::AccessConfig::default();
     let mut groups = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -113,9 +120,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
                     walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
                 }
             }
+            "http" => {
+                if let Some(table) = cx.table(value) {
+                    daemon.http = http::read(&mut cx, table, key.span());
+                }
+            }
             "process" => processes = Some(value),
             "task" => tasks = Some(value),
             "group" => groups = Some(value),
+            "access" => access = access::read(&mut cx, value),
             other => unknown_section(&mut cx, key, value, other),
         }
     }
@@ -142,11 +155,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         eventlisteners: Vec::new(),
         format: Format::Native,
         tasks,
+        access,
     })
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 4] = ["daemon", "group", "process", "task"];
+const SECTIONS: [&str; 6] = ["access", "daemon", "group", "http", "process", "task"];
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -157,7 +171,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
         )
     };
     cx.error(key.span(), message);
@@ -178,6 +192,18 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "socket_mode",
         read: |cx, d, _, v| d.socket_mode = cx.mode(v, 0o777).unwrap_or(d.socket_mode),
+    },
+    Field {
+        key: "socket_group",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.id_or_name(v, "group") else {
+                return;
+            };
+            match crate::check::group_exists(&s) {
+                Ok(()) => d.socket_group = Some(s),
+                Err(why) => cx.error(v.span(), format!("socket_group: {why}")),
+            }
+        },
     },
     Field {
         key: "log_dir",

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use nix::unistd::{Group, User};
 use tend_core::duration::format as fmt_duration;
 use tend_core::spec::{Condition, Dependency};
 use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
@@ -175,7 +174,16 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
             };
             let codes: Vec<Option<u8>> = arr
                 .iter()
-                .map(|e| cx.int::<u8>(e, "an exit code (0 to 255)"))
+                .map(|e| {
+                    let code = cx.int::<i64>(e, "an exit code (0 to 255)")?;
+                    match crate::check::exit_code(code) {
+                        Ok(()) => u8::try_from(code).ok(),
+                        Err(why) => {
+                            cx.error(e.span(), why);
+                            None
+                        }
+                    }
+                })
                 .collect();
             if let Some(codes) = codes.into_iter().collect::<Option<Vec<u8>>>() {
                 d.spec.success_exit_codes = codes.into_iter().map(i32::from).collect();
@@ -613,24 +621,15 @@ fn check_readiness_keys(cx: &mut Cx<'_>, d: &Draft) {
     {
         cx.error(
             k.clone(),
-            format!(
-                "watchdog needs notify = true in {} (the pings come through the notify socket)",
-                d.section
-            ),
+            crate::check::watchdog_needs_notify(&format!(" in {}", d.section)),
         );
     }
     if let Some(k) = &d.start_timeout_key
-        && d.spec.ready.is_none()
-        && !d.spec.notify
-        && d.spec.start_secs.is_zero()
+        && !crate::check::start_timeout_can_fire(&d.spec)
     {
         cx.error(
             k.clone(),
-            format!(
-                "start_timeout in {} never fires: it limits how long a process may stay starting, \
-                 which needs a [ready] check, notify = true or start_secs",
-                d.section
-            ),
+            crate::check::start_timeout_never_fires(&format!(" in {}", d.section)),
         );
     }
 }
@@ -744,27 +743,10 @@ fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
         return None;
     }
     let path = cx.dir.join(s);
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_dir() => Some(path),
-        Ok(_) => {
-            cx.error(
-                v.span(),
-                format!("working directory {} is not a directory", path.display()),
-            );
-            None
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            cx.error(
-                v.span(),
-                format!("working directory {} does not exist", path.display()),
-            );
-            None
-        }
-        Err(e) => {
-            cx.error(
-                v.span(),
-                format!("cannot use working directory {}: {e}", path.display()),
-            );
+    match crate::check::working_dir(&path) {
+        Ok(()) => Some(path),
+        Err(why) => {
+            cx.error(v.span(), why);
             None
         }
     }
@@ -784,25 +766,14 @@ fn read_account(cx: &mut Cx<'_>, v: &Item<'_>, kind: Account) -> Option<String> 
         Account::Group => "group",
     };
     let s = cx.id_or_name(v, what)?;
-    if s.parse::<u32>().is_ok() {
-        return Some(s);
-    }
     let found = match kind {
-        Account::User => User::from_name(&s).map(|u| u.is_some()),
-        Account::Group => Group::from_name(&s).map(|g| g.is_some()),
+        Account::User => crate::check::user_exists(&s),
+        Account::Group => crate::check::group_exists(&s),
     };
     match found {
-        Ok(true) => Some(s),
-        Ok(false) if s.is_empty() => {
-            cx.error(v.span(), format!("{what} is empty"));
-            None
-        }
-        Ok(false) => {
-            cx.error(v.span(), format!("no {what} named {s:?} on this machine"));
-            None
-        }
-        Err(e) => {
-            cx.error(v.span(), format!("cannot look up {what} {s:?}: {e}"));
+        Ok(()) => Some(s),
+        Err(why) => {
+            cx.error(v.span(), why);
             None
         }
     }

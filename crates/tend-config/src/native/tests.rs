@@ -327,7 +327,7 @@ fn unknown_sections() {
     );
     assert_eq!(
         one_error("socket = \"x\"\n"),
-        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [group.NAME], [process.NAME] and [task.NAME])"
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access])"
     );
 }
 
@@ -834,5 +834,138 @@ fn on_hup_says_what_sighup_does() {
         err.contains("2:10: unknown on_hup \"restrat\"")
             && err.contains("did you mean \"restart\"?"),
         "{err}"
+    );
+}
+
+#[test]
+fn access_tables_read_as_written() {
+    let c = ok(r#"
+[daemon]
+socket_mode = "0660"
+socket_group = "root"
+
+[process.web-1]
+command = ["true"]
+
+[access.role.operator]
+view = ["*"]
+logs = ["web-*"]
+control = ["web-*", "front:*"]
+
+[access.user.alice]
+password = "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4"
+roles = ["operator"]
+
+[access.token.deploy]
+hash = "{PLAIN}tok"
+roles = ["operator", "admin"]
+
+[access.unix]
+"group:root" = ["operator"]
+"uid:1001" = ["operator"]
+"#);
+    assert_eq!(c.daemon.socket_group.as_deref(), Some("root"));
+    let a = &c.access;
+    assert!(a.configured);
+    let role = a.role("operator").expect("role");
+    let control: Vec<&str> = role.grants[&crate::access::Right::Control]
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(control, ["web-*", "front:*"]);
+    assert!(role.grants[&crate::access::Right::View][0].is_everything());
+    assert_eq!(a.users[0].name, "alice");
+    assert!(
+        a.users[0]
+            .password
+            .as_ref()
+            .expect("password")
+            .verify(b"secret")
+    );
+    assert_eq!(a.tokens[0].roles, ["operator", "admin"]);
+    assert_eq!(a.unix.len(), 2);
+    assert!(!ok("[process.x]\ncommand = [\"true\"]\n").access.configured);
+}
+
+#[test]
+fn access_errors_name_the_key() {
+    let errs = errors(
+        r#"
+[access.role.operator]
+veiw = ["*"]
+control = ["[bad"]
+
+[access.role.admin]
+view = ["*"]
+
+[access.user.alice]
+password = "hunter2"
+roles = ["operater"]
+
+[access.token.deploy]
+roles = ["operator"]
+
+[access.unix]
+"bob" = ["operator"]
+"user:no-such-user-on-this-box" = ["operator"]
+
+[access.who]
+"#,
+    );
+    let all = errs.join("\n");
+    for needle in [
+        "tend.toml:3:1: unknown right \"veiw\" in [access.role.operator]",
+        "(did you mean \"view\"?)",
+        "tend.toml:4:12: bad pattern \"[bad\"",
+        "the role \"admin\" is built in",
+        "tend.toml:10:12: password in [access.user.alice]: not a password hash tend knows",
+        "tend.toml:11:10: unknown role \"operater\" in [access.user.alice]",
+        "(did you mean \"operator\"?)",
+        "missing required key \"hash\" in [access.token.deploy]",
+        "\"bob\" is not a peer",
+        "no user named \"no-such-user-on-this-box\"",
+        "unknown key \"who\" in [access]",
+    ] {
+        assert!(all.contains(needle), "{needle:?} not in:\n{all}");
+    }
+    assert!(
+        one_error("[daemon]\nsocket_group = \"no-such-group-here\"\n")
+            .contains("socket_group: no group named")
+    );
+    let e = one_error("[process.x]\ncommand = [\"true\"]\nsuccess_exit_codes = [256]\n");
+    assert!(e.contains("3:23: 256 is out of range"), "{e}");
+}
+
+#[test]
+fn users_may_log_in_with_a_client_certificate() {
+    let c = ok(r#"
+[access.role.operator]
+view = ["*"]
+
+[access.user.robot]
+certificate = ["robot.example", "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"]
+roles = ["operator"]
+
+[access.user.carol]
+certificate = "carol"
+password = "{PLAIN}pw"
+roles = ["operator"]
+"#);
+    let robot = &c.access.users[0];
+    assert_eq!(robot.password, None);
+    assert_eq!(robot.certificates.len(), 2);
+    assert_eq!(c.access.users[1].certificates, ["carol"]);
+    assert!(c.access.users[1].password.is_some());
+    let e = one_error("[access.user.x]\ncertificate = \"sha256:abc\"\nroles = []\n");
+    assert!(
+        e.contains("tend.toml:2:") && e.contains("not a SHA-256 fingerprint"),
+        "{e}"
+    );
+    let e = one_error("[access.user.x]\nroles = []\n");
+    assert!(e.contains("missing required key \"password\""), "{e}");
+    let e = one_error("[access.token.t]\ncertificate = \"x\"\nhash = \"{PLAIN}t\"\nroles = []\n");
+    assert!(
+        e.contains("unknown key \"certificate\" in [access.token.t]"),
+        "{e}"
     );
 }

@@ -28,6 +28,7 @@
 //! it, at its `FILE:LINE`. `docs/migrating-from-supervisor.md` lists the
 //! differences.
 
+mod access;
 pub mod expand;
 pub mod ini;
 mod native;
@@ -80,6 +81,8 @@ pub struct SupervisordConf {
     pub supervisorctl: SupervisorctlSection,
     /// What supervisord would accept but tend ignores or does differently.
     pub warnings: Vec<Diagnostic>,
+    /// tend's own `[tend:...]` access sections (supervisord ignores them).
+    pub access: crate::AccessConfig,
 }
 
 /// One `[eventlistener:x]` process.
@@ -145,6 +148,12 @@ pub struct InetHttpServer {
     pub port: u16,
     /// HTTP Basic credentials, if required.
     pub auth: Option<Auth>,
+    /// `tls_cert`, `tls_key`, `client_ca`, `client_cert` (tend's own
+    /// options; supervisord ignores them, and serves plain HTTP).
+    pub tls: Option<crate::TlsFiles>,
+    /// `insecure = true` (tend's own option): serve a non-loopback address
+    /// without credentials.
+    pub insecure: bool,
 }
 
 /// HTTP Basic credentials of a server section.
@@ -327,9 +336,10 @@ pub struct ChannelConf {
 
 /// Reads the file at `path` and everything it includes.
 pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
-    match std::fs::read(path) {
+    let mut budget = crate::read::Budget::new();
+    match crate::read::read_bytes(path, &mut budget) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(path, &text),
+            Ok(text) => parse_within(path, &text, budget),
             Err(e) => Err(ConfigErrors::single(
                 path,
                 format!(
@@ -350,6 +360,16 @@ pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
 /// relative to `path`'s directory. `%(ENV_X)s` comes from this process's
 /// environment, relative paths from its working directory.
 pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
+    let left = crate::read::MAX_TOTAL_BYTES.saturating_sub(text.len() as u64);
+    parse_within(path, text, crate::read::Budget::with(left))
+}
+
+/// [`parse`] with what the `[include]`d files may still take.
+fn parse_within(
+    path: &Path,
+    text: &str,
+    budget: crate::read::Budget,
+) -> Result<SupervisordConf, ConfigErrors> {
     let cwd = std::env::current_dir().map_err(|e| {
         ConfigErrors::single(path, format!("cannot find the working directory: {e}"))
     })?;
@@ -360,7 +380,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    parse_with(path, text, &host)
+    parse_with_budget(path, text, &host, budget)
 }
 
 /// `tend import`: the equivalent native `tend.toml` (`docs/config.md`).
@@ -440,7 +460,17 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "profile_options",
 ];
 const UNIX_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password"];
-const INET_OPTIONS: &[&str] = &["port", "username", "password"];
+const INET_OPTIONS: &[&str] = &[
+    "port",
+    "username",
+    "password",
+    // tend's own (supervisord reads only the three above and ignores these).
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "insecure",
+];
 const CTL_OPTIONS: &[&str] = &[
     "serverurl",
     "username",
@@ -504,6 +534,8 @@ struct St<'h> {
     env_names: Top,
     /// `{"here": dir}` of each file, by file index.
     heres: Vec<Top>,
+    /// What the `[include]`d files may still take.
+    budget: crate::read::Budget,
 }
 
 /// An option's text after expansion, with the entry it came from.
@@ -619,10 +651,21 @@ impl St<'_> {
 }
 
 /// [`parse`] with the machine given, for tests.
+#[cfg(test)]
 pub(super) fn parse_with(
     path: &Path,
     text: &str,
     host: &Host,
+) -> Result<SupervisordConf, ConfigErrors> {
+    parse_with_budget(path, text, host, crate::read::Budget::new())
+}
+
+/// [`parse_with`] within `budget` for the `[include]`d files.
+fn parse_with_budget(
+    path: &Path,
+    text: &str,
+    host: &Host,
+    budget: crate::read::Budget,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let abs = values::normalize_path(&path.to_string_lossy(), &host.cwd, &BTreeMap::new());
     let main_dir = abs
@@ -638,6 +681,7 @@ pub(super) fn parse_with(
             .map(|(k, v)| (format!("ENV_{k}"), Val::Str(v.clone())))
             .collect(),
         heres: vec![here(&main_dir)],
+        budget,
     };
     let mut ini = Ini::new();
     for e in ini.read(path.to_path_buf(), text) {
@@ -655,6 +699,7 @@ pub(super) fn parse_with(
     let (unix_http_server, inet_http_server, auto_url) = sections::servers(&ini, &mut st);
     let supervisorctl = sections::supervisorctl(&ini, &mut st);
     check_sections(&ini, &mut st);
+    let access = access::read(&ini, &mut st);
     let made = programs::read_all(&ini, &mut st, &supervisord, auto_url.as_deref());
 
     let (errors, warnings) = finish(&ini, st);
@@ -673,6 +718,7 @@ pub(super) fn parse_with(
         supervisord,
         supervisorctl,
         warnings,
+        access,
     })
 }
 
@@ -729,7 +775,7 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
         }
         matches.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         for file in matches {
-            let text = match std::fs::read(&file) {
+            let text = match crate::read::read_bytes(&file, &mut st.budget) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => text,
                     Err(_) => {
@@ -740,6 +786,19 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
                         continue;
                     }
                 },
+                // Not a regular file, too large: supervisord would hang or
+                // grow without end; a clear error instead of a skip.
+                Err(
+                    e @ (crate::read::ReadError::NotAFile(_)
+                    | crate::read::ReadError::TooLarge
+                    | crate::read::ReadError::BudgetSpent),
+                ) => {
+                    st.error_at(
+                        &entry,
+                        format!("cannot read included file {}: {e}", file.display()),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     // Python's RawConfigParser.read skips files it cannot open.
                     st.warn_at(
@@ -789,6 +848,10 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
         "eventlistener:NAME",
         "fcgi-program:NAME",
         "ctlplugin:NAME",
+        "tend:role:NAME",
+        "tend:user:NAME",
+        "tend:token:NAME",
+        "tend:unix:group:NAME",
     ];
     let program_like: Vec<&str> = PROGRAM_OPTIONS
         .iter()
@@ -814,6 +877,8 @@ fn check_sections(ini: &Ini, st: &mut St<'_>) {
                 );
                 None
             }
+            // tend's own sections: read (and checked) by `access`.
+            n if access::is_tend(n) => None,
             n if n.starts_with("rpcinterface:") => {
                 rpcinterface(ini, st, section);
                 None

@@ -64,6 +64,8 @@ pub(super) fn to_native_toml(conf: &SupervisordConf) -> String {
         process(o, spec);
     }
 
+    access(o, &conf.access);
+
     for listener in &conf.eventlisteners {
         line(o, "");
         let section = conf
@@ -401,5 +403,57 @@ pub(super) fn key(s: &str) -> String {
         s.to_string()
     } else {
         string(s)
+    }
+}
+
+/// The `[tend:...]` sections as `[access]` tables (dropping them would
+/// leave the imported file with supervisord's wider defaults).
+fn access(o: &mut String, a: &crate::AccessConfig) {
+    use crate::access::{Secret, UnixSubject};
+    let roles = |r: &[String]| array(r);
+    let secret = |s: &Secret| match s {
+        Secret::Argon2(h) | Secret::Bcrypt(h) => string(h),
+        Secret::Sha1(hex) => string(&format!("{{SHA}}{hex}")),
+        Secret::Plain(p) => string(&format!("{{PLAIN}}{p}")),
+    };
+    for role in &a.roles {
+        line(o, "");
+        line(o, &format!("[access.role.{}]", key(&role.name)));
+        for (right, scopes) in &role.grants {
+            let texts: Vec<String> = scopes.iter().map(|s| s.text.clone()).collect();
+            line(o, &format!("{right} = {}", array(&texts)));
+        }
+    }
+    for u in &a.users {
+        line(o, "");
+        line(o, &format!("[access.user.{}]", key(&u.name)));
+        if let Some(p) = &u.password {
+            line(o, &format!("password = {}", secret(p)));
+        }
+        if !u.certificates.is_empty() {
+            line(o, &format!("certificate = {}", array(&u.certificates)));
+        }
+        line(o, &format!("roles = {}", roles(&u.roles)));
+    }
+    for t in &a.tokens {
+        line(o, "");
+        line(o, &format!("[access.token.{}]", key(&t.name)));
+        line(o, &format!("hash = {}", secret(&t.hash)));
+        line(o, &format!("roles = {}", roles(&t.roles)));
+    }
+    if !a.unix.is_empty() {
+        line(o, "");
+        line(o, "[access.unix]");
+        for r in &a.unix {
+            let who = match &r.subject {
+                UnixSubject::User { name, uid } if *name == uid.to_string() => format!("uid:{uid}"),
+                UnixSubject::User { name, .. } => format!("user:{name}"),
+                UnixSubject::Group { name, gid } if *name == gid.to_string() => {
+                    format!("gid:{gid}")
+                }
+                UnixSubject::Group { name, .. } => format!("group:{name}"),
+            };
+            line(o, &format!("{} = {}", string(&who), roles(&r.roles)));
+        }
     }
 }

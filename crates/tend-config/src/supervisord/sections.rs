@@ -223,6 +223,8 @@ pub(super) fn servers(
                 }
                 continue;
             };
+            let tls = tls(ini, st, section);
+            let insecure = st.boolean(ini, section, "insecure", &top, false);
             match values::inet_address(&port.value) {
                 Ok((host, port)) => {
                     inet_url = Some(format!(
@@ -237,6 +239,8 @@ pub(super) fn servers(
                         },
                         port,
                         auth,
+                        tls,
+                        insecure,
                     });
                 }
                 Err(why) => {
@@ -251,6 +255,67 @@ pub(super) fn servers(
         None => inet_url,
     };
     (unix, inet, url)
+}
+
+/// tend's TLS options of `[inet_http_server]` (supervisord ignores them):
+/// `tls_cert` and `tls_key` (both or neither), `client_ca`, `client_cert =
+/// required | optional`. Paths are read as supervisord reads its own:
+/// `%(here)s` expanded, relative to the working directory.
+fn tls(ini: &Ini, st: &mut St<'_>, section: &Section) -> Option<crate::TlsFiles> {
+    let top = Top::new();
+    let host = st.host;
+    let path = |st: &mut St<'_>, key: &str| {
+        st.get(ini, section, key, &top).map(|g| {
+            (
+                values::normalize_path(py_strip(&g.value), &host.cwd, &host.env),
+                g.entry,
+            )
+        })
+    };
+    let cert = path(st, "tls_cert");
+    let key = path(st, "tls_key");
+    let client_ca = path(st, "client_ca");
+    let client_cert = match st.get(ini, section, "client_cert", &top) {
+        None => crate::ClientCert::Required,
+        Some(g) => match g.value.trim().to_ascii_lowercase().as_str() {
+            "required" => crate::ClientCert::Required,
+            "optional" => crate::ClientCert::Optional,
+            other => {
+                st.error_at(
+                    g.entry,
+                    format!(
+                        "client_cert in [{}] is {other:?}: expected required or optional",
+                        section.name
+                    ),
+                );
+                crate::ClientCert::Required
+            }
+        },
+    };
+    match (cert, key) {
+        (Some((cert, _)), Some((key, _))) => Some(crate::TlsFiles {
+            cert,
+            key,
+            client_ca: client_ca.map(|(p, _)| p),
+            client_cert,
+        }),
+        (None, None) => {
+            if let Some((_, entry)) = client_ca {
+                st.error_at(
+                    entry,
+                    format!("client_ca in [{}] needs tls_cert and tls_key", section.name),
+                );
+            }
+            None
+        }
+        (Some((_, entry)), None) | (None, Some((_, entry))) => {
+            st.error_at(
+                entry,
+                format!("[{}] needs both tls_cert and tls_key for TLS", section.name),
+            );
+            None
+        }
+    }
 }
 
 /// `username` and `password`: both or neither; `{SHA}hex` is a SHA-1 digest.

@@ -1905,3 +1905,72 @@ proptest! {
         let _ = values::key_value_pairs(&s);
     }
 }
+
+#[test]
+fn tend_access_sections() {
+    let (_dir, conf) = ok("
+[program:web]
+command = true
+
+[tend:role:operator]
+view = *
+logs = web-*, api
+control = web-*
+
+[tend:user:alice]
+password = {SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4
+roles = operator
+
+[tend:token:deploy]
+hash = {PLAIN}tok
+roles = operator admin
+
+[tend:unix:group:root]
+roles = operator
+
+[tend:unix:uid:1001]
+roles = operator
+");
+    assert!(warnings(&conf).is_empty(), "{:?}", warnings(&conf));
+    let a = &conf.access;
+    assert!(a.configured);
+    let logs: Vec<&str> = a.role("operator").expect("role").grants[&crate::access::Right::Logs]
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(logs, ["web-*", "api"]);
+    assert!(
+        a.users[0]
+            .password
+            .as_ref()
+            .expect("password")
+            .verify(b"secret")
+    );
+    assert_eq!(a.tokens[0].roles, ["operator", "admin"]);
+    assert_eq!(a.unix.len(), 2);
+
+    let errs = errors(
+        "
+[tend:role:ops]
+veiw = *
+
+[tend:user:bob]
+password = hunter2
+roles = opz
+
+[tend:unix:bob]
+roles = ops
+
+[tend:frob]
+",
+    );
+    for needle in [
+        "unknown option \"veiw\" in [tend:role:ops] (did you mean \"view\"?)",
+        "password in [tend:user:bob]: not a password hash tend knows",
+        "unknown role \"opz\" in [tend:user:bob]",
+        "[tend:unix:bob]: \"bob\" is not a peer",
+        "unknown tend section [tend:frob]",
+    ] {
+        assert!(has(&errs, needle), "{needle:?} not in {errs:#?}");
+    }
+}

@@ -62,11 +62,14 @@ pub fn into_config(conf: SupervisordConf) -> Config {
             MainLog::Syslog => None,
         },
         socket_owner,
+        socket_group: None,
         unix_auth,
         inet: conf.inet_http_server.as_ref().map(|i| InetListen {
             host: i.host.clone(),
             port: i.port,
             auth: i.auth.clone(),
+            tls: i.tls.clone(),
+            insecure: i.insecure,
         }),
         identifier: s.identifier.clone(),
         minfds: Some(s.minfds),
@@ -80,6 +83,9 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        // supervisord's status page stays at `/`, for bookmarks.
+        web_root: crate::WebRoot::SupervisorStatus,
+        http: crate::HttpConfig::default(),
     };
     Config {
         path: conf.path.clone(),
@@ -89,5 +95,6 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         eventlisteners: conf.eventlisteners,
         format: Format::Supervisord,
         tasks: Vec::new(),
+        access: conf.access,
     }
 }

@@ -50,6 +50,12 @@ impl From<tend_core::Error> for ApiError {
     }
 }
 
+impl From<crate::access::Denied> for ApiError {
+    fn from(d: crate::access::Denied) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, d.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

@@ -8,14 +8,15 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri};
 use tend_core::pattern::Pattern;
-use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus, Supervisor};
+use tend_core::{ActionResult, Error, Name, ProcessSpec, ProcessStatus};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::Daemon;
+use crate::access::{Caller, Right};
 use crate::api::{
-    ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest, StartRequest,
-    TargetsRequest, VersionResponse, percent_decode,
+    ActionItem, ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest,
+    StartRequest, TargetsRequest, VersionResponse, percent_decode,
 };
 use crate::daemon::AddError;
 
@@ -24,10 +25,12 @@ type ApiResult<T> = Result<T, ApiError>;
 /// `GET /v1/status?pattern=P...`
 pub(crate) async fn status(
     State(st): State<Daemon>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<ProcessStatus>>> {
     let patterns = status_patterns(query.as_deref())?;
-    let all = st.supervisor().status().await?;
+    // What the caller may not see does not exist for it.
+    let all = caller.visible(st.supervisor().status().await?);
     if patterns.is_empty() {
         return Ok(Json(all));
     }
@@ -43,8 +46,19 @@ pub(crate) async fn status(
 /// process when there is none), in the order of `all`. A pattern that
 /// matches nothing is an error, as in `Supervisor::resolve`.
 pub(crate) fn select(all: &[ProcessStatus], patterns: &[String]) -> ApiResult<Vec<Name>> {
+    Ok(selected(all, patterns)?
+        .into_iter()
+        .map(|s| s.name.clone())
+        .collect())
+}
+
+/// [`select`], as the processes themselves.
+pub(crate) fn selected<'a>(
+    all: &'a [ProcessStatus],
+    patterns: &[String],
+) -> ApiResult<Vec<&'a ProcessStatus>> {
     if patterns.is_empty() {
-        return Ok(all.iter().map(|s| s.name.clone()).collect());
+        return Ok(all.iter().collect());
     }
     // Filtering a status snapshot rather than calling `Supervisor::resolve`
     // saves a second round trip to the driver; the matching rule is the same `Pattern`.
@@ -64,8 +78,61 @@ pub(crate) fn select(all: &[ProcessStatus], patterns: &[String]) -> ApiResult<Ve
     Ok(all
         .iter()
         .filter(|s| parsed.iter().any(|p| p.matches(&s.name, &s.group)))
-        .map(|s| s.name.clone())
         .collect())
+}
+
+/// The processes of `patterns` the caller sees, split by whether it may use
+/// `right` on them. Naming a process it may not act on refuses the whole
+/// request (nothing is done), as `kubectl` refuses it; a glob, a group or
+/// `all` is a selection: it acts on what the caller may act on and reports
+/// the rest as refused, as `systemctl` does unit by unit. A selection of
+/// nothing the caller may act on is refused too.
+pub(crate) fn permitted(
+    caller: &Caller,
+    all: &[ProcessStatus],
+    patterns: &[String],
+    right: Right,
+    action: &str,
+) -> ApiResult<(Vec<Name>, Vec<ActionItem>)> {
+    let chosen = selected(all, patterns)?;
+    let exact: HashSet<&str> = patterns
+        .iter()
+        .filter_map(|p| Pattern::parse(p).ok())
+        .filter_map(|p| p.exact_name().map(str::to_string))
+        .filter_map(|n| chosen.iter().find(|s| s.name.as_str() == n))
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut go = Vec::new();
+    let mut refused = Vec::new();
+    for s in &chosen {
+        match caller.require(right, &s.name, &s.group) {
+            Ok(()) => go.push(s.name.clone()),
+            Err(denied) => {
+                // Reading is not an action worth a line each.
+                if right != Right::Logs {
+                    caller.audit_denied(action, s.name.as_str(), &denied);
+                }
+                if exact.contains(s.name.as_str()) {
+                    return Err(denied.into());
+                }
+                refused.push(ActionItem {
+                    name: s.name.to_string(),
+                    ok: false,
+                    outcome: None,
+                    error: Some(denied.to_string()),
+                });
+            }
+        }
+    }
+    if go.is_empty()
+        && let Some(first) = refused.first()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            first.error.clone().unwrap_or_default(),
+        ));
+    }
+    Ok((go, refused))
 }
 
 fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
@@ -91,62 +158,103 @@ fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
 /// `POST /v1/start`
 pub(crate) async fn start(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(req): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(st.supervisor(), &req.targets).await?;
-    if req.no_deps {
-        return results(st.supervisor().start_many_no_deps(names).await?);
-    }
-    results(st.supervisor().start_many(names).await?)
+    let (names, refused) = resolve(&st, &caller, &req.targets, "start").await?;
+    let done = if req.no_deps {
+        st.supervisor().start_many_no_deps(names).await?
+    } else {
+        st.supervisor().start_many(names).await?
+    };
+    results(&caller, "start", done, refused)
 }
 
 /// `POST /v1/stop`
 pub(crate) async fn stop(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(req): JsonBody<TargetsRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(st.supervisor(), &req.targets).await?;
-    results(st.supervisor().stop_many(names).await?)
+    let (names, refused) = resolve(&st, &caller, &req.targets, "stop").await?;
+    results(
+        &caller,
+        "stop",
+        st.supervisor().stop_many(names).await?,
+        refused,
+    )
 }
 
 /// `POST /v1/restart`
 pub(crate) async fn restart(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(req): JsonBody<TargetsRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(st.supervisor(), &req.targets).await?;
-    results(st.supervisor().restart_many(names).await?)
+    let (names, refused) = resolve(&st, &caller, &req.targets, "restart").await?;
+    results(
+        &caller,
+        "restart",
+        st.supervisor().restart_many(names).await?,
+        refused,
+    )
 }
 
 /// `POST /v1/signal`
 pub(crate) async fn signal(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(req): JsonBody<SignalRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
-    let names = resolve(st.supervisor(), &req.targets).await?;
-    results(st.supervisor().signal_many(names, req.signal).await?)
+    let action = format!("signal {}", req.signal);
+    let (names, refused) = resolve(&st, &caller, &req.targets, &action).await?;
+    let done = st.supervisor().signal_many(names, req.signal).await?;
+    results(&caller, &action, done, refused)
 }
 
 /// `POST /v1/processes`
 pub(crate) async fn add(
     State(st): State<Daemon>,
+    caller: Caller,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<NameResponse>)> {
-    let logs_given = body.get("logs").is_some();
-    let spec = parse_spec(body)?;
-    let name = st
-        .add_process(spec, logs_given)
-        .await
-        .map_err(|e| match e {
-            AddError::Invalid(why) => ApiError::bad_request(why),
-            AddError::Refused(e) => e.into(),
-        })?;
+    let shown = body
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("?")
+        .to_string();
+    // A new command runs as the daemon's user (root, often): admin over
+    // every process, from root or a role, and nothing else.
+    if let Err(denied) = caller.require_spawn() {
+        caller.audit_denied("add", &shown, &denied);
+        return Err(denied.into());
+    }
+    let (spec, logs_given) = add_request(body)?;
+    let target = format!("{} {:?}", spec.name, spec.command);
+    let added = st.add_process(spec, logs_given).await;
+    caller.audit_result("add", &target, &added);
+    let name = added.map_err(|e| match e {
+        AddError::Invalid(why) => ApiError::bad_request(why),
+        AddError::Refused(e) => e.into(),
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(NameResponse {
             name: name.to_string(),
         }),
     ))
+}
+
+/// The process of a `POST /v1/processes` body, parsed as the handler
+/// parses it, and whether it gave its log settings (`"logs"`). For tests
+/// and fuzzing: a bad body is the 400 the handler would answer.
+pub fn parse_add_request(body: &[u8]) -> Result<(ProcessSpec, bool), ApiError> {
+    add_request(super::extract::parse(body)?)
+}
+
+fn add_request(body: serde_json::Value) -> ApiResult<(ProcessSpec, bool)> {
+    let logs_given = body.get("logs").is_some();
+    Ok((parse_spec(body)?, logs_given))
 }
 
 /// A spec from JSON; `group` defaults to the name, as in the config file, so a
@@ -165,21 +273,41 @@ fn parse_spec(mut value: serde_json::Value) -> ApiResult<ProcessSpec> {
 /// `DELETE /v1/processes/{name}`
 pub(crate) async fn remove(
     State(st): State<Daemon>,
+    caller: Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<NameResponse>> {
     let Path(name) = name.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    st.remove_process(&name).await?;
+    let all = caller.visible(st.supervisor().status().await?);
+    let Some(s) = all.iter().find(|s| s.name.as_str() == name) else {
+        return Err(Error::UnknownProcess(name).into());
+    };
+    if let Err(denied) = caller.require(Right::Admin, &s.name, &s.group) {
+        caller.audit_denied("remove", &name, &denied);
+        return Err(denied.into());
+    }
+    let removed = st.remove_process(&name).await;
+    caller.audit_result("remove", &name, &removed);
+    removed?;
     Ok(Json(NameResponse { name }))
 }
 
 /// `POST /v1/reload`: applies the config file again, process by process.
-pub(crate) async fn reload(State(st): State<Daemon>) -> ApiResult<Json<ReloadResponse>> {
+pub(crate) async fn reload(
+    State(st): State<Daemon>,
+    caller: Caller,
+) -> ApiResult<Json<ReloadResponse>> {
+    if let Err(denied) = caller.require_everything(Right::Reload, "reload the config file") {
+        caller.audit_denied("reload", "", &denied);
+        return Err(denied.into());
+    }
     if !st.config().has_loader() {
         return Err(ApiError::not_found(
             "this daemon has no config file to reload",
         ));
     }
-    match st.reload().await {
+    let reloaded = st.reload().await;
+    caller.audit_result("reload", "", &reloaded);
+    match reloaded {
         Ok(r) => Ok(Json(ReloadResponse {
             added: r.added,
             changed: r.changed,
@@ -198,14 +326,22 @@ pub(crate) async fn version() -> Json<VersionResponse> {
 }
 
 /// `POST /v1/shutdown`: answers at once; the daemon then stops everything and exits.
-pub(crate) async fn shutdown(State(st): State<Daemon>) -> (StatusCode, Json<ShutdownResponse>) {
+pub(crate) async fn shutdown(
+    State(st): State<Daemon>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<ShutdownResponse>)> {
+    if let Err(denied) = caller.require_everything(Right::Admin, "shut the daemon down") {
+        caller.audit_denied("shutdown", "", &denied);
+        return Err(denied.into());
+    }
+    caller.audit("shutdown", "", &"ok");
     st.shutdown().trigger();
-    (
+    Ok((
         StatusCode::ACCEPTED,
         Json(ShutdownResponse {
             shutting_down: true,
         }),
-    )
+    ))
 }
 
 /// Any path that is not an endpoint.
@@ -221,18 +357,35 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-async fn resolve(sup: &Supervisor, targets: &[String]) -> ApiResult<Vec<Name>> {
+/// The processes `targets` select that the caller may control, and the
+/// ones it may not (see [`permitted`]).
+async fn resolve(
+    st: &Daemon,
+    caller: &Caller,
+    targets: &[String],
+    action: &str,
+) -> ApiResult<(Vec<Name>, Vec<ActionItem>)> {
     if targets.is_empty() {
         return Err(ApiError::bad_request(
             "targets is empty (give names, patterns or \"all\")",
         ));
     }
-    // Overlapping patterns (`web` and `web-*`) yield each process once.
-    Ok(sup.resolve(targets).await?)
+    // Overlapping patterns (`web` and `web-*`) yield each process once, in
+    // priority order (the status snapshot's).
+    let all = caller.visible(st.supervisor().status().await?);
+    permitted(caller, &all, targets, Right::Control, action)
 }
 
-fn results(results: Vec<ActionResult>) -> ApiResult<Json<ActionResponse>> {
-    Ok(Json(ActionResponse {
-        results: results.into_iter().map(Into::into).collect(),
-    }))
+fn results(
+    caller: &Caller,
+    action: &str,
+    results: Vec<ActionResult>,
+    refused: Vec<ActionItem>,
+) -> ApiResult<Json<ActionResponse>> {
+    for r in &results {
+        caller.audit_result(action, r.name.as_str(), &r.result);
+    }
+    let mut items: Vec<ActionItem> = results.into_iter().map(Into::into).collect();
+    items.extend(refused);
+    Ok(Json(ActionResponse { results: items }))
 }

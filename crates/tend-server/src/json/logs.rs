@@ -21,7 +21,8 @@ use tend_core::runtime::{LogChunk, LogLine, LogQuery};
 use tokio::sync::{broadcast, mpsc};
 
 use super::error::ApiError;
-use super::handlers::select;
+use super::handlers::permitted;
+use crate::access::{Caller, Right};
 use crate::api::{LogItem, LogLineItem, ReopenError, ReopenResponse, percent_decode};
 use crate::{Daemon, Shutdown};
 
@@ -117,11 +118,18 @@ fn parse_since(value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
 /// `GET /v1/logs?pattern=P...&n=20&stream=stdout|stderr&since=T&follow=true`
 pub(crate) async fn logs(
     State(st): State<Daemon>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = parse_params(query.as_deref())?;
-    let all = st.supervisor().status().await?;
-    let names = select(&all, &p.patterns)?;
+    // Only what the caller sees exists; of that, only what it may read the
+    // logs of is read (naming one it may not is a 403).
+    let all = caller.visible(st.supervisor().status().await?);
+    let (names, _refused) = if all.is_empty() && p.patterns.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        permitted(&caller, &all, &p.patterns, Right::Logs, "read the logs of")?
+    };
     // Subscribe before reading the tails so that no line falls in between;
     // what arrives in both is skipped by `Seen`.
     let live = p.follow.then(|| st.supervisor().subscribe_logs());
@@ -301,8 +309,15 @@ impl futures_core::Stream for ChannelStream {
 }
 
 /// `POST /v1/logs/reopen`
-pub(crate) async fn reopen(State(st): State<Daemon>) -> Json<ReopenResponse> {
-    let errors = st
+pub(crate) async fn reopen(
+    State(st): State<Daemon>,
+    caller: Caller,
+) -> Result<Json<ReopenResponse>, ApiError> {
+    if let Err(denied) = caller.require_everything(Right::Reload, "reopen the log files") {
+        caller.audit_denied("reopen logs", "", &denied);
+        return Err(denied.into());
+    }
+    let errors: Vec<ReopenError> = st
         .supervisor()
         .reopen_logs()
         .into_iter()
@@ -315,10 +330,11 @@ pub(crate) async fn reopen(State(st): State<Daemon>) -> Json<ReopenResponse> {
         })
         .collect();
     tracing::info!("log files reopened");
-    Json(ReopenResponse {
+    caller.audit("reopen logs", "", &format_args!("{} errors", errors.len()));
+    Ok(Json(ReopenResponse {
         reopened: true,
         errors,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -6,16 +6,23 @@
 //! costs more than its accept; the daemon's own work (spawning, reaping)
 //! never waits for a client.
 //!
-//! Each request carries who sent it as a [`Peer`] (`ConnectInfo<Peer>`).
+//! Each request carries who sent it as a [`Peer`] (`ConnectInfo<Peer>`);
+//! one that came over TLS also carries [`Tls`], and a [`TlsClient`] when
+//! the client presented a verified certificate.
 
 mod conn;
 mod tcp;
+pub mod tls;
 mod unix;
+
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
-pub use conn::Peer;
+pub use conn::{Connections, Peer, serve_connection};
 pub use tcp::TcpServer;
+pub use tls::{ServerTls, Tls, TlsClient, TlsError};
 pub use unix::{ServeError, UnixServer, serve_unix};
 
 /// What one client may hold of a listener.
@@ -32,15 +39,34 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Bytes of a request's head (request line and headers) held at most.
     pub max_header_bytes: usize,
+    /// Bytes of a request's body: a larger `Content-Length` is answered 413
+    /// before anything is read, a longer chunked body is cut there (413).
+    pub max_body: u64,
+    /// Time a request's body has to arrive whole once its head is in.
+    pub body_timeout: Duration,
+    /// Time one write of an answer may wait for the client to read: then
+    /// the connection is closed (a client that never reads holds nothing).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        Limits::from_http(&tend_config::HttpLimits::default())
+    }
+}
+
+impl Limits {
+    /// The limits a config's `[http]` section sets (the connection counts
+    /// before a daemon lowers them to its descriptor budget).
+    pub fn from_http(h: &tend_config::HttpLimits) -> Limits {
         Limits {
-            max_connections: 512,
-            max_per_peer: 128,
-            header_timeout: Duration::from_secs(10),
+            max_connections: h.max_connections,
+            max_per_peer: h.max_connections_per_peer,
+            header_timeout: h.header_timeout,
             max_header_bytes: 64 * 1024,
+            max_body: h.max_body,
+            body_timeout: h.body_timeout,
+            send_timeout: h.send_timeout,
         }
     }
 }

@@ -1,17 +1,22 @@
-//! Serving on TCP (Supervisor's `[inet_http_server]`).
+//! Serving on TCP (`[http] listen`, Supervisor's `[inet_http_server]`),
+//! in plain text or TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 
-use super::{Limits, ServeError};
+use super::conn::{Connections, Serving};
+use super::{Limits, ServeError, ServerTls};
 
 /// A bound, listening TCP socket, not yet serving.
 #[derive(Debug)]
 pub struct TcpServer {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    tls: Option<Arc<ServerTls>>,
+    counts: Connections,
 }
 
 impl TcpServer {
@@ -28,7 +33,25 @@ impl TcpServer {
             .await
             .map_err(fail)?;
         let addr = listener.local_addr().map_err(fail)?;
-        Ok(TcpServer { listener, addr })
+        Ok(TcpServer {
+            listener,
+            addr,
+            tls: None,
+            counts: Connections::new(),
+        })
+    }
+
+    /// Serves TLS with `tls` (which can be reloaded while serving).
+    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> TcpServer {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Counts this listener's connections in `counts`, with other
+    /// listeners' (the limits then hold over all of them together).
+    pub fn sharing(mut self, counts: &Connections) -> TcpServer {
+        self.counts = counts.clone();
+        self
     }
 
     /// The address bound (with the real port when 0 was asked for).
@@ -53,7 +76,12 @@ impl TcpServer {
         until: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let addr = self.addr.to_string();
-        super::conn::serve(self.listener, router, limits, until)
+        let serving = Serving {
+            limits,
+            counts: self.counts,
+            tls: self.tls,
+        };
+        super::conn::serve(self.listener, router, serving, until)
             .await
             .map_err(|source| ServeError::Tcp {
                 op: "serve on",

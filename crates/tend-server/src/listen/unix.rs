@@ -126,7 +126,12 @@ impl UnixServer {
         };
         // Every request carries the peer's uid (`SO_PEERCRED`): it lets the
         // owner of the daemon past HTTP auth.
-        let served = super::conn::serve(listener, router, limits, until).await;
+        let serving = super::conn::Serving {
+            limits,
+            counts: super::Connections::new(),
+            tls: None,
+        };
+        let served = super::conn::serve(listener, router, serving, until).await;
         served.map_err(io_err("serve on", &self.path))
         // `self` drops here and removes the socket file.
     }

@@ -2,6 +2,7 @@
 //! `removeProcessGroup`) through the daemon's config state, and what
 //! Supervisor reports of processes and their configs.
 
+use tend_server::access::Right;
 use tend_server::state::GroupError;
 
 use super::{Rpc, now};
@@ -47,7 +48,13 @@ impl Rpc {
         let all = self.all().await?;
         let mut out: Vec<(String, Value)> = Vec::new();
         for (g, inuse) in self.face().config().available(&all) {
-            for pc in &g.processes {
+            // A process of the file that is not active yet is not in `all`:
+            // it is checked here, by its name and group.
+            for pc in g
+                .processes
+                .iter()
+                .filter(|pc| self.caller().may(Right::View, &pc.spec.name, &g.name))
+            {
                 out.push((pc.spec.name.to_string(), info::config_info(&g, pc, inuse)));
             }
         }

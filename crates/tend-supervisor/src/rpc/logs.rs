@@ -4,17 +4,29 @@
 use std::path::PathBuf;
 
 use tend_core::ProcessStatus;
+use tend_server::access::Right;
 
 use super::{Rpc, blocking, integer, string};
 use crate::files::{self, ReadError};
 use crate::info::{namespec, result_struct};
 use crate::xmlrpc::{Fault, Value};
 
-pub(super) async fn read_log(path: PathBuf, offset: i64, length: i64) -> Result<Value, Fault> {
-    match blocking(move || files::read_file(&path, offset, length)).await? {
+/// A slice of a log file, of at most `cap` bytes (`[http] max_response`):
+/// asking for more is a `FAILED` fault that says so, not a daemon that holds
+/// a whole log file (whose size nothing bounds with `maxbytes = 0`).
+pub(super) async fn read_log(
+    path: PathBuf,
+    offset: i64,
+    length: i64,
+    cap: usize,
+) -> Result<Value, Fault> {
+    match blocking(move || files::read_file(&path, offset, length, cap as u64)).await? {
         Ok(bytes) => Ok(Value::String(files::text(bytes))),
         Err(ReadError::BadArguments) => Err(Fault::bad_arguments()),
         Err(ReadError::Failed) => Err(Fault::failed(None)),
+        Err(ReadError::TooLarge) => Err(Fault::failed(Some(&format!(
+            "the log slice asked for is larger than {cap} bytes ([http] max_response): ask for less (offset, length)"
+        )))),
     }
 }
 
@@ -26,11 +38,13 @@ impl Rpc {
     ) -> Result<Value, Fault> {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
+        self.allow(Right::Logs, &s, "read the logs of")?;
         // Configured but not created yet (no output so far) reads as empty.
         let Some(path) = self.face().logfile(s.name.as_str(), stderr) else {
             return Err(Fault::no_file(None));
         };
-        read_log(path, integer(&params[1])?, integer(&params[2])?).await
+        let cap = self.face.opts.limits.max_response;
+        read_log(path, integer(&params[1])?, integer(&params[2])?, cap).await
     }
 
     pub(super) async fn tail_process_log(
@@ -40,6 +54,7 @@ impl Rpc {
     ) -> Result<Value, Fault> {
         let spec = string(&params[0], "name")?;
         let s = self.one_process(&spec).await?;
+        self.allow(Right::Logs, &s, "read the logs of")?;
         let (offset, length) = (integer(&params[1])?, integer(&params[2])?);
         let Some(path) = self
             .face()
@@ -52,6 +67,9 @@ impl Rpc {
                 Value::Bool(false),
             ]));
         };
+        // A tail longer than an answer may be is cut to its last bytes.
+        let length =
+            length.min(i64::try_from(self.face.opts.limits.max_response).unwrap_or(i64::MAX));
         let (bytes, offset, overflow) =
             blocking(move || files::tail_file(&path, offset, length)).await?;
         Ok(Value::Array(vec![
@@ -86,7 +104,7 @@ impl Rpc {
         if !path.exists() {
             return Err(Fault::no_file(Some(&path.display().to_string())));
         }
-        read_log(path, offset, length).await
+        read_log(path, offset, length, self.face.opts.limits.max_response).await
     }
 
     /// `clearLog`: empties tend's own log.
@@ -103,7 +121,10 @@ impl Rpc {
     /// `clearProcessLogs`.
     pub(super) async fn clear_process_logs(&self, spec: &str) -> Result<Value, Fault> {
         let s = self.one_process(spec).await?;
-        self.clear_logs(&s, spec).await?;
+        self.allow(Right::Admin, &s, "clear the logs of")?;
+        let r = self.clear_logs(&s, spec).await;
+        self.audit("clear the logs of", spec, &r);
+        r?;
         Ok(Value::Bool(true))
     }
 
@@ -112,7 +133,15 @@ impl Rpc {
         let all = self.all().await?;
         let mut results = Vec::new();
         for s in self.everything(&all) {
-            let r = self.clear_logs(&s, &namespec(&s)).await;
+            let spec = namespec(&s);
+            let r = match self.allow(Right::Admin, &s, "clear the logs of") {
+                Ok(()) => {
+                    let r = self.clear_logs(&s, &spec).await;
+                    self.audit("clear the logs of", &spec, &r);
+                    r
+                }
+                Err(f) => Err(f),
+            };
             results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
         }
         Ok(Value::Array(results))

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tend_core::ProcessStatus;
+use tend_server::access::{Caller, Denied, Right};
 
 use crate::files;
 use crate::methods::METHODS;
@@ -27,17 +28,61 @@ use process::shutting_down;
 /// its state before answering anyway.
 const NOWAIT_LIMIT: Duration = Duration::from_secs(5);
 
-/// Supervisor's `supervisor.*` namespace, ready for [`crate::xmlrpc::handle`].
+/// Supervisor's `supervisor.*` namespace, ready for [`crate::xmlrpc::handle`],
+/// for one caller: every method checks what it may do, and sees only the
+/// processes it may view (the others are `BAD_NAME`).
 #[derive(Debug, Clone)]
 pub struct Rpc {
     face: Arc<Face>,
+    caller: Caller,
 }
 
 impl Rpc {
-    /// The methods, acting on `face`.
+    /// The methods, acting on `face` for the daemon itself (every right).
     pub fn new(face: Arc<Face>) -> Rpc {
-        Rpc { face }
+        Rpc::for_caller(face, Caller::internal())
     }
+
+    /// The methods, acting on `face` for `caller`.
+    pub fn for_caller(face: Arc<Face>, caller: Caller) -> Rpc {
+        Rpc { face, caller }
+    }
+
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+/// A refusal as Supervisor's closest fault: `FAILED: permission denied:
+/// alice may not control db: needs "control"` (supervisorctl prints it for
+/// stop, signal and the other commands that show a fault's text).
+pub(crate) fn denied_fault(d: &Denied) -> Fault {
+    Fault::failed(Some(&format!("permission denied: {d}")))
+}
+
+/// What a method on the whole daemon needs: the right over every process,
+/// the action as refusals word it, and what the audit line calls it.
+fn global_need(verb: Verb) -> Option<(Right, &'static str, &'static str)> {
+    Some(match verb {
+        Verb::ReadLog => (Right::Logs, "read the main log", ""),
+        Verb::ClearLog => (Right::Admin, "clear the main log", "clear the main log"),
+        Verb::Shutdown => (Right::Admin, "shut the daemon down", "shutdown"),
+        Verb::Restart => (Right::Reload, "restart the daemon", "restart the daemon"),
+        Verb::ReloadConfig => (Right::Reload, "reread the config file", "reread"),
+        Verb::AddProcessGroup => (
+            Right::Reload,
+            "add groups from the config file",
+            "add group",
+        ),
+        Verb::RemoveProcessGroup => (
+            Right::Reload,
+            "remove groups of the config file",
+            "remove group",
+        ),
+        Verb::SendRemoteCommEvent => (Right::Control, "send events to the event listeners", ""),
+        _ => return None,
+    })
 }
 
 /// What a namespec names.
@@ -124,8 +169,36 @@ impl Rpc {
         &self.face
     }
 
+    /// Every process the caller may view: the only ones that exist for it.
     async fn all(&self) -> Result<Vec<ProcessStatus>, Fault> {
-        self.face.supervisor().status().await.map_err(shutting_down)
+        let all = self
+            .face
+            .supervisor()
+            .status()
+            .await
+            .map_err(shutting_down)?;
+        Ok(self.caller.visible(all))
+    }
+
+    /// `right` on `s`, or the fault (and the audit line) of the refusal.
+    pub(crate) fn allow(&self, right: Right, s: &ProcessStatus, action: &str) -> Result<(), Fault> {
+        self.caller.require(right, &s.name, &s.group).map_err(|d| {
+            if right != Right::Logs && right != Right::View {
+                self.caller
+                    .audit_denied(action, &crate::info::namespec(s), &d);
+            }
+            denied_fault(&d)
+        })
+    }
+
+    /// Writes the audit line of `action` on `target`.
+    pub(crate) fn audit<T>(&self, action: &str, target: &str, r: &Result<T, Fault>) {
+        match r {
+            Ok(_) => self.caller.audit(action, target, &"ok"),
+            Err(f) => self
+                .caller
+                .audit(action, target, &format_args!("failed ({})", f.string)),
+        }
     }
 
     /// Processes of a group in Supervisor's order (by priority); `BAD_NAME`
@@ -196,12 +269,15 @@ impl Rpc {
             }
             Verb::StartProcessGroup => {
                 let members = self.group(&p[0]).await?;
-                self.start_many(members, truthy(p.get(1))).await
+                self.start_group(members, truthy(p.get(1))).await
             }
             Verb::StartAllProcesses => {
+                // What the caller may not start is left out, as running
+                // processes are (supervisorctl has no words for a refused
+                // start in a list).
                 let all = self.all().await?;
-                self.start_many(self.everything(&all), truthy(p.first()))
-                    .await
+                let (go, _) = self.split(self.everything(&all), Right::Control, "start");
+                self.start_many(go, truthy(p.first())).await
             }
             Verb::StopProcess => {
                 self.stop_process(&string(&p[0], "name")?, truthy(p.get(1)))
@@ -289,7 +365,40 @@ impl Methods for Rpc {
         if verb != Verb::SendRemoteCommEvent && self.face.mood() != Mood::Running {
             return Err(Fault::shutdown_state());
         }
-        self.dispatch(verb, params).await
+        // Every call (each entry of a `system.multicall` too) comes here:
+        // an action on the whole daemon needs its right over every process;
+        // the others check each process they touch.
+        let Some((right, what, audited)) = global_need(verb) else {
+            return self.dispatch(verb, params).await;
+        };
+        let target = match verb {
+            Verb::AddProcessGroup | Verb::RemoveProcessGroup => params
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        let mut check = self.caller.require_everything(right, what);
+        if verb == Verb::Restart && check.is_ok() {
+            // It stops and starts every process, too.
+            check = self.caller.require_everything(Right::Control, what);
+        }
+        if let Err(d) = check {
+            if !audited.is_empty() {
+                self.caller.audit_denied(audited, &target, &d);
+            }
+            return Err(denied_fault(&d));
+        }
+        let r = self.dispatch(verb, params).await;
+        if !audited.is_empty() {
+            self.audit(audited, &target, &r);
+        }
+        r
+    }
+
+    fn limits(&self) -> crate::xmlrpc::CallLimits {
+        self.face.opts.limits
     }
 }
 

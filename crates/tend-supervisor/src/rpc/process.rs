@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use tend_core::{ActionResult, Error, Event, Name, ProcessSpec, ProcessStatus, Signal, StateName};
+use tend_server::access::Right;
 use tokio::sync::broadcast;
 
 use super::{NOWAIT_LIMIT, Rpc, Target, py_repr, resolve};
@@ -165,12 +166,50 @@ impl Rpc {
     pub(super) async fn start_process(&self, spec: &str, wait: bool) -> Result<Value, Fault> {
         let all = self.all().await?;
         match resolve(&all, spec)? {
-            Target::Group(g) => self.start_many(Self::members(&all, &g)?, wait).await,
+            Target::Group(g) => self.start_group(Self::members(&all, &g)?, wait).await,
             Target::Process(s) => {
-                self.start_one(&s, spec, wait).await?;
+                self.allow(Right::Control, &s, "start")?;
+                let r = self.start_one(&s, spec, wait).await;
+                self.audit("start", spec, &r);
+                r?;
                 Ok(Value::Bool(true))
             }
         }
+    }
+
+    /// `startProcessGroup`: the members the caller may control; a group of
+    /// which it may control none is refused whole.
+    pub(super) async fn start_group(
+        &self,
+        members: Vec<ProcessStatus>,
+        wait: bool,
+    ) -> Result<Value, Fault> {
+        let (go, refused) = self.split(members, Right::Control, "start");
+        if go.is_empty()
+            && let Some(f) = refused.into_iter().next()
+        {
+            return Err(f);
+        }
+        self.start_many(go, wait).await
+    }
+
+    /// The processes the caller may use `right` on, and the faults of the
+    /// others (audited as refused).
+    pub(super) fn split(
+        &self,
+        procs: Vec<ProcessStatus>,
+        right: Right,
+        action: &str,
+    ) -> (Vec<ProcessStatus>, Vec<Fault>) {
+        let mut go = Vec::new();
+        let mut refused = Vec::new();
+        for s in procs {
+            match self.allow(right, &s, action) {
+                Ok(()) => go.push(s),
+                Err(f) => refused.push(f),
+            }
+        }
+        (go, refused)
     }
 
     fn precheck_start(&self, s: &ProcessStatus, spec: &str) -> Result<(), Fault> {
@@ -245,6 +284,7 @@ impl Rpc {
         };
         for s in go {
             let r = outcomes.get(&s.name).cloned().unwrap_or(Ok(()));
+            self.audit("start", &namespec(s), &r);
             results.push(result_struct(s.name.as_str(), s.group.as_str(), &r));
         }
         Ok(Value::Array(results))
@@ -255,11 +295,16 @@ impl Rpc {
         match resolve(&all, spec)? {
             Target::Group(g) => self.stop_many(Self::members(&all, &g)?, wait).await,
             Target::Process(s) => {
+                self.allow(Right::Control, &s, "stop")?;
                 if !is_running(s.state) {
                     return Err(Fault::not_running(spec));
                 }
-                let r = self.stop_names(vec![s.name.clone()], wait).await?;
-                r.get(&s.name).cloned().unwrap_or(Ok(()))?;
+                let r = match self.stop_names(vec![s.name.clone()], wait).await {
+                    Ok(r) => r.get(&s.name).cloned().unwrap_or(Ok(())),
+                    Err(f) => Err(f),
+                };
+                self.audit("stop", spec, &r);
+                r?;
                 Ok(Value::Bool(true))
             }
         }
@@ -289,19 +334,40 @@ impl Rpc {
     }
 
     /// `make_allfunc` for stops: the processes that are running.
+    /// The processes the caller may not control come back as `FAILED:
+    /// permission denied` results, which supervisorctl prints.
     pub(super) async fn stop_many(
         &self,
         procs: Vec<ProcessStatus>,
         wait: bool,
     ) -> Result<Value, Fault> {
-        let go: Vec<&ProcessStatus> = procs.iter().filter(|s| is_running(s.state)).collect();
+        let running: Vec<ProcessStatus> =
+            procs.into_iter().filter(|s| is_running(s.state)).collect();
+        let mut denied = BTreeMap::new();
+        let mut go = Vec::new();
+        for s in &running {
+            match self.allow(Right::Control, s, "stop") {
+                Ok(()) => go.push(s),
+                Err(f) => {
+                    denied.insert(s.name.clone(), f);
+                }
+            }
+        }
         let outcomes = self
             .stop_names(go.iter().map(|s| s.name.clone()).collect(), wait)
             .await?;
         Ok(Value::Array(
-            go.iter()
+            running
+                .iter()
                 .map(|s| {
-                    let r = outcomes.get(&s.name).cloned().unwrap_or(Ok(()));
+                    let r = match denied.get(&s.name) {
+                        Some(f) => Err(f.clone()),
+                        None => {
+                            let r = outcomes.get(&s.name).cloned().unwrap_or(Ok(()));
+                            self.audit("stop", &namespec(s), &r);
+                            r
+                        }
+                    };
                     result_struct(s.name.as_str(), s.group.as_str(), &r)
                 })
                 .collect(),
@@ -314,6 +380,8 @@ impl Rpc {
             Target::Group(g) => self.signal_many(Self::members(&all, &g)?, signal).await,
             Target::Process(s) => {
                 let sig = parse_signal(signal)?;
+                let action = format!("signal {sig}");
+                self.allow(Right::Control, &s, &action)?;
                 if !is_signallable(s.state) {
                     return Err(Fault::not_running(spec));
                 }
@@ -323,10 +391,12 @@ impl Rpc {
                     .signal_many(vec![s.name.clone()], sig)
                     .await
                     .map_err(shutting_down)?;
-                match by_name(results).remove(&s.name) {
+                let r = match by_name(results).remove(&s.name) {
                     Some(Err(e)) => Err(signal_fault(spec, e)),
                     _ => Ok(Value::Bool(true)),
-                }
+                };
+                self.audit(&action, spec, &r);
+                r
             }
         }
     }
@@ -337,17 +407,32 @@ impl Rpc {
         procs: Vec<ProcessStatus>,
         signal: &Value,
     ) -> Result<Value, Fault> {
-        let go: Vec<&ProcessStatus> = procs.iter().filter(|s| is_signallable(s.state)).collect();
+        let signallable: Vec<ProcessStatus> = procs
+            .into_iter()
+            .filter(|s| is_signallable(s.state))
+            .collect();
         let sig = match parse_signal(signal) {
             Ok(sig) => sig,
             Err(f) => {
                 return Ok(Value::Array(
-                    go.iter()
+                    signallable
+                        .iter()
                         .map(|s| result_struct(s.name.as_str(), s.group.as_str(), &Err(f.clone())))
                         .collect(),
                 ));
             }
         };
+        let action = format!("signal {sig}");
+        let mut denied = BTreeMap::new();
+        let mut go = Vec::new();
+        for s in &signallable {
+            match self.allow(Right::Control, s, &action) {
+                Ok(()) => go.push(s),
+                Err(f) => {
+                    denied.insert(s.name.clone(), f);
+                }
+            }
+        }
         let outcomes = if go.is_empty() {
             BTreeMap::new()
         } else {
@@ -361,11 +446,18 @@ impl Rpc {
             )
         };
         Ok(Value::Array(
-            go.iter()
+            signallable
+                .iter()
                 .map(|s| {
-                    let r = match outcomes.get(&s.name) {
-                        Some(Err(e)) => Err(signal_fault(&namespec(s), e.clone())),
-                        _ => Ok(()),
+                    let r = if let Some(f) = denied.get(&s.name) {
+                        Err(f.clone())
+                    } else {
+                        let r = match outcomes.get(&s.name) {
+                            Some(Err(e)) => Err(signal_fault(&namespec(s), e.clone())),
+                            _ => Ok(()),
+                        };
+                        self.audit(&action, &namespec(s), &r);
+                        r
                     };
                     result_struct(s.name.as_str(), s.group.as_str(), &r)
                 })
@@ -383,15 +475,19 @@ impl Rpc {
             }
         };
         let s = self.one_process(spec).await?;
+        self.allow(Right::Stdin, &s, "send stdin to")?;
         if s.pid.is_none() || !s.state.is_up() || s.state == StateName::Stopping {
             return Err(Fault::not_running(spec));
         }
-        match self.face().supervisor().send_stdin(s.name.as_str(), chars) {
+        let n = chars.len();
+        let r = match self.face().supervisor().send_stdin(s.name.as_str(), chars) {
             Ok(()) => Ok(Value::Bool(true)),
             Err(Error::NotRunning(_)) => Err(Fault::not_running(spec)),
             Err(Error::NoStdin(_)) => Err(Fault::no_file(Some(spec))),
             Err(Error::ShuttingDown) => Err(Fault::shutdown_state()),
             Err(e) => Err(Fault::failed(Some(&e.to_string()))),
-        }
+        };
+        self.audit(&format!("send {n} bytes of stdin to"), spec, &r);
+        r
     }
 }

@@ -298,6 +298,54 @@ pub trait Methods: Sync {
         verb: Self::Verb,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<Value, Fault>> + Send;
+
+    /// What one request may ask of these methods ([`CallLimits::default`]
+    /// unless said otherwise).
+    fn limits(&self) -> CallLimits {
+        CallLimits::default()
+    }
+}
+
+/// Bounds on what one XML-RPC request may make the daemon do and hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallLimits {
+    /// Calls in one `system.multicall` (4096): more is a fault, before any
+    /// runs.
+    pub max_multicall: usize,
+    /// Bytes of one answer, about as written (32 MiB): a multicall stops
+    /// with a fault once its results reach it, a single answer larger than
+    /// it is a fault instead.
+    pub max_response: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            max_multicall: 4096,
+            max_response: 32 << 20,
+        }
+    }
+}
+
+impl CallLimits {
+    /// Limits of `max_multicall` calls and `max_response` bytes.
+    pub fn new(max_multicall: usize, max_response: usize) -> CallLimits {
+        CallLimits {
+            max_multicall,
+            max_response,
+        }
+    }
+}
+
+/// The fault of an answer over [`CallLimits::max_response`].
+fn too_large(limit: usize) -> Fault {
+    Fault::new(
+        Fault::FAILED,
+        Some(&format!(
+            "the answer would be larger than {limit} bytes ([http] max_response); ask for less at a time"
+        )),
+    )
 }
 
 /// Supervisor's `system.*` methods, with their docstrings as Python 3.11
@@ -349,7 +397,12 @@ pub async fn handle<M: Methods>(body: &[u8], m: &M) -> (u16, Vec<u8>) {
         Ok(call) => call,
         Err(e) => return (400, format!("{e}\n").into_bytes()),
     };
+    let max = m.limits().max_response;
     match dispatch(m, &call.method, call.params).await {
+        Ok(value) if value.encoded_len() > max => {
+            let fault = too_large(max);
+            (200, write_fault(fault.code, &fault.string))
+        }
         Ok(value) => (200, write_response(&value)),
         Err(fault) => (200, write_fault(fault.code, &fault.string)),
     }
@@ -407,13 +460,29 @@ async fn multicall<M: Methods>(m: &M, calls: Value) -> Result<Value, Fault> {
             "system.multicall takes an array of calls",
         )));
     };
+    let limits = m.limits();
+    if calls.len() > limits.max_multicall {
+        return Err(Fault::incorrect_parameters(Some(&format!(
+            "system.multicall takes at most {} calls ([http] max_multicall); this one has {}",
+            limits.max_multicall,
+            calls.len()
+        ))));
+    }
     let mut results = Vec::with_capacity(calls.len());
+    // What the answer would take, so that many calls with large answers
+    // (getAllProcessInfo, again and again) stop before they are held.
+    let mut size = 0usize;
     for call in calls {
         let result = match multicall_entry(call) {
             Ok((name, params)) => call_one(m, &name, params).await,
             Err(fault) => Err(fault),
         };
-        results.push(result.unwrap_or_else(|fault| fault.to_value()));
+        let value = result.unwrap_or_else(|fault| fault.to_value());
+        size = size.saturating_add(value.encoded_len());
+        if size > limits.max_response {
+            return Err(too_large(limits.max_response));
+        }
+        results.push(value);
     }
     Ok(Value::Array(results))
 }

@@ -32,6 +32,28 @@ pub enum Value {
 }
 
 impl Value {
+    /// About how many bytes this value takes as XML-RPC (`<value>...`), for
+    /// bounding answers before they are written: text counts once (escaping
+    /// may add to it), base64 at its encoded size, every element its tags.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Value::Int(_) => 32,
+            Value::Bool(_) => 36,
+            Value::Double(_) => 48,
+            Value::Nil => 20,
+            Value::String(s) => 32 + s.len(),
+            Value::DateTime(s) => 48 + s.len(),
+            Value::Base64(b) => 32 + b.len().div_ceil(3) * 4 + b.len() / 57,
+            Value::Array(items) => items
+                .iter()
+                .fold(40usize, |n, v| n.saturating_add(v.encoded_len())),
+            Value::Struct(members) => members.iter().fold(36usize, |n, (k, v)| {
+                n.saturating_add(40 + k.len())
+                    .saturating_add(v.encoded_len())
+            }),
+        }
+    }
+
     /// An `Int` holding `v` capped to the int32 range, like Supervisor's
     /// `capped_int` for timestamps: XML-RPC ints are 32 bits and Python's
     /// client refuses anything larger.

@@ -10,12 +10,14 @@ use tend_config::supervisord::Auth;
 use tend_config::{Config, DaemonConfig};
 use tend_core::spec::LogTarget;
 use tend_core::{ProcessSpec, Supervisor};
+use tend_server::access::{Access, Door, Policy};
 use tend_server::state::Loader;
-use tend_server::{BasicAuth, Daemon, Listener, Router, Shutdown};
+use tend_server::{Daemon, Listener, Router, Shutdown};
 use tend_supervisor::eventlistener::{Context as ListenerContext, EventListeners};
+use tend_supervisor::web::{RootPage, WebOptions};
 use tend_supervisor::{Face, FaceOptions, RemoteCommEvent};
 use tokio::sync::broadcast;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use super::foreground::Inherited;
 
@@ -27,6 +29,9 @@ pub(super) struct Faces {
     pub(super) supervisor: Arc<Face>,
     /// Supervisor's event listeners, when the config asks for them.
     pub(super) listeners: Option<Arc<EventListeners>>,
+    /// What `/` shows: Supervisor's status page for a supervisord.conf,
+    /// a redirect to the dashboard for a tend.toml.
+    root: RootPage,
 }
 
 impl Faces {
@@ -37,6 +42,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        tls: Vec<Arc<tend_server::ServerTls>>,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -49,58 +55,196 @@ impl Faces {
                 ListenerContext::from_declared(&config.daemon.identifier, &declared),
             ))
         });
-        let loader = loader(config.path.clone(), inherited.clone(), listeners.clone());
+        let access = Access::new(policy(config));
+        warn_about_access(config);
+        let loader = loader(
+            config.path.clone(),
+            inherited.clone(),
+            listeners.clone(),
+            access.clone(),
+            tls,
+        );
         let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
-            .with_prepare_spec(Arc::new(prepare));
+            .with_prepare_spec(Arc::new(prepare))
+            .with_access(access)
+            .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
+        let l = &config.daemon.http.limits;
+        opts.limits = tend_supervisor::xmlrpc::CallLimits::new(
+            l.max_multicall,
+            usize::try_from(l.max_response).unwrap_or(usize::MAX),
+        );
         let supervisor = Face::new(daemon.clone(), opts);
         if let Some(l) = &listeners {
             tokio::spawn(forward_remote(supervisor.subscribe_remote(), l.clone()));
         }
+        let root = match config.daemon.web_root {
+            tend_config::WebRoot::SupervisorStatus => RootPage::Status,
+            tend_config::WebRoot::Dashboard => RootPage::Dashboard,
+        };
         Faces {
             daemon,
             supervisor,
             listeners,
+            root,
         }
     }
 
-    /// What the Unix socket serves: the JSON API (the socket's owner needs
-    /// no credentials) and Supervisor's face, behind the socket's
-    /// credentials when it has some.
-    pub(super) fn unix_router(&self, daemon: &DaemonConfig) -> Router {
-        let auth = daemon.unix_auth.as_ref().map(basic);
-        self.router(Listener::new(true, auth, true))
+    /// What the Unix socket serves: the JSON API and Supervisor's face,
+    /// behind the access guard as the door `unix` (whose own credentials are
+    /// `[unix_http_server]`'s; root and the daemon's user need none for the
+    /// JSON API).
+    pub(super) fn unix_router(&self) -> Router {
+        self.router(Door::new(UNIX_DOOR, tend_supervisor::medusa_error))
     }
 
-    /// What a TCP listener serves: Supervisor's face, and the JSON API only
-    /// behind credentials (it can start and stop anything).
-    pub(super) fn tcp_router(&self, auth: Option<&Auth>) -> Router {
-        let auth = auth.map(basic);
-        self.router(Listener::new(auth.is_some(), auth, false))
+    /// What a TCP listener serves: the same, as the door `inet`
+    /// (`[inet_http_server]`'s credentials). Without credentials, a client
+    /// gets what the policy gives an anonymous one: supervisord's rights, or
+    /// none where `[access]` is configured; never adding a command.
+    pub(super) fn tcp_router(&self) -> Router {
+        self.router(Door::new(INET_DOOR, tend_supervisor::medusa_error))
     }
 
-    fn router(&self, listener: Listener) -> Router {
-        let mut rpc = tend_supervisor::routes(self.supervisor.clone());
-        if let Some(auth) = &listener.auth {
-            rpc = tend_supervisor::require_auth(rpc, auth.clone(), false);
-        }
-        tend_server::app(self.daemon.clone(), &listener, [rpc])
+    fn router(&self, door: Door) -> Router {
+        let rpc = tend_supervisor::routes(self.supervisor.clone());
+        // Supervisor's pages, behind the same guard as its XML-RPC.
+        let web = WebOptions {
+            root: self.root,
+            dashboard: true,
+        };
+        let pages = tend_supervisor::web::routes(self.supervisor.clone(), web);
+        tend_server::app(
+            self.daemon.clone(),
+            &Listener::guarded(true, door),
+            [rpc.merge(pages)],
+        )
     }
 }
 
-fn basic(a: &Auth) -> BasicAuth {
-    let a = a.clone();
-    BasicAuth::new(move |user, password| a.matches(user, password))
+/// How each task is triggered, for `GET /v1/tasks` (the timers start with
+/// the tasks, a moment after this).
+fn task_schedules(tasks: &[tend_config::TaskConf]) -> Vec<tend_server::more::TaskSchedule> {
+    let now = jiff::Timestamp::now();
+    tasks
+        .iter()
+        .map(|t| {
+            let first = t.every.and_then(|d| {
+                let d = jiff::SignedDuration::try_from(d).ok()?;
+                now.checked_add(d).ok()
+            });
+            tend_server::more::TaskSchedule::new(
+                t.name.clone(),
+                t.every,
+                first,
+                t.on_signal.map(|s| s.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// The door names of the policy.
+const UNIX_DOOR: &str = "unix";
+const INET_DOOR: &str = "inet";
+
+/// The listeners' own credentials, by door.
+fn listener_credentials(d: &DaemonConfig) -> Vec<(String, Auth)> {
+    let mut out = Vec::new();
+    if let Some(a) = &d.unix_auth {
+        out.push((UNIX_DOOR.to_string(), a.clone()));
+    }
+    if let Some(a) = d.inet.as_ref().and_then(|i| i.auth.as_ref()) {
+        out.push((INET_DOOR.to_string(), a.clone()));
+    }
+    out
+}
+
+/// The access policy of `config` for this daemon.
+pub(crate) fn policy(config: &Config) -> Policy {
+    Policy::new(
+        &config.access,
+        listener_credentials(&config.daemon),
+        nix::unistd::geteuid().as_raw(),
+    )
+}
+
+/// What an operator must hear at start: a socket other users can reach
+/// with supervisord's rights, a TCP listener anyone can reach, passwords
+/// stored weakly.
+fn warn_about_access(config: &Config) {
+    let d = &config.daemon;
+    let open_to = d.socket_mode & 0o077;
+    if open_to != 0 && d.unix_auth.is_none() && !config.access.configured {
+        let who = if d.socket_mode & 0o007 != 0 {
+            "every local user"
+        } else {
+            "the members of the socket's group"
+        };
+        warn!(
+            "the socket {} has mode {:04o}: {who} can view, read the logs of, control and reload              every process (supervisord's rights; adding commands stays root's); give them              roles in [access] to limit this (docs/security.md)",
+            d.socket.display(),
+            d.socket_mode
+        );
+    }
+    if let Some(inet) = &d.inet
+        && inet.auth.is_none()
+        && !is_loopback(&inet.host)
+    {
+        if config.access.configured {
+            warn!(
+                "the TCP listener {}:{} has no username and password: clients without                  credentials get no rights ([access] is configured)",
+                inet.host, inet.port
+            );
+        } else {
+            error!(
+                "the TCP listener {}:{} is running without any HTTP authentication checking:                  anyone who can reach it can control every process",
+                inet.host, inet.port
+            );
+        }
+    }
+    for u in &config.access.users {
+        if let Some(password) = &u.password
+            && password.is_weak()
+        {
+            warn!(
+                "the password of user {:?} is stored as {} (a stolen config gives it away):                  use `tend passwd` for an argon2 hash",
+                u.name,
+                password.kind()
+            );
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read.
-fn loader(path: PathBuf, inherited: Inherited, listeners: Option<Arc<EventListeners>>) -> Loader {
+/// view and the event listeners must know of the new read. The TCP
+/// listeners' TLS files are read again too (the listeners themselves stay
+/// as they started): a file that does not load fails the whole read.
+fn loader(
+    path: PathBuf,
+    inherited: Inherited,
+    listeners: Option<Arc<EventListeners>>,
+    access: Access,
+    tls: Vec<Arc<tend_server::ServerTls>>,
+) -> Loader {
     Arc::new(move || {
         let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        // Certificates first: a reload whose files do not load changes nothing.
+        super::listeners::reload_tls(&tls)?;
+        // The access rules are part of the file: every read that succeeds
+        // (tend reload, SIGHUP, supervisorctl reread/update/reload) puts them
+        // in force, and revokes what they no longer grant.
+        access.replace(policy(&loaded.config));
+        info!("access rules read again from {}", path.display());
         for w in &loaded.warnings {
             debug!("{}", tend_config::render_warning(w));
         }
@@ -192,4 +336,29 @@ pub(super) fn chown_socket(path: &Path, owner: &str) -> anyhow::Result<()> {
     };
     chown(path, Some(u.uid), Some(gid))
         .with_context(|| format!("cannot chown {} to {owner}", path.display()))
+}
+
+/// `[daemon] socket_group`: gives the socket to `group`, then sets its
+/// full `mode` (group bits included).
+pub(super) fn chgrp_socket(path: &Path, group: &str, mode: u32) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, Group, chown};
+    use std::os::unix::fs::PermissionsExt;
+    let gid = match group.parse::<u32>() {
+        Ok(n) => Gid::from_raw(n),
+        Err(_) => {
+            Group::from_name(group)
+                .ok()
+                .flatten()
+                .with_context(|| format!("socket_group: no such group {group:?}"))?
+                .gid
+        }
+    };
+    chown(path, None, Some(gid)).with_context(|| {
+        format!(
+            "cannot give the socket {} to group {group} (the daemon must be root or a member)",
+            path.display()
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))
 }

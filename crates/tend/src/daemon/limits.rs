@@ -107,3 +107,162 @@ fn raise_limit(
     }
     Ok(())
 }
+
+/// Descriptors the daemon keeps for itself whatever the clients do: the
+/// standard streams, its epoll sets, the runtime, its signal pipes, the
+/// listening sockets, its own log, the pipes of the spawn under way, a
+/// config file or certificate being read again.
+const DAEMON_FDS: u64 = 64;
+
+/// The fewest connections worth serving: below this the limit is too low to
+/// run the daemon at all.
+const MIN_CLIENT_FDS: u64 = 16;
+
+/// How many descriptors one process may hold: its output pipes (one with
+/// `merge_stderr`, none for a `"null"` stream), its pidfd, its stdin pipe, its log files (opened while
+/// it writes) and a network check in flight.
+fn process_fds(spec: &tend_core::ProcessSpec) -> u64 {
+    use tend_core::spec::LogTarget;
+    let logs = &spec.logs;
+    // A "null" stream is /dev/null in the child: no pipe (10,000 quiet
+    // processes need a pidfd each and nothing else).
+    let (out, err) = logs.captured();
+    let pipes = u64::from(out) + u64::from(err);
+    let stdin = u64::from(spec.stdin_pipe);
+    let files = match (&logs.stdout, &logs.stderr) {
+        (LogTarget::File(a), LogTarget::File(b)) if a != b && !logs.merge_stderr => 2,
+        (LogTarget::File(_), _) => 1,
+        (_, LogTarget::File(_)) if !logs.merge_stderr => 1,
+        _ => 0,
+    };
+    let probes = u64::from(spec.ready.is_some()) + u64::from(spec.health.is_some());
+    pipes + 1 + stdin + files + probes
+}
+
+/// How many connections each listener may hold, so that clients can never
+/// take the descriptors the processes need (a respawn that fails with "Too
+/// many open files" would send a process to FATAL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnectionCaps {
+    /// On the Unix socket: kept apart, so that `tend status` answers
+    /// whatever the TCP clients hold.
+    pub(super) unix: usize,
+    /// Over every TCP listener together.
+    pub(super) tcp: usize,
+}
+
+/// The descriptor budget: the open-files limit (as raised) less what the
+/// processes and the daemon need, a quarter of the rest kept for processes
+/// added later; the clients share the other three quarters, a quarter of it
+/// for the Unix socket when there are TCP listeners too. Too few
+/// descriptors for even that is an error that says what to raise, as
+/// supervisord's `minfds` check does.
+pub(super) fn connection_caps(
+    processes: &[std::sync::Arc<tend_core::ProcessSpec>],
+    max_connections: usize,
+    tcp: bool,
+) -> anyhow::Result<ConnectionCaps> {
+    let nofile = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => soft,
+        Err(_) => {
+            return Ok(ConnectionCaps {
+                unix: max_connections,
+                tcp: max_connections,
+            });
+        }
+    };
+    let caps = budget(
+        nofile,
+        processes.iter().map(|p| process_fds(p)).sum(),
+        processes.len(),
+        max_connections,
+        tcp,
+    )?;
+    debug!(
+        "open-files limit {nofile}: connections at most {} on the socket, {} over TCP",
+        caps.unix, caps.tcp
+    );
+    Ok(caps)
+}
+
+/// [`connection_caps`] for a limit of `nofile` and processes that need
+/// `process_fds` descriptors in all.
+fn budget(
+    nofile: u64,
+    process_fds: u64,
+    processes: usize,
+    max_connections: usize,
+    tcp: bool,
+) -> anyhow::Result<ConnectionCaps> {
+    let needed = process_fds + DAEMON_FDS + MIN_CLIENT_FDS;
+    if nofile < needed {
+        anyhow::bail!(
+            "the open-files limit is {nofile}, too low for {processes} processes: they need about {process_fds} descriptors, and the daemon {} more for itself and its clients; raise it to at least {needed} (`ulimit -n {needed}`, LimitNOFILE= in a systemd unit, or minfds in [supervisord])",
+            DAEMON_FDS + MIN_CLIENT_FDS
+        );
+    }
+    let spare = nofile - process_fds - DAEMON_FDS;
+    let clients = (spare - spare / 4).max(MIN_CLIENT_FDS);
+    let clients = usize::try_from(clients).unwrap_or(usize::MAX);
+    let (unix, tcp) = if tcp {
+        let unix = (clients / 4).max(MIN_CLIENT_FDS as usize / 2);
+        (unix, clients.saturating_sub(unix).max(1))
+    } else {
+        (clients, 0)
+    };
+    Ok(ConnectionCaps {
+        unix: unix.min(max_connections),
+        tcp: tcp.min(max_connections),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_keeps_descriptors_for_the_processes() {
+        // 200 processes under `ulimit -n 256`: refused, with what to raise.
+        let e = budget(256, 600, 200, 1024, false).expect_err("too few");
+        assert_eq!(
+            e.to_string(),
+            "the open-files limit is 256, too low for 200 processes: they need about 600 descriptors, and the daemon 80 more for itself and its clients; raise it to at least 680 (`ulimit -n 680`, LimitNOFILE= in a systemd unit, or minfds in [supervisord])"
+        );
+        // 1024 with 100 processes of 3: 660 spare, 495 for clients.
+        assert_eq!(
+            budget(1024, 300, 100, 1024, false).expect("fits"),
+            ConnectionCaps { unix: 495, tcp: 0 }
+        );
+        assert_eq!(
+            budget(1024, 300, 100, 1024, true).expect("fits"),
+            ConnectionCaps {
+                unix: 123,
+                tcp: 372
+            }
+        );
+        // Plenty: the configured maximum.
+        assert_eq!(
+            budget(1 << 20, 300, 100, 1024, true).expect("fits"),
+            ConnectionCaps {
+                unix: 1024,
+                tcp: 1024
+            }
+        );
+        // Just enough: the fewest worth serving.
+        assert_eq!(budget(680, 600, 200, 1024, false).expect("fits").unix, 16);
+    }
+
+    #[test]
+    fn a_null_stream_needs_no_pipe() {
+        use tend_core::spec::{LogTarget, ProcessSpec};
+        let mut spec = ProcessSpec::new(tend_core::Name::new("s").unwrap(), vec!["sleep".into()]);
+        // Both streams read: two pipes and the pidfd.
+        assert_eq!(process_fds(&spec), 3);
+        spec.logs.stdout = LogTarget::Null;
+        spec.logs.stderr = LogTarget::Null;
+        // 10,000 of these run in 20,000 descriptors (issue 16).
+        assert_eq!(process_fds(&spec), 1);
+        spec.logs.stderr = LogTarget::Memory;
+        assert_eq!(process_fds(&spec), 2);
+    }
+}

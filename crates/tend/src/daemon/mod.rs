@@ -11,6 +11,7 @@ mod detach;
 mod faces;
 mod foreground;
 mod limits;
+mod listeners;
 mod own_log;
 mod pidfile;
 mod signals;
@@ -18,14 +19,14 @@ mod signals;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
 use tend_config::Config;
 use tend_core::runtime::tasks::{self, Tasks};
 use tend_core::{Name, Options, Supervisor};
-use tend_server::{ServeError, Shutdown, TcpServer, UnixServer};
+use tend_server::{Connections, ServeError, Shutdown, UnixServer};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +34,7 @@ use tracing::{debug, info, warn};
 
 pub(crate) use detach::detach;
 use faces::Faces;
+pub(crate) use faces::policy;
 use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
@@ -77,16 +79,25 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    if let Err(e) = limits::raise_fd_limit(config.daemon.minfds, config.processes.len())
+    let caps = limits::raise_fd_limit(config.daemon.minfds, config.processes.len())
         .and_then(|()| limits::raise_proc_limit(config.daemon.minprocs))
-    {
-        if let Some(pipe) = ready.take() {
-            detach::report(&pipe, &format!("error {e:#}"));
+        .and_then(|()| {
+            let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
+            let max = config.daemon.http.limits.max_connections;
+            limits::connection_caps(&config.processes, max, tcp)
+        });
+    let caps = match caps {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(pipe) = ready.take() {
+                detach::report(&pipe, &format!("error {e:#}"));
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     let result = rt.block_on(daemon(
         config,
+        caps,
         &mut ready,
         own_log,
         foreground.then_some(&mut printer),
@@ -106,20 +117,42 @@ fn run(
 /// The listeners, bound and not yet serving.
 struct Bound {
     unix: UnixServer,
-    tcp: Option<TcpServer>,
+    tcp: Vec<listeners::TcpListener>,
+    /// The TLS of the TCP listeners that have some, for reloads.
+    tls: Vec<Arc<tend_server::ServerTls>>,
+    /// The limits of the Unix socket and of the TCP listeners.
+    limits: (tend_server::Limits, tend_server::Limits),
 }
 
-/// Binds every listener of the config.
-async fn bind(config: &Config) -> anyhow::Result<Bound> {
-    let unix = UnixServer::bind(&config.daemon.socket, config.daemon.socket_mode)?;
+/// Binds every listener of the config (the TCP ones checked for what they
+/// expose first, their TLS files read).
+async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<Bound> {
+    // Refusals first: nothing is bound for a config that cannot start.
+    let n_inet = usize::from(config.daemon.inet.is_some());
+    for (i, l) in listeners::tcp_listeners(&config.daemon).iter().enumerate() {
+        listeners::check_exposure(l, i < n_inet, config.access.configured)?;
+    }
+    let mode = config.daemon.socket_mode;
+    let unix = match &config.daemon.socket_group {
+        // Bound for the owner alone until the group is right, so that no
+        // member of the daemon's own group can connect in between.
+        Some(group) => {
+            let unix = UnixServer::bind(&config.daemon.socket, mode & 0o700)?;
+            faces::chgrp_socket(unix.path(), group, mode)?;
+            unix
+        }
+        None => UnixServer::bind(&config.daemon.socket, mode)?,
+    };
     if let Some(owner) = &config.daemon.socket_owner {
         faces::chown_socket(unix.path(), owner)?;
     }
-    let tcp = match &config.daemon.inet {
-        Some(i) => Some(TcpServer::bind(&i.host, i.port).await?),
-        None => None,
-    };
-    Ok(Bound { unix, tcp })
+    let (tcp, tls) = listeners::bind_tcp(&config.daemon, &Connections::new()).await?;
+    Ok(Bound {
+        unix,
+        tcp,
+        tls,
+        limits: listeners::limits(&config.daemon, caps),
+    })
 }
 
 type ServerTask = JoinHandle<Result<(), ServeError>>;
@@ -140,24 +173,47 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let socket = bound.unix.path().to_path_buf();
-    let unix_router = faces.unix_router(&config.daemon);
-    let unix = tokio::spawn(bound.unix.serve(unix_router, until(stopped.clone())));
-    let tcp = match (bound.tcp, &config.daemon.inet) {
-        (Some(tcp), Some(inet)) => {
-            let router = faces.tcp_router(inet.auth.as_ref());
-            info!(
-                "serving Supervisor's XML-RPC on http://{}{}",
-                tcp.local_addr(),
-                if inet.auth.is_some() {
-                    ""
-                } else {
-                    " without HTTP authentication"
+    let unix_router = faces.unix_router();
+    let (unix_limits, tcp_limits) = bound.limits;
+    let unix = tokio::spawn(bound.unix.serve_with(
+        unix_router,
+        unix_limits,
+        until(stopped.clone()),
+    ));
+    let mut tcp_servers = tokio::task::JoinSet::new();
+    for l in bound.tcp {
+        // Every TCP listener is the door `inet` of the access rules.
+        let router = faces.tcp_router();
+        let authenticated = l.conf.auth.is_some()
+            || listeners::requires_client_cert(&l.conf)
+            || config.access.configured;
+        info!(
+            "serving Supervisor's XML-RPC on {}{}",
+            l.url(),
+            if authenticated {
+                ""
+            } else {
+                " without HTTP authentication"
+            }
+        );
+        tcp_servers.spawn(
+            l.server
+                .serve_with(router, tcp_limits.clone(), until(stopped.clone())),
+        );
+    }
+    // One task for all of them: it ends early only if one of them fails.
+    let tcp = (!tcp_servers.is_empty()).then(|| {
+        tokio::spawn(async move {
+            while let Some(done) = tcp_servers.join_next().await {
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => warn!("a TCP server task ended: {e}"),
                 }
-            );
-            Some(tokio::spawn(tcp.serve(router, until(stopped.clone()))))
-        }
-        _ => None,
-    };
+            }
+            Ok(())
+        })
+    });
     if config.daemon.unix_auth.is_none() {
         debug!(
             "the socket {} requires no HTTP authentication (its file mode is the access control)",
@@ -202,6 +258,7 @@ enum Exit {
 
 async fn daemon(
     mut config: Config,
+    caps: limits::ConnectionCaps,
     ready: &mut Option<OwnedFd>,
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
@@ -210,7 +267,7 @@ async fn daemon(
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
     let task_signals = tasks::listen(&config.tasks);
-    let bound = bind(&config).await?;
+    let bound = bind(&config, caps).await?;
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
     tokio::spawn(own_log::log_events(sup.subscribe()));
@@ -231,7 +288,7 @@ async fn daemon(
         );
     }
     let shutdown = Shutdown::new();
-    let faces = Faces::build(&mut config, &sup, &shutdown, &inherited);
+    let faces = Faces::build(&mut config, &sup, &shutdown, &inherited, bound.tls.clone());
     if let Err(e) = faces.daemon.config().add_declared().await {
         let _ = sup.shutdown().await;
         return Err(e).context("cannot add the processes of the config file");

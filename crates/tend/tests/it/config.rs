@@ -100,3 +100,49 @@ fn clients_explain_a_missing_daemon() {
         "{run}"
     );
 }
+
+/// `[include] files=/dev/zero` (which grew `tend check` without end) and a
+/// config file that is a FIFO (whose open waits for a writer) are refused at
+/// once, naming the file.
+#[test]
+fn config_files_that_are_not_regular_files_are_refused_fast() {
+    use std::time::{Duration, Instant};
+    let env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        "[supervisord]\n[program:a]\ncommand=true\n[include]\nfiles=/dev/zero\n",
+    )
+    .expect("write");
+    let conf_s = conf.to_string_lossy().into_owned();
+    for verb in ["check", "up"] {
+        let t = Instant::now();
+        let run = env.tend_bare(&["-c", &conf_s, verb]);
+        assert!(t.elapsed() < Duration::from_secs(5), "{run}");
+        assert_eq!(run.code, Some(2), "{run}");
+        assert!(
+            run.stderr.contains(
+                "cannot read included file /dev/zero: it is a character device, not a regular file"
+            ),
+            "{run}"
+        );
+    }
+
+    let fifo = env.dir.path().join("fifo.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo_s = fifo.to_string_lossy().into_owned();
+    for args in [
+        vec!["-c", &fifo_s, "check"],
+        vec!["-c", &fifo_s, "up"],
+        vec!["-c", &fifo_s, "status"],
+    ] {
+        let t = Instant::now();
+        let run = env.tend_bare(&args);
+        assert!(t.elapsed() < Duration::from_secs(5), "{run}");
+        assert_ne!(run.code, Some(0), "{run}");
+        assert!(
+            run.stderr.contains(&fifo_s) && run.stderr.contains("it is a FIFO, not a regular file"),
+            "{run}"
+        );
+    }
+}

@@ -1,15 +1,22 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
+mod browser;
 mod harness;
+mod pki;
 
+mod abuse;
+mod access;
 mod backoff;
 mod config;
 mod control;
 mod daemon;
 mod deps;
+mod events;
 mod logs;
 mod status;
 mod stop;
 mod storm;
 mod supervisorctl;
+mod tls;
+mod web;
 mod xmlrpc;

@@ -1,32 +1,58 @@
-//! A tiny blocking HTTP/1.1 client for the daemon's Unix socket.
+//! The client of `tend`'s verbs: one blocking HTTP/1.1 request per
+//! connection, to the daemon's Unix socket (the default) or to a TCP
+//! listener, in plain text or TLS ([`Host`]).
 //!
 //! `tend status` should answer in a few milliseconds, so the client path has
-//! no async runtime and no HTTP library: one `Connection: close` request, read
-//! to EOF, parse the status line, headers and (possibly chunked) body.
+//! no async runtime: one `Connection: close` request, read to EOF, the head
+//! parsed with `httparse`, the (possibly chunked) body decoded here. TLS is
+//! rustls over the blocking socket, set up only for an `https` host.
+
+pub mod host;
+mod tls;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use tend_server::api::ErrorResponse;
 
+pub use host::{Credentials, Endpoint, Host};
+
+/// The largest answer read (256 MiB): a daemon that sends more is broken or
+/// not a tend daemon.
+const MAX_ANSWER: u64 = 256 << 20;
+
+/// How long a TCP connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum ClientError {
     /// The socket is missing or nobody listens on it.
     Unreachable {
-        /// The socket.
-        socket: PathBuf,
+        /// The socket or URL.
+        at: String,
         /// The connect error.
         source: io::Error,
     },
+    /// The TLS handshake failed (an untrusted certificate, a wrong pin...).
+    Tls {
+        /// The URL.
+        at: String,
+        /// What rustls said.
+        message: String,
+    },
     /// The connection broke or the answer is not HTTP we understand.
     Protocol {
-        /// The socket.
-        socket: PathBuf,
+        /// The socket or URL.
+        at: String,
         /// What went wrong.
         message: String,
     },
@@ -40,17 +66,15 @@ pub enum ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientError::Unreachable { socket, source } => write!(
+            ClientError::Unreachable { at, source } => write!(
                 f,
-                "cannot reach the tend daemon at {}: {source} (is 'tend up' running?)",
-                socket.display()
+                "cannot reach the tend daemon at {at}: {source} (is 'tend up' running?)"
             ),
-            ClientError::Protocol { socket, message } => {
-                write!(
-                    f,
-                    "bad answer from the tend daemon at {}: {message}",
-                    socket.display()
-                )
+            ClientError::Tls { at, message } => {
+                write!(f, "TLS with the tend daemon at {at} failed: {message}")
+            }
+            ClientError::Protocol { at, message } => {
+                write!(f, "bad answer from the tend daemon at {at}: {message}")
             }
             ClientError::Api { message, .. } => f.write_str(message),
         }
@@ -68,43 +92,153 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// A client for one daemon socket.
+/// A connection to the daemon: a Unix or TCP socket, or TLS over TCP.
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+/// A client for one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
-    socket: PathBuf,
+    host: Host,
+    /// The `Authorization` header's value, if any.
+    auth: Option<String>,
+    /// For `https`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The `Host` header's value.
+    host_header: String,
 }
 
 impl Client {
     /// A client for the daemon listening on `socket`.
+    #[cfg(test)]
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Client {
-            socket: socket.into(),
+            host: Host::unix(socket),
+            auth: None,
+            tls: None,
+            host_header: "localhost".to_string(),
         }
     }
 
-    /// The socket path.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// Whether something accepts connections on the socket.
-    pub fn is_reachable(&self) -> bool {
-        UnixStream::connect(&self.socket).is_ok()
-    }
-
-    fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
-            socket: self.socket.clone(),
-            source,
+    /// A client for `host` (its TLS configuration is built here: the CA
+    /// file, the client certificate read).
+    pub fn for_host(host: Host) -> anyhow::Result<Client> {
+        let (tls, host_header) = match &host.url {
+            Endpoint::Unix(_) => (None, "localhost".to_string()),
+            Endpoint::Tcp {
+                tls: is_tls,
+                host: name,
+                port,
+            } => {
+                let header = if name.contains(':') {
+                    format!("[{name}]:{port}")
+                } else {
+                    format!("{name}:{port}")
+                };
+                let tls = if *is_tls {
+                    Some(tls::config(&host)?)
+                } else {
+                    None
+                };
+                (tls, header)
+            }
+        };
+        Ok(Client {
+            auth: host.credentials.as_ref().map(Credentials::header),
+            host,
+            tls,
+            host_header,
         })
     }
 
-    /// A [`ClientError::Protocol`] about this client's socket.
+    /// The socket path, for a daemon on a Unix socket.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        match &self.host.url {
+            Endpoint::Unix(p) => Some(p),
+            Endpoint::Tcp { .. } => None,
+        }
+    }
+
+    /// Where the daemon is, as messages name it.
+    fn at(&self) -> String {
+        self.host.url.to_string()
+    }
+
+    /// Whether something accepts connections there.
+    pub fn is_reachable(&self) -> bool {
+        match &self.host.url {
+            Endpoint::Unix(p) => UnixStream::connect(p).is_ok(),
+            Endpoint::Tcp { .. } => self.tcp().is_ok(),
+        }
+    }
+
+    fn tcp(&self) -> io::Result<std::net::TcpStream> {
+        use std::net::ToSocketAddrs;
+        let Endpoint::Tcp { host, port, .. } = &self.host.url else {
+            return Err(io::Error::other("not a TCP host"));
+        };
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+        for addr in (host.as_str(), *port).to_socket_addrs()? {
+            match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn connect(&self) -> Result<Box<dyn Conn>, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            at: self.at(),
+            source,
+        };
+        let host = match &self.host.url {
+            Endpoint::Unix(p) => return Ok(Box::new(UnixStream::connect(p).map_err(unreachable)?)),
+            Endpoint::Tcp { host, .. } => host,
+        };
+        let mut tcp = self.tcp().map_err(unreachable)?;
+        let Some(config) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let tls_err = |message: String| ClientError::Tls {
+            at: self.at(),
+            message,
+        };
+        let name = tls::server_name(host).map_err(|e| tls_err(e.to_string()))?;
+        let mut conn = rustls::ClientConnection::new(config.clone(), name)
+            .map_err(|e| tls_err(e.to_string()))?;
+        // The handshake now, so that its failure is told as such.
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)
+                .map_err(|e| tls_err(e.to_string()))?;
+        }
+        Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+    }
+
+    /// A [`ClientError::Protocol`] about this client's daemon.
     pub(crate) fn protocol(&self, message: String) -> ClientError {
         ClientError::Protocol {
-            socket: self.socket.clone(),
+            at: self.at(),
             message,
         }
+    }
+
+    /// The request's head up to (not including) its blank line.
+    fn head(&self, method: &str, path: &str, accept: &str) -> Vec<u8> {
+        let mut req = Vec::with_capacity(256);
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            req,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: {accept}\r\n",
+            self.host_header
+        );
+        if let Some(auth) = &self.auth {
+            let _ = write!(req, "Authorization: {auth}\r\n");
+        }
+        req
     }
 
     /// Sends one request; any status is returned as is.
@@ -116,12 +250,7 @@ impl Client {
     ) -> Result<Response, ClientError> {
         let mut stream = self.connect()?;
         let body = body.unwrap_or_default();
-        let mut req = Vec::with_capacity(128 + body.len());
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            req,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: application/json\r\n"
-        );
+        let mut req = self.head(method, path, "application/json");
         if !body.is_empty() || method != "GET" {
             let _ = write!(
                 req,
@@ -136,9 +265,18 @@ impl Client {
             .write_all(&req)
             .map_err(|e| proto(format!("cannot send the request: {e}")))?;
         let mut raw = Vec::with_capacity(16 * 1024);
-        stream
-            .read_to_end(&mut raw)
-            .map_err(|e| proto(format!("cannot read the answer: {e}")))?;
+        match (&mut stream).take(MAX_ANSWER + 1).read_to_end(&mut raw) {
+            Ok(_) => {}
+            // A TLS peer that closes without close_notify: what it sent is
+            // still whole if its length says so (checked below).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(proto(format!("cannot read the answer: {e}"))),
+        }
+        if raw.len() as u64 > MAX_ANSWER {
+            return Err(proto(format!(
+                "the answer is larger than {MAX_ANSWER} bytes"
+            )));
+        }
         parse_response(&raw).map_err(proto)
     }
 
@@ -148,11 +286,10 @@ impl Client {
     pub fn stream(&self, path: &str) -> Result<BodyReader, ClientError> {
         let proto = |message| self.protocol(message);
         let mut stream = self.connect()?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: application/x-ndjson\r\n\r\n"
-        );
+        let mut req = self.head("GET", path, "application/x-ndjson");
+        req.extend_from_slice(b"\r\n");
         stream
-            .write_all(req.as_bytes())
+            .write_all(&req)
             .map_err(|e| proto(format!("cannot send the request: {e}")))?;
         let mut inner = BufReader::with_capacity(64 * 1024, stream);
         let mut head = Vec::with_capacity(512);
@@ -228,6 +365,26 @@ impl Client {
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
+        if resp.status == 401 {
+            return Err(ClientError::Api {
+                message: if self.auth.is_some() {
+                    format!("the tend daemon at {} refused these credentials", self.at())
+                } else {
+                    format!(
+                        "the tend daemon at {} wants credentials: --user USER (password from TEND_PASSWORD or the prompt), or a token (TEND_TOKEN, --token-file)",
+                        self.at()
+                    )
+                },
+            });
+        }
+        if resp.status == 404 && resp.body.is_empty() && self.unix_socket().is_none() {
+            return Err(ClientError::Api {
+                message: format!(
+                    "{} answers 404 with nothing to say: is it a tend daemon (of this version)?",
+                    self.at()
+                ),
+            });
+        }
         Err(api_error(resp.status, &resp.body))
     }
 }
@@ -253,27 +410,30 @@ struct Head {
 
 /// Parses a status line and headers (without the blank line that ends them).
 fn parse_head(head: &str) -> Result<Head, String> {
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
-    let status = match (version.starts_with("HTTP/1."), status) {
-        (true, Some(s)) => s,
-        _ => return Err(format!("bad status line {status_line:?}")),
-    };
+    let text = format!("{head}\r\n\r\n");
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let status_line = head.split("\r\n").next().unwrap_or_default();
+    match resp.parse(text.as_bytes()) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) | Err(httparse::Error::Status | httparse::Error::Version) => {
+            return Err(format!("bad status line {status_line:?}"));
+        }
+        Err(e) => return Err(format!("bad header: {e}")),
+    }
+    let status = resp
+        .code
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(format!("bad header line {line:?}"));
-        };
+    for h in resp.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
         let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value
                 .split(',')
                 .any(|v| v.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("content-length") {
+        } else if h.name.eq_ignore_ascii_case("content-length") {
             length = Some(
                 value
                     .parse::<usize>()
@@ -313,7 +473,7 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
 
 /// The body of a streamed response, decoded as it arrives.
 pub struct BodyReader {
-    inner: BufReader<UnixStream>,
+    inner: BufReader<Box<dyn Conn>>,
     kind: BodyKind,
 }
 
