@@ -2,11 +2,8 @@
 //! a pidfd and log files) and processes, as supervisord's `minfds` and
 //! `minprocs` ask.
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-/// Descriptors a process may hold at most: a pidfd, a pipe for stdout, one
-/// for stderr, one for stdin (a `null` stream has none).
-const FDS_PER_PROCESS: u64 = 4;
 /// Descriptors the daemon holds besides: listeners, connections, log files,
 /// its epoll sets.
 const FDS_SPARE: u64 = 1024;
@@ -18,10 +15,13 @@ const FDS_SPARE: u64 = 1024;
 /// too if need be (as root), or the daemon does not start, as supervisord.
 /// Without it the soft limit is raised to the hard one: each running process
 /// holds its pipes and a pidfd. When even the hard limit is short for
-/// `processes` (ten thousand of them need up to 41,024), a daemon that may
-/// raise it (root) does, up to `fs.nr_open`, and says so; one that may not
-/// says how many it can run.
-pub(super) fn raise_fd_limit(minfds: Option<u64>, processes: usize) -> anyhow::Result<()> {
+/// `processes` (what [`process_fds`] counts, and room for clients), a daemon
+/// that may raise it (root) does, up to `fs.nr_open`, and says so; for one
+/// that may not, [`connection_caps`] says whether they fit.
+pub(super) fn raise_fd_limit(
+    minfds: Option<u64>,
+    processes: &[std::sync::Arc<tend_core::ProcessSpec>],
+) -> anyhow::Result<()> {
     raise_limit(
         nix::sys::resource::Resource::RLIMIT_NOFILE,
         minfds,
@@ -29,20 +29,26 @@ pub(super) fn raise_fd_limit(minfds: Option<u64>, processes: usize) -> anyhow::R
         "minfds",
         "file descriptors",
     )?;
-    raise_for_processes(processes as u64);
+    let fds = processes.iter().map(|p| process_fds(p)).sum();
+    raise_for_processes(processes.len(), fds);
     Ok(())
 }
 
 /// Raises the hard descriptor limit (and the soft one with it) to what
-/// `processes` may need, when it is lower and we may.
-fn raise_for_processes(processes: u64) {
+/// `processes` needing `fds` descriptors in all ([`process_fds`]) may need,
+/// with room to spare, when it is lower and we may. When we may not, the
+/// budget of [`connection_caps`] says whether they fit at all.
+fn raise_for_processes(processes: usize, fds: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
     };
-    let need = processes
-        .saturating_mul(FDS_PER_PROCESS)
-        .saturating_add(FDS_SPARE);
+    // Only when the processes would take more than half of the limit: a
+    // limit set on purpose for a small config (`ulimit -n 1024`) stays.
+    if fds.saturating_mul(2) <= soft {
+        return;
+    }
+    let need = fds.saturating_add(FDS_SPARE);
     if soft >= need {
         return;
     }
@@ -53,10 +59,10 @@ fn raise_for_processes(processes: u64) {
     let want = need.min(nr_open).max(hard);
     match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
         Ok(()) => info!(
-            "raised the open-file limit from {soft} (hard {hard}) to {want} for {processes} processes ({FDS_PER_PROCESS} descriptors each at most)"
+            "raised the open-file limit from {soft} (hard {hard}) to {want} for {processes} processes ({fds} descriptors at most, and room for clients)"
         ),
-        Err(e) => warn!(
-            "{processes} processes may need {need} open files ({FDS_PER_PROCESS} each with output and stdin pipes, 1 with null output), but the limit is {soft} and cannot be raised ({e}): spawns past it fail with \"Too many open files\""
+        Err(e) => debug!(
+            "{processes} processes may hold {fds} descriptors; the open-file limit stays {soft} (it cannot be raised: {e})"
         ),
     }
 }

@@ -79,7 +79,7 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    let caps = limits::raise_fd_limit(config.daemon.minfds, config.processes.len())
+    let caps = limits::raise_fd_limit(config.daemon.minfds, &config.processes)
         .and_then(|()| limits::raise_proc_limit(config.daemon.minprocs))
         .and_then(|()| {
             let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
