@@ -131,8 +131,8 @@ pub struct ErrorResponse {
 /// (the raw bytes in standard base64, otherwise) is present, so no byte is lost.
 ///
 /// A line whose newline has not come yet (a `Password: ` prompt, a `\r`
-/// progress bar) is sent as it is once its process has been quiet for a
-/// moment, with `partial`; what follows of it comes in the next item of that
+/// progress bar) is sent as it is 100 ms after its first byte was read
+/// (`PARTIAL_AFTER`), with `partial`; what follows of it comes in the next item of that
 /// process and stream, with `continues` (and `partial` again while it still
 /// has not ended). Printed one after the other without a newline between
 /// them, they give the line.
@@ -150,12 +150,15 @@ pub struct LogLineItem {
     /// The line's raw bytes in base64, when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_b64: Option<String>,
-    /// The line has not ended yet: the next item of this process and stream
-    /// goes on with it.
+    /// The line has not ended yet (a prompt, a `\r` progress bar, shown
+    /// before its newline came): the next item of this process and stream
+    /// goes on with it. Left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
-    /// This item goes on with the line of the last `partial` item of this
-    /// process and stream.
+    /// This text continues the previous item of the same process and
+    /// stream (the last one marked `partial`): more of that line, not a
+    /// line of its own. Its `line` may be empty when it only ends that line.
+    /// Left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continues: bool,
 }
@@ -425,6 +428,15 @@ mod tests {
             json,
             r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello"}"#
         );
+        let mut more = text.clone();
+        more.continues = true;
+        let json = serde_json::to_string(&LogItem::Line(more.clone())).expect("json");
+        assert_eq!(
+            json,
+            r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello","continues":true}"#
+        );
+        let back: LogItem = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back, LogItem::Line(more));
         let raw = LogLineItem::new("web", Stream::Stderr, t, b"\xff\xfeok");
         assert_eq!(raw.line, None);
         assert_eq!(raw.bytes().as_deref(), Some(&b"\xff\xfeok"[..]));

@@ -31,6 +31,9 @@ pub struct Prefixer {
     pub width: usize,
     /// Whether to use ANSI colours.
     pub colour: bool,
+    /// Whether the lines go to a terminal: then bytes that are not UTF-8 are
+    /// written as `\xff` escapes, never raw.
+    pub escape: bool,
 }
 
 /// Foreground colours for process names, as ANSI SGR codes.
@@ -41,14 +44,19 @@ impl Prefixer {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Prefixer {
-            width: names.into_iter().map(str::len).max().unwrap_or(0),
+            width: names
+                .into_iter()
+                .map(|n| n.chars().count())
+                .max()
+                .unwrap_or(0),
             colour: terminal && !no_color,
+            escape: terminal,
         }
     }
 
     /// Appends `name | ` to `out`.
     pub fn prefix(&self, out: &mut Vec<u8>, name: &str) {
-        let pad = self.width.saturating_sub(name.len());
+        let pad = self.width.saturating_sub(name.chars().count());
         if self.colour {
             out.extend_from_slice(b"\x1b[");
             out.extend_from_slice(colour_of(name).as_bytes());
@@ -62,12 +70,23 @@ impl Prefixer {
         }
         out.push(b' ');
     }
+
+    /// Appends `text` with no prefix and no newline: more of a line that
+    /// [`Prefixer::prefix`] began (escaped as it escapes).
+    pub fn more(&self, out: &mut Vec<u8>, text: &[u8]) {
+        if self.escape {
+            escape_invalid(out, text);
+        } else {
+            out.extend_from_slice(text);
+        }
+    }
 }
 
 /// Prints lines with a [`Prefixer`], keeping a *partial* line (one whose
 /// newline has not come yet: a prompt, a progress bar) open: it is printed
 /// without its newline, and what continues it is printed right after it when
-/// nothing else came between, else on a line of its own.
+/// nothing else came between, else on a line of its own. Printed bytes are
+/// never taken back: a prompt stays on the screen.
 #[derive(Debug, Clone)]
 pub struct LinePrinter {
     /// How lines are prefixed.
@@ -102,13 +121,18 @@ impl LinePrinter {
             .as_ref()
             .is_some_and(|(n, s)| n == name && *s == stream);
         let join = continues && same;
+        if continues && !join && line.is_empty() && !partial {
+            // Only the end of a line that something else has ended on
+            // screen already.
+            return;
+        }
         if self.open.take().is_some() && !join {
             out.push(b'\n');
         }
         if !join {
             self.prefixer.prefix(out, name);
         }
-        out.extend_from_slice(line);
+        self.prefixer.more(out, line);
         if partial {
             self.open = Some((name.to_string(), stream));
         } else {
@@ -120,6 +144,27 @@ impl LinePrinter {
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if self.open.take().is_some() {
             out.push(b'\n');
+        }
+    }
+}
+
+/// `line` with every byte that is not part of valid UTF-8 as `\xNN`.
+fn escape_invalid(out: &mut Vec<u8>, mut line: &[u8]) {
+    loop {
+        match std::str::from_utf8(line) {
+            Ok(s) => {
+                out.extend_from_slice(s.as_bytes());
+                return;
+            }
+            Err(e) => {
+                let (good, rest) = line.split_at(e.valid_up_to());
+                out.extend_from_slice(good);
+                let bad = e.error_len().unwrap_or(rest.len());
+                for b in &rest[..bad] {
+                    out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                }
+                line = &rest[bad..];
+            }
         }
     }
 }
@@ -382,6 +427,7 @@ mod tests {
         let c = LinePrinter::new(Prefixer {
             width: 3,
             colour: true,
+            escape: true,
         });
         let mut c = c;
         let mut out = Vec::new();
@@ -389,6 +435,29 @@ mod tests {
         let code = colour_of("web");
         assert_eq!(out, format!("\x1b[{code}mweb |\x1b[0m x\n").into_bytes());
         assert_eq!(colour_of("web"), code, "stable");
+        // To a terminal, what is not UTF-8 is escaped; names pad by characters.
+        let mut t = LinePrinter::new(Prefixer {
+            width: 8,
+            colour: false,
+            escape: true,
+        });
+        let mut out = Vec::new();
+        t.line(
+            &mut out,
+            "test_öäü",
+            Stdout,
+            b"\xff\xfeok \xc3\xa9 \xc3",
+            false,
+            false,
+        );
+        assert_eq!(out, "test_öäü | \\xff\\xfeok é \\xc3\n".as_bytes());
+        // The bare end of a line that another's line has ended on screen
+        // already prints nothing (no empty line).
+        let mut out = Vec::new();
+        p.line(&mut out, "web", Stdout, b"Password: ", true, false);
+        p.line(&mut out, "worker", Stdout, b"w", false, false);
+        p.line(&mut out, "web", Stdout, b"", false, true);
+        assert_eq!(out, b"web    | Password: \nworker | w\n");
     }
 
     use serde_json::json;

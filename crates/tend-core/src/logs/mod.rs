@@ -8,7 +8,7 @@
 //! raw pipe bytes (one read(2), up to 1 MiB)
 //!   -> AnsiStripper       (only with `strip_ansi`; state kept across reads)
 //!   -> LineSplitter       (a partial last line waits for the next read, or is
-//!                          shown once its pipe is quiet)
+//!                          shown 100 ms after its first byte)
 //!   -> complete lines: the held line's completion (copied) + a slice of the read
 //!        -> prefix_lines  (only with `timestamps`) -> LogFile (one writev(2), rotation)
 //!        -> the same lines without timestamps      -> Tail and subscribers

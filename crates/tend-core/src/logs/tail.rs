@@ -284,6 +284,33 @@ mod tests {
 
     use Stream::{Stderr, Stdout};
 
+    /// Issue 11's test of a line shown in part, on this tail's model: the
+    /// part is the stream's partial line (`set_partial`, replaced as it
+    /// grows), and the line, once ended, is pushed whole (`end_partial`), so
+    /// it is one line, counted once.
+    #[test]
+    fn a_line_shown_in_part_is_joined_with_its_rest() {
+        let mut t = Tail::new(100);
+        t.push(chunk(0, Stdout, "a\n"));
+        t.set_partial(chunk(0, Stdout, "Pass"));
+        t.push(chunk(1, Stderr, "err\n"));
+        assert_eq!(all(&t), ["a", "err", "Pass"]);
+        t.set_partial(chunk(2, Stdout, "Password: "));
+        assert_eq!(all(&t), ["a", "err", "Password: "]);
+        t.end_partial(Stdout);
+        t.push(chunk(3, Stdout, "Password: x\nb\n"));
+        assert_eq!(all(&t), ["a", "err", "Password: x", "b"]);
+        assert_eq!(t.bytes(), "a\nerr\nPassword: x\nb\n".len());
+        let got = t.last_lines(usize::MAX, Some(Stdout), None);
+        assert!(got.iter().all(|l| !l.3), "none partial any more");
+        // Past the capacity, only the last lines that fit are kept.
+        let mut t = Tail::new(8);
+        t.set_partial(chunk(0, Stdout, "12345"));
+        t.end_partial(Stdout);
+        t.push(chunk(1, Stdout, "12345678\nab\n"));
+        assert_eq!(all(&t), ["ab"]);
+    }
+
     #[test]
     fn empty_tail_holds_no_memory() {
         let t = Tail::new(1 << 20);

@@ -32,9 +32,10 @@
 //! # Partial lines
 //!
 //! A line without its newline (a `Password: ` prompt, a `\r` progress bar) is
-//! held by the splitter, and *shown* once its pipe has been quiet for
-//! [`PARTIAL_QUIET`] (or the line has waited [`PARTIAL_MAX_WAIT`] however busy
-//! the pipe is): to subscribers as a chunk marked `partial` (its continuation
+//! held by the splitter, and *shown* [`PARTIAL_AFTER`] after its first byte
+//! not shown yet was read (as supervisord, which writes every read as it
+//! comes, shows it at once; a line written in a few quick pieces stays
+//! whole): to subscribers as a chunk marked `partial` (its continuation
 //! comes marked `continues`), to the tail as the stream's partial line, and to
 //! a log file that is the process's own (no other registered process or
 //! stream logs to that path), which gets the bytes as they are and the rest of
@@ -63,6 +64,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
+
+// The partial-line timer runs on tokio's clock (virtual time in tests).
+use tokio::time::Instant as TokioInstant;
 
 use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
@@ -95,10 +99,9 @@ const BYTES_PER_ROUND: usize = PIPE_GROWN;
 const EVENTS: usize = 64;
 /// A work buffer that grew past this (long lines) is given back after a round.
 const KEEP_CAPACITY: usize = 256 * 1024;
-/// A partial line is shown once its pipe has been quiet this long...
-pub(crate) const PARTIAL_QUIET: Duration = Duration::from_millis(50);
-/// ...or once its first unshown byte has waited this long.
-pub(crate) const PARTIAL_MAX_WAIT: Duration = Duration::from_millis(100);
+/// A partial line is shown once its first unshown byte has waited this
+/// long (however busy or quiet its pipe is).
+pub const PARTIAL_AFTER: Duration = Duration::from_millis(100);
 /// `Outlet::in_file` of a line the file lost (a failed write removed its
 /// start): the rest of it is not written.
 const LOST: usize = usize::MAX;
@@ -277,7 +280,7 @@ impl Pipes {
     }
 
     /// When the earliest partial line is due to be shown.
-    fn next_show(&self) -> Option<Instant> {
+    fn next_show(&self) -> Option<TokioInstant> {
         self.unshown
             .iter()
             .filter_map(|&slot| self.slots.get(slot)?.as_ref()?.show_at())
@@ -340,16 +343,13 @@ struct Pipe {
     /// The pipe holds [`PIPE_GROWN`] bytes (else [`PIPE_DEFAULT`]).
     grown: bool,
     /// When the held line first had bytes that are not shown yet.
-    unshown_since: Option<Instant>,
-    /// The last read that returned data.
-    last_read: Instant,
+    unshown_since: Option<TokioInstant>,
 }
 
 impl Pipe {
     /// When its held line is due to be shown, if it has unshown bytes.
-    fn show_at(&self) -> Option<Instant> {
-        let since = self.unshown_since?;
-        Some((self.last_read + PARTIAL_QUIET).min(since + PARTIAL_MAX_WAIT))
+    fn show_at(&self) -> Option<TokioInstant> {
+        Some(self.unshown_since? + PARTIAL_AFTER)
     }
 }
 
@@ -585,7 +585,6 @@ impl LogHub {
             (Stream::Stdout, stdout, &spec.stdout),
             (Stream::Stderr, stderr, &spec.stderr),
         ];
-        let now = Instant::now();
         let mut slots = [None, None];
         let mut pipes = locked(&self.pipes);
         for (i, (stream, fd, target)) in streams.into_iter().enumerate() {
@@ -621,7 +620,6 @@ impl LogHub {
                 },
                 grown: false,
                 unshown_since: None,
-                last_read: now,
             };
             match pipes.insert(pipe) {
                 Ok(slot) => slots[i] = Some((slot, id)),
@@ -655,7 +653,7 @@ impl LogHub {
         if slots.iter().all(Option::is_none) {
             return;
         }
-        let now = Instant::now();
+        let now = TokioInstant::now();
         let mut pipes = locked(&self.pipes);
         let mut ended = Vec::new();
         {
@@ -840,7 +838,7 @@ impl LogHub {
                 return Round::Drained;
             }
         };
-        let now = Instant::now();
+        let now = TokioInstant::now();
         let mut busy = n == EVENTS;
         let mut ended = Vec::new();
         {
@@ -901,7 +899,7 @@ impl LogHub {
         &self,
         pipe: &mut Pipe,
         scratch: &mut Scratch,
-        now: Instant,
+        now: TokioInstant,
         grown: &mut usize,
         to_end: bool,
     ) -> Read {
@@ -916,7 +914,6 @@ impl LogHub {
                 Ok(0) => return Read::Eof,
                 Ok(n) => {
                     taken += n;
-                    pipe.last_read = now;
                     if !pipe.grown && n >= PIPE_DEFAULT && *grown < MAX_GROWN && grow(&pipe.fd) {
                         pipe.grown = true;
                         *grown += 1;
@@ -959,9 +956,9 @@ impl LogHub {
         Read::More
     }
 
-    /// Shows the partial lines that are due (their pipe quiet for
-    /// [`PARTIAL_QUIET`], or waiting for [`PARTIAL_MAX_WAIT`]).
-    fn show_due(&self, now: Instant) {
+    /// Shows the partial lines that are due (their first unshown byte read
+    /// [`PARTIAL_AFTER`] ago or more).
+    fn show_due(&self, now: TokioInstant) {
         let mut pipes = locked(&self.pipes);
         let Pipes {
             slots,
@@ -1259,13 +1256,13 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
     let mut task = ReaderTask { hub, fd: Some(fd) };
     let show = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(show);
-    let mut armed: Option<Instant> = None;
+    let mut armed: Option<TokioInstant> = None;
     loop {
         let Some(fd) = &task.fd else { return };
         let due = locked(&task.hub.pipes).next_show();
         if due != armed {
             if let Some(at) = due {
-                show.as_mut().reset(at.into());
+                show.as_mut().reset(at);
             }
             armed = due;
         }
@@ -1276,7 +1273,7 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
         match ready {
             None => {
                 armed = None;
-                task.hub.show_due(Instant::now());
+                task.hub.show_due(TokioInstant::now());
             }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "cannot watch the output pipes");

@@ -173,6 +173,19 @@ pub(crate) async fn logs(
         .into_response())
 }
 
+/// The items of a chunk, one per line. The last is `partial` when the
+/// chunk ends inside a line (shown before its newline came); the first
+/// `continues` when the chunk starts with more of such a line. A chunk that
+/// only ends such a line (its stream ended, or the newline came alone) is one
+/// empty item that continues it, so a client knows the line is complete.
+pub(crate) fn chunk_items(c: &LogChunk) -> impl Iterator<Item = LogLineItem> + '_ {
+    let n = c.lines().count();
+    c.lines().enumerate().map(move |(i, line)| {
+        LogLineItem::new(c.name.as_str(), c.stream, c.time, line)
+            .with_flags(c.partial && i + 1 == n, c.continues && i == 0)
+    })
+}
+
 /// Appends one line as a JSON object and a newline; `flags` are
 /// (`partial`, `continues`).
 fn encode(
@@ -240,12 +253,10 @@ impl Follower {
 
     fn push(&self, out: &mut Vec<u8>, c: &LogChunk) {
         if self.wanted(c) {
-            let n = c.lines().count();
-            for (i, line) in c.lines().enumerate() {
-                // The first line may go on with a partial one, the last may
-                // be one (see `LogLineItem`).
-                let flags = (c.partial && i + 1 == n, c.continues && i == 0);
-                encode(out, c.name.as_str(), c.stream, c.time, line, flags);
+            for item in chunk_items(c) {
+                // Serializing plain strings and a timestamp into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &LogItem::Line(item));
+                out.push(b'\n');
             }
         }
     }

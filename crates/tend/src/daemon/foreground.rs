@@ -78,7 +78,7 @@ impl Printer {
                                 continue;
                             }
                             let p = &mut printer.prefixer;
-                            p.width = p.width.max(c.name.as_str().len());
+                            p.width = p.width.max(c.name.as_str().chars().count());
                             // A partial line stays open until it goes on or
                             // something else is printed.
                             let n = c.lines().count();
@@ -104,11 +104,14 @@ impl Printer {
                         }
                         Err(broadcast::error::RecvError::Closed) => {
                             printer.finish(&mut buf);
-                            let _ = std::io::stdout().lock().write_all(&buf);
+                            let mut out = std::io::stdout().lock();
+                            let _ = out.write_all(&buf).and_then(|()| out.flush());
                             break;
                         }
                     }
-                    if std::io::stdout().lock().write_all(&buf).is_err() {
+                    let mut out = std::io::stdout().lock();
+                    // Flushed: stdout is line-buffered, and a line in part must show.
+                    if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
                         // Nobody reads stdout any more; the log files still get everything.
                         break;
                     }

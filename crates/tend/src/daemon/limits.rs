@@ -17,12 +17,14 @@ const FDS_SPARE: u64 = 1024;
 /// holds its pipes and a pidfd. When even the hard limit is short for
 /// `processes` (what [`process_fds`] counts, and room for clients), a daemon
 /// that may raise it (root) does, up to `fs.nr_open`, and says so; for one
-/// that may not, [`connection_caps`] says whether they fit.
+/// that may not, [`connection_caps`] says whether they fit. Returns
+/// supervisord's note when the soft limit was below `minfds` (`Increased
+/// RLIMIT_NOFILE limit to N`).
 pub(super) fn raise_fd_limit(
     minfds: Option<u64>,
     processes: &[std::sync::Arc<tend_core::ProcessSpec>],
-) -> anyhow::Result<()> {
-    raise_limit(
+) -> anyhow::Result<Option<String>> {
+    let raised = raise_limit(
         nix::sys::resource::Resource::RLIMIT_NOFILE,
         minfds,
         true,
@@ -31,7 +33,7 @@ pub(super) fn raise_fd_limit(
     )?;
     let fds = processes.iter().map(|p| process_fds(p)).sum();
     raise_for_processes(processes.len(), fds);
-    Ok(())
+    Ok(raised.then(|| note("RLIMIT_NOFILE", minfds)))
 }
 
 /// Raises the hard descriptor limit (and the soft one with it) to what
@@ -67,11 +69,15 @@ fn raise_for_processes(processes: usize, fds: u64) {
     }
 }
 
+fn note(name: &str, min: Option<u64>) -> String {
+    format!("Increased {name} limit to {}", min.unwrap_or(0))
+}
+
 /// `minprocs` (`[supervisord] minprocs`): the processes limit must reach it,
-/// as supervisord requires.
-pub(super) fn raise_proc_limit(minprocs: Option<u64>) -> anyhow::Result<()> {
+/// as supervisord requires (with its note when it was raised).
+pub(super) fn raise_proc_limit(minprocs: Option<u64>) -> anyhow::Result<Option<String>> {
     if minprocs.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     raise_limit(
         nix::sys::resource::Resource::RLIMIT_NPROC,
@@ -80,28 +86,31 @@ pub(super) fn raise_proc_limit(minprocs: Option<u64>) -> anyhow::Result<()> {
         "minprocs",
         "available processes",
     )
+    .map(|raised| raised.then(|| note("RLIMIT_NPROC", minprocs)))
 }
 
 /// Raises the soft limit of `resource` to at least `want` (the hard limit
 /// too, as root), and to the hard limit with `to_hard`. Failing to reach
-/// `want` is an error worded as supervisord words it.
+/// `want` is an error worded as supervisord words it. `true` when the soft
+/// limit was below `want` and now is not (supervisord says so).
 fn raise_limit(
     resource: nix::sys::resource::Resource,
     want: Option<u64>,
     to_hard: bool,
     setting: &str,
     what: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     use nix::sys::resource::{getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(resource) else {
-        return Ok(());
+        return Ok(false);
     };
     let want = want.unwrap_or(0);
     let new_hard = hard.max(want);
     let new_soft = if to_hard { new_hard } else { soft.max(want) };
     if soft >= new_soft {
-        return Ok(());
+        return Ok(false);
     }
+    let below = soft < want;
     match setrlimit(resource, new_soft, new_hard) {
         Ok(()) => debug!("raised the {what} limit from {soft} to {new_soft}"),
         Err(e) if soft >= want => {
@@ -111,7 +120,7 @@ fn raise_limit(
             "the minimum number of {what} required to run this process is {want} as per the \"{setting}\" setting; the current environment will only allow {hard} ({e})"
         ),
     }
-    Ok(())
+    Ok(below)
 }
 
 /// Descriptors the daemon keeps for itself whatever the clients do: the
