@@ -301,10 +301,10 @@ async fn daemon(
         .as_deref()
         .and_then(pidfile::write_pidfile);
     info!(
-        "tend {} (pid {}) serving {} processes on {}",
+        "tend {} (pid {}) serving {} on {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        processes.len(),
+        crate::plural(processes.len(), "process"),
         serving.socket.display()
     );
     if let Some(pipe) = ready.take() {
