@@ -6,8 +6,11 @@ mod client;
 mod commands;
 use tend_config as config;
 mod daemon;
+mod links;
 mod output;
+mod pidproxy;
 mod socket;
+mod supervisord;
 
 use std::io::Write;
 use std::path::Path;
@@ -23,6 +26,30 @@ use crate::commands::Batch;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Run as `supervisord` or `pidproxy` (a link to tend, as busybox's
+    // applets), or as `tend supervisord ARGS` / `tend pidproxy ARGS`: those
+    // take the original command line, not tend's.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = Path::new(&argv0)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match base.as_str() {
+        "supervisord" => return supervisord::main(&argv0, &args[1..]),
+        "pidproxy" => return pidproxy::main(&argv0, &args[1..]),
+        _ => {}
+    }
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("supervisord") => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args[2..]);
+        }
+        Some("pidproxy") => return pidproxy::main(&format!("{argv0} pidproxy"), &args[2..]),
+        _ => {}
+    }
     let Cli {
         config,
         socket,
@@ -36,6 +63,11 @@ fn main() -> ExitCode {
         Command::Man { dir } => return report(man(&dir)),
         Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
+        Command::Supervisord { args } => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args);
+        }
+        Command::Pidproxy { args } => return pidproxy::main(&format!("{argv0} pidproxy"), &args),
+        Command::InstallSupervisorLinks { dir, force } => return links::install(&dir, force),
         Command::Client(c) => c,
     };
     let mut out = output::stdout();
@@ -113,14 +145,18 @@ fn client_verb(
     }
 }
 
-/// Loads either format, printing the reader's warnings.
-fn load(path: &Path) -> Result<config::Config, ExitCode> {
+/// Loads either format, printing the reader's warnings and the failures
+/// of single programs (the rest of the file runs, as under supervisord).
+fn load(path: &Path) -> Result<(config::Config, usize), ExitCode> {
     match config::load_any(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{}", config::render_warning(w));
             }
-            Ok(loaded.config)
+            for f in &loaded.failures {
+                eprintln!("{}", config::render_failure(f));
+            }
+            Ok((loaded.config, loaded.failures.len()))
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -147,7 +183,7 @@ fn import(path: &Path) -> ExitCode {
 
 fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     let mut config = match load(path) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     // Clients look at --socket and TEND_SOCKET first; the daemon listens where they look.
@@ -161,29 +197,38 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
         }
     }
     if detach {
-        daemon::detach(config)
+        daemon::detach(config, &daemon::Entry::Tend)
     } else {
-        daemon::foreground(config)
+        daemon::foreground(config, &daemon::Entry::Tend)
     }
 }
 
+/// `tend check`: every problem; a program that cannot run (which the
+/// daemon would run the file without) makes it fail too. With `--who`,
+/// what that caller may do instead.
 fn check(path: &Path, who: Option<&str>, json: bool) -> ExitCode {
     if json && who.is_none() {
         return check_json(path);
     }
-    match load(path) {
-        Ok(c) => match who {
-            Some(who) => report(access_cmds::who(&c, who)),
-            None => {
-                println!(
-                    "{}: OK ({})",
-                    path.display(),
-                    plural(c.processes.len(), "process")
-                );
-                ExitCode::SUCCESS
-            }
-        },
-        Err(code) => code,
+    match (load(path), who) {
+        (Ok((c, _)), Some(who)) => report(access_cmds::who(&c, who)),
+        (Ok((c, 0)), None) => {
+            println!(
+                "{}: OK ({})",
+                path.display(),
+                plural(c.processes.len(), "process")
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok((c, failed)), None) => {
+            println!(
+                "{}: {} run; {failed} program problem(s) above (supervisord and tend run the rest)",
+                path.display(),
+                plural(c.processes.len(), "process")
+            );
+            ExitCode::FAILURE
+        }
+        (Err(code), _) => code,
     }
 }
 

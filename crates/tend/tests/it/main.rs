@@ -12,6 +12,7 @@ mod control;
 mod conveniences;
 mod daemon;
 mod deps;
+mod dropin;
 mod events;
 mod logs;
 mod status;
