@@ -47,7 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::c_int;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -337,8 +337,6 @@ fn remove_children(dir: &Path) {
 #[derive(Debug)]
 struct ProcCgroup {
     dir: PathBuf,
-    /// `cgroup.procs`, opened for the child to write `0` to.
-    procs: OwnedFd,
     /// What was written to its limit files (`None`: nothing yet).
     applied: Option<ResourceLimits>,
     /// `memory.events` `oom_kill` when the current run started.
@@ -477,9 +475,11 @@ impl Cgroups {
     }
 
     /// Makes (or reuses) `name`'s cgroup, applies `limits`, notes where the
-    /// run's counters start, and returns the raw `cgroup.procs` descriptor
-    /// the child writes `0` to. It stays open while the cgroup is in use.
-    pub(crate) fn prepare(&mut self, name: &Name, limits: &ResourceLimits) -> io::Result<c_int> {
+    /// run's counters start, and returns its `cgroup.procs`, opened for the
+    /// child to write `0` to. The caller closes it once the child is
+    /// spawned: a descriptor held per process would cost as much as its
+    /// pidfd (10,000 processes under a 20,000 limit).
+    pub(crate) fn prepare(&mut self, name: &Name, limits: &ResourceLimits) -> io::Result<OwnedFd> {
         if !self.procs.contains_key(name) {
             let dir = self.dir.join(format!("{name}.proc"));
             match fs::create_dir(&dir) {
@@ -487,15 +487,10 @@ impl Cgroups {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
-            let procs: OwnedFd = fs::OpenOptions::new()
-                .write(true)
-                .open(dir.join("cgroup.procs"))?
-                .into();
             self.procs.insert(
                 name.clone(),
                 ProcCgroup {
                     dir,
-                    procs,
                     applied: None,
                     oom_base: 0,
                     cpu_base: 0,
@@ -512,7 +507,11 @@ impl Cgroups {
         pc.cpu_base = cpu_usec(&pc.dir).unwrap_or(0);
         pc.started = Instant::now();
         pc.last = None;
-        Ok(pc.procs.as_raw_fd())
+        let procs: OwnedFd = fs::OpenOptions::new()
+            .write(true)
+            .open(pc.dir.join("cgroup.procs"))?
+            .into();
+        Ok(procs)
     }
 
     /// Records that `pid` leads `name`'s new run.
@@ -688,7 +687,6 @@ impl Cgroups {
         self.by_pgid.retain(|_, n| n != name);
         self.warned.retain(|(n, _)| n != name);
         if let Some(pc) = self.procs.remove(name) {
-            drop(pc.procs);
             if populated(&pc.dir) {
                 let _ = kill_tree(&pc.dir);
                 wait_empty(&pc.dir, Duration::from_millis(200));
@@ -865,6 +863,7 @@ pub(crate) fn proc_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     const MOUNTINFO_HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -983,7 +982,7 @@ mod tests {
         };
         cg.controllers = WANTED.iter().map(|c| c.to_string()).collect();
         let fd = cg.prepare(&name, &limits).expect("prepare");
-        assert!(fd >= 0);
+        assert!(fd.as_raw_fd() >= 0);
         let r = |f: &str| fs::read_to_string(web.join(f)).expect("read");
         assert_eq!(r("memory.max"), (64u64 << 20).to_string());
         assert_eq!(r("memory.high"), "max");

@@ -286,7 +286,7 @@ impl UnixLauncher {
     /// Spawns `spec`, in its cgroup when `own_cgroup` and processes have cgroups.
     fn spawn_in(&mut self, spec: &ProcessSpec, own_cgroup: bool) -> Result<Spawned, SpawnError> {
         let prepared = spawn::prepare(spec, &mut self.paths)?;
-        let cgroup_fd = match (&mut self.cgroups, own_cgroup) {
+        let mut cgroup_fd = match (&mut self.cgroups, own_cgroup) {
             (Some(cg), true) => match cg.prepare(&spec.name, &spec.limits) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
@@ -297,9 +297,12 @@ impl UnixLauncher {
             },
             _ => None,
         };
-        let spawned = self.spawn_prepared(spec, &prepared, cgroup_fd)?;
+        let raw = cgroup_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        let spawned = self.spawn_prepared(spec, &prepared, raw)?;
+        // The child has joined (or failed before exec): closed here.
+        drop(cgroup_fd.take());
         let pid = spawned.pid;
-        match (&mut self.cgroups, cgroup_fd) {
+        match (&mut self.cgroups, raw) {
             (Some(cg), Some(_)) => cg.spawned(&spec.name, pid),
             _ => {
                 self.runs.insert(pid, (Instant::now(), None));

@@ -19,8 +19,10 @@ fn spec(name: &str, script: &str) -> ProcessSpec {
         Name::new(name).expect("name"),
         vec!["sh".into(), "-c".into(), script.into()],
     );
-    spec.logs.stdout = LogTarget::Null;
-    spec.logs.stderr = LogTarget::Null;
+    // Read but kept in memory only: "null" is not read at all, and the
+    // log-bytes counter must move.
+    spec.logs.stdout = LogTarget::Memory;
+    spec.logs.stderr = LogTarget::Memory;
     spec.restart = RestartPolicy::Always;
     spec.start_secs = Duration::ZERO;
     spec.backoff.mode = BackoffMode::Doubling {
