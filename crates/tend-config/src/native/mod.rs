@@ -9,6 +9,7 @@
 
 mod access;
 mod deps;
+pub mod hosts;
 mod http;
 mod logs;
 mod process;

@@ -12,6 +12,7 @@ mod control;
 mod daemon;
 mod deps;
 mod events;
+mod fleet;
 mod logs;
 mod status;
 mod stop;
