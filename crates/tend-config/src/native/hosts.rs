@@ -598,4 +598,29 @@ web = ["web1", "web2"]
         let e = errors("[host.a]\nurl = 3\n");
         assert!(e.contains("2:7: expected a string, found integer"), "{e}");
     }
+
+    /// The hosts file of docs/fleet.md reads as the page says.
+    #[test]
+    fn the_example_of_the_docs() {
+        let page = include_str!("../../../../docs/fleet.md");
+        let start = page.find("```toml\n[host.web1]").expect("the example") + 8;
+        let text = &page[start..];
+        let text = &text[..text.find("```").expect("its end")];
+        let f = parse(Path::new("/h/hosts.toml"), text).expect("the docs' example");
+        let names: Vec<&str> = f
+            .select("all")
+            .expect("all")
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, ["db1", "web1", "web2"]);
+        assert_eq!(
+            f.group("web"),
+            Some(&["web1".to_string(), "web2".to_string()][..])
+        );
+        assert!(matches!(
+            f.host("db1").and_then(|h| h.auth.clone()),
+            Some(HostAuth::TokenFile(_))
+        ));
+    }
 }
