@@ -34,6 +34,7 @@ mod diag;
 pub mod http;
 pub mod native;
 pub mod read;
+mod socket;
 pub mod supervisord;
 
 use std::path::{Path, PathBuf};
@@ -48,7 +49,8 @@ pub use diag::{ConfigErrors, Diagnostic};
 pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::hosts;
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
-pub use supervisord::{Auth, EventListenerConf};
+pub use socket::{default_socket, fallback_socket, runtime_dir};
+pub use supervisord::{Auth, EventListenerConf, LogLevel};
 
 /// A loaded, validated config.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,9 @@ pub struct Config {
     /// The triggers of `[task.NAME]` tables (their processes are in
     /// `processes` too, with `restart = "never"`).
     pub tasks: Vec<TaskConf>,
+    /// `supervisord`'s command-line options this was read with; a reload
+    /// reads the file again with them, as supervisord does.
+    pub overrides: supervisord::Overrides,
     /// Who may do what (`[access]`; `[tend:...]` sections of a
     /// supervisord.conf). Read again with the rest of the file on a reload.
     pub access: AccessConfig,
@@ -106,8 +111,10 @@ pub struct InetListen {
 /// The `[daemon]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
-    /// Absolute socket path. Default: `tend.sock` beside the config file; relative paths are
-    /// relative to the config file's directory.
+    /// Absolute socket path. Default: `tend.sock` beside the config file (or,
+    /// when that folder is read-only, in [`runtime_dir`]: see
+    /// [`default_socket`]); relative paths are relative to the config file's
+    /// directory.
     pub socket: PathBuf,
     /// Socket file mode, default 0o600 (`socket_mode = "0660"` in TOML, an octal string or an integer).
     pub socket_mode: u32,
@@ -131,14 +138,33 @@ pub struct DaemonConfig {
     pub identifier: String,
     /// Raise the open-files limit to at least this (`[supervisord] minfds`).
     pub minfds: Option<u64>,
-    /// In the foreground, also write tend's own log to stderr when it goes
-    /// to `log_file` (supervisord with `nodaemon` and not `silent`).
+    /// In the foreground, also write tend's own log to the terminal when it
+    /// goes to `log_file` (supervisord with `nodaemon` and not `silent`):
+    /// to stdout in supervisord's format, as supervisord does, else to stderr.
     pub echo_log: bool,
+    /// In the foreground, print every process's output as `name | line` on
+    /// stdout (`[daemon] echo_output`, on by default). Off for a
+    /// supervisord.conf: its programs' output goes where the file sends it
+    /// (`/dev/stdout` included), and nothing is printed twice.
+    pub echo_output: bool,
+    /// Fork into the background at start and return, as supervisord does
+    /// unless `nodaemon=true` (or `-n`). The `supervisord` command honours
+    /// it; `tend up` stays in the foreground unless given `-d`.
+    pub daemonize: bool,
+    /// Where the daemon changes to when it daemonizes (`[supervisord]
+    /// directory`, `supervisord -d`).
+    pub directory: Option<PathBuf>,
+    /// The user the daemon switches to at start, before it opens anything
+    /// (`[supervisord] user`, `supervisord -u`): a name or a uid.
+    pub user: Option<String>,
+    /// What supervisord says in its log about the file as it starts, in its
+    /// words and order (written by a [`LogFormat::Supervisord`] log).
+    pub start_notes: StartNotes,
     /// Write the daemon's pid here (`[supervisord] pidfile`).
     pub pidfile: Option<PathBuf>,
-    /// Level of tend's own log when `RUST_LOG` does not set one: a
-    /// `tracing` directive such as `info` (`log_level`, `[supervisord] loglevel`).
-    pub log_level: Option<&'static str>,
+    /// Level of tend's own log when `RUST_LOG` does not set one (`log_level`,
+    /// `[supervisord] loglevel`); `info` when `None`.
+    pub log_level: Option<LogLevel>,
     /// Rotate `log_file` when a write would take it past this many bytes;
     /// 0 never rotates (`log_max_size`, `[supervisord] logfile_maxbytes`).
     pub log_max_size: u64,
@@ -174,6 +200,18 @@ pub enum WebRoot {
     SupervisorStatus,
 }
 
+/// What supervisord logs about its config file as it starts, in its words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartNotes {
+    /// Logged as the log opens: `No file matches via include "..."`
+    /// (warnings), `Included extra file "..." during parsing` (infos).
+    pub parse: Vec<(LogLevel, String)>,
+    /// Logged as the HTTP servers open: `RPC interface 'supervisor'
+    /// initialized` and `Server 'unix_http_server' running without any HTTP
+    /// authentication checking`, per server.
+    pub servers: Vec<(LogLevel, String)>,
+}
+
 /// What the daemon does on SIGHUP.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnHup {
@@ -196,6 +234,11 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// supervisord's lines, word for word: `2026-12-03 10:15:01,234 INFO
+    /// spawned: 'x' with pid 123`, the same sentences for the same events at
+    /// the same levels (CRIT ERRO WARN INFO DEBG TRAC BLAT), and at `debug`
+    /// the processes' output. What a supervisord.conf gets.
+    Supervisord,
 }
 
 /// A config and what its reader had to say without refusing it.
@@ -205,6 +248,10 @@ pub struct Loaded {
     pub config: Config,
     /// Warnings (`FILE:LINE:COL: warning: ...` when printed); none for native files.
     pub warnings: Vec<Diagnostic>,
+    /// Problems that fail one program and not the file, as supervisord
+    /// fails only that program (`FILE:LINE:COL: error: ...` when printed;
+    /// the config runs without it, or with it unable to start).
+    pub failures: Vec<Diagnostic>,
 }
 
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
@@ -242,6 +289,15 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
 /// (a regular file of at most [`read::MAX_FILE_BYTES`]); one that is not is
 /// refused here with its reason.
 pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_any_with(path, &supervisord::Overrides::default())
+}
+
+/// [`load_any`], with `supervisord`'s command-line options over a
+/// supervisord.conf's `[supervisord]` (a native file takes none).
+pub fn load_any_with(
+    path: &Path,
+    overrides: &supervisord::Overrides,
+) -> Result<Loaded, ConfigErrors> {
     let text = match read::read_text(path, &mut read::Budget::new()) {
         Ok(t) => Some(t),
         Err(e @ (read::ReadError::NotAFile(_) | read::ReadError::TooLarge)) => {
@@ -253,16 +309,21 @@ pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
         Err(_) => None,
     };
     if is_supervisord(path, text.as_deref()) {
-        let conf = supervisord::load(path)?;
+        let conf = supervisord::load_with(path, overrides)?;
         let warnings = conf.warnings.clone();
+        let failures = conf.failures.clone();
+        let mut config = supervisord::into_config(conf);
+        config.overrides = overrides.clone();
         Ok(Loaded {
-            config: supervisord::into_config(conf),
+            config,
             warnings,
+            failures,
         })
     } else {
         Ok(Loaded {
             config: native::load(path)?,
             warnings: Vec::new(),
+            failures: Vec::new(),
         })
     }
 }
@@ -271,6 +332,17 @@ pub fn load_any(path: &Path) -> Result<Loaded, ConfigErrors> {
 pub fn render_warning(d: &Diagnostic) -> String {
     format!(
         "{}:{}:{}: warning: {}",
+        d.file.display(),
+        d.line,
+        d.col,
+        d.message
+    )
+}
+
+/// A failure of one program as `tend check` prints it.
+pub fn render_failure(d: &Diagnostic) -> String {
+    format!(
+        "{}:{}:{}: error: {}",
         d.file.display(),
         d.line,
         d.col,

@@ -463,6 +463,15 @@ impl Sim {
             .map(|s| s.at)
     }
 
+    /// When each spawn of `name` happened, in milliseconds.
+    pub fn spawns_at(&self, name: &str) -> Vec<u64> {
+        self.spawns
+            .iter()
+            .filter(|s| s.spec.name.as_str() == name)
+            .map(|s| u64::try_from(s.at.since(Mono::ZERO).as_millis()).unwrap_or(u64::MAX))
+            .collect()
+    }
+
     /// How many leaders of `name` are alive (more than one is a bug).
     pub fn live_pids_of(&self, name: &str) -> usize {
         self.procs

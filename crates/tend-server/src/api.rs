@@ -143,6 +143,11 @@ pub struct LogLineItem {
     /// The line's raw bytes in base64, when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_b64: Option<String>,
+    /// This text continues the previous item of the same process and
+    /// stream: a line without its newline yet (a prompt) was sent in part,
+    /// and this is more of it. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continues: bool,
 }
 
 impl LogLineItem {
@@ -158,6 +163,7 @@ impl LogLineItem {
             time,
             line,
             line_b64,
+            continues: false,
         }
     }
 
@@ -401,6 +407,15 @@ mod tests {
             json,
             r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello"}"#
         );
+        let mut more = text.clone();
+        more.continues = true;
+        let json = serde_json::to_string(&LogItem::Line(more.clone())).expect("json");
+        assert_eq!(
+            json,
+            r#"{"name":"web","stream":"stdout","time":"2026-01-02T10:00:00Z","line":"hello","continues":true}"#
+        );
+        let back: LogItem = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back, LogItem::Line(more));
         let raw = LogLineItem::new("web", Stream::Stderr, t, b"\xff\xfeok");
         assert_eq!(raw.line, None);
         assert_eq!(raw.bytes().as_deref(), Some(&b"\xff\xfeok"[..]));

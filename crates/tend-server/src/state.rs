@@ -481,7 +481,9 @@ impl ConfigState {
         let state = this.clone();
         tokio::spawn(async move {
             match state.restart().await {
-                Ok(()) => tracing::info!("restarted: the config file was read again"),
+                // The processes starting again say it; debug, so that a
+                // supervisord-style log has supervisord's lines only.
+                Ok(()) => tracing::debug!("restarted: the config file was read again"),
                 Err(e) => tracing::error!("restart: {e}"),
             }
         });

@@ -62,9 +62,18 @@ pub(crate) fn spawnerr(s: &ProcessStatus, config: Option<&ProcessConfig>) -> Str
 }
 
 /// `exitstatus`: the last exit code, -1 for a death by a signal, 0 before
-/// any exit and after a failed start (Supervisor forgets it then).
+/// any exit, after a failed start, and while a run is under way
+/// (Supervisor forgets the last exit when it spawns: `exitstatus or 0`).
 pub(crate) fn exitstatus(s: &ProcessStatus) -> i32 {
-    if matches!(s.state, StateName::Backoff | StateName::Fatal) {
+    if matches!(
+        s.state,
+        StateName::Backoff
+            | StateName::Fatal
+            | StateName::Starting
+            | StateName::Running
+            | StateName::Waiting
+    ) || (s.state == StateName::Stopping && s.pid.is_some())
+    {
         return 0;
     }
     match s.last_exit {

@@ -14,7 +14,9 @@
 //! - [`web`]: Supervisor's web UI at its URLs (`/`, `/index.html`,
 //!   `/tail.html`), its action links and messages;
 //! - [`eventlistener`]: `[eventlistener:x]` pools, told tend's events the
-//!   way supervisord tells them.
+//!   way supervisord tells them;
+//! - [`mainlog`]: supervisord's main-log sentences for tend's events, for a
+//!   daemon that writes its log as supervisord does.
 //!
 //! The face holds no config state of its own: groups, reloads and restarts
 //! are the daemon's ([`tend_server::ConfigState`], through the
@@ -30,6 +32,7 @@ pub mod eventlistener;
 mod files;
 mod http;
 mod info;
+pub mod mainlog;
 mod methods;
 mod program;
 pub mod rpc;

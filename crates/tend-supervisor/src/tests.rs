@@ -211,6 +211,18 @@ async fn process_info_has_supervisors_fourteen_members() {
     assert_eq!(str_of(&info, "statename"), "STOPPED");
     assert_eq!(int_of(&info, "exitstatus"), -1, "killed by SIGTERM");
     assert!(int_of(&info, "stop") >= int_of(&info, "start"));
+    // Started again, it has no exit status yet: 0, as supervisord says.
+    assert_eq!(
+        f.ok("supervisor.startProcess", vec![s("sleeper")]).await,
+        Value::Bool(true)
+    );
+    let running = f.ok("supervisor.getProcessInfo", vec![s("sleeper")]).await;
+    assert_eq!(int_of(&running, "exitstatus"), 0, "running after a stop");
+    assert_eq!(
+        f.ok("supervisor.stopProcess", vec![s("sleeper")]).await,
+        Value::Bool(true)
+    );
+    let info = f.ok("supervisor.getProcessInfo", vec![s("sleeper")]).await;
     // `Nov 20 09:42 PM`
     let desc = str_of(&info, "description").to_string();
     let b = desc.as_bytes();

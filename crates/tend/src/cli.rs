@@ -137,6 +137,41 @@ pub enum Command {
         #[arg(value_name = "SUPERVISORD_CONF")]
         file: PathBuf,
     },
+    /// Run as supervisord, with supervisord's command line (`-c FILE`, `-n`,
+    /// ...; `tend supervisord -h` lists them). Also what a `supervisord`
+    /// link to tend runs.
+    #[command(disable_help_flag = true)]
+    Supervisord {
+        /// supervisord's options.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Supervisor's pidproxy: run COMMAND and pass the signals it gets to
+    /// the pid in PIDFILE. Also what a `pidproxy` link to tend runs.
+    #[command(disable_help_flag = true)]
+    Pidproxy {
+        /// `PIDFILE COMMAND [ARGS...]`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Make `supervisord` and `pidproxy` in DIR links to this tend, so that
+    /// scripts and units that run them run tend.
+    InstallSupervisorLinks {
+        /// Where to put the links (e.g. /usr/local/bin).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace files of those names that are not links to tend.
+        #[arg(long)]
+        force: bool,
+    },
     /// The verbs that talk to a running daemon.
     #[command(flatten)]
     Client(ClientCommand),

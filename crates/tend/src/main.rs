@@ -7,8 +7,11 @@ mod commands;
 use tend_config as config;
 mod daemon;
 mod fleet;
+mod links;
 mod output;
+mod pidproxy;
 mod socket;
+mod supervisord;
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +27,30 @@ use crate::commands::Batch;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Run as `supervisord` or `pidproxy` (a link to tend, as busybox's
+    // applets), or as `tend supervisord ARGS` / `tend pidproxy ARGS`: those
+    // take the original command line, not tend's.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = Path::new(&argv0)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match base.as_str() {
+        "supervisord" => return supervisord::main(&argv0, &args[1..]),
+        "pidproxy" => return pidproxy::main(&argv0, &args[1..]),
+        _ => {}
+    }
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("supervisord") => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args[2..]);
+        }
+        Some("pidproxy") => return pidproxy::main(&format!("{argv0} pidproxy"), &args[2..]),
+        _ => {}
+    }
     let Cli {
         config,
         socket,
@@ -35,6 +62,11 @@ fn main() -> ExitCode {
         Command::Check { who } => return check(&config, who.as_deref()),
         Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
+        Command::Supervisord { args } => {
+            return supervisord::main(&format!("{argv0} supervisord"), &args);
+        }
+        Command::Pidproxy { args } => return pidproxy::main(&format!("{argv0} pidproxy"), &args),
+        Command::InstallSupervisorLinks { dir, force } => return links::install(&dir, force),
         Command::Client(c) => c,
     };
     if let Some(selection) = remote.host.as_deref().filter(|h| fleet::is_selection(h)) {
@@ -136,14 +168,18 @@ fn client_verb(
     }
 }
 
-/// Loads either format, printing the reader's warnings.
-fn load(path: &Path) -> Result<config::Config, ExitCode> {
+/// Loads either format, printing the reader's warnings and the failures
+/// of single programs (the rest of the file runs, as under supervisord).
+fn load(path: &Path) -> Result<(config::Config, usize), ExitCode> {
     match config::load_any(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{}", config::render_warning(w));
             }
-            Ok(loaded.config)
+            for f in &loaded.failures {
+                eprintln!("{}", config::render_failure(f));
+            }
+            Ok((loaded.config, loaded.failures.len()))
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -170,7 +206,7 @@ fn import(path: &Path) -> ExitCode {
 
 fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
     let mut config = match load(path) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     // Clients look at --socket and TEND_SOCKET first; the daemon listens where they look.
@@ -184,22 +220,31 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
         }
     }
     if detach {
-        daemon::detach(config)
+        daemon::detach(config, &daemon::Entry::Tend)
     } else {
-        daemon::foreground(config)
+        daemon::foreground(config, &daemon::Entry::Tend)
     }
 }
 
+/// `tend check`: every problem; a program that cannot run (which the
+/// daemon would run the file without) makes it fail too. With `--who`,
+/// what that caller may do instead.
 fn check(path: &Path, who: Option<&str>) -> ExitCode {
-    match load(path) {
-        Ok(c) => match who {
-            Some(who) => report(access_cmds::who(&c, who)),
-            None => {
-                println!("{}: OK ({} processes)", path.display(), c.processes.len());
-                ExitCode::SUCCESS
-            }
-        },
-        Err(code) => code,
+    match (load(path), who) {
+        (Ok((c, _)), Some(who)) => report(access_cmds::who(&c, who)),
+        (Ok((c, 0)), None) => {
+            println!("{}: OK ({} processes)", path.display(), c.processes.len());
+            ExitCode::SUCCESS
+        }
+        (Ok((c, failed)), None) => {
+            println!(
+                "{}: {} processes run; {failed} program problem(s) above (supervisord and tend run the rest)",
+                path.display(),
+                c.processes.len()
+            );
+            ExitCode::FAILURE
+        }
+        (Err(code), _) => code,
     }
 }
 

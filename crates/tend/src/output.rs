@@ -32,6 +32,9 @@ pub struct Prefixer {
     pub width: usize,
     /// Whether to use ANSI colours.
     pub colour: bool,
+    /// Whether the lines go to a terminal: then bytes that are not UTF-8 are
+    /// written as `\xff` escapes, never raw.
+    pub escape: bool,
 }
 
 /// Foreground colours for process names, as ANSI SGR codes.
@@ -42,14 +45,20 @@ impl Prefixer {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Prefixer {
-            width: names.into_iter().map(str::len).max().unwrap_or(0),
+            width: names
+                .into_iter()
+                .map(|n| n.chars().count())
+                .max()
+                .unwrap_or(0),
             colour: terminal && !no_color,
+            escape: terminal,
         }
     }
 
-    /// Appends `name | line\n` to `out`; `line` is written byte for byte.
+    /// Appends `name | line\n` to `out`; `line` is written byte for byte
+    /// (to a terminal, bytes that are not UTF-8 as `\xff` escapes).
     pub fn line(&self, out: &mut Vec<u8>, name: &str, line: &[u8]) {
-        let pad = self.width.saturating_sub(name.len());
+        let pad = self.width.saturating_sub(name.chars().count());
         if self.colour {
             out.extend_from_slice(b"\x1b[");
             out.extend_from_slice(colour_of(name).as_bytes());
@@ -62,8 +71,45 @@ impl Prefixer {
             out.extend_from_slice(b"\x1b[0m");
         }
         out.push(b' ');
-        out.extend_from_slice(line);
+        if self.escape {
+            escape_invalid(out, line);
+        } else {
+            out.extend_from_slice(line);
+        }
         out.push(b'\n');
+    }
+}
+
+impl Prefixer {
+    /// Appends `text` with no prefix and no newline: more of a line that
+    /// [`Prefixer::line`] began (escaped as it escapes).
+    pub fn more(&self, out: &mut Vec<u8>, text: &[u8]) {
+        if self.escape {
+            escape_invalid(out, text);
+        } else {
+            out.extend_from_slice(text);
+        }
+    }
+}
+
+/// `line` with every byte that is not part of valid UTF-8 as `\xNN`.
+fn escape_invalid(out: &mut Vec<u8>, mut line: &[u8]) {
+    loop {
+        match std::str::from_utf8(line) {
+            Ok(s) => {
+                out.extend_from_slice(s.as_bytes());
+                return;
+            }
+            Err(e) => {
+                let (good, rest) = line.split_at(e.valid_up_to());
+                out.extend_from_slice(good);
+                let bad = e.error_len().unwrap_or(rest.len());
+                for b in &rest[..bad] {
+                    out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                }
+                line = &rest[bad..];
+            }
+        }
     }
 }
 
@@ -331,12 +377,22 @@ mod tests {
         let c = Prefixer {
             width: 3,
             colour: true,
+            escape: true,
         };
         let mut out = Vec::new();
         c.line(&mut out, "web", b"x");
         let code = colour_of("web");
         assert_eq!(out, format!("\x1b[{code}mweb |\x1b[0m x\n").into_bytes());
         assert_eq!(colour_of("web"), code, "stable");
+        // To a terminal, what is not UTF-8 is escaped; names pad by characters.
+        let t = Prefixer {
+            width: 8,
+            colour: false,
+            escape: true,
+        };
+        let mut out = Vec::new();
+        t.line(&mut out, "test_öäü", b"\xff\xfeok \xc3\xa9 \xc3");
+        assert_eq!(out, "test_öäü | \\xff\\xfeok é \\xc3\n".as_bytes());
     }
 
     use serde_json::json;

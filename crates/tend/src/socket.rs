@@ -66,11 +66,13 @@ pub fn socket_from_text(config_file: &Path, text: &str) -> Option<PathBuf> {
         _ => Path::new("."),
     };
     let dir = std::path::absolute(dir).ok()?;
-    let socket = file
-        .daemon
-        .socket
-        .unwrap_or_else(|| PathBuf::from("tend.sock"));
-    Some(dir.join(socket))
+    match file.daemon.socket {
+        Some(socket) => Some(dir.join(socket)),
+        // Where the daemon put it (beside the file, unless that is read-only).
+        None => Some(config::default_socket(
+            &std::path::absolute(config_file).ok()?,
+        )),
+    }
 }
 
 /// The text of the `[daemon]` table, header included, when the file plainly

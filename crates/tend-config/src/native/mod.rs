@@ -30,7 +30,8 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Cx, Span, diagnostic_at, did_you_mean, suggest};
 use crate::{
-    Config, ConfigErrors, DEFAULT_IDENTIFIER, DaemonConfig, Declared, Format, LogFormat, OnHup,
+    Config, ConfigErrors, DEFAULT_IDENTIFIER, DaemonConfig, Declared, Format, LogFormat, LogLevel,
+    OnHup,
 };
 use value::{Field, Item, Key, section_name, walk};
 
@@ -87,7 +88,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 
     let mut cx = Cx::new(path, text, dir.clone());
     let mut daemon = DaemonConfig {
-        socket: dir.join(DEFAULT_SOCKET),
+        socket: crate::default_socket(&abs),
         socket_mode: DEFAULT_SOCKET_MODE,
         log_dir: dir.join(DEFAULT_LOG_DIR),
         log_format: LogFormat::Text,
@@ -99,6 +100,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         identifier: DEFAULT_IDENTIFIER.to_string(),
         minfds: None,
         echo_log: false,
+        echo_output: true,
+        daemonize: false,
+        directory: None,
+        user: None,
+        start_notes: Default::default(),
         pidfile: None,
         log_level: None,
         log_max_size: 0,
@@ -156,6 +162,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         eventlisteners: Vec::new(),
         format: Format::Native,
         tasks,
+        overrides: Default::default(),
         access,
     })
 }
@@ -220,16 +227,19 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "log_format",
         read: |cx, d, _, v| {
-            const ALLOWED: [&str; 2] = ["text", "json"];
+            const ALLOWED: [&str; 3] = ["text", "json", "supervisord"];
             let Some(s) = cx.string(v) else { return };
             d.log_format = match s {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
+                "supervisord" => LogFormat::Supervisord,
                 _ => {
                     let hint = did_you_mean(s, ALLOWED);
                     cx.error(
                         v.span(),
-                        format!("unknown log format {s:?}: expected \"text\" or \"json\"{hint}"),
+                        format!(
+                            "unknown log format {s:?}: expected \"text\", \"json\" or \"supervisord\"{hint}"
+                        ),
                     );
                     return;
                 }
@@ -241,8 +251,16 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
         read: |cx, d, _, v| {
             const ALLOWED: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
             let Some(s) = cx.string(v) else { return };
+            let level = match s {
+                "trace" => LogLevel::Trace,
+                "debug" => LogLevel::Debug,
+                "info" => LogLevel::Info,
+                "warn" => LogLevel::Warn,
+                "error" => LogLevel::Error,
+                _ => LogLevel::Blather,
+            };
             match ALLOWED.iter().find(|a| **a == s) {
-                Some(level) => d.log_level = Some(level),
+                Some(_) => d.log_level = Some(level),
                 None => {
                     let hint = did_you_mean(s, ALLOWED);
                     cx.error(
@@ -266,6 +284,10 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
                 .int(v, "a number of rotated files to keep (0 or more)")
                 .unwrap_or(d.log_backups)
         },
+    },
+    Field {
+        key: "echo_output",
+        read: |cx, d, _, v| d.echo_output = cx.bool(v).unwrap_or(d.echo_output),
     },
     Field {
         key: "on_hup",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tend_core::duration::format as fmt_duration;
 use tend_core::spec::{Condition, Dependency};
-use tend_core::{BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
+use tend_core::{Backoff, BackoffMode, Name, ProcessSpec, RestartPolicy, Signal};
 use toml::de::DeValue;
 
 use super::deps::{self, DepEntry, Edge, Origin};
@@ -60,6 +60,7 @@ struct BackoffDraft {
     min_uptime: Option<Duration>,
     give_up_after: Option<u32>,
     reset_on_ready: Option<bool>,
+    floor: Option<Duration>,
     /// The key spans are kept to point at conflicting keys.
     initial: Option<(Duration, Span)>,
     max: Option<(Duration, Span)>,
@@ -349,6 +350,23 @@ const BACKOFF_FIELDS: &[Field<BackoffDraft>] = &[
     Field {
         key: "reset_on_ready",
         read: |cx, b, _, v| b.reset_on_ready = cx.bool(v).or(b.reset_on_ready),
+    },
+    Field {
+        key: "floor",
+        read: |cx, b, _, v| {
+            let Some(d) = cx.duration(v) else { return };
+            if d < Backoff::MIN_FLOOR {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "floor must be at least {} (it keeps a process that exits at once from respawning in a hot loop)",
+                        tend_core::duration::format(Backoff::MIN_FLOOR)
+                    ),
+                );
+            } else {
+                b.floor = Some(d);
+            }
+        },
     },
     Field {
         key: "initial",
@@ -646,6 +664,9 @@ fn resolve_backoff(cx: &mut Cx<'_>, b: &mut BackoffDraft, spec: &mut ProcessSpec
     spec.backoff.give_up_after = b.give_up_after;
     if let Some(r) = b.reset_on_ready {
         spec.backoff.reset_on_ready = r;
+    }
+    if let Some(f) = b.floor {
+        spec.backoff.floor = f;
     }
     if b.schedule.is_some() {
         for (key, found) in [("initial", &b.initial), ("max", &b.max)] {

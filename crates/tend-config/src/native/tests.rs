@@ -427,12 +427,16 @@ fn bad_values() {
 fn names_must_be_valid() {
     assert_eq!(
         one_error("[process.\"a b\"]\ncommand = \"x\"\n"),
-        r#"tend.toml:1:10: invalid process name: name "a b" contains ' '; names use only letters, digits, '_', '-' and '.'"#
+        r#"tend.toml:1:10: invalid process name: name "a b" contains ' '; a name cannot contain a space, ':', '/' or a control character"#
     );
     assert_eq!(
-        one_error("[group.\"-g\"]\nprocesses = []\n"),
-        r#"tend.toml:1:8: invalid group name: "-g" is not allowed as a name"#
+        one_error("[group.\"g:1\"]\nprocesses = []\n"),
+        r#"tend.toml:1:8: invalid group name: name "g:1" contains ':'; a name cannot contain a space, ':', '/' or a control character"#
     );
+    // Every name supervisord accepts is a name here too.
+    let c =
+        ok("[process.\"web@8000\"]\ncommand = \"x\"\n[process.\"test_öäü\"]\ncommand = \"x\"\n");
+    assert_eq!(c.processes[1].name.as_str(), "test_öäü");
 }
 
 #[test]
@@ -652,7 +656,7 @@ logs.max_size = "0"
     assert_eq!(config.daemon.log_dir, log_dir);
     assert_eq!(config.daemon.log_format, LogFormat::Json);
     assert_eq!(config.daemon.log_file, Some(dir.path().join("tend.log")));
-    assert_eq!(config.daemon.log_level, Some("warn"));
+    assert_eq!(config.daemon.log_level, Some(crate::LogLevel::Warn));
     assert_eq!(
         (config.daemon.log_max_size, config.daemon.log_backups),
         (1 << 20, 3)
@@ -739,7 +743,9 @@ log_file = "file/x"
             format!(
                 r#"{shown}:22:10: log file {d}/logs/shared.log is shared with process "e", which rotates it differently (max_size and backups must be the same)"#
             ),
-            format!(r#"{shown}:26:14: unknown log format "xml": expected "text" or "json""#),
+            format!(
+                r#"{shown}:26:14: unknown log format "xml": expected "text", "json" or "supervisord""#
+            ),
             format!("{shown}:27:12: cannot create {d}/file/x: {d}/file is not a directory"),
         ]
     );
@@ -753,7 +759,7 @@ log_file = "file/x"
     );
     assert_eq!(
         one_error("[daemon]\nlog_format = \"jsno\"\n"),
-        r#"tend.toml:2:14: unknown log format "jsno": expected "text" or "json" (did you mean "json"?)"#
+        r#"tend.toml:2:14: unknown log format "jsno": expected "text", "json" or "supervisord" (did you mean "json"?)"#
     );
 }
 

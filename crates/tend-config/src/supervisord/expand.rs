@@ -16,8 +16,9 @@ use super::ini::py_repr;
 pub enum Val {
     /// A string.
     Str(String),
-    /// An integer.
-    Int(i64),
+    /// An integer (wide: Python's have no bound, and `numprocs_start` may
+    /// pass the 64-bit range).
+    Int(i128),
 }
 
 /// The names an expansion can use: a shared base (the environment) and the
@@ -271,7 +272,7 @@ fn truncate(s: &str, precision: Option<usize>) -> String {
     }
 }
 
-fn integer(conv: char, n: i64, spec: &Spec) -> String {
+fn integer(conv: char, n: i128, spec: &Spec) -> String {
     let magnitude = n.unsigned_abs();
     let mut body = match conv {
         'x' => format!("{magnitude:x}"),

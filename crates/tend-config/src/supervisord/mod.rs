@@ -32,6 +32,7 @@ mod access;
 pub mod expand;
 pub mod ini;
 mod native;
+mod overrides;
 mod programs;
 mod sections;
 mod translate;
@@ -51,6 +52,7 @@ use crate::{ConfigErrors, Diagnostic};
 use expand::{ExpandError, Names, Val};
 use ini::{Entry, Ini, Section};
 
+pub use overrides::{OverrideError, Overrides};
 pub use translate::into_config;
 pub use values::LogLevel;
 
@@ -81,6 +83,16 @@ pub struct SupervisordConf {
     pub supervisorctl: SupervisorctlSection,
     /// What supervisord would accept but tend ignores or does differently.
     pub warnings: Vec<Diagnostic>,
+    /// Problems that fail one program, not the file: supervisord runs the
+    /// others, and so does tend (a command that does not parse: the program
+    /// is there and cannot start; a second process of a name: it is left
+    /// out). `tend check` reports them as errors.
+    pub failures: Vec<Diagnostic>,
+    /// `[include]` patterns that matched no file (supervisord logs each).
+    pub unmatched_includes: Vec<String>,
+    /// Whether the file has `[rpcinterface:supervisor]` (supervisord logs
+    /// that it initialized it, once per HTTP server).
+    pub rpcinterface: bool,
     /// tend's own `[tend:...]` access sections (supervisord ignores them).
     pub access: crate::AccessConfig,
 }
@@ -336,10 +348,16 @@ pub struct ChannelConf {
 
 /// Reads the file at `path` and everything it includes.
 pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
+    load_with(path, &Overrides::default())
+}
+
+/// [`load`], with `supervisord`'s command-line options over the file's
+/// `[supervisord]` section.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<SupervisordConf, ConfigErrors> {
     let mut budget = crate::read::Budget::new();
     match crate::read::read_bytes(path, &mut budget) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse_within(path, &text, budget),
+            Ok(text) => parse_within(path, &text, budget, overrides),
             Err(e) => Err(ConfigErrors::single(
                 path,
                 format!(
@@ -361,14 +379,21 @@ pub fn load(path: &Path) -> Result<SupervisordConf, ConfigErrors> {
 /// environment, relative paths from its working directory.
 pub fn parse(path: &Path, text: &str) -> Result<SupervisordConf, ConfigErrors> {
     let left = crate::read::MAX_TOTAL_BYTES.saturating_sub(text.len() as u64);
-    parse_within(path, text, crate::read::Budget::with(left))
+    parse_within(
+        path,
+        text,
+        crate::read::Budget::with(left),
+        &Overrides::default(),
+    )
 }
 
-/// [`parse`] with what the `[include]`d files may still take.
+/// [`parse`] with what the `[include]`d files may still take, and
+/// `supervisord`'s command-line options over `[supervisord]`.
 fn parse_within(
     path: &Path,
     text: &str,
     budget: crate::read::Budget,
+    overrides: &Overrides,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let cwd = std::env::current_dir().map_err(|e| {
         ConfigErrors::single(path, format!("cannot find the working directory: {e}"))
@@ -380,7 +405,7 @@ fn parse_within(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    parse_with_budget(path, text, &host, budget)
+    parse_with_budget(path, text, &host, budget, overrides)
 }
 
 /// `tend import`: the equivalent native `tend.toml` (`docs/config.md`).
@@ -530,10 +555,14 @@ struct St<'h> {
     /// Problems, by file index and line; rendered at the end.
     errors: Vec<(usize, usize, String)>,
     warnings: Vec<(usize, usize, String)>,
+    /// Problems that fail one program and leave the rest of the file to run.
+    failures: Vec<(usize, usize, String)>,
     /// `ENV_X` for supervisord's environment, then `[supervisord] environment`.
     env_names: Top,
     /// `{"here": dir}` of each file, by file index.
     heres: Vec<Top>,
+    /// `[include]` patterns that matched nothing.
+    unmatched: Vec<String>,
     /// What the `[include]`d files may still take.
     budget: crate::read::Budget,
 }
@@ -551,6 +580,10 @@ impl St<'_> {
 
     fn warn(&mut self, file: usize, line: usize, message: impl Into<String>) {
         self.warnings.push((file, line, message.into()));
+    }
+
+    fn fail(&mut self, file: usize, line: usize, message: impl Into<String>) {
+        self.failures.push((file, line, message.into()));
     }
 
     fn error_at(&mut self, e: &Entry, message: impl Into<String>) {
@@ -657,15 +690,23 @@ pub(super) fn parse_with(
     text: &str,
     host: &Host,
 ) -> Result<SupervisordConf, ConfigErrors> {
-    parse_with_budget(path, text, host, crate::read::Budget::new())
+    parse_with_budget(
+        path,
+        text,
+        host,
+        crate::read::Budget::new(),
+        &Overrides::default(),
+    )
 }
 
-/// [`parse_with`] within `budget` for the `[include]`d files.
+/// [`parse_with`] within `budget` for the `[include]`d files, with
+/// `supervisord`'s command-line options.
 fn parse_with_budget(
     path: &Path,
     text: &str,
     host: &Host,
     budget: crate::read::Budget,
+    overrides: &Overrides,
 ) -> Result<SupervisordConf, ConfigErrors> {
     let abs = values::normalize_path(&path.to_string_lossy(), &host.cwd, &BTreeMap::new());
     let main_dir = abs
@@ -675,12 +716,14 @@ fn parse_with_budget(
         host,
         errors: Vec::new(),
         warnings: Vec::new(),
+        failures: Vec::new(),
         env_names: host
             .env
             .iter()
             .map(|(k, v)| (format!("ENV_{k}"), Val::Str(v.clone())))
             .collect(),
         heres: vec![here(&main_dir)],
+        unmatched: Vec::new(),
         budget,
     };
     let mut ini = Ini::new();
@@ -695,14 +738,17 @@ fn parse_with_budget(
         st.error(0, 1, ".ini file does not include supervisord section");
         return Err(finish(&ini, st).0);
     };
-    let supervisord = sections::supervisord(&ini, &mut st, section);
+    let mut supervisord = sections::supervisord(&ini, &mut st, section);
+    overrides.apply(&mut supervisord);
     let (unix_http_server, inet_http_server, auto_url) = sections::servers(&ini, &mut st);
     let supervisorctl = sections::supervisorctl(&ini, &mut st);
     check_sections(&ini, &mut st);
     let access = access::read(&ini, &mut st);
     let made = programs::read_all(&ini, &mut st, &supervisord, auto_url.as_deref());
+    let rpcinterface = ini.section("rpcinterface:supervisor").is_some();
+    let unmatched_includes = std::mem::take(&mut st.unmatched);
 
-    let (errors, warnings) = finish(&ini, st);
+    let (errors, warnings, failures) = finish(&ini, st);
     if !errors.errors.is_empty() {
         return Err(errors);
     }
@@ -718,6 +764,9 @@ fn parse_with_budget(
         supervisord,
         supervisorctl,
         warnings,
+        failures,
+        unmatched_includes,
+        rpcinterface,
         access,
     })
 }
@@ -771,6 +820,7 @@ fn read_includes(ini: &mut Ini, st: &mut St<'_>, main_dir: &Path, files: &mut Ve
                 &entry,
                 format!("No file matches via include \"{full_str}\""),
             );
+            st.unmatched.push(full_str);
             continue;
         }
         matches.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
@@ -978,9 +1028,10 @@ fn rpcinterface(ini: &Ini, st: &mut St<'_>, section: &Section) {
     );
 }
 
-/// Errors and warnings as diagnostics, each list in file order, without repeats
-/// (a section with `numprocs` reports a problem once, not once per process).
-fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>) {
+/// Errors, warnings and failures as diagnostics, each list in file order,
+/// without repeats (a section with `numprocs` reports a problem once, not
+/// once per process).
+fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>, Vec<Diagnostic>) {
     let render = |mut list: Vec<(usize, usize, String)>| -> Vec<Diagnostic> {
         list.sort_by_key(|(file, line, _)| (*file, *line));
         let mut seen = std::collections::HashSet::new();
@@ -999,5 +1050,6 @@ fn finish(ini: &Ini, st: St<'_>) -> (ConfigErrors, Vec<Diagnostic>) {
             errors: render(st.errors),
         },
         render(st.warnings),
+        render(st.failures),
     )
 }

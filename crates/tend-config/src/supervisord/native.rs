@@ -298,6 +298,9 @@ fn backoff(o: &mut String, table: &str, b: &Backoff, default: &Backoff) {
     if let Some(n) = b.give_up_after {
         line(o, &format!("give_up_after = {n}"));
     }
+    if b.floor != default.floor {
+        line(o, &format!("floor = {}", duration(b.floor)));
+    }
 }
 
 fn stop(o: &mut String, table: &str, s: &StopSpec, default: &StopSpec) {

@@ -11,7 +11,7 @@ use tend_core::spec::{LogSpec, LogTarget};
 use tend_core::{Backoff, BackoffMode, Name, ProcessSpec, RestartPolicy, Signal, StopSpec};
 
 use super::expand::Val;
-use super::ini::{Entry, Ini, Section};
+use super::ini::{Entry, Ini, Section, py_repr, py_strip};
 use super::values::{self, LogfileName};
 use super::{
     ChannelConf, DEFAULT_RESULT_HANDLER, EVENT_TYPES, EventListenerConf, GroupConf, GroupKind,
@@ -94,12 +94,15 @@ impl Names {
     /// is taken.
     fn add(&mut self, st: &mut St<'_>, made: &mut Made, p: &Proc) -> bool {
         if let Some(first) = self.0.get(&p.spec.name) {
-            st.error(
+            // supervisord runs both (as `a:x` and `b:x`); tend's names are
+            // unique, so the second is left out and the rest runs.
+            st.fail(
                 p.file,
                 p.line,
                 format!(
-                    "process name {:?} is already used by [{first}] (tend needs unique process names, even in different groups)",
-                    p.spec.name.as_str()
+                    "process name {:?} of [{}] is already used by [{first}]: tend needs unique process names, even in different groups, so this one does not run (supervisord runs both)",
+                    p.spec.name.as_str(),
+                    p.details.section
                 ),
             );
             return false;
@@ -356,23 +359,41 @@ fn assemble_groups(
         }
     }
     made.groups.extend(pools);
+    // Two groups of one name: supervisord adds the first (by priority) and
+    // silently skips the other; tend does the same, and says so.
+    let mut order: Vec<usize> = (0..made.groups.len()).collect();
+    order.sort_by_key(|&i| made.groups[i].priority);
     let mut group_seen: HashMap<Name, GroupKind> = HashMap::new();
-    for g in &made.groups {
+    let mut dropped = Vec::new();
+    for i in order {
+        let g = &made.groups[i];
         if group_seen.insert(g.name.clone(), g.kind).is_some() {
-            let section = ini.sections.iter().find(|s| {
+            let section = ini.sections.iter().rev().find(|s| {
                 s.name
                     .split_once(':')
                     .is_some_and(|(_, n)| n.trim() == g.name.as_str())
             });
             let (file, line) = section.map_or((0, 1), |s| (s.file, s.line));
-            st.error(
+            st.fail(
                 file,
                 line,
                 format!(
-                    "group name {:?} is used twice (a [group:x], [program:x] outside any group, or [eventlistener:x] of that name)",
-                    g.name.as_str()
+                    "group name {:?} is used twice (a [group:x], [program:x] outside any group, or [eventlistener:x] of that name): the group of [{}] does not run, as supervisord keeps only the first",
+                    g.name.as_str(),
+                    section.map_or("?", |s| s.name.as_str())
                 ),
             );
+            dropped.push(i);
+        }
+    }
+    dropped.sort_unstable();
+    for i in dropped.into_iter().rev() {
+        let g = made.groups.remove(i);
+        made.processes.retain(|p| !g.members.contains(&p.name));
+        made.eventlisteners
+            .retain(|l| !g.members.contains(&l.spec.name));
+        for m in &g.members {
+            made.details.remove(m);
         }
     }
 }
@@ -539,7 +560,7 @@ struct Options<'i> {
     exitcodes: Vec<i32>,
     redirect_stderr: bool,
     numprocs: i64,
-    numprocs_start: i64,
+    numprocs_start: i128,
     capture: [u64; 2],
     events: [bool; 2],
     serverurl: Option<String>,
@@ -565,7 +586,7 @@ fn read_program(
     let Some(opts) = Options::read(ini, st, section, group, listener) else {
         return Vec::new();
     };
-    let Some(end) = opts.numprocs_start.checked_add(opts.numprocs) else {
+    let Some(end) = opts.numprocs_start.checked_add(i128::from(opts.numprocs)) else {
         let e = ini
             .get(section, "numprocs_start")
             .or_else(|| ini.get(section, "numprocs"));
@@ -640,7 +661,7 @@ impl<'i> Options<'i> {
             .typed(ini, section, "numprocs", &top, values::integer)
             .unwrap_or(1);
         let numprocs_start = st
-            .typed(ini, section, "numprocs_start", &top, values::integer)
+            .typed(ini, section, "numprocs_start", &top, values::integer_wide)
             .unwrap_or(0);
         let (capture, events) = read_capture(ini, st, section, &top);
         let serverurl = st
@@ -867,13 +888,13 @@ fn one_process(
     group: &GroupRef,
     opts: &Options<'_>,
     top: &mut Top,
-    process_num: i64,
+    process_num: i128,
     ctx: &Ctx<'_>,
 ) -> Option<Proc> {
     let host = st.host;
     let at = (section.file, section.line);
     top.insert("process_num".to_string(), Val::Int(process_num));
-    top.insert("numprocs".to_string(), Val::Int(opts.numprocs));
+    top.insert("numprocs".to_string(), Val::Int(i128::from(opts.numprocs)));
     let mut program_env: BTreeMap<String, String> = BTreeMap::new();
     if let Some(e) = ini.get(section, "environment")
         && let Some(text) = st.expand(&e.value, e, top, "environment")
@@ -913,11 +934,27 @@ fn one_process(
             ),
         );
     }
-    let argv = command.as_ref().and_then(|g| {
-        ProcessSpec::split_command(&g.value)
-            .map_err(|e| st.error_at(g.entry, format!("command in [{}]: {e}", section.name)))
-            .ok()
-    });
+    // A command that does not split fails its program when it starts, as
+    // in supervisord (`can't parse command ...`); the rest of the file runs.
+    let mut spawn_error = None;
+    let argv = command
+        .as_ref()
+        .map(|g| match ProcessSpec::split_command(&g.value) {
+            Ok(argv) => argv,
+            Err(_) => {
+                let why = command_error(&g.value);
+                st.fail(
+                    g.entry.file,
+                    g.entry.line,
+                    format!(
+                        "command in [{}]: {why}: this program cannot start (as under supervisord); the others run",
+                        section.name
+                    ),
+                );
+                spawn_error = Some(why);
+                vec![g.value.clone()]
+            }
+        });
     let name = match opts.name_entry {
         Some(e) => st.expand(&opts.process_name, e, top, "process_name"),
         // The default `%(program_name)s` cannot fail.
@@ -950,6 +987,7 @@ fn one_process(
         return None;
     };
     let mut spec = ProcessSpec::new(name.clone(), argv);
+    spec.spawn_error = spawn_error;
     spec.group = group_name.clone();
     spec.cwd = directory;
     spec.env.insert("SUPERVISOR_ENABLED".into(), "1".into());
@@ -984,6 +1022,31 @@ fn one_process(
         file: at.0,
         line: at.1,
     })
+}
+
+/// supervisord's `BadCommand` message for a command `shlex.split` refuses or
+/// that is empty (`Subprocess.get_execv_args`).
+fn command_error(command: &str) -> String {
+    if py_strip(command).is_empty() {
+        return "command is empty".to_string();
+    }
+    // shlex: an open quote at the end, else a backslash with nothing after it.
+    let (mut quote, mut escaped) = (None::<char>, false);
+    for c in command.chars() {
+        match (quote, escaped, c) {
+            (_, true, _) => escaped = false,
+            (None, false, '\\') | (Some('"'), false, '\\') => escaped = true,
+            (None, false, '\'' | '"') => quote = Some(c),
+            (Some(q), false, c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    let why = if quote.is_some() {
+        "No closing quotation"
+    } else {
+        "No escaped character"
+    };
+    format!("can't parse command {}: {why}", py_repr(command))
 }
 
 /// The `stdout_*` and `stderr_*` options of one process, with Supervisor's
@@ -1143,7 +1206,10 @@ impl Options<'_> {
 /// after 1 s, 2 s, 3 s, ... and `startretries` retries (so `startretries + 1`
 /// spawns) end in `fatal`; a process that got past `startsecs` and exits is
 /// restarted at once. No run counts as quick by its length alone
-/// (`min_uptime` 0), which keeps the `startsecs = 0` trap of Supervisor.
+/// (`min_uptime` 0), which keeps the `startsecs = 0` trap of Supervisor,
+/// but at supervisord's own pace: its main loop wakes once a second, so a
+/// program that exits at once is respawned about once a second, and so it
+/// is here (`floor` 1 s), never in a hot loop.
 pub(super) fn supervisor_backoff(startretries: u32) -> Backoff {
     Backoff {
         mode: BackoffMode::Linear {
@@ -1151,9 +1217,14 @@ pub(super) fn supervisor_backoff(startretries: u32) -> Backoff {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(startretries.saturating_add(1)),
+        floor: SUPERVISORD_FLOOR,
         ..Backoff::default()
     }
 }
+
+/// The least time between two automatic spawns of a supervisord.conf
+/// program: supervisord's pace (its poll timeout is one second).
+pub(super) const SUPERVISORD_FLOOR: Duration = Duration::from_secs(1);
 
 /// Where the two streams go. tend has one rotation rule per process:
 /// the stdout file's, or the stderr file's when stdout is not a file.

@@ -35,14 +35,6 @@ pub(super) fn supervisord(ini: &Ini, st: &mut St<'_>, section: &Section) -> Supe
     let user = st.typed(ini, section, "user", &top, |s| {
         values::name_to_uid(s).map(|_| s.to_string())
     });
-    if user.is_some()
-        && let Some(e) = ini.get(section, "user")
-    {
-        st.warn_at(
-            e,
-            "user in [supervisord] is not supported: tend does not switch its own user (start it as that user, or set user= on each program)",
-        );
-    }
     let umask = st
         .typed(ini, section, "umask", &top, values::octal)
         .unwrap_or(0o022);

@@ -88,6 +88,13 @@ fn errors(rest: &str) -> Vec<String> {
     }
 }
 
+fn failures(conf: &SupervisordConf) -> Vec<String> {
+    conf.failures
+        .iter()
+        .map(|d| format!("{}: {}", d.line, d.message))
+        .collect()
+}
+
 fn warnings(conf: &SupervisordConf) -> Vec<String> {
     conf.warnings
         .iter()
@@ -836,6 +843,8 @@ fn lab_spec(lab: &Path, n: &str, command: &[&str]) -> ProcessSpec {
         },
         min_uptime: Duration::ZERO,
         give_up_after: Some(4),
+        // supervisord's pace for a program that exits at once.
+        floor: Duration::from_secs(1),
         ..Backoff::default()
     };
     spec.stop.timeout = Duration::from_secs(10);
@@ -1105,20 +1114,59 @@ fn names_are_checked() {
         errors("[program:a b]\ncommand=x\n"),
         ["6: Invalid name: 'a b' because of character: ' '"]
     );
-    let errs = errors("[program:x@y]\ncommand=x\n");
-    assert!(
-        has(&errs, "invalid process name in [program:x@y]"),
-        "{errs:?}"
+    // Every name supervisord accepts.
+    let (_d, conf) = ok(
+        "[program:web@8000]\ncommand=x\n[program:app+worker]\ncommand=x\n[program:test_öäü]\ncommand=x\n",
     );
+    let names: Vec<&str> = conf.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["web@8000", "app+worker", "test_öäü"]);
     let errs = errors("[program:a]\ncommand=x\nprocess_name=%(program_name)s/1\n");
     assert!(has(&errs, "because of character: '/'"), "{errs:?}");
-    let errs = errors("[program:a]\ncommand=x\n[program:b]\ncommand=y\nprocess_name=a\n");
+    // The same name twice (two groups, or a process_name): supervisord runs
+    // both; tend runs the first, and says why the second does not run.
+    let (_d, conf) = ok("[program:a]\ncommand=x\n[program:b]\ncommand=y\nprocess_name=a\n");
     assert_eq!(
-        errs,
+        failures(&conf),
         [
-            "8: process name \"a\" is already used by [program:a] (tend needs unique process names, even in different groups)"
+            "8: process name \"a\" of [program:b] is already used by [program:a]: tend needs unique process names, even in different groups, so this one does not run (supervisord runs both)"
         ]
     );
+    assert_eq!(conf.processes.len(), 1);
+    let (_d, conf) = ok(
+        "[group:g1]\nprograms=w\n[group:g2]\nprograms=w\n[program:w]\ncommand=x\n[program:other]\ncommand=y\n",
+    );
+    assert_eq!(failures(&conf).len(), 1, "{:?}", failures(&conf));
+    let names: Vec<&str> = conf.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["w", "other"]);
+}
+
+#[test]
+fn a_command_that_does_not_parse_fails_its_program_only() {
+    let (_d, conf) = ok(
+        "[program:bad]\ncommand=sh -c \"echo a ; echo b\"\n[program:empty]\ncommand=\n[program:good]\ncommand=true\n",
+    );
+    assert_eq!(
+        failures(&conf),
+        [
+            "7: command in [program:bad]: can't parse command 'sh -c \"echo a': No closing quotation: this program cannot start (as under supervisord); the others run",
+            "9: command in [program:empty]: command is empty: this program cannot start (as under supervisord); the others run",
+        ]
+    );
+    let bad = process(&conf, "bad");
+    assert_eq!(
+        bad.spawn_error.as_deref(),
+        Some("can't parse command 'sh -c \"echo a': No closing quotation")
+    );
+    assert_eq!(process(&conf, "good").spawn_error, None);
+    assert_eq!(
+        command_error_of("a \\"),
+        "can't parse command 'a \\\\': No escaped character"
+    );
+}
+
+fn command_error_of(command: &str) -> String {
+    let (_d, conf) = ok(&format!("[program:x]\ncommand={command}\n"));
+    process(&conf, "x").spawn_error.clone().unwrap_or_default()
 }
 
 #[test]
@@ -1148,7 +1196,6 @@ command=%(nope)s
             "8: startsecs in [program:a]: invalid literal for int() with base 10: 'soon'",
             "9: stopsignal in [program:a]: value 'TREM' is not a valid signal name",
             "10: exitcodes in [program:a]: not a valid list of exit codes: '0,300'",
-            "11: command in [program:a]: command \"sh -c 'unclosed\" has unbalanced quotes or a trailing backslash",
             "12: stdout_logfile_maxbytes in [program:a]: invalid literal for int() with base 10: '1tb'",
             "13: umask in [program:a]: 9 can not be converted to an octal type",
             "15: program section program:b does not specify a command",
@@ -1413,8 +1460,17 @@ fn group_errors_and_warnings() {
         has(&errs, "is ambiguous (exists as program and fcgi-program)"),
         "{errs:?}"
     );
-    let errs = errors("[group:a]\nprograms=b\n[program:b]\ncommand=x\n[program:a]\ncommand=y\n");
-    assert!(has(&errs, "group name \"a\" is used twice"), "{errs:?}");
+    // Two groups of one name: supervisord keeps the first and runs the file.
+    let (_d, conf) = ok("[group:a]\nprograms=b\n[program:b]\ncommand=x\n[program:a]\ncommand=y\n");
+    assert_eq!(
+        failures(&conf),
+        [
+            "10: group name \"a\" is used twice (a [group:x], [program:x] outside any group, or [eventlistener:x] of that name): the group of [program:a] does not run, as supervisord keeps only the first"
+        ]
+    );
+    let names: Vec<&str> = conf.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["b"]);
+    assert_eq!(conf.groups.len(), 1);
     let (_d, conf) =
         ok("[group:g]\npriority=1\n[group:h]\nprograms=p\n[program:p]\ncommand=x\npriority=3\n");
     assert_eq!(
@@ -1904,6 +1960,22 @@ proptest! {
     fn environment_parsing_never_panics(s in "[A-Z=,\"'\\\\# \n%a-z]{0,40}") {
         let _ = values::key_value_pairs(&s);
     }
+}
+
+#[test]
+fn numprocs_start_near_the_64_bit_maximum_makes_its_processes() {
+    // Python's integers have no bound: supervisord runs x_9223372036854775807
+    // and x_9223372036854775808, and so does tend.
+    let (_d, conf) = ok(
+        "[program:x]\ncommand=true\nprocess_name=%(program_name)s_%(process_num)d\nnumprocs=2\nnumprocs_start=9223372036854775807\n",
+    );
+    let names: Vec<&str> = conf.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["x_9223372036854775807", "x_9223372036854775808"]);
+    let errs = errors(&format!(
+        "[program:x]\ncommand=true\nprocess_name=%(program_name)s_%(process_num)d\nnumprocs=2\nnumprocs_start={}\n",
+        "9".repeat(40)
+    ));
+    assert!(has(&errs, "is too large"), "{errs:?}");
 }
 
 #[test]

@@ -3,23 +3,19 @@
 //! with supervisord's behaviour made explicit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tend_core::{Name, ProcessSpec};
 
-use super::{MainLog, SupervisordConf};
+use super::{LogLevel, MainLog, SupervisordConf};
 use crate::{
     Config, DaemonConfig, Declared, Format, GroupConfig, InetListen, LogFormat, OnHup,
-    ProcessConfig,
+    ProcessConfig, StartNotes,
 };
 
 /// What the daemon runs for a supervisord.conf.
 pub fn into_config(conf: SupervisordConf) -> Config {
-    let dir = conf
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let start_notes = start_notes(&conf);
     let mut processes: Vec<Arc<ProcessSpec>> = conf.processes.into_iter().map(Arc::new).collect();
     processes.extend(conf.eventlisteners.iter().map(|l| Arc::new(l.spec.clone())));
     let mut by_name: HashMap<&Name, &Arc<ProcessSpec>> = HashMap::new();
@@ -50,13 +46,13 @@ pub fn into_config(conf: SupervisordConf) -> Config {
     let (socket, socket_mode, socket_owner, unix_auth) = match &conf.unix_http_server {
         Some(u) => (u.file.clone(), u.chmod, u.chown.clone(), u.auth.clone()),
         // tend's CLI needs a socket even where supervisorctl would use TCP.
-        None => (dir.join(crate::DEFAULT_SOCKET), 0o700, None, None),
+        None => (crate::default_socket(&conf.path), 0o700, None, None),
     };
     let daemon = DaemonConfig {
         socket,
         socket_mode,
         log_dir: s.childlogdir.clone(),
-        log_format: LogFormat::Text,
+        log_format: LogFormat::Supervisord,
         log_file: match &s.logfile {
             MainLog::File(p) => Some(p.clone()),
             MainLog::Syslog => None,
@@ -74,8 +70,14 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         identifier: s.identifier.clone(),
         minfds: Some(s.minfds),
         echo_log: !s.silent,
+        // The programs' output goes where the file sends it, and only there.
+        echo_output: false,
+        daemonize: !s.nodaemon,
+        directory: s.directory.clone(),
+        user: s.user.clone(),
+        start_notes,
         pidfile: Some(s.pidfile.clone()),
-        log_level: Some(s.loglevel.directive()),
+        log_level: Some(s.loglevel),
         log_max_size: s.logfile_maxbytes,
         log_backups: s.logfile_backups,
         umask: Some(s.umask),
@@ -95,6 +97,50 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         eventlisteners: conf.eventlisteners,
         format: Format::Supervisord,
         tasks: Vec::new(),
+        overrides: Default::default(),
         access: conf.access,
     }
+}
+
+/// What supervisord logs about `conf` as it starts (`make_logger`'s parse
+/// warnings and infos, `make_http_servers`' lines: TCP first, then the socket).
+fn start_notes(conf: &SupervisordConf) -> StartNotes {
+    let mut parse: Vec<(LogLevel, String)> = conf
+        .unmatched_includes
+        .iter()
+        .map(|p| {
+            (
+                LogLevel::Warn,
+                format!("No file matches via include \"{p}\""),
+            )
+        })
+        .collect();
+    parse.extend(conf.files.iter().skip(1).map(|f| {
+        (
+            LogLevel::Info,
+            format!("Included extra file \"{}\" during parsing", f.display()),
+        )
+    }));
+    let mut servers = Vec::new();
+    let mut server = |section: &str, auth: bool| {
+        if conf.rpcinterface {
+            servers.push((
+                LogLevel::Info,
+                "RPC interface 'supervisor' initialized".to_string(),
+            ));
+        }
+        if !auth {
+            servers.push((
+                LogLevel::Critical,
+                format!("Server '{section}' running without any HTTP authentication checking"),
+            ));
+        }
+    };
+    if let Some(i) = &conf.inet_http_server {
+        server("inet_http_server", i.auth.is_some());
+    }
+    if let Some(u) = &conf.unix_http_server {
+        server("unix_http_server", u.auth.is_some());
+    }
+    StartNotes { parse, servers }
 }

@@ -21,7 +21,25 @@ pub(super) fn integer_in<T: TryFrom<i64>>(s: &str, what: &str) -> Result<T, Stri
     T::try_from(n).map_err(|_| format!("{n} is out of range for {what}"))
 }
 
+/// Python's `int(s)` for a number that may pass the 64-bit range (Python's
+/// integers have none): `numprocs_start` near the largest `i64` still makes
+/// its processes, as in supervisord.
+pub(super) fn integer_wide(s: &str) -> Result<i128, String> {
+    parse_wide(s, 10).ok_or_else(|| {
+        let digits = py_strip(s).trim_start_matches(['-', '+']);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+            format!("{} is too large (tend takes up to 39 digits)", py_strip(s))
+        } else {
+            format!("invalid literal for int() with base 10: {}", py_repr(s))
+        }
+    })
+}
+
 fn parse_int(s: &str, radix: u32) -> Option<i64> {
+    parse_wide(s, radix).and_then(|n| i64::try_from(n).ok())
+}
+
+fn parse_wide(s: &str, radix: u32) -> Option<i128> {
     let t = py_strip(s);
     let (neg, digits) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -48,7 +66,7 @@ fn parse_int(s: &str, radix: u32) -> Option<i64> {
     if !clean.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
-    let n = i64::from_str_radix(&clean, radix).ok()?;
+    let n = i128::from_str_radix(&clean, radix).ok()?;
     Some(if neg { -n } else { n })
 }
 

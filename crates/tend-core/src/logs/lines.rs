@@ -102,7 +102,17 @@ impl LineSplitter {
         self.partial = Vec::new();
     }
 
-    #[cfg(test)]
+    /// Appends the incomplete last line held so far (without adding a
+    /// `\n`) and forgets it: the caller shows it before its end has come,
+    /// and the bytes that follow are the rest of that line.
+    pub fn take_partial(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.partial);
+        self.partial.clear();
+        if self.partial.capacity() > KEEP_CAPACITY {
+            self.partial = Vec::new();
+        }
+    }
+
     /// Bytes held back.
     pub fn pending(&self) -> usize {
         self.partial.len()

@@ -7,8 +7,9 @@
 //! ```text
 //! raw pipe bytes (one read(2), up to 64 KiB)
 //!   -> AnsiStripper       (only with `strip_ansi`; state kept across reads)
-//!   -> LineSplitter       (a partial last line waits for the next read)
-//!   -> a chunk of complete lines
+//!   -> LineSplitter       (a partial last line waits for the next read, or
+//!                          is taken out after 100 ms to be shown in part)
+//!   -> a chunk of complete lines (or the part of one, without its `\n`)
 //!        -> prefix_lines  (only with `timestamps`) -> LogFile (one write(2), rotation)
 //!        -> the same chunk without timestamps      -> Tail and subscribers
 //! ```

@@ -35,14 +35,16 @@ impl fmt::Display for Stream {
     }
 }
 
-/// Complete lines read from one stream at one time.
+/// Lines read from one stream at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// When they were read.
     pub time: Timestamp,
     /// Which stream.
     pub stream: Stream,
-    /// Complete lines, each ending in `\n`.
+    /// Lines, each ending in `\n`, but for a last one shown before its end
+    /// came (a prompt, a progress bar): the next chunk of the stream holds
+    /// the rest of it, and [`Tail::push`] joins them.
     pub data: Arc<[u8]>,
 }
 
@@ -100,9 +102,42 @@ impl Tail {
     /// lines that fit are kept, copied into a buffer of their own so the big
     /// one is freed; if not even its last line fits, the last `capacity` bytes
     /// of that line are kept.
+    ///
+    /// When the stream's last kept chunk ends in a line without its `\n`,
+    /// `chunk` continues that line: the two are joined in place (with the
+    /// older time), so a line shown in parts is still one line.
     pub fn push(&mut self, chunk: Chunk) {
         let len = chunk.data.len();
         if len == 0 || self.capacity == 0 {
+            return;
+        }
+        let open = self
+            .entries
+            .iter()
+            .rposition(|e| e.chunk.stream == chunk.stream)
+            .filter(|&i| self.entries[i].data().last() != Some(&b'\n'));
+        if let Some(i) = open {
+            let old = &self.entries[i];
+            let mut joined = Vec::with_capacity(old.data().len() + len);
+            joined.extend_from_slice(old.data());
+            joined.extend_from_slice(&chunk.data);
+            let time = old.chunk.time;
+            if joined.len() > self.capacity {
+                if let Some(e) = self.entries.remove(i) {
+                    self.bytes -= e.data().len();
+                }
+                self.push(Chunk {
+                    time,
+                    stream: chunk.stream,
+                    data: Arc::from(joined),
+                });
+                return;
+            }
+            let e = &mut self.entries[i];
+            self.bytes += len;
+            e.chunk.data = Arc::from(joined);
+            e.start = 0;
+            self.evict();
             return;
         }
         if len > self.capacity {
@@ -119,6 +154,11 @@ impl Tail {
         }
         self.bytes += len;
         self.entries.push_back(Entry { chunk, start: 0 });
+        self.evict();
+    }
+
+    /// Drops the oldest lines until at most `capacity` bytes are kept.
+    fn evict(&mut self) {
         while self.bytes > self.capacity {
             let excess = self.bytes - self.capacity;
             let Some(front) = self.entries.front_mut() else {
@@ -240,6 +280,27 @@ mod tests {
         t.push(chunk(0, Stdout, "a\n"));
         assert!(t.is_empty());
         assert_eq!(t.entries.capacity(), 0);
+    }
+
+    #[test]
+    fn a_line_shown_in_part_is_joined_with_its_rest() {
+        let mut t = Tail::new(100);
+        t.push(chunk(0, Stdout, "a\nPass"));
+        t.push(chunk(1, Stderr, "err\n"));
+        assert_eq!(all(&t), ["a", "Pass", "err"]);
+        t.push(chunk(2, Stdout, "word: "));
+        assert_eq!(all(&t), ["a", "Password: ", "err"]);
+        t.push(chunk(3, Stdout, "x\nb\n"));
+        assert_eq!(all(&t), ["a", "Password: x", "b", "err"]);
+        assert_eq!(t.bytes(), "a\nPassword: x\nb\nerr\n".len());
+        // The joined line keeps its first part's time.
+        let got = t.last_lines(usize::MAX, Some(Stdout), None);
+        assert_eq!(got[1].0, at(0));
+        // Joined past the capacity, only the last lines that fit are kept.
+        let mut t = Tail::new(8);
+        t.push(chunk(0, Stdout, "12345"));
+        t.push(chunk(1, Stdout, "678\nab\n"));
+        assert_eq!(all(&t), ["ab"]);
     }
 
     #[test]

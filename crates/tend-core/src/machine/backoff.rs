@@ -42,6 +42,7 @@ impl Process {
                 RestartPolicy::Never => false,
             };
         if !wants_restart {
+            self.end_loop(fx);
             self.state = State::Exited;
             return;
         }
@@ -58,6 +59,7 @@ impl Process {
                 Some(e) => format!(" (last: {e})"),
                 None => String::new(),
             };
+            self.end_loop(fx);
             self.give_up(
                 format!(
                     "gave up after {} quick deaths in a row{last}",
@@ -67,12 +69,23 @@ impl Process {
             );
             return;
         }
-        match self.next_delay(ran, quick) {
-            None => self.state = State::Exited,
+        let mode_delay = self.next_delay(ran, quick);
+        let delay = mode_delay.map(|d| self.floored(d, ran, fx));
+        // Only the floor holds back the restart of a run that got up: users
+        // see it as exited until then, as in Supervisor.
+        let exited = !failed_start && mode_delay.is_some_and(|d| d.is_zero());
+        match delay {
+            None => {
+                self.end_loop(fx);
+                self.state = State::Exited;
+            }
             Some(d) if d.is_zero() => self.spawn(true, fx),
             Some(d) => {
                 let at = now + d;
-                self.state = State::Backoff { retry_at: at };
+                self.state = State::Backoff {
+                    retry_at: at,
+                    exited,
+                };
                 self.arm(TimerKind::Restart, at, fx);
                 fx.push(Effect::Publish(Event::RestartScheduled {
                     name: self.spec.name.clone(),
@@ -80,6 +93,40 @@ impl Process {
                 }));
             }
         }
+    }
+
+    /// `delay`, held back so that the next spawn is at least `backoff.floor`
+    /// after the last one (`ran` ago): a process that exits at once is not
+    /// respawned in a hot loop, whatever the mode says. Restarts the floor
+    /// holds back in a row are a *respawn loop*, told once
+    /// ([`Event::RespawnLoop`]) when it begins and once when it ends.
+    fn floored(&mut self, delay: Duration, ran: Duration, fx: &mut Vec<Effect>) -> Duration {
+        let wait = self.spec.backoff.floor.saturating_sub(ran);
+        if wait <= delay {
+            self.end_loop(fx);
+            return delay;
+        }
+        self.short_runs += 1;
+        if self.short_runs >= LOOP_AFTER && !self.loop_told {
+            self.loop_told = true;
+            fx.push(Effect::Publish(Event::RespawnLoop {
+                name: self.spec.name.clone(),
+                floor_ms: u64::try_from(self.spec.backoff.floor.as_millis()).unwrap_or(u64::MAX),
+            }));
+        }
+        wait
+    }
+
+    /// The respawn loop, if any, is over.
+    pub(super) fn end_loop(&mut self, fx: &mut Vec<Effect>) {
+        if self.loop_told {
+            fx.push(Effect::Publish(Event::RespawnLoopEnded {
+                name: self.spec.name.clone(),
+                spawns: self.short_runs,
+            }));
+        }
+        self.loop_told = false;
+        self.short_runs = 0;
     }
 
     /// The delay before the next automatic restart, advancing the cursor;
@@ -138,6 +185,9 @@ pub(super) fn initial_cursor(mode: &BackoffMode) -> Cursor {
         BackoffMode::Linear { .. } => Cursor::Attempts(0),
     }
 }
+
+/// Restarts held back by the floor in a row before they are a respawn loop.
+const LOOP_AFTER: u64 = 3;
 
 /// An empty schedule, or exactly `[0]`, means "never restart".
 fn schedule_disabled(steps: &[Duration]) -> bool {

@@ -58,6 +58,10 @@ pub struct Process {
     state: State,
     cursor: Cursor,
     quick_deaths: u32,
+    /// Restarts in a row held back by `backoff.floor` (see `backoff.rs`).
+    short_runs: u64,
+    /// Whether [`Event::RespawnLoop`] was told for the current loop.
+    loop_told: bool,
     restarts: u64,
     last_exit: Option<ExitInfo>,
     last_start: Option<Mono>,
@@ -88,6 +92,8 @@ impl Process {
             state: State::Stopped,
             cursor,
             quick_deaths: 0,
+            short_runs: 0,
+            loop_told: false,
             restarts: 0,
             last_exit: None,
             last_start: None,
@@ -285,6 +291,7 @@ impl Process {
     // --- commands -------------------------------------------------------
 
     fn on_start(&mut self, fx: &mut Vec<Effect>) {
+        self.end_loop(fx);
         match self.state {
             State::Stopped
             | State::Exited
@@ -309,6 +316,9 @@ impl Process {
     }
 
     fn on_stop(&mut self, now: Mono, after: AfterStop, fx: &mut Vec<Effect>) {
+        if matches!(after, AfterStop::Stay | AfterStop::Remove) {
+            self.end_loop(fx);
+        }
         match self.state {
             State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
                 fx.push(Effect::Kill {
@@ -710,7 +720,7 @@ impl Process {
     /// When the pending automatic restart is due, if one is.
     pub fn retry_at(&self) -> Option<Mono> {
         match self.state {
-            State::Backoff { retry_at } => Some(retry_at),
+            State::Backoff { retry_at, .. } => Some(retry_at),
             _ => None,
         }
     }

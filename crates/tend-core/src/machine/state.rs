@@ -98,6 +98,11 @@ pub enum State {
     Backoff {
         /// When.
         retry_at: Mono,
+        /// The wait follows a run that got up and exited, and only
+        /// `backoff.floor` holds its restart back (not a failed start): users
+        /// see `exited` until the restart, as Supervisor shows a process
+        /// between its exit and its automatic restart.
+        exited: bool,
     },
     /// Stop signal sent; waiting for the leader to exit and the group to empty.
     Stopping {
@@ -114,7 +119,9 @@ pub enum State {
         /// What happens after.
         then: AfterStop,
     },
-    /// Exited by itself; the restart policy says no restart.
+    /// Exited by itself; the restart policy says no restart. (A process
+    /// whose restart only waits out `backoff.floor` is in `Backoff` and is
+    /// also shown as exited.)
     Exited,
     /// Gave up.
     Fatal {
@@ -133,6 +140,7 @@ impl State {
             State::Waiting { .. } => StateName::Waiting,
             State::Spawning { .. } | State::Starting { .. } => StateName::Starting,
             State::Running { .. } => StateName::Running,
+            State::Backoff { exited: true, .. } => StateName::Exited,
             State::Backoff { .. } => StateName::Backoff,
             State::Stopping { .. } => StateName::Stopping,
             State::Exited => StateName::Exited,

@@ -1,18 +1,26 @@
 //! Validated process names.
 //!
-//! A name is what users type, what appears in status, and (later) part of a log
-//! file name, so it is checked once where it enters and carried as a [`Name`]
-//! afterwards: nothing ever turns an unchecked string into a path.
+//! A name is what users type, what appears in status, and part of log file
+//! names, URLs and environment variables, so it is checked once where it
+//! enters and carried as a [`Name`] afterwards. The rule is Supervisor's
+//! (`process_or_group_name`: no space, `:` or `/`), so every name a
+//! supervisord.conf can hold is a name here too (`web@8000`, `app+worker`,
+//! `test_öäü`): without `/` a name is never more than one path component,
+//! and without `:` the `group:name` of a namespec splits unambiguously.
+//! What no terminal or file name can carry (control characters, more than
+//! 255 bytes) is refused. Whoever puts a name into a URL or a shell escapes
+//! it there.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The longest accepted name, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+/// The longest accepted name, in bytes: the longest file name.
+pub const MAX_NAME_LEN: usize = 255;
 
-/// A process (or group) name: 1 to 128 ASCII letters, digits, `_`, `-` or `.`,
-/// not `.` or `..`, and not starting with `-` (it would read as a CLI flag).
+/// A process (or group) name: 1 to 255 bytes of UTF-8 without a space, `:`,
+/// `/` or a control character (Supervisor's rule, which refuses space, `:`
+/// and `/`; the control characters are tend's addition).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Name(String);
@@ -28,14 +36,17 @@ pub enum NameError {
     #[error("name {0:?} is longer than {MAX_NAME_LEN} bytes")]
     TooLong(String),
     /// The string holds a character outside the allowed set.
-    #[error("name {name:?} contains {ch:?}; names use only letters, digits, '_', '-' and '.'")]
+    #[error(
+        "name {name:?} contains {ch:?}; a name cannot contain a space, ':', '/' or a control character"
+    )]
     BadChar {
         /// The offending name.
         name: String,
         /// The first character not allowed.
         ch: char,
     },
-    /// `.`, `..` or a leading `-`.
+    /// A name that cannot be used (kept for callers that match on it; no
+    /// name is refused this way any more).
     #[error("{0:?} is not allowed as a name")]
     Reserved(String),
 }
@@ -52,12 +63,9 @@ impl Name {
         }
         if let Some(ch) = s
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            .find(|c| matches!(c, ' ' | ':' | '/') || c.is_control())
         {
             return Err(NameError::BadChar { name: s, ch });
-        }
-        if s == "." || s == ".." || s.starts_with('-') {
-            return Err(NameError::Reserved(s));
         }
         Ok(Self(s))
     }
@@ -118,17 +126,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_the_allowed_set() {
-        for ok in ["web", "a", "db-1", "worker_2", "x.y", "A9"] {
+    fn accepts_every_name_supervisord_accepts() {
+        for ok in [
+            "web",
+            "a",
+            "db-1",
+            "worker_2",
+            "x.y",
+            "A9",
+            "web@8000",
+            "app+worker",
+            "test_öäü",
+            "-x",
+            ".",
+            "..",
+            "a*b",
+            "it's",
+            "日本",
+            "a=b",
+            "%41",
+        ] {
             assert!(Name::new(ok).is_ok(), "{ok}");
         }
+        assert!(Name::new("x".repeat(255)).is_ok());
     }
 
     #[test]
-    fn rejects_everything_else() {
-        for bad in ["", ".", "..", "-x", "a/b", "a b", "é", "a:b", "../etc"] {
+    fn refuses_what_supervisord_refuses_and_what_no_terminal_shows() {
+        for bad in [
+            "", "a/b", "a b", "a:b", "../etc", "a\tb", "a\nb", "a\u{7f}", "a\0",
+        ] {
             assert!(Name::new(bad).is_err(), "{bad:?}");
         }
-        assert!(Name::new("x".repeat(129)).is_err());
+        assert!(Name::new("x".repeat(256)).is_err());
     }
 }

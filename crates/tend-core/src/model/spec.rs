@@ -93,6 +93,12 @@ pub struct ProcessSpec {
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
     #[serde(default, with = "crate::model::duration::serde_str")]
     pub start_secs: Duration,
+    /// Why this process cannot be spawned, known when its config was read
+    /// (Supervisor's `can't parse command ...`): every start of it fails at
+    /// once with this error, as a start of a missing program does, and the
+    /// other processes of the file run. `command` may then be anything.
+    #[serde(default)]
+    pub spawn_error: Option<String>,
 }
 
 fn yes() -> bool {
@@ -134,6 +140,7 @@ impl ProcessSpec {
             watchdog: None,
             start_timeout: None,
             start_secs: Duration::ZERO,
+            spawn_error: None,
         }
     }
 
@@ -148,7 +155,7 @@ impl ProcessSpec {
 
     /// Checks the invariants a hand-built spec could break.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.command.is_empty() || self.command[0].is_empty() {
+        if self.spawn_error.is_none() && (self.command.is_empty() || self.command[0].is_empty()) {
             return Err(SpecError::EmptyCommand);
         }
         if let Some(bad) = self.command.iter().find(|a| a.contains('\0')) {
@@ -168,6 +175,12 @@ impl ProcessSpec {
             && initial > max
         {
             return Err(SpecError::Backoff("initial is larger than max".into()));
+        }
+        if self.backoff.floor < Backoff::MIN_FLOOR {
+            return Err(SpecError::Backoff(format!(
+                "floor must be at least {}",
+                crate::model::duration::format(Backoff::MIN_FLOOR)
+            )));
         }
         if self.backoff.give_up_after == Some(0) {
             return Err(SpecError::Backoff(
@@ -237,6 +250,24 @@ pub struct Backoff {
     /// Becoming ready resets the back-off, instead of waiting for a run of `min_uptime`.
     #[serde(default)]
     pub reset_on_ready: bool,
+    /// The least time between two automatic spawns: a run shorter than this
+    /// waits out the rest before it is restarted, whatever the mode says, so
+    /// no configuration can respawn a process that exits at once in a hot
+    /// loop. At least [`Backoff::MIN_FLOOR`]; 100 ms by default (systemd's
+    /// `RestartSec`).
+    #[serde(default = "default_floor", with = "crate::model::duration::serde_str")]
+    pub floor: Duration,
+}
+
+fn default_floor() -> Duration {
+    Backoff::DEFAULT_FLOOR
+}
+
+impl Backoff {
+    /// The default [`Backoff::floor`].
+    pub const DEFAULT_FLOOR: Duration = Duration::from_millis(100);
+    /// The smallest [`Backoff::floor`] a spec may have.
+    pub const MIN_FLOOR: Duration = Duration::from_millis(10);
 }
 
 impl Default for Backoff {
@@ -246,6 +277,7 @@ impl Default for Backoff {
             min_uptime: Duration::from_secs(1),
             give_up_after: None,
             reset_on_ready: false,
+            floor: Backoff::DEFAULT_FLOOR,
         }
     }
 }

@@ -205,6 +205,22 @@ pub enum Event {
         /// Its name.
         name: Name,
     },
+    /// A process keeps exiting before `backoff.floor` has passed since its
+    /// spawn: its restarts are held to one per floor. Told once per loop.
+    RespawnLoop {
+        /// Its name.
+        name: Name,
+        /// The floor, in milliseconds.
+        floor_ms: u64,
+    },
+    /// The loop [`Event::RespawnLoop`] told of is over: a run lasted the
+    /// floor, or a user started or stopped the process.
+    RespawnLoopEnded {
+        /// Its name.
+        name: Name,
+        /// Runs shorter than the floor in a row, in all.
+        spawns: u64,
+    },
 }
 
 /// The last check of a process, as status shows it.

@@ -274,6 +274,14 @@ impl Registry {
         let mut picked: Vec<Name> = Vec::new();
         let mut seen: HashSet<&Name> = HashSet::new();
         for raw in patterns {
+            // A name is itself first, whatever glob characters it holds
+            // (`a*b`, `web[1]`), and so is `group:name`.
+            if let Some(p) = self.exact(raw) {
+                if seen.insert(p.name()) {
+                    picked.push(p.name().clone());
+                }
+                continue;
+            }
             let pat = Pattern::parse(raw)?;
             let before = picked.len();
             for p in self.procs.values() {
@@ -294,6 +302,18 @@ impl Registry {
             }
         }
         Ok(self.sorted(picked))
+    }
+
+    /// The process `raw` names exactly: `name`, or `group:name`.
+    fn exact(&self, raw: &str) -> Option<&Process> {
+        if let Some(p) = self.procs.get(raw) {
+            return Some(&**p);
+        }
+        let (group, name) = raw.split_once(':')?;
+        self.procs
+            .get(name)
+            .map(|p| &**p)
+            .filter(|p| p.spec().group.as_str() == group)
     }
 
     /// Sorts names by (priority, name).

@@ -404,13 +404,25 @@ impl<L: Launcher> Driver<L> {
                     let Some(spec) = self.registry.get(name.as_str()).map(|p| p.spec()) else {
                         continue;
                     };
-                    let to_spawn =
-                        with_notify_env(&mut self.notify, &self.runtime_dir, &self.aux_tx, spec);
-                    let result = self.launcher.spawn(&to_spawn).map(|s| {
-                        self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
-                        self.logs.attach_stdin(&name, s.stdin);
-                        s.pid
-                    });
+                    let result = if let Some(why) = &spec.spawn_error {
+                        // Known to fail since the config was read.
+                        Err(crate::model::launch::SpawnError {
+                            message: why.clone(),
+                            permanent: true,
+                        })
+                    } else {
+                        let to_spawn = with_notify_env(
+                            &mut self.notify,
+                            &self.runtime_dir,
+                            &self.aux_tx,
+                            spec,
+                        );
+                        self.launcher.spawn(&to_spawn).map(|s| {
+                            self.logs.attach(&name, &spec.logs, s.stdout, s.stderr);
+                            self.logs.attach_stdin(&name, s.stdin);
+                            s.pid
+                        })
+                    };
                     let now = self.now();
                     let more = self.registry.spawned(now, &name, result);
                     // After what is already queued: the state change that

@@ -14,6 +14,13 @@
 //! file cannot be written: the bytes are dropped and counted instead, so a
 //! child never blocks for good on a full disk.
 //!
+//! A line that has no `\n` yet (a `Password: ` prompt, a `\r` progress
+//! bar) is not held back for long: [`PARTIAL_AFTER`] after its first byte
+//! came, what there is of it goes out like a line, and the next chunk of the
+//! stream continues it. In a file (or the daemon's stdout) written by several
+//! pipes, the others' lines wait until that line is complete, so a line of
+//! one process is never split by another's.
+//!
 //! A log file is opened on the first output that goes to it, shared by every
 //! pipe writing to the same path, and closed when the last of them ends: a
 //! quiet process costs no descriptor and creates no file.
@@ -22,18 +29,21 @@
 //! each process's tail) and all files in the registry: one place to hand over for a
 //! re-exec upgrade later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::logs::{AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, lines, prefix_lines};
+use crate::logs::{
+    AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, WriteReport, lines, prefix_lines,
+};
 use crate::model::name::Name;
 use crate::model::spec::{LogSpec, LogTarget};
 use crate::unix::epoll::{self, Epoll, Registered};
@@ -50,6 +60,11 @@ const READS_PER_WAKE: usize = 8;
 const EVENTS: usize = 64;
 /// A work buffer that grew past this (long lines) is given back after a round.
 const KEEP_CAPACITY: usize = 256 * 1024;
+/// A line without its `\n` yet is shown this long after its first byte was
+/// read: a prompt or a progress bar is seen at once, as under supervisord
+/// (which writes every read as it is), yet a line written in a few quick
+/// pieces stays whole.
+pub const PARTIAL_AFTER: Duration = Duration::from_millis(100);
 
 /// What a stdout tap receives: a batch of complete lines of one process's
 /// stdout, every batch, in order ([`crate::Supervisor::tap_stdout`]).
@@ -75,9 +90,14 @@ pub struct LogChunk {
     pub stream: Stream,
     /// When it was read.
     pub time: Timestamp,
-    /// Complete lines, each ending in `\n`, bytes exactly as written (after
-    /// escape stripping when the process asked for it).
+    /// Lines, each ending in `\n`, bytes exactly as written (after escape
+    /// stripping when the process asked for it). The last line has no `\n`
+    /// when it was shown before its end came ([`PARTIAL_AFTER`]); the next
+    /// chunk of this stream then has [`LogChunk::continues`] set.
     pub data: Arc<[u8]>,
+    /// The first bytes of `data` are the rest of the previous chunk's last
+    /// line (of the same process and stream), not a line of their own.
+    pub continues: bool,
 }
 
 impl LogChunk {
@@ -133,11 +153,86 @@ enum Stdin {
     Writing(mpsc::UnboundedSender<Vec<u8>>),
 }
 
+/// Keeps the lines of several writers (pipes) to one place whole: while one
+/// writer's last line has no `\n` yet, what the others write waits, in
+/// order, until that line is complete.
+#[derive(Debug, Default)]
+struct Joiner {
+    /// The writer whose last line is not complete.
+    open_by: Option<u64>,
+    deferred: VecDeque<(u64, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl Joiner {
+    /// Writes `data` of `writer` through `put`, now or (behind another
+    /// writer's open line) later.
+    fn write(&mut self, writer: u64, data: &[u8], put: &mut dyn FnMut(&[u8])) {
+        if self.open_by.is_some_and(|o| o != writer) {
+            self.bytes += data.len();
+            self.deferred.push_back((writer, data.to_vec()));
+            if self.bytes <= MAX_LINE {
+                return;
+            }
+            // The open line waited too long: it ends here, as a line too
+            // long is cut.
+            put(b"\n");
+            self.open_by = None;
+        } else {
+            self.put(writer, data, put);
+        }
+        // Whoever waited goes now; a writer whose line opens goes on alone.
+        loop {
+            let next = match self.open_by {
+                None => (!self.deferred.is_empty()).then_some(0),
+                Some(o) => self.deferred.iter().position(|(w, _)| *w == o),
+            };
+            let Some((w, d)) = next.and_then(|i| self.deferred.remove(i)) else {
+                break;
+            };
+            self.bytes -= d.len();
+            self.put(w, &d, put);
+        }
+    }
+
+    fn put(&mut self, writer: u64, data: &[u8], put: &mut dyn FnMut(&[u8])) {
+        if data.is_empty() {
+            return;
+        }
+        put(data);
+        self.open_by = (data.last() != Some(&b'\n')).then_some(writer);
+    }
+}
+
+/// A log file with the [`Joiner`] of the pipes that write to it.
+#[derive(Debug)]
+struct SharedFile {
+    file: LogFile,
+    joiner: Joiner,
+}
+
+impl SharedFile {
+    fn write(&mut self, writer: u64, data: &[u8], now: Duration) -> WriteReport {
+        let mut all = WriteReport::default();
+        let file = &mut self.file;
+        self.joiner.write(writer, data, &mut |d| {
+            let r = file.write(d, now);
+            all.written += r.written;
+            all.dropped += r.dropped;
+            if all.started_dropping.is_none() {
+                all.started_dropping = r.started_dropping;
+            }
+            all.resumed |= r.resumed;
+        });
+        all
+    }
+}
+
 #[derive(Default)]
 struct Registry {
     /// Log files that a pipe has written to, by path. Weak: a file is closed
     /// when the last pipe writing to it ends.
-    files: HashMap<PathBuf, Weak<Mutex<LogFile>>>,
+    files: HashMap<PathBuf, Weak<Mutex<SharedFile>>>,
     procs: HashMap<Name, Arc<Mutex<ProcLog>>>,
     /// Stdout taps by process name; kept across runs (and a remove and an
     /// add again), until untapped or the receiver is gone.
@@ -154,6 +249,9 @@ struct Pipes {
     free: Vec<usize>,
     /// Pipes not yet at end of file.
     open: usize,
+    /// Slots of pipes holding part of a line (some may have been read on
+    /// since, or ended): looked at when the first is due.
+    held: Vec<usize>,
     /// The reader task is running (or about to).
     reading: bool,
 }
@@ -200,6 +298,11 @@ pub struct LogHub {
     origin: Instant,
     /// Where stdin writers run when input is sent from outside the runtime.
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Each pipe's number, for the joiners.
+    next_pipe: AtomicU64,
+    /// The pipes writing to the daemon's own stdout and stderr.
+    stdout: Mutex<Joiner>,
+    stderr: Mutex<Joiner>,
 }
 
 impl std::fmt::Debug for LogHub {
@@ -230,11 +333,13 @@ struct FileSink {
     path: PathBuf,
     max_size: u64,
     backups: u32,
-    file: Option<Arc<Mutex<LogFile>>>,
+    file: Option<Arc<Mutex<SharedFile>>>,
 }
 
 /// The state of one output pipe between reads.
 struct Pipe {
+    /// Unique among the pipes of this hub.
+    id: u64,
     fd: OwnedFd,
     proc: Arc<Mutex<ProcLog>>,
     stream: Stream,
@@ -246,6 +351,18 @@ struct Pipe {
     protocol: bool,
     /// Where every batch of a tapped stdout also goes.
     tap: Option<Tap>,
+    /// When the splitter started holding the part of a line it holds.
+    held_since: Option<tokio::time::Instant>,
+    /// The last bytes sent out are a line without its `\n` yet.
+    line_open: bool,
+}
+
+impl Pipe {
+    /// Part of a line is shown before its end: not on a protocol stdout,
+    /// whose reader wants the bytes as they come, in whole lines.
+    fn shows_partial(&self) -> bool {
+        !self.protocol && self.tap.is_none()
+    }
 }
 
 /// The reader's buffers, shared by every pipe: one read buffer for all, so a
@@ -307,6 +424,9 @@ impl LogHub {
             tail_bytes,
             origin: Instant::now(),
             runtime: OnceLock::new(),
+            next_pipe: AtomicU64::new(0),
+            stdout: Mutex::new(Joiner::default()),
+            stderr: Mutex::new(Joiner::default()),
         }
     }
 
@@ -461,6 +581,7 @@ impl LogHub {
                 }),
             };
             let pipe = Pipe {
+                id: self.next_pipe.fetch_add(1, Ordering::Relaxed),
                 fd,
                 proc: proc.clone(),
                 stream,
@@ -470,6 +591,8 @@ impl LogHub {
                 splitter: LineSplitter::new(MAX_LINE),
                 protocol: stream == Stream::Stdout && spec.protocol_stdout,
                 tap: (stream == Stream::Stdout).then(|| tap.clone()).flatten(),
+                held_since: None,
+                line_open: false,
             };
             if let Err(e) = pipes.insert(pipe) {
                 tracing::error!(process = %name, stream = ?stream, error = %e, "cannot read the output pipe");
@@ -547,14 +670,14 @@ impl LogHub {
     /// A file no running process has written to yet is not open, so there is
     /// nothing to reopen: its first output creates it.
     pub(crate) fn reopen(&self) -> Vec<(PathBuf, std::io::Error)> {
-        let files: Vec<Arc<Mutex<LogFile>>> = {
+        let files: Vec<Arc<Mutex<SharedFile>>> = {
             let mut reg = locked(&self.registry);
             reg.files.retain(|_, f| f.strong_count() > 0);
             reg.files.values().filter_map(Weak::upgrade).collect()
         };
         let mut errors = Vec::new();
         for f in files {
-            let mut f = locked(&f);
+            let f = &mut locked(&f).file;
             if let Err(e) = f.reopen() {
                 errors.push((f.path().to_path_buf(), e));
             }
@@ -563,16 +686,15 @@ impl LogHub {
     }
 
     /// The open file at `path`, shared with every pipe already writing to it.
-    fn shared_file(&self, path: &Path, max_size: u64, backups: u32) -> Arc<Mutex<LogFile>> {
+    fn shared_file(&self, path: &Path, max_size: u64, backups: u32) -> Arc<Mutex<SharedFile>> {
         let mut reg = locked(&self.registry);
         if let Some(f) = reg.files.get(path).and_then(Weak::upgrade) {
             return f;
         }
-        let f = Arc::new(Mutex::new(LogFile::new(
-            path.to_path_buf(),
-            max_size,
-            backups,
-        )));
+        let f = Arc::new(Mutex::new(SharedFile {
+            file: LogFile::new(path.to_path_buf(), max_size, backups),
+            joiner: Joiner::default(),
+        }));
         reg.files.insert(path.to_path_buf(), Arc::downgrade(&f));
         f
     }
@@ -605,6 +727,7 @@ impl LogHub {
     /// handles the ones that ended.
     fn round(&self, scratch: &mut Scratch) -> Round {
         let mut pipes = locked(&self.pipes);
+        let pipes = &mut *pipes;
         let mut events = [epoll::EMPTY; EVENTS];
         let n = match pipes.epoll.as_ref().map(|e| e.poll(&mut events)) {
             None | Some(Ok(0)) => return Round::Drained,
@@ -622,7 +745,7 @@ impl LogHub {
             let Some(Some(pipe)) = pipes.slots.get_mut(slot) else {
                 continue;
             };
-            match self.read_pipe(pipe, scratch) {
+            match self.read_pipe(slot, pipe, &mut pipes.held, scratch) {
                 Read::Drained => {}
                 Read::More => busy = true,
                 Read::Eof => ended.push(slot),
@@ -631,6 +754,10 @@ impl LogHub {
         for slot in ended {
             if let Some(mut pipe) = pipes.remove(slot) {
                 pipe.splitter.finish(&mut scratch.lines);
+                if pipe.line_open && scratch.lines.is_empty() {
+                    // The end of a line shown in part is the end of the stream.
+                    scratch.lines.push(b'\n');
+                }
                 self.emit(&mut pipe, &mut scratch.lines, &mut scratch.stamped);
                 self.release(pipe);
                 if pipes.open == 0 {
@@ -642,7 +769,13 @@ impl LogHub {
         if busy { Round::Busy } else { Round::Drained }
     }
 
-    fn read_pipe(&self, pipe: &mut Pipe, scratch: &mut Scratch) -> Read {
+    fn read_pipe(
+        &self,
+        slot: usize,
+        pipe: &mut Pipe,
+        held: &mut Vec<usize>,
+        scratch: &mut Scratch,
+    ) -> Read {
         let Scratch {
             read,
             stripped,
@@ -663,6 +796,12 @@ impl LogHub {
                         None => pipe.splitter.feed(data, lines),
                     }
                     self.emit(pipe, lines, stamped);
+                    if pipe.splitter.pending() == 0 {
+                        pipe.held_since = None;
+                    } else if pipe.held_since.is_none() && pipe.shows_partial() {
+                        pipe.held_since = Some(tokio::time::Instant::now());
+                        held.push(slot);
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Read::Drained,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -676,12 +815,45 @@ impl LogHub {
         Read::More
     }
 
-    /// Sends the complete lines gathered so far to the sink, the tail and
-    /// subscribers, and empties `lines`.
+    /// Shows the part of a line each held pipe has had for [`PARTIAL_AFTER`]
+    /// (or longer); returns when the next one is due.
+    fn flush_held(&self, scratch: &mut Scratch) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let mut pipes = locked(&self.pipes);
+        let pipes = &mut *pipes;
+        let mut next = None;
+        let mut held = std::mem::take(&mut pipes.held);
+        held.sort_unstable();
+        held.dedup();
+        held.retain(|&slot| {
+            let Some(Some(pipe)) = pipes.slots.get_mut(slot) else {
+                return false;
+            };
+            let Some(since) = pipe.held_since else {
+                return false;
+            };
+            let due = since + PARTIAL_AFTER;
+            if due > now {
+                next = Some(next.map_or(due, |n: tokio::time::Instant| n.min(due)));
+                return true;
+            }
+            pipe.held_since = None;
+            pipe.splitter.take_partial(&mut scratch.lines);
+            self.emit(pipe, &mut scratch.lines, &mut scratch.stamped);
+            false
+        });
+        pipes.held = held;
+        next
+    }
+
+    /// Sends the lines gathered so far to the sink, the tail and
+    /// subscribers, and empties `lines`. They end in a line without its
+    /// `\n` when a held part of a line is shown early.
     fn emit(&self, pipe: &mut Pipe, lines: &mut Vec<u8>, stamped: &mut Vec<u8>) {
         if lines.is_empty() {
             return;
         }
+        let continues = std::mem::replace(&mut pipe.line_open, lines.last() != Some(&b'\n'));
         let time = Timestamp::now();
         let mut report = None;
         match &mut pipe.sink {
@@ -695,19 +867,32 @@ impl LogHub {
                 let data: &[u8] = if pipe.timestamps {
                     stamped.clear();
                     let stamp = format!("{time:.3}");
-                    prefix_lines(lines, stamp.as_bytes(), stamped);
+                    // The rest of a line shown in part has its stamp already.
+                    let rest = if continues {
+                        let end = memchr::memchr(b'\n', lines).map_or(lines.len(), |i| i + 1);
+                        stamped.extend_from_slice(&lines[..end]);
+                        end
+                    } else {
+                        0
+                    };
+                    prefix_lines(&lines[rest..], stamp.as_bytes(), stamped);
                     stamped
                 } else {
                     lines
                 };
-                report = Some(locked(file).write(data, self.origin.elapsed()));
+                report = Some(locked(file).write(pipe.id, data, self.origin.elapsed()));
             }
             // The daemon's own streams: a failure there has nowhere to be told.
             Sink::Stdout => {
-                let _ = std::io::stdout().lock().write_all(lines);
+                locked(&self.stdout).write(pipe.id, lines, &mut |d| {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(d).and_then(|()| out.flush());
+                });
             }
             Sink::Stderr => {
-                let _ = std::io::stderr().lock().write_all(lines);
+                locked(&self.stderr).write(pipe.id, lines, &mut |d| {
+                    let _ = std::io::stderr().lock().write_all(d);
+                });
             }
             Sink::Null => {}
         }
@@ -746,6 +931,7 @@ impl LogHub {
                     stream: pipe.stream,
                     time,
                     data,
+                    continues,
                 });
             }
         } else {
@@ -792,13 +978,23 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
     };
     let mut task = ReaderTask { hub, fd: Some(fd) };
     let mut scratch = Scratch::new();
+    // When the next held part of a line is due to be shown.
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
         let Some(fd) = &task.fd else { return };
-        let mut ready = match fd.readable().await {
-            Ok(r) => r,
-            Err(e) => {
+        let readable = tokio::select! {
+            r = fd.readable() => Some(r),
+            () = sleep_until(due) => None,
+        };
+        let mut ready = match readable {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
                 tracing::error!(error = %e, "cannot watch the output pipes");
                 return;
+            }
+            None => {
+                due = task.hub.flush_held(&mut scratch);
+                continue;
             }
         };
         match task.hub.round(&mut scratch) {
@@ -814,6 +1010,9 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
                 tokio::task::yield_now().await;
             }
         }
+        if due.is_none() && !locked(&task.hub.pipes).held.is_empty() {
+            due = task.hub.flush_held(&mut scratch);
+        }
         let mut pipes = locked(&task.hub.pipes);
         if pipes.open == 0 {
             // Under the lock: an attach from now on sees `reading == false`
@@ -822,6 +1021,13 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
             pipes.reading = false;
             return;
         }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

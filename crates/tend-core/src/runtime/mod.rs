@@ -17,7 +17,7 @@ pub(crate) mod probe;
 pub mod tasks;
 
 pub(crate) use logs::LogHub;
-pub use logs::{LogChunk, LogLine, LogQuery, Tap, TapChunk};
+pub use logs::{LogChunk, LogLine, LogQuery, PARTIAL_AFTER, Tap, TapChunk};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -701,3 +701,156 @@ async fn a_stdout_tap_loses_nothing_and_protocol_stdout_skips_subscribers() {
     assert_eq!(last.last().map(Vec::as_slice), Some(&b"READY 4999"[..]));
     sup.shutdown().await.unwrap();
 }
+
+/// A line without its `\n` yet (a prompt) shows [`super::PARTIAL_AFTER`]
+/// after it was written, in the tail, in a file of its own and to
+/// subscribers; its rest continues it everywhere (one line in the tail and
+/// the file, a continuing chunk for subscribers). Under virtual time.
+#[tokio::test(start_paused = true)]
+async fn a_partial_line_shows_after_100_ms_and_its_rest_continues_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("own.log");
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let mut rx = hub.subscribe();
+    let spec = crate::model::spec::LogSpec {
+        stdout: LogTarget::File(out.clone()),
+        ..Default::default()
+    };
+    let (r, mut w) = pipe();
+    hub.attach(&name("p"), &spec, Some(r), None);
+    let t0 = tokio::time::Instant::now();
+    w.write_all(b"ok\nPassword: ").unwrap();
+    until("the complete line", || tail_text(&hub, "p") == ["ok"]).await;
+    until("the prompt", || {
+        tail_text(&hub, "p") == ["ok", "Password: "]
+    })
+    .await;
+    let shown = t0.elapsed();
+    assert!(
+        shown >= super::PARTIAL_AFTER && shown < super::PARTIAL_AFTER * 2,
+        "shown after {shown:?}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"ok\nPassword: ");
+    let first = rx.recv().await.unwrap();
+    assert_eq!((&*first.data, first.continues), (&b"ok\n"[..], false));
+    let prompt = rx.recv().await.unwrap();
+    assert_eq!(
+        (&*prompt.data, prompt.continues),
+        (&b"Password: "[..], false)
+    );
+
+    w.write_all(b"secret\nnext\n").unwrap();
+    until("the rest", || {
+        tail_text(&hub, "p") == ["ok", "Password: secret", "next"]
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"ok\nPassword: secret\nnext\n"
+    );
+    let rest = rx.recv().await.unwrap();
+    assert_eq!(
+        (&*rest.data, rest.continues),
+        (&b"secret\nnext\n"[..], true)
+    );
+
+    // A progress bar: `\r` is no line end, and each step shows.
+    w.write_all(b"10%\r").unwrap();
+    until("a step", || tail_text(&hub, "p").last().unwrap() == "10%\r").await;
+    w.write_all(b"20%\r").unwrap();
+    until("the next step", || {
+        tail_text(&hub, "p").last().unwrap() == "10%\r20%\r"
+    })
+    .await;
+    // The stream ends inside a line shown in part: the line ends there.
+    drop(w);
+    hub.drained(Duration::from_secs(10)).await;
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"ok\nPassword: secret\nnext\n10%\r20%\r\n"
+    );
+    let step = rx.recv().await.unwrap();
+    assert_eq!((&*step.data, step.continues), (&b"10%\r"[..], false));
+    let last = rx.recv().await.unwrap();
+    assert_eq!((&*last.data, last.continues), (&b"20%\r"[..], true));
+    let end = rx.recv().await.unwrap();
+    assert_eq!((&*end.data, end.continues), (&b"\n"[..], true));
+}
+
+/// In a file two pipes share, a line shown in part is not split by the
+/// other's lines: they wait until it is complete (or its stream ends).
+#[tokio::test(start_paused = true)]
+async fn a_partial_line_in_a_shared_file_is_not_split_by_another_process() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shared.log");
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::model::spec::LogSpec {
+        stdout: LogTarget::File(out.clone()),
+        ..Default::default()
+    };
+    let (ra, mut a) = pipe();
+    let (rb, mut b) = pipe();
+    hub.attach(&name("a"), &spec, Some(ra), None);
+    hub.attach(&name("b"), &spec, Some(rb), None);
+    a.write_all(b"Password: ").unwrap();
+    until("a's prompt", || tail_text(&hub, "a") == ["Password: "]).await;
+    b.write_all(b"b1\nb2\n").unwrap();
+    until("b's lines in its tail", || {
+        tail_text(&hub, "b") == ["b1", "b2"]
+    })
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), b"Password: ", "b waits");
+    a.write_all(b"secret\n").unwrap();
+    until("a's line complete", || {
+        std::fs::read(&out).unwrap() == b"Password: secret\nb1\nb2\n"
+    })
+    .await;
+    // Again, and this time a's stream ends inside its line.
+    a.write_all(b"again: ").unwrap();
+    until("a's second prompt", || {
+        tail_text(&hub, "a").last().unwrap() == "again: "
+    })
+    .await;
+    b.write_all(b"b3\n").unwrap();
+    until("b3 in b's tail", || tail_text(&hub, "b").len() == 3).await;
+    drop(a);
+    until("a's end lets b3 in", || {
+        std::fs::read(&out).unwrap() == b"Password: secret\nb1\nb2\nagain: \nb3\n"
+    })
+    .await;
+    drop(b);
+    hub.drained(Duration::from_secs(10)).await;
+}
+
+/// With timestamps, a line shown in part gets one stamp: its rest is not
+/// stamped again.
+#[tokio::test(start_paused = true)]
+async fn a_line_shown_in_part_has_one_timestamp() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stamped.log");
+    let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
+    let spec = crate::model::spec::LogSpec {
+        stdout: LogTarget::File(out.clone()),
+        timestamps: true,
+        ..Default::default()
+    };
+    let (r, mut w) = pipe();
+    hub.attach(&name("p"), &spec, Some(r), None);
+    w.write_all(b"Password: ").unwrap();
+    until("the prompt", || tail_text(&hub, "p") == ["Password: "]).await;
+    w.write_all(b"secret\nnext\n").unwrap();
+    until("the rest", || tail_text(&hub, "p").len() == 2).await;
+    drop(w);
+    hub.drained(Duration::from_secs(10)).await;
+    let text = String::from_utf8(std::fs::read(&out).unwrap()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    for (line, want) in lines.iter().zip(["Password: secret", "next"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{line:?}");
+        assert_eq!(rest, want);
+    }
+}

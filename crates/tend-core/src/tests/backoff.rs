@@ -145,8 +145,23 @@ fn schedule_zero_step_then_more_restarts_at_once() {
     sim.add(s).unwrap();
     sim.advance(ms(10));
     sim.crash("a", ExitInfo::Code(1));
+    assert_eq!(sim.spawn_count("a"), 1);
+    // The 0 step restarts as soon as the floor allows: 100 ms after the spawn.
+    sim.advance(ms(90));
     assert_eq!(sim.spawn_count("a"), 2, "the 0 step restarts at once");
     assert_eq!(crash_loop(&mut sim, "a", 2, ms(10)), vec![2000, 2000]);
+    // After a run of the floor or more, it is at once.
+    let mut sim = Sim::new();
+    sim.start_service();
+    let mut s = spec("a");
+    s.backoff.mode = BackoffMode::Schedule {
+        steps: vec![Duration::ZERO, secs(2)],
+        reset_after: secs(1800),
+    };
+    sim.add(s).unwrap();
+    sim.advance(ms(100));
+    sim.crash("a", ExitInfo::Code(1));
+    assert_eq!(sim.spawn_count("a"), 2);
 }
 
 #[test]
@@ -538,4 +553,129 @@ fn resolve_patterns_in_priority_order() {
             .to_string()
             .contains("no process matches")
     );
+}
+
+/// A program that exits at once, restarted by a mode that would restart it
+/// at once (here Supervisor's `startsecs=0`): `n` runs of `run` each, and
+/// the spawn times.
+fn hot_loop(floor: Duration, run: Duration, n: usize) -> (Sim, Vec<u64>) {
+    let mut sim = Sim::new();
+    sim.start_service();
+    let mut s = spec("hot");
+    s.backoff.mode = BackoffMode::Linear { step: secs(1) };
+    s.backoff.min_uptime = Duration::ZERO;
+    s.backoff.floor = floor;
+    sim.add(s).unwrap();
+    for _ in 0..n {
+        sim.advance(run);
+        sim.crash("hot", ExitInfo::Code(0));
+        // Up to the next spawn, whenever it is due.
+        if let Some(at) = sim.registry.get("hot").and_then(|p| p.retry_at()) {
+            sim.advance(at.since(sim.now));
+        }
+    }
+    let times = sim.spawns_at("hot");
+    (sim, times)
+}
+
+#[test]
+fn a_program_that_exits_at_once_is_respawned_no_faster_than_the_floor() {
+    // 100 ms (the default): one spawn per 100 ms, not as fast as it exits.
+    let (sim, times) = hot_loop(Duration::from_millis(100), ms(2), 50);
+    assert_eq!(times.len(), 51);
+    for w in times.windows(2) {
+        assert_eq!(w[1] - w[0], 100, "{times:?}");
+    }
+    // 10 s of this is 100 spawns, where it used to be thousands.
+    assert_eq!(sim.now, Mono::ZERO + ms(5000));
+
+    // supervisord's pace for a supervisord.conf: one a second.
+    let (_, times) = hot_loop(secs(1), ms(10), 10);
+    assert!(times.windows(2).all(|w| w[1] - w[0] == 1000), "{times:?}");
+
+    // A run that lasts the floor is restarted at once, as before.
+    let (_, times) = hot_loop(ms(100), ms(150), 3);
+    assert!(times.windows(2).all(|w| w[1] - w[0] == 150), "{times:?}");
+}
+
+#[test]
+fn the_floor_shows_as_exited_and_a_stop_cancels_it() {
+    let mut sim = Sim::new();
+    sim.start_service();
+    let mut s = spec("a");
+    s.backoff.mode = BackoffMode::Linear { step: secs(1) };
+    s.backoff.min_uptime = Duration::ZERO;
+    sim.add(s).unwrap();
+    sim.advance(ms(10));
+    sim.crash("a", ExitInfo::Code(3));
+    // Supervisor shows a process between its exit and its restart as EXITED.
+    assert_eq!(sim.state("a"), StateName::Exited);
+    assert!(sim.armed("a", TimerKind::Restart));
+    sim.request(Op::Stop, &["a"]);
+    assert_eq!(sim.state("a"), StateName::Stopped);
+    sim.advance(secs(5));
+    assert_eq!(sim.spawn_count("a"), 1, "a user's stop is final");
+
+    // A failed start (start_secs) that the floor holds back is back-off.
+    let mut s = spec("b");
+    s.start_secs = secs(1);
+    s.backoff.mode = BackoffMode::Doubling {
+        initial: ms(1),
+        max: ms(1),
+    };
+    sim.add(s).unwrap();
+    sim.advance(ms(10));
+    sim.crash("b", ExitInfo::Code(1));
+    assert_eq!(sim.state("b"), StateName::Backoff);
+}
+
+#[test]
+fn a_respawn_loop_is_told_once_when_it_begins_and_once_when_it_ends() {
+    let (mut sim, _) = hot_loop(ms(100), ms(1), 40);
+    let told = |sim: &Sim| {
+        sim.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::RespawnLoop { floor_ms, .. } => Some(format!("loop {floor_ms}")),
+                Event::RespawnLoopEnded { spawns, .. } => Some(format!("ended {spawns}")),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(told(&sim), ["loop 100"]);
+    // A run that lasts the floor ends it, with the count.
+    sim.advance(ms(500));
+    sim.crash("hot", ExitInfo::Code(0));
+    assert_eq!(told(&sim), ["loop 100", "ended 40"]);
+    // A new loop is told again; a user's stop ends it.
+    for _ in 0..3 {
+        sim.advance(ms(1));
+        sim.crash("hot", ExitInfo::Code(0));
+        let at = sim.registry.get("hot").and_then(|p| p.retry_at()).unwrap();
+        sim.advance(at.since(sim.now));
+    }
+    sim.request(Op::Stop, &["hot"]);
+    sim.advance(secs(2));
+    assert_eq!(told(&sim), ["loop 100", "ended 40", "loop 100", "ended 3"]);
+}
+
+#[test]
+fn a_name_with_glob_characters_is_itself_first() {
+    let mut sim = Sim::new();
+    for name in ["a*b", "axb", "web[1]", "web1", "test_öäü"] {
+        let mut s = spec(name);
+        s.group = n("g");
+        sim.add(s).unwrap();
+    }
+    let r = |p: &[&str]| {
+        sim.registry
+            .resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .map(|v| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(r(&["a*b"]).unwrap(), ["a*b"]);
+    assert_eq!(r(&["web[1]"]).unwrap(), ["web[1]"]);
+    assert_eq!(r(&["g:web[1]"]).unwrap(), ["web[1]"]);
+    assert_eq!(r(&["test_öäü"]).unwrap(), ["test_öäü"]);
+    // A glob that names no process is still a glob.
+    assert_eq!(r(&["a?b"]).unwrap(), ["a*b", "axb"]);
 }

@@ -31,6 +31,7 @@ pub fn twisted_spec(name: &str) -> ProcessSpec {
         min_uptime: Duration::from_secs(10),
         give_up_after: None,
         reset_on_ready: false,
+        floor: Backoff::DEFAULT_FLOOR,
     };
     s.stop.timeout = Duration::from_secs(5);
     s

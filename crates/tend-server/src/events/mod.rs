@@ -713,14 +713,13 @@ impl Client {
         if !self.filter.selected(name, group) || !self.filter.allowed(Right::Logs, name, group) {
             return;
         }
-        for line in c.lines() {
+        for item in crate::json::logs::chunk_items(c) {
             #[derive(Serialize)]
             struct LogFrame<'a> {
                 kind: &'static str,
                 #[serde(flatten)]
                 line: &'a LogLineItem,
             }
-            let item = LogLineItem::new(c.name.as_str(), c.stream, c.time, line);
             out.extend_from_slice(&frame(
                 None,
                 &LogFrame {

@@ -167,6 +167,21 @@ pub(crate) async fn logs(
 }
 
 /// Appends one line as a JSON object and a newline.
+/// The items of a chunk, one per line. The rest of a line sent in part
+/// (the chunk `continues`) is an item that says so; a bare newline that
+/// only ends such a line is no item.
+pub(crate) fn chunk_items(c: &LogChunk) -> impl Iterator<Item = LogLineItem> + '_ {
+    c.lines().enumerate().filter_map(|(i, line)| {
+        let more = i == 0 && c.continues;
+        if more && line.is_empty() {
+            return None;
+        }
+        let mut item = LogLineItem::new(c.name.as_str(), c.stream, c.time, line);
+        item.continues = more;
+        Some(item)
+    })
+}
+
 fn encode(out: &mut Vec<u8>, name: &str, stream: Stream, time: Timestamp, line: &[u8]) {
     let item = LogItem::Line(LogLineItem::new(name, stream, time, line));
     // Serializing plain strings and a timestamp into a Vec cannot fail.
@@ -224,8 +239,10 @@ impl Follower {
 
     fn push(&self, out: &mut Vec<u8>, c: &LogChunk) {
         if self.wanted(c) {
-            for line in c.lines() {
-                encode(out, c.name.as_str(), c.stream, c.time, line);
+            for item in chunk_items(c) {
+                // Serializing plain strings and a timestamp into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &LogItem::Line(item));
+                out.push(b'\n');
             }
         }
     }

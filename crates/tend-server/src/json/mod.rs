@@ -8,7 +8,7 @@
 mod error;
 mod extract;
 mod handlers;
-mod logs;
+pub(crate) mod logs;
 mod more;
 
 use axum::Router;

@@ -424,6 +424,22 @@
   }
   function append(items) {
     if (L.paused) { L.held.push(...items); info(); return; }
+    if (items.some((l) => l.continues)) {
+      // More of a line sent before its newline: it joins that line.
+      for (const l of items) {
+        let prev = null;
+        if (l.continues && l.line != null) {
+          for (let i = L.lines.length - 1; i >= 0 && !prev; i--) {
+            const p = L.lines[i];
+            if (p.name === l.name && p.stream === l.stream) prev = p;
+          }
+        }
+        if (prev && prev.line != null) prev.line += l.line; else L.lines.push(l);
+      }
+      if (L.lines.length > MAX_LINES) L.lines.splice(0, L.lines.length - MAX_LINES);
+      redraw();
+      return;
+    }
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     L.lines.push(...items);
     const frag = document.createDocumentFragment();

@@ -233,7 +233,9 @@ impl Hub {
         };
         // A listener's stdout is the protocol, never a log event.
         let listener = self.pools.iter().any(|p| p.has_member(&chunk.name));
-        if !enabled || (listener && chunk.stream == Stream::Stdout) {
+        // A bare newline that only ends a line sent in part is no output.
+        let ends_only = chunk.continues && &*chunk.data == b"\n";
+        if !enabled || ends_only || (listener && chunk.stream == Stream::Stdout) {
             return;
         }
         let payload = format!(
@@ -395,6 +397,7 @@ pub(super) fn perform(sup: &Supervisor, core: &mut PoolCore, mut actions: Vec<Po
                 }
                 PoolAction::Error(msg) => tracing::error!("{msg}"),
                 PoolAction::Warn(msg) => tracing::warn!("{msg}"),
+                PoolAction::Debug(msg) => tracing::debug!("{msg}"),
             }
         }
         actions = more;

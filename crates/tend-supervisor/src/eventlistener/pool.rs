@@ -36,6 +36,9 @@ pub enum PoolAction {
     Error(String),
     /// Log at warning level.
     Warn(String),
+    /// Log at debug level: supervisord's account of the exchange (what a
+    /// listener wrote, its state changes, each event sent).
+    Debug(String),
 }
 
 /// One pool: its buffer and its listeners' protocol states. Pure: it says
@@ -181,21 +184,41 @@ impl PoolCore {
         let Some(i) = self.members.iter().position(|m| &m.name == name) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out = vec![PoolAction::Debug(
+            crate::mainlog::listener_output_line(name, data).text,
+        )];
+        let mut cur = self.members[i].protocol.state();
+        let change = |out: &mut Vec<PoolAction>, from: ListenerState, to: ListenerState| {
+            out.push(PoolAction::Debug(format!(
+                "{name}: {} -> {}",
+                from.sup_name(),
+                to.sup_name()
+            )));
+        };
         let said = self.members[i].protocol.feed(data);
         for s in said {
             match s {
-                Said::Ready => {}
+                Said::Ready => {
+                    change(&mut out, cur, ListenerState::Ready);
+                    cur = ListenerState::Ready;
+                }
                 Said::Result(true) => {
+                    out.push(PoolAction::Debug(format!("{name}: event was processed")));
+                    change(&mut out, cur, ListenerState::Acknowledged);
+                    cur = ListenerState::Acknowledged;
                     self.members[i].event = None;
                 }
                 Said::Result(false) => {
                     out.push(PoolAction::Warn(format!("{name}: event was rejected")));
+                    change(&mut out, cur, ListenerState::Acknowledged);
+                    cur = ListenerState::Acknowledged;
                     if let Some(q) = self.members[i].event.take() {
                         out.extend(self.enqueue(q, true));
                     }
                 }
                 Said::Broken(why) => {
+                    change(&mut out, cur, ListenerState::Unknown);
+                    cur = ListenerState::Unknown;
                     out.push(PoolAction::Warn(format!(
                         "{name}: has entered the UNKNOWN state and will no longer receive \
                          events, this usually indicates the process violated the eventlistener \
@@ -228,6 +251,10 @@ impl PoolCore {
             let bytes = envelope(&q, &self.name).into_bytes();
             m.protocol.sent();
             out.push(PoolAction::Write(m.name.clone(), bytes));
+            out.push(PoolAction::Debug(format!(
+                "event {} sent to listener {}",
+                q.event.serial, m.name
+            )));
             m.event = Some(q);
         }
         out

@@ -14,6 +14,18 @@ pub enum ListenerState {
     Unknown,
 }
 
+impl ListenerState {
+    /// Supervisor's name (`getEventListenerStateDescription`).
+    pub fn sup_name(self) -> &'static str {
+        match self {
+            ListenerState::Acknowledged => "ACKNOWLEDGED",
+            ListenerState::Ready => "READY",
+            ListenerState::Busy => "BUSY",
+            ListenerState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 /// What a listener's output meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Said {

@@ -435,3 +435,45 @@ fn ticks_fall_on_period_boundaries() {
     assert_eq!(timeslice(3600, 1_795_210_953), 1_795_208_400);
     assert_eq!(timeslice(5, 10), 10);
 }
+
+#[test]
+fn the_exchange_is_told_at_debug_as_supervisord_tells_it() {
+    let l = n("listener");
+    let mut pool = PoolCore::new(n("listener"), 10, vec![l.clone()]);
+    pool.spawned(&l);
+    pool.state_changed(&l, StateName::Running);
+    let debug = |a: &[PoolAction]| {
+        a.iter()
+            .filter_map(|a| match a {
+                PoolAction::Debug(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        debug(&pool.output(&l, b"READY\n")),
+        [
+            "'listener' stdout output:\nb'READY\\n'",
+            "listener: ACKNOWLEDGED -> READY"
+        ]
+    );
+    assert_eq!(
+        debug(&pool.accept(ev(3, "TICK_5", "when:5"))),
+        ["event 3 sent to listener listener"]
+    );
+    assert_eq!(
+        debug(&pool.output(&l, b"RESULT 2\nOK")),
+        [
+            "'listener' stdout output:\nb'RESULT 2\\nOK'",
+            "listener: event was processed",
+            "listener: BUSY -> ACKNOWLEDGED"
+        ]
+    );
+    assert_eq!(
+        debug(&pool.output(&l, b"bogus\n")),
+        [
+            "'listener' stdout output:\nb'bogus\\n'",
+            "listener: ACKNOWLEDGED -> UNKNOWN"
+        ]
+    );
+}

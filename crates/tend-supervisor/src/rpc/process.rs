@@ -25,6 +25,10 @@ fn is_signallable(s: StateName) -> bool {
 /// executable before a start is attempted (`NO_FILE`, `NOT_EXECUTABLE`).
 fn check_command(spec: &ProcessSpec) -> Result<(), Fault> {
     use std::os::unix::fs::PermissionsExt;
+    // `BadCommand` (a command that does not parse, or is empty).
+    if let Some(why) = &spec.spawn_error {
+        return Err(Fault::not_executable(why));
+    }
     let Some(program) = spec.command.first() else {
         return Err(Fault::no_file(Some("can't find command ''")));
     };

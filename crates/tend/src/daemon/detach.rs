@@ -7,29 +7,33 @@ use std::process::ExitCode;
 use tend_config::Config;
 use tracing::error;
 
-use super::{own_log, run};
+use tend_config::LogLevel;
+use tend_config::supervisord::ini::py_repr;
+
+use super::{Entry, become_user, own_log, run};
 
 /// Detaches and returns once the daemon accepts connections (or failed).
 ///
 /// Forks before any runtime or thread exists: the daemon is a grandchild in a
 /// new session with stdio on /dev/null; it reports `ready PID` or `error MSG`
-/// through a pipe and closes it, and the original process relays that.
-pub(crate) fn detach(config: Config) -> ExitCode {
+/// through a pipe and closes it, and the original process relays that:
+/// `tend up -d` says where the daemon is, `supervisord` says nothing, as
+/// supervisord's parent exits quietly.
+pub(crate) fn detach(config: Config, entry: &Entry) -> ExitCode {
     let socket = config.daemon.socket.clone();
+    // supervisord drops its privileges before it daemonizes.
+    let mut notes = match become_user(&config) {
+        Ok(n) => n,
+        Err(e) => return entry.fail(&e),
+    };
     let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot create a pipe: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return entry.fail(&format!("cannot create a pipe: {e}")),
     };
     // SAFETY: the process is single-threaded here (no runtime has been built,
     // nothing has spawned a thread), so the child may run arbitrary code.
     match unsafe { nix::unistd::fork() } {
-        Err(e) => {
-            eprintln!("error: cannot fork: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => entry.fail(&format!("cannot fork: {e}")),
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(write_end);
             // The intermediate child exits at once; reap it so it is no zombie.
@@ -38,21 +42,22 @@ pub(crate) fn detach(config: Config) -> ExitCode {
             let _ = std::fs::File::from(read_end).read_to_string(&mut msg);
             match msg.strip_prefix("ready ") {
                 Some(pid) => {
-                    println!(
-                        "tend started (pid {}), socket {}",
-                        pid.trim(),
-                        socket.display()
-                    );
+                    if let Entry::Tend = entry {
+                        println!(
+                            "tend started (pid {}), socket {}",
+                            pid.trim(),
+                            socket.display()
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 None => {
                     let msg = msg.strip_prefix("error ").unwrap_or(&msg).trim();
                     if msg.is_empty() {
-                        eprintln!("error: the daemon exited before it was ready");
+                        entry.fail("the daemon exited before it was ready")
                     } else {
-                        eprintln!("error: {msg}");
+                        entry.fail(msg)
                     }
-                    ExitCode::FAILURE
                 }
             }
         }
@@ -68,8 +73,24 @@ pub(crate) fn detach(config: Config) -> ExitCode {
                     std::process::exit(1);
                 }
             }
-            // supervisord sets its umask when it daemonizes (not with
-            // `nodaemon`): so does `tend up -d`.
+            // supervisord changes its directory and sets its umask when it
+            // daemonizes (not with `nodaemon`): so does `tend up -d`.
+            notes.daemonized.push((
+                LogLevel::Info,
+                "daemonizing the supervisord process".to_string(),
+            ));
+            if let Some(dir) = &config.daemon.directory {
+                notes.daemonized.push(match std::env::set_current_dir(dir) {
+                    Ok(()) => (
+                        LogLevel::Info,
+                        format!("set current directory: {}", py_repr(&dir.to_string_lossy())),
+                    ),
+                    Err(e) => (
+                        LogLevel::Critical,
+                        format!("can't chdir into {}: {e}", py_repr(&dir.to_string_lossy())),
+                    ),
+                });
+            }
             if let Some(mask) = config.daemon.umask {
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
             }
@@ -87,7 +108,7 @@ pub(crate) fn detach(config: Config) -> ExitCode {
                     std::process::exit(1);
                 }
             };
-            match run(config, Some(write_end), own_log, false) {
+            match run(config, Some(write_end), own_log, false, notes) {
                 Ok(()) => std::process::exit(0),
                 // `run` reported the error through the pipe if it was not ready yet.
                 Err(e) => {

@@ -3,10 +3,10 @@
 //! serves.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use tend_config::supervisord::Auth;
+use tend_config::supervisord::{Auth, Overrides};
 use tend_config::{Config, DaemonConfig};
 use tend_core::spec::LogTarget;
 use tend_core::{ProcessSpec, Supervisor};
@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
 use super::foreground::Inherited;
+use super::lock;
 
 /// The daemon's handle and the faces built on it.
 pub(super) struct Faces {
@@ -42,6 +43,7 @@ impl Faces {
         sup: &Supervisor,
         shutdown: &Shutdown,
         inherited: &Inherited,
+        main_log: &MainLogContext,
         tls: Vec<Arc<tend_server::ServerTls>>,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
@@ -59,12 +61,18 @@ impl Faces {
         warn_about_access(config);
         let loader = loader(
             config.path.clone(),
+            config.overrides.clone(),
             inherited.clone(),
             listeners.clone(),
+            main_log.clone(),
             access.clone(),
             tls,
         );
-        let prepare = prepare_spec(config.daemon.log_dir.clone(), inherited.clone());
+        let prepare = prepare_spec(
+            config.daemon.log_dir.clone(),
+            inherited.clone(),
+            Some(main_log.clone()),
+        );
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare))
             .with_access(access)
@@ -224,20 +232,26 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// What a supervisord-style log knows of the processes.
+pub(super) type MainLogContext = Arc<Mutex<tend_supervisor::mainlog::Context>>;
+
 /// How the daemon reads its config file again (a reload, a reread, a
-/// restart): the processes' groups, and, on the way, what the foreground
-/// view and the event listeners must know of the new read. The TCP
-/// listeners' TLS files are read again too (the listeners themselves stay
-/// as they started): a file that does not load fails the whole read.
+/// restart; with the command line's overrides, as supervisord does): the
+/// processes' groups, and, on the way, what the foreground view, the event
+/// listeners and the log must know of the new read. The TCP listeners' TLS
+/// files are read again too (the listeners themselves stay as they
+/// started): a file that does not load fails the whole read.
 fn loader(
     path: PathBuf,
+    overrides: Overrides,
     inherited: Inherited,
     listeners: Option<Arc<EventListeners>>,
+    main_log: MainLogContext,
     access: Access,
     tls: Vec<Arc<tend_server::ServerTls>>,
 ) -> Loader {
     Arc::new(move || {
-        let loaded = tend_config::load_any(&path).map_err(|e| e.to_string())?;
+        let loaded = tend_config::load_any_with(&path, &overrides).map_err(|e| e.to_string())?;
         // Certificates first: a reload whose files do not load changes nothing.
         super::listeners::reload_tls(&tls)?;
         // The access rules are part of the file: every read that succeeds
@@ -260,6 +274,12 @@ fn loader(
             ));
             l.set_pools(loaded.config.eventlisteners.clone());
         }
+        // A superset too: what is not applied is never told.
+        let mut ctx = tend_supervisor::mainlog::Context::from_declared(&loaded.config.declared);
+        for p in lock(&main_log).processes() {
+            ctx.add(p);
+        }
+        *lock(&main_log) = ctx;
         Ok(loaded.config.declared)
     })
 }
@@ -269,6 +289,7 @@ fn loader(
 pub(super) fn prepare_spec(
     log_dir: PathBuf,
     inherited: Inherited,
+    main_log: Option<MainLogContext>,
 ) -> impl Fn(&mut ProcessSpec, bool) -> Result<(), String> + Send + Sync + 'static {
     move |spec, logs_given| {
         let name = spec.name.clone();
@@ -289,6 +310,9 @@ pub(super) fn prepare_spec(
             logs.stderr = logs.stdout.clone();
         }
         inherited.record(spec);
+        if let Some(m) = &main_log {
+            lock(m).add(Arc::new(spec.clone()));
+        }
         Ok(())
     }
 }

@@ -70,6 +70,8 @@ impl Printer {
             .name("tend-output".into())
             .spawn(move || {
                 let mut buf = Vec::with_capacity(64 * 1024);
+                // The process and stream whose last line is printed in part.
+                let mut open: Option<(Name, Stream)> = None;
                 loop {
                     buf.clear();
                     match rx.blocking_recv() {
@@ -78,8 +80,34 @@ impl Printer {
                                 continue;
                             }
                             prefixer.width = prefixer.width.max(c.name.as_str().len());
-                            for line in c.lines() {
+                            let mut data: &[u8] = &c.data;
+                            let mine = open
+                                .as_ref()
+                                .is_some_and(|(n, s)| *n == c.name && *s == c.stream);
+                            if mine && c.continues {
+                                // The rest of the line printed in part.
+                                let end = data
+                                    .iter()
+                                    .position(|&b| b == b'\n')
+                                    .map_or(data.len(), |i| i + 1);
+                                prefixer.more(&mut buf, &data[..end]);
+                                data = &data[end..];
+                                if end > 0 && c.data[end - 1] == b'\n' {
+                                    open = None;
+                                }
+                            } else if open.take().is_some() {
+                                // Another's line: the one in part ends here.
+                                buf.push(b'\n');
+                            }
+                            if c.continues && !mine && data.first() == Some(&b'\n') {
+                                data = &data[1..];
+                            }
+                            for line in lines_of(data) {
                                 prefixer.line(&mut buf, c.name.as_str(), line);
+                            }
+                            if !data.is_empty() && data.last() != Some(&b'\n') {
+                                buf.pop();
+                                open = Some((c.name.clone(), c.stream));
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -90,7 +118,9 @@ impl Printer {
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
-                    if std::io::stdout().lock().write_all(&buf).is_err() {
+                    let mut out = std::io::stdout().lock();
+                    // Flushed: stdout is line-buffered, and a line in part must show.
+                    if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
                         // Nobody reads stdout any more; the log files still get everything.
                         break;
                     }
@@ -104,4 +134,10 @@ impl Printer {
     pub(super) fn finish(self, timeout: Duration) {
         let _ = self.done.recv_timeout(timeout);
     }
+}
+
+/// The lines of `data`, each without its `\n` (a last one without it too).
+fn lines_of(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split_inclusive(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
 }

@@ -15,6 +15,8 @@ mod listeners;
 mod own_log;
 mod pidfile;
 mod signals;
+mod suplog;
+mod user;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use tend_config::Config;
+use tend_config::{Config, LogFormat, LogLevel};
 use tend_core::runtime::tasks::{self, Tasks};
 use tend_core::{Name, Options, Supervisor};
 use tend_server::{Connections, ServeError, Shutdown, UnixServer};
@@ -39,17 +41,71 @@ use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
 
+/// Which command started the daemon: `tend up`, or `supervisord` (then
+/// failures before it runs are reported as supervisord reports them).
+#[derive(Debug, Clone)]
+pub(crate) enum Entry {
+    /// `tend up`.
+    Tend,
+    /// `supervisord` / `tend supervisord`, invoked as `progname`.
+    Supervisord {
+        /// `argv[0]`, for `For help, use PROG -h`.
+        progname: String,
+    },
+}
+
+impl Entry {
+    /// Reports a failure before the daemon runs: `error: ...` (exit 1), or
+    /// supervisord's usage error (`Error: ...`, exit 2).
+    pub(crate) fn fail(&self, msg: &str) -> ExitCode {
+        match self {
+            Entry::Tend => {
+                eprintln!("error: {msg}");
+                ExitCode::FAILURE
+            }
+            Entry::Supervisord { progname } => {
+                eprintln!("Error: {msg}");
+                eprintln!("For help, use {progname} -h");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+/// What the daemon logs as it starts, gathered before its log opens.
+#[derive(Debug, Default)]
+struct Notes {
+    /// `Set uid to user N succeeded`.
+    uid: Option<String>,
+    /// Lines the daemonizing left: `daemonizing the supervisord process`,
+    /// `set current directory: '...'` (or why not).
+    daemonized: Vec<(LogLevel, String)>,
+}
+
+/// Switches to the config's user, if it names one (before anything opens).
+fn become_user(config: &Config) -> Result<Notes, String> {
+    let mut notes = Notes::default();
+    if let Some(user) = &config.daemon.user {
+        notes.uid = Some(user::drop_privileges(user)?);
+    }
+    Ok(notes)
+}
+
 /// Runs the daemon in the foreground until it is told to stop.
-pub fn foreground(config: Config) -> ExitCode {
+pub(crate) fn foreground(config: Config, entry: &Entry) -> ExitCode {
+    let notes = match become_user(&config) {
+        Ok(n) => n,
+        Err(e) => return entry.fail(&e),
+    };
     let own_log = match own_log::init_logging(&config.daemon, true) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return entry.fail(&e),
     };
-    match run(config, None, own_log, true) {
+    match run(config, None, own_log, true, notes) {
         Ok(()) => ExitCode::SUCCESS,
+        // supervisord reports what stops it from starting (a socket in
+        // use, ...) as a usage error, with exit status 2.
+        Err(e) if matches!(entry, Entry::Supervisord { .. }) => entry.fail(&format!("{e:#}")),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -72,6 +128,7 @@ fn run(
     ready: Option<OwnedFd>,
     own_log: Option<OwnLog>,
     foreground: bool,
+    notes: Notes,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,14 +136,14 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    let caps = limits::raise_fd_limit(config.daemon.minfds)
-        .and_then(|()| limits::raise_proc_limit(config.daemon.minprocs))
-        .and_then(|()| {
-            let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
-            let max = config.daemon.http.limits.max_connections;
-            limits::connection_caps(&config.processes, max, tcp)
-        });
-    let caps = match caps {
+    let caps = limits::raise_fd_limit(config.daemon.minfds).and_then(|fds| {
+        let procs = limits::raise_proc_limit(config.daemon.minprocs)?;
+        let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
+        let max = config.daemon.http.limits.max_connections;
+        let caps = limits::connection_caps(&config.processes, max, tcp)?;
+        Ok((caps, [fds, procs]))
+    });
+    let (caps, raised) = match caps {
         Ok(c) => c,
         Err(e) => {
             if let Some(pipe) = ready.take() {
@@ -95,12 +152,18 @@ fn run(
             return Err(e);
         }
     };
+    let start = start_lines(&config, &notes, raised.into_iter().flatten());
+    // The merged `name | line` view, unless the config sends the output
+    // where it wants it (a supervisord.conf).
+    let view = foreground && config.daemon.echo_output;
     let result = rt.block_on(daemon(
         config,
         caps,
         &mut ready,
         own_log,
-        foreground.then_some(&mut printer),
+        view.then_some(&mut printer),
+        start,
+        notes.daemonized,
     ));
     if let (Err(e), Some(pipe)) = (&result, ready.take()) {
         detach::report(&pipe, &format!("error {e:#}"));
@@ -112,6 +175,38 @@ fn run(
         p.finish(Duration::from_secs(2));
     }
     result
+}
+
+/// What a supervisord-style log says as it opens and as the servers open:
+/// root's warning, the file's notes, the uid and the limits it raised.
+fn start_lines(
+    config: &Config,
+    notes: &Notes,
+    limits: impl Iterator<Item = String>,
+) -> suplog::StartLines {
+    use tend_supervisor::mainlog::Line;
+    let line = |level, text: &str| Line {
+        level,
+        text: text.to_string(),
+    };
+    let mut opening = Vec::new();
+    if config.daemon.user.is_none() && nix::unistd::Uid::effective().is_root() {
+        opening.push(line(LogLevel::Critical, suplog::ROOT_WARNING));
+    }
+    let parse = &config.daemon.start_notes.parse;
+    let (warnings, infos): (Vec<_>, Vec<_>) = parse.iter().partition(|(l, _)| *l >= LogLevel::Warn);
+    opening.extend(warnings.into_iter().map(|(l, t)| line(*l, t)));
+    opening.extend(infos.into_iter().map(|(l, t)| line(*l, t)));
+    opening.extend(notes.uid.iter().map(|t| line(LogLevel::Info, t)));
+    opening.extend(limits.map(|t| line(LogLevel::Info, &t)));
+    let servers = config
+        .daemon
+        .start_notes
+        .servers
+        .iter()
+        .map(|(l, t)| line(*l, t))
+        .collect();
+    suplog::StartLines { opening, servers }
 }
 
 /// The listeners, bound and not yet serving.
@@ -131,6 +226,14 @@ async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<B
     let n_inet = usize::from(config.daemon.inet.is_some());
     for (i, l) in listeners::tcp_listeners(&config.daemon).iter().enumerate() {
         listeners::check_exposure(l, i < n_inet, config.access.configured)?;
+    }
+    if config.daemon.socket == tend_config::fallback_socket(&config.path) {
+        runtime_dir(&config.daemon.socket)?;
+        info!(
+            "{} is in a read-only folder: its socket is {}",
+            config.path.display(),
+            config.daemon.socket.display()
+        );
     }
     let mode = config.daemon.socket_mode;
     let unix = match &config.daemon.socket_group {
@@ -153,6 +256,33 @@ async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<B
         tls,
         limits: listeners::limits(&config.daemon, caps),
     })
+}
+
+/// Makes the runtime directory of a fallback socket (mode 0700), and checks
+/// that it is this user's alone: a directory in /tmp that someone else made
+/// could hand the socket to them.
+fn runtime_dir(socket: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let Some(dir) = socket.parent() else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
+    let me = nix::unistd::Uid::effective().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "{} is not a directory of this user's alone (mode 0700): it cannot hold the socket",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 type ServerTask = JoinHandle<Result<(), ServeError>>;
@@ -187,7 +317,7 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         let authenticated = l.conf.auth.is_some()
             || listeners::requires_client_cert(&l.conf)
             || config.access.configured;
-        info!(
+        let msg = format!(
             "serving Supervisor's XML-RPC on {}{}",
             l.url(),
             if authenticated {
@@ -196,6 +326,12 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
                 " without HTTP authentication"
             }
         );
+        // supervisord's own line about it is among its start-up lines.
+        if config.daemon.log_format == LogFormat::Supervisord {
+            debug!("{msg}");
+        } else {
+            info!("{msg}");
+        }
         tcp_servers.spawn(
             l.server
                 .serve_with(router, tcp_limits.clone(), until(stopped.clone())),
@@ -262,7 +398,13 @@ async fn daemon(
     ready: &mut Option<OwnedFd>,
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
+    start: suplog::StartLines,
+    daemonized: Vec<(LogLevel, String)>,
 ) -> anyhow::Result<()> {
+    let supervisord = config.daemon.log_format == LogFormat::Supervisord;
+    if supervisord {
+        start.emit_opening();
+    }
     let mut signals = Signals::install()?;
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
@@ -270,7 +412,14 @@ async fn daemon(
     let bound = bind(&config, caps).await?;
     let (sup, mut driver) =
         Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
-    tokio::spawn(own_log::log_events(sup.subscribe()));
+    // Subscribed before any process is added, so no event is missed.
+    let events = sup.subscribe();
+    let main_log = Arc::new(Mutex::new(
+        tend_supervisor::mainlog::Context::from_declared(&config.declared),
+    ));
+    if supervisord && config.daemon.log_level.unwrap_or(LogLevel::Info) <= LogLevel::Debug {
+        tokio::spawn(suplog::log_output(sup.subscribe_logs()));
+    }
 
     // The supervisor and the config state keep the processes from here on
     // (sharing each spec); the config keeps only the daemon's own settings.
@@ -288,25 +437,56 @@ async fn daemon(
         );
     }
     let shutdown = Shutdown::new();
-    let faces = Faces::build(&mut config, &sup, &shutdown, &inherited, bound.tls.clone());
+    let faces = Faces::build(
+        &mut config,
+        &sup,
+        &shutdown,
+        &inherited,
+        &main_log,
+        bound.tls.clone(),
+    );
+    if supervisord {
+        tokio::spawn(suplog::log_events(
+            events,
+            main_log,
+            faces.daemon.clone(),
+            start.clone(),
+        ));
+    } else {
+        tokio::spawn(own_log::log_events(events));
+    }
     if let Err(e) = faces.daemon.config().add_declared().await {
         let _ = sup.shutdown().await;
         return Err(e).context("cannot add the processes of the config file");
     }
 
     let mut serving = serve(&config, bound, &faces);
+    if supervisord {
+        start.emit_servers();
+        for (level, text) in &daemonized {
+            suplog::emit(*level, text);
+        }
+    }
     let pidfile = config
         .daemon
         .pidfile
         .as_deref()
-        .and_then(pidfile::write_pidfile);
-    info!(
+        .and_then(|p| pidfile::write_pidfile(p, supervisord));
+    let started = format!(
         "tend {} (pid {}) serving {} processes on {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         processes.len(),
         serving.socket.display()
     );
+    if supervisord {
+        if pidfile.is_some() || config.daemon.pidfile.is_none() {
+            info!("supervisord started with pid {}", std::process::id());
+        }
+        debug!("{started}");
+    } else {
+        info!("{started}");
+    }
     if let Some(pipe) = ready.take() {
         detach::report(&pipe, &format!("ready {}\n", std::process::id()));
     }
@@ -335,13 +515,17 @@ async fn daemon(
         pidfile::remove_pidfile(pidfile.as_deref());
         anyhow::bail!("the supervisor's driver stopped unexpectedly");
     }
-    stop_everything(&sup, &mut signals, own_log.as_ref()).await;
+    stop_everything(&sup, &mut signals, own_log.as_ref(), supervisord).await;
     // Followers of the logs have seen the processes' last words; let them go.
     shutdown.end_streams();
     serving.finish().await;
     let _ = driver.await;
     pidfile::remove_pidfile(pidfile.as_deref());
-    info!("all processes stopped; bye");
+    if supervisord {
+        debug!("all processes stopped; bye");
+    } else {
+        info!("all processes stopped; bye");
+    }
     Ok(())
 }
 
@@ -355,7 +539,7 @@ fn autostart(sup: &Supervisor) -> JoinHandle<()> {
                 // Failures were logged as they happened (spawn failed, gave up).
                 for r in results {
                     if let Err(e) = r.result {
-                        debug!("{}: not started: {e}", r.name);
+                        tracing::trace!("{}: not started: {e}", r.name);
                     }
                 }
             }
@@ -377,24 +561,38 @@ async fn signal_loop(
 ) -> Exit {
     let shutdown = faces.daemon.shutdown().clone();
     let sup = faces.daemon.supervisor();
+    let supervisord = config.daemon.log_format == LogFormat::Supervisord;
+    let exit_request = |name: &str| {
+        if supervisord {
+            warn!("received {name} indicating exit request");
+        } else {
+            info!("{name} received; stopping every process");
+        }
+    };
     loop {
         tokio::select! {
             _ = signals.usr2.recv() => {
-                own_log::reopen_logs(sup, own_log);
+                own_log::reopen_logs(sup, own_log, supervisord);
                 continue;
             }
             _ = signals.hup.recv() => {
                 // A task on SIGHUP replaces the reload (`tend reload` still reloads).
                 if !signals::claims(tasks, SignalKind::hangup()) {
-                    signals::on_hangup(config.daemon.on_hup, &faces.daemon);
+                    signals::on_hangup(config.daemon.on_hup, &faces.daemon, supervisord);
                 }
                 continue;
             }
             // A task on one of these runs first and shuts tend down itself.
-            _ = signals.term.recv(), if !signals::claims(tasks, SignalKind::terminate()) => info!("SIGTERM received; stopping every process"),
-            _ = signals.int.recv(), if !signals::claims(tasks, SignalKind::interrupt()) => info!("SIGINT received; stopping every process"),
-            _ = signals.quit.recv(), if !signals::claims(tasks, SignalKind::quit()) => info!("SIGQUIT received; stopping every process"),
-            _ = shutdown.triggered() => info!("shutdown requested; stopping every process"),
+            _ = signals.term.recv(), if !signals::claims(tasks, SignalKind::terminate()) => exit_request("SIGTERM"),
+            _ = signals.int.recv(), if !signals::claims(tasks, SignalKind::interrupt()) => exit_request("SIGINT"),
+            _ = signals.quit.recv(), if !signals::claims(tasks, SignalKind::quit()) => exit_request("SIGQUIT"),
+            _ = shutdown.triggered() => {
+                if supervisord {
+                    debug!("shutdown requested; stopping every process");
+                } else {
+                    info!("shutdown requested; stopping every process");
+                }
+            }
             _ = &mut *driver => return Exit::DriverGone,
             _ = &mut serving.unix => warn!("the API server stopped unexpectedly; shutting down"),
             r = maybe(&mut serving.tcp) => warn!("the TCP server stopped unexpectedly ({r}); shutting down"),
@@ -404,9 +602,21 @@ async fn signal_loop(
 }
 
 /// Stops every process (in order), still handling the signals meanwhile.
-async fn stop_everything(sup: &Supervisor, signals: &mut Signals, own_log: Option<&OwnLog>) {
+async fn stop_everything(
+    sup: &Supervisor,
+    signals: &mut Signals,
+    own_log: Option<&OwnLog>,
+    supervisord: bool,
+) {
     let stopping = sup.shutdown();
     tokio::pin!(stopping);
+    let again = |name: &str| {
+        if supervisord {
+            warn!("received {name} indicating exit request");
+        } else {
+            info!("already shutting down");
+        }
+    };
     loop {
         tokio::select! {
             r = &mut stopping => {
@@ -415,11 +625,17 @@ async fn stop_everything(sup: &Supervisor, signals: &mut Signals, own_log: Optio
                 }
                 return;
             }
-            _ = signals.usr2.recv() => own_log::reopen_logs(sup, own_log),
-            _ = signals.hup.recv() => info!("SIGHUP ignored: shutting down"),
-            _ = signals.term.recv() => info!("already shutting down"),
-            _ = signals.int.recv() => info!("already shutting down"),
-            _ = signals.quit.recv() => info!("already shutting down"),
+            _ = signals.usr2.recv() => own_log::reopen_logs(sup, own_log, supervisord),
+            _ = signals.hup.recv() => {
+                if supervisord {
+                    warn!("ignored SIGHUP indicating restart request (shutdown in progress)");
+                } else {
+                    info!("SIGHUP ignored: shutting down");
+                }
+            }
+            _ = signals.term.recv() => again("SIGTERM"),
+            _ = signals.int.recv() => again("SIGINT"),
+            _ = signals.quit.recv() => again("SIGQUIT"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tend_config::{DaemonConfig, LogFormat};
+use tend_config::{DaemonConfig, LogFormat, LogLevel};
 use tend_core::logs::LogFile;
 use tend_core::{Event, Supervisor};
 use tokio::sync::broadcast;
@@ -15,40 +15,76 @@ use tracing::{debug, error, info, warn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use super::lock;
+use super::{lock, suplog};
 
-/// tend's own log: text or JSON lines, to stderr or appended to `log_file`
-/// (and to stderr too with `echo_log` in the foreground, as supervisord
-/// `nodaemon` does). Returns the file, to reopen it on SIGUSR2.
+/// tend's own log: text, JSON or supervisord's lines, to stderr or appended
+/// to `log_file` (and to the terminal too with `echo_log` in the
+/// foreground, as supervisord `nodaemon` does: supervisord's lines to
+/// stdout, as it writes them, others to stderr). Returns the file, to reopen
+/// it on SIGUSR2.
 pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Option<OwnLog>, String> {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_level.unwrap_or("info")));
+    let supervisord = cfg.log_format == LogFormat::Supervisord;
+    let echo = || -> BoxMakeWriter {
+        if supervisord {
+            BoxMakeWriter::new(std::io::stdout)
+        } else {
+            BoxMakeWriter::new(std::io::stderr)
+        }
+    };
     let (writer, ansi, file) = match &cfg.log_file {
         Some(path) => {
             let file = OwnLog::open(path, cfg.log_max_size, cfg.log_backups)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
             let writer = if cfg.echo_log && foreground {
-                BoxMakeWriter::new(file.clone().and(std::io::stderr))
+                BoxMakeWriter::new(file.clone().and(echo()))
             } else {
                 BoxMakeWriter::new(file.clone())
             };
             (writer, false, Some(file))
         }
+        None if supervisord && !(cfg.echo_log && foreground) => {
+            (BoxMakeWriter::new(std::io::sink), false, None)
+        }
         None => (
-            BoxMakeWriter::new(std::io::stderr),
-            std::io::stderr().is_terminal(),
+            echo(),
+            !supervisord && std::io::stderr().is_terminal(),
             None,
         ),
     };
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let level = cfg.log_level.unwrap_or(LogLevel::Info);
+    if supervisord {
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false)
+            .event_format(suplog::SupervisordFormat);
+        let _ = match from_env {
+            Some(env) => tracing_subscriber::registry()
+                .with(layer.with_filter(env))
+                .try_init(),
+            None => tracing_subscriber::registry()
+                .with(
+                    layer.with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+                        suplog::wanted(meta, level)
+                    })),
+                )
+                .try_init(),
+        };
+        return Ok(file);
+    }
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level.directive()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi)
         .with_target(false);
     let _ = match cfg.log_format {
-        LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text | LogFormat::Supervisord => builder.try_init(),
     };
     Ok(file)
 }
@@ -120,8 +156,13 @@ impl<'a> MakeWriter<'a> for OwnLog {
     }
 }
 
-/// SIGUSR2: reopen every log file, tend's own included.
-pub(super) fn reopen_logs(sup: &Supervisor, own_log: Option<&OwnLog>) {
+/// SIGUSR2: reopen every log file, tend's own included. supervisord says
+/// so before it reopens (so the old file gets the line).
+pub(super) fn reopen_logs(sup: &Supervisor, own_log: Option<&OwnLog>, supervisord: bool) {
+    if supervisord {
+        info!("received SIGUSR2 indicating log reopen request");
+        info!("supervisord logreopen");
+    }
     if let Some(l) = own_log
         && let Err(e) = l.reopen()
     {
@@ -134,27 +175,66 @@ pub(super) fn reopen_logs(sup: &Supervisor, own_log: Option<&OwnLog>) {
     for (path, e) in &errors {
         warn!("cannot reopen log file {}: {e}", path.display());
     }
-    info!(
-        "SIGUSR2 received; log files reopened{}",
-        if errors.is_empty() {
-            ""
-        } else {
-            " (with errors)"
-        }
-    );
+    if !supervisord {
+        info!(
+            "SIGUSR2 received; log files reopened{}",
+            if errors.is_empty() {
+                ""
+            } else {
+                " (with errors)"
+            }
+        );
+    }
 }
 
-/// One log line per event worth a human's attention.
+/// One log line per event worth a human's attention. A process in a
+/// respawn loop is told once when the loop begins and once when it ends;
+/// its spawns and exits meanwhile are debug lines.
 pub(super) async fn log_events(mut rx: broadcast::Receiver<Event>) {
+    let mut looping = std::collections::HashSet::new();
     loop {
         match rx.recv().await {
-            Ok(ev) => log_event(&ev),
+            Ok(ev) => {
+                let quiet = event_name(&ev).is_some_and(|n| looping.contains(n));
+                match &ev {
+                    Event::RespawnLoop { name, .. } => {
+                        looping.insert(name.clone());
+                    }
+                    Event::RespawnLoopEnded { name, .. } | Event::Removed { name } => {
+                        looping.remove(name);
+                    }
+                    _ => {}
+                }
+                if quiet && is_per_spawn(&ev) {
+                    debug!("{ev:?}");
+                } else {
+                    log_event(&ev);
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!("event log lagged; {n} events not shown")
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+fn event_name(ev: &Event) -> Option<&tend_core::Name> {
+    match ev {
+        Event::Spawned { name, .. }
+        | Event::Exited { name, .. }
+        | Event::RestartScheduled { name, .. }
+        | Event::StateChanged { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// The events a respawn loop repeats on every spawn.
+fn is_per_spawn(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::Spawned { .. } | Event::Exited { .. } | Event::RestartScheduled { .. }
+    )
 }
 
 fn log_event(ev: &Event) {
@@ -193,6 +273,13 @@ fn log_event(ev: &Event) {
         }
         Event::Stopped { name } => info!("{name}: stopped"),
         Event::CheckFailed { name, reason } => warn!("{name}: {reason}; restarting it"),
+        Event::RespawnLoop { name, floor_ms } => warn!(
+            "{name}: exits as soon as it starts; respawning it no more than once every {} (its spawns are logged at debug level until it stays up)",
+            tend_core::duration::format(std::time::Duration::from_millis(*floor_ms))
+        ),
+        Event::RespawnLoopEnded { name, spawns } => {
+            info!("{name}: out of its respawn loop after {spawns} quick runs")
+        }
         Event::Added { name } => debug!("{name}: added"),
         Event::Removed { name } => info!("{name}: removed"),
         Event::StateChanged { name, from, to } => debug!("{name}: {from} -> {to}"),

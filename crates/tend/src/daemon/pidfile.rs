@@ -4,10 +4,19 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
-/// Writes the pid file; returns its path to remove at exit.
-pub(super) fn write_pidfile(path: &Path) -> Option<PathBuf> {
+/// Writes the pid file; returns its path to remove at exit. A failure is
+/// logged (`supervisord`: as a critical `could not write pidfile PATH`).
+pub(super) fn write_pidfile(path: &Path, supervisord: bool) -> Option<PathBuf> {
     match std::fs::write(path, format!("{}\n", std::process::id())) {
         Ok(()) => Some(path.to_path_buf()),
+        Err(e) if supervisord => {
+            super::suplog::emit(
+                tend_config::LogLevel::Critical,
+                &format!("could not write pidfile {}", path.display()),
+            );
+            tracing::debug!("{}: {e}", path.display());
+            None
+        }
         Err(e) => {
             warn!("cannot write the pid file {}: {e}", path.display());
             None

@@ -34,11 +34,15 @@ impl Signals {
 
 /// SIGHUP: `restart` is Supervisor's in-process restart (stop everything,
 /// read the file again, start again); `reload` is `tend reload` (apply the
-/// changes, leave the rest running).
-pub(super) fn on_hangup(on_hup: OnHup, daemon: &Daemon) {
+/// changes, leave the rest running). `supervisord`: say it in its words.
+pub(super) fn on_hangup(on_hup: OnHup, daemon: &Daemon, supervisord: bool) {
     match on_hup {
         OnHup::Restart => {
-            info!("SIGHUP received; restarting every process with the config file read again");
+            if supervisord {
+                tracing::warn!("received SIGHUP indicating restart request");
+            } else {
+                info!("SIGHUP received; restarting every process with the config file read again");
+            }
             ConfigState::begin_restart(daemon.config());
         }
         OnHup::Reload => {

@@ -233,9 +233,15 @@ impl Daemon {
         self.child.as_ref().map(Child::id).expect("daemon running")
     }
 
-    /// The daemon's log so far.
+    /// The daemon's log so far: its stderr, and, for a supervisord.conf,
+    /// its stdout too, where its log goes in supervisord's format (in the
+    /// foreground, as supervisord's does).
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        let mut text = fs::read_to_string(&self.log).unwrap_or_default();
+        if fs::read_to_string(&self.env.config).is_ok_and(|c| c.contains("[supervisord]")) {
+            text.push_str(&self.out_text());
+        }
+        text
     }
 
     /// What the daemon printed on its stdout so far.

@@ -503,6 +503,39 @@ logs.stdout = "inherit"
     );
 }
 
+/// A prompt (no newline after it) shows at once in the foreground view, in
+/// `tend logs` and in the log file; the rest of the line continues it.
+#[test]
+fn a_line_without_its_newline_shows_everywhere() {
+    let env = TestEnv::new("");
+    let go = env.dir.path().join("go");
+    let config = format!(
+        r#"
+[process.prompt]
+command = ["sh", "-c", "printf 'Password: '; while [ ! -e '{go}' ]; do sleep 0.05; done; echo got it; exec sleep 1000"]
+"#,
+        go = go.display()
+    );
+    std::fs::write(&env.config, config).expect("write config");
+    let mut d = Daemon::start_in(env);
+    d.wait_for("the prompt in the foreground view", LONG, |d| {
+        d.out_text() == "prompt | Password: "
+    });
+    d.wait_for("the prompt in tend logs", LONG, |d| {
+        d.raw_stdout(&["logs", "prompt"]) == b"prompt | Password: \n"
+    });
+    assert_eq!(text(&d.file("prompt.out.log")), "Password: ");
+    std::fs::write(&go, "").expect("the go file");
+    d.wait_for("the rest on the same line", LONG, |d| {
+        d.out_text() == "prompt | Password: got it\n"
+    });
+    assert_eq!(
+        d.raw_stdout(&["logs", "prompt"]),
+        b"prompt | Password: got it\n"
+    );
+    assert_eq!(text(&d.file("prompt.out.log")), "Password: got it\n");
+}
+
 #[test]
 fn json_log_format_into_a_log_file() {
     let mut d = Daemon::start(

@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod daemon;
 mod deps;
+mod dropin;
 mod events;
 mod fleet;
 mod logs;

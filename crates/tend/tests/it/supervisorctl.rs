@@ -165,6 +165,16 @@ pub struct Pair {
     pub env: TestEnv,
 }
 
+/// How both daemons are started.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// tend as `tend supervisord -n -c FILE` (as a `supervisord` link runs
+    /// it) instead of `tend -c FILE up`.
+    pub supervisord_cli: bool,
+    /// A command both daemons run under (`unshare -m sh -c '...' sh`).
+    pub prefix: Vec<String>,
+}
+
 impl Pair {
     /// Writes `files` (name, text) into the temp dir and `conf` as
     /// `sup/supervisord.conf` and `tend/supervisord.conf`; `{ROOT}` in
@@ -172,6 +182,11 @@ impl Pair {
     /// TCP port (one per side). Starts both daemons and waits until both
     /// answer `supervisorctl status`.
     pub fn start(venv: Venv, conf: &str, files: &[(&str, &str)]) -> Pair {
+        Pair::start_as(venv, conf, files, &Launch::default())
+    }
+
+    /// [`Pair::start`], with the daemons started as `launch` says.
+    pub fn start_as(venv: Venv, conf: &str, files: &[(&str, &str)], launch: &Launch) -> Pair {
         let env = TestEnv::new("");
         let root = env.dir.path().to_path_buf();
         let fill = |text: &str| {
@@ -200,18 +215,31 @@ impl Pair {
             let out = dir.join("daemon.out");
             let out_file = fs::File::create(&out).expect("daemon.out");
             let err_file = out_file.try_clone().expect("dup");
-            let mut cmd = match kind {
-                Kind::Supervisord => {
-                    let mut c = Command::new(&venv.supervisord);
-                    c.arg("-n").arg("-c").arg(&conf_path);
-                    c
-                }
-                Kind::Tend => {
-                    let mut c = Command::new(TEND);
-                    c.arg("-c").arg(&conf_path).arg("up");
-                    c
-                }
+            let argv: Vec<std::ffi::OsString> = match kind {
+                Kind::Supervisord => vec![
+                    venv.supervisord.clone().into(),
+                    "-n".into(),
+                    "-c".into(),
+                    conf_path.clone().into(),
+                ],
+                Kind::Tend if launch.supervisord_cli => vec![
+                    TEND.into(),
+                    "supervisord".into(),
+                    "-n".into(),
+                    "-c".into(),
+                    conf_path.clone().into(),
+                ],
+                Kind::Tend => vec![
+                    TEND.into(),
+                    "-c".into(),
+                    conf_path.clone().into(),
+                    "up".into(),
+                ],
             };
+            let mut all: Vec<std::ffi::OsString> = launch.prefix.iter().map(Into::into).collect();
+            all.extend(argv);
+            let mut cmd = Command::new(&all[0]);
+            cmd.args(&all[1..]);
             cmd.current_dir(&dir)
                 .env("TEND_TEST_MARKER", &env.marker)
                 .env_remove("TEND_SOCKET")

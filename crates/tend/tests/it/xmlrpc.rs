@@ -136,7 +136,7 @@ fn rpc_all(url: &str, calls: &[(&str, Value)]) -> Vec<Value> {
     }
 }
 
-fn rpc(url: &str, method: &str, params: Value) -> Value {
+pub(crate) fn rpc(url: &str, method: &str, params: Value) -> Value {
     rpc_all(url, &[(method, params)]).remove(0)
 }
 
