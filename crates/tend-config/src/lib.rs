@@ -36,6 +36,7 @@ pub mod native;
 pub mod read;
 mod socket;
 pub mod supervisord;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use native::hosts;
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
 pub use socket::{default_socket, fallback_socket, runtime_dir};
 pub use supervisord::{Auth, EventListenerConf, LogLevel};
+pub use telemetry::TelemetryConfig;
 
 /// A loaded, validated config.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,10 @@ pub struct Config {
     /// Who may do what (`[access]`; `[tend:...]` sections of a
     /// supervisord.conf). Read again with the rest of the file on a reload.
     pub access: AccessConfig,
+    /// Where the daemon exports its own logs, metrics and spans
+    /// (`[telemetry]`; a supervisord.conf has none: the `OTEL_*`
+    /// environment variables serve it).
+    pub telemetry: TelemetryConfig,
 }
 
 pub use tend_core::model::task::TaskConf;
@@ -257,7 +263,8 @@ pub struct Loaded {
 /// Whether `path` is a supervisord.conf: its name ends in `.conf` or `.ini`,
 /// or (unless it ends in `.toml`) its first line that is not blank or a
 /// comment is an INI section header that is not one of tend's
-/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`).
+/// (`[daemon]`, `[http]`, `[process.x]`, `[group.x]`, `[task.x]`, `[access...]`,
+/// `[telemetry]`).
 pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("conf" | "ini") => return true,
@@ -279,6 +286,7 @@ pub fn is_supervisord(path: &Path, text: Option<&str>) -> bool {
         && !first.starts_with("[group.")
         && !first.starts_with("[task.")
         && !first.starts_with("[access")
+        && !first.starts_with("[telemetry]")
         && !first.starts_with("[daemon]")
         && !first.starts_with("[http]")
 }

@@ -9,6 +9,7 @@ use crate::Shutdown;
 use crate::access::Access;
 use crate::events::EventHub;
 use crate::json::TaskSchedule;
+use crate::metrics::Metrics;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -49,6 +50,7 @@ struct Inner {
     /// How the tasks are triggered (`GET /v1/tasks`).
     tasks: Arc<Vec<TaskSchedule>>,
     access: Access,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -84,6 +86,7 @@ impl Daemon {
                 events: Arc::default(),
                 tasks: Arc::default(),
                 access: Access::unconfigured(),
+                metrics: Metrics::new(),
             }),
         }
     }
@@ -128,6 +131,23 @@ impl Daemon {
         }
     }
 
+    /// The same handle, counting into `metrics` (by default fresh ones that
+    /// count no events until [`Metrics::spawn_counter`] runs).
+    pub fn with_metrics(self, metrics: Metrics) -> Daemon {
+        let inner = Inner {
+            metrics,
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The daemon's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// Who may do what (the guard of every listener reads it).
     pub fn access(&self) -> &Access {
         &self.inner.access
@@ -143,6 +163,7 @@ impl Daemon {
             events: i.events.clone(),
             tasks: i.tasks.clone(),
             access: i.access.clone(),
+            metrics: i.metrics.clone(),
         }
     }
 

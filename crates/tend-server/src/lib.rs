@@ -8,7 +8,8 @@
 //! every face), and binds them: [`UnixServer`] (or the
 //! [`serve_unix`] shortcut) on a Unix socket, [`TcpServer`] on TCP. Other
 //! faces (Supervisor's XML-RPC in `tend-supervisor`) bring their own routes
-//! and are merged into a listener's by [`app`]. The request and response
+//! and are merged into a listener's by [`app`], which also serves
+//! `GET /metrics` ([`metrics`]) and counts every request by door. The request and response
 //! types live in [`api`], so the `tend` client and the server cannot drift
 //! apart.
 //!
@@ -38,6 +39,7 @@ pub mod events;
 pub mod html;
 mod json;
 pub mod listen;
+pub mod metrics;
 pub mod state;
 pub mod web;
 
@@ -180,7 +182,9 @@ impl Listener {
 
 /// Everything one listener serves: the JSON API (with `listener.json_api`)
 /// merged with `faces`, the other faces' routes. With `listener.door`, all
-/// of it is behind the daemon's access guard (the daemon uses this);
+/// of it is behind the daemon's access guard (the daemon uses this), with
+/// `GET /metrics` beside it and every request counted in the daemon's
+/// [`metrics::Metrics`] as that door;
 /// otherwise only the JSON API is, behind `listener.auth` when set (which
 /// its owner on a Unix socket may skip with `listener.trust_owner`), and
 /// the other faces guard themselves.
@@ -190,13 +194,15 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
         router = router.merge(face);
     }
     if let Some(door) = &listener.door {
+        router = router.merge(metrics::router(daemon.clone()));
         if listener.json_api {
             // The dashboard talks only to the JSON API: it is served with it.
             router = router
                 .merge(json_router(daemon.clone()))
                 .merge(web::router(daemon.clone()));
         }
-        return daemon.access().guard(router, door.clone());
+        let guarded = daemon.access().guard(router, door.clone());
+        return metrics::count_requests(guarded, daemon.metrics().clone(), &door.name);
     }
     if listener.json_api {
         // The dashboard talks only to the JSON API: it is served with it.

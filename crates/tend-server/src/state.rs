@@ -395,12 +395,44 @@ impl ConfigState {
     /// changed ones are stopped, replaced and started again if they were up,
     /// and unchanged ones are not touched. Processes added through the API
     /// are left alone.
+    ///
+    /// It runs in a tracing span `reload` (target `tend::reload`) whose
+    /// `step` field is recorded at each step (`read tend.toml`, `removed
+    /// web`, `replaced web`, `added web`, `starting web, db`) and whose
+    /// `outcome` is recorded at the end (`ok: 1 added, ...` or `error:
+    /// why`): the OTLP exporter makes a span of it, with the steps as events.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            target: "tend::reload",
+            "reload",
+            step = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self.reload_steps(&span).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(r) => format!(
+                "ok: {} added, {} changed, {} removed",
+                r.added.len(),
+                r.changed.len(),
+                r.removed.len()
+            ),
+            Err(why) => format!("error: {why}"),
+        };
+        span.record("outcome", outcome.as_str());
+        result
+    }
+
+    async fn reload_steps(&self, span: &tracing::Span) -> Result<ReloadReport, String> {
+        let step = |what: &str, name: &str| {
+            span.record("step", format!("{what} {name}").as_str());
+        };
         let _one = self.changes.lock().await;
         if self.shutdown.is_triggered() || self.is_restarting() {
             return Err("the supervisor is shutting down".into());
         }
         let declared = self.load().await?;
+        step("read", "the config file");
         let all = self.sup.status().await.map_err(|e| e.to_string())?;
         let states: HashMap<&Name, StateName> = all.iter().map(|s| (&s.name, s.state)).collect();
         let plan = {
@@ -425,6 +457,7 @@ impl ConfigState {
         for name in &plan.remove {
             self.remove_process(name.as_str()).await.map_err(fail)?;
             lock(&self.reg).procs.remove(name);
+            step("removed", name.as_str());
             report.removed.push(name.to_string());
         }
         let mut to_start = Vec::new();
@@ -436,6 +469,7 @@ impl ConfigState {
             if was_up {
                 to_start.push(name.clone());
             }
+            step("replaced", name.as_str());
             report.changed.push(name.to_string());
             lock(&self.reg).procs.insert(name.clone(), new.clone());
         }
@@ -445,6 +479,7 @@ impl ConfigState {
             if new.spec.autostart {
                 to_start.push(name.clone());
             }
+            step("added", name.as_str());
             report.added.push(name.to_string());
             lock(&self.reg).procs.insert(name.clone(), new.clone());
         }
@@ -453,6 +488,10 @@ impl ConfigState {
             let groups = reg.share(declared.groups);
             reg.active = groups.iter().map(|g| (g.name.clone(), g.clone())).collect();
             reg.available = groups;
+        }
+        if !to_start.is_empty() {
+            let names: Vec<&str> = to_start.iter().map(Name::as_str).collect();
+            step("starting", &names.join(", "));
         }
         self.start_later(to_start);
         Ok(report)

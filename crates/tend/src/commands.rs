@@ -32,8 +32,38 @@ pub fn status(
         let list: Vec<crate::output::Row<'_>> = serde_json::from_slice(&resp.body)
             .context("cannot decode the daemon's status answer")?;
         out.write_all(status_table(&list).as_bytes())?;
+        telemetry_notice(client);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After the table, on stderr: what OTLP export dropped and why it fails,
+/// when it does (nothing when telemetry is off, works, or the daemon is
+/// older than `/v1/telemetry`).
+fn telemetry_notice(client: &Client) {
+    let Ok(r) =
+        client.call::<tend_server::metrics::TelemetryReport>("GET", "/v1/telemetry", NO_BODY)
+    else {
+        return;
+    };
+    let dropped: u64 = r.signals.iter().map(|s| s.dropped).sum();
+    if dropped == 0 && r.failing.is_none() {
+        return;
+    }
+    let each: Vec<String> = r
+        .signals
+        .iter()
+        .filter(|s| s.dropped > 0)
+        .map(|s| format!("{} {}", s.signal, s.dropped))
+        .collect();
+    let mut line = format!("telemetry: {dropped} dropped");
+    if !each.is_empty() {
+        line.push_str(&format!(" ({})", each.join(", ")));
+    }
+    if let Some(why) = &r.failing {
+        line.push_str(&format!("; export fails: {why}"));
+    }
+    eprintln!("{line}");
 }
 
 /// The batch verbs and how each reports success.

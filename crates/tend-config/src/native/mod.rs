@@ -14,6 +14,7 @@ mod http;
 mod logs;
 mod process;
 mod task;
+mod telemetry;
 mod value;
 
 #[cfg(test)]
@@ -120,6 +121,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut tasks = None;
     let mut access = crate::AccessConfig::default();
     let mut groups = None;
+    let mut telemetry = crate::TelemetryConfig::default();
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
             "daemon" => {
@@ -136,6 +138,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             "task" => tasks = Some(value),
             "group" => groups = Some(value),
             "access" => access = access::read(&mut cx, value),
+            "telemetry" => telemetry = telemetry::read(&mut cx, value),
             other => unknown_section(&mut cx, key, value, other),
         }
     }
@@ -164,11 +167,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         tasks,
         overrides: Default::default(),
         access,
+        telemetry,
     })
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 6] = ["access", "daemon", "group", "http", "process", "task"];
+const SECTIONS: [&str; 7] = [
+    "access",
+    "daemon",
+    "group",
+    "http",
+    "process",
+    "task",
+    "telemetry",
+];
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {

@@ -99,6 +99,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         tasks: Vec::new(),
         overrides: Default::default(),
         access: conf.access,
+        telemetry: crate::TelemetryConfig::default(),
     }
 }
 

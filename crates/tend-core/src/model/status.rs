@@ -120,6 +120,10 @@ pub struct ProcessStatus {
     /// Bytes of output that could not be written to its log files (disk
     /// full, file not writable); 0 when nothing was lost.
     pub log_dropped_bytes: u64,
+    /// Bytes of output read from it so far (both streams, every run of
+    /// this process since it was added), whether or not a file took them.
+    #[serde(default)]
+    pub log_bytes: u64,
 }
 
 /// Something that happened, published to every subscriber.

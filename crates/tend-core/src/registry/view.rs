@@ -45,6 +45,7 @@ impl Registry {
                     quick_deaths: p.quick_deaths(),
                     priority: p.spec().priority,
                     log_dropped_bytes: 0,
+                    log_bytes: 0,
                     ready: p.is_ready(),
                     health: p.health(),
                     last_check: p.last_check().map(|c| CheckStatus {

@@ -223,6 +223,7 @@ impl<L: Launcher> Driver<L> {
                 let mut st = self.registry.status(now, |m| self.wall(m));
                 for s in &mut st {
                     s.log_dropped_bytes = self.logs.dropped(&s.name);
+                    s.log_bytes = self.logs.written(&s.name);
                 }
                 let _ = reply.send(st);
             }

@@ -138,6 +138,9 @@ struct ProcLog {
     name: Name,
     tail: Tail,
     dropped: u64,
+    /// Bytes of output read (complete lines, before timestamps), whatever
+    /// became of them: what `/metrics` counts as written.
+    written: u64,
     stdin: Stdin,
 }
 
@@ -459,6 +462,7 @@ impl LogHub {
                     name: name.clone(),
                     tail: Tail::new(self.tail_bytes),
                     dropped: 0,
+                    written: 0,
                     stdin: Stdin::NotRunning,
                 }))
             })
@@ -638,6 +642,12 @@ impl LogHub {
     pub(crate) fn dropped(&self, name: &Name) -> u64 {
         let p = locked(&self.registry).procs.get(name).cloned();
         p.map_or(0, |p| locked(&p).dropped)
+    }
+
+    /// Bytes of `name`'s output read so far (both streams).
+    pub(crate) fn written(&self, name: &Name) -> u64 {
+        let p = locked(&self.registry).procs.get(name).cloned();
+        p.map_or(0, |p| locked(&p).written)
     }
 
     /// The last lines of the given processes, merged in time order.
@@ -897,6 +907,7 @@ impl LogHub {
             Sink::Null => {}
         }
         let mut proc = locked(&pipe.proc);
+        proc.written += lines.len() as u64;
         if let Some(report) = report {
             proc.dropped += report.dropped as u64;
             // The file reports each transition once, to whichever pipe (of

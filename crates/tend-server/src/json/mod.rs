@@ -59,6 +59,7 @@ routes! {
     get "/v1/tasks" => more::tasks;
     get "/v1/resources" => more::resources;
     get "/v1/version" => handlers::version;
+    get "/v1/telemetry" => crate::metrics::telemetry;
     get "/v1/openapi.json" => openapi;
     post "/v1/reload" => handlers::reload;
     post "/v1/shutdown" => handlers::shutdown;

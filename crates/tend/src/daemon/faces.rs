@@ -11,6 +11,7 @@ use tend_config::{Config, DaemonConfig};
 use tend_core::spec::LogTarget;
 use tend_core::{ProcessSpec, Supervisor};
 use tend_server::access::{Access, Door, Policy};
+use tend_server::metrics::Metrics;
 use tend_server::state::Loader;
 use tend_server::{Daemon, Listener, Router, Shutdown};
 use tend_supervisor::eventlistener::{Context as ListenerContext, EventListeners};
@@ -73,9 +74,14 @@ impl Faces {
             inherited.clone(),
             Some(main_log.clone()),
         );
+        // Counting from before the config's processes are added, so their
+        // first events count.
+        let metrics = Metrics::new();
+        metrics.spawn_counter(sup);
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare))
             .with_access(access)
+            .with_metrics(metrics)
             .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();

@@ -16,6 +16,8 @@ mod own_log;
 mod pidfile;
 mod signals;
 mod suplog;
+#[cfg(feature = "otel")]
+mod telemetry;
 mod user;
 
 use std::os::fd::OwnedFd;
@@ -445,6 +447,8 @@ async fn daemon(
         &main_log,
         bound.tls.clone(),
     );
+    // Subscribed before the config's processes are added.
+    let telemetry = start_telemetry(&config, &sup, faces.daemon.metrics());
     if supervisord {
         tokio::spawn(suplog::log_events(
             events,
@@ -511,11 +515,15 @@ async fn daemon(
     }
     if let Exit::DriverGone = exit {
         shutdown.end_streams();
+        finish_telemetry(telemetry).await;
         serving.finish().await;
         pidfile::remove_pidfile(pidfile.as_deref());
         anyhow::bail!("the supervisor's driver stopped unexpectedly");
     }
     stop_everything(&sup, &mut signals, own_log.as_ref(), supervisord).await;
+    // The last exits and stops go to the collector too (briefly: a dead
+    // collector must not hold the shutdown up).
+    finish_telemetry(telemetry).await;
     // Followers of the logs have seen the processes' last words; let them go.
     shutdown.end_streams();
     serving.finish().await;
@@ -527,6 +535,50 @@ async fn daemon(
         info!("all processes stopped; bye");
     }
     Ok(())
+}
+
+#[cfg(feature = "otel")]
+type Telemetry = Option<telemetry::Telemetry>;
+/// Without the `otel` feature there is nothing to run.
+#[cfg(not(feature = "otel"))]
+struct Telemetry;
+
+/// Starts the OTLP exporter when `[telemetry]` or the `OTEL_*` variables
+/// ask for it. A setting it cannot use is an error in the log, and the
+/// daemon runs without it: supervision never depends on the collector.
+fn start_telemetry(
+    config: &Config,
+    sup: &Supervisor,
+    metrics: &tend_server::metrics::Metrics,
+) -> Telemetry {
+    #[cfg(feature = "otel")]
+    {
+        match telemetry::Settings::new(&config.telemetry, |k| std::env::var(k).ok()) {
+            Ok(Some(settings)) => Some(telemetry::Telemetry::start(settings, sup, metrics)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("telemetry: {e}; nothing is exported");
+                None
+            }
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (sup, metrics);
+        if config.telemetry.configured {
+            warn!("[telemetry] is ignored: this tend was built without the otel feature");
+        }
+        Telemetry
+    }
+}
+
+async fn finish_telemetry(t: Telemetry) {
+    #[cfg(feature = "otel")]
+    if let Some(t) = t {
+        t.finish(Duration::from_secs(3)).await;
+    }
+    #[cfg(not(feature = "otel"))]
+    let Telemetry = t;
 }
 
 /// Starts the service beside the signal loop, so that a signal during a slow

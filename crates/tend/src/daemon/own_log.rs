@@ -65,6 +65,7 @@ pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Optio
         let _ = match from_env {
             Some(env) => tracing_subscriber::registry()
                 .with(layer.with_filter(env))
+                .with(otel_beside_supervisord())
                 .try_init(),
             None => tracing_subscriber::registry()
                 .with(
@@ -72,6 +73,7 @@ pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Optio
                         suplog::wanted(meta, level)
                     })),
                 )
+                .with(otel_beside_supervisord())
                 .try_init(),
         };
         return Ok(file);
@@ -82,11 +84,37 @@ pub(super) fn init_logging(cfg: &DaemonConfig, foreground: bool) -> Result<Optio
         .with_writer(writer)
         .with_ansi(ansi)
         .with_target(false);
+    // Beside the formatter, the layer that offers tend's own lines to the
+    // OTLP exporter (idle until telemetry starts).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    #[cfg(feature = "otel")]
+    let otel = super::telemetry::layer();
+    #[cfg(not(feature = "otel"))]
+    let otel = tracing_subscriber::layer::Identity::new();
     let _ = match cfg.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text | LogFormat::Supervisord => builder.try_init(),
+        LogFormat::Json => builder.json().finish().with(otel).try_init(),
+        LogFormat::Text | LogFormat::Supervisord => builder.finish().with(otel).try_init(),
     };
     Ok(file)
+}
+
+/// The OTLP layer beside supervisord's log format, with a filter of its
+/// own (it takes warnings, audit lines and info spans, whatever
+/// supervisord's log level shows).
+#[cfg(feature = "otel")]
+fn otel_beside_supervisord<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer;
+    super::telemetry::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+}
+
+/// Without the `otel` feature, nothing.
+#[cfg(not(feature = "otel"))]
+fn otel_beside_supervisord<S: tracing::Subscriber>() -> impl tracing_subscriber::Layer<S> {
+    tracing_subscriber::layer::Identity::new()
 }
 
 /// tend's own log file. Every event is one `write(2)` in append mode, made
