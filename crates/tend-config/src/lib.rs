@@ -33,6 +33,7 @@ mod declared;
 mod diag;
 pub mod http;
 pub mod native;
+pub mod platform;
 pub mod read;
 mod socket;
 pub mod supervisord;
@@ -50,6 +51,7 @@ pub use diag::{ConfigErrors, Diagnostic};
 pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::hosts;
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
+pub use platform::{CgroupMode, HealthListen, PlatformConfig};
 pub use socket::{default_socket, fallback_socket, runtime_dir};
 pub use supervisord::{Auth, EventListenerConf, LogLevel};
 pub use telemetry::TelemetryConfig;
@@ -189,6 +191,10 @@ pub struct DaemonConfig {
     /// Whether the daemon runs Supervisor's event-listener hub, so that an
     /// `update` can add a pool (on for a supervisord.conf).
     pub event_listeners: bool,
+    /// Cgroups, forwarded signals and the health listener (`[daemon]
+    /// cgroup`, `forward_signals`, `[http] health`; the defaults for a
+    /// supervisord.conf).
+    pub platform: PlatformConfig,
     /// What `GET /` shows (Supervisor's status page for a supervisord.conf,
     /// so bookmarks keep working; the dashboard otherwise).
     pub web_root: WebRoot,
@@ -380,6 +386,10 @@ mod tests {
         assert!(!is_supervisord(p("config"), Some("# c\n[daemon]\n")));
         assert!(!is_supervisord(p("config"), Some("[http]\nlisten = []\n")));
         assert!(!is_supervisord(p("config"), Some("[group.a]\n")));
+        assert!(!is_supervisord(
+            p("config"),
+            Some("[http]\nhealth = \":8080\"\n")
+        ));
         assert!(!is_supervisord(p("config"), Some("x = 1\n[supervisord]")));
         assert!(!is_supervisord(p("config"), None));
     }

@@ -8,6 +8,8 @@
 use std::os::fd::OwnedFd;
 
 pub use crate::model::launch::{KillTarget, SpawnError};
+use crate::model::name::Name;
+use crate::model::resources::ProcessStats;
 use crate::model::signal::Signal;
 use crate::model::spec::ProcessSpec;
 use crate::model::status::ExitInfo;
@@ -64,4 +66,27 @@ pub trait Launcher: Send + 'static {
 
     /// The pid has been reaped and routed; forget anything kept about it.
     fn forget(&mut self, _pid: u32) {}
+
+    /// Starts an exec check of a process (`spec` is named after it): like
+    /// [`Launcher::spawn`], but it is not a run of that process (the Unix
+    /// launcher keeps it out of the process's cgroup).
+    fn spawn_check(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+        self.spawn(spec)
+    }
+
+    /// What the run whose group `pgid` leads uses now, read on request;
+    /// `None` when nothing can be read.
+    fn stats(&mut self, _pgid: u32) -> Option<ProcessStats> {
+        None
+    }
+
+    /// Whether the run whose group `pgid` leads (its leader just reaped)
+    /// was ended by the kernel's OOM killer.
+    fn oom_killed(&mut self, _pgid: u32) -> bool {
+        false
+    }
+
+    /// The process `name` was removed: release what was kept for it (its
+    /// cgroup).
+    fn removed(&mut self, _name: &Name) {}
 }

@@ -134,7 +134,7 @@ pub mod testing;
 mod tests;
 
 // The vocabulary by its short paths (`tend_core::spec::LogTarget`).
-pub use model::{duration, error, name, pattern, probe, signal, spec, status, time};
+pub use model::{duration, error, name, pattern, probe, resources, signal, spec, status, time};
 
 // What an embedder needs, at the root.
 pub use launcher::{Launcher, Reaped, Spawned};
@@ -145,6 +145,7 @@ pub use model::name::{Name, NameError};
 pub use model::outcome::{ActionResult, Outcome};
 pub use model::pattern::{Pattern, PatternError};
 pub use model::probe::{Check, ProbeSpec};
+pub use model::resources::{ExitReason, ProcessStats, ResourceLimits, StatsSource};
 pub use model::signal::{Signal, UnknownSignal};
 pub use model::spec::{
     Backoff, BackoffMode, Condition, Dependency, LogSpec, LogTarget, ProcessSpec, RestartPolicy,

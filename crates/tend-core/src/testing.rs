@@ -65,6 +65,8 @@ struct World {
     spawns: Vec<FakeSpawn>,
     kills: Vec<FakeKill>,
     alive: Vec<(u32, Name)>,
+    /// Pids whose end is an OOM kill (`oom:MS`), until the driver asks.
+    oom: Vec<u32>,
     exits: mpsc::UnboundedSender<Reaped>,
 }
 
@@ -142,6 +144,8 @@ impl FakeWorld {
 /// - `missing`: cannot be spawned (a permanent error, as for a program not on
 ///   `PATH`);
 /// - `run:MS`: runs for MS milliseconds, then exits with code 0;
+/// - `oom:MS`: runs for MS milliseconds, then is killed by "the OOM killer"
+///   (SIGKILL, and [`Launcher::oom_killed`] says so);
 /// - anything else: runs until it gets a signal.
 ///
 /// On a signal a process exits as killed by it, `term_delay` later (at once
@@ -165,6 +169,7 @@ impl FakeLauncher {
             spawns: Vec::new(),
             kills: Vec::new(),
             alive: Vec::new(),
+            oom: Vec::new(),
             exits,
         })));
         let launcher = FakeLauncher {
@@ -210,6 +215,15 @@ impl Launcher for FakeLauncher {
             w.alive.push((pid, spec.name.clone()));
             pid
         };
+        if let Some(ms) = cmd.strip_prefix("oom:") {
+            let ms = ms.parse().unwrap_or(0);
+            self.world.lock().oom.push(pid);
+            self.world.exit_later(
+                pid,
+                Duration::from_millis(ms),
+                ExitInfo::Signal(Signal::KILL),
+            );
+        }
         if let Some(ms) = cmd.strip_prefix("run:") {
             let ms = ms.parse().unwrap_or(0);
             self.world
@@ -247,6 +261,12 @@ impl Launcher for FakeLauncher {
 
     fn group_alive(&mut self, pgid: u32) -> bool {
         self.world.lock().alive.iter().any(|(p, _)| *p == pgid)
+    }
+
+    fn oom_killed(&mut self, pgid: u32) -> bool {
+        let mut w = self.world.lock();
+        let found = w.oom.iter().position(|p| *p == pgid);
+        found.map(|i| w.oom.swap_remove(i)).is_some()
     }
 }
 

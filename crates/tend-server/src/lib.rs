@@ -36,6 +36,7 @@ pub mod auth;
 pub mod caller;
 mod daemon;
 pub mod events;
+pub mod health;
 pub mod html;
 mod json;
 pub mod listen;
@@ -50,6 +51,7 @@ pub use auth::BasicAuth;
 pub use axum::Router;
 pub use daemon::{AddError, Daemon, PrepareSpec};
 pub use events::EventHub;
+pub use health::{health_only_router, health_router};
 pub use json::{
     ApiError, ChannelStream, OPENAPI, ROUTES, json_router, parse_add_request, parse_body, router,
 };
@@ -189,6 +191,10 @@ impl Listener {
 /// its owner on a Unix socket may skip with `listener.trust_owner`), and
 /// the other faces guard themselves.
 pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = Router>) -> Router {
+    // `/healthz` and `/readyz` need no credentials on any listener: a
+    // kubelet's probe has none, and they tell no more than up or not.
+    // Merged after the guard's layer, so it does not wrap them.
+    let health = health::health_router(daemon.clone());
     let mut router = Router::new();
     for face in faces {
         router = router.merge(face);
@@ -202,7 +208,11 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
                 .merge(web::router(daemon.clone()));
         }
         let guarded = daemon.access().guard(router, door.clone());
-        return metrics::count_requests(guarded, daemon.metrics().clone(), &door.name);
+        return health.merge(metrics::count_requests(
+            guarded,
+            daemon.metrics().clone(),
+            &door.name,
+        ));
     }
     if listener.json_api {
         // The dashboard talks only to the JSON API: it is served with it.
@@ -212,8 +222,10 @@ pub fn app(daemon: Daemon, listener: &Listener, faces: impl IntoIterator<Item = 
         }
         router = router.merge(r);
     }
-    router
+    health.merge(router)
 }
 
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;

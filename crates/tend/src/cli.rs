@@ -113,6 +113,10 @@ pub enum Command {
         /// Detach: return once the daemon accepts connections.
         #[arg(short = 'd', long)]
         detach: bool,
+        /// Act as an init (PID 1) even when not PID 1: ignore the signals
+        /// tend does not handle; orphans are reaped either way.
+        #[arg(long)]
+        init: bool,
     },
     /// Check the config file and report every problem (and every warning).
     Check {

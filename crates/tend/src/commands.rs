@@ -23,18 +23,61 @@ pub fn status(
     patterns: &[String],
     out: &mut Out,
 ) -> anyhow::Result<ExitCode> {
-    let resp = client.call_raw("GET", &status_path(patterns), NO_BODY)?;
+    // `--json` shows what each process uses too (read for this call alone).
+    let mut path = status_path(patterns);
+    if json {
+        path.push_str(if path.contains('?') {
+            "&stats=true"
+        } else {
+            "?stats=true"
+        });
+    }
+    let resp = match client.call_raw("GET", &path, NO_BODY) {
+        Ok(r) => r,
+        Err(e @ ClientError::Unreachable { .. }) => {
+            // LSB's "status unknown", as supervisorctl's status says it.
+            out.flush()?;
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_STATUS_UNKNOWN));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let list: Vec<crate::output::Row<'_>> =
+        serde_json::from_slice(&resp.body).context("cannot decode the daemon's status answer")?;
     if json {
         // The API's array, byte for byte.
         out.write_all(&resp.body)?;
         out.write_all(b"\n")?;
     } else {
-        let list: Vec<crate::output::Row<'_>> = serde_json::from_slice(&resp.body)
-            .context("cannot decode the daemon's status answer")?;
         out.write_all(status_table(&list).as_bytes())?;
         telemetry_notice(client);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(status_exit(&list))
+}
+
+/// `tend status`'s exit status when some process is not where it should
+/// be (LSB's "program is not running", as supervisorctl uses it).
+pub const EXIT_STATUS_TROUBLE: u8 = 3;
+/// `tend status`'s exit status when the daemon cannot be reached (LSB's
+/// "status unknown").
+pub const EXIT_STATUS_UNKNOWN: u8 = 4;
+
+/// 0 when every process shown is fine; [`EXIT_STATUS_TROUBLE`] when one has
+/// given up (`fatal`) or is crash-looping (`backoff`), so that `tend status`
+/// works as a health check. Stopped, exited and waiting processes are where
+/// someone (a user, their policy, their dependencies) put them.
+fn status_exit(list: &[crate::output::Row<'_>]) -> ExitCode {
+    let trouble = list.iter().any(|p| {
+        matches!(
+            p.state,
+            tend_core::StateName::Fatal | tend_core::StateName::Backoff
+        )
+    });
+    if trouble {
+        ExitCode::from(EXIT_STATUS_TROUBLE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// After the table, on stderr: what OTLP export dropped and why it fails,
@@ -201,6 +244,25 @@ pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result
         obj.remove("logs");
     }
     let resp: NameResponse = client.call("POST", "/v1/processes", Some(&body))?;
+    // The answer comes once it is added and, with autostart, spawned: a
+    // program that cannot be started at all is fatal by now. Say so.
+    let list: Vec<ProcessStatus> = client
+        .call(
+            "GET",
+            &status_path(std::slice::from_ref(&resp.name)),
+            NO_BODY,
+        )
+        .unwrap_or_default();
+    if let Some(p) = list
+        .iter()
+        .find(|p| p.name.as_str() == resp.name && p.state == tend_core::StateName::Fatal)
+    {
+        writeln!(out, "{}: added, but it cannot start", resp.name)?;
+        out.flush()?;
+        let why = p.error.as_deref().unwrap_or("it gave up");
+        eprintln!("error: {}: {why}", resp.name);
+        return Ok(ExitCode::FAILURE);
+    }
     writeln!(out, "{}: added", resp.name)?;
     Ok(ExitCode::SUCCESS)
 }

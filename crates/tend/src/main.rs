@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         command,
     } = Cli::parse();
     let command = match command {
-        Command::Up { detach } => return up(&config, socket.as_deref(), detach),
+        Command::Up { detach, init } => return up(&config, socket.as_deref(), detach, init),
         Command::Check { who } => return check(&config, who.as_deref()),
         Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
@@ -204,7 +204,10 @@ fn import(path: &Path) -> ExitCode {
     }
 }
 
-fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
+fn up(path: &Path, socket: Option<&Path>, detach: bool, init: bool) -> ExitCode {
+    // First, while tend has one thread: systemd's variables leave the
+    // environment, so that no child inherits them.
+    let up = daemon::Up::new(init);
     let mut config = match load(path) {
         Ok((c, _)) => c,
         Err(code) => return code,
@@ -220,9 +223,9 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool) -> ExitCode {
         }
     }
     if detach {
-        daemon::detach(config, &daemon::Entry::Tend)
+        daemon::detach(config, &daemon::Entry::Tend, up)
     } else {
-        daemon::foreground(config, &daemon::Entry::Tend)
+        daemon::foreground(config, &daemon::Entry::Tend, up)
     }
 }
 

@@ -173,6 +173,9 @@ pub struct Row<'a> {
     /// What it waits for, in `waiting`.
     #[serde(default, borrow)]
     pub waiting_for: Option<Cow<'a, str>>,
+    /// Why the last run ended, when the kernel ended it (`oom_kill`).
+    #[serde(default)]
+    pub exit_reason: Option<tend_core::ExitReason>,
 }
 
 fn unknown_health() -> Health {
@@ -303,6 +306,9 @@ fn info(p: &Row<'_>) -> String {
     }
     if let Some(ms) = p.next_restart_in_ms {
         parts.push(format!("restart in {}", seconds(ms)));
+    }
+    if p.exit_reason == Some(tend_core::ExitReason::OomKill) {
+        parts.push("killed by the kernel's OOM killer (over memory_max)".into());
     }
     parts.extend(p.error.as_deref().map(str::to_string));
     parts.join("; ")

@@ -368,10 +368,12 @@ pub fn main(progname: &str, args: &[OsString]) -> ExitCode {
     {
         return usage(&e);
     }
+    // Still one thread: systemd's variables leave the environment here.
+    let up = daemon::Up::new(false);
     if config.daemon.daemonize {
-        daemon::detach(config, &entry)
+        daemon::detach(config, &entry, up)
     } else {
-        daemon::foreground(config, &entry)
+        daemon::foreground(config, &entry, up)
     }
 }
 

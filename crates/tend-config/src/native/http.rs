@@ -7,6 +7,7 @@ use toml::de::DeTable;
 
 use super::value::{Field, Item, walk};
 use crate::diag::{Cx, Span};
+use crate::platform::HealthListen;
 use crate::{ClientCert, HttpConfig, HttpLimits, InetListen, TlsFiles};
 
 /// `[http]` as read, before the parts are put together.
@@ -19,6 +20,8 @@ struct Draft {
     client_cert: Option<ClientCert>,
     insecure: bool,
     limits: HttpLimits,
+    /// `health`: the probes' own listener (`docs/running.md`).
+    health: Option<HealthListen>,
 }
 
 fn path(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<(PathBuf, Span)> {
@@ -59,6 +62,16 @@ fn size(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<u64> {
 }
 
 const FIELDS: &[Field<Draft>] = &[
+    Field {
+        key: "health",
+        read: |cx, d, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            match HealthListen::parse(s) {
+                Ok(h) => d.health = Some(h),
+                Err(e) => cx.error(v.span(), format!("health: {e}")),
+            }
+        },
+    },
     Field {
         key: "listen",
         read: |cx, d, _, v| {
@@ -150,8 +163,13 @@ const FIELDS: &[Field<Draft>] = &[
     },
 ];
 
-/// Reads `[http]` (its span is `at`, for errors about the whole table).
-pub(super) fn read(cx: &mut Cx<'_>, table: &DeTable<'_>, at: Span) -> HttpConfig {
+/// Reads `[http]` (its span is `at`, for errors about the whole table): its
+/// listeners and limits, and the health listener.
+pub(super) fn read(
+    cx: &mut Cx<'_>,
+    table: &DeTable<'_>,
+    at: Span,
+) -> (HttpConfig, Option<HealthListen>) {
     let mut d = Draft::default();
     walk(cx, "[http]", table, FIELDS, &[], &mut d);
     let tls = match (d.cert, d.key) {
@@ -188,7 +206,8 @@ pub(super) fn read(cx: &mut Cx<'_>, table: &DeTable<'_>, at: Span) -> HttpConfig
             "[http] has TLS files but no listen address (e.g. listen = [\"0.0.0.0:9001\"])",
         );
     }
-    HttpConfig {
+    let health = d.health;
+    let http = HttpConfig {
         listen: d
             .listen
             .into_iter()
@@ -202,5 +221,6 @@ pub(super) fn read(cx: &mut Cx<'_>, table: &DeTable<'_>, at: Span) -> HttpConfig
             })
             .collect(),
         limits: d.limits,
-    }
+    };
+    (http, health)
 }

@@ -12,6 +12,7 @@ mod deps;
 pub mod hosts;
 mod http;
 mod logs;
+mod platform;
 mod process;
 mod task;
 mod telemetry;
@@ -21,6 +22,8 @@ mod value;
 mod tests;
 #[cfg(test)]
 mod tests_deps;
+#[cfg(test)]
+mod tests_platform;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,6 +117,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         minprocs: None,
         on_hup: OnHup::Reload,
         event_listeners: false,
+        platform: crate::PlatformConfig::default(),
         web_root: crate::WebRoot::Dashboard,
         http: crate::HttpConfig::default(),
     };
@@ -126,12 +130,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         match key.get_ref().as_ref() {
             "daemon" => {
                 if let Some(table) = cx.table(value) {
-                    walk(&mut cx, "[daemon]", table, DAEMON_FIELDS, &[], &mut daemon);
+                    let fields = chain(DAEMON_FIELDS, platform::DAEMON_FIELDS);
+                    walk(&mut cx, "[daemon]", table, &fields, &[], &mut daemon);
                 }
             }
             "http" => {
                 if let Some(table) = cx.table(value) {
-                    daemon.http = http::read(&mut cx, table, key.span());
+                    let (http, health) = http::read(&mut cx, table, key.span());
+                    daemon.http = http;
+                    daemon.platform.health = health;
                 }
             }
             "process" => processes = Some(value),
@@ -171,6 +178,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     })
 }
 
+/// Checks that the directory of a socket path exists: tend binds the
+/// socket there and does not make directories for it (their mode is the
+/// socket's first access control).
+pub fn check_socket_dir(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "the socket's directory {} is not a directory",
+            dir.display()
+        )),
+        Err(_) => Err(format!(
+            "the socket's directory {} does not exist (make it first, or leave the socket out for {DEFAULT_SOCKET} beside the config file)",
+            dir.display()
+        )),
+    }
+}
+
 /// Top-level keys, for suggestions.
 const SECTIONS: [&str; 7] = [
     "access",
@@ -181,6 +208,17 @@ const SECTIONS: [&str; 7] = [
     "task",
     "telemetry",
 ];
+
+/// Two tables of fields as one.
+fn chain<T>(a: &[Field<T>], b: &[Field<T>]) -> Vec<Field<T>> {
+    a.iter()
+        .chain(b)
+        .map(|f| Field {
+            key: f.key,
+            read: f.read,
+        })
+        .collect()
+}
 
 fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str) {
     let message = if matches!(value.get_ref(), DeValue::Table(_)) {
@@ -204,8 +242,12 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
             let Some(s) = cx.string(v) else { return };
             if s.is_empty() {
                 cx.error(v.span(), "socket path is empty");
-            } else {
-                d.socket = cx.dir.join(s);
+                return;
+            }
+            let path = cx.dir.join(s);
+            match check_socket_dir(&path) {
+                Ok(()) => d.socket = path,
+                Err(why) => cx.error(v.span(), why),
             }
         },
     },

@@ -31,6 +31,8 @@ pub(super) struct Draft {
     /// The keys that need another key, to point at.
     watchdog_key: Option<Span>,
     start_timeout_key: Option<Span>,
+    /// `restart` was written (`exit_with` makes it "never" otherwise).
+    restart_given: bool,
     /// The keys of `[task.NAME]` alone.
     pub(super) task: TaskDraft,
 }
@@ -151,6 +153,7 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         key: "restart",
         read: |cx, d, _, v| {
             const ALLOWED: [&str; 3] = ["always", "on-failure", "never"];
+            d.restart_given = true;
             let Some(s) = cx.string(v) else { return };
             d.spec.restart = match s {
                 "always" => RestartPolicy::Always,
@@ -289,6 +292,11 @@ const PROCESS_ALIASES: &[(&str, &str)] = &[
     ("environment", "env"),
     ("exitcodes", "success_exit_codes"),
     ("after", "depends_on"),
+    ("cpu_max", "limits.cpu_max"),
+    ("io_weight", "limits.io_weight"),
+    ("memory_high", "limits.memory_high"),
+    ("memory_max", "limits.memory_max"),
+    ("pids_max", "limits.pids_max"),
     ("dependencies", "depends_on"),
     ("depends", "depends_on"),
     ("give_up_after", "backoff.give_up_after"),
@@ -570,18 +578,20 @@ pub(super) fn read_entry(
         deps: Vec::new(),
         watchdog_key: None,
         start_timeout_key: None,
+        restart_given: false,
         task: TaskDraft::default(),
     };
     let section = draft.section.clone();
     match kind {
-        Kind::Process => walk(
-            cx,
-            &section,
-            table,
-            PROCESS_FIELDS,
-            PROCESS_ALIASES,
-            &mut draft,
-        ),
+        Kind::Process => {
+            let fields = super::chain(PROCESS_FIELDS, super::platform::PROCESS_FIELDS);
+            walk(cx, &section, table, &fields, PROCESS_ALIASES, &mut draft);
+            // One process whose end is the end of everything is not
+            // restarted unless its table says so.
+            if draft.spec.exit_with && !draft.restart_given {
+                draft.spec.restart = RestartPolicy::Never;
+            }
+        }
         Kind::Task => {
             let fields = task::fields(PROCESS_FIELDS);
             walk(cx, &section, table, &fields, task::ALIASES, &mut draft);

@@ -60,6 +60,7 @@ fn process<'c>(config: &'c Config, n: &str) -> &'c ProcessSpec {
 fn full_config_maps_every_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("srv")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("run")).expect("mkdir");
     let path = dir.path().join("tend.toml");
     let text = r#"
 [daemon]
@@ -185,13 +186,21 @@ fn processes_keep_file_order() {
 
 #[test]
 fn socket_paths() {
-    let relative = ok("[daemon]\nsocket = \"../run/x.sock\"\n");
-    assert_eq!(
-        relative.daemon.socket,
-        Path::new("/nonexistent-tend-test/app/../run/x.sock")
+    // The socket's directory must exist (tend makes none for it).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
+    let conf = app.join("tend.toml");
+    let relative = parse(&conf, "[daemon]\nsocket = \"../run/x.sock\"\n").expect("valid");
+    assert_eq!(relative.daemon.socket, app.join("../run/x.sock"));
+    let abs = dir.path().join("run/t.sock");
+    let text = format!(
+        "[daemon]\nsocket = {:?}\nsocket_mode = 0o660\n",
+        abs.display().to_string()
     );
-    let absolute = ok("[daemon]\nsocket = \"/run/tend/t.sock\"\nsocket_mode = 0o660\n");
-    assert_eq!(absolute.daemon.socket, Path::new("/run/tend/t.sock"));
+    let absolute = parse(&conf, &text).expect("valid");
+    assert_eq!(absolute.daemon.socket, abs);
     assert_eq!(absolute.daemon.socket_mode, 0o660);
 
     // A relative config path is made absolute against the current directory.

@@ -178,7 +178,11 @@ pub(super) fn servers(
                 }
                 continue;
             };
+            let entry = file.entry;
             let file = values::normalize_path(py_strip(&file.value), &host.cwd, &host.env);
+            if let Err(why) = crate::native::check_socket_dir(std::path::Path::new(&file)) {
+                st.error_at(entry, why);
+            }
             let chmod = st
                 .get(ini, section, "chmod", &top)
                 .and_then(|g| match values::octal(&g.value) {

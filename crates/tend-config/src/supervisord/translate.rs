@@ -85,6 +85,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's SIGHUP stops everything and starts over.
         on_hup: OnHup::Restart,
         event_listeners: true,
+        platform: crate::PlatformConfig::default(),
         // supervisord's status page stays at `/`, for bookmarks.
         web_root: crate::WebRoot::SupervisorStatus,
         http: crate::HttpConfig::default(),

@@ -13,6 +13,7 @@
 //! | [`outcome`] | the answer of a request, per process ([`Outcome`](outcome::Outcome), [`ActionResult`](outcome::ActionResult)) |
 //! | [`notify_msg`] | `sd_notify` datagrams, parsed |
 //! | [`task`] | what triggers a task ([`TaskConf`](task::TaskConf)) |
+//! | [`resources`] | cgroup limits, usage and exit reasons ([`ResourceLimits`](resources::ResourceLimits), [`ProcessStats`](resources::ProcessStats)) |
 //! | [`launch`] | the spawn and signal vocabulary ([`KillTarget`](launch::KillTarget), [`SpawnError`](launch::SpawnError)) |
 //! | [`name`], [`pattern`], [`signal`], [`duration`], [`time`] | names, target patterns, signal numbers, `1m30s`, the monotonic [`Mono`](time::Mono) |
 //! | [`error`] | why a request failed |
@@ -29,6 +30,7 @@ pub mod notify_msg;
 pub mod outcome;
 pub mod pattern;
 pub mod probe;
+pub mod resources;
 pub mod signal;
 pub mod spec;
 pub mod status;

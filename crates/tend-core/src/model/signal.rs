@@ -55,6 +55,14 @@ impl Signal {
     pub const INT: Signal = Signal(libc::SIGINT);
     /// SIGHUP.
     pub const HUP: Signal = Signal(libc::SIGHUP);
+    /// SIGQUIT.
+    pub const QUIT: Signal = Signal(libc::SIGQUIT);
+    /// SIGSTOP.
+    pub const STOP: Signal = Signal(libc::SIGSTOP);
+    /// SIGUSR1.
+    pub const USR1: Signal = Signal(libc::SIGUSR1);
+    /// SIGUSR2.
+    pub const USR2: Signal = Signal(libc::SIGUSR2);
 
     /// The signal with this number, if it is a known signal or a real-time one.
     pub fn from_number(n: i32) -> Option<Signal> {

@@ -93,6 +93,19 @@ pub struct ProcessSpec {
     /// (Supervisor's `startsecs`). Zero: running as soon as it has been spawned.
     #[serde(default, with = "crate::model::duration::serde_str")]
     pub start_secs: Duration,
+    /// What its cgroup allows it (memory, CPU, tasks, I/O weight); applied
+    /// where the Unix layer runs processes in cgroups of their own.
+    #[serde(default)]
+    pub limits: super::resources::ResourceLimits,
+    /// When it ends for good (exited and not restarted, or fatal), the
+    /// daemon stops everything and exits with its exit status, as `docker
+    /// run` does with its one process. Read by the daemon, not the engine.
+    #[serde(default)]
+    pub exit_with: bool,
+    /// The daemon's readiness (`GET /readyz`) waits for it to be ready.
+    /// Read by the daemon, not the engine.
+    #[serde(default)]
+    pub ready_gate: bool,
     /// Why this process cannot be spawned, known when its config was read
     /// (Supervisor's `can't parse command ...`): every start of it fails at
     /// once with this error, as a start of a missing program does, and the
@@ -140,6 +153,9 @@ impl ProcessSpec {
             watchdog: None,
             start_timeout: None,
             start_secs: Duration::ZERO,
+            limits: super::resources::ResourceLimits::default(),
+            exit_with: false,
+            ready_gate: false,
             spawn_error: None,
         }
     }
@@ -176,6 +192,7 @@ impl ProcessSpec {
         {
             return Err(SpecError::Backoff("initial is larger than max".into()));
         }
+        self.limits.validate().map_err(SpecError::Limits)?;
         if self.backoff.floor < Backoff::MIN_FLOOR {
             return Err(SpecError::Backoff(format!(
                 "floor must be at least {}",
@@ -218,6 +235,9 @@ pub enum SpecError {
     /// Inconsistent back-off settings.
     #[error("backoff: {0}")]
     Backoff(String),
+    /// A resource limit out of range.
+    #[error("limits: {0}")]
+    Limits(String),
 }
 
 /// When an exit is followed by a restart.

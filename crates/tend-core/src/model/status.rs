@@ -124,6 +124,14 @@ pub struct ProcessStatus {
     /// this process since it was added), whether or not a file took them.
     #[serde(default)]
     pub log_bytes: u64,
+    /// Why the last run ended, when the kernel ended it (`oom_kill`); null
+    /// otherwise.
+    #[serde(default)]
+    pub exit_reason: Option<super::resources::ExitReason>,
+    /// What it uses now: only in a status asked for with stats
+    /// ([`crate::Supervisor::status_with_stats`]), and only while it is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::resources::ProcessStats>,
 }
 
 /// Something that happened, published to every subscriber.
@@ -208,6 +216,23 @@ pub enum Event {
     Stopped {
         /// Its name.
         name: Name,
+    },
+    /// The kernel's OOM killer ended a run (its cgroup went over
+    /// `memory_max`); the `exited` event that follows says how.
+    OomKilled {
+        /// Its name.
+        name: Name,
+        /// The main pid of the run.
+        pid: u32,
+    },
+    /// What a run used, once its main process has been reaped.
+    Usage {
+        /// Its name.
+        name: Name,
+        /// The main pid of the run.
+        pid: u32,
+        /// CPU time, memory peak and processes of the run.
+        stats: super::resources::ProcessStats,
     },
     /// A process keeps exiting before `backoff.floor` has passed since its
     /// spawn: its restarts are held to one per floor. Told once per loop.

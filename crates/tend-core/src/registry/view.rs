@@ -46,6 +46,8 @@ impl Registry {
                     priority: p.spec().priority,
                     log_dropped_bytes: 0,
                     log_bytes: 0,
+                    exit_reason: None,
+                    stats: None,
                     ready: p.is_ready(),
                     health: p.health(),
                     last_check: p.last_check().map(|c| CheckStatus {

@@ -15,12 +15,13 @@ use std::path::PathBuf;
 
 use crate::launcher::KillTarget;
 use crate::launcher::{Launcher, Reaped};
-use crate::machine::TimerId;
+use crate::machine::{TimerId, TimerKind};
 use crate::model::error::Error;
 use crate::model::name::Name;
 use crate::model::notify_msg::NotifyMsg;
 use crate::model::outcome::ActionResult;
 use crate::model::probe::{Check, ProbeOutcome, ProbeSpec};
+use crate::model::resources::ExitReason;
 use crate::model::signal::Signal;
 use crate::model::spec::{LogTarget, ProcessSpec};
 use crate::model::status::Event;
@@ -80,6 +81,10 @@ pub(crate) struct Driver<L: Launcher> {
     /// Notify sockets by process, bound at its first spawn.
     notify: HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: PathBuf,
+    /// Processes whose last run the OOM killer ended.
+    oom: std::collections::HashSet<Name>,
+    /// Stop timeouts are over: every stop kills at once.
+    hurry: bool,
 }
 
 impl<L: Launcher> Driver<L> {
@@ -109,6 +114,8 @@ impl<L: Launcher> Driver<L> {
             exec_probes: HashMap::new(),
             notify: HashMap::new(),
             runtime_dir,
+            oom: std::collections::HashSet::new(),
+            hurry: false,
         }
     }
 
@@ -220,13 +227,12 @@ impl<L: Launcher> Driver<L> {
                 let _ = reply.send(self.registry.resolve(&patterns));
             }
             Request::Status(reply) => {
-                let mut st = self.registry.status(now, |m| self.wall(m));
-                for s in &mut st {
-                    s.log_dropped_bytes = self.logs.dropped(&s.name);
-                    s.log_bytes = self.logs.written(&s.name);
-                }
-                let _ = reply.send(st);
+                let _ = reply.send(self.status(now, false));
             }
+            Request::StatusStats(reply) => {
+                let _ = reply.send(self.status(now, true));
+            }
+            Request::Hurry => self.hurry(),
             Request::StartAll(reply) => {
                 if self.registry.is_shutting_down() {
                     let _ = reply.send(Vec::new());
@@ -252,6 +258,44 @@ impl<L: Launcher> Driver<L> {
         }
     }
 
+    fn status(&mut self, now: Mono, stats: bool) -> Vec<crate::model::status::ProcessStatus> {
+        let mut st = self.registry.status(now, |m| self.wall(m));
+        for s in &mut st {
+            s.log_dropped_bytes = self.logs.dropped(&s.name);
+            s.log_bytes = self.logs.written(&s.name);
+            if self.oom.contains(&s.name) {
+                s.exit_reason = Some(ExitReason::OomKill);
+            }
+            if stats
+                && s.state.is_up()
+                && let Some(pid) = s.pid
+            {
+                s.stats = self.launcher.stats(pid);
+            }
+        }
+        st
+    }
+
+    /// A second stop request during a shutdown: no more waiting for stop
+    /// timeouts. Every armed kill timer fires now, and later ones at once.
+    fn hurry(&mut self) {
+        self.hurry = true;
+        let due: Vec<(Mono, Name, TimerId)> = self
+            .timers
+            .iter()
+            .filter(|(_, _, id)| id.kind == TimerKind::Kill)
+            .cloned()
+            .collect();
+        let now = self.now();
+        let mut fx = Vec::new();
+        for (at, name, id) in due {
+            self.timers.remove(&(at, name.clone(), id));
+            self.timer_at.remove(&(name.clone(), id));
+            fx.extend(self.registry.timer(now, &name, id));
+        }
+        self.execute(fx);
+    }
+
     fn on_reaped(&mut self, r: Reaped) {
         let now = self.now();
         let mut fx = Vec::new();
@@ -271,6 +315,24 @@ impl<L: Launcher> Driver<L> {
         }
         if let Some(name) = self.registry.owner_of(r.pid) {
             self.logs.close_stdin(name);
+            // Told before the exit itself, which the machine publishes.
+            let name = name.clone();
+            if self.launcher.oom_killed(r.pid) {
+                self.oom.insert(name.clone());
+                let _ = self.events.send(Event::OomKilled {
+                    name: name.clone(),
+                    pid: r.pid,
+                });
+            } else {
+                self.oom.remove(&name);
+            }
+            if let Some(stats) = self.launcher.stats(r.pid) {
+                let _ = self.events.send(Event::Usage {
+                    name: name.clone(),
+                    pid: r.pid,
+                    stats,
+                });
+            }
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
         } else {
@@ -342,7 +404,7 @@ impl<L: Launcher> Driver<L> {
                 }
                 ps.logs.stdout = LogTarget::Null;
                 ps.logs.stderr = LogTarget::Null;
-                match self.launcher.spawn(&ps) {
+                match self.launcher.spawn_check(&ps) {
                     Ok(spawned) => {
                         // The check's output is not kept: its pipes close here.
                         drop((spawned.stdout, spawned.stderr, spawned.stdin));
@@ -444,6 +506,11 @@ impl<L: Launcher> Driver<L> {
                     }
                 }
                 registry::Effect::ArmTimer { name, id, at } => {
+                    let at = if self.hurry && id.kind == TimerKind::Kill {
+                        at.min(self.now())
+                    } else {
+                        at
+                    };
                     self.timers.insert((at, name.clone(), id));
                     self.timer_at.insert((name, id), at);
                 }
@@ -456,6 +523,8 @@ impl<L: Launcher> Driver<L> {
                     log_event(&ev);
                     if let Event::Removed { name } = &ev {
                         self.logs.forget(name);
+                        self.launcher.removed(name);
+                        self.oom.remove(name);
                         if let Some((path, task)) = self.notify.remove(name) {
                             task.abort();
                             let _ = std::fs::remove_file(path);

@@ -46,6 +46,8 @@ pub(crate) enum Request {
     Signal(Vec<Name>, Signal, oneshot::Sender<Vec<ActionResult>>),
     Resolve(Vec<String>, oneshot::Sender<Result<Vec<Name>, Error>>),
     Status(oneshot::Sender<Vec<ProcessStatus>>),
+    StatusStats(oneshot::Sender<Vec<ProcessStatus>>),
+    Hurry,
     StartAll(oneshot::Sender<Vec<ActionResult>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -66,6 +68,13 @@ pub struct Options {
     /// Where notify sockets are created (`<dir>/notify/NAME.sock`). Default:
     /// a `tend-PID` directory in the system's temporary directory.
     pub runtime_dir: Option<std::path::PathBuf>,
+    /// Whether each process gets a cgroup v2 of its own (for
+    /// [`Supervisor::spawn`]; see [`crate::unix::LaunchOptions`]). Off by
+    /// default: an embedder's processes stay in its own cgroup.
+    pub cgroup: crate::unix::CgroupMode,
+    /// Fork a guard that kills every process left behind should this
+    /// program die without stopping them (for [`Supervisor::spawn`]).
+    pub guard: bool,
 }
 
 impl Default for Options {
@@ -76,6 +85,8 @@ impl Default for Options {
             tail_bytes: 64 * 1024,
             log_capacity: 1024,
             runtime_dir: None,
+            cgroup: crate::unix::CgroupMode::Off,
+            guard: false,
         }
     }
 }
@@ -99,7 +110,10 @@ impl Supervisor {
         opts: Options,
         reap_all: bool,
     ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
-        let (launcher, exits) = crate::unix::UnixLauncher::new(reap_all)?;
+        let mut lo = crate::unix::LaunchOptions::new(reap_all);
+        lo.cgroup = opts.cgroup.clone();
+        lo.guard = opts.guard;
+        let (launcher, exits) = crate::unix::UnixLauncher::with_options(lo)?;
         Ok(Self::with_launcher(opts, launcher, exits))
     }
 
@@ -275,9 +289,26 @@ impl Supervisor {
         self.ask(Request::Status).await
     }
 
+    /// A snapshot like [`Supervisor::status`], with what each process that
+    /// is up uses now ([`ProcessStatus::stats`]: from its cgroup, or from
+    /// `/proc` of its main process). Read now, for this call alone.
+    pub async fn status_with_stats(&self) -> Result<Vec<ProcessStatus>, Error> {
+        self.ask(Request::StatusStats).await
+    }
+
     /// Stops everything and ends the driver. Returns once every child is gone.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.ask(Request::Shutdown).await
+    }
+
+    /// Stops waiting for stop timeouts: every process being stopped is sent
+    /// SIGKILL now, and so is every one stopped from now on (a second
+    /// Ctrl-C during a shutdown). Returns once the driver has it.
+    pub async fn kill_remaining(&self) -> Result<(), Error> {
+        self.tx
+            .send(Request::Hurry)
+            .await
+            .map_err(|_| Error::ShuttingDown)
     }
 
     /// Waits at most `timeout` for the first event that satisfies `pred`.
@@ -315,5 +346,7 @@ fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
 
 #[cfg(test)]
 mod output_tests;
+#[cfg(test)]
+mod platform_tests;
 #[cfg(test)]
 mod tests;

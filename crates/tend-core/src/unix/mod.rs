@@ -53,6 +53,19 @@
 //! exit is reported once. Signals to one process go through its pidfd, which names
 //! that very process even if its pid were reused.
 //!
+//! # Cgroups and the guard
+//!
+//! With [`LaunchOptions::cgroup`], every process runs in a cgroup v2 of its
+//! own under the daemon's (`cgroup.rs`): it joins it before exec, a stop's
+//! SIGKILL becomes `cgroup.kill`, and its group is alive while its cgroup is
+//! `populated`, so a daemonizing grandchild that left the process group is
+//! found and stopped too. Without one (no cgroup v2 that tend may write),
+//! process groups do all of that, as before.
+//!
+//! With [`LaunchOptions::guard`], a tiny forked process (`guard.rs`) kills
+//! whatever the daemon leaves behind should it die without stopping it
+//! (`kill -9`): its cgroup subtree, and every process group it spawned.
+//!
 //! # Threads and `PR_SET_PDEATHSIG`
 //!
 //! Children are spawned from the thread that runs the driver, and the kernel
@@ -62,11 +75,16 @@
 //! (tokio's worker threads live as long as the runtime), but must never drive
 //! the supervisor from `spawn_blocking`, whose threads exit when idle.
 
+pub(crate) mod cgroup;
 mod creds;
 pub(crate) mod epoll;
+mod guard;
+pub mod init;
 mod reaper;
 mod spawn;
 
+#[cfg(test)]
+mod cgroup_tests;
 #[cfg(test)]
 mod tests;
 
@@ -74,13 +92,48 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use crate::launcher::{KillTarget, Launcher, Reaped, SpawnError, Spawned};
+use crate::model::name::Name;
+use crate::model::resources::ProcessStats;
 use crate::model::signal::Signal;
 use crate::model::spec::ProcessSpec;
 use epoll::Epoll;
+
+pub use cgroup::{CgroupMode, CgroupStatus};
+
+/// How a [`UnixLauncher`] runs its processes.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LaunchOptions {
+    /// Reap every child of this process and become a child subreaper (the
+    /// daemon); otherwise only the children it spawned (an embedder).
+    pub reap_all: bool,
+    /// Whether (and under which cgroup) each process gets a cgroup v2 of
+    /// its own; off by default.
+    pub cgroup: CgroupMode,
+    /// The name of the daemon's cgroup subtree under tend's own cgroup in
+    /// [`CgroupMode::Auto`] (default `tend-PID`). A daemon gives a name of
+    /// its own (`tend up` hashes its socket path), so that the next run
+    /// finds and kills what a killed one left there.
+    pub cgroup_name: Option<String>,
+    /// Fork a guard that kills every process left behind should this
+    /// process die without stopping them (see the [module docs](self)).
+    pub guard: bool,
+}
+
+impl LaunchOptions {
+    /// The defaults, with `reap_all` as given.
+    pub fn new(reap_all: bool) -> LaunchOptions {
+        LaunchOptions {
+            reap_all,
+            ..LaunchOptions::default()
+        }
+    }
+}
 
 /// State shared by the launcher and its reaper; see "The spawn lock" above.
 #[derive(Debug)]
@@ -137,6 +190,19 @@ pub struct UnixLauncher {
     /// The descriptors children get their standard streams through,
     /// reserved at start so they have low numbers (see `spawn/stdio.rs`).
     slots: spawn::Slots,
+    /// A cgroup per process, when asked for and possible.
+    cgroups: Option<cgroup::Cgroups>,
+    cgroup_status: CgroupStatus,
+    /// Kills what is left should this process die (see `guard.rs`).
+    guard: Option<guard::Guard>,
+    /// Groups the guard was told of (and not told are empty yet).
+    watched: HashSet<u32>,
+    /// Of those, the ones whose leader was reaped while members remained:
+    /// looked at again on each spawn and reap.
+    lingering: HashSet<u32>,
+    /// Runs without a cgroup: when each started and the last stats read
+    /// (for CPU %), by pid.
+    runs: HashMap<u32, (Instant, Option<(Instant, u64)>)>,
 }
 
 impl UnixLauncher {
@@ -154,7 +220,40 @@ impl UnixLauncher {
     /// Inside a runtime built without `enable_io` (tokio panics when asked for
     /// a signal listener there); `#[tokio::main]` and `enable_all` are fine.
     pub fn new(reap_all: bool) -> io::Result<(UnixLauncher, mpsc::UnboundedReceiver<Reaped>)> {
+        Self::with_options(LaunchOptions::new(reap_all))
+    }
+
+    /// [`UnixLauncher::new`] with cgroups and a guard as `opts` say. A
+    /// cgroup setup that cannot be done is no error: processes then run
+    /// without cgroups and [`UnixLauncher::cgroup_status`] says why.
+    pub fn with_options(
+        opts: LaunchOptions,
+    ) -> io::Result<(UnixLauncher, mpsc::UnboundedReceiver<Reaped>)> {
+        let reap_all = opts.reap_all;
         let slots = spawn::Slots::new()?;
+        let name = opts
+            .cgroup_name
+            .clone()
+            .unwrap_or_else(|| format!("tend-{}", std::process::id()));
+        let (cgroups, cgroup_status) = cgroup::Cgroups::setup(&opts.cgroup, &name);
+        // After the slots (so the guard's pipe is above them, out of every
+        // child's table) and before any spawn.
+        let guard = if opts.guard {
+            match guard::Guard::start(cgroups.as_ref().map(cgroup::Cgroups::dir)) {
+                Ok(g) => {
+                    tracing::debug!(pid = g.pid(), "guard started");
+                    Some(g)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot start the guard that kills tend's processes should it die: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let shared = SharedState::new(Mutex::new(Shared {
             own: HashSet::new(),
             pidfds: HashMap::new(),
@@ -168,15 +267,95 @@ impl UnixLauncher {
                 paths: spawn::PathCache::default(),
                 stack: None,
                 slots,
+                cgroups,
+                cgroup_status,
+                guard,
+                watched: HashSet::new(),
+                lingering: HashSet::new(),
+                runs: HashMap::new(),
             },
             exits,
         ))
     }
+
+    /// What the cgroup setup found and did.
+    pub fn cgroup_status(&self) -> &CgroupStatus {
+        &self.cgroup_status
+    }
+
+    /// Spawns `spec`, in its cgroup when `own_cgroup` and processes have cgroups.
+    fn spawn_in(&mut self, spec: &ProcessSpec, own_cgroup: bool) -> Result<Spawned, SpawnError> {
+        let prepared = spawn::prepare(spec, &mut self.paths)?;
+        let cgroup_fd = match (&mut self.cgroups, own_cgroup) {
+            (Some(cg), true) => match cg.prepare(&spec.name, &spec.limits) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    // It still runs, as a process group alone.
+                    tracing::warn!(process = %spec.name, "cannot make its cgroup: {e}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let spawned = self.spawn_prepared(spec, &prepared, cgroup_fd)?;
+        let pid = spawned.pid;
+        match (&mut self.cgroups, cgroup_fd) {
+            (Some(cg), Some(_)) => cg.spawned(&spec.name, pid),
+            _ => {
+                self.runs.insert(pid, (Instant::now(), None));
+            }
+        }
+        if let Some(g) = &mut self.guard {
+            g.watch(pid);
+            self.watched.insert(pid);
+        }
+        self.sweep_lingering();
+        Ok(spawned)
+    }
+
+    /// Tells the guard of the lingering groups that have emptied.
+    fn sweep_lingering(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        let gone: Vec<u32> = self
+            .lingering
+            .iter()
+            .copied()
+            .filter(|&pgid| !pgid_alive(pgid))
+            .collect();
+        for pgid in gone {
+            self.lingering.remove(&pgid);
+            self.watched.remove(&pgid);
+            if let Some(g) = &mut self.guard {
+                g.unwatch(pgid);
+            }
+        }
+    }
 }
 
-impl Launcher for UnixLauncher {
-    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
-        let prepared = spawn::prepare(spec, &mut self.paths)?;
+/// Whether any process is in group `pgid` (EPERM: members exist but belong
+/// to someone else, a child that switched users; still alive).
+fn pgid_alive(pgid: u32) -> bool {
+    let Ok(pgid) = checked_pid(pgid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks for existence and permission.
+    if unsafe { libc::kill(-pgid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+impl UnixLauncher {
+    /// The clone and exec of a prepared spec, joining `cgroup` (a
+    /// `cgroup.procs` descriptor) first.
+    fn spawn_prepared(
+        &mut self,
+        spec: &ProcessSpec,
+        prepared: &spawn::Prepared,
+        cgroup: Option<std::ffi::c_int>,
+    ) -> Result<Spawned, SpawnError> {
         let pipes = spawn::pipes(spec.logs.merge_stderr, spec.stdin_pipe)?;
         let transient = |what: &str, e: io::Error| SpawnError {
             message: format!("cannot start {:?}: {what}: {e}", spec.command.join(" ")),
@@ -199,7 +378,7 @@ impl Launcher for UnixLauncher {
         // A pidfd only when there is a set to watch it in: none once the
         // kernel has said it has none (see below).
         let want_pidfd = shared.epoll.is_some();
-        let (pid, pidfd) = spawn::spawn(&prepared, &stdio, slots, stack, want_pidfd, spec)?;
+        let (pid, pidfd) = spawn::spawn(prepared, &stdio, slots, stack, want_pidfd, cgroup, spec)?;
         let watched = match (pidfd, shared.epoll.clone()) {
             (Some(fd), Some(epoll)) => match epoll.add(fd.as_fd(), u64::from(pid)) {
                 Ok(()) => {
@@ -233,8 +412,29 @@ impl Launcher for UnixLauncher {
             stdin: pipes.stdin,
         })
     }
+}
+
+impl Launcher for UnixLauncher {
+    fn spawn(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+        self.spawn_in(spec, true)
+    }
+
+    fn spawn_check(&mut self, spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+        self.spawn_in(spec, false)
+    }
 
     fn kill(&mut self, target: KillTarget, sig: Signal) -> io::Result<()> {
+        if let (KillTarget::Group(pgid), Some(cg)) = (target, &self.cgroups) {
+            if sig == Signal::KILL {
+                // The whole cgroup, whatever left the process group.
+                if let Err(e) = cg.kill(pgid) {
+                    tracing::debug!(pgid, error = %e, "cgroup.kill failed; the group alone is killed");
+                }
+            } else {
+                // The group gets it below; those that left it, here.
+                cg.signal_strays(pgid, sig.number());
+            }
+        }
         let raw = match target {
             KillTarget::Process(pid) => checked_pid(pid)?,
             KillTarget::Group(pgid) => -checked_pid(pgid)?,
@@ -285,22 +485,55 @@ impl Launcher for UnixLauncher {
     }
 
     fn group_alive(&mut self, pgid: u32) -> bool {
-        let Ok(pgid) = checked_pid(pgid) else {
-            return false;
-        };
-        // SAFETY: kill(2) with signal 0 only checks for existence and permission.
-        if unsafe { libc::kill(-pgid, 0) } == 0 {
-            return true;
+        // With a cgroup, "stopped" means its cgroup is empty: a daemon that
+        // left the process group still counts.
+        if let Some(alive) = self.cgroups.as_ref().and_then(|cg| cg.alive(pgid)) {
+            return alive;
         }
-        // EPERM: members exist but belong to someone else (a child that
-        // switched users); they are still alive.
-        io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        pgid_alive(pgid)
     }
 
     fn forget(&mut self, pid: u32) {
-        let mut shared = lock(&self.shared);
-        shared.own.remove(&pid);
-        shared.drop_pidfd(pid);
+        {
+            let mut shared = lock(&self.shared);
+            shared.own.remove(&pid);
+            shared.drop_pidfd(pid);
+        }
+        self.runs.remove(&pid);
+        if self.watched.contains(&pid) {
+            if pgid_alive(pid) {
+                self.lingering.insert(pid);
+            } else {
+                self.watched.remove(&pid);
+                if let Some(g) = &mut self.guard {
+                    g.unwatch(pid);
+                }
+            }
+        }
+        self.sweep_lingering();
+    }
+
+    fn stats(&mut self, pgid: u32) -> Option<ProcessStats> {
+        if let Some(cg) = &mut self.cgroups
+            && cg.dir_of(pgid).is_some()
+        {
+            return cg.stats(pgid);
+        }
+        let (started, last) = self.runs.get(&pgid).copied()?;
+        let st = cgroup::proc_stats(pgid, started, last)?;
+        self.runs
+            .insert(pgid, (started, Some((Instant::now(), st.cpu_usec))));
+        Some(st)
+    }
+
+    fn oom_killed(&mut self, pgid: u32) -> bool {
+        self.cgroups.as_mut().is_some_and(|cg| cg.oom_killed(pgid))
+    }
+
+    fn removed(&mut self, name: &Name) {
+        if let Some(cg) = &mut self.cgroups {
+            cg.removed(name);
+        }
     }
 }
 

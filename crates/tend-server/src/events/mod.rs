@@ -317,6 +317,15 @@ fn describe(ev: &Event) -> Option<(&'static str, &Name, Map<String, Value>)> {
             ("check_failed", name)
         }
         Event::Stopped { name } => ("stopped", name),
+        Event::OomKilled { name, pid } => {
+            d.insert("pid".into(), json!(pid));
+            ("oom_killed", name)
+        }
+        Event::Usage { name, pid, stats } => {
+            d.insert("pid".into(), json!(pid));
+            d.insert("stats".into(), json!(stats));
+            ("usage", name)
+        }
         // A kind this version does not know: left out.
         _ => return None,
     };

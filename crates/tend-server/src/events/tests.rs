@@ -170,6 +170,33 @@ async fn events_come_in_order_with_ids_and_status() {
     d.supervisor().shutdown().await.expect("shutdown");
 }
 
+/// An OOM kill (the fake launcher's `oom:MS`: no memory controller is needed)
+/// is its own event, before the exit it causes, and its status says why.
+#[tokio::test]
+async fn an_oom_kill_is_an_event_before_its_exit() {
+    let (launcher, _world, exits) = tend_core::testing::FakeLauncher::new();
+    let d = Daemon::without_config(launcher.supervisor(exits), Shutdown::new());
+    let mut spec = ProcessSpec::new(Name::new("hog").expect("name"), vec!["oom:50".into()]);
+    spec.autostart = false;
+    spec.restart = tend_core::RestartPolicy::Never;
+    d.supervisor().add(spec).await.expect("add");
+    let mut s = Sse::open(&d, "/v1/events", None).await;
+    d.supervisor().start("hog").await.expect("start");
+    let seen = s.until(|f| f.kind() == "exited").await;
+    let kinds: Vec<&str> = seen.iter().map(Frame::kind).collect();
+    let oom = seen
+        .iter()
+        .find(|f| f.kind() == "oom_killed")
+        .unwrap_or_else(|| panic!("no oom_killed: {kinds:?}"));
+    let exited = seen.last().expect("frames");
+    assert_eq!(oom.data["name"], "hog");
+    assert_eq!(oom.data["pid"], exited.data["pid"]);
+    assert!(oom.seq() < exited.seq());
+    assert_eq!(exited.data["exit"]["signal"], "KILL");
+    assert_eq!(exited.data["status"]["exit_reason"], "oom_kill");
+    d.supervisor().shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn a_reconnect_replays_what_was_missed_or_says_to_read_again() {
     let d = daemon();

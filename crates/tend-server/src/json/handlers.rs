@@ -28,9 +28,14 @@ pub(crate) async fn status(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<ProcessStatus>>> {
-    let patterns = status_patterns(query.as_deref())?;
+    let (patterns, stats) = status_patterns(query.as_deref())?;
+    let all = if stats {
+        st.supervisor().status_with_stats().await?
+    } else {
+        st.supervisor().status().await?
+    };
     // What the caller may not see does not exist for it.
-    let all = caller.visible(st.supervisor().status().await?);
+    let all = caller.visible(all);
     if patterns.is_empty() {
         return Ok(Json(all));
     }
@@ -135,24 +140,39 @@ pub(crate) fn permitted(
     Ok((go, refused))
 }
 
-fn status_patterns(query: Option<&str>) -> ApiResult<Vec<String>> {
+/// The patterns of a status query, and whether it asks for `stats=true`
+/// (what each process uses, read for this request).
+fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bool)> {
     let mut out = Vec::new();
+    let mut stats = false;
     for pair in query
         .unwrap_or_default()
         .split('&')
         .filter(|s| !s.is_empty())
     {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "stats" {
+            stats = match value {
+                "true" | "1" | "" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "stats must be true or false, found {value:?}"
+                    )));
+                }
+            };
+            continue;
+        }
         if key != "pattern" {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter {key:?} (expected pattern=...)"
+                "unknown query parameter {key:?} (expected pattern=... or stats=true)"
             )));
         }
         let value = percent_decode(value)
             .ok_or_else(|| ApiError::bad_request(format!("malformed query parameter {pair:?}")))?;
         out.push(value);
     }
-    Ok(out)
+    Ok((out, stats))
 }
 
 /// `POST /v1/start`

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tend_core::spec::LogTarget;
-use tend_core::{Name, StateName};
+use tend_core::{Name, StateName, StatsSource};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
@@ -198,25 +198,42 @@ pub struct Usage {
     pub name: String,
     /// Its main pid.
     pub pid: u32,
-    /// CPU time used so far (user + system), in seconds.
+    /// CPU time used so far (user + system), in seconds: of its whole
+    /// cgroup's current run when it has one, of its main process otherwise.
     pub cpu_seconds: f64,
     /// `cpu_seconds` over the time since the process started, in percent
     /// of one core.
     pub cpu_percent_since_start: f64,
-    /// Resident memory, in bytes (`VmRSS`).
+    /// Memory in use, in bytes: its cgroup's `memory.current` (or the
+    /// resident memory of every process in it without the memory
+    /// controller) when it has one, `VmRSS` of its main process otherwise.
     pub rss_bytes: u64,
-    /// Threads.
+    /// Threads of its main process.
     pub threads: u64,
+    /// Where the numbers come from: `cgroup` or `proc`.
+    #[serde(default = "proc_source")]
+    pub source: StatsSource,
+    /// The most memory used at once, in bytes (`memory.peak` of its
+    /// cgroup, `VmHWM` of its main process otherwise), when known.
+    #[serde(default)]
+    pub memory_peak_bytes: Option<u64>,
+    /// Processes in its cgroup; `None` without one.
+    #[serde(default)]
+    pub processes: Option<u64>,
+}
+
+fn proc_source() -> StatsSource {
+    StatsSource::Proc
 }
 
 /// `GET /v1/resources`: CPU and memory of every running process, read
-/// from `/proc` now.
+/// now: from its cgroup when it has one, from `/proc` otherwise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resources {
     /// When it was read: a client's CPU % is the difference of
     /// `cpu_seconds` between two reads over the difference of `time`.
     pub time: Timestamp,
-    /// Processes that are up (those whose `/proc` entry could be read).
+    /// Processes that are up (those whose usage could be read).
     pub processes: Vec<Usage>,
 }
 
@@ -230,7 +247,8 @@ pub(crate) async fn resources(
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    let all = st.supervisor().status().await?;
+    // The engine's own reading (the cgroup's, or /proc's) for each process.
+    let all = st.supervisor().status_with_stats().await?;
     let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
     let sys = SysInfo::read();
     let processes = all
@@ -239,13 +257,37 @@ pub(crate) async fn resources(
         .filter(|s| caller.may_str(Right::View, s.name.as_str(), s.group.as_str()))
         .filter_map(|s| {
             let pid = s.pid?;
-            usage(pid, &sys).map(|(cpu, pct, rss, threads)| Usage {
+            let main = usage(pid, &sys);
+            let mut u = main.map(|(cpu, pct, rss, threads)| Usage {
                 name: s.name.to_string(),
                 pid,
                 cpu_seconds: cpu,
                 cpu_percent_since_start: pct,
                 rss_bytes: rss,
                 threads,
+                source: StatsSource::Proc,
+                memory_peak_bytes: None,
+                processes: None,
+            });
+            let Some(stats) = &s.stats else { return u };
+            if stats.source == StatsSource::Cgroup {
+                let cpu = stats.cpu_usec as f64 / 1e6;
+                let age = s.uptime_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+                u = Some(Usage {
+                    name: s.name.to_string(),
+                    pid,
+                    cpu_seconds: cpu,
+                    cpu_percent_since_start: if age > 0.0 { cpu / age * 100.0 } else { 0.0 },
+                    rss_bytes: stats.memory_bytes.or(main.map(|m| m.2)).unwrap_or_default(),
+                    threads: main.map_or(1, |m| m.3),
+                    source: StatsSource::Cgroup,
+                    memory_peak_bytes: None,
+                    processes: stats.processes,
+                });
+            }
+            u.map(|mut u| {
+                u.memory_peak_bytes = stats.memory_peak_bytes;
+                u
             })
         })
         .collect();

@@ -44,6 +44,7 @@
   }
   const cell = (tr, k) => tr.querySelector(`[data-k="${k}"]`);
   function set(el, text) { if (el && el.textContent !== text) el.textContent = text; }
+  function title(el, text) { if (el && el.title !== text) el.title = text; }
 
   function timeCells(r) {
     const s = r.s, now = serverNow();
@@ -305,10 +306,18 @@
       usage.set(p.name, { pid: p.pid, cpu: p.cpu_seconds, t });
       const row = rows.get(p.name);
       if (!row) continue;
-      set(cell(row.tr, 'cpu'), `${pct.toFixed(1)} %`);
-      set(cell(row.tr, 'mem'), bytes(p.rss_bytes));
+      const cpuCell = cell(row.tr, 'cpu'), memCell = cell(row.tr, 'mem');
+      set(cpuCell, `${pct.toFixed(1)} %`);
+      set(memCell, bytes(p.rss_bytes));
+      // Where it was read, and what the cell has no room for.
+      const n = p.processes ?? '?';
+      const src = p.source === 'cgroup' ? `its cgroup (${n} process${n === 1 ? '' : 'es'})` : 'its main process (/proc)';
+      title(cpuCell, `${p.cpu_seconds.toFixed(2)} s of CPU, from ${src}`);
+      title(memCell, `${p.memory_peak_bytes != null ? `peak ${bytes(p.memory_peak_bytes)}, ` : ''}from ${src}`);
     }
-    for (const [n, row] of rows) if (!seen.has(n)) { set(cell(row.tr, 'cpu'), ''); set(cell(row.tr, 'mem'), ''); }
+    for (const [n, row] of rows) if (!seen.has(n)) {
+      for (const k of ['cpu', 'mem']) { const c = cell(row.tr, k); set(c, ''); title(c, ''); }
+    }
   }
   $('#usage').addEventListener('click', readUsage);
   let usageTimer = null;

@@ -12,6 +12,14 @@ use tend_config::supervisord::ini::py_repr;
 
 use super::{Entry, become_user, own_log, run};
 
+/// `tend.log` beside the config file.
+fn default_log_file(config: &std::path::Path) -> std::path::PathBuf {
+    config
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("/"))
+        .join("tend.log")
+}
+
 /// Detaches and returns once the daemon accepts connections (or failed).
 ///
 /// Forks before any runtime or thread exists: the daemon is a grandchild in a
@@ -19,8 +27,22 @@ use super::{Entry, become_user, own_log, run};
 /// through a pipe and closes it, and the original process relays that:
 /// `tend up -d` says where the daemon is, `supervisord` says nothing, as
 /// supervisord's parent exits quietly.
-pub(crate) fn detach(config: Config, entry: &Entry) -> ExitCode {
+pub(crate) fn detach(mut config: Config, entry: &Entry, mut up: super::Up) -> ExitCode {
+    up.detached = true;
     let socket = config.daemon.socket.clone();
+    // Detached, stderr is /dev/null: tend's own log goes to a file, beside
+    // the config unless `[daemon] log_file` says where (`tend up` only:
+    // supervisord's own logfile default is the config's business).
+    let log_file = match entry {
+        Entry::Tend => Some(
+            config
+                .daemon
+                .log_file
+                .get_or_insert_with(|| default_log_file(&config.path))
+                .clone(),
+        ),
+        Entry::Supervisord { .. } => config.daemon.log_file.clone(),
+    };
     // supervisord drops its privileges before it daemonizes.
     let mut notes = match become_user(&config) {
         Ok(n) => n,
@@ -44,9 +66,13 @@ pub(crate) fn detach(config: Config, entry: &Entry) -> ExitCode {
                 Some(pid) => {
                     if let Entry::Tend = entry {
                         println!(
-                            "tend started (pid {}), socket {}",
+                            "tend started (pid {}), socket {}, log {}",
                             pid.trim(),
-                            socket.display()
+                            socket.display(),
+                            log_file
+                                .as_deref()
+                                .unwrap_or(std::path::Path::new("/dev/null"))
+                                .display()
                         );
                     }
                     ExitCode::SUCCESS
@@ -108,11 +134,11 @@ pub(crate) fn detach(config: Config, entry: &Entry) -> ExitCode {
                     std::process::exit(1);
                 }
             };
-            match run(config, Some(write_end), own_log, false, notes) {
-                Ok(()) => std::process::exit(0),
+            match run(config, Some(write_end), own_log, false, notes, up) {
+                Ok(code) => std::process::exit(i32::from(code)),
                 // `run` reported the error through the pipe if it was not ready yet.
                 Err(e) => {
-                    error!("{e:#}");
+                    error!("{}", super::describe(&e));
                     std::process::exit(1)
                 }
             }

@@ -10,10 +10,13 @@
 mod detach;
 mod faces;
 mod foreground;
+mod health;
 mod limits;
 mod listeners;
 mod own_log;
+mod pid1;
 mod pidfile;
+pub(crate) mod sd_notify;
 mod signals;
 mod suplog;
 #[cfg(feature = "otel")]
@@ -29,8 +32,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tend_config::{Config, LogFormat, LogLevel};
 use tend_core::runtime::tasks::{self, Tasks};
-use tend_core::{Name, Options, Supervisor};
-use tend_server::{Connections, ServeError, Shutdown, UnixServer};
+use tend_core::unix::{CgroupStatus, LaunchOptions, UnixLauncher};
+use tend_core::{Name, Options, ProcessSpec, Signal, Supervisor};
+use tend_server::{Connections, ServeError, Shutdown, TcpServer, UnixServer};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,6 +46,33 @@ pub(crate) use faces::policy;
 use foreground::{Inherited, Printer};
 use own_log::OwnLog;
 use signals::Signals;
+
+/// How `tend up` was asked to run, beside its config.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Up {
+    /// `--init`: behave as PID 1 even when not (see `pid1.rs`).
+    pub(crate) init: bool,
+    /// systemd's notify socket, taken from the environment.
+    pub(crate) notify: Option<sd_notify::Notifier>,
+    /// `-d`: the daemon is a grandchild of the process that was started.
+    pub(crate) detached: bool,
+    /// What daemonizing left to log once the log is open (supervisord's
+    /// lines; see [`Notes`]).
+    daemonized: Vec<(LogLevel, String)>,
+}
+
+impl Up {
+    /// Takes systemd's settings out of the environment: call it first,
+    /// while the process has one thread.
+    pub(crate) fn new(init: bool) -> Up {
+        Up {
+            init,
+            notify: sd_notify::take_from_env(),
+            detached: false,
+            daemonized: Vec::new(),
+        }
+    }
+}
 
 /// Which command started the daemon: `tend up`, or `supervisord` (then
 /// failures before it runs are reported as supervisord reports them).
@@ -94,7 +125,7 @@ fn become_user(config: &Config) -> Result<Notes, String> {
 }
 
 /// Runs the daemon in the foreground until it is told to stop.
-pub(crate) fn foreground(config: Config, entry: &Entry) -> ExitCode {
+pub(crate) fn foreground(config: Config, entry: &Entry, up: Up) -> ExitCode {
     let notes = match become_user(&config) {
         Ok(n) => n,
         Err(e) => return entry.fail(&e),
@@ -103,16 +134,34 @@ pub(crate) fn foreground(config: Config, entry: &Entry) -> ExitCode {
         Ok(l) => l,
         Err(e) => return entry.fail(&e),
     };
-    match run(config, None, own_log, true, notes) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(config, None, own_log, true, notes, up) {
+        Ok(code) => ExitCode::from(code),
         // supervisord reports what stops it from starting (a socket in
         // use, ...) as a usage error, with exit status 2.
         Err(e) if matches!(entry, Entry::Supervisord { .. }) => entry.fail(&format!("{e:#}")),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, each said once: an error whose
+/// message already quotes its source (most of `std::io`'s wrappers) does
+/// not print it twice.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,7 +180,8 @@ fn run(
     own_log: Option<OwnLog>,
     foreground: bool,
     notes: Notes,
-) -> anyhow::Result<()> {
+    up: Up,
+) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,7 +199,7 @@ fn run(
         Ok(c) => c,
         Err(e) => {
             if let Some(pipe) = ready.take() {
-                detach::report(&pipe, &format!("error {e:#}"));
+                detach::report(&pipe, &format!("error {}", describe(&e)));
             }
             return Err(e);
         }
@@ -165,10 +215,13 @@ fn run(
         own_log,
         view.then_some(&mut printer),
         start,
-        notes.daemonized,
+        Up {
+            daemonized: notes.daemonized,
+            ..up
+        },
     ));
     if let (Err(e), Some(pipe)) = (&result, ready.take()) {
-        detach::report(&pipe, &format!("error {e:#}"));
+        detach::report(&pipe, &format!("error {}", describe(e)));
     }
     // Dropping the runtime drops the last handle on the output channel, so
     // the foreground view sees its end once it has printed what is left.
@@ -219,6 +272,8 @@ struct Bound {
     tls: Vec<Arc<tend_server::ServerTls>>,
     /// The limits of the Unix socket and of the TCP listeners.
     limits: (tend_server::Limits, tend_server::Limits),
+    /// The health listener (`[http] health`), when there is one.
+    health: Option<TcpServer>,
 }
 
 /// Binds every listener of the config (the TCP ones checked for what they
@@ -252,11 +307,13 @@ async fn bind(config: &Config, caps: limits::ConnectionCaps) -> anyhow::Result<B
         faces::chown_socket(unix.path(), owner)?;
     }
     let (tcp, tls) = listeners::bind_tcp(&config.daemon, &Connections::new()).await?;
+    let health = health::bind(config).await?;
     Ok(Bound {
         unix,
         tcp,
         tls,
         limits: listeners::limits(&config.daemon, caps),
+        health,
     })
 }
 
@@ -295,6 +352,7 @@ struct Serving {
     stop: watch::Sender<bool>,
     unix: ServerTask,
     tcp: Option<ServerTask>,
+    health: Option<ServerTask>,
     socket: PathBuf,
 }
 
@@ -352,6 +410,9 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
             Ok(())
         })
     });
+    let health = bound
+        .health
+        .map(|h| health::serve(h, &faces.daemon, until(stopped.clone())));
     if config.daemon.unix_auth.is_none() {
         debug!(
             "the socket {} requires no HTTP authentication (its file mode is the access control)",
@@ -362,6 +423,7 @@ fn serve(config: &Config, bound: Bound, faces: &Faces) -> Serving {
         stop,
         unix,
         tcp,
+        health,
         socket,
     }
 }
@@ -377,11 +439,12 @@ impl Serving {
         {
             warn!("{e}");
         }
-        if let Some(t) = self.tcp
-            && !t.is_finished()
-            && let Ok(Err(e)) = t.await
-        {
-            warn!("{e}");
+        for t in [self.tcp, self.health].into_iter().flatten() {
+            if !t.is_finished()
+                && let Ok(Err(e)) = t.await
+            {
+                warn!("{e}");
+            }
         }
     }
 }
@@ -401,19 +464,26 @@ async fn daemon(
     own_log: Option<OwnLog>,
     printer: Option<&mut Option<Printer>>,
     start: suplog::StartLines,
-    daemonized: Vec<(LogLevel, String)>,
-) -> anyhow::Result<()> {
+    mut up: Up,
+) -> anyhow::Result<u8> {
+    let daemonized = std::mem::take(&mut up.daemonized);
     let supervisord = config.daemon.log_format == LogFormat::Supervisord;
     if supervisord {
         start.emit_opening();
     }
+    let init = pid1::init_mode(up.init);
+    let forwarded = config.daemon.platform.forward_signals.clone();
+    pid1::ignore_unasked(init, &forwarded);
     let mut signals = Signals::install()?;
+    let forwarding = pid1::Forwarding::install(&forwarded);
     // The same for tasks' signals, before the socket exists: once a client
     // can reach the daemon, a signal for a task must not be lost.
     let task_signals = tasks::listen(&config.tasks);
     let bound = bind(&config, caps).await?;
-    let (sup, mut driver) =
-        Supervisor::spawn(Options::default(), true).context("cannot start the supervisor")?;
+    let (launcher, exits) = UnixLauncher::with_options(launch_options(&config, init))
+        .context("cannot start the supervisor")?;
+    report_cgroups(launcher.cgroup_status(), &config.processes);
+    let (sup, mut driver) = Supervisor::with_launcher(Options::default(), launcher, exits);
     // Subscribed before any process is added, so no event is missed.
     let events = sup.subscribe();
     let main_log = Arc::new(Mutex::new(
@@ -464,6 +534,9 @@ async fn daemon(
         return Err(e).context("cannot add the processes of the config file");
     }
 
+    let outcome = Arc::new(pid1::Outcome::default());
+    let watcher = pid1::watch(&faces.daemon, outcome.clone());
+    let forwarders = forwarding.start(&sup, &shutdown);
     let mut serving = serve(&config, bound, &faces);
     if supervisord {
         start.emit_servers();
@@ -497,7 +570,7 @@ async fn daemon(
 
     let tasks = Tasks::start(&sup, &shutdown, &config.tasks, &processes, task_signals);
     drop(processes);
-    let autostart = autostart(&sup);
+    let autostart = autostart(&sup, up.notify.clone(), up.detached);
     let exit = signal_loop(
         &mut signals,
         &config,
@@ -509,7 +582,13 @@ async fn daemon(
     )
     .await;
     shutdown.trigger();
+    if let Some(n) = &up.notify {
+        n.send("STOPPING=1\nSTATUS=stopping every process");
+    }
     autostart.abort();
+    for f in forwarders {
+        f.abort();
+    }
     if let Some(l) = &faces.listeners {
         l.stopping();
     }
@@ -528,13 +607,88 @@ async fn daemon(
     shutdown.end_streams();
     serving.finish().await;
     let _ = driver.await;
+    // The driver has published its last event: the outcome is complete.
+    let _ = tokio::time::timeout(Duration::from_secs(1), watcher).await;
     pidfile::remove_pidfile(pidfile.as_deref());
     if supervisord {
         debug!("all processes stopped; bye");
     } else {
         info!("all processes stopped; bye");
     }
-    Ok(())
+    outcome.log();
+    Ok(outcome.code())
+}
+
+/// How the launcher runs processes for `config`: every child reaped (tend is
+/// a subreaper, or PID 1), each process in a cgroup of its own as
+/// `[daemon] cgroup` says, under a subtree named after the socket (so the
+/// next run with the same socket finds what a killed one left), and a guard
+/// unless tend is PID 1 (whose end the kernel makes the end of everything).
+fn launch_options(config: &Config, init: bool) -> LaunchOptions {
+    let mut o = LaunchOptions::new(true);
+    o.cgroup = config.daemon.platform.cgroup.clone();
+    o.cgroup_name = Some(cgroup_name(&config.daemon.socket));
+    o.guard = !(init && tend_core::unix::init::is_pid1());
+    o
+}
+
+/// `tend-HASH`, HASH the FNV-1a hash of the socket path: one per daemon
+/// (two cannot share a socket), the same from one run to the next.
+fn cgroup_name(socket: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h: u32 = 0x811c_9dc5;
+    for b in socket.as_os_str().as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("tend-{h:08x}")
+}
+
+/// Says where processes run, once: their cgroups (and leftovers killed),
+/// or, in one warning, why they have none and what that costs.
+fn report_cgroups(st: &CgroupStatus, processes: &[Arc<ProcessSpec>]) {
+    if let Some(dir) = &st.dir {
+        let controllers = if st.controllers.is_empty() {
+            "none delegated".to_string()
+        } else {
+            st.controllers.join(", ")
+        };
+        info!(
+            "processes run in cgroups under {} (controllers: {controllers})",
+            dir.display()
+        );
+        if let Some(leaf) = &st.moved_to {
+            info!(
+                "tend moved itself to {} to enable controllers",
+                leaf.display()
+            );
+        }
+        if st.leftovers_killed > 0 {
+            warn!(
+                "killed {} processes an earlier tend left in {}",
+                st.leftovers_killed,
+                dir.display()
+            );
+        }
+        return;
+    }
+    let Some(problem) = &st.problem else {
+        debug!("cgroups are off ([daemon] cgroup = \"off\")");
+        return;
+    };
+    let limited: Vec<&str> = processes
+        .iter()
+        .filter(|p| !p.limits.is_empty())
+        .map(|p| p.name.as_str())
+        .collect();
+    let limits = if limited.is_empty() {
+        String::new()
+    } else {
+        format!("; the limits of {} are not applied", limited.join(", "))
+    };
+    warn!(
+        "no cgroups for the processes: {problem}. Stops go to process groups only, so a daemon that leaves its group survives a stop{limits} (see docs/running.md; [daemon] cgroup = \"off\" says this is intended)"
+    );
 }
 
 #[cfg(feature = "otel")]
@@ -582,11 +736,22 @@ async fn finish_telemetry(t: Telemetry) {
 }
 
 /// Starts the service beside the signal loop, so that a signal during a slow
-/// start is honoured.
-fn autostart(sup: &Supervisor) -> JoinHandle<()> {
+/// start is honoured. Once every autostarted process has got where it was
+/// going, systemd hears `READY=1` (when it listens).
+fn autostart(
+    sup: &Supervisor,
+    notify: Option<sd_notify::Notifier>,
+    detached: bool,
+) -> JoinHandle<()> {
     let sup = sup.clone();
     tokio::spawn(async move {
-        match sup.start_autostart().await {
+        let started = sup.start_autostart().await;
+        if let Some(n) = notify {
+            sd_notify::ready(&n, &sup, detached).await;
+            // Ends with the supervisor's event channel.
+            drop(sd_notify::spawn_updates(n, sup.clone()));
+        }
+        match started {
             Ok(results) => {
                 // Failures were logged as they happened (spawn failed, gave up).
                 for r in results {
@@ -624,12 +789,18 @@ async fn signal_loop(
     loop {
         tokio::select! {
             _ = signals.usr2.recv() => {
-                own_log::reopen_logs(sup, own_log, supervisord);
+                // Forwarded instead, when the config says so.
+                if !config.daemon.platform.forward_signals.contains(&Signal::USR2) {
+                    own_log::reopen_logs(sup, own_log, supervisord);
+                }
                 continue;
             }
             _ = signals.hup.recv() => {
-                // A task on SIGHUP replaces the reload (`tend reload` still reloads).
-                if !signals::claims(tasks, SignalKind::hangup()) {
+                // A task on SIGHUP replaces the reload (`tend reload` still
+                // reloads), and so does forwarding it.
+                if !signals::claims(tasks, SignalKind::hangup())
+                    && !config.daemon.platform.forward_signals.contains(&Signal::HUP)
+                {
                     signals::on_hangup(config.daemon.on_hup, &faces.daemon, supervisord);
                 }
                 continue;
@@ -653,43 +824,60 @@ async fn signal_loop(
     }
 }
 
-/// Stops every process (in order), still handling the signals meanwhile.
+/// Stops every process (in order), still handling the signals meanwhile. A
+/// second TERM, INT or QUIT (a second Ctrl-C) stops waiting: what is left
+/// is sent SIGKILL now, as `docker compose` does.
 async fn stop_everything(
     sup: &Supervisor,
     signals: &mut Signals,
     own_log: Option<&OwnLog>,
     supervisord: bool,
 ) {
+    // A signal that arrived before the shutdown (one a task claimed, which
+    // the signal loop left pending) is not a second one.
+    for s in [&mut signals.term, &mut signals.int, &mut signals.quit] {
+        drain(s);
+    }
     let stopping = sup.shutdown();
     tokio::pin!(stopping);
-    let again = |name: &str| {
-        if supervisord {
-            warn!("received {name} indicating exit request");
-        } else {
-            info!("already shutting down");
-        }
-    };
     loop {
-        tokio::select! {
+        let again = tokio::select! {
             r = &mut stopping => {
                 if let Err(e) = r {
                     warn!("shutdown: {e}");
                 }
                 return;
             }
-            _ = signals.usr2.recv() => own_log::reopen_logs(sup, own_log, supervisord),
+            _ = signals.usr2.recv() => {
+                own_log::reopen_logs(sup, own_log, supervisord);
+                continue;
+            }
             _ = signals.hup.recv() => {
                 if supervisord {
                     warn!("ignored SIGHUP indicating restart request (shutdown in progress)");
                 } else {
                     info!("SIGHUP ignored: shutting down");
                 }
+                continue;
             }
-            _ = signals.term.recv() => again("SIGTERM"),
-            _ = signals.int.recv() => again("SIGINT"),
-            _ = signals.quit.recv() => again("SIGQUIT"),
+            _ = signals.term.recv() => "SIGTERM",
+            _ = signals.int.recv() => "SIGINT",
+            _ = signals.quit.recv() => "SIGQUIT",
+        };
+        if supervisord {
+            warn!("received {again} indicating exit request");
+        }
+        warn!("{again} again while shutting down: killing every process that is left");
+        if let Err(e) = sup.kill_remaining().await {
+            debug!("kill_remaining: {e}");
         }
     }
+}
+
+/// Consumes the notifications `s` has pending, without waiting.
+fn drain(s: &mut tokio::signal::unix::Signal) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while let std::task::Poll::Ready(Some(())) = s.poll_recv(&mut cx) {}
 }
 
 /// Waits for an optional server task; never resolves without one.

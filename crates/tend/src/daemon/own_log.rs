@@ -301,6 +301,9 @@ fn log_event(ev: &Event) {
         }
         Event::Stopped { name } => info!("{name}: stopped"),
         Event::CheckFailed { name, reason } => warn!("{name}: {reason}; restarting it"),
+        Event::OomKilled { name, pid } => {
+            error!("{name}: killed by the kernel's OOM killer (pid {pid}): it went over memory_max")
+        }
         Event::RespawnLoop { name, floor_ms } => warn!(
             "{name}: exits as soon as it starts; respawning it no more than once every {} (its spawns are logged at debug level until it stays up)",
             tend_core::duration::format(std::time::Duration::from_millis(*floor_ms))

@@ -272,7 +272,9 @@ fn idle_and_slow_connections_stop_neither_status_nor_respawns() {
         let t = Instant::now();
         let run = d.tend(&["status", "crash"]);
         took.push(t.elapsed());
-        assert_eq!(run.code, Some(0), "{run}");
+        // 3: crash is in back-off or running between two crashes (0); an
+        // answer either way, never 4 (the daemon out of reach).
+        assert!(matches!(run.code, Some(0 | 3)), "{run}");
         std::thread::sleep(Duration::from_millis(200));
     }
     // The median, over about twenty runs: a machine shared with other builds

@@ -62,7 +62,8 @@ fn up_refuses_a_bad_config() {
 fn clients_explain_a_missing_daemon() {
     let env = TestEnv::new("[process.a]\ncommand = \"true\"\n");
     let run = env.tend(&["status"]);
-    assert_eq!(run.code, Some(1), "{run}");
+    // LSB's "status unknown", as supervisorctl's status exits.
+    assert_eq!(run.code, Some(4), "{run}");
     let want = format!(
         "error: cannot reach the tend daemon at {}: ",
         env.socket.display()

@@ -42,7 +42,11 @@ fn up_detached_then_shutdown() {
         .unwrap_or_else(|| panic!("{run}"));
     let (pid, tail) = rest.split_once(')').unwrap_or_else(|| panic!("{run}"));
     let pid: u32 = pid.parse().unwrap_or_else(|_| panic!("{run}"));
-    assert_eq!(tail, format!(", socket {}", socket.display()));
+    let log = env.dir.path().join("tend.log");
+    assert_eq!(
+        tail,
+        format!(", socket {}, log {}", socket.display(), log.display())
+    );
     assert!(alive(pid));
     // Ready means the socket answers at once.
     assert_eq!(env.ok(&["pid"]).stdout.trim(), pid.to_string());
@@ -95,7 +99,7 @@ fn up_listens_where_the_socket_flag_says() {
     let custom_s = custom.to_str().expect("utf-8 path");
     let run = env.ok(&["--socket", custom_s, "up", "-d"]);
     assert!(
-        run.stdout.ends_with(&format!("socket {custom_s}\n")),
+        run.stdout.contains(&format!("socket {custom_s}, log ")),
         "{run}"
     );
     assert!(gone(&env.socket), "the config's socket is not used");

@@ -106,7 +106,12 @@ impl TestEnv {
     pub fn status(&self, patterns: &[&str]) -> Vec<Value> {
         let mut args = vec!["status", "--json"];
         args.extend_from_slice(patterns);
-        let run = self.ok(&args);
+        let run = self.tend(&args);
+        // 3: some process is fatal or in back-off (the answer is still whole).
+        assert!(
+            matches!(run.code, Some(0 | 3)),
+            "tend {args:?} failed:\n{run}"
+        );
         match serde_json::from_str::<Value>(&run.stdout) {
             Ok(Value::Array(v)) => v,
             other => panic!("status --json is not an array: {other:?}\n{run}"),

@@ -128,7 +128,10 @@ command = "no-such-program-for-tend-tests --flag"
     assert_eq!(p["state"], "fatal", "{p}");
     let error = p["error"].as_str().unwrap_or_default();
     assert!(error.contains("no-such-program-for-tend-tests"), "{p}");
-    let table = d.ok(&["status"]).stdout;
+    let run = d.tend(&["status"]);
+    // A fatal process makes `status` exit 3 (a health check); the table is whole.
+    assert_eq!(run.code, Some(3), "{run}");
+    let table = run.stdout;
     assert!(table.contains("no-such-program-for-tend-tests"), "{table}");
     let start = d.tend(&["start", "broken"]);
     assert_eq!(start.code, Some(1), "{start}");

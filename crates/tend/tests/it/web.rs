@@ -86,6 +86,21 @@ fn the_dashboard_stops_a_process_and_shows_it_stopped() {
     let index = crate::browser::http_get(port, "/index.html");
     assert!(index.contains("Supervisor Status"), "{index}");
     b.screenshot("dashboard");
+    // CPU and memory, read when the page opened: from web's cgroup when it
+    // has one (the cell says so on hover), from /proc otherwise.
+    let from = if d.log_text().contains("processes run in cgroups under") {
+        "from its cgroup (1 process)"
+    } else {
+        "from its main process (/proc)"
+    };
+    b.wait(
+        "web's memory to show, and where it was read",
+        SEE,
+        &format!(
+            "(() => {{ const c = document.querySelector('tr.proc[data-name=\"web\"] [data-k=mem]'); \
+             return /[0-9.]+ (B|KiB|MiB)/.test(c.textContent) && c.title.endsWith('{from}'); }})()"
+        ),
+    );
     // What the page shows is the daemon's status.
     assert_eq!(row_state(&mut b, "web"), "running");
     let pid = d.pid("web");

@@ -25,6 +25,11 @@
 //!
 //! # The steps, in order
 //!
+//! 0. With a cgroup of its own (see `unix/cgroup.rs`), a raw `write(2)` of
+//!    `0` to its `cgroup.procs`, opened by the parent: the kernel moves the
+//!    writer, so the child is in its cgroup before it does anything else and
+//!    long before the program runs. (It shares the daemon's memory, not its
+//!    cgroup: the memory it touches until exec is charged to the daemon.)
 //! 1. `setpgid(0, 0)`: the child leads its own process group (pgid = pid) before
 //!    anything else, so a group signal sent once `spawn` has returned reaches it
 //!    and everything it forks, and a Ctrl-C aimed at the daemon's foreground
@@ -67,6 +72,7 @@ use super::prepare::Prepared;
 pub(super) enum Step {
     /// The `clone` itself, in the parent.
     Clone,
+    Cgroup,
     Setpgid,
     Dup2,
     Setgroups,
@@ -89,6 +95,8 @@ pub(super) struct ChildArgs<'a> {
     pub(super) keep_below: c_int,
     /// Signal mask to restore right before exec (empty).
     pub(super) exec_mask: libc::sigset_t,
+    /// The `cgroup.procs` of its cgroup, opened by the parent; -1 for none.
+    pub(super) cgroup: c_int,
     /// The failed step and its errno, written by the child. The parent
     /// reads it only once `clone` has returned, when the child has exec'd
     /// or exited (`CLONE_VFORK`), so the two never touch it at once.
@@ -134,6 +142,9 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> (Step, c_int) {
     // SAFETY (whole block): plain system calls on data `prepare` built and
     // that outlives the child's use of it.
     unsafe {
+        if args.cgroup >= 0 && libc::write(args.cgroup, b"0".as_ptr().cast(), 1) != 1 {
+            return (Step::Cgroup, errno());
+        }
         if libc::setpgid(0, 0) != 0 {
             return (Step::Setpgid, errno());
         }

@@ -129,6 +129,7 @@ pub(super) fn spawn(
     slots: &Slots,
     stack: &mut Stack,
     want_pidfd: bool,
+    cgroup: Option<c_int>,
     spec: &ProcessSpec,
 ) -> Result<(u32, Option<OwnedFd>), SpawnError> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it.
@@ -146,6 +147,7 @@ pub(super) fn spawn(
         stdio: raw,
         keep_below: raw.iter().max().map_or(3, |m| m + 1),
         exec_mask: empty,
+        cgroup: cgroup.unwrap_or(-1),
         failed: Cell::new(None),
     };
 
@@ -222,6 +224,7 @@ impl Step {
     fn label(self) -> &'static str {
         match self {
             Step::Clone | Step::Exec => "",
+            Step::Cgroup => "joining its cgroup: ",
             Step::Setpgid => "setpgid: ",
             Step::Dup2 => "redirecting stdin/stdout/stderr: ",
             Step::Setgroups => "setgroups: ",
