@@ -129,6 +129,13 @@ pub struct ErrorResponse {
 ///
 /// Exactly one of `line` (the text, when it is valid UTF-8) and `line_b64`
 /// (the raw bytes in standard base64, otherwise) is present, so no byte is lost.
+///
+/// A line whose newline has not come yet (a `Password: ` prompt, a `\r`
+/// progress bar) is sent as it is 100 ms after its first byte was read
+/// (`PARTIAL_AFTER`), with `partial`; what follows of it comes in the next item of that
+/// process and stream, with `continues` (and `partial` again while it still
+/// has not ended). Printed one after the other without a newline between
+/// them, they give the line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLineItem {
     /// The process.
@@ -143,9 +150,15 @@ pub struct LogLineItem {
     /// The line's raw bytes in base64, when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_b64: Option<String>,
+    /// The line has not ended yet (a prompt, a `\r` progress bar, shown
+    /// before its newline came): the next item of this process and stream
+    /// goes on with it. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// This text continues the previous item of the same process and
-    /// stream: a line without its newline yet (a prompt) was sent in part,
-    /// and this is more of it. Left out when false.
+    /// stream (the last one marked `partial`): more of that line, not a
+    /// line of its own. Its `line` may be empty when it only ends that line.
+    /// Left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continues: bool,
 }
@@ -163,8 +176,16 @@ impl LogLineItem {
             time,
             line,
             line_b64,
+            partial: false,
             continues: false,
         }
+    }
+
+    /// The same item, marked as a partial line and/or as going on with one.
+    pub fn with_flags(mut self, partial: bool, continues: bool) -> Self {
+        self.partial = partial;
+        self.continues = continues;
+        self
     }
 
     /// The line's bytes (without the newline); `None` when `line_b64` is not base64.

@@ -420,8 +420,8 @@ fn talker(name: &str) -> ProcessSpec {
             r"echo one; echo two >&2; printf '\377\376ok\n'; exec sleep 1000".into(),
         ],
     );
-    spec.logs.stdout = LogTarget::Null;
-    spec.logs.stderr = LogTarget::Null;
+    spec.logs.stdout = LogTarget::Memory;
+    spec.logs.stderr = LogTarget::Memory;
     spec.stop.timeout = Duration::from_secs(2);
     spec
 }
@@ -610,8 +610,8 @@ async fn a_slow_follower_is_told_what_it_missed() {
             "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo $i; sleep 0.01; done; exec sleep 1000".into(),
         ],
     );
-    spec.logs.stdout = LogTarget::Null;
-    spec.logs.stderr = LogTarget::Null;
+    spec.logs.stdout = LogTarget::Memory;
+    spec.logs.stderr = LogTarget::Memory;
     spec.stop.timeout = Duration::from_secs(2);
     f.sup.add(spec).await.expect("add");
     let app = router(f.sup.clone(), f.shutdown.clone());
@@ -664,7 +664,7 @@ async fn the_daemon_prepares_specs_added_through_the_api() {
         if spec.name.as_str() == "bad" {
             return Err("no good".into());
         }
-        spec.logs.stdout = LogTarget::Null;
+        spec.logs.stdout = LogTarget::Memory;
         Ok(())
     });
     let daemon =

@@ -30,7 +30,7 @@ pub(crate) fn logfile(pc: &ProcessConfig, stderr: bool) -> Option<&Path> {
     }
     match if stderr { &logs.stderr } else { &logs.stdout } {
         LogTarget::File(p) => Some(p),
-        LogTarget::Inherit | LogTarget::Null => None,
+        LogTarget::Inherit | LogTarget::Null | LogTarget::Memory => None,
     }
 }
 

@@ -14,7 +14,7 @@ use tend_server::api::{
 
 use crate::cli::{AddArgs, LogsArgs, RestartArg};
 use crate::client::{Client, ClientError, NO_BODY};
-use crate::output::{Out, Prefixer, status_table};
+use crate::output::{LinePrinter, Out, Prefixer, status_table};
 
 /// `tend status [--json] [PATTERN...]`
 pub fn status(
@@ -407,10 +407,10 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
     // The status answer gives the width of the names (and a clear error for
     // a pattern that matches nothing) before the first line arrives.
     let list: Vec<ProcessStatus> = client.call("GET", &status_path(&args.patterns), NO_BODY)?;
-    let prefixer = Prefixer::new(
+    let mut printer = LinePrinter::new(Prefixer::new(
         list.iter().map(|p| p.name.as_str()),
         std::io::stdout().is_terminal(),
-    );
+    ));
     let query = LogsQuery {
         patterns: args.patterns,
         n: Some(args.lines),
@@ -442,7 +442,14 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
                     // Not base64: show what came rather than nothing.
                     item.line_b64.clone().unwrap_or_default().into_bytes()
                 });
-                prefixer.line(&mut buf, &item.name, &bytes);
+                printer.line(
+                    &mut buf,
+                    &item.name,
+                    item.stream,
+                    &bytes,
+                    item.partial,
+                    item.continues,
+                );
             }
             Ok(LogItem::Lagged { lagged }) => {
                 out.write_all(&buf)?;
@@ -461,6 +468,7 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
             }
         }
     }
+    printer.finish(&mut buf);
     out.write_all(&buf)?;
     Ok(ExitCode::SUCCESS)
 }

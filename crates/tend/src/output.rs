@@ -55,9 +55,8 @@ impl Prefixer {
         }
     }
 
-    /// Appends `name | line\n` to `out`; `line` is written byte for byte
-    /// (to a terminal, bytes that are not UTF-8 as `\xff` escapes).
-    pub fn line(&self, out: &mut Vec<u8>, name: &str, line: &[u8]) {
+    /// Appends `name | ` to `out`.
+    pub fn prefix(&self, out: &mut Vec<u8>, name: &str) {
         let pad = self.width.saturating_sub(name.chars().count());
         if self.colour {
             out.extend_from_slice(b"\x1b[");
@@ -71,23 +70,81 @@ impl Prefixer {
             out.extend_from_slice(b"\x1b[0m");
         }
         out.push(b' ');
-        if self.escape {
-            escape_invalid(out, line);
-        } else {
-            out.extend_from_slice(line);
-        }
-        out.push(b'\n');
     }
-}
 
-impl Prefixer {
     /// Appends `text` with no prefix and no newline: more of a line that
-    /// [`Prefixer::line`] began (escaped as it escapes).
+    /// [`Prefixer::prefix`] began (escaped as it escapes).
     pub fn more(&self, out: &mut Vec<u8>, text: &[u8]) {
         if self.escape {
             escape_invalid(out, text);
         } else {
             out.extend_from_slice(text);
+        }
+    }
+}
+
+/// Prints lines with a [`Prefixer`], keeping a *partial* line (one whose
+/// newline has not come yet: a prompt, a progress bar) open: it is printed
+/// without its newline, and what continues it is printed right after it when
+/// nothing else came between, else on a line of its own. Printed bytes are
+/// never taken back: a prompt stays on the screen.
+#[derive(Debug, Clone)]
+pub struct LinePrinter {
+    /// How lines are prefixed.
+    pub prefixer: Prefixer,
+    /// The last line printed has no newline yet: whose it is.
+    open: Option<(String, tend_core::logs::Stream)>,
+}
+
+impl LinePrinter {
+    /// A printer with no line open.
+    pub fn new(prefixer: Prefixer) -> Self {
+        LinePrinter {
+            prefixer,
+            open: None,
+        }
+    }
+
+    /// Appends one line (or piece of one) of `name`'s `stream` to `out`.
+    /// `continues`: it goes on with that stream's last partial line;
+    /// `partial`: it has not ended yet.
+    pub fn line(
+        &mut self,
+        out: &mut Vec<u8>,
+        name: &str,
+        stream: tend_core::logs::Stream,
+        line: &[u8],
+        partial: bool,
+        continues: bool,
+    ) {
+        let same = self
+            .open
+            .as_ref()
+            .is_some_and(|(n, s)| n == name && *s == stream);
+        let join = continues && same;
+        if continues && !join && line.is_empty() && !partial {
+            // Only the end of a line that something else has ended on
+            // screen already.
+            return;
+        }
+        if self.open.take().is_some() && !join {
+            out.push(b'\n');
+        }
+        if !join {
+            self.prefixer.prefix(out, name);
+        }
+        self.prefixer.more(out, line);
+        if partial {
+            self.open = Some((name.to_string(), stream));
+        } else {
+            out.push(b'\n');
+        }
+    }
+
+    /// Ends a line left open (at the end of the output).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.open.take().is_some() {
+            out.push(b'\n');
         }
     }
 }
@@ -375,30 +432,60 @@ mod tests {
 
     #[test]
     fn prefixes_lines() {
-        let p = Prefixer::new(["web", "worker"], false);
+        use tend_core::logs::Stream::{Stderr, Stdout};
+        let mut p = LinePrinter::new(Prefixer::new(["web", "worker"], false));
         let mut out = Vec::new();
-        p.line(&mut out, "web", b"hello");
-        p.line(&mut out, "worker", b"\xff raw");
+        p.line(&mut out, "web", Stdout, b"hello", false, false);
+        p.line(&mut out, "worker", Stdout, b"\xff raw", false, false);
         assert_eq!(out, b"web    | hello\nworker | \xff raw\n");
-        let c = Prefixer {
+        // A partial line stays open for what continues it...
+        let mut out = Vec::new();
+        p.line(&mut out, "web", Stdout, b"Password: ", true, false);
+        assert_eq!(out, b"web    | Password: ");
+        p.line(&mut out, "web", Stdout, b"ok", false, true);
+        assert_eq!(out, b"web    | Password: ok\n");
+        // ...unless something else comes between: then it goes on a line
+        // of its own.
+        let mut out = Vec::new();
+        p.line(&mut out, "web", Stdout, b"\r10%", true, false);
+        p.line(&mut out, "web", Stderr, b"warn", false, false);
+        p.line(&mut out, "web", Stdout, b"\r20%", true, true);
+        p.finish(&mut out);
+        assert_eq!(out, b"web    | \r10%\nweb    | warn\nweb    | \r20%\n");
+        let c = LinePrinter::new(Prefixer {
             width: 3,
             colour: true,
             escape: true,
-        };
+        });
+        let mut c = c;
         let mut out = Vec::new();
-        c.line(&mut out, "web", b"x");
+        c.line(&mut out, "web", Stdout, b"x", false, false);
         let code = colour_of("web");
         assert_eq!(out, format!("\x1b[{code}mweb |\x1b[0m x\n").into_bytes());
         assert_eq!(colour_of("web"), code, "stable");
         // To a terminal, what is not UTF-8 is escaped; names pad by characters.
-        let t = Prefixer {
+        let mut t = LinePrinter::new(Prefixer {
             width: 8,
             colour: false,
             escape: true,
-        };
+        });
         let mut out = Vec::new();
-        t.line(&mut out, "test_öäü", b"\xff\xfeok \xc3\xa9 \xc3");
+        t.line(
+            &mut out,
+            "test_öäü",
+            Stdout,
+            b"\xff\xfeok \xc3\xa9 \xc3",
+            false,
+            false,
+        );
         assert_eq!(out, "test_öäü | \\xff\\xfeok é \\xc3\n".as_bytes());
+        // The bare end of a line that another's line has ended on screen
+        // already prints nothing (no empty line).
+        let mut out = Vec::new();
+        p.line(&mut out, "web", Stdout, b"Password: ", true, false);
+        p.line(&mut out, "worker", Stdout, b"w", false, false);
+        p.line(&mut out, "web", Stdout, b"", false, true);
+        assert_eq!(out, b"web    | Password: \nworker | w\n");
     }
 
     use serde_json::json;

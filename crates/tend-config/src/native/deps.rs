@@ -440,10 +440,14 @@ pub(super) fn check_graph(
     edges: &[Edge],
     declared: &[String],
 ) {
-    let spec_of = |n: &str| specs.iter().find(|s| s.name.as_str() == n);
+    let by_name: std::collections::HashMap<&str, &ProcessSpec> =
+        specs.iter().map(|s| (s.name.as_str(), s)).collect();
+    let spec_of = |n: &str| by_name.get(n).copied();
+    let names: std::collections::HashSet<&str> = declared.iter().map(String::as_str).collect();
+    let known = |n: &str| names.contains(n);
     for e in edges {
         match &e.origin {
-            Origin::DependsOn(section) if !declared.contains(&e.to) => {
+            Origin::DependsOn(section) if !known(&e.to) => {
                 let hint = did_you_mean(&e.to, declared.iter().map(String::as_str));
                 cx.error(
                     e.span.clone(),
@@ -454,7 +458,7 @@ pub(super) fn check_graph(
                 );
                 continue;
             }
-            Origin::Before(section) if !declared.contains(&e.from) => {
+            Origin::Before(section) if !known(&e.from) => {
                 let hint = did_you_mean(&e.from, declared.iter().map(String::as_str));
                 cx.error(
                     e.span.clone(),

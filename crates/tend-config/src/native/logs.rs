@@ -31,11 +31,12 @@ impl LogsDraft {
     }
 }
 
-/// A target as written: `"inherit"`, `"null"` or a path (not yet resolved).
+/// A target as written: `"inherit"`, `"null"`, `"memory"` or a path (not yet resolved).
 enum Target {
     File(String),
     Inherit,
     Null,
+    Memory,
 }
 
 pub(super) const LOG_FIELDS: &[Field<LogsDraft>] = &[
@@ -90,16 +91,17 @@ pub(super) const LOG_ALIASES: &[(&str, &str)] = &[
 
 fn read_target(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Target> {
     let DeValue::String(s) = v.get_ref() else {
-        cx.wrong_type(v, "a file path, \"inherit\" or \"null\"");
+        cx.wrong_type(v, "a file path, \"inherit\", \"memory\" or \"null\"");
         return None;
     };
     match s.as_ref() {
         "inherit" => Some(Target::Inherit),
         "null" => Some(Target::Null),
+        "memory" => Some(Target::Memory),
         "" => {
             cx.error(
                 v.span(),
-                "log target is empty (write a file path, \"inherit\" or \"null\")",
+                "log target is empty (write a file path, \"inherit\", \"memory\" or \"null\")",
             );
             None
         }
@@ -266,6 +268,7 @@ pub(super) fn resolve(
         match target {
             Target::Inherit => LogTarget::Inherit,
             Target::Null => LogTarget::Null,
+            Target::Memory => LogTarget::Memory,
             Target::File(p) => {
                 let path = log_dir.join(p);
                 checks.check(cx, &path, span, &what);

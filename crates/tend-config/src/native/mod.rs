@@ -408,6 +408,13 @@ const GROUP_FIELDS: &[Field<GroupDraft>] = &[Field {
 /// process with errors of its own is not also reported as unknown here.
 fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mut [ProcessSpec]) {
     let Some(table) = cx.table(item) else { return };
+    // Looked up once per member: by name, not by a scan each.
+    let known: std::collections::HashSet<&str> = declared.iter().map(String::as_str).collect();
+    let index: std::collections::HashMap<String, usize> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.to_string(), i))
+        .collect();
     // process name -> the group that claimed it first
     let mut owner: BTreeMap<&str, String> = BTreeMap::new();
     let mut entries: Vec<_> = table.iter().collect();
@@ -439,7 +446,7 @@ fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mu
             continue;
         };
         for (member, span) in members {
-            let Some(known) = declared.iter().find(|d| **d == member) else {
+            let Some(known) = known.get(member.as_str()).copied() else {
                 let hint = did_you_mean(&member, declared.iter().map(String::as_str));
                 cx.error(
                     span,
@@ -447,7 +454,7 @@ fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mu
                 );
                 continue;
             };
-            if let Some(first) = owner.get(known.as_str()) {
+            if let Some(first) = owner.get(known) {
                 cx.error(
                     span,
                     format!("process {member:?} is already in group {first:?}"),
@@ -456,7 +463,7 @@ fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mu
             }
             owner.insert(known, raw.to_string());
             if let (Some(group), Some(spec)) =
-                (&name, specs.iter_mut().find(|s| s.name.as_str() == member))
+                (&name, index.get(&member).and_then(|&i| specs.get_mut(i)))
             {
                 spec.group = group.clone();
             }
@@ -466,7 +473,7 @@ fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mu
     // A process outside any group is in the group of its own name; a group of
     // that name would silently gain it as a member.
     for (group, span) in named {
-        if declared.iter().any(|d| d == group) && owner.get(group).is_none_or(|g| g != group) {
+        if known.contains(group) && owner.get(group).is_none_or(|g| g != group) {
             cx.error(
                 span,
                 format!("group {group:?} has the name of process {group:?}, which is not one of its members"),

@@ -443,11 +443,14 @@ pub(super) fn read_all(
     // The maps are sorted by key; the file's order is the key's position.
     entries.sort_by_key(|(_, k, _)| k.span().start);
     let mut declared: Vec<String> = Vec::new();
+    // The same names, to look up: a linear search per name made reading
+    // 40,000 processes take seconds.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut read: Vec<(Entry, Span, String)> = Vec::new();
     let mut paths = PathChecks::default();
     for (kind, key, value) in entries {
         let raw: &str = key.get_ref();
-        if declared.iter().any(|d| d == raw) {
+        if !seen.insert(raw) {
             cx.error(
                 key.span(),
                 format!("{raw:?} is already the name of a process or a task (they share one set of names)"),
@@ -488,11 +491,13 @@ pub(super) fn read_all(
             before.push((e.spec.name.clone(), dependent.clone(), span.clone()));
         }
     }
+    let index: std::collections::HashMap<String, usize> = read
+        .iter()
+        .enumerate()
+        .map(|(i, (e, _, _))| (e.spec.name.to_string(), i))
+        .collect();
     for (task, dependent, span) in before {
-        let Some((e, _, section)) = read
-            .iter_mut()
-            .find(|(e, _, _)| e.spec.name.as_str() == dependent)
-        else {
+        let Some((e, _, section)) = index.get(&dependent).and_then(|&i| read.get_mut(i)) else {
             continue;
         };
         if e.spec.depends_on.iter().any(|d| d.name == task) {

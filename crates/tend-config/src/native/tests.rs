@@ -725,9 +725,11 @@ log_file = "file/x"
     assert_eq!(
         errors_at(&path, text),
         [
-            format!("{shown}:3:15: expected a file path, \"inherit\" or \"null\", found integer"),
             format!(
-                "{shown}:4:15: log target is empty (write a file path, \"inherit\" or \"null\")"
+                "{shown}:3:15: expected a file path, \"inherit\", \"memory\" or \"null\", found integer"
+            ),
+            format!(
+                "{shown}:4:15: log target is empty (write a file path, \"inherit\", \"memory\" or \"null\")"
             ),
             format!(
                 "{shown}:5:17: invalid size \"5 parsecs\": the unit is not one of B, KB, MB, GB (examples: \"0\", \"4096\", \"10KB\", \"50MB\", \"1GB\")"

@@ -348,6 +348,7 @@ fn target(t: &LogTarget) -> String {
         LogTarget::File(p) => path(p),
         LogTarget::Inherit => "\"inherit\"".into(),
         LogTarget::Null => "\"null\"".into(),
+        LogTarget::Memory => "\"memory\"".into(),
     }
 }
 

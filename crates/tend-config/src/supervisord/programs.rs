@@ -1240,6 +1240,8 @@ fn log_spec(
     let sd = ctx.supervisord;
     let mut target = |c: &Channel, which: &str| -> LogTarget {
         match &c.logfile {
+            // No file: read only if PROCESS_LOG events want the bytes.
+            LogfileName::None | LogfileName::Syslog if c.events_enabled => LogTarget::Memory,
             LogfileName::None | LogfileName::Syslog => LogTarget::Null,
             LogfileName::Auto => LogTarget::File(auto_log_path(
                 &sd.childlogdir,

@@ -7,7 +7,7 @@
 //! caller: the data is dropped and counted, and writing is tried again later.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,9 +25,11 @@ pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// What one [`LogFile::write`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
-    /// Bytes written to the file.
+    /// Bytes of this write that are in the file.
     pub written: usize,
-    /// Bytes dropped because the file could not be written.
+    /// Bytes dropped because the file could not be written: the rest of this
+    /// write, and the start of a line that earlier writes had left open
+    /// (removed again so that the file holds whole lines only).
     pub dropped: usize,
     /// Why writing fails, set once when it starts failing (the first failure,
     /// or the first since writing last worked), so the caller can log it once.
@@ -35,6 +37,26 @@ pub struct WriteReport {
     /// Writing works again after a failure that was reported through
     /// `started_dropping`.
     pub resumed: bool,
+    /// The line this writer had left open in the file is not there any more
+    /// (a failed write removed it): the rest of that line must not follow.
+    pub line_lost: bool,
+}
+
+/// Who writes a line: each writer of a shared file has a number of its own.
+/// [`LogFile::write`] writes as writer 0.
+pub type WriterId = u64;
+
+/// The writer of a line that a failed write broke and that could not be
+/// removed: whoever writes next starts a new line first.
+const BROKEN: WriterId = WriterId::MAX;
+
+/// The file ends inside a line.
+#[derive(Debug, Clone, Copy)]
+struct OpenLine {
+    /// Who continues it.
+    writer: WriterId,
+    /// Its offset in the file.
+    start: u64,
 }
 
 /// An append-only log file, rotated by size the way Supervisor does it.
@@ -47,18 +69,27 @@ pub struct WriteReport {
 /// missing one, so a hole is filled instead of renaming stale files above it.
 /// With `backups = 0` the file is truncated in place (as Supervisor does).
 /// A file therefore never exceeds `max_size` unless a single write is bigger
-/// than `max_size`: such a write goes whole into a fresh file. `max_size = 0`
-/// never rotates, nor does a path that is not a regular file (a FIFO,
-/// `/dev/stdout`).
+/// than `max_size` (such a write goes whole into a fresh file), or a line is
+/// open: a file is rotated only between lines. `max_size = 0` never rotates,
+/// nor does a path that is not a regular file (a FIFO, `/dev/stdout`).
+///
+/// Lines: a write is whole lines, except that a writer may leave its last
+/// line open ([`LogFile::write_from`] with `open_end`, for a partial line
+/// shown before its newline came) and continue it with its next write. A
+/// write by anyone else while a line is open first ends that line with a
+/// `\n`, so two writers' bytes never share a line.
 ///
 /// Failures (ENOSPC, EIO, EACCES, a directory that is gone, a rotation that
-/// cannot rename): the data of that write is dropped and counted (what was
-/// written before the error stays written, so a file may end with a torn
-/// line), the file is closed, and later writes reopen the path (creating the
-/// directories again) at most once per [`RETRY_INTERVAL`], dropping their data
-/// in between without a syscall. A file removed while open (`st_nlink == 0`)
-/// is noticed before the next write and recreated, under the same limit. A
-/// file renamed away (logrotate) is not noticed: call [`LogFile::reopen`].
+/// cannot rename): the data of that write is dropped and counted, and what it
+/// had written of a line that did not end is cut off again (`ftruncate` back
+/// to the end of the last whole line, together with an open line's start),
+/// so a full disk never leaves a torn line to be glued to the next one. Then
+/// the file is closed, and later writes reopen the path (creating the
+/// directories again) at most once per [`RETRY_INTERVAL`], dropping their
+/// data in between without a syscall. Should the cut fail too, the next write
+/// starts with a `\n`. A file removed while open (`st_nlink == 0`) is noticed
+/// before the next write and recreated, under the same limit. A file renamed
+/// away (logrotate) is not noticed: call [`LogFile::reopen`].
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
@@ -76,11 +107,16 @@ pub struct LogFile {
     reported: bool,
     /// When the file was last opened by `write`, or when writing last failed.
     last_attempt: Option<Duration>,
+    /// The file ends inside this line.
+    open: Option<OpenLine>,
 }
 
 /// Why a write did not (fully) happen.
 struct Failed {
+    /// Bytes of the write left in the file.
     written: usize,
+    /// Bytes of earlier writes cut off with it (an open line's start).
+    cut_earlier: u64,
     why: String,
 }
 
@@ -114,6 +150,7 @@ impl LogFile {
             error: None,
             reported: false,
             last_attempt: None,
+            open: None,
         }
     }
 
@@ -121,19 +158,40 @@ impl LogFile {
     /// needed. Never blocks on a retry delay and never panics; see the type's documentation for
     /// what happens on errors. `now` is a monotonic time (any origin) that rate-limits reopening.
     pub fn write(&mut self, data: &[u8], now: Duration) -> WriteReport {
+        self.write_from(0, &[data], false, now)
+    }
+
+    /// Writes `parts`, in order, with one `writev(2)` when possible, for
+    /// `writer`: whole lines, but with `open_end` the last line has no `\n`
+    /// yet and `writer`'s next write continues it. A line another writer left
+    /// open is ended first. Otherwise as [`LogFile::write`].
+    pub fn write_from(
+        &mut self,
+        writer: WriterId,
+        parts: &[&[u8]],
+        open_end: bool,
+        now: Duration,
+    ) -> WriteReport {
         let mut report = WriteReport::default();
-        if data.is_empty() {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
             return report;
         }
-        match self.try_write(data, now) {
+        let continuing = self.open.is_some_and(|o| o.writer == writer);
+        match self.try_write(writer, parts, len, open_end, now) {
             Ok(()) => {
-                report.written = data.len();
+                report.written = len;
                 self.error = None;
                 report.resumed = std::mem::take(&mut self.reported);
             }
-            Err(Failed { written, why }) => {
+            Err(Failed {
+                written,
+                cut_earlier,
+                why,
+            }) => {
                 report.written = written;
-                report.dropped = data.len() - written;
+                report.dropped = len - written + usize::try_from(cut_earlier).unwrap_or(0);
+                report.line_lost = continuing || open_end;
                 self.dropped += report.dropped as u64;
                 if !self.reported {
                     self.reported = true;
@@ -145,7 +203,19 @@ impl LogFile {
         report
     }
 
-    fn try_write(&mut self, data: &[u8], now: Duration) -> Result<(), Failed> {
+    fn try_write(
+        &mut self,
+        writer: WriterId,
+        parts: &[&[u8]],
+        len: usize,
+        open_end: bool,
+        now: Duration,
+    ) -> Result<(), Failed> {
+        let failed = |written, why| Failed {
+            written,
+            cut_earlier: 0,
+            why,
+        };
         if let Some(f) = &self.file {
             match f.metadata() {
                 Ok(m) if m.nlink() == 0 => {
@@ -166,62 +236,120 @@ impl LogFile {
                     .error
                     .clone()
                     .unwrap_or_else(|| format!("cannot write to {}", self.path.display()));
-                return Err(Failed { written: 0, why });
+                return Err(failed(0, why));
             }
             self.last_attempt = Some(now);
             if let Err(e) = self.open_file() {
-                return Err(Failed {
-                    written: 0,
-                    why: self.describe("cannot open", &e),
-                });
+                return Err(failed(0, self.describe("cannot open", &e)));
             }
         }
-        if self.regular
+        let continuing = self.open.filter(|o| o.writer == writer);
+        let end_other = self.open.is_some() && continuing.is_none();
+        if self.open.is_none()
+            && self.regular
             && self.max_size > 0
             && self.size > 0
-            && self.size.saturating_add(data.len() as u64) > self.max_size
+            && self.size.saturating_add(len as u64) > self.max_size
             && let Err(e) = self.rotate()
         {
             self.fail(now);
-            return Err(Failed {
-                written: 0,
-                why: self.describe("cannot rotate", &e),
-            });
+            return Err(failed(0, self.describe("cannot rotate", &e)));
         }
-        let mut written = 0;
-        while written < data.len() {
+        let newline: &[u8] = if end_other { b"\n" } else { b"" };
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        slices.extend(
+            std::iter::once(newline)
+                .chain(parts.iter().copied())
+                .filter(|p| !p.is_empty())
+                .map(IoSlice::new),
+        );
+        let total = newline.len() + len;
+        let before = self.size;
+        let mut done = 0;
+        let mut rest = &mut slices[..];
+        while done < total {
             let Some(file) = self.file.as_mut() else {
                 // rotate() always leaves a file open on success; this is defensive.
                 self.fail(now);
-                return Err(Failed {
-                    written,
-                    why: format!("{} is not open", self.path.display()),
-                });
+                return Err(failed(0, format!("{} is not open", self.path.display())));
             };
-            match file.write(&data[written..]) {
-                Ok(0) => {
-                    self.fail(now);
-                    let e = io::Error::from(io::ErrorKind::WriteZero);
-                    return Err(Failed {
-                        written,
-                        why: self.describe("cannot write to", &e),
-                    });
-                }
+            let e = match file.write_vectored(rest) {
+                Ok(0) => io::Error::from(io::ErrorKind::WriteZero),
                 Ok(n) => {
-                    written += n;
+                    done += n;
                     self.size += n as u64;
+                    IoSlice::advance_slices(&mut rest, n);
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail(now);
-                    return Err(Failed {
-                        written,
-                        why: self.describe("cannot write to", &e),
-                    });
-                }
-            }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            let why = self.describe("cannot write to", &e);
+            let (kept, cut_earlier) = self.cut_torn(newline, parts, before, done, continuing);
+            self.fail(now);
+            return Err(Failed {
+                written: kept,
+                cut_earlier,
+                why,
+            });
         }
+        self.open = if open_end {
+            let start = match last_newline(newline, parts) {
+                Some(at) => before + at + 1,
+                None => continuing.map_or(before, |o| o.start),
+            };
+            Some(OpenLine { writer, start })
+        } else {
+            None
+        };
         Ok(())
+    }
+
+    /// After a write failed with `done` bytes of `newline` + `parts` in the
+    /// file, cuts the file back to its last whole line (removing the start of
+    /// a line this write continued too). Returns the bytes of `parts` kept,
+    /// and the bytes of earlier writes removed.
+    fn cut_torn(
+        &mut self,
+        newline: &[u8],
+        parts: &[&[u8]],
+        before: u64,
+        done: usize,
+        continuing: Option<OpenLine>,
+    ) -> (usize, u64) {
+        let end = before + done as u64;
+        let whole = last_newline_within(newline, parts, done).map(|at| before + at + 1);
+        let cut = match (whole, continuing) {
+            (Some(at), _) => at,
+            (None, Some(o)) => o.start,
+            (None, None) => before,
+        };
+        let kept_of_write = |cut: u64| {
+            usize::try_from(cut.saturating_sub(before))
+                .unwrap_or(usize::MAX)
+                .saturating_sub(newline.len())
+        };
+        if cut >= end {
+            // What was written ends a line (or nothing was written at all,
+            // and the file is as it was).
+            if done > 0 {
+                self.open = None;
+            }
+            return (kept_of_write(end), 0);
+        }
+        let truncated = self.file.as_ref().is_some_and(|f| f.set_len(cut).is_ok());
+        if truncated {
+            self.size = cut;
+            self.open = None;
+            (kept_of_write(cut), before.saturating_sub(cut))
+        } else {
+            // The torn bytes stay: whoever writes next ends their line first.
+            self.open = Some(OpenLine {
+                writer: BROKEN,
+                start: 0,
+            });
+            (kept_of_write(end), 0)
+        }
     }
 
     /// Closes the file after a failure; the next attempt waits [`RETRY_INTERVAL`].
@@ -244,13 +372,29 @@ impl LogFile {
                 .mode(DIR_MODE)
                 .create(dir)?;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(FILE_MODE)
-            .open(&self.path)?;
+        let open = |read: bool| {
+            OpenOptions::new()
+                .read(read)
+                .append(true)
+                .create(true)
+                .mode(FILE_MODE)
+                .open(&self.path)
+        };
+        // Readable too, to see how the file ends; write-only when that is
+        // all we may do.
+        let file = match open(true) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open(false)?,
+            r => r?,
+        };
         let meta = file.metadata()?;
         self.size = meta.len();
+        // A file that does not end with a newline (a line torn by a crash, or
+        // cut by a failure we could not undo) gets one before our first line.
+        self.open = (meta.is_file() && self.size > 0 && !ends_with_newline(&file, self.size))
+            .then_some(OpenLine {
+                writer: BROKEN,
+                start: 0,
+            });
         self.regular = meta.is_file();
         self.file = Some(file);
         Ok(())
@@ -313,6 +457,37 @@ impl LogFile {
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+}
+
+/// Whether the byte before `size` is a newline (and can be read).
+fn ends_with_newline(file: &File, size: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut last = [0u8; 1];
+    // A file opened for appending only cannot be read: assume it is whole.
+    !matches!(file.read_at(&mut last, size - 1), Ok(1) if last[0] != b'\n')
+}
+
+/// The offset of the last `\n` in `newline` + `parts`.
+fn last_newline(newline: &[u8], parts: &[&[u8]]) -> Option<u64> {
+    let total: usize = newline.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    last_newline_within(newline, parts, total)
+}
+
+/// The offset of the last `\n` in the first `limit` bytes of `newline` + `parts`.
+fn last_newline_within(newline: &[u8], parts: &[&[u8]], limit: usize) -> Option<u64> {
+    let mut at = 0usize;
+    let mut found = None;
+    for p in std::iter::once(newline).chain(parts.iter().copied()) {
+        if at >= limit {
+            break;
+        }
+        let seen = &p[..p.len().min(limit - at)];
+        if let Some(k) = memchr::memrchr(b'\n', seen) {
+            found = Some((at + k) as u64);
+        }
+        at += p.len();
+    }
+    found
 }
 
 fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
@@ -750,6 +925,42 @@ mod tests {
         assert_eq!(read(&p), "two\n");
     }
 
+    #[test]
+    fn an_open_line_is_continued_by_its_writer_and_ended_for_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let mut f = LogFile::open(p.clone(), 0, 0);
+        // Writer 1 shows a prompt, then finishes its line.
+        ok(f.write_from(1, &[b"Password: "], true, T0), 10);
+        assert_eq!(read(&p), "Password: ");
+        ok(f.write_from(1, &[b"***", b"\nnext\n"], false, T0), 9);
+        assert_eq!(read(&p), "Password: ***\nnext\n");
+        // Writer 1 leaves a line open; writer 2's line does not join it.
+        ok(f.write_from(1, &[b"10%"], true, T0), 3);
+        ok(f.write_from(2, &[b"other\n"], false, T0), 6);
+        assert_eq!(read(&p), "Password: ***\nnext\n10%\nother\n");
+        // A file that does not end with a newline when opened (a crash
+        // tore its last line) gets one before the first line.
+        fs::write(&p, "torn").unwrap();
+        let mut f = LogFile::open(p.clone(), 0, 0);
+        ok(f.write(b"whole\n", T0), 6);
+        assert_eq!(read(&p), "torn\nwhole\n");
+    }
+
+    #[test]
+    fn a_file_is_rotated_only_between_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let mut f = LogFile::open(p.clone(), 10, 1);
+        ok(f.write_from(1, &[b"12345678"], true, T0), 8);
+        // Past max_size, but the line is open: it ends in this file.
+        ok(f.write_from(1, &[b"9abc\n"], false, T0), 5);
+        assert_eq!(read(&p), "123456789abc\n");
+        ok(f.write(b"next\n", T0), 5);
+        assert_eq!(read(&p), "next\n");
+        assert_eq!(read(&dir.path().join("app.log.1")), "123456789abc\n");
+    }
+
     /// Unmounts when dropped, so a failing test leaves no mount behind.
     struct Mount(PathBuf);
 
@@ -794,11 +1005,13 @@ mod tests {
             }
         }
         assert_eq!(reports, 1);
-        // 64 KiB hold 65 writes of 1000 bytes and part of the 66th.
+        // 64 KiB hold 65 writes of 1000 bytes and part of the 66th, which is
+        // cut off again: the file ends with a whole line.
         assert_eq!(first_failure, Some(65));
-        assert!(written <= 64 * 1024 && written > 0);
+        assert_eq!(written, 65 * 1000);
         assert_eq!(dropped as u64, f.dropped());
         assert_eq!(fs::metadata(&p).unwrap().len(), written as u64);
+        assert!(fs::read(&p).unwrap().ends_with(b"x\n"));
         // Free the space (as if an operator deleted it): writing resumes once
         // the retry delay has passed.
         fs::OpenOptions::new()
@@ -819,5 +1032,51 @@ mod tests {
             }
         );
         assert_eq!(fs::metadata(&p).unwrap().len(), chunk.len() as u64);
+    }
+
+    /// The line a full disk cut off is not glued to the first line written
+    /// once there is room again, also when it was a line left open.
+    #[test]
+    fn a_full_disk_leaves_only_whole_lines() {
+        if !tend_testkit::require_root("mounting a small tmpfs") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let flags = nix::mount::MsFlags::empty();
+        if let Err(e) =
+            nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), flags, Some("size=16k"))
+        {
+            tend_testkit::require!(false, "cannot mount a tmpfs here: {e}");
+        }
+        let _guard = Mount(mnt.clone());
+        let p = mnt.join("app.log");
+        let mut f = LogFile::open(p.clone(), 0, 0);
+        // 16 KiB: 16 lines of 1000 bytes fit, with 384 bytes to spare.
+        let line = [b"y".repeat(999), b"\n".to_vec()].concat();
+        for _ in 0..16 {
+            ok(f.write(&line, ms(0)), 1000);
+        }
+        // A prompt left open, then its end and more lines: the disk fills
+        // inside them, and both the open line and the torn one go.
+        ok(f.write_from(7, &[b"Password: "], true, ms(1)), 10);
+        let more = [b"***".to_vec(), b"z".repeat(999), b"\n".to_vec()].concat();
+        let r = f.write_from(7, &[&more], false, ms(2));
+        assert!(r.line_lost, "{r:?}");
+        assert_eq!((r.written, r.dropped), (0, more.len() + 10));
+        let data = fs::read(&p).unwrap();
+        assert_eq!(data.len(), 16_000);
+        assert!(data.ends_with(b"y\n"));
+        // Room again: the next line starts a line of its own.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let r = f.write_from(7, &[b"after\n"], false, ms(2000));
+        assert_eq!((r.written, r.resumed), (6, true));
+        assert_eq!(fs::read(&p).unwrap(), b"after\n");
     }
 }

@@ -18,11 +18,58 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// however the input is split into calls: a cut is made only once the byte
 /// after a full `max_line` piece is known not to be its `\n`, so up to
 /// `max_line` bytes are held back.
+///
+/// [`LineSplitter::split`] copies as little as it can: the complete lines of
+/// one call are the held line's completion (copied, one line) followed by a
+/// slice of the input itself, so a caller can write both with one `writev`
+/// without copying the read. The held partial line can be *shown* before it
+/// is complete ([`LineSplitter::show_partial`]): it stays held, and the next
+/// [`Split`] says how much of its first line was shown already.
 #[derive(Debug)]
 pub struct LineSplitter {
     /// The incomplete last line (at most `max_line` bytes).
     partial: Vec<u8>,
+    /// Bytes at the start of `partial` handed out by `show_partial`.
+    shown: usize,
+    /// What `split` had to copy: the completed held line, and cut pieces.
+    head: Vec<u8>,
     max_line: usize,
+}
+
+/// The complete lines one call of [`LineSplitter::split`] (or
+/// [`LineSplitter::finish`]) found, in order: `head`, then `body`. Either may
+/// be empty; together they are whole lines, each ending in `\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split<'a> {
+    /// Copied bytes: the completion of the line held from earlier calls,
+    /// and any piece that had to be cut.
+    pub head: &'a [u8],
+    /// A slice of the input: whole lines, uncopied.
+    pub body: &'a [u8],
+    /// Bytes at the start of `head` that [`LineSplitter::show_partial`]
+    /// handed out before, while that line was incomplete.
+    pub shown: usize,
+}
+
+impl Split<'_> {
+    /// Bytes in all.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// No complete line.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.body.is_empty()
+    }
+
+    /// `head` then `body`, appended to `out`.
+    #[cfg(test)]
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        out.extend_from_slice(self.head);
+        out.extend_from_slice(self.body);
+    }
 }
 
 impl LineSplitter {
@@ -32,12 +79,26 @@ impl LineSplitter {
     pub fn new(max_line: usize) -> Self {
         LineSplitter {
             partial: Vec::new(),
+            shown: 0,
+            head: Vec::new(),
             max_line: max_line.max(1),
         }
     }
 
     /// Appends to `out` every complete line now available (each ending in `\n`), in order, and keeps the rest.
+    #[cfg(test)]
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.split(input).append_to(out);
+    }
+
+    /// The complete lines now available (see [`Split`]); the rest is kept.
+    pub fn split<'a>(&'a mut self, input: &'a [u8]) -> Split<'a> {
+        if self.head.capacity() > KEEP_CAPACITY {
+            // A long line is over: do not hold its buffer for good.
+            self.head = Vec::new();
+        }
+        self.head.clear();
+        let shown = std::mem::take(&mut self.shown);
         let max = self.max_line;
         let mut pos = 0;
         if !self.partial.is_empty() {
@@ -46,25 +107,31 @@ impl LineSplitter {
             let room = max - self.partial.len();
             let window = &input[..input.len().min(room.saturating_add(1))];
             if let Some(k) = memchr(b'\n', window) {
-                out.extend_from_slice(&self.partial);
-                out.extend_from_slice(&input[..=k]);
+                self.head.extend_from_slice(&self.partial);
+                self.head.extend_from_slice(&input[..=k]);
                 self.partial.clear();
                 pos = k + 1;
             } else if window.len() > room {
-                out.extend_from_slice(&self.partial);
-                out.extend_from_slice(&input[..room]);
-                out.push(b'\n');
+                self.head.extend_from_slice(&self.partial);
+                self.head.extend_from_slice(&input[..room]);
+                self.head.push(b'\n');
                 self.partial.clear();
                 pos = room;
             } else {
                 self.partial.extend_from_slice(input);
-                return;
+                self.shown = shown;
+                return Split {
+                    head: &[],
+                    body: &[],
+                    shown: 0,
+                };
             }
         }
         // At a line start. Every window of `max + 1` bytes from a line start
         // holds a newline unless a cut is due, so jumping from the last newline
         // of each window checks all line lengths in one pass; when `max` is at
-        // least the input's length this is a single `memrchr` and one copy.
+        // least the input's length this is a single `memrchr`. Cut pieces are
+        // copied into `head`; the lines after the last cut stay in the input.
         let mut start = pos;
         loop {
             let end = input.len().min(pos.saturating_add(max).saturating_add(1));
@@ -76,43 +143,71 @@ impl LineSplitter {
                     }
                 }
                 None if end - pos > max => {
-                    out.extend_from_slice(&input[start..pos + max]);
-                    out.push(b'\n');
+                    self.head.extend_from_slice(&input[start..pos + max]);
+                    self.head.push(b'\n');
                     pos += max;
                     start = pos;
                 }
                 None => break,
             }
         }
-        out.extend_from_slice(&input[start..pos]);
         if self.partial.is_empty() && self.partial.capacity() > KEEP_CAPACITY {
-            // A long line is over: do not hold its buffer for good.
             self.partial = Vec::new();
         }
         self.partial.extend_from_slice(&input[pos..]);
+        Split {
+            head: &self.head,
+            body: &input[start..pos],
+            shown,
+        }
     }
 
-    /// End of stream: appends the incomplete last line (if any) terminated with `\n`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    /// End of stream: the incomplete last line (if any), terminated with `\n`.
+    pub fn finish(&mut self) -> Split<'_> {
+        self.head.clear();
+        let shown = std::mem::take(&mut self.shown);
         if !self.partial.is_empty() {
-            out.extend_from_slice(&self.partial);
-            out.push(b'\n');
+            self.head.append(&mut self.partial);
+            self.head.push(b'\n');
         }
-        // A stream is over: give its memory back.
+        // A stream is over: give its memory back (`head` once read).
         self.partial = Vec::new();
-    }
-
-    /// Appends the incomplete last line held so far (without adding a
-    /// `\n`) and forgets it: the caller shows it before its end has come,
-    /// and the bytes that follow are the rest of that line.
-    pub fn take_partial(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.partial);
-        self.partial.clear();
-        if self.partial.capacity() > KEEP_CAPACITY {
-            self.partial = Vec::new();
+        Split {
+            head: &self.head,
+            body: &[],
+            shown,
         }
     }
 
+    /// Drops the buffers a finished stream still holds.
+    pub fn release(&mut self) {
+        self.head = Vec::new();
+        self.partial = Vec::new();
+        self.shown = 0;
+    }
+
+    /// Marks the held incomplete line shown and returns where its unshown
+    /// bytes begin in [`LineSplitter::partial`] (0: none of it was shown
+    /// before; more: those bytes continue what was); `None` when nothing new
+    /// is held.
+    pub fn show_partial(&mut self) -> Option<usize> {
+        if self.partial.len() <= self.shown {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.shown, self.partial.len()))
+    }
+
+    /// The held incomplete line, all of it (shown or not).
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// Bytes of the held line not shown yet.
+    pub fn unshown(&self) -> usize {
+        self.partial.len() - self.shown
+    }
+
+    #[cfg(test)]
     /// Bytes held back.
     pub fn pending(&self) -> usize {
         self.partial.len()
@@ -193,7 +288,7 @@ mod tests {
         }
         let pending = s.pending();
         if finish {
-            s.finish(&mut out);
+            s.finish().append_to(&mut out);
             assert_eq!(s.pending(), 0);
         }
         (out, pending)
@@ -256,7 +351,7 @@ mod tests {
         let mut s = LineSplitter::new(100);
         let mut out = Vec::new();
         s.feed(b"x", &mut out);
-        s.finish(&mut out);
+        s.finish().append_to(&mut out);
         s.feed(b"y\n", &mut out);
         assert_eq!(out, b"x\ny\n");
     }
@@ -305,6 +400,64 @@ mod tests {
         assert_eq!(out.len(), 300_001);
         assert_eq!(s.pending(), 5);
         assert!(s.partial.capacity() < KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn split_copies_only_the_held_line() {
+        let mut s = LineSplitter::new(100);
+        let input = b"one\ntwo\nthr".to_vec();
+        let sp = s.split(&input);
+        assert_eq!(
+            (sp.head, sp.body, sp.shown),
+            (&b""[..], &b"one\ntwo\n"[..], 0)
+        );
+        // The body is the input itself, not a copy.
+        assert_eq!(sp.body.as_ptr(), input.as_ptr());
+        let input = b"ee\nfour\nfi".to_vec();
+        let sp = s.split(&input);
+        assert_eq!((sp.head, sp.body), (&b"three\n"[..], &b"four\n"[..]));
+        assert_eq!(sp.body.as_ptr(), input[3..].as_ptr());
+        assert_eq!(s.partial(), b"fi");
+        // Nothing complete: nothing out, the line grows.
+        assert!(s.split(b"v").is_empty());
+        assert_eq!(s.partial(), b"fiv");
+        let sp = s.finish();
+        assert_eq!((sp.head, sp.body), (&b"fiv\n"[..], &b""[..]));
+    }
+
+    #[test]
+    fn a_shown_partial_line_is_still_held_and_its_end_says_so() {
+        let mut s = LineSplitter::new(100);
+        assert_eq!(s.show_partial(), None);
+        assert!(s.split(b"ok\nPassword: ").head.is_empty());
+        assert_eq!(s.unshown(), 10);
+        assert_eq!(s.show_partial(), Some(0));
+        assert_eq!((s.unshown(), s.show_partial()), (0, None));
+        // More of the same line: only that is new.
+        assert!(s.split(b"***").is_empty());
+        assert_eq!(s.unshown(), 3);
+        assert_eq!(s.show_partial(), Some(10));
+        assert_eq!(&s.partial()[10..], b"***");
+        // Its end: the whole line, and how much of it was shown.
+        let sp = s.split(b"\nnext");
+        assert_eq!(
+            (sp.head, sp.body, sp.shown),
+            (&b"Password: ***\n"[..], &b""[..], 13)
+        );
+        assert_eq!((s.partial(), s.unshown()), (&b"next"[..], 4));
+        assert_eq!(s.show_partial(), Some(0));
+        let sp = s.finish();
+        assert_eq!((sp.head, sp.shown), (&b"next\n"[..], 4));
+        // A shown line cut at the maximum still says what was shown.
+        let mut s = LineSplitter::new(4);
+        s.split(b"abc");
+        assert_eq!(s.show_partial(), Some(0));
+        let sp = s.split(b"de\n");
+        assert_eq!(
+            (sp.head, sp.body, sp.shown),
+            (&b"abcd\n"[..], &b"e\n"[..], 3)
+        );
+        assert!(s.partial().is_empty());
     }
 
     #[test]

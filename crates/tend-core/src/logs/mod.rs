@@ -5,17 +5,18 @@
 //! its pipe:
 //!
 //! ```text
-//! raw pipe bytes (one read(2), up to 64 KiB)
+//! raw pipe bytes (one read(2), up to 1 MiB)
 //!   -> AnsiStripper       (only with `strip_ansi`; state kept across reads)
-//!   -> LineSplitter       (a partial last line waits for the next read, or
-//!                          is taken out after 100 ms to be shown in part)
-//!   -> a chunk of complete lines (or the part of one, without its `\n`)
-//!        -> prefix_lines  (only with `timestamps`) -> LogFile (one write(2), rotation)
-//!        -> the same chunk without timestamps      -> Tail and subscribers
+//!   -> LineSplitter       (a partial last line waits for the next read, or is
+//!                          shown 100 ms after its first byte)
+//!   -> complete lines: the held line's completion (copied) + a slice of the read
+//!        -> prefix_lines  (only with `timestamps`) -> LogFile (one writev(2), rotation)
+//!        -> the same lines without timestamps      -> Tail and subscribers
 //! ```
 //!
-//! Everything works on whole chunks: `memchr` scans, one `extend_from_slice`
-//! per run of complete lines, no allocation per line. None of it reads a clock
+//! Everything works on whole chunks: `memchr` scans, no copy of the read for
+//! the file (the lines after the first are a slice of the read buffer), no
+//! allocation per line. None of it reads a clock
 //! or knows about tokio: times are arguments. The reader of the pipes, which
 //! calls these, lives in [`crate::runtime`].
 
@@ -24,11 +25,11 @@ mod file;
 mod lines;
 mod tail;
 
-pub use file::{DIR_MODE, FILE_MODE, LogFile, RETRY_INTERVAL, WriteReport};
+pub use file::{DIR_MODE, FILE_MODE, LogFile, RETRY_INTERVAL, WriteReport, WriterId};
 pub use tail::Stream;
 
 pub(crate) use ansi::AnsiStripper;
-pub(crate) use lines::{LineSplitter, count_lines, lines};
+pub(crate) use lines::{LineSplitter, Split, count_lines, lines};
 pub(crate) use tail::{Chunk, Tail};
 
 use memchr::memchr_iter;
@@ -91,7 +92,7 @@ mod tests {
             strip.strip_into(read, &mut stripped);
             split.feed(&stripped, &mut lines_buf);
             if i == reads.len() - 1 {
-                split.finish(&mut lines_buf);
+                split.finish().append_to(&mut lines_buf);
             }
             if lines_buf.is_empty() {
                 continue;

@@ -35,16 +35,14 @@ impl fmt::Display for Stream {
     }
 }
 
-/// Lines read from one stream at one time.
+/// Complete lines read from one stream at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// When they were read.
     pub time: Timestamp,
     /// Which stream.
     pub stream: Stream,
-    /// Lines, each ending in `\n`, but for a last one shown before its end
-    /// came (a prompt, a progress bar): the next chunk of the stream holds
-    /// the rest of it, and [`Tail::push`] joins them.
+    /// Complete lines, each ending in `\n`.
     pub data: Arc<[u8]>,
 }
 
@@ -69,11 +67,30 @@ impl Entry {
 /// without copying, so its buffer stays shared until it is evicted whole: the
 /// memory held is at most `capacity` plus one chunk). An empty tail holds no
 /// allocation.
+///
+/// Besides the complete lines, each stream may have a *partial* line: the
+/// start of a line whose newline has not come yet, shown because its pipe
+/// went quiet (a prompt, a progress bar). It is the newest line of its
+/// stream until the line ends, when the complete line replaces it.
 #[derive(Debug)]
 pub struct Tail {
     entries: VecDeque<Entry>,
     bytes: usize,
     capacity: usize,
+    /// The partial line of stdout and of stderr, if any (at most `capacity`
+    /// bytes: its end).
+    partial: [Option<Chunk>; 2],
+}
+
+/// One line of a tail: (time, stream, the line without its newline, whether
+/// it is a partial line that has not ended yet).
+pub type TailLine = (Timestamp, Stream, Vec<u8>, bool);
+
+fn index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
 }
 
 /// The first line start at or after `at` in `data`, if there is one before its end.
@@ -93,7 +110,28 @@ impl Tail {
             entries: VecDeque::new(),
             bytes: 0,
             capacity: capacity_bytes,
+            partial: [None, None],
         }
+    }
+
+    /// The line being written on `chunk.stream`, as far as it goes (no
+    /// newline): replaces the partial line shown before. Only its last
+    /// `capacity` bytes are kept.
+    pub fn set_partial(&mut self, mut chunk: Chunk) {
+        if self.capacity == 0 || chunk.data.is_empty() {
+            return;
+        }
+        if chunk.data.len() > self.capacity {
+            chunk.data = Arc::from(&chunk.data[chunk.data.len() - self.capacity..]);
+        }
+        let i = index(chunk.stream);
+        self.partial[i] = Some(chunk);
+    }
+
+    /// The partial line of `stream` ended (its complete line is pushed), or
+    /// the stream did.
+    pub fn end_partial(&mut self, stream: Stream) {
+        self.partial[index(stream)] = None;
     }
 
     /// Keeps `chunk` (shares the Arc; no copy), evicting the oldest chunks beyond capacity.
@@ -102,42 +140,9 @@ impl Tail {
     /// lines that fit are kept, copied into a buffer of their own so the big
     /// one is freed; if not even its last line fits, the last `capacity` bytes
     /// of that line are kept.
-    ///
-    /// When the stream's last kept chunk ends in a line without its `\n`,
-    /// `chunk` continues that line: the two are joined in place (with the
-    /// older time), so a line shown in parts is still one line.
     pub fn push(&mut self, chunk: Chunk) {
         let len = chunk.data.len();
         if len == 0 || self.capacity == 0 {
-            return;
-        }
-        let open = self
-            .entries
-            .iter()
-            .rposition(|e| e.chunk.stream == chunk.stream)
-            .filter(|&i| self.entries[i].data().last() != Some(&b'\n'));
-        if let Some(i) = open {
-            let old = &self.entries[i];
-            let mut joined = Vec::with_capacity(old.data().len() + len);
-            joined.extend_from_slice(old.data());
-            joined.extend_from_slice(&chunk.data);
-            let time = old.chunk.time;
-            if joined.len() > self.capacity {
-                if let Some(e) = self.entries.remove(i) {
-                    self.bytes -= e.data().len();
-                }
-                self.push(Chunk {
-                    time,
-                    stream: chunk.stream,
-                    data: Arc::from(joined),
-                });
-                return;
-            }
-            let e = &mut self.entries[i];
-            self.bytes += len;
-            e.chunk.data = Arc::from(joined);
-            e.start = 0;
-            self.evict();
             return;
         }
         if len > self.capacity {
@@ -154,11 +159,6 @@ impl Tail {
         }
         self.bytes += len;
         self.entries.push_back(Entry { chunk, start: 0 });
-        self.evict();
-    }
-
-    /// Drops the oldest lines until at most `capacity` bytes are kept.
-    fn evict(&mut self) {
         while self.bytes > self.capacity {
             let excess = self.bytes - self.capacity;
             let Some(front) = self.entries.front_mut() else {
@@ -179,24 +179,38 @@ impl Tail {
     }
 
     /// The last `n` lines (of the given streams, `None` = both) at or after `since`, oldest first,
-    /// as (time, stream, line-without-newline). Lines from one chunk share its time.
+    /// as (time, stream, line-without-newline, partial). Lines from one chunk share its time; the
+    /// partial lines, if any, come last.
     pub fn last_lines(
         &self,
         n: usize,
         stream: Option<Stream>,
         since: Option<Timestamp>,
-    ) -> Vec<(Timestamp, Stream, Vec<u8>)> {
+    ) -> Vec<TailLine> {
         let mut out = Vec::new();
         if n == 0 {
             return out;
         }
+        let wanted =
+            |c: &Chunk| stream.is_none_or(|s| s == c.stream) && since.is_none_or(|t| c.time >= t);
+        let mut partials: Vec<&Chunk> = self
+            .partial
+            .iter()
+            .flatten()
+            .filter(|c| wanted(c))
+            .collect();
+        partials.sort_by_key(|c| std::cmp::Reverse(c.time));
+        for c in partials {
+            out.push((c.time, c.stream, c.data.to_vec(), true));
+            if out.len() == n {
+                out.reverse();
+                return out;
+            }
+        }
         // Every chunk is checked: wall-clock times need not be monotonic.
-        let wanted = self.entries.iter().rev().filter(|e| {
-            stream.is_none_or(|s| s == e.chunk.stream) && since.is_none_or(|t| e.chunk.time >= t)
-        });
-        'chunks: for e in wanted {
+        'chunks: for e in self.entries.iter().rev().filter(|e| wanted(&e.chunk)) {
             for line in Lines::new(e.data()).rev() {
-                out.push((e.chunk.time, e.chunk.stream, line.to_vec()));
+                out.push((e.chunk.time, e.chunk.stream, line.to_vec(), false));
                 if out.len() == n {
                     break 'chunks;
                 }
@@ -237,6 +251,7 @@ impl Tail {
     pub fn clear(&mut self) {
         self.entries = VecDeque::new();
         self.bytes = 0;
+        self.partial = [None, None];
     }
 }
 
@@ -256,10 +271,10 @@ mod tests {
         }
     }
 
-    fn texts(lines: &[(Timestamp, Stream, Vec<u8>)]) -> Vec<String> {
+    fn texts(lines: &[TailLine]) -> Vec<String> {
         lines
             .iter()
-            .map(|(_, _, l)| String::from_utf8_lossy(l).into_owned())
+            .map(|(_, _, l, _)| String::from_utf8_lossy(l).into_owned())
             .collect()
     }
 
@@ -268,6 +283,33 @@ mod tests {
     }
 
     use Stream::{Stderr, Stdout};
+
+    /// Issue 11's test of a line shown in part, on this tail's model: the
+    /// part is the stream's partial line (`set_partial`, replaced as it
+    /// grows), and the line, once ended, is pushed whole (`end_partial`), so
+    /// it is one line, counted once.
+    #[test]
+    fn a_line_shown_in_part_is_joined_with_its_rest() {
+        let mut t = Tail::new(100);
+        t.push(chunk(0, Stdout, "a\n"));
+        t.set_partial(chunk(0, Stdout, "Pass"));
+        t.push(chunk(1, Stderr, "err\n"));
+        assert_eq!(all(&t), ["a", "err", "Pass"]);
+        t.set_partial(chunk(2, Stdout, "Password: "));
+        assert_eq!(all(&t), ["a", "err", "Password: "]);
+        t.end_partial(Stdout);
+        t.push(chunk(3, Stdout, "Password: x\nb\n"));
+        assert_eq!(all(&t), ["a", "err", "Password: x", "b"]);
+        assert_eq!(t.bytes(), "a\nerr\nPassword: x\nb\n".len());
+        let got = t.last_lines(usize::MAX, Some(Stdout), None);
+        assert!(got.iter().all(|l| !l.3), "none partial any more");
+        // Past the capacity, only the last lines that fit are kept.
+        let mut t = Tail::new(8);
+        t.set_partial(chunk(0, Stdout, "12345"));
+        t.end_partial(Stdout);
+        t.push(chunk(1, Stdout, "12345678\nab\n"));
+        assert_eq!(all(&t), ["ab"]);
+    }
 
     #[test]
     fn empty_tail_holds_no_memory() {
@@ -280,27 +322,6 @@ mod tests {
         t.push(chunk(0, Stdout, "a\n"));
         assert!(t.is_empty());
         assert_eq!(t.entries.capacity(), 0);
-    }
-
-    #[test]
-    fn a_line_shown_in_part_is_joined_with_its_rest() {
-        let mut t = Tail::new(100);
-        t.push(chunk(0, Stdout, "a\nPass"));
-        t.push(chunk(1, Stderr, "err\n"));
-        assert_eq!(all(&t), ["a", "Pass", "err"]);
-        t.push(chunk(2, Stdout, "word: "));
-        assert_eq!(all(&t), ["a", "Password: ", "err"]);
-        t.push(chunk(3, Stdout, "x\nb\n"));
-        assert_eq!(all(&t), ["a", "Password: x", "b", "err"]);
-        assert_eq!(t.bytes(), "a\nPassword: x\nb\nerr\n".len());
-        // The joined line keeps its first part's time.
-        let got = t.last_lines(usize::MAX, Some(Stdout), None);
-        assert_eq!(got[1].0, at(0));
-        // Joined past the capacity, only the last lines that fit are kept.
-        let mut t = Tail::new(8);
-        t.push(chunk(0, Stdout, "12345"));
-        t.push(chunk(1, Stdout, "678\nab\n"));
-        assert_eq!(all(&t), ["ab"]);
     }
 
     #[test]
@@ -409,5 +430,34 @@ mod tests {
         // Then normal pushes evict it.
         t.push(chunk(3, Stdout, "x\n"));
         assert_eq!(all(&t), ["x"]);
+    }
+
+    #[test]
+    fn a_partial_line_is_the_newest_until_it_ends() {
+        let mut t = Tail::new(100);
+        t.push(chunk(0, Stdout, "one\n"));
+        t.set_partial(chunk(1, Stdout, "Password: "));
+        t.push(chunk(2, Stderr, "warn\n"));
+        let got = t.last_lines(10, None, None);
+        assert_eq!(texts(&got), ["one", "warn", "Password: "]);
+        assert_eq!(
+            got.iter().map(|l| l.3).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["Password: "]);
+        assert_eq!(texts(&t.last_lines(10, Some(Stderr), None)), ["warn"]);
+        assert!(t.last_lines(10, Some(Stdout), Some(at(2))).is_empty());
+        // More of it, then its end: the complete line replaces it.
+        t.set_partial(chunk(3, Stdout, "Password: ***"));
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["Password: ***"]);
+        t.push(chunk(4, Stdout, "Password: ***ok\n"));
+        t.end_partial(Stdout);
+        let got = t.last_lines(10, None, None);
+        assert_eq!(texts(&got), ["one", "warn", "Password: ***ok"]);
+        assert!(got.iter().all(|l| !l.3));
+        // A partial longer than the tail keeps its end.
+        let mut t = Tail::new(4);
+        t.set_partial(chunk(0, Stdout, "\r10%\r20%"));
+        assert_eq!(texts(&t.last_lines(1, None, None)), ["\r20%"]);
     }
 }

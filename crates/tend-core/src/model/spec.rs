@@ -389,13 +389,18 @@ pub enum LogTarget {
     File(PathBuf),
     /// Written, line by line, to the supervisor's own stdout or stderr.
     Inherit,
-    /// Not written anywhere (still kept in the in-memory tail).
+    /// Nowhere: the stream is `/dev/null`, so it costs no pipe and no
+    /// reading (and `tend logs` has nothing of it).
     Null,
+    /// Written nowhere, but read: kept in the in-memory tail and published
+    /// to subscribers (`tend logs`, Supervisor's `PROCESS_LOG` events).
+    Memory,
 }
 
-/// How a process's output is captured. Output is always read through a pipe,
-/// split into whole lines, kept in a bounded in-memory tail and published to
-/// subscribers; the targets say where it is written besides.
+/// How a process's output is captured. A stream whose target is not
+/// [`LogTarget::Null`] is read through a pipe, split into whole lines, kept in
+/// a bounded in-memory tail and published to subscribers; the targets say
+/// where it is written besides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSpec {
@@ -421,6 +426,18 @@ pub struct LogSpec {
     /// (the foreground view, `tend logs -f`), which may drop what they cannot
     /// keep up with.
     pub protocol_stdout: bool,
+}
+
+impl LogSpec {
+    /// Whether stdout and stderr each get a pipe: a `null` stream goes to
+    /// `/dev/null` unread, except a protocol stdout (it is read whatever its
+    /// target). A merged stderr shares stdout's pipe (or `/dev/null`), so it
+    /// has none of its own.
+    pub fn captured(&self) -> (bool, bool) {
+        let stdout = self.stdout != LogTarget::Null || self.protocol_stdout;
+        let stderr = !self.merge_stderr && self.stderr != LogTarget::Null;
+        (stdout, stderr)
+    }
 }
 
 impl Default for LogSpec {

@@ -3,6 +3,19 @@
 //! It owns the [`Registry`] and a [`Launcher`], executes effects in order, and keeps
 //! a timer wheel as a sorted map. When no timer is armed and nothing arrives,
 //! it does not wake up: there is no tick.
+//!
+//! # Events are paced, not dropped
+//!
+//! One request can make tens of thousands of events at once (restarting ten
+//! thousand processes), far more than the broadcast channel holds; sent
+//! straight away, every subscriber would miss most of them. So an event goes
+//! out only while the slowest subscriber has room for it; the rest wait in
+//! an outbox, in order, and the driver goes on with its work, looking again
+//! every millisecond (a timer that exists only while events wait) and between
+//! inputs, so subscribers that keep reading get every event and none of them
+//! holds up a restart. A subscriber that takes nothing for [`EVENT_STALL`]
+//! and [`STALL_TURNS`] turns holds nobody up any longer: half a channel of
+//! waiting events goes out past it at a time, and it lags.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +44,12 @@ use crate::registry::{self, BatchId, Op, Registry};
 use crate::runtime::notify::NotifySocket;
 use crate::runtime::probe::run_check;
 use crate::runtime::{LogHub, Request};
+
+/// A subscriber that takes no event for this long while the outbox waits for
+/// it is left behind (it lags), so it cannot hold the others' events back.
+pub(crate) const EVENT_STALL: std::time::Duration = std::time::Duration::from_millis(100);
+/// ...and has had at least this many turns (yields of the driver) meanwhile.
+pub(crate) const STALL_TURNS: u32 = 10;
 
 /// What the driver's own helper tasks report back.
 enum Aux {
@@ -66,6 +85,15 @@ pub(crate) struct Driver<L: Launcher> {
     launcher: L,
     logs: Arc<LogHub>,
     events: broadcast::Sender<Event>,
+    /// What the broadcast channel holds.
+    event_capacity: usize,
+    /// Events waiting for room in the channel, oldest first.
+    outbox: VecDeque<Event>,
+    /// Since when the outbox has waited without the slowest subscriber
+    /// taking anything.
+    blocked_since: Option<Instant>,
+    /// Yields of the driver since `blocked_since`.
+    blocked_turns: u32,
     origin: Instant,
     wall_origin: Timestamp,
     timers: BTreeSet<(Mono, Name, TimerId)>,
@@ -92,6 +120,7 @@ impl<L: Launcher> Driver<L> {
     pub(crate) fn new(
         launcher: L,
         events: broadcast::Sender<Event>,
+        event_capacity: usize,
         logs: Arc<LogHub>,
         runtime_dir: PathBuf,
     ) -> Self {
@@ -101,6 +130,10 @@ impl<L: Launcher> Driver<L> {
             launcher,
             logs,
             events,
+            event_capacity: event_capacity.max(1),
+            outbox: VecDeque::new(),
+            blocked_since: None,
+            blocked_turns: 0,
             origin: Instant::now(),
             wall_origin: Timestamp::now(),
             timers: BTreeSet::new(),
@@ -140,6 +173,15 @@ impl<L: Launcher> Driver<L> {
             return;
         };
         loop {
+            let mut waiting = self.flush_events(false);
+            if waiting {
+                // Let the subscribers run (on a current-thread runtime they
+                // cannot while the driver works), and count it: only a
+                // subscriber that had turns and took nothing is stalled.
+                tokio::task::yield_now().await;
+                self.blocked_turns = self.blocked_turns.saturating_add(1);
+                waiting = self.flush_events(false);
+            }
             if self.exiting && !self.registry.any_up() && self.replies.is_empty() {
                 break;
             }
@@ -161,9 +203,12 @@ impl<L: Launcher> Driver<L> {
                     }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
+                // Subscribers run meanwhile; then the outbox is looked at again.
+                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => {}
                 else => break,
             }
         }
+        self.flush_events(true);
         for (_, (path, task)) in self.notify.drain() {
             task.abort();
             let _ = std::fs::remove_file(path);
@@ -200,8 +245,10 @@ impl<L: Launcher> Driver<L> {
         match req {
             Request::Add(spec, reply) => {
                 let name = spec.name.clone();
+                let declared = spec.clone();
                 match self.registry.add(now, spec) {
                     Ok(fx) => {
+                        self.logs.declare(&declared);
                         tracing::debug!(process = %name, "added");
                         self.execute(fx);
                         let _ = reply.send(Ok(()));
@@ -333,6 +380,9 @@ impl<L: Launcher> Driver<L> {
                     stats,
                 });
             }
+            // Before anything restarts it: its pipes are read to the end and
+            // closed now, so a crash loop cannot pile them up.
+            self.logs.exited(&name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
         } else {
@@ -530,7 +580,8 @@ impl<L: Launcher> Driver<L> {
                             let _ = std::fs::remove_file(path);
                         }
                     }
-                    let _ = self.events.send(ev);
+                    self.outbox.push_back(ev);
+                    self.flush_events(false);
                 }
                 registry::Effect::BatchDone { batch, results } => match self.replies.remove(&batch)
                 {
@@ -549,6 +600,57 @@ impl<L: Launcher> Driver<L> {
                 },
             }
         }
+    }
+}
+
+impl<L: Launcher> Driver<L> {
+    /// Sends waiting events while the slowest subscriber has room for them
+    /// (all of them with `force`). Returns whether events still wait.
+    ///
+    /// A subscriber that has taken nothing for [`EVENT_STALL`] and
+    /// [`STALL_TURNS`] yields of the driver is stalled: half a channel of
+    /// events goes out past it (it lags; the others, reading near the head,
+    /// do not), and the clock starts again. Time alone is not enough: while
+    /// the driver works through a long request (a restart of 10,000) the
+    /// subscribers of a current-thread runtime cannot run at all, and on a
+    /// loaded machine the runtime's thread may wait 100 ms for a CPU; flushing
+    /// the whole outbox then made every subscriber lag. Bounding what one stall
+    /// lets through keeps subscribers that read from ever being overrun by
+    /// one that does not.
+    fn flush_events(&mut self, force: bool) -> bool {
+        let mut forced = 0;
+        while !self.outbox.is_empty() {
+            if self.events.receiver_count() == 0 {
+                // Nobody to wait for (a send would fail anyway).
+                self.outbox.clear();
+                break;
+            }
+            if self.events.len() >= self.event_capacity && !force {
+                let now = Instant::now();
+                let since = *self.blocked_since.get_or_insert(now);
+                let stalled =
+                    now.duration_since(since) >= EVENT_STALL && self.blocked_turns >= STALL_TURNS;
+                if !stalled || forced >= (self.event_capacity / 2).max(1) {
+                    if forced > 0 {
+                        // What one stall lets through has gone: wait again.
+                        self.blocked_since = Some(now);
+                        self.blocked_turns = 0;
+                    }
+                    return true;
+                }
+                // Stalled: whoever does not read lags by this event.
+                forced += 1;
+            } else {
+                self.blocked_since = None;
+                self.blocked_turns = 0;
+            }
+            if let Some(ev) = self.outbox.pop_front() {
+                let _ = self.events.send(ev);
+            }
+        }
+        self.blocked_since = None;
+        self.blocked_turns = 0;
+        false
     }
 }
 

@@ -1,70 +1,110 @@
 //! Output capture: one reader for every output pipe, and the registry that
 //! owns every log file and every in-memory tail.
 //!
-//! For each run of a process the launcher returns the read ends of its pipes.
-//! They all go into one level-triggered epoll set, which is itself the only
-//! thing registered with tokio; one task reads whichever pipes are ready (a
-//! bounded number of reads per pipe per round, one shared read buffer, a
-//! yield between rounds), so a thousand quiet processes cost a slot each in a
-//! table and no task, no reactor registration and no buffer. Per pipe, the
-//! reader strips escape sequences when asked, splits whole lines, and hands
-//! each batch of complete lines to three places: the log file (one `write(2)`
-//! per batch, so lines of processes sharing a file never interleave), the
-//! process's bounded tail, and subscribers. It never stops reading because a
-//! file cannot be written: the bytes are dropped and counted instead, so a
-//! child never blocks for good on a full disk.
+//! For each run of a process the launcher returns the read ends of its pipes
+//! (none for a `null` stream: that is `/dev/null` in the child). They all go
+//! into one level-triggered epoll set, which is itself the only thing
+//! registered with tokio; one task reads whichever pipes are ready, so a
+//! thousand quiet processes cost a slot each in a table and no task, no
+//! reactor registration and no buffer. Per pipe, the reader strips escape
+//! sequences when asked, splits whole lines, and hands each batch of complete
+//! lines to three places: the log file (one `writev(2)` per batch, so lines of
+//! processes sharing a file never interleave), the process's bounded tail,
+//! and subscribers. It never stops reading because a file cannot be written:
+//! the bytes are dropped and counted instead, so a child never blocks for
+//! good on a full disk.
 //!
-//! A line that has no `\n` yet (a `Password: ` prompt, a `\r` progress
-//! bar) is not held back for long: [`PARTIAL_AFTER`] after its first byte
-//! came, what there is of it goes out like a line, and the next chunk of the
-//! stream continues it. In a file (or the daemon's stdout) written by several
-//! pipes, the others' lines wait until that line is complete, so a line of
-//! one process is never split by another's.
+//! # The capture path, and why it is built so
+//!
+//! A chatty child is as fast as its pipe is emptied. Each read takes as much
+//! as a pipe can hold (1 MiB, one shared buffer for every pipe), and a read
+//! that returns less than it asked for has emptied the pipe, so it is that
+//! pipe's last read of the round (no `EAGAIN` read to find out). A pipe found
+//! full (its writer was blocked) grows from 64 KiB to 1 MiB, so the writer
+//! runs on while the daemon writes the file, and one read and one write move
+//! a megabyte instead of 8 KiB; at most [`MAX_GROWN`] pipes are grown at a
+//! time (the kernel charges pipe buffers to the user). The lines are not
+//! copied for the file: the completion of the line held from the last read is
+//! copied (one line), the rest is written straight from the read buffer in the
+//! same `writev`. Only what the tail keeps (its last 64 KiB) is copied, and a
+//! copy for subscribers is made only when someone subscribes.
+//!
+//! # Partial lines
+//!
+//! A line without its newline (a `Password: ` prompt, a `\r` progress bar) is
+//! held by the splitter, and *shown* [`PARTIAL_AFTER`] after its first byte
+//! not shown yet was read (as supervisord, which writes every read as it
+//! comes, shows it at once; a line written in a few quick pieces stays
+//! whole): to subscribers as a chunk marked `partial` (its continuation
+//! comes marked `continues`), to the tail as the stream's partial line, and to
+//! a log file that is the process's own (no other registered process or
+//! stream logs to that path), which gets the bytes as they are and the rest of
+//! the line when it comes. A file shared by several streams gets the line only
+//! whole, when it ends (or its pipe closes, or it reaches [`MAX_LINE`]): lines
+//! of two processes never share a line there, however long one waits for its
+//! newline. A timer runs only while some pipe holds bytes not shown yet, so an
+//! idle daemon still never wakes.
 //!
 //! A log file is opened on the first output that goes to it, shared by every
 //! pipe writing to the same path, and closed when the last of them ends: a
 //! quiet process costs no descriptor and creates no file.
 //!
+//! When the reaper reports a process's exit, its pipes are read to the end
+//! and closed there and then, before anything restarts it: a crash loop can
+//! never pile up pipes at end of file, however busy spawning keeps the
+//! daemon, and a run's last lines always come before the next run's first.
+//!
 //! All pipe ends live here (the read ends in `Pipes`, stdin write ends with
 //! each process's tail) and all files in the registry: one place to hand over for a
 //! re-exec upgrade later.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
+
+// The partial-line timer runs on tokio's clock (virtual time in tests).
+use tokio::time::Instant as TokioInstant;
 
 use jiff::Timestamp;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::logs::{
-    AnsiStripper, Chunk, LineSplitter, LogFile, Stream, Tail, WriteReport, lines, prefix_lines,
+    AnsiStripper, Chunk, LineSplitter, LogFile, Split, Stream, Tail, WriterId, lines, prefix_lines,
 };
 use crate::model::name::Name;
-use crate::model::spec::{LogSpec, LogTarget};
+use crate::model::spec::{LogSpec, LogTarget, ProcessSpec};
 use crate::unix::epoll::{self, Epoll, Registered};
 
 /// A line longer than this without a newline is cut, so a child that never
 /// writes `\n` cannot grow the daemon's memory.
 const MAX_LINE: usize = 1 << 20;
-/// Bytes read per `read(2)`.
-const READ_SIZE: usize = 64 * 1024;
-/// Reads of one pipe per round, so one chatty child cannot starve others.
-const READS_PER_WAKE: usize = 8;
+/// Bytes one `read(2)` asks for: all a grown pipe holds.
+const READ_SIZE: usize = PIPE_GROWN;
+/// A pipe's capacity as the kernel makes it (16 pages).
+const PIPE_DEFAULT: usize = 64 * 1024;
+/// What a pipe found full grows to (the kernel's default `pipe-max-size`).
+const PIPE_GROWN: usize = 1 << 20;
+/// Pipes grown at a time, at most: 64 MiB of pipe buffers if all were full
+/// (a fourth of the default `pipe-user-pages-soft` of an unprivileged user).
+pub(crate) const MAX_GROWN: usize = 16;
+/// Bytes read from one pipe per round, so one chatty child cannot starve
+/// others (one read of a grown pipe).
+const BYTES_PER_ROUND: usize = PIPE_GROWN;
 /// Ready pipes taken per round; the epoll set hands out the rest next round,
 /// oldest first.
 const EVENTS: usize = 64;
 /// A work buffer that grew past this (long lines) is given back after a round.
 const KEEP_CAPACITY: usize = 256 * 1024;
-/// A line without its `\n` yet is shown this long after its first byte was
-/// read: a prompt or a progress bar is seen at once, as under supervisord
-/// (which writes every read as it is), yet a line written in a few quick
-/// pieces stays whole.
+/// A partial line is shown once its first unshown byte has waited this
+/// long (however busy or quiet its pipe is).
 pub const PARTIAL_AFTER: Duration = Duration::from_millis(100);
+/// `Outlet::in_file` of a line the file lost (a failed write removed its
+/// start): the rest of it is not written.
+const LOST: usize = usize::MAX;
 
 /// What a stdout tap receives: a batch of complete lines of one process's
 /// stdout, every batch, in order ([`crate::Supervisor::tap_stdout`]).
@@ -80,8 +120,15 @@ pub struct TapChunk {
 /// the reader on the other end only parses what it gets.
 pub type Tap = mpsc::UnboundedSender<TapChunk>;
 
-/// A batch of complete lines from one stream of one process, as published to
-/// subscribers ([`crate::Supervisor::subscribe_logs`]).
+/// A batch of output from one stream of one process, as published to
+/// subscribers ([`crate::Supervisor::subscribe_logs`]): complete lines,
+/// except around a partial line (see "Partial lines" in the module docs).
+///
+/// Every byte is published once, in order: concatenating the chunks of one
+/// stream gives the stream. A line shown before its newline came is a chunk
+/// with `partial` set (its data has no newline); the rest of that line
+/// starts the next chunk of the stream, which has `continues` set (and may
+/// itself be `partial` again: a progress bar).
 #[derive(Debug, Clone)]
 pub struct LogChunk {
     /// The process.
@@ -90,18 +137,20 @@ pub struct LogChunk {
     pub stream: Stream,
     /// When it was read.
     pub time: Timestamp,
-    /// Lines, each ending in `\n`, bytes exactly as written (after escape
-    /// stripping when the process asked for it). The last line has no `\n`
-    /// when it was shown before its end came ([`PARTIAL_AFTER`]); the next
-    /// chunk of this stream then has [`LogChunk::continues`] set.
+    /// Bytes exactly as written (after escape stripping when the process
+    /// asked for it): complete lines, each ending in `\n`, but for the two
+    /// flags below.
     pub data: Arc<[u8]>,
-    /// The first bytes of `data` are the rest of the previous chunk's last
-    /// line (of the same process and stream), not a line of their own.
+    /// `data` ends inside a line (no newline yet): the line goes on in a
+    /// later chunk of this stream.
+    pub partial: bool,
+    /// `data` starts inside a line that an earlier chunk of this stream
+    /// began (one marked `partial`).
     pub continues: bool,
 }
 
 impl LogChunk {
-    /// The lines, without their newlines.
+    /// The lines, without their newlines (a partial one included).
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         lines(&self.data)
     }
@@ -118,6 +167,9 @@ pub struct LogLine {
     pub time: Timestamp,
     /// The line, without its newline.
     pub line: Vec<u8>,
+    /// A partial line: the newest of its stream, whose newline has not
+    /// come yet (a prompt, a progress bar).
+    pub partial: bool,
 }
 
 /// What to read from the tails.
@@ -142,6 +194,9 @@ struct ProcLog {
     /// became of them: what `/metrics` counts as written.
     written: u64,
     stdin: Stdin,
+    /// The current run's pipes: (epoll slot, writer id), to read them to the
+    /// end when it exits.
+    pipes: [Option<(usize, WriterId)>; 2],
 }
 
 /// The stdin of a process's current run.
@@ -156,90 +211,20 @@ enum Stdin {
     Writing(mpsc::UnboundedSender<Vec<u8>>),
 }
 
-/// Keeps the lines of several writers (pipes) to one place whole: while one
-/// writer's last line has no `\n` yet, what the others write waits, in
-/// order, until that line is complete.
-#[derive(Debug, Default)]
-struct Joiner {
-    /// The writer whose last line is not complete.
-    open_by: Option<u64>,
-    deferred: VecDeque<(u64, Vec<u8>)>,
-    bytes: usize,
-}
-
-impl Joiner {
-    /// Writes `data` of `writer` through `put`, now or (behind another
-    /// writer's open line) later.
-    fn write(&mut self, writer: u64, data: &[u8], put: &mut dyn FnMut(&[u8])) {
-        if self.open_by.is_some_and(|o| o != writer) {
-            self.bytes += data.len();
-            self.deferred.push_back((writer, data.to_vec()));
-            if self.bytes <= MAX_LINE {
-                return;
-            }
-            // The open line waited too long: it ends here, as a line too
-            // long is cut.
-            put(b"\n");
-            self.open_by = None;
-        } else {
-            self.put(writer, data, put);
-        }
-        // Whoever waited goes now; a writer whose line opens goes on alone.
-        loop {
-            let next = match self.open_by {
-                None => (!self.deferred.is_empty()).then_some(0),
-                Some(o) => self.deferred.iter().position(|(w, _)| *w == o),
-            };
-            let Some((w, d)) = next.and_then(|i| self.deferred.remove(i)) else {
-                break;
-            };
-            self.bytes -= d.len();
-            self.put(w, &d, put);
-        }
-    }
-
-    fn put(&mut self, writer: u64, data: &[u8], put: &mut dyn FnMut(&[u8])) {
-        if data.is_empty() {
-            return;
-        }
-        put(data);
-        self.open_by = (data.last() != Some(&b'\n')).then_some(writer);
-    }
-}
-
-/// A log file with the [`Joiner`] of the pipes that write to it.
-#[derive(Debug)]
-struct SharedFile {
-    file: LogFile,
-    joiner: Joiner,
-}
-
-impl SharedFile {
-    fn write(&mut self, writer: u64, data: &[u8], now: Duration) -> WriteReport {
-        let mut all = WriteReport::default();
-        let file = &mut self.file;
-        self.joiner.write(writer, data, &mut |d| {
-            let r = file.write(d, now);
-            all.written += r.written;
-            all.dropped += r.dropped;
-            if all.started_dropping.is_none() {
-                all.started_dropping = r.started_dropping;
-            }
-            all.resumed |= r.resumed;
-        });
-        all
-    }
-}
-
 #[derive(Default)]
 struct Registry {
     /// Log files that a pipe has written to, by path. Weak: a file is closed
     /// when the last pipe writing to it ends.
-    files: HashMap<PathBuf, Weak<Mutex<SharedFile>>>,
+    files: HashMap<PathBuf, Weak<Mutex<LogFile>>>,
     procs: HashMap<Name, Arc<Mutex<ProcLog>>>,
     /// Stdout taps by process name; kept across runs (and a remove and an
     /// add again), until untapped or the receiver is gone.
     taps: HashMap<Name, Tap>,
+    /// How many streams of registered processes log to each file: a file
+    /// with one is that stream's own, and gets its partial lines.
+    declared: HashMap<PathBuf, u32>,
+    /// The files each registered process declared (to undo it).
+    declared_by: HashMap<Name, Vec<PathBuf>>,
 }
 
 /// Every output pipe, in one level-triggered epoll set that a single task reads.
@@ -252,15 +237,21 @@ struct Pipes {
     free: Vec<usize>,
     /// Pipes not yet at end of file.
     open: usize,
-    /// Slots of pipes holding part of a line (some may have been read on
-    /// since, or ended): looked at when the first is due.
-    held: Vec<usize>,
     /// The reader task is running (or about to).
     reading: bool,
+    /// Slots whose pipe may hold a line with bytes not shown yet (a slot may
+    /// be listed after its pipe is gone, or twice; checked when used).
+    unshown: Vec<usize>,
+    /// Pipes grown to [`PIPE_GROWN`] now.
+    grown: usize,
+    /// The next pipe's writer id (0 is [`LogFile::write`]'s).
+    next_id: WriterId,
+    /// The reader's buffers, made when first needed.
+    scratch: Option<Scratch>,
 }
 
 impl Pipes {
-    fn insert(&mut self, pipe: Pipe) -> std::io::Result<()> {
+    fn insert(&mut self, pipe: Pipe) -> std::io::Result<usize> {
         let epoll = match &mut self.epoll {
             Some(e) => e,
             None => self.epoll.insert(Arc::new(Epoll::new()?)),
@@ -275,7 +266,7 @@ impl Pipes {
             self.slots[slot] = Some(pipe);
         }
         self.open += 1;
-        Ok(())
+        Ok(slot)
     }
 
     fn remove(&mut self, slot: usize) -> Option<Pipe> {
@@ -283,9 +274,20 @@ impl Pipes {
         if let Some(epoll) = &self.epoll {
             epoll.delete(pipe.fd.as_fd());
         }
+        if pipe.grown {
+            self.grown -= 1;
+        }
         self.free.push(slot);
         self.open -= 1;
         Some(pipe)
+    }
+
+    /// When the earliest partial line is due to be shown.
+    fn next_show(&self) -> Option<TokioInstant> {
+        self.unshown
+            .iter()
+            .filter_map(|&slot| self.slots.get(slot)?.as_ref()?.show_at())
+            .min()
     }
 }
 
@@ -301,11 +303,6 @@ pub struct LogHub {
     origin: Instant,
     /// Where stdin writers run when input is sent from outside the runtime.
     runtime: OnceLock<tokio::runtime::Handle>,
-    /// Each pipe's number, for the joiners.
-    next_pipe: AtomicU64,
-    /// The pipes writing to the daemon's own stdout and stderr.
-    stdout: Mutex<Joiner>,
-    stderr: Mutex<Joiner>,
 }
 
 impl std::fmt::Debug for LogHub {
@@ -336,36 +333,44 @@ struct FileSink {
     path: PathBuf,
     max_size: u64,
     backups: u32,
-    file: Option<Arc<Mutex<SharedFile>>>,
+    file: Option<Arc<Mutex<LogFile>>>,
 }
 
 /// The state of one output pipe between reads.
 struct Pipe {
-    /// Unique among the pipes of this hub.
-    id: u64,
     fd: OwnedFd,
+    stripper: Option<AnsiStripper>,
+    splitter: LineSplitter,
+    /// Where its lines go, and what it knows of its partial line there.
+    out: Outlet,
+    /// The pipe holds [`PIPE_GROWN`] bytes (else [`PIPE_DEFAULT`]).
+    grown: bool,
+    /// When the held line first had bytes that are not shown yet.
+    unshown_since: Option<TokioInstant>,
+}
+
+impl Pipe {
+    /// When its held line is due to be shown, if it has unshown bytes.
+    fn show_at(&self) -> Option<TokioInstant> {
+        Some(self.unshown_since? + PARTIAL_AFTER)
+    }
+}
+
+/// Where one pipe's lines go.
+struct Outlet {
     proc: Arc<Mutex<ProcLog>>,
     stream: Stream,
     timestamps: bool,
     sink: Sink,
-    stripper: Option<AnsiStripper>,
-    splitter: LineSplitter,
     /// A protocol stdout: not published to subscribers.
     protocol: bool,
     /// Where every batch of a tapped stdout also goes.
     tap: Option<Tap>,
-    /// When the splitter started holding the part of a line it holds.
-    held_since: Option<tokio::time::Instant>,
-    /// The last bytes sent out are a line without its `\n` yet.
-    line_open: bool,
-}
-
-impl Pipe {
-    /// Part of a line is shown before its end: not on a protocol stdout,
-    /// whose reader wants the bytes as they come, in whole lines.
-    fn shows_partial(&self) -> bool {
-        !self.protocol && self.tap.is_none()
-    }
+    /// Who this pipe is to a shared [`LogFile`].
+    id: WriterId,
+    /// Bytes of the held line that are in the file already (shown while
+    /// the file was this stream's own); [`LOST`]: the file lost that line.
+    in_file: usize,
 }
 
 /// The reader's buffers, shared by every pipe: one read buffer for all, so a
@@ -373,23 +378,22 @@ impl Pipe {
 struct Scratch {
     read: Vec<u8>,
     stripped: Vec<u8>,
-    lines: Vec<u8>,
     stamped: Vec<u8>,
 }
 
 impl Scratch {
     fn new() -> Self {
         Scratch {
+            // Pages are touched only as far as reads fill them.
             read: vec![0; READ_SIZE],
             stripped: Vec::new(),
-            lines: Vec::new(),
             stamped: Vec::new(),
         }
     }
 
     /// Gives back what a burst of long lines made the work buffers grow to.
     fn trim(&mut self) {
-        for v in [&mut self.stripped, &mut self.lines, &mut self.stamped] {
+        for v in [&mut self.stripped, &mut self.stamped] {
             if v.capacity() > KEEP_CAPACITY {
                 *v = Vec::new();
             }
@@ -398,7 +402,7 @@ impl Scratch {
 }
 
 enum Read {
-    /// Read until it would block.
+    /// Read until it was empty.
     Drained,
     /// Still readable after this round's reads.
     More,
@@ -427,9 +431,6 @@ impl LogHub {
             tail_bytes,
             origin: Instant::now(),
             runtime: OnceLock::new(),
-            next_pipe: AtomicU64::new(0),
-            stdout: Mutex::new(Joiner::default()),
-            stderr: Mutex::new(Joiner::default()),
         }
     }
 
@@ -464,6 +465,7 @@ impl LogHub {
                     dropped: 0,
                     written: 0,
                     stdin: Stdin::NotRunning,
+                    pipes: [None, None],
                 }))
             })
             .clone()
@@ -549,6 +551,25 @@ impl LogHub {
         });
     }
 
+    /// Records the log files `spec` writes to, so that a file only one
+    /// stream writes to is known as that stream's own (see "Partial lines").
+    pub(crate) fn declare(&self, spec: &ProcessSpec) {
+        let (stdout, stderr) = spec.logs.captured();
+        let mut paths = Vec::new();
+        for (read, target) in [(stdout, &spec.logs.stdout), (stderr, &spec.logs.stderr)] {
+            if let (true, LogTarget::File(p)) = (read, target) {
+                paths.push(p.clone());
+            }
+        }
+        let mut reg = locked(&self.registry);
+        for p in &paths {
+            *reg.declared.entry(p.clone()).or_default() += 1;
+        }
+        if let Some(old) = reg.declared_by.insert(spec.name.clone(), paths) {
+            undeclare(&mut reg.declared, old);
+        }
+    }
+
     /// Adds the output pipes of a fresh run of `name` to the reader (starting
     /// it if it is not running). Must run inside a tokio runtime. Log files are
     /// not touched until the first output.
@@ -568,11 +589,12 @@ impl LogHub {
             (Stream::Stdout, stdout, &spec.stdout),
             (Stream::Stderr, stderr, &spec.stderr),
         ];
+        let mut slots = [None, None];
         let mut pipes = locked(&self.pipes);
-        for (stream, fd, target) in streams {
+        for (i, (stream, fd, target)) in streams.into_iter().enumerate() {
             let Some(fd) = fd else { continue };
             let sink = match target {
-                LogTarget::Null => Sink::Null,
+                LogTarget::Null | LogTarget::Memory => Sink::Null,
                 LogTarget::Inherit => match stream {
                     Stream::Stdout => Sink::Stdout,
                     Stream::Stderr => Sink::Stderr,
@@ -584,30 +606,90 @@ impl LogHub {
                     file: None,
                 }),
             };
+            pipes.next_id += 1;
+            let id = pipes.next_id;
             let pipe = Pipe {
-                id: self.next_pipe.fetch_add(1, Ordering::Relaxed),
                 fd,
-                proc: proc.clone(),
-                stream,
-                timestamps: spec.timestamps,
-                sink,
                 stripper: spec.strip_ansi.then(AnsiStripper::new),
                 splitter: LineSplitter::new(MAX_LINE),
-                protocol: stream == Stream::Stdout && spec.protocol_stdout,
-                tap: (stream == Stream::Stdout).then(|| tap.clone()).flatten(),
-                held_since: None,
-                line_open: false,
+                out: Outlet {
+                    proc: proc.clone(),
+                    stream,
+                    timestamps: spec.timestamps,
+                    sink,
+                    protocol: stream == Stream::Stdout && spec.protocol_stdout,
+                    tap: (stream == Stream::Stdout).then(|| tap.clone()).flatten(),
+                    id,
+                    in_file: 0,
+                },
+                grown: false,
+                unshown_since: None,
             };
-            if let Err(e) = pipes.insert(pipe) {
-                tracing::error!(process = %name, stream = ?stream, error = %e, "cannot read the output pipe");
+            match pipes.insert(pipe) {
+                Ok(slot) => slots[i] = Some((slot, id)),
+                Err(e) => {
+                    tracing::error!(process = %name, stream = ?stream, error = %e, "cannot read the output pipe")
+                }
             }
         }
+        // Under the pipes lock (the order is pipes, then a `ProcLog`), so
+        // that `exited` finds them.
+        locked(&proc).pipes = slots;
         if pipes.open > 0
             && !pipes.reading
             && let Some(epoll) = pipes.epoll.clone()
         {
             pipes.reading = true;
             tokio::spawn(read_pipes(self.clone(), epoll));
+        }
+    }
+
+    /// The current run of `name` exited: reads its pipes to the end (they are
+    /// at end of file unless something it started still holds them) and
+    /// closes them, before anything can start it again. Spawning therefore
+    /// never outruns the closing of pipes, and a run's last lines come
+    /// before the next run's first.
+    pub(crate) fn exited(&self, name: &Name) {
+        let Some(p) = locked(&self.registry).procs.get(name).cloned() else {
+            return;
+        };
+        let slots = std::mem::take(&mut locked(&p).pipes);
+        if slots.iter().all(Option::is_none) {
+            return;
+        }
+        let now = TokioInstant::now();
+        let mut pipes = locked(&self.pipes);
+        let mut ended = Vec::new();
+        {
+            let Pipes {
+                slots: table,
+                scratch,
+                grown,
+                unshown,
+                ..
+            } = &mut *pipes;
+            let scratch = scratch.get_or_insert_with(Scratch::new);
+            for (slot, id) in slots.into_iter().flatten() {
+                let Some(Some(pipe)) = table.get_mut(slot) else {
+                    continue;
+                };
+                if pipe.out.id != id {
+                    continue;
+                }
+                // Bounded: the pipe holds at most what it can, and its writer
+                // is gone; something that kept it open gets one round.
+                match self.read_pipe(pipe, scratch, now, grown, true) {
+                    Read::Eof => ended.push(slot),
+                    Read::Drained | Read::More => {
+                        if pipe.unshown_since.is_some() {
+                            unshown.push(slot);
+                        }
+                    }
+                }
+            }
+        }
+        for slot in ended {
+            self.end(&mut pipes, slot);
         }
     }
 
@@ -633,9 +715,23 @@ impl LogHub {
         }
     }
 
-    /// Forgets a removed process's tail (pipes still open finish on their own).
+    /// Forgets a removed process's tail and the files it declared (pipes
+    /// still open finish on their own).
     pub(crate) fn forget(&self, name: &Name) {
-        locked(&self.registry).procs.remove(name);
+        let mut reg = locked(&self.registry);
+        reg.procs.remove(name);
+        if let Some(paths) = reg.declared_by.remove(name) {
+            undeclare(&mut reg.declared, paths);
+        }
+    }
+
+    /// Whether `path` is written by one stream of one registered process
+    /// (or by nobody registered any more: a pipe still draining).
+    fn is_own(&self, path: &Path) -> bool {
+        locked(&self.registry)
+            .declared
+            .get(path)
+            .is_none_or(|&n| n <= 1)
     }
 
     /// Bytes of `name`'s output that could not be written so far.
@@ -662,12 +758,16 @@ impl LogHub {
         let mut all: Vec<LogLine> = Vec::new();
         for (name, p) in procs {
             let got = locked(&p).tail.last_lines(q.last, q.stream, q.since);
-            all.extend(got.into_iter().map(|(time, stream, line)| LogLine {
-                name: name.clone(),
-                stream,
-                time,
-                line,
-            }));
+            all.extend(
+                got.into_iter()
+                    .map(|(time, stream, line, partial)| LogLine {
+                        name: name.clone(),
+                        stream,
+                        time,
+                        line,
+                        partial,
+                    }),
+            );
         }
         // Stable: lines of one process keep their order within equal times.
         all.sort_by_key(|l| l.time);
@@ -680,14 +780,14 @@ impl LogHub {
     /// A file no running process has written to yet is not open, so there is
     /// nothing to reopen: its first output creates it.
     pub(crate) fn reopen(&self) -> Vec<(PathBuf, std::io::Error)> {
-        let files: Vec<Arc<Mutex<SharedFile>>> = {
+        let files: Vec<Arc<Mutex<LogFile>>> = {
             let mut reg = locked(&self.registry);
             reg.files.retain(|_, f| f.strong_count() > 0);
             reg.files.values().filter_map(Weak::upgrade).collect()
         };
         let mut errors = Vec::new();
         for f in files {
-            let f = &mut locked(&f).file;
+            let mut f = locked(&f);
             if let Err(e) = f.reopen() {
                 errors.push((f.path().to_path_buf(), e));
             }
@@ -696,15 +796,16 @@ impl LogHub {
     }
 
     /// The open file at `path`, shared with every pipe already writing to it.
-    fn shared_file(&self, path: &Path, max_size: u64, backups: u32) -> Arc<Mutex<SharedFile>> {
+    fn shared_file(&self, path: &Path, max_size: u64, backups: u32) -> Arc<Mutex<LogFile>> {
         let mut reg = locked(&self.registry);
         if let Some(f) = reg.files.get(path).and_then(Weak::upgrade) {
             return f;
         }
-        let f = Arc::new(Mutex::new(SharedFile {
-            file: LogFile::new(path.to_path_buf(), max_size, backups),
-            joiner: Joiner::default(),
-        }));
+        let f = Arc::new(Mutex::new(LogFile::new(
+            path.to_path_buf(),
+            max_size,
+            backups,
+        )));
         reg.files.insert(path.to_path_buf(), Arc::downgrade(&f));
         f
     }
@@ -716,7 +817,7 @@ impl LogHub {
             path,
             file: Some(file),
             ..
-        }) = pipe.sink
+        }) = pipe.out.sink
         else {
             return;
         };
@@ -735,9 +836,8 @@ impl LogHub {
 
     /// Reads every ready pipe once (a bounded number of reads each) and
     /// handles the ones that ended.
-    fn round(&self, scratch: &mut Scratch) -> Round {
+    fn round(&self) -> Round {
         let mut pipes = locked(&self.pipes);
-        let pipes = &mut *pipes;
         let mut events = [epoll::EMPTY; EVENTS];
         let n = match pipes.epoll.as_ref().map(|e| e.poll(&mut events)) {
             None | Some(Ok(0)) => return Round::Drained,
@@ -748,76 +848,117 @@ impl LogHub {
                 return Round::Drained;
             }
         };
+        let now = TokioInstant::now();
         let mut busy = n == EVENTS;
         let mut ended = Vec::new();
-        for ev in &events[..n] {
-            let slot = usize::try_from(epoll::token(ev)).unwrap_or(usize::MAX);
-            let Some(Some(pipe)) = pipes.slots.get_mut(slot) else {
-                continue;
-            };
-            match self.read_pipe(slot, pipe, &mut pipes.held, scratch) {
-                Read::Drained => {}
-                Read::More => busy = true,
-                Read::Eof => ended.push(slot),
+        {
+            let Pipes {
+                slots,
+                scratch,
+                grown,
+                unshown,
+                ..
+            } = &mut *pipes;
+            let scratch = scratch.get_or_insert_with(Scratch::new);
+            for ev in &events[..n] {
+                let slot = usize::try_from(epoll::token(ev)).unwrap_or(usize::MAX);
+                let Some(Some(pipe)) = slots.get_mut(slot) else {
+                    continue;
+                };
+                let had_unshown = pipe.unshown_since.is_some();
+                // Hung up: its end of file was reported already, so it must be
+                // read to the end now (no event will say so again).
+                match self.read_pipe(pipe, scratch, now, grown, epoll::hung_up(ev)) {
+                    Read::Drained => {}
+                    Read::More => busy = true,
+                    Read::Eof => ended.push(slot),
+                }
+                if !had_unshown && pipe.unshown_since.is_some() {
+                    unshown.push(slot);
+                }
             }
+            scratch.trim();
         }
         for slot in ended {
-            if let Some(mut pipe) = pipes.remove(slot) {
-                pipe.splitter.finish(&mut scratch.lines);
-                if pipe.line_open && scratch.lines.is_empty() {
-                    // The end of a line shown in part is the end of the stream.
-                    scratch.lines.push(b'\n');
-                }
-                self.emit(&mut pipe, &mut scratch.lines, &mut scratch.stamped);
-                self.release(pipe);
-                if pipes.open == 0 {
-                    self.drained.notify_waiters();
-                }
-            }
+            self.end(&mut pipes, slot);
         }
-        scratch.trim();
         if busy { Round::Busy } else { Round::Drained }
     }
 
+    /// A pipe reached its end: the held line goes out with a newline, and
+    /// the pipe is closed.
+    fn end(&self, pipes: &mut Pipes, slot: usize) {
+        let Some(mut pipe) = pipes.remove(slot) else {
+            return;
+        };
+        let stamped = &mut pipes.scratch.get_or_insert_with(Scratch::new).stamped;
+        let split = pipe.splitter.finish();
+        self.emit(&mut pipe.out, split, stamped);
+        pipe.splitter.release();
+        locked(&pipe.out.proc).tail.end_partial(pipe.out.stream);
+        self.release(pipe);
+        if pipes.open == 0 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Reads `pipe` until it is empty (a short read: the read took all there
+    /// was), at its end, or after [`BYTES_PER_ROUND`]. With `to_end` a short
+    /// read is not enough: only `EAGAIN` or the end is.
     fn read_pipe(
         &self,
-        slot: usize,
         pipe: &mut Pipe,
-        held: &mut Vec<usize>,
         scratch: &mut Scratch,
+        now: TokioInstant,
+        grown: &mut usize,
+        to_end: bool,
     ) -> Read {
         let Scratch {
             read,
             stripped,
-            lines,
             stamped,
         } = scratch;
-        for _ in 0..READS_PER_WAKE {
+        let mut taken = 0;
+        while taken < BYTES_PER_ROUND {
             match epoll::read(pipe.fd.as_fd(), read) {
                 Ok(0) => return Read::Eof,
                 Ok(n) => {
+                    taken += n;
+                    if !pipe.grown && n >= PIPE_DEFAULT && *grown < MAX_GROWN && grow(&pipe.fd) {
+                        pipe.grown = true;
+                        *grown += 1;
+                    }
                     let data = &read[..n];
-                    match &mut pipe.stripper {
+                    let input: &[u8] = match &mut pipe.stripper {
                         Some(s) => {
                             stripped.clear();
                             s.strip_into(data, stripped);
-                            pipe.splitter.feed(stripped, lines);
+                            stripped
                         }
-                        None => pipe.splitter.feed(data, lines),
-                    }
-                    self.emit(pipe, lines, stamped);
-                    if pipe.splitter.pending() == 0 {
-                        pipe.held_since = None;
-                    } else if pipe.held_since.is_none() && pipe.shows_partial() {
-                        pipe.held_since = Some(tokio::time::Instant::now());
-                        held.push(slot);
+                        None => data,
+                    };
+                    let split = pipe.splitter.split(input);
+                    let completed = !split.is_empty();
+                    self.emit(&mut pipe.out, split, stamped);
+                    pipe.unshown_since = if pipe.splitter.unshown() == 0 {
+                        None
+                    } else if completed {
+                        // A new line started.
+                        Some(now)
+                    } else {
+                        pipe.unshown_since.or(Some(now))
+                    };
+                    if n < read.len() && !to_end {
+                        // It took everything there was: the pipe is empty, and
+                        // what is written next raises a new event.
+                        return Read::Drained;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Read::Drained,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let name = locked(&pipe.proc).name.clone();
-                    tracing::error!(process = %name, stream = ?pipe.stream, error = %e, "reading the output pipe failed");
+                    let name = locked(&pipe.out.proc).name.clone();
+                    tracing::error!(process = %name, stream = ?pipe.out.stream, error = %e, "reading the output pipe failed");
                     return Read::Eof;
                 }
             }
@@ -825,48 +966,114 @@ impl LogHub {
         Read::More
     }
 
-    /// Shows the part of a line each held pipe has had for [`PARTIAL_AFTER`]
-    /// (or longer); returns when the next one is due.
-    fn flush_held(&self, scratch: &mut Scratch) -> Option<tokio::time::Instant> {
-        let now = tokio::time::Instant::now();
+    /// Shows the partial lines that are due (their first unshown byte read
+    /// [`PARTIAL_AFTER`] ago or more).
+    fn show_due(&self, now: TokioInstant) {
         let mut pipes = locked(&self.pipes);
-        let pipes = &mut *pipes;
-        let mut next = None;
-        let mut held = std::mem::take(&mut pipes.held);
-        held.sort_unstable();
-        held.dedup();
-        held.retain(|&slot| {
-            let Some(Some(pipe)) = pipes.slots.get_mut(slot) else {
+        let Pipes {
+            slots,
+            unshown,
+            scratch,
+            ..
+        } = &mut *pipes;
+        let stamped = &mut scratch.get_or_insert_with(Scratch::new).stamped;
+        unshown.sort_unstable();
+        unshown.dedup();
+        unshown.retain(|&slot| {
+            let Some(Some(pipe)) = slots.get_mut(slot) else {
                 return false;
             };
-            let Some(since) = pipe.held_since else {
-                return false;
-            };
-            let due = since + PARTIAL_AFTER;
-            if due > now {
-                next = Some(next.map_or(due, |n: tokio::time::Instant| n.min(due)));
-                return true;
+            match pipe.show_at() {
+                None => false,
+                Some(at) if at <= now => {
+                    self.show(pipe, stamped);
+                    pipe.unshown_since = None;
+                    false
+                }
+                Some(_) => true,
             }
-            pipe.held_since = None;
-            pipe.splitter.take_partial(&mut scratch.lines);
-            self.emit(pipe, &mut scratch.lines, &mut scratch.stamped);
-            false
         });
-        pipes.held = held;
-        next
     }
 
-    /// Sends the lines gathered so far to the sink, the tail and
-    /// subscribers, and empties `lines`. They end in a line without its
-    /// `\n` when a held part of a line is shown early.
-    fn emit(&self, pipe: &mut Pipe, lines: &mut Vec<u8>, stamped: &mut Vec<u8>) {
-        if lines.is_empty() {
+    /// Shows what `pipe` holds of a line and has not shown yet.
+    fn show(&self, pipe: &mut Pipe, stamped: &mut Vec<u8>) {
+        let Some(from) = pipe.splitter.show_partial() else {
+            return;
+        };
+        let partial = pipe.splitter.partial();
+        let out = &mut pipe.out;
+        let time = Timestamp::now();
+        if let Sink::File(sink) = &mut out.sink
+            && out.in_file != LOST
+            && self.is_own(&sink.path)
+        {
+            let file = sink
+                .file
+                .get_or_insert_with(|| self.shared_file(&sink.path, sink.max_size, sink.backups));
+            let rest = &partial[out.in_file.min(partial.len())..];
+            let data: &[u8] = if out.timestamps && out.in_file == 0 {
+                stamped.clear();
+                prefix_lines(rest, format!("{time:.3}").as_bytes(), stamped);
+                stamped
+            } else {
+                rest
+            };
+            let report = locked(file).write_from(out.id, &[data], true, self.origin.elapsed());
+            out.in_file = if report.dropped > 0 || report.line_lost {
+                LOST
+            } else {
+                partial.len()
+            };
+            self.account(out, &report);
+        }
+        let mut proc = locked(&out.proc);
+        proc.written += (partial.len() - from.min(partial.len())) as u64;
+        proc.tail.set_partial(Chunk {
+            time,
+            stream: out.stream,
+            data: Arc::from(partial),
+        });
+        let name = proc.name.clone();
+        drop(proc);
+        if !out.protocol && self.chunks.receiver_count() > 0 {
+            let _ = self.chunks.send(LogChunk {
+                name,
+                stream: out.stream,
+                time,
+                data: Arc::from(&partial[from..]),
+                partial: true,
+                continues: from > 0,
+            });
+        }
+    }
+
+    /// Counts what a write dropped and says so once per failure.
+    fn account(&self, out: &Outlet, report: &crate::logs::WriteReport) {
+        if report.dropped == 0 && !report.resumed && report.started_dropping.is_none() {
             return;
         }
-        let continues = std::mem::replace(&mut pipe.line_open, lines.last() != Some(&b'\n'));
+        let mut proc = locked(&out.proc);
+        proc.dropped += report.dropped as u64;
+        // The file reports each transition once, to whichever pipe (of the
+        // processes sharing it) wrote at that moment.
+        if let Some(why) = &report.started_dropping {
+            tracing::warn!(process = %proc.name, stream = ?out.stream, error = %why,
+                "log file cannot be written; output is dropped (and counted) until it can");
+        } else if report.resumed {
+            tracing::warn!(process = %proc.name, stream = ?out.stream, dropped_bytes = proc.dropped,
+                "log file writable again; resumed writing");
+        }
+    }
+
+    /// Sends the complete lines of `split` to the sink, the tail and
+    /// subscribers.
+    fn emit(&self, out: &mut Outlet, split: Split<'_>, stamped: &mut Vec<u8>) {
+        if split.is_empty() {
+            return;
+        }
         let time = Timestamp::now();
-        let mut report = None;
-        match &mut pipe.sink {
+        let in_file = std::mem::take(&mut out.in_file);
+        match &mut out.sink {
             Sink::File(FileSink {
                 path,
                 max_size,
@@ -874,89 +1081,161 @@ impl LogHub {
                 file,
             }) => {
                 let file = file.get_or_insert_with(|| self.shared_file(path, *max_size, *backups));
-                let data: &[u8] = if pipe.timestamps {
+                // The start of the held line is in the file already (or the
+                // file lost it: then none of that line goes in).
+                let (head, lost) = match in_file {
+                    LOST => {
+                        let end = memchr::memchr(b'\n', split.head).map_or(0, |k| k + 1);
+                        (&split.head[end..], end)
+                    }
+                    k => (&split.head[k.min(split.head.len())..], 0),
+                };
+                let report = if out.timestamps {
                     stamped.clear();
                     let stamp = format!("{time:.3}");
-                    // The rest of a line shown in part has its stamp already.
-                    let rest = if continues {
-                        let end = memchr::memchr(b'\n', lines).map_or(lines.len(), |i| i + 1);
-                        stamped.extend_from_slice(&lines[..end]);
-                        end
-                    } else {
-                        0
-                    };
-                    prefix_lines(&lines[rest..], stamp.as_bytes(), stamped);
-                    stamped
+                    stamp_lines(
+                        head,
+                        in_file > 0 && in_file != LOST,
+                        split.body,
+                        stamp.as_bytes(),
+                        stamped,
+                    );
+                    locked(file).write_from(out.id, &[stamped], false, self.origin.elapsed())
                 } else {
-                    lines
+                    locked(file).write_from(
+                        out.id,
+                        &[head, split.body],
+                        false,
+                        self.origin.elapsed(),
+                    )
                 };
-                report = Some(locked(file).write(pipe.id, data, self.origin.elapsed()));
+                let mut report = report;
+                report.dropped += lost;
+                self.account(out, &report);
             }
             // The daemon's own streams: a failure there has nowhere to be told.
             Sink::Stdout => {
-                locked(&self.stdout).write(pipe.id, lines, &mut |d| {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(d).and_then(|()| out.flush());
-                });
+                let mut o = std::io::stdout().lock();
+                let _ = o
+                    .write_all(split.head)
+                    .and_then(|()| o.write_all(split.body));
             }
             Sink::Stderr => {
-                locked(&self.stderr).write(pipe.id, lines, &mut |d| {
-                    let _ = std::io::stderr().lock().write_all(d);
-                });
+                let mut o = std::io::stderr().lock();
+                let _ = o
+                    .write_all(split.head)
+                    .and_then(|()| o.write_all(split.body));
             }
             Sink::Null => {}
         }
-        let mut proc = locked(&pipe.proc);
-        proc.written += lines.len() as u64;
-        if let Some(report) = report {
-            proc.dropped += report.dropped as u64;
-            // The file reports each transition once, to whichever pipe (of
-            // the processes sharing it) wrote at that moment.
-            if let Some(why) = report.started_dropping {
-                tracing::warn!(process = %proc.name, stream = ?pipe.stream, error = %why,
-                    "log file cannot be written; output is dropped (and counted) until it can");
-            } else if report.resumed {
-                tracing::warn!(process = %proc.name, stream = ?pipe.stream, dropped_bytes = proc.dropped,
-                    "log file writable again; resumed writing");
-            }
-        }
-        let tapped = pipe.tap.as_ref().is_some_and(|t| !t.is_closed());
-        if tapped || (!pipe.protocol && self.chunks.receiver_count() > 0) {
-            let data: Arc<[u8]> = Arc::from(lines.as_slice());
-            proc.tail.push(Chunk {
-                time,
-                stream: pipe.stream,
-                data: data.clone(),
-            });
-            let name = proc.name.clone();
-            drop(proc);
-            if let Some(tap) = pipe.tap.as_ref().filter(|_| tapped) {
-                let _ = tap.send(TapChunk {
-                    name: name.clone(),
-                    data: data.clone(),
-                });
-            }
-            if !pipe.protocol {
-                let _ = self.chunks.send(LogChunk {
-                    name,
-                    stream: pipe.stream,
-                    time,
-                    data,
-                    continues,
-                });
-            }
-        } else {
+        let mut proc = locked(&out.proc);
+        // Counted once: the part of the line shown before was counted then.
+        proc.written +=
+            (split.head.len() - split.shown.min(split.head.len()) + split.body.len()) as u64;
+        proc.tail.end_partial(out.stream);
+        let tapped = out.tap.as_ref().is_some_and(|t| !t.is_closed());
+        let published = !out.protocol && self.chunks.receiver_count() > 0;
+        let whole = (tapped || published).then(|| concat(&[split.head, split.body]));
+        let kept = match &whole {
+            Some(data) => data.clone(),
             // Nobody follows: copy only what the tail can keep, not every
             // byte a chatty child writes.
-            let keep = last_lines_within(lines, self.tail_bytes);
-            proc.tail.push(Chunk {
-                time,
-                stream: pipe.stream,
-                data: Arc::from(keep),
+            None => tail_part(split.head, split.body, self.tail_bytes),
+        };
+        proc.tail.push(Chunk {
+            time,
+            stream: out.stream,
+            data: kept,
+        });
+        let name = proc.name.clone();
+        drop(proc);
+        let Some(data) = whole else { return };
+        if let Some(tap) = out.tap.as_ref().filter(|_| tapped) {
+            let _ = tap.send(TapChunk {
+                name: name.clone(),
+                data: data.clone(),
             });
         }
-        lines.clear();
+        if published {
+            let shown = split.shown.min(split.head.len());
+            let data = if shown == 0 {
+                data
+            } else {
+                Arc::from(&data[shown..])
+            };
+            let _ = self.chunks.send(LogChunk {
+                name,
+                stream: out.stream,
+                time,
+                data,
+                partial: false,
+                continues: shown > 0,
+            });
+        }
     }
+}
+
+/// Takes back what a removed process declared.
+fn undeclare(declared: &mut HashMap<PathBuf, u32>, paths: Vec<PathBuf>) {
+    for p in paths {
+        if let Some(n) = declared.get_mut(&p) {
+            *n -= 1;
+            if *n == 0 {
+                declared.remove(&p);
+            }
+        }
+    }
+}
+
+/// Grows a pipe found full to [`PIPE_GROWN`]; false if the kernel says no
+/// (the user's pipe buffers are over `pipe-user-pages-soft`, or
+/// `pipe-max-size` is smaller).
+fn grow(fd: &OwnedFd) -> bool {
+    let size = libc::c_int::try_from(PIPE_GROWN).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ on a pipe we own; no pointers.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) >= 0 }
+}
+
+/// `parts`, concatenated into one shared buffer (one allocation, one copy).
+fn concat(parts: &[&[u8]]) -> Arc<[u8]> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    let mut out: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
+    if let Some(buf) = Arc::get_mut(&mut out) {
+        let mut at = 0;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+    }
+    out
+}
+
+/// The last complete lines of `head` + `body` that fit in `limit` bytes
+/// (at least the last line), copied once.
+fn tail_part(head: &[u8], body: &[u8], limit: usize) -> Arc<[u8]> {
+    if body.len() >= limit || head.is_empty() {
+        return Arc::from(last_lines_within(body, limit));
+    }
+    if head.len() + body.len() <= limit {
+        return concat(&[head, body]);
+    }
+    let room = limit - body.len();
+    concat(&[last_lines_within(head, room), body])
+}
+
+/// Prefixes the lines of `head` + `body` with `stamp` into `out`; with
+/// `continues`, the first line of `head` is the rest of a line that was
+/// stamped when it began, and is not stamped again.
+fn stamp_lines(head: &[u8], continues: bool, body: &[u8], stamp: &[u8], out: &mut Vec<u8>) {
+    let head = if continues {
+        let end = memchr::memchr(b'\n', head).map_or(head.len(), |k| k + 1);
+        out.extend_from_slice(&head[..end]);
+        &head[end..]
+    } else {
+        head
+    };
+    prefix_lines(head, stamp, out);
+    prefix_lines(body, stamp, out);
 }
 
 /// The reader task's registration with tokio; dropping it (also when the
@@ -977,7 +1256,8 @@ impl Drop for ReaderTask {
 }
 
 /// The one task that reads every output pipe. It ends when the last pipe has
-/// reached end of file; the next attach starts it again.
+/// reached end of file; the next attach starts it again. Besides readiness
+/// it waits for one timer, only while a partial line waits to be shown.
 async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
     let fd = match Registered::register(epoll) {
         Ok(fd) => fd,
@@ -988,41 +1268,44 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
         }
     };
     let mut task = ReaderTask { hub, fd: Some(fd) };
-    let mut scratch = Scratch::new();
-    // When the next held part of a line is due to be shown.
-    let mut due: Option<tokio::time::Instant> = None;
+    let show = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(show);
+    let mut armed: Option<TokioInstant> = None;
     loop {
         let Some(fd) = &task.fd else { return };
-        let readable = tokio::select! {
+        let due = locked(&task.hub.pipes).next_show();
+        if due != armed {
+            if let Some(at) = due {
+                show.as_mut().reset(at);
+            }
+            armed = due;
+        }
+        let ready = tokio::select! {
             r = fd.readable() => Some(r),
-            () = sleep_until(due) => None,
+            () = &mut show, if armed.is_some() => None,
         };
-        let mut ready = match readable {
-            Some(Ok(r)) => r,
+        match ready {
+            None => {
+                armed = None;
+                task.hub.show_due(TokioInstant::now());
+            }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "cannot watch the output pipes");
                 return;
             }
-            None => {
-                due = task.hub.flush_held(&mut scratch);
-                continue;
-            }
-        };
-        match task.hub.round(&mut scratch) {
-            // Every pipe reported ready was read until it would block, so the
-            // inner set is empty but for data that arrived since; such data
-            // woke the inner epoll's waiters, which queued a new event for
-            // tokio that the clearing below does not lose (tokio only clears
-            // the readiness this guard saw).
-            Round::Drained => ready.clear_ready(),
-            Round::Busy => {
-                drop(ready);
-                // Let the driver and the rest run between rounds.
-                tokio::task::yield_now().await;
-            }
-        }
-        if due.is_none() && !locked(&task.hub.pipes).held.is_empty() {
-            due = task.hub.flush_held(&mut scratch);
+            Some(Ok(mut ready)) => match task.hub.round() {
+                // Every pipe reported ready was read until it was empty, so the
+                // inner set is empty but for data that arrived since; such data
+                // woke the inner epoll's waiters, which queued a new event for
+                // tokio that the clearing below does not lose (tokio only clears
+                // the readiness this guard saw).
+                Round::Drained => ready.clear_ready(),
+                Round::Busy => {
+                    drop(ready);
+                    // Let the driver and the rest run between rounds.
+                    tokio::task::yield_now().await;
+                }
+            },
         }
         let mut pipes = locked(&task.hub.pipes);
         if pipes.open == 0 {
@@ -1030,15 +1313,11 @@ async fn read_pipes(hub: Arc<LogHub>, epoll: Arc<Epoll>) {
             // and starts a new reader, which registers the epoll again.
             task.fd = None;
             pipes.reading = false;
+            // Quiet again: the buffers go (a megabyte for a busy pipe).
+            pipes.scratch = None;
+            pipes.unshown.clear();
             return;
         }
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

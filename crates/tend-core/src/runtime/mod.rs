@@ -56,12 +56,15 @@ pub(crate) enum Request {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Capacity of the event broadcast channel; slow subscribers lag past it.
+    /// Capacity of the event broadcast channel. Events beyond it wait in the
+    /// driver until the slowest subscriber has room (so a burst larger than
+    /// this reaches every subscriber that keeps reading); one that takes
+    /// nothing for 100 ms while events wait lags instead.
     pub event_capacity: usize,
     /// Capacity of the request channel.
     pub request_capacity: usize,
     /// Bytes of recent output kept in memory per process (for `tend logs`
-    /// without reading files, and for `null` targets).
+    /// without reading files, and for `memory` targets).
     pub tail_bytes: usize,
     /// Capacity of the log broadcast channel, in chunks; slow subscribers lag past it.
     pub log_capacity: usize,
@@ -130,7 +133,13 @@ impl Supervisor {
             .runtime_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("tend-{}", std::process::id())));
-        let driver = Driver::new(launcher, events.clone(), logs.clone(), runtime_dir);
+        let driver = Driver::new(
+            launcher,
+            events.clone(),
+            opts.event_capacity,
+            logs.clone(),
+            runtime_dir,
+        );
         let task = tokio::spawn(driver.run(rx, exits));
         (Supervisor { tx, events, logs }, task)
     }

@@ -15,8 +15,8 @@ fn sh(name: &str, script: &str) -> ProcessSpec {
         vec!["sh".into(), "-c".into(), script.into()],
     );
     s.restart = crate::RestartPolicy::Never;
-    s.logs.stdout = LogTarget::Null;
-    s.logs.stderr = LogTarget::Null;
+    s.logs.stdout = LogTarget::Memory;
+    s.logs.stderr = LogTarget::Memory;
     s
 }
 
@@ -478,8 +478,8 @@ async fn the_end_of_one_pipe_does_not_disturb_the_others() {
     use std::io::Write;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
     let spec = crate::model::spec::LogSpec {
-        stdout: LogTarget::Null,
-        stderr: LogTarget::Null,
+        stdout: LogTarget::Memory,
+        stderr: LogTarget::Memory,
         ..Default::default()
     };
     let mut writers = Vec::new();
@@ -520,8 +520,8 @@ async fn drained_waits_for_every_one_of_many_pipes() {
     const PROCS: usize = 100;
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
     let spec = crate::model::spec::LogSpec {
-        stdout: LogTarget::Null,
-        stderr: LogTarget::Null,
+        stdout: LogTarget::Memory,
+        stderr: LogTarget::Memory,
         ..Default::default()
     };
     let mut writers = Vec::new();
@@ -580,8 +580,8 @@ async fn one_task_for_every_pipe_and_none_for_unused_stdin() {
     };
     let hub = std::sync::Arc::new(super::LogHub::new(4096, 16));
     let spec = crate::model::spec::LogSpec {
-        stdout: LogTarget::Null,
-        stderr: LogTarget::Null,
+        stdout: LogTarget::Memory,
+        stderr: LogTarget::Memory,
         ..Default::default()
     };
     let before = tasks();
@@ -702,6 +702,175 @@ async fn a_stdout_tap_loses_nothing_and_protocol_stdout_skips_subscribers() {
     sup.shutdown().await.unwrap();
 }
 
+/// Chunks of `name` until one satisfies `last` (10 s at most).
+async fn chunks_until(
+    rx: &mut tokio::sync::broadcast::Receiver<LogChunk>,
+    name: &str,
+    mut last: impl FnMut(&LogChunk) -> bool,
+) -> Vec<LogChunk> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let c = rx.recv().await.expect("log channel open");
+            if c.name.as_str() != name {
+                continue;
+            }
+            let done = last(&c);
+            got.push(c);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no such chunk of {name}; got {got:?}"));
+    got
+}
+
+/// A prompt without a newline is shown while the process waits: in its own
+/// file, in the tail (as a partial line) and to subscribers (marked partial);
+/// when the stream ends, the line is ended and the end continues it.
+#[tokio::test]
+async fn a_prompt_is_shown_before_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.log");
+    let mut s = sh("p", "printf 'Password: '; exec sleep 30");
+    s.logs.stdout = LogTarget::File(out.clone());
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    let mut rx = sup.subscribe_logs();
+    sup.add(s).await.unwrap();
+    sup.start("p").await.unwrap();
+    let got = chunks_until(&mut rx, "p", |_| true).await;
+    assert_eq!(&*got[0].data, b"Password: ");
+    assert!(got[0].partial && !got[0].continues, "{got:?}");
+    until("the prompt in the file", || {
+        std::fs::read(&out).is_ok_and(|d| d == b"Password: ")
+    })
+    .await;
+    let lines = sup.log_lines(&LogQuery {
+        names: vec![name("p")],
+        last: 10,
+        stream: None,
+        since: None,
+    });
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (lines[0].line.as_slice(), lines[0].partial),
+        (&b"Password: "[..], true)
+    );
+    // The stream ends: the line is ended, as a continuation.
+    sup.stop("p").await.unwrap();
+    let got = chunks_until(&mut rx, "p", |c| !c.partial).await;
+    assert_eq!(&*got[0].data, b"\n");
+    assert!(got[0].continues && !got[0].partial, "{got:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"Password: \n");
+    let lines = sup.log_lines(&LogQuery {
+        names: vec![name("p")],
+        last: 10,
+        stream: None,
+        since: None,
+    });
+    assert_eq!(
+        (lines[0].line.as_slice(), lines[0].partial),
+        (&b"Password: "[..], false)
+    );
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// A `\r` progress bar: every step is shown as it comes, each continuing the
+/// line, and the file gets the bytes as written, once.
+#[tokio::test]
+async fn a_progress_bar_is_shown_step_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bar.log");
+    let mut s = sh(
+        "bar",
+        "printf '\\r10%%'; sleep 0.3; printf '\\r20%%'; sleep 0.3; printf '\\r30%%\\n'; exec sleep 30",
+    );
+    s.logs.stdout = LogTarget::File(out.clone());
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    let mut rx = sup.subscribe_logs();
+    sup.add(s).await.unwrap();
+    sup.start("bar").await.unwrap();
+    let got = chunks_until(&mut rx, "bar", |c| !c.partial).await;
+    let all: Vec<u8> = got.iter().flat_map(|c| c.data.iter().copied()).collect();
+    assert_eq!(all, b"\r10%\r20%\r30%\n");
+    assert!(got.len() >= 2, "each step on its own: {got:?}");
+    assert!(
+        !got[0].continues && got[1..].iter().all(|c| c.continues),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"\r10%\r20%\r30%\n");
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// In a file that two processes write, a line goes in only whole: a prompt
+/// waiting for its newline is shown to subscribers but kept from the file,
+/// which the other process's lines go on filling.
+#[tokio::test]
+async fn a_shared_file_gets_lines_only_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shared.log");
+    let mut a = sh("a", "printf 'Password: '; sleep 1; echo ok; exec sleep 30");
+    a.logs.stdout = LogTarget::File(out.clone());
+    let mut b = sh(
+        "b",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do echo b$i; sleep 0.1; done; exec sleep 30",
+    );
+    b.logs.stdout = LogTarget::File(out.clone());
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    let mut rx = sup.subscribe_logs();
+    sup.add(a).await.unwrap();
+    sup.add(b).await.unwrap();
+    sup.start_many(vec![name("a"), name("b")]).await.unwrap();
+    let got = chunks_until(&mut rx, "a", |c| !c.partial).await;
+    assert!(got[0].partial && &*got[0].data == b"Password: ", "{got:?}");
+    until("both in the file", || {
+        std::fs::read_to_string(&out)
+            .is_ok_and(|t| t.contains("Password: ok\n") && t.contains("b10\n"))
+    })
+    .await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    for line in text.lines() {
+        assert!(
+            line == "Password: ok" || (line.starts_with('b') && line[1..].parse::<u32>().is_ok()),
+            "a torn line {line:?} in {text:?}"
+        );
+    }
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// A `null` stream is `/dev/null` itself: no pipe, and the child's writes
+/// succeed.
+#[tokio::test]
+async fn a_null_stream_is_dev_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("wrote");
+    let mut s = sh(
+        "quiet",
+        &format!(
+            "echo hi && echo err >&2 && touch {}; exec sleep 30",
+            marker.display()
+        ),
+    );
+    s.logs.stdout = LogTarget::Null;
+    s.logs.stderr = LogTarget::Null;
+    let (sup, task) = Supervisor::spawn(Options::default(), false).unwrap();
+    sup.add(s).await.unwrap();
+    sup.start("quiet").await.unwrap();
+    until("both writes done", || marker.exists()).await;
+    let pid = sup.status().await.unwrap()[0].pid.expect("running");
+    for fd in [1, 2] {
+        let to = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(to, std::path::Path::new("/dev/null"), "fd {fd}");
+    }
+    sup.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
 /// A line without its `\n` yet (a prompt) shows [`super::PARTIAL_AFTER`]
 /// after it was written, in the tail, in a file of its own and to
 /// subscribers; its rest continues it everywhere (one line in the tail and
@@ -778,8 +947,13 @@ async fn a_partial_line_shows_after_100_ms_and_its_rest_continues_it() {
     assert_eq!((&*end.data, end.continues), (&b"\n"[..], true));
 }
 
-/// In a file two pipes share, a line shown in part is not split by the
-/// other's lines: they wait until it is complete (or its stream ends).
+/// In a file two processes share, a line shown in part is not split by the
+/// other's lines (issue 11). Issue 11 first kept the others' lines waiting
+/// behind the open line (a "Joiner"); the merge with issue 16 keeps the file
+/// to whole lines instead: the prompt shows in its tail and to subscribers at
+/// once, and goes into the shared file when its line is complete (or its
+/// stream ends), while the other process's lines go on filling the file.
+/// Under virtual time.
 #[tokio::test(start_paused = true)]
 async fn a_partial_line_in_a_shared_file_is_not_split_by_another_process() {
     use std::io::Write;
@@ -790,21 +964,30 @@ async fn a_partial_line_in_a_shared_file_is_not_split_by_another_process() {
         stdout: LogTarget::File(out.clone()),
         ..Default::default()
     };
+    // Both declare the file, as the supervisor does when they are added: it
+    // is nobody's own.
+    for n in ["a", "b"] {
+        let mut p = sh(n, "true");
+        p.logs = spec.clone();
+        hub.declare(&p);
+    }
     let (ra, mut a) = pipe();
     let (rb, mut b) = pipe();
     hub.attach(&name("a"), &spec, Some(ra), None);
     hub.attach(&name("b"), &spec, Some(rb), None);
+    let t0 = tokio::time::Instant::now();
     a.write_all(b"Password: ").unwrap();
     until("a's prompt", || tail_text(&hub, "a") == ["Password: "]).await;
+    assert!(t0.elapsed() >= super::PARTIAL_AFTER, "{:?}", t0.elapsed());
     b.write_all(b"b1\nb2\n").unwrap();
-    until("b's lines in its tail", || {
-        tail_text(&hub, "b") == ["b1", "b2"]
+    until("b's lines in the file", || {
+        std::fs::read(&out).is_ok_and(|d| d == b"b1\nb2\n")
     })
     .await;
-    assert_eq!(std::fs::read(&out).unwrap(), b"Password: ", "b waits");
+    assert_eq!(tail_text(&hub, "b"), ["b1", "b2"]);
     a.write_all(b"secret\n").unwrap();
     until("a's line complete", || {
-        std::fs::read(&out).unwrap() == b"Password: secret\nb1\nb2\n"
+        std::fs::read(&out).unwrap() == b"b1\nb2\nPassword: secret\n"
     })
     .await;
     // Again, and this time a's stream ends inside its line.
@@ -814,10 +997,13 @@ async fn a_partial_line_in_a_shared_file_is_not_split_by_another_process() {
     })
     .await;
     b.write_all(b"b3\n").unwrap();
-    until("b3 in b's tail", || tail_text(&hub, "b").len() == 3).await;
+    until("b3 in the file", || {
+        std::fs::read(&out).unwrap() == b"b1\nb2\nPassword: secret\nb3\n"
+    })
+    .await;
     drop(a);
-    until("a's end lets b3 in", || {
-        std::fs::read(&out).unwrap() == b"Password: secret\nb1\nb2\nagain: \nb3\n"
+    until("a's end puts its line in, ended", || {
+        std::fs::read(&out).unwrap() == b"b1\nb2\nPassword: secret\nb3\nagain: \n"
     })
     .await;
     drop(b);

@@ -175,3 +175,57 @@ async fn remove_cancels_a_pending_restart() {
     assert_eq!(world.spawns().len(), 1);
     assert!(sup.status().await.unwrap().is_empty());
 }
+
+/// Issue 16: a burst of events larger than the channel reaches every
+/// subscriber that reads, in order and without a gap, while one that never
+/// reads is left behind (it lags) instead of holding the burst back for good.
+#[tokio::test(start_paused = true)]
+async fn a_burst_reaches_readers_whole_past_a_subscriber_that_never_reads() {
+    let (fake, world, exits) = FakeLauncher::new();
+    let opts = Options {
+        event_capacity: 8,
+        ..Options::default()
+    };
+    let (sup, _task) = Supervisor::with_launcher(opts, fake.term_delay(Duration::ZERO), exits);
+    sup.start_autostart().await.unwrap();
+    let mut stuck = sup.subscribe();
+    let mut reader = sup.subscribe();
+    let n = 60;
+    let collect = tokio::spawn(async move {
+        let mut spawned = Vec::new();
+        while spawned.len() < n {
+            match reader.recv().await {
+                Ok(Event::Spawned { name, .. }) => spawned.push(name),
+                Ok(_) => {}
+                Err(e) => panic!("the reader missed events: {e}"),
+            }
+        }
+        spawned
+    });
+    // All at once: one burst of far more events than the channel holds.
+    let adds: Vec<_> = (0..n)
+        .map(|i| {
+            let sup = sup.clone();
+            tokio::spawn(async move { sup.add(spec(&format!("p{i:02}"), "x")).await })
+        })
+        .collect();
+    for a in adds {
+        a.await.unwrap().unwrap();
+    }
+    let spawned = tokio::time::timeout(Duration::from_secs(60), collect)
+        .await
+        .expect("the burst reached the reader")
+        .unwrap();
+    let mut names: Vec<String> = spawned.iter().map(|n| n.to_string()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "every spawn once: {names:?}");
+    assert_eq!(world.spawns().len(), n);
+    assert!(
+        matches!(
+            stuck.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+        ),
+        "the subscriber that never read is left behind"
+    );
+}

@@ -26,6 +26,11 @@ pub(crate) fn token(ev: &Event) -> u64 {
     ev.data()
 }
 
+/// The descriptor was hung up (for a pipe: every writer closed it).
+pub(crate) fn hung_up(ev: &Event) -> bool {
+    ev.events().contains(EpollFlags::EPOLLHUP)
+}
+
 /// An empty event buffer slot.
 pub(crate) const EMPTY: Event = EpollEvent::new(EpollFlags::empty(), 0);
 

@@ -356,7 +356,7 @@ impl UnixLauncher {
         prepared: &spawn::Prepared,
         cgroup: Option<std::ffi::c_int>,
     ) -> Result<Spawned, SpawnError> {
-        let pipes = spawn::pipes(spec.logs.merge_stderr, spec.stdin_pipe)?;
+        let pipes = spawn::pipes(&spec.logs, spec.stdin_pipe)?;
         let transient = |what: &str, e: io::Error| SpawnError {
             message: format!("cannot start {:?}: {what}: {e}", spec.command.join(" ")),
             permanent: false,
@@ -369,10 +369,16 @@ impl UnixLauncher {
         };
         let slots = &self.slots;
         let dev_null = slots.dev_null();
+        let stdout = pipes.child_stdout.as_ref().unwrap_or(dev_null);
+        let stderr = match (&pipes.child_stderr, spec.logs.merge_stderr) {
+            (Some(fd), _) => fd,
+            (None, true) => stdout,
+            (None, false) => dev_null,
+        };
         let stdio = spawn::Stdio {
             stdin: pipes.child_stdin.as_ref().unwrap_or(dev_null),
-            stdout: &pipes.child_stdout,
-            stderr: pipes.child_stderr.as_ref().unwrap_or(&pipes.child_stdout),
+            stdout,
+            stderr,
         };
         let mut shared = lock(&self.shared);
         // A pidfd only when there is a set to watch it in: none once the
@@ -407,7 +413,7 @@ impl UnixLauncher {
         // The child's ends close here, when `pipes` is taken apart.
         Ok(Spawned {
             pid,
-            stdout: Some(pipes.stdout),
+            stdout: pipes.stdout,
             stderr: pipes.stderr,
             stdin: pipes.stdin,
         })

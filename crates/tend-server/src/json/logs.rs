@@ -141,7 +141,14 @@ pub(crate) async fn logs(
     });
     let mut first = Vec::with_capacity(lines.len() * 100);
     for l in &lines {
-        encode(&mut first, l.name.as_str(), l.stream, l.time, &l.line);
+        encode(
+            &mut first,
+            l.name.as_str(),
+            l.stream,
+            l.time,
+            &l.line,
+            (l.partial, false),
+        );
     }
     let Some(live) = live else {
         return Ok(([(header::CONTENT_TYPE, NDJSON)], first).into_response());
@@ -166,24 +173,31 @@ pub(crate) async fn logs(
         .into_response())
 }
 
-/// Appends one line as a JSON object and a newline.
-/// The items of a chunk, one per line. The rest of a line sent in part
-/// (the chunk `continues`) is an item that says so; a bare newline that
-/// only ends such a line is no item.
+/// The items of a chunk, one per line. The last is `partial` when the
+/// chunk ends inside a line (shown before its newline came); the first
+/// `continues` when the chunk starts with more of such a line. A chunk that
+/// only ends such a line (its stream ended, or the newline came alone) is one
+/// empty item that continues it, so a client knows the line is complete.
 pub(crate) fn chunk_items(c: &LogChunk) -> impl Iterator<Item = LogLineItem> + '_ {
-    c.lines().enumerate().filter_map(|(i, line)| {
-        let more = i == 0 && c.continues;
-        if more && line.is_empty() {
-            return None;
-        }
-        let mut item = LogLineItem::new(c.name.as_str(), c.stream, c.time, line);
-        item.continues = more;
-        Some(item)
+    let n = c.lines().count();
+    c.lines().enumerate().map(move |(i, line)| {
+        LogLineItem::new(c.name.as_str(), c.stream, c.time, line)
+            .with_flags(c.partial && i + 1 == n, c.continues && i == 0)
     })
 }
 
-fn encode(out: &mut Vec<u8>, name: &str, stream: Stream, time: Timestamp, line: &[u8]) {
-    let item = LogItem::Line(LogLineItem::new(name, stream, time, line));
+/// Appends one line as a JSON object and a newline; `flags` are
+/// (`partial`, `continues`).
+fn encode(
+    out: &mut Vec<u8>,
+    name: &str,
+    stream: Stream,
+    time: Timestamp,
+    line: &[u8],
+    flags: (bool, bool),
+) {
+    let item =
+        LogItem::Line(LogLineItem::new(name, stream, time, line).with_flags(flags.0, flags.1));
     // Serializing plain strings and a timestamp into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &item);
     out.push(b'\n');

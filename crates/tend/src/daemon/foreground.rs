@@ -13,7 +13,7 @@ use tend_core::{Name, ProcessSpec};
 use tokio::sync::broadcast;
 
 use super::lock;
-use crate::output::Prefixer;
+use crate::output::{LinePrinter, Prefixer};
 
 /// Which streams of which processes go to the daemon's own stdout/stderr
 /// (`"inherit"`): the foreground view does not print them a second time.
@@ -61,17 +61,15 @@ impl Printer {
         inherited: Inherited,
         names: &[Name],
     ) -> std::io::Result<Printer> {
-        let mut prefixer = Prefixer::new(
+        let mut printer = LinePrinter::new(Prefixer::new(
             names.iter().map(Name::as_str),
             std::io::stdout().is_terminal(),
-        );
+        ));
         let (tx, done) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("tend-output".into())
             .spawn(move || {
                 let mut buf = Vec::with_capacity(64 * 1024);
-                // The process and stream whose last line is printed in part.
-                let mut open: Option<(Name, Stream)> = None;
                 loop {
                     buf.clear();
                     match rx.blocking_recv() {
@@ -79,44 +77,37 @@ impl Printer {
                             if inherited.contains(&c.name, c.stream) {
                                 continue;
                             }
-                            prefixer.width = prefixer.width.max(c.name.as_str().len());
-                            let mut data: &[u8] = &c.data;
-                            let mine = open
-                                .as_ref()
-                                .is_some_and(|(n, s)| *n == c.name && *s == c.stream);
-                            if mine && c.continues {
-                                // The rest of the line printed in part.
-                                let end = data
-                                    .iter()
-                                    .position(|&b| b == b'\n')
-                                    .map_or(data.len(), |i| i + 1);
-                                prefixer.more(&mut buf, &data[..end]);
-                                data = &data[end..];
-                                if end > 0 && c.data[end - 1] == b'\n' {
-                                    open = None;
-                                }
-                            } else if open.take().is_some() {
-                                // Another's line: the one in part ends here.
-                                buf.push(b'\n');
-                            }
-                            if c.continues && !mine && data.first() == Some(&b'\n') {
-                                data = &data[1..];
-                            }
-                            for line in lines_of(data) {
-                                prefixer.line(&mut buf, c.name.as_str(), line);
-                            }
-                            if !data.is_empty() && data.last() != Some(&b'\n') {
-                                buf.pop();
-                                open = Some((c.name.clone(), c.stream));
+                            let p = &mut printer.prefixer;
+                            p.width = p.width.max(c.name.as_str().chars().count());
+                            // A partial line stays open until it goes on or
+                            // something else is printed.
+                            let n = c.lines().count();
+                            for (i, line) in c.lines().enumerate() {
+                                let (partial, continues) =
+                                    (c.partial && i + 1 == n, c.continues && i == 0);
+                                printer.line(
+                                    &mut buf,
+                                    c.name.as_str(),
+                                    c.stream,
+                                    line,
+                                    partial,
+                                    continues,
+                                );
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
+                            printer.finish(&mut buf);
                             let note = format!(
                                 "(tend: {n} batches of output not shown here; see the log files)\n"
                             );
                             buf.extend_from_slice(note.as_bytes());
                         }
-                        Err(broadcast::error::RecvError::Closed) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            printer.finish(&mut buf);
+                            let mut out = std::io::stdout().lock();
+                            let _ = out.write_all(&buf).and_then(|()| out.flush());
+                            break;
+                        }
                     }
                     let mut out = std::io::stdout().lock();
                     // Flushed: stdout is line-buffered, and a line in part must show.
@@ -134,10 +125,4 @@ impl Printer {
     pub(super) fn finish(self, timeout: Duration) {
         let _ = self.done.recv_timeout(timeout);
     }
-}
-
-/// The lines of `data`, each without its `\n` (a last one without it too).
-fn lines_of(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    data.split_inclusive(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
 }

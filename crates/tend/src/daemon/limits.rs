@@ -2,7 +2,11 @@
 //! a pidfd and log files) and processes, as supervisord's `minfds` and
 //! `minprocs` ask.
 
-use tracing::debug;
+use tracing::{debug, info};
+
+/// Descriptors the daemon holds besides: listeners, connections, log files,
+/// its epoll sets.
+const FDS_SPARE: u64 = 1024;
 
 /// Each process costs two pipe ends and its log files; the default soft limit
 /// (often 1024) is too low for a few hundred processes, the hard one is not.
@@ -10,17 +14,59 @@ use tracing::debug;
 /// `minfds` (`[supervisord] minfds`) must be reached, raising the hard limit
 /// too if need be (as root), or the daemon does not start, as supervisord.
 /// Without it the soft limit is raised to the hard one: each running process
-/// holds its pipes and a pidfd. Returns supervisord's note when the soft
-/// limit was below `minfds` (`Increased RLIMIT_NOFILE limit to N`).
-pub(super) fn raise_fd_limit(minfds: Option<u64>) -> anyhow::Result<Option<String>> {
-    raise_limit(
+/// holds its pipes and a pidfd. When even the hard limit is short for
+/// `processes` (what [`process_fds`] counts, and room for clients), a daemon
+/// that may raise it (root) does, up to `fs.nr_open`, and says so; for one
+/// that may not, [`connection_caps`] says whether they fit. Returns
+/// supervisord's note when the soft limit was below `minfds` (`Increased
+/// RLIMIT_NOFILE limit to N`).
+pub(super) fn raise_fd_limit(
+    minfds: Option<u64>,
+    processes: &[std::sync::Arc<tend_core::ProcessSpec>],
+) -> anyhow::Result<Option<String>> {
+    let raised = raise_limit(
         nix::sys::resource::Resource::RLIMIT_NOFILE,
         minfds,
         true,
         "minfds",
         "file descriptors",
-    )
-    .map(|raised| raised.then(|| note("RLIMIT_NOFILE", minfds)))
+    )?;
+    let fds = processes.iter().map(|p| process_fds(p)).sum();
+    raise_for_processes(processes.len(), fds);
+    Ok(raised.then(|| note("RLIMIT_NOFILE", minfds)))
+}
+
+/// Raises the hard descriptor limit (and the soft one with it) to what
+/// `processes` needing `fds` descriptors in all ([`process_fds`]) may need,
+/// with room to spare, when it is lower and we may. When we may not, the
+/// budget of [`connection_caps`] says whether they fit at all.
+fn raise_for_processes(processes: usize, fds: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // Only when the processes would take more than half of the limit: a
+    // limit set on purpose for a small config (`ulimit -n 1024`) stays.
+    if fds.saturating_mul(2) <= soft {
+        return;
+    }
+    let need = fds.saturating_add(FDS_SPARE);
+    if soft >= need {
+        return;
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = need.min(nr_open).max(hard);
+    match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
+        Ok(()) => info!(
+            "raised the open-file limit from {soft} (hard {hard}) to {want} for {processes} processes ({fds} descriptors at most, and room for clients)"
+        ),
+        Err(e) => debug!(
+            "{processes} processes may hold {fds} descriptors; the open-file limit stays {soft} (it cannot be raised: {e})"
+        ),
+    }
 }
 
 fn note(name: &str, min: Option<u64>) -> String {
@@ -88,12 +134,15 @@ const DAEMON_FDS: u64 = 64;
 const MIN_CLIENT_FDS: u64 = 16;
 
 /// How many descriptors one process may hold: its output pipes (one with
-/// `merge_stderr`), its pidfd, its stdin pipe, its log files (opened while
+/// `merge_stderr`, none for a `"null"` stream), its pidfd, its stdin pipe, its log files (opened while
 /// it writes) and a network check in flight.
 fn process_fds(spec: &tend_core::ProcessSpec) -> u64 {
     use tend_core::spec::LogTarget;
     let logs = &spec.logs;
-    let pipes = if logs.merge_stderr { 1 } else { 2 };
+    // A "null" stream is /dev/null in the child: no pipe (10,000 quiet
+    // processes need a pidfd each and nothing else).
+    let (out, err) = logs.captured();
+    let pipes = u64::from(out) + u64::from(err);
     let stdin = u64::from(spec.stdin_pipe);
     let files = match (&logs.stdout, &logs.stderr) {
         (LogTarget::File(a), LogTarget::File(b)) if a != b && !logs.merge_stderr => 2,
@@ -216,5 +265,19 @@ mod tests {
         );
         // Just enough: the fewest worth serving.
         assert_eq!(budget(680, 600, 200, 1024, false).expect("fits").unix, 16);
+    }
+
+    #[test]
+    fn a_null_stream_needs_no_pipe() {
+        use tend_core::spec::{LogTarget, ProcessSpec};
+        let mut spec = ProcessSpec::new(tend_core::Name::new("s").unwrap(), vec!["sleep".into()]);
+        // Both streams read: two pipes and the pidfd.
+        assert_eq!(process_fds(&spec), 3);
+        spec.logs.stdout = LogTarget::Null;
+        spec.logs.stderr = LogTarget::Null;
+        // 10,000 of these run in 20,000 descriptors (issue 16).
+        assert_eq!(process_fds(&spec), 1);
+        spec.logs.stderr = LogTarget::Memory;
+        assert_eq!(process_fds(&spec), 2);
     }
 }

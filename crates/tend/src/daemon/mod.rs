@@ -188,7 +188,7 @@ fn run(
         .context("cannot start the async runtime")?;
     let mut ready = ready;
     let mut printer = None;
-    let caps = limits::raise_fd_limit(config.daemon.minfds).and_then(|fds| {
+    let caps = limits::raise_fd_limit(config.daemon.minfds, &config.processes).and_then(|fds| {
         let procs = limits::raise_proc_limit(config.daemon.minprocs)?;
         let tcp = !listeners::tcp_listeners(&config.daemon).is_empty();
         let max = config.daemon.http.limits.max_connections;

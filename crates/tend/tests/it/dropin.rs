@@ -470,14 +470,13 @@ fn compare_logs(sup: &str, tend: &str, names: &[&str]) -> Vec<String> {
         }
     }
     for line in &sg {
-        // Which processes a shutdown report names depends on timing.
+        // Whether a shutdown report ("waiting for a, b to die") is written
+        // at all, and which processes it names, depends on timing: each
+        // daemon writes it only while something is still up at its next
+        // report (supervisord's loop ticks once a second; tend stops a
+        // `sleep` in milliseconds). Its sentence is checked in
+        // tend-supervisor's mainlog tests; here it is no difference.
         if line.contains("waiting for ") && line.ends_with(" to die") {
-            if !tg
-                .iter()
-                .any(|t| t.contains("waiting for ") && t.ends_with(" to die"))
-            {
-                diffs.push(format!("tend has no {line:?}"));
-            }
             continue;
         }
         if !tg.contains(line) {

@@ -4,7 +4,6 @@
 // The follower of `tend logs -f` is a child this test waits for.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -252,10 +251,10 @@ fn reopen_after_logrotate_moved_the_file() {
     );
 }
 
-/// A child `tend logs -f` whose stdout lines are collected by a thread.
+/// A child `tend logs -f` whose stdout is collected by a thread.
 struct Follower {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    out: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Follower {
@@ -266,20 +265,34 @@ impl Follower {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tend logs -f");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = lines.clone();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let sink = out.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lock").push(line);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
             }
         });
-        Follower { child, lines }
+        Follower { child, out }
     }
 
+    /// Everything it printed so far, as it came (a line without its
+    /// newline included).
+    fn raw(&self) -> Vec<u8> {
+        self.out.lock().expect("lock").clone()
+    }
+
+    /// The complete lines it printed so far.
     fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lock").clone()
+        let raw = self.raw();
+        let text = String::from_utf8_lossy(&raw);
+        let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+        lines.pop();
+        lines
     }
 
     /// Interrupts it as Ctrl-C would and returns its stderr.
@@ -349,6 +362,67 @@ logs.backups = 1
     assert_eq!(new.first(), Some(&1), "{lines:#?}");
     let (status, err) = f.interrupt();
     assert!(err.is_empty(), "Ctrl-C ends it quietly: {status} {err}");
+}
+
+/// A prompt without a newline is in the file, in `tend logs` and in
+/// `tend logs -f` while the process still waits (it would be held back until
+/// the newline or the exit otherwise); so is each step of a `\r` progress
+/// bar, and the line's end continues it.
+#[test]
+fn a_partial_line_is_shown_before_its_newline() {
+    let env = TestEnv::new("");
+    let dir = env.dir.path().to_path_buf();
+    let go = |n: &str| dir.join(format!("go-{n}"));
+    // Each waits for a file before it goes on.
+    let wait = |n: &str| format!("while [ ! -e {} ]; do sleep 0.02; done", go(n).display());
+    let config = format!(
+        r#"
+[process.p]
+command = ["sh", "-c", "printf 'Password: '; {w1}; echo ok; exec sleep 1000"]
+
+[process.bar]
+command = ["sh", "-c", "printf '\\r10%%'; {b1}; printf '\\r20%%'; {b2}; printf '\\r30%%'; {b3}; echo; exec sleep 1000"]
+"#,
+        w1 = wait("p"),
+        b1 = wait("b1"),
+        b2 = wait("b2"),
+        b3 = wait("b3"),
+    );
+    std::fs::write(&env.config, config).expect("write config");
+    let touch = |n: &str| std::fs::write(go(n), "").expect("touch");
+    let mut d = Daemon::start_in(env);
+    let path = d.file("p.out.log");
+    d.wait_content(&path, b"Password: ");
+    let f = Follower::start(&d, &["logs", "-f", "p"]);
+    d.wait_for("the prompt in tend logs -f", LONG, |_| {
+        f.raw() == b"p | Password: "
+    });
+    assert_eq!(d.raw_stdout(&["logs", "p"]), b"p | Password: \n");
+    // The line's end goes on with it, on the same line.
+    touch("p");
+    d.wait_content(&path, b"Password: ok\n");
+    d.wait_for("the end of the line in tend logs -f", LONG, |_| {
+        f.raw() == b"p | Password: ok\n"
+    });
+    assert_eq!(d.raw_stdout(&["logs", "p"]), b"p | Password: ok\n");
+    let bar = d.file("bar.out.log");
+    let fb = Follower::start(&d, &["logs", "-f", "bar"]);
+    for (step, want) in [
+        ("b1", "\r10%"),
+        ("b2", "\r10%\r20%"),
+        ("b3", "\r10%\r20%\r30%"),
+    ] {
+        d.wait_content(&bar, want.as_bytes());
+        let shown = format!("bar | {want}");
+        d.wait_for(&format!("{want:?} followed"), LONG, |_| {
+            fb.raw() == shown.as_bytes()
+        });
+        touch(step);
+    }
+    d.wait_content(&bar, b"\r10%\r20%\r30%\n");
+    d.wait_for("the bar's end followed", LONG, |_| {
+        fb.raw() == b"bar | \r10%\r20%\r30%\n"
+    });
 }
 
 #[test]
@@ -568,12 +642,31 @@ command = "sleep 1000"
 }
 
 #[test]
-fn a_null_target_still_serves_tend_logs() {
+fn a_memory_target_serves_tend_logs_and_a_null_one_is_dev_null() {
     let mut d = Daemon::start(
-        "[process.quiet]\ncommand = [\"sh\", \"-c\", \"echo hello-null; exec sleep 1000\"]\nlogs.stdout = \"null\"\n",
+        r#"
+[process.kept]
+command = ["sh", "-c", "echo hello-memory; exec sleep 1000"]
+logs.stdout = "memory"
+
+[process.quiet]
+command = ["sh", "-c", "echo hello-null && echo err >&2 && touch wrote; exec sleep 1000"]
+logs = { stdout = "null", stderr = "null" }
+"#,
     );
     d.wait_for("the line in the tail", LONG, |d| {
-        d.raw_stdout(&["logs", "quiet"]) == b"quiet | hello-null\n"
+        d.raw_stdout(&["logs", "kept"]) == b"kept | hello-memory\n"
     });
+    assert!(!d.file("kept.out.log").exists(), "memory writes no file");
+    // `null` is /dev/null itself: the writes succeed, nothing is read.
+    d.wait_for("the null process's writes", LONG, |d| {
+        d.dir.path().join("wrote").exists()
+    });
+    let pid = d.proc("quiet")["pid"].as_u64().expect("pid");
+    for fd in [1, 2] {
+        let to = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("fd");
+        assert_eq!(to, Path::new("/dev/null"), "fd {fd}");
+    }
+    assert_eq!(d.raw_stdout(&["logs", "quiet"]), b"");
     assert!(!d.file("quiet.out.log").exists(), "null writes no file");
 }

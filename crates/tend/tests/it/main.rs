@@ -20,6 +20,7 @@ mod metrics;
 mod platform;
 mod status;
 mod stop;
+mod storm;
 mod supervisorctl;
 mod telemetry;
 mod tls;

@@ -956,6 +956,55 @@ fn signal_and_errors() {
     p.finish();
 }
 
+/// A prompt without a newline: supervisord writes what it reads at once, so
+/// `tail` and `tail -f` show `Password: ` while the program waits; so must
+/// tend (it shows a partial line 100 ms after its first byte).
+#[test]
+fn a_prompt_without_a_newline_shows_in_tail_and_tail_f() {
+    let Some(venv) = venv() else { return };
+    let conf = r#"[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:prompt]
+command=/bin/sh -c "printf 'Password: '; exec sleep 100000"
+startsecs=0
+stdout_logfile=%(here)s/logs/prompt.log
+"#;
+    let mut p = Pair::start(venv, conf, &[]);
+    p.wait_states(&[("prompt", "RUNNING")]);
+    let mut outs = Vec::new();
+    for kind in [Kind::Supervisord, Kind::Tend] {
+        let log = p.side(kind).dir.join("logs/prompt.log");
+        let deadline = Instant::now() + SETTLE;
+        while fs::read(&log).unwrap_or_default() != b"Password: " && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bg = Background::spawn(p.ctl_command(kind, &["tail", "-f", "prompt"]), false);
+        let shown = bg.wait_for("Password: ", Duration::from_secs(10));
+        let out = bg.interrupt(Duration::from_secs(10));
+        if kind == Kind::Supervisord {
+            assert!(shown, "supervisord's tail -f: {out:?}");
+        }
+        outs.push(out);
+    }
+    let tend = outs.pop().expect("two");
+    let sup = outs.pop().expect("two");
+    p.compare("tail -f prompt", sup, tend, How::Exact);
+    p.same(&["tail", "prompt"], 0, How::Exact);
+    p.finish();
+}
+
 /// tail (stdout, stderr, -N, -f), clear, fg, maintail.
 #[test]
 fn tail_clear_fg_maintail() {

@@ -13,7 +13,15 @@
 //! made (early, so their numbers are low), each holding `/dev/null`; a spawn
 //! `dup3`s the child's stdin, stdout and stderr into them, and puts
 //! `/dev/null` back once the child has exec'd, so a pipe's reader still sees
-//! end-of-file when the child is gone. Where the kernel lacks the flag
+//! end-of-file when the child is gone.
+//!
+//! # Which streams get a pipe
+//!
+//! Only the ones someone reads: a stream whose log target is `null` is
+//! `/dev/null` itself (opened read-write, so the child's writes succeed and
+//! vanish), which costs no descriptor in the daemon and no reading. Ten
+//! thousand quiet processes with `null` output then hold a pidfd each and
+//! nothing else. Where the kernel lacks the flag
 //! (before 5.9), `unshare(CLONE_FILES)` copies the whole table instead.
 
 use std::ffi::c_int;
@@ -43,14 +51,22 @@ pub(in crate::unix) struct Slots {
 impl Slots {
     /// Reserves the slots, all above the standard streams.
     pub(in crate::unix) fn new() -> io::Result<Slots> {
-        let null = || -> io::Result<OwnedFd> { above_stdio(fs::File::open("/dev/null")?.into()) };
+        // Read-write: it stands in for stdout and stderr too.
+        let null = || -> io::Result<OwnedFd> {
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            above_stdio(f.into())
+        };
         Ok(Slots {
             fds: [null()?, null()?, null()?],
             placeholder: null()?,
         })
     }
 
-    /// The descriptor that holds stdin between spawns: `/dev/null`.
+    /// `/dev/null`, read-write: what a stream without a pipe is, and what
+    /// the slots hold between spawns.
     pub(in crate::unix) fn dev_null(&self) -> &OwnedFd {
         &self.placeholder
     }
@@ -100,21 +116,21 @@ fn dup_into(src: c_int, dst: c_int) -> io::Result<()> {
 }
 
 /// The parent's ends of a child's pipes, and the child's ends until the
-/// spawn is done.
+/// spawn is done. A stream without a pipe is `/dev/null` in the child.
 #[derive(Debug)]
 pub(in crate::unix) struct Pipes {
     /// Read end of stdout (and of stderr when merged).
-    pub(in crate::unix) stdout: OwnedFd,
-    /// Read end of stderr; `None` when merged into stdout.
+    pub(in crate::unix) stdout: Option<OwnedFd>,
+    /// Read end of stderr; `None` when merged into stdout or not read.
     pub(in crate::unix) stderr: Option<OwnedFd>,
     /// Write end of stdin, when asked for.
     pub(in crate::unix) stdin: Option<OwnedFd>,
-    /// The child's ends: stdin's read end (none: `/dev/null`), stdout's and
-    /// stderr's write ends (the same pipe when merged). Closed after the
-    /// spawn, so the reader sees end-of-file once the child (and everything
-    /// that inherited them) is gone.
+    /// The child's ends: stdin's read end, stdout's and stderr's write ends
+    /// (`None`: `/dev/null`; stderr's is stdout's when merged). Closed after
+    /// the spawn, so the reader sees end-of-file once the child (and
+    /// everything that inherited them) is gone.
     pub(in crate::unix) child_stdin: Option<OwnedFd>,
-    pub(in crate::unix) child_stdout: OwnedFd,
+    pub(in crate::unix) child_stdout: Option<OwnedFd>,
     pub(in crate::unix) child_stderr: Option<OwnedFd>,
 }
 
@@ -136,13 +152,16 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved as RawFd) })
 }
 
-/// Fresh pipes for stdout and stderr (one pipe for both with
-/// `merge_stderr`, so their order is the child's), and for stdin with
-/// `stdin_pipe`.
+/// Fresh pipes for the streams that are read (see "Which streams get a
+/// pipe"): stdout and stderr (one pipe for both with `merge_stderr`, so
+/// their order is the child's), and stdin with `stdin_pipe`.
 ///
-/// Output is always captured, whatever the log target: the daemon splits it
-/// into lines, keeps a tail and writes it where the spec says.
-pub(in crate::unix) fn pipes(merge_stderr: bool, stdin_pipe: bool) -> Result<Pipes, SpawnError> {
+/// What is read, the daemon splits into lines, keeps in a tail and writes
+/// where the spec says.
+pub(in crate::unix) fn pipes(
+    logs: &crate::model::spec::LogSpec,
+    stdin_pipe: bool,
+) -> Result<Pipes, SpawnError> {
     let transient = |e: io::Error| SpawnError {
         message: format!("cannot create a pipe for the child: {e}"),
         permanent: false,
@@ -153,19 +172,25 @@ pub(in crate::unix) fn pipes(merge_stderr: bool, stdin_pipe: bool) -> Result<Pip
     } else {
         (None, None)
     };
-    let (out_r, out_w) = pipe().map_err(transient)?;
-    let (stderr, child_stderr) = if merge_stderr {
-        (None, None)
-    } else {
+    let (read_stdout, read_stderr) = logs.captured();
+    let (stdout, child_stdout) = if read_stdout {
         let (r, w) = pipe().map_err(transient)?;
         (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let (stderr, child_stderr) = if read_stderr {
+        let (r, w) = pipe().map_err(transient)?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
     };
     Ok(Pipes {
-        stdout: out_r,
+        stdout,
         stderr,
         stdin,
         child_stdin,
-        child_stdout: out_w,
+        child_stdout,
         child_stderr,
     })
 }
