@@ -20,7 +20,7 @@ use crate::cli::{ClientCommand, LogsArgs, RemoteArgs};
 use crate::client::host::{self, CredentialArgs, Credentials, Trust};
 use crate::client::{Client, NO_BODY};
 use crate::commands::{self, Batch};
-use crate::output::{self, Prefixer, Row};
+use crate::output::{self, LinePrinter, Prefixer, Row};
 
 /// The default `--timeout` with several hosts.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -530,13 +530,34 @@ pub fn wait_ready(client: &Client, patterns: &[String], limit: Duration) -> anyh
     }
 }
 
+/// A line (or a piece of one: a prompt without its newline) of a process.
+struct Piece {
+    name: String,
+    stream: Stream,
+    bytes: Vec<u8>,
+    partial: bool,
+    continues: bool,
+}
+
+/// Prints `piece` of `host` as `host/name | ...`.
+fn print_piece(printer: &mut LinePrinter, buf: &mut Vec<u8>, host: &str, piece: &Piece) {
+    let label = format!("{host}/{}", piece.name);
+    printer.line(
+        buf,
+        &label,
+        piece.stream,
+        &piece.bytes,
+        piece.partial,
+        piece.continues,
+    );
+}
+
 /// One line of a host's log stream, or the end of that stream.
 enum Event {
     Line {
         host: usize,
         time: jiff::Timestamp,
-        name: String,
-        bytes: Vec<u8>,
+        line: Box<Piece>,
     },
     Lagged(usize, u64),
     Failed(usize, String),
@@ -571,10 +592,10 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
             }
         }
     }
-    let prefixer = Prefixer::new(
+    let mut printer = LinePrinter::new(Prefixer::new(
         labels.iter().map(String::as_str),
         std::io::stdout().is_terminal(),
-    );
+    ));
     let query = LogsQuery {
         patterns: args.patterns.clone(),
         n: Some(args.lines),
@@ -590,7 +611,7 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
     };
     let qpath = query.path();
     let (tx, rx) = mpsc::sync_channel::<Event>(1024);
-    let mut lines: Vec<(jiff::Timestamp, usize, String, Vec<u8>)> = Vec::new();
+    let mut lines: Vec<(jiff::Timestamp, usize, Box<Piece>)> = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
     std::thread::scope(|s| -> anyhow::Result<()> {
         for &i in &live {
@@ -609,17 +630,11 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
         let mut out_err = None;
         for ev in rx {
             match ev {
-                Event::Line {
-                    host,
-                    time,
-                    name,
-                    bytes,
-                } => {
+                Event::Line { host, time, line } => {
                     if args.follow {
-                        let label = format!("{}/{name}", targets[host].name);
-                        prefixer.line(&mut buf, &label, &bytes);
+                        print_piece(&mut printer, &mut buf, &targets[host].name, &line);
                     } else {
-                        lines.push((time, host, name, bytes));
+                        lines.push((time, host, line));
                     }
                 }
                 Event::Lagged(host, n) => {
@@ -657,10 +672,10 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
     // Stable: lines of one time keep their host's order.
     lines.sort_by_key(|(time, ..)| *time);
     let skip = lines.len().saturating_sub(args.lines);
-    for (_, host, name, bytes) in lines.into_iter().skip(skip) {
-        let label = format!("{}/{name}", targets[host].name);
-        prefixer.line(&mut buf, &label, &bytes);
+    for (_, host, line) in lines.into_iter().skip(skip) {
+        print_piece(&mut printer, &mut buf, &targets[host].name, &line);
     }
+    printer.finish(&mut buf);
     out.write_all(&buf)?;
     Ok(failed)
 }
@@ -690,10 +705,15 @@ fn read_stream(
             Ok(LogItem::Line(item)) => Event::Line {
                 host,
                 time: item.time,
-                bytes: item
-                    .bytes()
-                    .unwrap_or_else(|| item.line_b64.clone().unwrap_or_default().into_bytes()),
-                name: item.name,
+                line: Box::new(Piece {
+                    bytes: item
+                        .bytes()
+                        .unwrap_or_else(|| item.line_b64.clone().unwrap_or_default().into_bytes()),
+                    stream: item.stream,
+                    partial: item.partial,
+                    continues: item.continues,
+                    name: item.name,
+                }),
             },
             Ok(LogItem::Lagged { lagged }) => Event::Lagged(host, lagged),
             Err(e) => return Err(format!("cannot decode a line of the log stream: {e}")),
