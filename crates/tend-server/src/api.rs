@@ -62,6 +62,10 @@ pub struct ActionItem {
     /// Why it failed, when not `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// It was not named by the request: a start or restart started it
+    /// because a named process depends on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dependency: bool,
 }
 
 impl From<tend_core::ActionResult> for ActionItem {
@@ -73,12 +77,14 @@ impl From<tend_core::ActionResult> for ActionItem {
                 ok: true,
                 outcome: Some(outcome),
                 error: None,
+                dependency: false,
             },
             Err(e) => ActionItem {
                 name,
                 ok: false,
                 outcome: None,
                 error: Some(e.to_string()),
+                dependency: false,
             },
         }
     }
@@ -210,6 +216,23 @@ pub enum LogItem {
         /// How many batches (each one or more lines) were skipped.
         lagged: u64,
     },
+}
+
+/// One process in the answer of `GET /v1/logs/files`: where its output is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFilesItem {
+    /// The process.
+    pub name: String,
+    /// Where stdout goes: an absolute file path, `"inherit"` (the daemon's
+    /// own stdout), `"memory"` (the in-memory tail only) or `"null"`.
+    pub stdout: String,
+    /// Where stderr goes, as `stdout`; `null` when it is merged into stdout.
+    pub stderr: Option<String>,
+}
+
+/// The path of `GET /v1/logs/files` for `patterns` (every process when empty).
+pub fn log_files_path(patterns: &[String]) -> String {
+    status_path(patterns).replacen("/status", "/logs/files", 1)
 }
 
 /// The query of `GET /v1/logs`, as the client builds it.

@@ -4,9 +4,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The help's opening: what tend is.
+const ABOUT: &str = "tend: a process supervisor. It starts your programs, keeps them running \
+(restarts with back-off, readiness and health checks, dependencies), keeps their logs, and is \
+driven from this command line, a JSON API, a web UI or supervisorctl.";
+
 /// tend: a process supervisor.
 #[derive(Debug, Parser)]
-#[command(name = "tend", version, about, max_term_width = 100)]
+#[command(
+    name = "tend",
+    version,
+    about = ABOUT,
+    after_help = "Start with `tend check` and `tend up`; see `tend help COMMAND` for each command.",
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The config file.
     #[arg(
@@ -120,6 +131,9 @@ pub enum Command {
     },
     /// Check the config file and report every problem (and every warning).
     Check {
+        /// Print the result as JSON: `{"file", "ok", "processes", "errors", "warnings"}`.
+        #[arg(long)]
+        json: bool,
         /// Instead, tell what this identity may do under the config, right
         /// by right: an HTTP user (`alice`), `token:NAME`, `uid:N`,
         /// `unix-user:NAME` or `anonymous`.
@@ -140,6 +154,19 @@ pub enum Command {
         /// The supervisord.conf to translate.
         #[arg(value_name = "SUPERVISORD_CONF")]
         file: PathBuf,
+    },
+    /// Print a shell completion script (load it with, e.g., `source <(tend completions bash)`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page per command (tend.1, tend-status.1, ...) into DIR
+    /// (e.g. `sudo tend man /usr/local/share/man/man1`).
+    Man {
+        /// The directory to write the pages into (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Run as supervisord, with supervisord's command line (`-c FILE`, `-n`,
     /// ...; `tend supervisord -h` lists them). Also what a `supervisord`
@@ -239,6 +266,9 @@ pub enum ClientCommand {
     Logs(LogsArgs),
     /// Print the daemon's pid, or a process's pid.
     Pid {
+        /// Print `{"pid": N}` (`{"name", "pid"}` for a process; `pid` is null when it is not running).
+        #[arg(long)]
+        json: bool,
         /// A process name.
         name: Option<String>,
     },
@@ -246,7 +276,11 @@ pub enum ClientCommand {
     Add(Box<AddArgs>),
     /// Read the config file again and apply it: add new processes, remove
     /// dropped ones, replace changed ones; unchanged ones are not touched.
-    Reload,
+    Reload {
+        /// Print the daemon's answer as JSON: `{"added", "changed", "removed"}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop a process and remove it from the running daemon.
     Remove {
         /// The process name.
@@ -276,8 +310,17 @@ pub struct LogsArgs {
     #[arg(long, value_name = "WHEN", value_parser = parse_since)]
     pub since: Option<String>,
     /// Reopen every log file (after logrotate moved them) instead of printing.
-    #[arg(long, conflicts_with_all = ["follow", "lines", "stderr", "stdout", "since", "patterns"])]
+    #[arg(long, conflicts_with_all = ["follow", "lines", "stderr", "stdout", "since", "patterns", "files"])]
     pub reopen: bool,
+    /// Prefix each line with the time the daemon read it (RFC 3339).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Print where each process's output is written instead of the lines.
+    #[arg(long, conflicts_with_all = ["follow", "lines", "stderr", "stdout", "since", "timestamps"])]
+    pub files: bool,
+    /// Print each line as the API's JSON object (one per line).
+    #[arg(long)]
+    pub json: bool,
     /// Names, globs (`web-*`), `GROUP:*` or `all` (default: every process).
     #[arg(value_name = "PATTERN")]
     pub patterns: Vec<String>,

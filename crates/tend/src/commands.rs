@@ -193,7 +193,11 @@ fn report(results: &[ActionItem], done: &str, out: &mut Out) -> anyhow::Result<E
                 let reason = err.strip_prefix(&format!("{}: ", r.name)).unwrap_or(err);
                 writeln!(out, "{}: ERROR {reason}", r.name)?;
             }
+            (Some(Outcome::AlreadyRunning), None) if r.dependency => {
+                writeln!(out, "{}: already running (a dependency)", r.name)?
+            }
             (Some(Outcome::AlreadyRunning), None) => writeln!(out, "{}: already running", r.name)?,
+            (Some(_), None) if r.dependency => writeln!(out, "{}: started (a dependency)", r.name)?,
             (Some(Outcome::AlreadyStopped), None) => writeln!(out, "{}: already stopped", r.name)?,
             _ if !r.ok => {
                 failed = true;
@@ -209,11 +213,20 @@ fn report(results: &[ActionItem], done: &str, out: &mut Out) -> anyhow::Result<E
     })
 }
 
-/// `tend pid [NAME]`
-pub fn pid(client: &Client, name: Option<String>, out: &mut Out) -> anyhow::Result<ExitCode> {
+/// `tend pid [--json] [NAME]`
+pub fn pid(
+    client: &Client,
+    name: Option<String>,
+    json: bool,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
     let Some(name) = name else {
         let v: VersionResponse = client.call("GET", "/v1/version", NO_BODY)?;
-        writeln!(out, "{}", v.pid)?;
+        if json {
+            writeln!(out, "{}", serde_json::json!({ "pid": v.pid }))?;
+        } else {
+            writeln!(out, "{}", v.pid)?;
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let list: Vec<ProcessStatus> =
@@ -221,6 +234,11 @@ pub fn pid(client: &Client, name: Option<String>, out: &mut Out) -> anyhow::Resu
     let Some(p) = list.iter().find(|p| p.name.as_str() == name) else {
         bail!("no such process: {name}");
     };
+    if json {
+        // Not running is an answer here, not a failure: `pid` is null.
+        writeln!(out, "{}", serde_json::json!({ "name": name, "pid": p.pid }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match p.pid {
         Some(pid) => {
             writeln!(out, "{pid}")?;
@@ -314,8 +332,14 @@ pub fn remove(client: &Client, name: &str, out: &mut Out) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tend reload`: the daemon reads its config file again and applies it.
-pub fn reload(client: &Client, out: &mut Out) -> anyhow::Result<ExitCode> {
+/// `tend reload [--json]`: the daemon reads its config file again and applies it.
+pub fn reload(client: &Client, json: bool, out: &mut Out) -> anyhow::Result<ExitCode> {
+    if json {
+        let resp = client.call_raw("POST", "/v1/reload", NO_BODY)?;
+        out.write_all(&resp.body)?;
+        out.write_all(b"\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let resp: tend_server::api::ReloadResponse = client.call("POST", "/v1/reload", NO_BODY)?;
     let mut any = false;
     for (what, names) in [
@@ -404,6 +428,9 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
     if args.reopen {
         return reopen(client, out);
     }
+    if args.files {
+        return log_files(client, &args.patterns, args.json, out);
+    }
     // The status answer gives the width of the names (and a clear error for
     // a pattern that matches nothing) before the first line arrives.
     let list: Vec<ProcessStatus> = client.call("GET", &status_path(&args.patterns), NO_BODY)?;
@@ -436,28 +463,14 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
         if n == 0 {
             break;
         }
-        match serde_json::from_slice::<LogItem>(&line) {
-            Ok(LogItem::Line(item)) => {
-                let bytes = item.bytes().unwrap_or_else(|| {
-                    // Not base64: show what came rather than nothing.
-                    item.line_b64.clone().unwrap_or_default().into_bytes()
-                });
-                printer.line(
-                    &mut buf,
-                    &item.name,
-                    item.stream,
-                    &bytes,
-                    item.partial,
-                    item.continues,
-                );
+        if args.json {
+            // The API's objects, one per line, as they came.
+            buf.extend_from_slice(&line);
+            if !line.ends_with(b"\n") {
+                buf.push(b'\n');
             }
-            Ok(LogItem::Lagged { lagged }) => {
-                out.write_all(&buf)?;
-                buf.clear();
-                out.flush()?;
-                eprintln!("tend: {lagged} batches of lines were skipped (reading too slowly)");
-            }
-            Err(e) => bail!("cannot decode a line of the log stream: {e}"),
+        } else {
+            print_item(&mut printer, args.timestamps, &line, &mut buf, out)?;
         }
         // Follow mode shows each batch as soon as the daemon has sent it.
         if buf.len() >= 64 * 1024 || reader.buffer().is_empty() {
@@ -470,6 +483,73 @@ pub fn logs(client: &Client, args: LogsArgs, out: &mut Out) -> anyhow::Result<Ex
     }
     printer.finish(&mut buf);
     out.write_all(&buf)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Formats one item of the log stream into `buf`.
+fn print_item(
+    printer: &mut LinePrinter,
+    timestamps: bool,
+    line: &[u8],
+    buf: &mut Vec<u8>,
+    out: &mut Out,
+) -> anyhow::Result<()> {
+    match serde_json::from_slice::<LogItem>(line) {
+        Ok(LogItem::Line(item)) => {
+            if timestamps {
+                // Seconds with milliseconds, always in UTC: sortable and the
+                // same width; once per line, not per piece of one.
+                printer.next_stamp = Some(format!("{:.3} ", item.time));
+            }
+            let bytes = item.bytes().unwrap_or_else(|| {
+                // Not base64: show what came rather than nothing.
+                item.line_b64.clone().unwrap_or_default().into_bytes()
+            });
+            printer.line(
+                buf,
+                &item.name,
+                item.stream,
+                &bytes,
+                item.partial,
+                item.continues,
+            );
+        }
+        Ok(LogItem::Lagged { lagged }) => {
+            out.write_all(buf)?;
+            buf.clear();
+            out.flush()?;
+            eprintln!("tend: {lagged} batches of lines were skipped (reading too slowly)");
+        }
+        Err(e) => bail!("cannot decode a line of the log stream: {e}"),
+    }
+    Ok(())
+}
+
+/// `tend logs --files [--json] [PATTERN...]`
+fn log_files(
+    client: &Client,
+    patterns: &[String],
+    json: bool,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let path = tend_server::api::log_files_path(patterns);
+    if json {
+        let resp = client.call_raw("GET", &path, NO_BODY)?;
+        out.write_all(&resp.body)?;
+        out.write_all(b"\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: Vec<tend_server::api::LogFilesItem> = client.call("GET", &path, NO_BODY)?;
+    let width = list.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for i in &list {
+        match &i.stderr {
+            None => writeln!(out, "{:width$}  stdout+stderr {}", i.name, i.stdout)?,
+            Some(err) => {
+                writeln!(out, "{:width$}  stdout {}", i.name, i.stdout)?;
+                writeln!(out, "{:width$}  stderr {err}", i.name)?;
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

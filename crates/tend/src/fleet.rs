@@ -259,7 +259,10 @@ fn run(
     let mut stdout = output::stdout();
     let failed = match command {
         ClientCommand::Status { json, patterns } => status(&targets, json, &patterns, &mut stdout)?,
-        ClientCommand::Logs(args) if !args.reopen => logs(&targets, args, &mut stdout)?,
+        // Merged: the lines (`--reopen`, `--files` and `--json` answer per host).
+        ClientCommand::Logs(args) if !args.reopen && !args.files && !args.json => {
+            logs(&targets, args, &mut stdout)?
+        }
         ClientCommand::Restart {
             one_at_a_time: true,
             wait_ready,
@@ -296,10 +299,10 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
         ClientCommand::Signal { signal, patterns } => {
             commands::signal(client, *signal, patterns.clone(), &mut buf)
         }
-        ClientCommand::Pid { name } => commands::pid(client, name.clone(), &mut buf),
+        ClientCommand::Pid { name, json } => commands::pid(client, name.clone(), *json, &mut buf),
         ClientCommand::Add(args) => commands::add(client, args.clone(), &mut buf),
         ClientCommand::Remove { name } => commands::remove(client, name, &mut buf),
-        ClientCommand::Reload => commands::reload(client, &mut buf),
+        ClientCommand::Reload { json } => commands::reload(client, *json, &mut buf),
         ClientCommand::Shutdown => commands::shutdown(
             client,
             timeout.unwrap_or(commands::SHUTDOWN_TIMEOUT),

@@ -59,7 +59,9 @@ fn main() -> ExitCode {
     } = Cli::parse();
     let command = match command {
         Command::Up { detach, init } => return up(&config, socket.as_deref(), detach, init),
-        Command::Check { who } => return check(&config, who.as_deref()),
+        Command::Check { who, json } => return check(&config, who.as_deref(), json),
+        Command::Completions { shell } => return completions(shell),
+        Command::Man { dir } => return report(man(&dir)),
         Command::Passwd { token } => return report(access_cmds::passwd(token)),
         Command::Import { file } => return import(&file),
         Command::Supervisord { args } => {
@@ -158,10 +160,10 @@ fn client_verb(
             commands::signal(client, signal, patterns, out)
         }
         ClientCommand::Logs(args) => commands::logs(client, args, out),
-        ClientCommand::Pid { name } => commands::pid(client, name, out),
+        ClientCommand::Pid { name, json } => commands::pid(client, name, json, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),
-        ClientCommand::Reload => commands::reload(client, out),
+        ClientCommand::Reload { json } => commands::reload(client, json, out),
         ClientCommand::Shutdown => {
             commands::shutdown(client, timeout.unwrap_or(commands::SHUTDOWN_TIMEOUT), out)
         }
@@ -232,23 +234,96 @@ fn up(path: &Path, socket: Option<&Path>, detach: bool, init: bool) -> ExitCode 
 /// `tend check`: every problem; a program that cannot run (which the
 /// daemon would run the file without) makes it fail too. With `--who`,
 /// what that caller may do instead.
-fn check(path: &Path, who: Option<&str>) -> ExitCode {
+fn check(path: &Path, who: Option<&str>, json: bool) -> ExitCode {
+    if json && who.is_none() {
+        return check_json(path);
+    }
     match (load(path), who) {
         (Ok((c, _)), Some(who)) => report(access_cmds::who(&c, who)),
         (Ok((c, 0)), None) => {
-            println!("{}: OK ({} processes)", path.display(), c.processes.len());
+            println!(
+                "{}: OK ({})",
+                path.display(),
+                plural(c.processes.len(), "process")
+            );
             ExitCode::SUCCESS
         }
         (Ok((c, failed)), None) => {
             println!(
-                "{}: {} processes run; {failed} program problem(s) above (supervisord and tend run the rest)",
+                "{}: {} run; {failed} program problem(s) above (supervisord and tend run the rest)",
                 path.display(),
-                c.processes.len()
+                plural(c.processes.len(), "process")
             );
             ExitCode::FAILURE
         }
         (Err(code), _) => code,
     }
+}
+
+/// `tend check --json`: the same verdict as one JSON object on stdout.
+fn check_json(path: &Path) -> ExitCode {
+    let (ok, processes, errors, warnings) = match config::load_any(path) {
+        Ok(loaded) => (
+            true,
+            loaded.config.processes.len(),
+            Vec::new(),
+            loaded.warnings.iter().map(config::render_warning).collect(),
+        ),
+        Err(errors) => (
+            false,
+            0,
+            errors
+                .to_string()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            Vec::new(),
+        ),
+    };
+    let v = serde_json::json!({
+        "file": path.display().to_string(),
+        "ok": ok,
+        "processes": processes,
+        "errors": errors,
+        "warnings": warnings,
+    });
+    println!("{v}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CONFIG)
+    }
+}
+
+/// "1 process", "2 processes".
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else if word.ends_with('s') {
+        format!("{n} {word}es")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// `tend completions SHELL`
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "tend", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+/// `tend man DIR`: tend.1 and a page per command (tend-status.1, ...).
+fn man(dir: &Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cmd = Cli::command();
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
+    println!("man pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit code of a local verb, its error printed.

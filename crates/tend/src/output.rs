@@ -94,6 +94,9 @@ pub struct LinePrinter {
     pub prefixer: Prefixer,
     /// The last line printed has no newline yet: whose it is.
     open: Option<(String, tend_core::logs::Stream)>,
+    /// Printed before the prefix of the next line that starts (not before
+    /// a piece that continues an open line): `tend logs --timestamps`.
+    pub next_stamp: Option<String>,
 }
 
 impl LinePrinter {
@@ -102,6 +105,7 @@ impl LinePrinter {
         LinePrinter {
             prefixer,
             open: None,
+            next_stamp: None,
         }
     }
 
@@ -130,7 +134,11 @@ impl LinePrinter {
         if self.open.take().is_some() && !join {
             out.push(b'\n');
         }
+        let stamp = self.next_stamp.take();
         if !join {
+            if let Some(stamp) = stamp {
+                out.extend_from_slice(stamp.as_bytes());
+            }
             self.prefixer.prefix(out, name);
         }
         self.prefixer.more(out, line);

@@ -9,6 +9,7 @@
 
 mod access;
 mod deps;
+mod envfile;
 pub mod hosts;
 mod http;
 mod logs;
@@ -120,6 +121,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         platform: crate::PlatformConfig::default(),
         web_root: crate::WebRoot::Dashboard,
         http: crate::HttpConfig::default(),
+        env: BTreeMap::new(),
     };
     let mut processes = None;
     let mut tasks = None;
@@ -157,6 +159,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     } = process::read_all(&mut cx, processes, tasks, &daemon.log_dir);
     if let Some(item) = groups {
         read_groups(&mut cx, item, &declared, &mut specs);
+    }
+    // `[daemon] env_file`: beneath every process's own variables.
+    for spec in &mut specs {
+        envfile::under(&mut spec.env, &daemon.env);
     }
 
     let errors = cx.into_diagnostics();
@@ -236,6 +242,14 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
 }
 
 const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
+    Field {
+        key: "env_file",
+        read: |cx, d, _, v| {
+            if let Some(vars) = envfile::read(cx, v) {
+                d.env = vars;
+            }
+        },
+    },
     Field {
         key: "socket",
         read: |cx, d, _, v| {

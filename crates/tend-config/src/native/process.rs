@@ -124,6 +124,15 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         },
     },
     Field {
+        key: "env_file",
+        // Beneath `env`, whichever comes first in the table.
+        read: |cx, d, _, v| {
+            if let Some(vars) = super::envfile::read(cx, v) {
+                super::envfile::under(&mut d.spec.env, &vars);
+            }
+        },
+    },
+    Field {
         key: "clear_env",
         read: |cx, d, _, v| d.spec.clear_env = cx.bool(v).unwrap_or(d.spec.clear_env),
     },

@@ -19,10 +19,11 @@ use crate::diag::{Cx, Span};
 /// The keys of a `[process.NAME]` that a task takes too. A task is never
 /// restarted and has no readiness: `restart`, `backoff`, `ready`, `health`,
 /// `notify`... make no sense for it.
-const SHARED: [&str; 12] = [
+const SHARED: [&str; 13] = [
     "command",
     "cwd",
     "env",
+    "env_file",
     "clear_env",
     "user",
     "group",

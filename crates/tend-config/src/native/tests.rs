@@ -984,3 +984,68 @@ roles = ["operator"]
         "{e}"
     );
 }
+
+/// `env_file` per process and in `[daemon]`, relative to the config file:
+/// the process's `env` wins over its `env_file`, which wins over the daemon's.
+#[test]
+fn env_files_are_read_relative_to_the_config_and_layered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("all.env"), "SHARED=daemon\nOVER=daemon\n").expect("write");
+    std::fs::create_dir(dir.path().join("web")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("web/.env"),
+        "# web's\nexport OVER=file\nMINE='from file'\nKEPT=file\n",
+    )
+    .expect("write");
+    let path = dir.path().join("tend.toml");
+    let text = r#"
+[process.web]
+env = { KEPT = "env" }
+env_file = "web/.env"
+command = "true"
+
+[process.other]
+command = "true"
+
+[daemon]
+env_file = "all.env"
+"#;
+    std::fs::write(&path, text).expect("write");
+    let c = load(&path).expect("loads");
+    let web = c
+        .processes
+        .iter()
+        .find(|p| p.name == name("web"))
+        .expect("web");
+    assert_eq!(web.env["MINE"], "from file");
+    assert_eq!(web.env["KEPT"], "env", "env wins over env_file");
+    assert_eq!(web.env["OVER"], "file", "env_file wins over [daemon]'s");
+    assert_eq!(web.env["SHARED"], "daemon");
+    let other = c
+        .processes
+        .iter()
+        .find(|p| p.name == name("other"))
+        .expect("other");
+    assert_eq!(other.env["OVER"], "daemon");
+
+    // A missing file and a bad line are errors at the key, naming the file (and line).
+    std::fs::write(dir.path().join("bad.env"), "A=1\nnot a line\n").expect("write");
+    let text = "[process.a]\ncommand = \"true\"\nenv_file = \"bad.env\"\n[process.b]\ncommand = \"true\"\nenv_file = \"nope.env\"\n";
+    std::fs::write(&path, text).expect("write");
+    let errs: Vec<String> = load(&path)
+        .expect_err("errors")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("tend.toml:3:") && e.contains("bad.env:2:")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("tend.toml:6:") && e.contains("nope.env")),
+        "{errs:?}"
+    );
+}

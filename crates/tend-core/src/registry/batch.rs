@@ -100,28 +100,35 @@ impl Registry {
                 })
                 .collect::<Vec<_>>()
         };
+        // Start and restart follow one rule: the stopped dependencies of the
+        // targets start first, in the same level as the targets (spawned in
+        // priority order; the dependents wait for them), and are reported
+        // too, so the caller sees everything that was done.
+        let start_level = |reg: &Registry| {
+            let mut with_deps = reg.down_dependencies(&asc);
+            with_deps.retain(|n| !asc.contains(n));
+            let mut level: Vec<Step> = reg
+                .sorted(with_deps)
+                .into_iter()
+                .map(|name| Step {
+                    name,
+                    op: Op::StartNoDeps,
+                    report: true,
+                })
+                .collect();
+            level.extend(steps(Op::Start));
+            level
+        };
         match op {
             Op::Stop | Op::Remove => b.levels.extend(stop_levels(op, true, self)),
             Op::Restart => {
+                let start = start_level(self);
                 b.levels.extend(stop_levels(Op::Stop, false, self));
-                b.levels.push_back(steps(Op::Start));
+                b.levels.push_back(start);
             }
             Op::Start => {
-                // Stopped dependencies start first, in the same level: they
-                // are spawned in priority order and the dependents wait.
-                let mut with_deps = self.down_dependencies(&asc);
-                with_deps.retain(|n| !asc.contains(n));
-                let mut level: Vec<Step> = self
-                    .sorted(with_deps)
-                    .into_iter()
-                    .map(|name| Step {
-                        name,
-                        op: Op::StartNoDeps,
-                        report: false,
-                    })
-                    .collect();
-                level.extend(steps(Op::Start));
-                b.levels.push_back(level);
+                let start = start_level(self);
+                b.levels.push_back(start);
             }
             Op::StartNoDeps | Op::Signal(_) => b.levels.push_back(steps(op)),
         }

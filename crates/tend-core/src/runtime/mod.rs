@@ -258,22 +258,22 @@ impl Supervisor {
 
     /// Starts one process by name.
     pub async fn start(&self, name: &str) -> Result<Outcome, Error> {
-        one(self.start_many(vec![known(name)?]).await?)
+        one(name, self.start_many(vec![known(name)?]).await?)
     }
 
     /// Stops one process by name.
     pub async fn stop(&self, name: &str) -> Result<Outcome, Error> {
-        one(self.stop_many(vec![known(name)?]).await?)
+        one(name, self.stop_many(vec![known(name)?]).await?)
     }
 
     /// Restarts one process by name.
     pub async fn restart(&self, name: &str) -> Result<Outcome, Error> {
-        one(self.restart_many(vec![known(name)?]).await?)
+        one(name, self.restart_many(vec![known(name)?]).await?)
     }
 
     /// Sends `sig` to one process.
     pub async fn signal(&self, name: &str, sig: Signal) -> Result<Outcome, Error> {
-        one(self.signal_many(vec![known(name)?], sig).await?)
+        one(name, self.signal_many(vec![known(name)?], sig).await?)
     }
 
     /// Starts every process whose `autostart` is set (what `tend up` does).
@@ -346,8 +346,11 @@ fn known(name: &str) -> Result<Name, Error> {
     Name::new(name).map_err(|_| Error::UnknownProcess(name.to_string()))
 }
 
-fn one(mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
-    match v.pop() {
+/// The result of `name` in a batch's results (which list its dependencies
+/// too, when a start started them).
+fn one(name: &str, mut v: Vec<ActionResult>) -> Result<Outcome, Error> {
+    let at = v.iter().position(|r| r.name.as_str() == name);
+    match at.map(|i| v.swap_remove(i)).or_else(|| v.pop()) {
         Some(r) => r.result,
         None => Err(Error::ShuttingDown),
     }

@@ -131,8 +131,11 @@ fn a_failed_dependency_blocks_and_a_start_request_says_why() {
     sim.advance(secs(1));
     sim.crash("migrate", ExitInfo::Code(3));
     let r = sim.results(b).unwrap();
+    // The dependency started on web's behalf is reported too.
+    assert!(r.iter().any(|(n, _)| n == "migrate"), "{r:?}");
+    let web = r.iter().find(|(n, _)| n == "web").expect("web is reported");
     assert!(
-        r[0].1
+        web.1
             .as_ref()
             .unwrap_err()
             .contains("migrate exited without success"),
@@ -144,6 +147,40 @@ fn a_failed_dependency_blocks_and_a_start_request_says_why() {
     sim.advance(secs(1));
     sim.crash("migrate", ExitInfo::Code(0));
     assert_eq!(sim.state("web"), StateName::Running);
+}
+
+/// One rule for start and restart: the stopped dependencies of the targets
+/// are started first, and every process acted on is in the results.
+#[test]
+fn start_and_restart_both_start_stopped_dependencies_and_report_them() {
+    for op in [Op::Start, Op::Restart] {
+        let mut sim = Sim::new();
+        sim.add(spec("db")).unwrap();
+        sim.add(with_deps(
+            "worker",
+            vec![dep("db", Condition::Started, false)],
+        ))
+        .unwrap();
+        sim.start_service();
+        assert_eq!(sim.state("worker"), StateName::Running);
+        sim.request(Op::Stop, &["db"]);
+        sim.advance(secs(1));
+        assert_eq!(sim.state("db"), StateName::Stopped);
+        assert_eq!(
+            sim.state("worker"),
+            StateName::Running,
+            "a plain edge: worker stays"
+        );
+        let b = sim.request(op, &["worker"]);
+        sim.advance(secs(2));
+        let r = sim.results(b).expect("the batch is done");
+        assert_eq!(sim.state("db"), StateName::Running, "{op:?}");
+        assert_eq!(sim.state("worker"), StateName::Running, "{op:?}");
+        let mut names: Vec<&str> = r.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["db", "worker"], "{op:?}: {r:?}");
+        assert!(r.iter().all(|(_, res)| res.is_ok()), "{op:?}: {r:?}");
+    }
 }
 
 #[test]

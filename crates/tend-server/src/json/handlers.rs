@@ -125,6 +125,7 @@ pub(crate) fn permitted(
                     ok: false,
                     outcome: None,
                     error: Some(denied.to_string()),
+                    dependency: false,
                 });
             }
         }
@@ -142,7 +143,7 @@ pub(crate) fn permitted(
 
 /// The patterns of a status query, and whether it asks for `stats=true`
 /// (what each process uses, read for this request).
-fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bool)> {
+pub(crate) fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bool)> {
     let mut out = Vec::new();
     let mut stats = false;
     for pair in query
@@ -182,12 +183,13 @@ pub(crate) async fn start(
     JsonBody(req): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
     let (names, refused) = resolve(&st, &caller, &req.targets, "start").await?;
+    let targets: HashSet<Name> = names.iter().cloned().collect();
     let done = if req.no_deps {
         st.supervisor().start_many_no_deps(names).await?
     } else {
         st.supervisor().start_many(names).await?
     };
-    results(&caller, "start", done, refused)
+    with_dependencies(results(&caller, "start", done, refused), &targets)
 }
 
 /// `POST /v1/stop`
@@ -212,12 +214,9 @@ pub(crate) async fn restart(
     JsonBody(req): JsonBody<TargetsRequest>,
 ) -> ApiResult<Json<ActionResponse>> {
     let (names, refused) = resolve(&st, &caller, &req.targets, "restart").await?;
-    results(
-        &caller,
-        "restart",
-        st.supervisor().restart_many(names).await?,
-        refused,
-    )
+    let targets: HashSet<Name> = names.iter().cloned().collect();
+    let done = st.supervisor().restart_many(names).await?;
+    with_dependencies(results(&caller, "restart", done, refused), &targets)
 }
 
 /// `POST /v1/signal`
@@ -394,6 +393,19 @@ async fn resolve(
     // priority order (the status snapshot's).
     let all = caller.visible(st.supervisor().status().await?);
     permitted(caller, &all, targets, Right::Control, action)
+}
+
+/// Marks the results of processes the request did not name: dependencies
+/// a start or restart started first.
+fn with_dependencies(
+    resp: ApiResult<Json<ActionResponse>>,
+    targets: &HashSet<Name>,
+) -> ApiResult<Json<ActionResponse>> {
+    let Json(mut resp) = resp?;
+    for item in &mut resp.results {
+        item.dependency = item.error.is_none() && !targets.iter().any(|t| t.as_str() == item.name);
+    }
+    Ok(Json(resp))
 }
 
 fn results(

@@ -53,6 +53,7 @@ routes! {
     delete "/v1/processes/{name}" => handlers::remove;
     get "/v1/logs" => logs::logs;
     get "/v1/logs/file" => more::log_file;
+    get "/v1/logs/files" => more::log_files;
     post "/v1/logs/reopen" => logs::reopen;
     get "/v1/events" => crate::events::events;
     get "/v1/graph" => more::graph;

@@ -389,6 +389,41 @@ pub(crate) async fn stdin(
     }))
 }
 
+/// `GET /v1/logs/files?pattern=P...`: where each process's output is written.
+pub(crate) async fn log_files(
+    State(st): State<Daemon>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Vec<crate::api::LogFilesItem>>> {
+    let (patterns, _) = super::handlers::status_patterns(query.as_deref())?;
+    let all = caller.visible(st.supervisor().status().await?);
+    let names = select(&all, &patterns)?;
+    let target = |t: &LogTarget| match t {
+        LogTarget::File(p) => p.display().to_string(),
+        LogTarget::Inherit => "inherit".to_string(),
+        LogTarget::Null => "null".to_string(),
+        LogTarget::Memory => "memory".to_string(),
+    };
+    let config = st.config();
+    Ok(Json(
+        names
+            .iter()
+            .filter_map(|n| {
+                let pc = config.process_config(n.as_str())?;
+                if !caller.may_str(Right::Logs, n.as_str(), pc.spec.group.as_str()) {
+                    return None;
+                }
+                let logs = &pc.spec.logs;
+                Some(crate::api::LogFilesItem {
+                    name: n.to_string(),
+                    stdout: target(&logs.stdout),
+                    stderr: (!logs.merge_stderr).then(|| target(&logs.stderr)),
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// `GET /v1/logs/file?name=N&stream=stdout|stderr`: the log file itself.
 pub(crate) async fn log_file(
     State(st): State<Daemon>,

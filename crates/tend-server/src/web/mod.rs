@@ -274,12 +274,13 @@ fn table(h: &mut String, rows: &[&ProcessStatus], caller: &Caller, stdin: &HashS
             let _ = writeln!(
                 h,
                 "<tr class=\"grp\"><td class=\"c-sel\"><input type=\"checkbox\" class=\"gsel\" aria-label=\"Select group {g}\"></td>\
-                 <th colspan=\"10\" scope=\"rowgroup\">group {g} <span class=\"muted\">({} processes)</span></th>\
+                 <th colspan=\"10\" scope=\"rowgroup\">group {g} <span class=\"muted\">({} process{})</span></th>\
                  <td class=\"acts\"><button data-act=\"start\" data-scope=\"group\">Start</button>\
                  <button data-act=\"stop\" data-scope=\"group\">Stop</button>\
                  <button data-act=\"restart\" data-scope=\"group\">Restart</button></td>\
                  <td><output class=\"result\" aria-live=\"polite\"></output></td></tr>",
-                members.len()
+                members.len(),
+                if members.len() == 1 { "" } else { "es" }
             );
         }
         for s in members {

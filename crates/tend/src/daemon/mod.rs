@@ -550,10 +550,10 @@ async fn daemon(
         .as_deref()
         .and_then(|p| pidfile::write_pidfile(p, supervisord));
     let started = format!(
-        "tend {} (pid {}) serving {} processes on {}",
+        "tend {} (pid {}) serving {} on {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        processes.len(),
+        crate::plural(processes.len(), "process"),
         serving.socket.display()
     );
     if supervisord {

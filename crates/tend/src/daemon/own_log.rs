@@ -295,7 +295,7 @@ fn log_event(ev: &Event) {
                 tend_core::duration::format(std::time::Duration::from_millis(*delay_ms))
             )
         }
-        Event::GaveUp { name, reason } => error!("{name}: gave up: {reason}"),
+        Event::GaveUp { name, reason } => error!("{}", gave_up_line(name.as_str(), reason)),
         Event::Killed { name, pid } => {
             warn!("{name}: did not stop in time; sent SIGKILL (pid {pid})")
         }
@@ -315,5 +315,32 @@ fn log_event(ev: &Event) {
         Event::Removed { name } => info!("{name}: removed"),
         Event::StateChanged { name, from, to } => debug!("{name}: {from} -> {to}"),
         _ => debug!("{ev:?}"),
+    }
+}
+
+/// The daemon's log line for a process that gave up: the reason once, not
+/// "gave up: gave up after...".
+fn gave_up_line(name: &str, reason: &str) -> String {
+    if reason.starts_with("gave up") {
+        format!("{name}: {reason}")
+    } else {
+        format!("{name}: gave up: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod gave_up_tests {
+    use super::gave_up_line;
+
+    #[test]
+    fn says_gave_up_once() {
+        assert_eq!(
+            gave_up_line("web", "gave up after 3 quick deaths in a row"),
+            "web: gave up after 3 quick deaths in a row"
+        );
+        assert_eq!(
+            gave_up_line("web", "spawn error: no such file"),
+            "web: gave up: spawn error: no such file"
+        );
     }
 }

@@ -436,7 +436,10 @@ depends_on = { db = "started" }
     assert!(is(&d.proc("db"), "stopped") && is(&d.proc("web"), "stopped"));
     // Without --no-deps, db comes first.
     let run = d.ok(&["start", "web"]);
-    assert_eq!(run.stdout, "web: started\n", "{run}");
+    assert_eq!(
+        run.stdout, "db: started (a dependency)\nweb: started\n",
+        "{run}"
+    );
     assert!(is(&d.proc("db"), "running"));
     assert!(is(&d.proc("web"), "running"));
 }
@@ -518,7 +521,10 @@ command = ["sleep", "1000"]
     let runs = d.dir.path().join("runs.txt");
     assert_eq!(read(&runs), "");
     let run = d.ok(&["start", "web"]);
-    assert_eq!(run.stdout, "web: started\n", "{run}");
+    assert_eq!(
+        run.stdout, "migrate: started (a dependency)\nweb: started\n",
+        "{run}"
+    );
     assert_eq!(read(&runs), "run\n");
     assert!(is(&d.proc("migrate"), "exited"));
     // Completed already: a restart of web does not run it again.

@@ -9,6 +9,7 @@ mod access;
 mod backoff;
 mod config;
 mod control;
+mod conveniences;
 mod daemon;
 mod deps;
 mod dropin;
