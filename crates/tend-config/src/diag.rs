@@ -93,6 +93,16 @@ impl<'a> Cx<'a> {
         self.errors.push((span.start, message.into()));
     }
 
+    /// The file, as given to the reader.
+    pub(super) fn file_path(&self) -> &'a Path {
+        self.file
+    }
+
+    /// The whole text.
+    pub(super) fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// How many errors have been recorded so far.
     pub(super) fn error_count(&self) -> usize {
         self.errors.len()

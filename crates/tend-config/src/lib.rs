@@ -49,6 +49,7 @@ pub use check::check_spec;
 pub use declared::{Declared, GroupConfig, ProcessConfig, ReloadPlan};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
+pub use native::hosts;
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
 pub use platform::{CgroupMode, HealthListen, PlatformConfig};
 pub use socket::{default_socket, fallback_socket, runtime_dir};

@@ -49,9 +49,26 @@ pub struct Cli {
 pub struct RemoteArgs {
     /// The daemon to talk to: `https://HOST:PORT`, `http://127.0.0.1:PORT`
     /// (plain HTTP to this machine only, unless --insecure) or
-    /// `unix:///PATH`.
-    #[arg(long, global = true, env = "TEND_HOST", value_name = "URL")]
+    /// `unix:///PATH`; or hosts of the hosts file, in parallel: `web1,web2`,
+    /// `@GROUP`, `all`.
+    #[arg(
+        short = 'H',
+        long,
+        global = true,
+        env = "TEND_HOST",
+        value_name = "URL|HOSTS"
+    )]
     pub host: Option<String>,
+    /// The hosts file that -H names come from (default:
+    /// `~/.config/tend/hosts.toml`).
+    #[arg(long, global = true, env = "TEND_HOSTS", value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// Give up on a host after this long: to connect, to finish TLS, to
+    /// answer a query (default 5s with -H names; actions then wait as long as
+    /// the processes take unless this is given). With `shutdown`: how long to
+    /// wait for the daemon to exit (default 2m).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Option<std::time::Duration>,
     /// Check the daemon's certificate against the CA certificates in FILE
     /// (PEM) instead of the system's.
     #[arg(long, global = true, env = "TEND_CA", value_name = "FILE")]
@@ -220,6 +237,18 @@ pub enum ClientCommand {
     },
     /// Stop, then start processes.
     Restart {
+        /// With several hosts: one host after the other, not all at once;
+        /// stop at the first host where it fails.
+        #[arg(long)]
+        one_at_a_time: bool,
+        /// Wait until the restarted processes are ready (running, and their
+        /// readiness check passed) before the next host; stop at the first
+        /// host where they do not become ready.
+        #[arg(long, requires = "one_at_a_time")]
+        wait_ready: bool,
+        /// How long --wait-ready waits on each host.
+        #[arg(long, default_value = "1m", value_parser = parse_duration, value_name = "DUR")]
+        ready_timeout: std::time::Duration,
         /// Names, globs (`web-*`), `GROUP:*` or `all`.
         #[arg(value_name = "PATTERN", required = true)]
         patterns: Vec<String>,
@@ -257,16 +286,13 @@ pub enum ClientCommand {
         /// The process name.
         name: String,
     },
-    /// Stop every process and the daemon.
-    Shutdown {
-        /// Give up waiting after this long.
-        #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DUR")]
-        timeout: std::time::Duration,
-    },
+    /// Stop every process and the daemon (waits --timeout, 2m by default,
+    /// for it to exit).
+    Shutdown,
 }
 
 /// `tend logs`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LogsArgs {
     /// Keep printing new lines as they come, until interrupted.
     #[arg(short = 'f', long)]
@@ -301,7 +327,7 @@ pub struct LogsArgs {
 }
 
 /// `tend add`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AddArgs {
     /// The process name.
     pub name: String,

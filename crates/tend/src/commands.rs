@@ -1,6 +1,6 @@
 //! The client verbs: each talks to the daemon and prints a result.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -357,6 +357,9 @@ pub fn reload(client: &Client, json: bool, out: &mut Out) -> anyhow::Result<Exit
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long `tend shutdown` waits for the daemon to exit, by default.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `tend shutdown`: asks the daemon to stop and waits until it has exited.
 pub fn shutdown(client: &Client, timeout: Duration, out: &mut Out) -> anyhow::Result<ExitCode> {

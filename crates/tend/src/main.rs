@@ -6,6 +6,7 @@ mod client;
 mod commands;
 use tend_config as config;
 mod daemon;
+mod fleet;
 mod links;
 mod output;
 mod pidproxy;
@@ -70,10 +71,21 @@ fn main() -> ExitCode {
         Command::InstallSupervisorLinks { dir, force } => return links::install(&dir, force),
         Command::Client(c) => c,
     };
+    if let Some(selection) = remote.host.as_deref().filter(|h| fleet::is_selection(h)) {
+        return fleet::main(&remote, selection, command);
+    }
     let mut out = output::stdout();
+    let timeout = remote.timeout;
     let result = host(&remote, socket.as_deref(), &config)
         .and_then(Client::for_host)
-        .and_then(|client| client_verb(&client, command, &mut out))
+        .map(|client| match (timeout, &command) {
+            // With shutdown, the timeout is how long to wait for the exit.
+            (Some(t), c) if !matches!(c, ClientCommand::Shutdown) => {
+                client.with_timeouts(t, Some(t))
+            }
+            _ => client,
+        })
+        .and_then(|client| client_verb(&client, command, timeout, &mut out))
         .and_then(|code| {
             out.flush()?;
             Ok(code)
@@ -122,6 +134,7 @@ fn host(
 fn client_verb(
     client: &Client,
     command: ClientCommand,
+    timeout: Option<std::time::Duration>,
     out: &mut output::Out,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -130,8 +143,18 @@ fn client_verb(
             commands::start(client, patterns, no_deps, out)
         }
         ClientCommand::Stop { patterns } => commands::batch(client, Batch::Stop, patterns, out),
-        ClientCommand::Restart { patterns } => {
-            commands::batch(client, Batch::Restart, patterns, out)
+        ClientCommand::Restart {
+            patterns,
+            wait_ready,
+            ready_timeout,
+            ..
+        } => {
+            let code = commands::batch(client, Batch::Restart, patterns.clone(), out)?;
+            if wait_ready && code == ExitCode::SUCCESS {
+                fleet::wait_ready(client, &patterns, ready_timeout)?;
+                writeln!(out, "ready")?;
+            }
+            Ok(code)
         }
         ClientCommand::Signal { signal, patterns } => {
             commands::signal(client, signal, patterns, out)
@@ -141,7 +164,9 @@ fn client_verb(
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),
         ClientCommand::Reload { json } => commands::reload(client, json, out),
-        ClientCommand::Shutdown { timeout } => commands::shutdown(client, timeout, out),
+        ClientCommand::Shutdown => {
+            commands::shutdown(client, timeout.unwrap_or(commands::SHUTDOWN_TIMEOUT), out)
+        }
     }
 }
 

@@ -7,12 +7,13 @@ use serde::Deserialize;
 use tend_core::model::status::{Health, ProbeKind};
 use tend_core::{ExitInfo, StateName};
 
-/// Buffered stdout. Output is written once at the end, and a closed pipe
-/// (`tend status | head`) is not an error worth reporting.
-pub type Out = BufWriter<Stdout>;
+/// Where a verb writes: buffered stdout (written once at the end; a closed
+/// pipe, `tend status | head`, is not an error worth reporting), or one
+/// host's buffer when several answer.
+pub type Out = dyn io::Write;
 
 /// A buffered stdout.
-pub fn stdout() -> Out {
+pub fn stdout() -> BufWriter<Stdout> {
     BufWriter::with_capacity(64 * 1024, io::stdout())
 }
 
@@ -263,6 +264,12 @@ pub struct CheckRow<'a> {
 
 /// The `tend status` table.
 pub fn status_table(list: &[Row<'_>]) -> String {
+    status_table_hosts(None, list)
+}
+
+/// The `tend status` table, with a HOST column first when `hosts` is
+/// given (`hosts[i]` is the host of `list[i]`).
+pub fn status_table_hosts(hosts: Option<&[&str]>, list: &[Row<'_>]) -> String {
     // Hand-written: plain columns, two spaces apart, PID and RESTARTS
     // right-aligned. A table crate spent more time than the whole round trip
     // to the daemon with a thousand rows.
@@ -277,11 +284,17 @@ pub fn status_table(list: &[Row<'_>]) -> String {
         "INFO",
     ];
     const RIGHT: [bool; 8] = [false, false, false, true, false, true, false, false];
+    let with_host = hosts.is_some();
     let dash = || Cow::Borrowed("-");
-    let rows: Vec<[Cow<'_, str>; 8]> = list
+    let rows: Vec<Vec<Cow<'_, str>>> = list
         .iter()
-        .map(|p| {
-            [
+        .enumerate()
+        .map(|(i, p)| {
+            let mut row = Vec::with_capacity(9);
+            if let Some(h) = hosts {
+                row.push(Cow::Borrowed(h.get(i).copied().unwrap_or("-")));
+            }
+            row.extend([
                 Cow::Borrowed(&*p.name),
                 Cow::Borrowed(&*p.group),
                 Cow::Borrowed(p.state.as_str()),
@@ -292,21 +305,30 @@ pub fn status_table(list: &[Row<'_>]) -> String {
                     .as_ref()
                     .map_or_else(dash, |e| Cow::Owned(exit(e))),
                 Cow::Owned(info(p)),
-            ]
+            ]);
+            row
         })
         .collect();
-    let mut width = HEADER.map(|h| h.chars().count());
+    let mut header: Vec<&str> = Vec::with_capacity(9);
+    let mut right: Vec<bool> = Vec::with_capacity(9);
+    if with_host {
+        header.push("HOST");
+        right.push(false);
+    }
+    header.extend(HEADER);
+    right.extend(RIGHT);
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut s = String::with_capacity((rows.len() + 1) * 100);
-    let line = |cells: [&str; 8], s: &mut String| {
+    let line = |cells: &mut dyn Iterator<Item = &str>, s: &mut String| {
         let start = s.len();
-        for (i, cell) in cells.iter().enumerate() {
+        for (i, cell) in cells.enumerate() {
             let pad = width[i].saturating_sub(cell.chars().count());
-            if RIGHT[i] {
+            if right[i] {
                 s.extend(std::iter::repeat_n(' ', pad));
                 s.push_str(cell);
             } else {
@@ -319,9 +341,9 @@ pub fn status_table(list: &[Row<'_>]) -> String {
         s.truncate(end);
         s.push('\n');
     };
-    line(HEADER, &mut s);
+    line(&mut header.iter().copied(), &mut s);
     for row in &rows {
-        line(row.each_ref().map(|c| &**c), &mut s);
+        line(&mut row.iter().map(|c| &**c), &mut s);
     }
     s
 }

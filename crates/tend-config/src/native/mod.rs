@@ -10,6 +10,7 @@
 mod access;
 mod deps;
 mod envfile;
+pub mod hosts;
 mod http;
 mod logs;
 mod platform;

@@ -56,6 +56,13 @@ pub enum ClientError {
         /// What went wrong.
         message: String,
     },
+    /// The daemon did not answer within the timeout (`--timeout`).
+    Timeout {
+        /// The socket or URL.
+        at: String,
+        /// How long it waited.
+        after: Duration,
+    },
     /// The daemon answered with an error status.
     Api {
         /// The daemon's message.
@@ -76,6 +83,11 @@ impl std::fmt::Display for ClientError {
             ClientError::Protocol { at, message } => {
                 write!(f, "bad answer from the tend daemon at {at}: {message}")
             }
+            ClientError::Timeout { at, after } => write!(
+                f,
+                "no answer from the tend daemon at {at} within {} (--timeout)",
+                tend_core::duration::format(*after)
+            ),
             ClientError::Api { message, .. } => f.write_str(message),
         }
     }
@@ -106,6 +118,28 @@ pub struct Client {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// The `Host` header's value.
     host_header: String,
+    /// How long opening a TCP connection (and its TLS handshake) may take.
+    connect_timeout: Duration,
+    /// How long a read or a write may wait (none: as long as it takes). A
+    /// stream's body, once its head came, waits as long as it takes.
+    io_timeout: Option<Duration>,
+}
+
+/// The socket under a connection, to change its timeouts after the head.
+enum Sock {
+    Unix(UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+impl Sock {
+    fn set_timeouts(&self, t: Option<Duration>) {
+        // A zero timeout is refused by the standard library; none is meant.
+        let t = t.filter(|t| !t.is_zero());
+        let _ = match self {
+            Sock::Unix(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+            Sock::Tcp(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+        };
+    }
 }
 
 impl Client {
@@ -117,7 +151,24 @@ impl Client {
             auth: None,
             tls: None,
             host_header: "localhost".to_string(),
+            connect_timeout: CONNECT_TIMEOUT,
+            io_timeout: None,
         }
+    }
+
+    /// The same client, giving up on connecting (and the TLS handshake)
+    /// after `connect`, and on any read or write of a plain answer after
+    /// `io` (the body of a stream waits as long as it takes).
+    pub fn with_timeouts(mut self, connect: Duration, io: Option<Duration>) -> Client {
+        self.connect_timeout = connect;
+        self.io_timeout = io;
+        self
+    }
+
+    /// The same client with another read and write timeout.
+    pub fn with_io_timeout(mut self, io: Option<Duration>) -> Client {
+        self.io_timeout = io;
+        self
     }
 
     /// A client for `host` (its TLS configuration is built here: the CA
@@ -148,6 +199,8 @@ impl Client {
             host,
             tls,
             host_header,
+            connect_timeout: CONNECT_TIMEOUT,
+            io_timeout: None,
         })
     }
 
@@ -179,7 +232,7 @@ impl Client {
         };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
         for addr in (host.as_str(), *port).to_socket_addrs()? {
-            match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            match std::net::TcpStream::connect_timeout(&addr, self.connect_timeout) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     return Ok(s);
@@ -190,18 +243,36 @@ impl Client {
         Err(last)
     }
 
-    fn connect(&self) -> Result<Box<dyn Conn>, ClientError> {
+    fn connect(&self) -> Result<(Box<dyn Conn>, Option<Sock>), ClientError> {
         let unreachable = |source| ClientError::Unreachable {
             at: self.at(),
             source,
         };
         let host = match &self.host.url {
-            Endpoint::Unix(p) => return Ok(Box::new(UnixStream::connect(p).map_err(unreachable)?)),
+            Endpoint::Unix(p) => {
+                let s = UnixStream::connect(p).map_err(unreachable)?;
+                let sock = s.try_clone().ok().map(Sock::Unix);
+                if let Some(sock) = &sock {
+                    sock.set_timeouts(self.io_timeout);
+                }
+                return Ok((Box::new(s), sock));
+            }
             Endpoint::Tcp { host, .. } => host,
         };
         let mut tcp = self.tcp().map_err(unreachable)?;
+        let sock = tcp.try_clone().ok().map(Sock::Tcp);
+        if let Some(sock) = &sock {
+            // The handshake is part of connecting.
+            sock.set_timeouts(Some(
+                self.io_timeout
+                    .map_or(self.connect_timeout, |t| t.min(self.connect_timeout)),
+            ));
+        }
         let Some(config) = &self.tls else {
-            return Ok(Box::new(tcp));
+            if let Some(sock) = &sock {
+                sock.set_timeouts(self.io_timeout);
+            }
+            return Ok((Box::new(tcp), sock));
         };
         let tls_err = |message: String| ClientError::Tls {
             at: self.at(),
@@ -215,7 +286,23 @@ impl Client {
             conn.complete_io(&mut tcp)
                 .map_err(|e| tls_err(e.to_string()))?;
         }
-        Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+        if let Some(sock) = &sock {
+            sock.set_timeouts(self.io_timeout);
+        }
+        Ok((Box::new(rustls::StreamOwned::new(conn, tcp)), sock))
+    }
+
+    /// A failed read of the answer: a timeout says how long it waited.
+    fn read_error(&self, e: &io::Error) -> ClientError {
+        match (e.kind(), self.io_timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(after)) => {
+                ClientError::Timeout {
+                    at: self.at(),
+                    after,
+                }
+            }
+            _ => self.protocol(format!("cannot read the answer: {e}")),
+        }
     }
 
     /// A [`ClientError::Protocol`] about this client's daemon.
@@ -248,7 +335,7 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Response, ClientError> {
-        let mut stream = self.connect()?;
+        let (mut stream, _sock) = self.connect()?;
         let body = body.unwrap_or_default();
         let mut req = self.head(method, path, "application/json");
         if !body.is_empty() || method != "GET" {
@@ -270,7 +357,7 @@ impl Client {
             // A TLS peer that closes without close_notify: what it sent is
             // still whole if its length says so (checked below).
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-            Err(e) => return Err(proto(format!("cannot read the answer: {e}"))),
+            Err(e) => return Err(self.read_error(&e)),
         }
         if raw.len() as u64 > MAX_ANSWER {
             return Err(proto(format!(
@@ -285,7 +372,7 @@ impl Client {
     /// read whole and becomes [`ClientError::Api`].
     pub fn stream(&self, path: &str) -> Result<BodyReader, ClientError> {
         let proto = |message| self.protocol(message);
-        let mut stream = self.connect()?;
+        let (mut stream, sock) = self.connect()?;
         let mut req = self.head("GET", path, "application/x-ndjson");
         req.extend_from_slice(b"\r\n");
         stream
@@ -297,7 +384,7 @@ impl Client {
             let before = head.len();
             let n = inner
                 .read_until(b'\n', &mut head)
-                .map_err(|e| proto(format!("cannot read the answer: {e}")))?;
+                .map_err(|e| self.read_error(&e))?;
             if n == 0 {
                 return Err(proto(
                     "the connection closed before the headers ended".into(),
@@ -326,6 +413,9 @@ impl Client {
         };
         let mut body = BodyReader { inner, kind };
         if (200..300).contains(&head.status) {
+            if let Some(sock) = &sock {
+                sock.set_timeouts(None);
+            }
             return Ok(body);
         }
         let mut raw = Vec::new();

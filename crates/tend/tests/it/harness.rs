@@ -328,7 +328,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output, args: &[&str]) -> Run {
+    pub fn from(out: Output, args: &[&str]) -> Run {
         Run {
             args: args.iter().map(|s| s.to_string()).collect(),
             code: out.status.code(),

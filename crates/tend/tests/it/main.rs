@@ -15,6 +15,7 @@ mod deps;
 mod dropin;
 mod events;
 mod examples;
+mod fleet;
 mod logs;
 mod metrics;
 mod platform;

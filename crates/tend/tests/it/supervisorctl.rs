@@ -1811,3 +1811,88 @@ command=/bin/sleep 100000
     );
     p.finish();
 }
+
+/// What a multi-host dashboard built on Supervisor's XML-RPC does (cesi,
+/// multivisor): poll `getAllProcessInfo` (and `getState`,
+/// `getSupervisorVersion`) on each machine's `http://HOST:PORT/RPC2`, and
+/// show name, group, state, exit status, spawn error and whether a pid is
+/// there. Printed per poll, the pids and times reduced to "there or not".
+const POLLER: &str = r#"
+import json, sys, time, xmlrpc.client
+url = sys.argv[1]
+proxy = xmlrpc.client.ServerProxy(url)
+polls = []
+for _ in range(3):
+    state = proxy.supervisor.getState()
+    procs = []
+    for p in proxy.supervisor.getAllProcessInfo():
+        procs.append({
+            'name': p['name'], 'group': p['group'], 'statename': p['statename'],
+            'state': p['state'], 'exitstatus': p['exitstatus'],
+            'spawnerr': p['spawnerr'], 'has_pid': p['pid'] > 0,
+            'started': p['start'] > 0, 'now': p['now'] > 0,
+            'keys': sorted(p.keys()),
+        })
+    polls.append({'state': state, 'procs': procs,
+                  'version': isinstance(proxy.supervisor.getSupervisorVersion(), str)})
+    time.sleep(0.2)
+print(json.dumps(polls, sort_keys=True))
+"#;
+
+/// The poller of a dashboard sees on tend what it sees on supervisord, over
+/// TCP (`http://127.0.0.1:PORT`), one daemon per "machine".
+#[test]
+fn a_getallprocessinfo_poller_sees_the_same_as_against_supervisord() {
+    let Some(venv) = venv() else { return };
+    let conf = r#"[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[inet_http_server]
+port=127.0.0.1:{PORT}
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:sleeper]
+command=/bin/sleep 100000
+
+[program:idle]
+command=/bin/sleep 100000
+autostart=false
+
+[program:quitter]
+command=/bin/sh -c "exit 3"
+startsecs=0
+autorestart=false
+
+[group:pair]
+programs=sleeper,idle
+"#;
+    let mut p = Pair::start(venv, conf, &[("poller.py", POLLER)]);
+    p.wait_states(&[
+        ("pair:sleeper", "RUNNING"),
+        ("pair:idle", "STOPPED"),
+        ("quitter", "EXITED"),
+    ]);
+    let poll = |p: &Pair, kind: Kind| {
+        let side = p.side(kind);
+        let mut cmd = Command::new(&p.venv.python);
+        cmd.arg(p.root().join("poller.py"))
+            .arg(format!("http://127.0.0.1:{}/RPC2", side.port));
+        run_with_timeout(cmd, None, CTL_TIMEOUT)
+    };
+    let sup = poll(&p, Kind::Supervisord);
+    assert_eq!(sup.code, Some(0), "the poller against supervisord: {sup:?}");
+    assert!(sup.stdout.contains("\"statename\": \"EXITED\""), "{sup:?}");
+    let tend = poll(&p, Kind::Tend);
+    p.compare("(getAllProcessInfo poller)", sup, tend, How::Exact);
+    p.finish();
+}
