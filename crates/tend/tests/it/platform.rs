@@ -809,6 +809,7 @@ fn require_controller(d: &Daemon, c: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs cgroup v2 controllers delegated to tend (CI's cgroup2 has none: they are bound to v1); run with --ignored where systemd gives Delegate=yes"]
 fn an_oom_kill_is_its_own_exit_reason() {
     let d = Daemon::start(
         r#"
@@ -841,6 +842,7 @@ max = "30s"
 }
 
 #[test]
+#[ignore = "needs cgroup v2 controllers delegated to tend (CI's cgroup2 has none: they are bound to v1); run with --ignored where systemd gives Delegate=yes"]
 fn limits_are_written_to_the_processes_cgroup() {
     let d = Daemon::start(
         r#"
