@@ -349,8 +349,10 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         scraped(&d, "tend_telemetry_export_failures_total{signal=\"logs\"}")
             .is_some_and(|n| n >= 1.0)
     );
-    // tend status tells of it (after the table, on stderr).
-    let run = d.ok(&["status"]);
+    // tend status tells of it (after the table, on stderr); it exits 3,
+    // as supervisorctl does, since crash is fatal and flood in back-off.
+    let run = d.tend(&["status"]);
+    assert_eq!(run.code, Some(3), "{run}");
     assert!(
         run.stderr.contains("telemetry: ")
             && run.stderr.contains("dropped (logs ")
