@@ -33,28 +33,8 @@ MODES="${MODES:-exec notify flat}"
 marker="TEND_BENCH_RUN=$$-$(date +%s%N)"
 work="$(mktemp -d /tmp/tend-chain.XXXXXX)"
 
-cleanup() {
-    local status=$? pass pids
-    trap - EXIT INT TERM
-    for pass in 1 2 3 4 5; do
-        pids=()
-        for f in /proc/[0-9]*/environ; do
-            if grep -qzxF "$marker" "$f" 2>/dev/null; then
-                pid="${f#/proc/}"
-                pids+=("${pid%/environ}")
-            fi
-        done
-        [ "${#pids[@]}" -eq 0 ] && break
-        [ "$pass" -eq 1 ] && echo "cleanup: killing ${#pids[@]} leftover process(es)" >&2
-        kill -KILL "${pids[@]}" 2>/dev/null || true
-        sleep 0.2
-    done
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Kills what is left and removes $work on exit (bench/cleanup.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/cleanup.sh"
 
 if [ "${1:-}" = --no-build ]; then
     [ -x "$root/target/release/tend" ] || { echo "no $root/target/release/tend" >&2; exit 1; }

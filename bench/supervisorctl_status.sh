@@ -27,31 +27,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 work="$(mktemp -d /tmp/sctl-bench.XXXXXX)"
 marker="TEND_BENCH_STATUS=$$-$(date +%s%N)"
-export "${marker?}"
 
-cleanup() {
-    local status=$? pass pids f pid
-    trap - EXIT INT TERM
-    for pass in 1 2 3 4 5; do
-        pids=()
-        for f in /proc/[0-9]*/environ; do
-            if grep -qzxF "$marker" "$f" 2>/dev/null; then
-                pid="${f#/proc/}"
-                pid="${pid%/environ}"
-                [ "$pid" != "$$" ] && pids+=("$pid")
-            fi
-        done
-        [ "${#pids[@]}" -eq 0 ] && break
-        [ "$pass" -eq 1 ] && echo "cleanup: killing ${#pids[@]} leftover process(es)" >&2
-        kill -KILL "${pids[@]}" 2>/dev/null || true
-        sleep 0.2
-    done
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Kills what is left and removes $work on exit (bench/cleanup.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/cleanup.sh"
 
 echo "== building tend (release)" >&2
 (cd "$root" && cargo build --release -p tend --quiet)
