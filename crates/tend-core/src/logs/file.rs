@@ -970,10 +970,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn drops_on_a_full_disk() {
+    /// A tmpfs of `size` (`"64k"`) mounted in a new temporary directory,
+    /// unmounted when the guard drops; `None` after a counted skip (not
+    /// root, or no tmpfs here).
+    fn small_tmpfs(size: &str) -> Option<(tempfile::TempDir, PathBuf, Mount)> {
         if !tend_testkit::require_root("mounting a small tmpfs") {
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("mnt");
@@ -981,12 +983,25 @@ mod tests {
         // Not `mount(8)`: a reaper in another test of this binary may take
         // the exit status of any child.
         let flags = nix::mount::MsFlags::empty();
-        if let Err(e) =
-            nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), flags, Some("size=64k"))
-        {
-            tend_testkit::require!(false, "cannot mount a tmpfs here: {e}");
+        let data = format!("size={size}");
+        if let Err(e) = nix::mount::mount(
+            Some("tmpfs"),
+            &mnt,
+            Some("tmpfs"),
+            flags,
+            Some(data.as_str()),
+        ) {
+            tend_testkit::require(false, format_args!("cannot mount a tmpfs here: {e}"));
+            return None;
         }
-        let _guard = Mount(mnt.clone());
+        Some((dir, mnt.clone(), Mount(mnt)))
+    }
+
+    #[test]
+    fn drops_on_a_full_disk() {
+        let Some((_dir, mnt, _guard)) = small_tmpfs("64k") else {
+            return;
+        };
         let p = mnt.join("app.log");
         let mut f = LogFile::open(p.clone(), 0, 0);
         let chunk = [b"x".repeat(999), b"\n".to_vec()].concat();
@@ -1038,19 +1053,9 @@ mod tests {
     /// once there is room again, also when it was a line left open.
     #[test]
     fn a_full_disk_leaves_only_whole_lines() {
-        if !tend_testkit::require_root("mounting a small tmpfs") {
+        let Some((_dir, mnt, _guard)) = small_tmpfs("16k") else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("mnt");
-        fs::create_dir(&mnt).unwrap();
-        let flags = nix::mount::MsFlags::empty();
-        if let Err(e) =
-            nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), flags, Some("size=16k"))
-        {
-            tend_testkit::require!(false, "cannot mount a tmpfs here: {e}");
-        }
-        let _guard = Mount(mnt.clone());
+        };
         let p = mnt.join("app.log");
         let mut f = LogFile::open(p.clone(), 0, 0);
         // 16 KiB: 16 lines of 1000 bytes fit, with 384 bytes to spare.
