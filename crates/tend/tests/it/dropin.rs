@@ -697,25 +697,13 @@ while True:
 #[test]
 fn a_program_that_exits_at_once_respawns_at_supervisords_pace() {
     let Some(venv) = venv() else { return };
-    let conf = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:hot]
+    let conf = supervisord_conf!(
+        r#"[program:hot]
 command=/bin/true
 startsecs=0
 autorestart=true
-"#;
+"#
+    );
     let mut p = Pair::start(venv, conf, &[]);
     std::thread::sleep(Duration::from_secs(6));
     let count = |p: &Pair, k| {
@@ -763,21 +751,8 @@ fn a_native_program_that_exits_at_once_is_held_to_the_floor_and_told_once() {
 // ---------------------------------------------------------------------------
 // Names, broken programs, exitstatus, numprocs_start.
 
-const NAMES_CONF: &str = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:web@8000]
+const NAMES_CONF: &str = supervisord_conf!(
+    r#"[program:web@8000]
 command=/bin/sh -c "echo web up; exec sleep 100000"
 
 [group:grp]
@@ -794,7 +769,8 @@ command=/bin/sleep 100000
 process_name=%(program_name)s_%(process_num)d
 numprocs=2
 numprocs_start=9223372036854775807
-"#;
+"#
+);
 
 #[test]
 fn odd_names_through_supervisorctl_and_xmlrpc() {
@@ -869,21 +845,8 @@ fn odd_names_through_supervisorctl_and_xmlrpc() {
 #[test]
 fn a_file_with_a_broken_program_runs_the_rest() {
     let Some(venv) = venv() else { return };
-    let conf = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[group:a]
+    let conf = supervisord_conf!(
+        r#"[group:a]
 programs=worker
 
 [group:b]
@@ -898,7 +861,8 @@ startretries=0
 
 [program:good]
 command=/bin/sleep 100001
-"#;
+"#
+    );
     let mut p = Pair::start(venv, conf, &[]);
     p.wait_states(&[
         ("good", "RUNNING"),
@@ -1072,25 +1036,13 @@ fn pidproxy_passes_signals_to_the_pid_in_the_file() {
 // ---------------------------------------------------------------------------
 // Output without a trailing newline.
 
-const PROMPT_CONF: &str = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:prompt]
+const PROMPT_CONF: &str = supervisord_conf!(
+    r#"[program:prompt]
 command=/bin/sh -c 'printf "Password: "; read pw; echo "got $pw"; printf "step 1\r"; sleep 2; printf "step 2\r"; exec sleep 100000'
 stdout_logfile=%(here)s/prompt.log
 startsecs=0
-"#;
+"#
+);
 
 /// A `Password: ` prompt and a `\r` progress bar show at once in the log
 /// file, `tail`, `tail -f` and `fg`, under both daemons.

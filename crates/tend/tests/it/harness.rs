@@ -9,6 +9,19 @@
 // children it starts (the daemon, CLI runs) is its job.
 #![allow(clippy::disallowed_methods)]
 
+/// A supervisord.conf for a side-by-side test: the sections every one of
+/// them starts with (a socket, a log and a pid file in `%(here)s`, the RPC
+/// interface, supervisorctl's URL), then `$rest` (a string literal: the
+/// programs). A literal itself, so it also makes a `const`.
+macro_rules! supervisord_conf {
+    ($rest:literal) => {
+        concat!(
+            "[unix_http_server]\nfile=%(here)s/supervisor.sock\n\n[supervisord]\nlogfile=%(here)s/supervisord.log\npidfile=%(here)s/supervisord.pid\nchildlogdir=%(here)s/logs\n\n[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n[supervisorctl]\nserverurl=unix://%(here)s/supervisor.sock\n\n",
+            $rest
+        )
+    };
+}
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

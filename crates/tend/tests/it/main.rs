@@ -1,6 +1,7 @@
 //! Integration tests: the real `tend` binary, a real daemon, real processes.
 
 mod browser;
+#[macro_use]
 mod harness;
 mod pki;
 

@@ -758,21 +758,8 @@ fn mask_pattern(s: &str, pat: &str, with: &str) -> String {
 // The configs and helper programs.
 
 /// The programs every comparison starts from.
-const BASE: &str = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:sleeper]
+const BASE: &str = supervisord_conf!(
+    r#"[program:sleeper]
 command=/bin/sleep 100000
 
 [program:printer]
@@ -799,7 +786,8 @@ numprocs_start=1
 
 [program:cat]
 command=/bin/cat
-"#;
+"#
+);
 
 /// Writes two lines to each stream at start, one more to each per SIGUSR1,
 /// and `printer got LINE` for each line of input.
@@ -962,25 +950,13 @@ fn signal_and_errors() {
 #[test]
 fn a_prompt_without_a_newline_shows_in_tail_and_tail_f() {
     let Some(venv) = venv() else { return };
-    let conf = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:prompt]
+    let conf = supervisord_conf!(
+        r#"[program:prompt]
 command=/bin/sh -c "printf 'Password: '; exec sleep 100000"
 startsecs=0
 stdout_logfile=%(here)s/logs/prompt.log
-"#;
+"#
+    );
     let mut p = Pair::start(venv, conf, &[]);
     p.wait_states(&[("prompt", "RUNNING")]);
     let mut outs = Vec::new();
@@ -1165,21 +1141,8 @@ fn maintail_follow() {
 #[test]
 fn reread_update_add_remove() {
     let Some(venv) = venv() else { return };
-    let conf = r#"[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-
-[program:sleeper]
+    let conf = supervisord_conf!(
+        r#"[program:sleeper]
 command=/bin/sleep 100000
 
 [program:keeper]
@@ -1197,7 +1160,8 @@ command=/bin/sleep 100002
 
 [group:grp]
 programs=a,b
-"#;
+"#
+    );
     let mut p = Pair::start(venv, conf, &[]);
     use How::*;
     let settled = [
