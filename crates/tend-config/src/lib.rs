@@ -122,6 +122,10 @@ pub struct DaemonConfig {
     /// The variables of `[daemon] env_file`, given to every process beneath
     /// its own (`env_file`, then `env`, win). Empty for supervisord.conf.
     pub env: std::collections::BTreeMap<String, String>,
+    /// The time zone that `[task.NAME] cron` schedules are read in
+    /// (`[daemon] timezone`), unless the task names its own. `None`: the
+    /// system's (`TZ`, `/etc/localtime`).
+    pub timezone: Option<jiff::tz::TimeZone>,
     /// Absolute socket path. Default: `tend.sock` beside the config file (or,
     /// when that folder is read-only, in [`runtime_dir`]: see
     /// [`default_socket`]); relative paths are relative to the config file's

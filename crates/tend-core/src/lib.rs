@@ -154,6 +154,6 @@ pub use model::spec::{
 pub use model::status::{
     CheckStatus, Event, ExitInfo, Health, ProbeKind, ProcessStatus, StateName,
 };
-pub use model::task::TaskConf;
+pub use model::task::{CronSchedule, TaskConf};
 pub use runtime::{LogChunk, LogLine, LogQuery, Options, Supervisor, Tap, TapChunk};
 pub use unix::UnixLauncher;

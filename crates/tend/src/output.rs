@@ -241,6 +241,9 @@ pub struct Row<'a> {
     /// Why the last run ended, when the kernel ended it (`oom_kill`).
     #[serde(default)]
     pub exit_reason: Option<tend_core::ExitReason>,
+    /// When a task on a timer or a schedule runs next (RFC 3339).
+    #[serde(default, borrow)]
+    pub next_run: Option<Cow<'a, str>>,
 }
 
 fn unknown_health() -> Health {
@@ -376,7 +379,20 @@ fn info(p: &Row<'_>) -> String {
         parts.push("killed by the kernel's OOM killer (over memory_max)".into());
     }
     parts.extend(p.error.as_deref().map(str::to_string));
+    parts.extend(p.next_run.as_deref().map(next_run));
     parts.join("; ")
+}
+
+/// `next run 2026-03-01T10:05:00Z (in 4m 12s)`.
+fn next_run(at: &str) -> String {
+    let Ok(t) = at.parse::<jiff::Timestamp>() else {
+        return format!("next run {at}");
+    };
+    let secs = jiff::Timestamp::now().duration_until(t).as_secs();
+    match u64::try_from(secs) {
+        Ok(s) => format!("next run {t:.0} (in {})", uptime(s.saturating_mul(1000))),
+        Err(_) => format!("next run {t:.0} (due)"),
+    }
 }
 
 /// `healthy (HTTP 200)`, `unhealthy (timed out after 1s)`, `ready (PONG)`,

@@ -25,6 +25,8 @@ mod tests;
 mod tests_deps;
 #[cfg(test)]
 mod tests_platform;
+#[cfg(test)]
+mod tests_sched;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -122,6 +124,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         web_root: crate::WebRoot::Dashboard,
         http: crate::HttpConfig::default(),
         env: BTreeMap::new(),
+        timezone: None,
     };
     let mut processes = None;
     let mut tasks = None;
@@ -157,6 +160,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         mut specs,
         tasks,
     } = process::read_all(&mut cx, processes, tasks, &daemon.log_dir);
+    let tasks = task::in_daemon_zone(tasks, daemon.timezone.as_ref());
     if let Some(item) = groups {
         read_groups(&mut cx, item, &declared, &mut specs);
     }
@@ -242,6 +246,10 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
 }
 
 const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
+    Field {
+        key: "timezone",
+        read: |cx, d, _, v| d.timezone = task::read_zone(cx, v),
+    },
     Field {
         key: "env_file",
         read: |cx, d, _, v| {

@@ -532,6 +532,7 @@ pub(super) fn read_all(
                 name: e.spec.name.clone(),
                 on_signal: t.on_signal.as_ref().map(|(s, _)| *s),
                 every: t.every,
+                cron: t.schedule(),
                 shutdown: t.shutdown(),
                 terminate: t.terminate(),
             });

@@ -10,10 +10,11 @@
 
 use std::time::Duration;
 
-use tend_core::{RestartPolicy, Signal};
+use jiff::tz::TimeZone;
+use tend_core::{CronSchedule, RestartPolicy, Signal};
 
 use super::process::{Draft, positive_duration, read_signal};
-use super::value::Field;
+use super::value::{Field, Item};
 use crate::diag::{Cx, Span};
 
 /// The keys of a `[process.NAME]` that a task takes too. A task is never
@@ -43,6 +44,12 @@ const MIN_EVERY: Duration = Duration::from_millis(100);
 pub(super) struct TaskDraft {
     pub(super) on_signal: Option<(Signal, Span)>,
     pub(super) every: Option<Duration>,
+    /// `every`'s key, to point at when `cron` is there too.
+    pub(super) every_key: Option<Span>,
+    /// `cron`, parsed in UTC until the zone is known, and its key.
+    pub(super) cron: Option<(CronSchedule, Span)>,
+    /// The task's own `timezone`, and its key.
+    pub(super) timezone: Option<(TimeZone, Span)>,
     pub(super) shutdown: Option<(bool, Span)>,
     pub(super) terminate: Option<(bool, Span)>,
     /// Processes that wait for this task to complete, with the places to
@@ -58,6 +65,51 @@ impl TaskDraft {
     pub(super) fn terminate(&self) -> bool {
         self.terminate.as_ref().is_some_and(|(b, _)| *b)
     }
+
+    /// The cron schedule in the task's own zone; `None` as the zone means
+    /// the daemon's, set by [`in_daemon_zone`].
+    pub(super) fn schedule(&self) -> Option<CronSchedule> {
+        let (c, _) = self.cron.as_ref()?;
+        Some(match &self.timezone {
+            Some((tz, _)) => c.clone().in_zone(tz.clone()),
+            None => c.clone().in_zone(TimeZone::unknown()),
+        })
+    }
+}
+
+/// Reads a time zone name (`"Europe/Berlin"`, `"UTC"`) of the system's
+/// tz database.
+pub(super) fn read_zone(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<TimeZone> {
+    let name = cx.string(v)?;
+    match TimeZone::get(name) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            cx.error(
+                v.span(),
+                format!("unknown time zone {name:?}: expected a name of the tz database such as \"UTC\" or \"Europe/Berlin\""),
+            );
+            None
+        }
+    }
+}
+
+/// Puts the cron schedules that name no zone of their own in `zone`
+/// (`[daemon] timezone`), or the system's when it is not set.
+pub(super) fn in_daemon_zone(
+    mut tasks: Vec<crate::TaskConf>,
+    zone: Option<&TimeZone>,
+) -> Vec<crate::TaskConf> {
+    for t in &mut tasks {
+        if let Some(c) = t.cron.take() {
+            let unset = c.time_zone() == &TimeZone::unknown();
+            t.cron = Some(if unset {
+                c.in_zone(zone.cloned().unwrap_or_else(TimeZone::system))
+            } else {
+                c
+            });
+        }
+    }
+    tasks
 }
 
 const TASK_FIELDS: &[Field<Draft>] = &[
@@ -96,7 +148,22 @@ const TASK_FIELDS: &[Field<Draft>] = &[
                 return;
             }
             d.task.every = Some(every);
+            d.task.every_key = Some(v.span());
         },
+    },
+    Field {
+        key: "cron",
+        read: |cx, d, _, v| {
+            let Some(expr) = cx.string(v) else { return };
+            match CronSchedule::parse(expr, TimeZone::UTC) {
+                Ok(c) => d.task.cron = Some((c, v.span())),
+                Err(why) => cx.error(v.span(), why),
+            }
+        },
+    },
+    Field {
+        key: "timezone",
+        read: |cx, d, k, v| d.task.timezone = read_zone(cx, v).map(|tz| (tz, k)),
     },
     Field {
         key: "shutdown",
@@ -119,7 +186,9 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     ("parent", "depends_on"),
     ("periodic", "every"),
     ("prerun", "before"),
-    ("schedule", "every"),
+    ("crontab", "cron"),
+    ("schedule", "cron"),
+    ("tz", "timezone"),
     ("signal", "on_signal"),
     ("workdir", "cwd"),
 ];
@@ -170,7 +239,27 @@ pub(super) fn finish(cx: &mut Cx<'_>, d: &mut Draft) {
     // first, and `before` makes the task one (with `autostart`, a task before
     // processes that do not autostart would run for nothing).
     d.spec.autostart = false;
-    let triggered = d.task.on_signal.is_some() || d.task.every.is_some();
+    let triggered = d.task.on_signal.is_some() || d.task.every.is_some() || d.task.cron.is_some();
+    if let (Some(_), Some((_, cron))) = (&d.task.every_key, &d.task.cron) {
+        cx.error(
+            cron.clone(),
+            format!(
+                "{} has both every and cron: keep one (every = \"5m\" counts from the start, cron = \"*/5 * * * *\" follows the clock)",
+                d.section
+            ),
+        );
+    }
+    if let Some((_, span)) = &d.task.timezone
+        && d.task.cron.is_none()
+    {
+        cx.error(
+            span.clone(),
+            format!(
+                "timezone in {} applies to cron, which it has not",
+                d.section
+            ),
+        );
+    }
     for (key, set) in [
         ("shutdown", &d.task.shutdown),
         ("terminate", &d.task.terminate),
@@ -181,7 +270,7 @@ pub(super) fn finish(cx: &mut Cx<'_>, d: &mut Draft) {
             cx.error(
                 span.clone(),
                 format!(
-                    "{key} = true in {} applies when on_signal or every runs the task",
+                    "{key} = true in {} applies when on_signal, every or cron runs the task",
                     d.section
                 ),
             );

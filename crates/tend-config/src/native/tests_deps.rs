@@ -469,6 +469,7 @@ command = "manual"
             name: Name::new("backup").expect("valid"),
             on_signal: Some(Signal::HUP),
             every: None,
+            cron: None,
             shutdown: true,
             terminate: false,
         })
@@ -514,7 +515,9 @@ fn bad_tasks() {
     assert!(e.ends_with("(did you mean \"HUP\"?)"), "{e}");
     let e = one_error("[task.t]\ncommand = \"t\"\nshutdown = true\n");
     assert!(
-        e.starts_with("tend.toml:3:1: shutdown = true in [task.t] applies when on_signal or every"),
+        e.starts_with(
+            "tend.toml:3:1: shutdown = true in [task.t] applies when on_signal, every or cron"
+        ),
         "{e}"
     );
     let e = one_error("[task.t]\ncommand = \"t\"\nevery = \"10ms\"\n");

@@ -90,6 +90,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         web_root: crate::WebRoot::SupervisorStatus,
         http: crate::HttpConfig::default(),
         env: std::collections::BTreeMap::new(),
+        timezone: None,
     };
     Config {
         path: conf.path.clone(),

@@ -128,6 +128,10 @@ pub struct ProcessStatus {
     /// otherwise.
     #[serde(default)]
     pub exit_reason: Option<super::resources::ExitReason>,
+    /// For a task on a timer or a cron schedule: when it runs next, RFC
+    /// 3339 (the daemon fills it in; the registry does not know schedules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<jiff::Timestamp>,
     /// What it uses now: only in a status asked for with stats
     /// ([`crate::Supervisor::status_with_stats`]), and only while it is up.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -47,6 +47,7 @@ impl Registry {
                     log_dropped_bytes: 0,
                     log_bytes: 0,
                     exit_reason: None,
+                    next_run: None,
                     stats: None,
                     ready: p.is_ready(),
                     health: p.health(),

@@ -12,6 +12,12 @@
 //!   leaves those their task meaning.
 //! - `every`: a timer per task that has one (nothing wakes up otherwise).
 //!   The first run is one period after [`Tasks::start`], as a cron job would.
+//! - `cron`: the next instant of its [`CronSchedule`] after the
+//!   [`WallClock`]'s now, slept towards in naps of at most [`CRON_NAP`] (so
+//!   that a wall clock set forward or back, or a suspend, is seen within a
+//!   minute); `@reboot` runs once when the triggers start. The clock is a
+//!   seam: [`SystemClock`] in the program, [`TokioClock`] (tokio's clock,
+//!   paused in tests, from a given instant) under virtual time.
 //! - A task that is still running when it is triggered again is not started
 //!   a second time: the trigger is skipped and logged. A stop signal (INT,
 //!   TERM or QUIT, [`STOP_SIGNALS`]) that a running task took over, sent
@@ -38,6 +44,9 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, watch};
@@ -52,7 +61,67 @@ use crate::model::outcome::ActionResult;
 use crate::model::signal::Signal;
 use crate::model::spec::ProcessSpec;
 use crate::model::status::{Event, ExitInfo, ProcessStatus, StateName};
-pub use crate::model::task::TaskConf;
+pub use crate::model::task::{CronSchedule, TaskConf};
+
+/// The longest sleep towards a cron run before the wall clock is read again.
+pub const CRON_NAP: Duration = Duration::from_secs(60);
+
+/// The wall clock that cron schedules are read against.
+pub trait WallClock: std::fmt::Debug + Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl WallClock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A wall clock that reads `at` when made and moves with tokio's clock: under
+/// a paused clock (tests), virtual wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    base: Timestamp,
+    origin: Instant,
+}
+
+impl TokioClock {
+    /// A clock that reads `at` now.
+    pub fn starting_at(at: Timestamp) -> TokioClock {
+        TokioClock {
+            base: at,
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl WallClock for TokioClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = jiff::SignedDuration::try_from(self.origin.elapsed()).unwrap_or_default();
+        self.base.saturating_add(elapsed).unwrap_or(self.base)
+    }
+}
+
+/// Resolves when the next run of `schedule` is due (never for `@reboot` or a
+/// schedule with no run left).
+async fn cron_due(schedule: &CronSchedule, clock: &dyn WallClock) {
+    let Some(next) = schedule.next_after(clock.now()) else {
+        return std::future::pending().await;
+    };
+    loop {
+        let now = clock.now();
+        if now >= next {
+            return;
+        }
+        let left = Duration::try_from(now.duration_until(next)).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(left.min(CRON_NAP)).await;
+    }
+}
 
 /// The signals that conventionally stop a program. One that a running task
 /// took over, sent again while it runs, begins the shutdown.
@@ -146,7 +215,26 @@ impl Tasks {
         shutdown: &L,
         tasks: &[TaskConf],
         processes: &[S],
+        signals: TaskSignals,
+    ) -> Tasks {
+        Tasks::start_with_clock(
+            sup,
+            shutdown,
+            tasks,
+            processes,
+            signals,
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// [`Tasks::start`], with cron schedules read against `clock`.
+    pub fn start_with_clock<S: Borrow<ProcessSpec>, L: ShutdownLatch>(
+        sup: &Supervisor,
+        shutdown: &L,
+        tasks: &[TaskConf],
+        processes: &[S],
         mut signals: TaskSignals,
+        clock: Arc<dyn WallClock>,
     ) -> Tasks {
         let runner = Arc::new(Runner {
             sup: sup.clone(),
@@ -176,7 +264,8 @@ impl Tasks {
                 i.set_missed_tick_behavior(MissedTickBehavior::Skip);
                 i
             });
-            if sig.is_none() && every.is_none() {
+            let cron = task.cron.clone().map(|c| (c, clock.clone()));
+            if sig.is_none() && every.is_none() && cron.is_none() {
                 continue;
             }
             loops.push(tokio::spawn(triggers(
@@ -184,6 +273,7 @@ impl Tasks {
                 task.clone(),
                 sig,
                 every,
+                cron,
             )));
         }
         Tasks {
@@ -254,8 +344,10 @@ async fn triggers<L: ShutdownLatch>(
     task: TaskConf,
     mut sig: Option<tokio::signal::unix::Signal>,
     mut every: Option<tokio::time::Interval>,
+    cron: Option<(CronSchedule, Arc<dyn WallClock>)>,
 ) {
     let mut current: Option<JoinHandle<()>> = None;
+    let mut at_start = cron.as_ref().is_some_and(|(c, _)| c.at_start());
     loop {
         let why = tokio::select! {
             Some(()) = async {
@@ -270,6 +362,16 @@ async fn triggers<L: ShutdownLatch>(
                     None => std::future::pending().await,
                 }
             } => Trigger::Timer,
+            () = async {
+                match cron.as_ref() {
+                    Some((c, clock)) => cron_due(c, clock.as_ref()).await,
+                    None => std::future::pending().await,
+                }
+            } => Trigger::Cron,
+            () = std::future::ready(()), if at_start => {
+                at_start = false;
+                Trigger::Cron
+            }
             _ = runner.shutdown.triggered() => return,
         };
         if current.as_ref().is_some_and(|h| !h.is_finished()) {
@@ -302,6 +404,7 @@ async fn triggers<L: ShutdownLatch>(
 enum Trigger {
     Signal,
     Timer,
+    Cron,
 }
 
 impl Trigger {
@@ -313,6 +416,10 @@ impl Trigger {
                 "its run every {}",
                 task.every
                     .map_or_else(String::new, crate::model::duration::format)
+            ),
+            (Trigger::Cron, _) => format!(
+                "its schedule {:?}",
+                task.cron.as_ref().map_or("", CronSchedule::expr)
             ),
         }
     }
@@ -544,6 +651,7 @@ mod tests {
             name: name(n),
             on_signal: None,
             every: Some(Duration::from_millis(ms)),
+            cron: None,
             shutdown: false,
             terminate: false,
         }
@@ -569,6 +677,70 @@ mod tests {
         // Due at 300, 600, 900, ...: the run from 300 lasts until 800, so 600
         // is skipped; the same for 1200 and 1800.
         assert_eq!(world.spawns_of("tick"), [300, 900, 1500, 2100]);
+    }
+
+    fn cron(n: &str, expr: &str, tz: &str) -> TaskConf {
+        let tz = jiff::tz::TimeZone::get(tz).unwrap_or_else(|e| panic!("{e}"));
+        TaskConf {
+            every: None,
+            cron: Some(super::CronSchedule::parse(expr, tz).unwrap_or_else(|e| panic!("{e}"))),
+            ..every(n, 1)
+        }
+    }
+
+    /// Starts the triggers with the wall clock reading `at` now.
+    fn start_at(
+        sup: &Supervisor,
+        shutdown: &Latch,
+        tasks: &[TaskConf],
+        processes: &[ProcessSpec],
+        at: &str,
+    ) -> Tasks {
+        let at: jiff::Timestamp = at.parse().unwrap_or_else(|e| panic!("{e}"));
+        let clock = std::sync::Arc::new(super::TokioClock::starting_at(at));
+        Tasks::start_with_clock(sup, shutdown, tasks, processes, super::listen(tasks), clock)
+    }
+
+    const MIN: u64 = 60_000;
+
+    #[tokio::test(start_paused = true)]
+    async fn cron_runs_on_the_wall_clocks_minutes() {
+        let (sup, world) = setup();
+        let specs = [task("tick", 500, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Latch::new();
+        let tasks = [cron("tick", "*/5 * * * *", "UTC")];
+        // 10:03:00: due at 10:05, 10:10, 10:15.
+        let _tasks = start_at(&sup, &shutdown, &tasks, &specs, "2026-01-01T10:03:00Z");
+        tokio::time::sleep(Duration::from_millis(13 * MIN)).await;
+        assert_eq!(world.spawns_of("tick"), [2 * MIN, 7 * MIN, 12 * MIN]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cron_across_spring_forward_skips_the_hour_that_does_not_exist() {
+        let (sup, world) = setup();
+        let specs = [task("tick", 500, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Latch::new();
+        let tasks = [cron("tick", "*/30 * * * *", "Europe/Berlin")];
+        // 01:15 CET on 2026-03-29; at 02:00 the clocks go to 03:00 CEST.
+        let _tasks = start_at(&sup, &shutdown, &tasks, &specs, "2026-03-29T00:15:00Z");
+        tokio::time::sleep(Duration::from_millis(80 * MIN)).await;
+        // 01:30 CET, then 03:00 and 03:30 CEST: 30 minutes of real time
+        // apart, with no run at 02:00 or 02:30 (they do not exist).
+        assert_eq!(world.spawns_of("tick"), [15 * MIN, 45 * MIN, 75 * MIN]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cron_at_reboot_runs_once_at_start() {
+        let (sup, world) = setup();
+        let specs = [task("once", 10, &[])];
+        add_all(&sup, &specs).await;
+        let shutdown = Latch::new();
+        let tasks = [cron("once", "@reboot", "UTC")];
+        let _tasks = start_at(&sup, &shutdown, &tasks, &specs, "2026-01-01T10:03:00Z");
+        tokio::time::sleep(Duration::from_secs(7200)).await;
+        assert_eq!(world.spawns_of("once"), [0]);
     }
 
     #[tokio::test(start_paused = true)]

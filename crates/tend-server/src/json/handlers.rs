@@ -35,7 +35,8 @@ pub(crate) async fn status(
         st.supervisor().status().await?
     };
     // What the caller may not see does not exist for it.
-    let all = caller.visible(all);
+    let mut all = caller.visible(all);
+    next_runs(&st, &mut all);
     if patterns.is_empty() {
         return Ok(Json(all));
     }
@@ -45,6 +46,20 @@ pub(crate) async fn status(
         .filter(|s| names.contains(&s.name))
         .collect();
     Ok(Json(selected))
+}
+
+/// Fills in when each task on a timer or a schedule runs next.
+fn next_runs(st: &Daemon, all: &mut [ProcessStatus]) {
+    let tasks = st.tasks();
+    if tasks.is_empty() {
+        return;
+    }
+    let now = jiff::Timestamp::now();
+    for p in all {
+        if let Some(t) = tasks.iter().find(|t| t.name == p.name) {
+            p.next_run = t.next_after(now);
+        }
+    }
 }
 
 /// The names of the processes in `all` that match any of `patterns` (every

@@ -112,6 +112,8 @@ pub struct TaskSchedule {
     pub first: Option<Timestamp>,
     /// The signal that runs it, e.g. `USR1`.
     pub on_signal: Option<String>,
+    /// Its cron schedule, if it runs on one.
+    pub cron: Option<tend_core::CronSchedule>,
 }
 
 impl TaskSchedule {
@@ -127,11 +129,21 @@ impl TaskSchedule {
             every,
             first,
             on_signal,
+            cron: None,
         }
+    }
+
+    /// The same task, run on the cron schedule `cron` too.
+    pub fn with_cron(mut self, cron: Option<tend_core::CronSchedule>) -> TaskSchedule {
+        self.cron = cron;
+        self
     }
 
     /// The first firing of the timer after `now`.
     pub fn next_after(&self, now: Timestamp) -> Option<Timestamp> {
+        if let Some(cron) = &self.cron {
+            return cron.next_after(now);
+        }
         let (every, first) = (self.every?, self.first?);
         if first > now {
             return Some(first);
@@ -154,6 +166,13 @@ pub struct TaskItem {
     pub every_ms: Option<u64>,
     /// The signal that runs it.
     pub on_signal: Option<String>,
+    /// Its cron expression, if it runs on one.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The time zone its cron expression is read in (an IANA name, or
+    /// `null` for a fixed offset the system gave).
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// When the last run started.
     pub last_run: Option<Timestamp>,
     /// How the last run ended (`null` while the first one runs, or before it).
@@ -182,6 +201,11 @@ pub(crate) async fn tasks(
                     .every
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 on_signal: t.on_signal.clone(),
+                cron: t.cron.as_ref().map(|c| c.expr().to_string()),
+                timezone: t
+                    .cron
+                    .as_ref()
+                    .and_then(|c| c.time_zone().iana_name().map(str::to_string)),
                 last_run: s.started_at,
                 last_exit: s.last_exit,
                 next_run: t.next_after(now),

@@ -155,6 +155,7 @@ fn task_schedules(tasks: &[tend_config::TaskConf]) -> Vec<tend_server::more::Tas
                 first,
                 t.on_signal.map(|s| s.to_string()),
             )
+            .with_cron(t.cron.clone())
         })
         .collect()
 }

@@ -20,6 +20,7 @@ mod fleet;
 mod logs;
 mod metrics;
 mod platform;
+mod sched;
 mod status;
 mod stop;
 mod storm;
