@@ -15,6 +15,7 @@ mod http;
 mod logs;
 mod platform;
 mod process;
+mod replicas;
 mod task;
 mod telemetry;
 mod value;
@@ -159,10 +160,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         declared,
         mut specs,
         tasks,
+        copies,
     } = process::read_all(&mut cx, processes, tasks, &daemon.log_dir);
     let tasks = task::in_daemon_zone(tasks, daemon.timezone.as_ref());
     if let Some(item) = groups {
-        read_groups(&mut cx, item, &declared, &mut specs);
+        read_groups(&mut cx, item, &declared, &copies, &mut specs);
     }
     // `[daemon] env_file`: beneath every process's own variables.
     for spec in &mut specs {
@@ -428,7 +430,13 @@ const GROUP_FIELDS: &[Field<GroupDraft>] = &[Field {
 /// Reads `[group.NAME]` tables and sets each member's `group`.
 /// `declared` holds every process name in the file, valid or not, so that a
 /// process with errors of its own is not also reported as unknown here.
-fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mut [ProcessSpec]) {
+fn read_groups(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+    declared: &[String],
+    copies: &replicas::Copies,
+    specs: &mut [ProcessSpec],
+) {
     let Some(table) = cx.table(item) else { return };
     // Looked up once per member: by name, not by a scan each.
     let known: std::collections::HashSet<&str> = declared.iter().map(String::as_str).collect();
@@ -484,10 +492,15 @@ fn read_groups(cx: &mut Cx<'_>, item: &Item<'_>, declared: &[String], specs: &mu
                 continue;
             }
             owner.insert(known, raw.to_string());
-            if let (Some(group), Some(spec)) =
-                (&name, index.get(&member).and_then(|&i| specs.get_mut(i)))
-            {
-                spec.group = group.clone();
+            // A replicated process is all its copies.
+            let one = [member];
+            let members = copies.get(&one[0]).map_or(&one[..], Vec::as_slice);
+            for member in members {
+                if let (Some(group), Some(spec)) =
+                    (&name, index.get(member).and_then(|&i| specs.get_mut(i)))
+                {
+                    spec.group = group.clone();
+                }
             }
         }
         named.push((raw, key.span()));

@@ -35,6 +35,8 @@ pub(super) struct Draft {
     restart_given: bool,
     /// The keys of `[task.NAME]` alone.
     pub(super) task: TaskDraft,
+    /// `replicas`, and where it is written.
+    pub(super) replicas: Option<(u32, Span)>,
 }
 
 /// What a table turns into once read.
@@ -44,6 +46,8 @@ pub(super) struct Entry {
     pub(super) deps: Vec<DepEntry>,
     /// For a task: its triggers.
     pub(super) task: Option<TaskDraft>,
+    /// `replicas`, and where it is written.
+    pub(super) replicas: Option<(u32, Span)>,
 }
 
 /// The two kinds of table that make a process.
@@ -433,6 +437,8 @@ pub(super) struct All {
     pub(super) specs: Vec<ProcessSpec>,
     /// The triggers of the tasks.
     pub(super) tasks: Vec<TaskConf>,
+    /// The copies of each process with `replicas`.
+    pub(super) copies: super::replicas::Copies,
 }
 
 /// Reads the `[process]` and `[task]` tables; turns each task's `before`
@@ -476,6 +482,7 @@ pub(super) fn read_all(
             read.push((e, key.span(), section_name(&[word, raw])));
         }
     }
+    let (mut read, copies) = super::replicas::expand(cx, read, &mut declared);
 
     let mut edges = Vec::new();
     for (e, _, section) in &read {
@@ -546,6 +553,7 @@ pub(super) fn read_all(
         declared,
         specs,
         tasks,
+        copies,
     }
 }
 
@@ -595,11 +603,13 @@ pub(super) fn read_entry(
         start_timeout_key: None,
         restart_given: false,
         task: TaskDraft::default(),
+        replicas: None,
     };
     let section = draft.section.clone();
     match kind {
         Kind::Process => {
             let fields = super::chain(PROCESS_FIELDS, super::platform::PROCESS_FIELDS);
+            let fields = super::chain(&fields, super::replicas::FIELDS);
             walk(cx, &section, table, &fields, PROCESS_ALIASES, &mut draft);
             // One process whose end is the end of everything is not
             // restarted unless its table says so.
@@ -648,6 +658,7 @@ pub(super) fn read_entry(
         spec: draft.spec,
         deps: draft.deps,
         task,
+        replicas: draft.replicas,
     })
 }
 

@@ -113,3 +113,111 @@ fn bad_schedules_are_errors_at_their_place() {
     let e = one_error("[process.p]\ncommand = \"p\"\ncron = \"@hourly\"\n");
     assert!(e.contains("cron"), "{e}");
 }
+
+fn spec<'c>(c: &'c Config, n: &str) -> &'c tend_core::ProcessSpec {
+    c.processes
+        .iter()
+        .find(|p| p.name.as_str() == n)
+        .unwrap_or_else(|| panic!("no process {n}"))
+}
+
+#[test]
+fn replicas_are_copies_with_an_index_in_a_group_of_the_tables_name() {
+    let c = ok(r#"
+[process.web]
+command = "serve"
+replicas = 3
+env = { PORT = "8000" }
+
+[process.proxy]
+command = "proxy"
+depends_on = { web = "ready" }
+
+[task.warm]
+command = "warm"
+before = ["web"]
+"#);
+    let names: Vec<&str> = c.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["web-0", "web-1", "web-2", "proxy", "warm"]);
+    for i in 0..3 {
+        let s = spec(&c, &format!("web-{i}"));
+        assert_eq!(s.group.as_str(), "web");
+        assert_eq!(s.env.get("TEND_REPLICA"), Some(&i.to_string()));
+        assert_eq!(s.env.get("PORT").map(String::as_str), Some("8000"));
+        assert_eq!(s.command, ["serve"]);
+        // Each its own default log file.
+        let tend_core::spec::LogTarget::File(out) = &s.logs.stdout else {
+            panic!("{:?}", s.logs.stdout)
+        };
+        assert!(out.ends_with(format!("logs/web-{i}.out.log")), "{out:?}");
+        // `before = ["web"]`: every copy waits for the task.
+        assert_eq!(s.depends_on.len(), 1);
+        assert_eq!(s.depends_on[0].name.as_str(), "warm");
+    }
+    // A dependency on `web` is one on every copy.
+    let deps: Vec<(&str, tend_core::spec::Condition)> = spec(&c, "proxy")
+        .depends_on
+        .iter()
+        .map(|d| (d.name.as_str(), d.condition))
+        .collect();
+    let ready = tend_core::spec::Condition::Ready;
+    assert_eq!(deps, [("web-0", ready), ("web-1", ready), ("web-2", ready)]);
+    assert_eq!(
+        c.declared
+            .groups
+            .iter()
+            .filter(|g| g.name.as_str() == "web")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn replicas_listed_in_a_group_are_all_in_it() {
+    let c = ok(r#"
+[process.worker]
+command = "work"
+replicas = 2
+
+[group.back]
+processes = ["worker"]
+"#);
+    for n in ["worker-0", "worker-1"] {
+        assert_eq!(spec(&c, n).group.as_str(), "back", "{n}");
+    }
+}
+
+#[test]
+fn the_copies_of_three_are_the_first_of_five() {
+    let three = ok("[process.w]\ncommand = \"w\"\nreplicas = 3\n");
+    let five = ok("[process.w]\ncommand = \"w\"\nreplicas = 5\n");
+    // Same specs: a reload from 3 to 5 adds w-3 and w-4 and leaves the rest.
+    assert_eq!(three.processes[..], five.processes[..3]);
+}
+
+#[test]
+fn bad_replicas_are_errors_at_the_key() {
+    assert_eq!(
+        one_error("[process.w]\ncommand = \"w\"\nreplicas = 0\n"),
+        "tend.toml:3:12: replicas = 0 in [process.w]: expected a number of copies from 1 to 10000 (leave it out for one process named after the table)"
+    );
+    let e = one_error("[process.w]\ncommand = \"w\"\nreplicas = -2\n");
+    assert!(
+        e.starts_with("tend.toml:3:12: replicas = -2 in [process.w]"),
+        "{e}"
+    );
+    let e = one_error("[process.w]\ncommand = \"w\"\nreplicas = 10001\n");
+    assert!(
+        e.starts_with("tend.toml:3:12: replicas = 10001 in [process.w]"),
+        "{e}"
+    );
+    let e = one_error("[process.w]\ncommand = \"w\"\nreplicas = \"3\"\n");
+    assert!(e.starts_with("tend.toml:3:12: "), "{e}");
+    assert_eq!(
+        one_error("[process.w]\ncommand = \"w\"\nreplicas = 2\n\n[process.w-1]\ncommand = \"x\"\n"),
+        "tend.toml:3:12: replicas = 2 in [process.w] makes \"w-1\", which is already the name of a process or a task"
+    );
+    // A task runs once: no copies.
+    let e = one_error("[task.t]\ncommand = \"t\"\nreplicas = 2\n");
+    assert!(e.contains("replicas"), "{e}");
+}

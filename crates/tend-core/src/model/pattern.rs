@@ -60,6 +60,17 @@ impl Pattern {
         }
     }
 
+    /// For a plain name (no glob characters): the whole group of that name
+    /// (`web` as `web:*`). A name that is no process's but a group's selects
+    /// the group: `tend restart web` for the copies of `replicas`.
+    pub fn as_group(&self) -> Option<Pattern> {
+        let name = self.exact_name()?;
+        Some(Pattern::Group {
+            group: name.to_string(),
+            name: glob::Pattern::new("*").ok()?,
+        })
+    }
+
     /// Whether the pattern can only ever select one exact name (no glob).
     pub fn exact_name(&self) -> Option<&str> {
         match self {

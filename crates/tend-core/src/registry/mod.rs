@@ -282,7 +282,20 @@ impl Registry {
                 }
                 continue;
             }
-            let pat = Pattern::parse(raw)?;
+            let mut pat = Pattern::parse(raw)?;
+            // No process of that name: the group of that name, if any.
+            if let Some(g) = pat.as_group()
+                && !self
+                    .procs
+                    .values()
+                    .any(|p| pat.matches(p.name(), &p.spec().group))
+                && self
+                    .procs
+                    .values()
+                    .any(|p| g.matches(p.name(), &p.spec().group))
+            {
+                pat = g;
+            }
             let before = picked.len();
             for p in self.procs.values() {
                 if pat.matches(p.name(), &p.spec().group) && seen.insert(p.name()) {

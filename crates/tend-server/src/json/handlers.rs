@@ -84,7 +84,16 @@ pub(crate) fn selected<'a>(
     // saves a second round trip to the driver; the matching rule is the same `Pattern`.
     let mut parsed = Vec::with_capacity(patterns.len());
     for p in patterns {
-        parsed.push(Pattern::parse(p).map_err(Error::from)?);
+        let mut pat = Pattern::parse(p).map_err(Error::from)?;
+        // No process of that name: the group of that name (the copies of
+        // `replicas`), as `Supervisor::resolve` reads it.
+        if let Some(g) = pat.as_group()
+            && !all.iter().any(|s| pat.matches(&s.name, &s.group))
+            && all.iter().any(|s| g.matches(&s.name, &s.group))
+        {
+            pat = g;
+        }
+        parsed.push(pat);
     }
     for (pat, text) in parsed.iter().zip(patterns) {
         if !all.iter().any(|s| pat.matches(&s.name, &s.group)) {

@@ -65,3 +65,90 @@ command = ["true"]
     assert!(table.contains("next run "), "{table}");
     assert!(table.contains("T18:15:00Z (in "), "{table}");
 }
+
+fn replicas_config(dir: &str, n: u32) -> String {
+    format!(
+        r#"
+[process.web]
+command = ["sh", "-c", "echo $TEND_REPLICA > {dir}/replica-$TEND_REPLICA; exec sleep 600"]
+replicas = {n}
+"#
+    )
+}
+
+fn pids(d: &Daemon, names: &[&str]) -> Vec<u32> {
+    names.iter().map(|n| d.pid(n)).collect()
+}
+
+#[test]
+fn replicas_run_with_their_index_restart_as_a_group_and_reload_by_the_difference() {
+    let mut d = daemon(|dir| replicas_config(dir, 3));
+    let three = ["web-0", "web-1", "web-2"];
+    d.wait_for("three copies running", LONG, |d| {
+        three.iter().all(|n| d.state(n) == "running")
+    });
+    for i in 0..3 {
+        let path = d.dir.path().join(format!("replica-{i}"));
+        crate::harness::wait_until("the copy's file", LONG, || path.exists());
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(text.trim(), i.to_string());
+    }
+    for p in d.status(&[]) {
+        assert_eq!(p["group"], "web", "{p}");
+    }
+
+    // `web` is the group: every copy restarts.
+    let before = pids(&d, &three);
+    d.ok(&["restart", "web"]);
+    let after = pids(&d, &three);
+    for (b, a) in before.iter().zip(&after) {
+        assert_ne!(b, a, "restarted: {before:?} -> {after:?}");
+    }
+
+    // 3 -> 5 adds two and leaves the three alone.
+    let dir = d.dir.path().display().to_string();
+    std::fs::write(&d.config, replicas_config(&dir, 5)).expect("write config");
+    d.ok(&["reload"]);
+    let five = ["web-0", "web-1", "web-2", "web-3", "web-4"];
+    d.wait_for("five copies running", LONG, |d| {
+        five.iter().all(|n| d.state(n) == "running")
+    });
+    assert_eq!(pids(&d, &three), after, "the first three were left running");
+
+    // 5 -> 2 removes three.
+    std::fs::write(&d.config, replicas_config(&dir, 2)).expect("write config");
+    d.ok(&["reload"]);
+    let names: Vec<String> = d
+        .status(&[])
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["web-0", "web-1"]);
+    assert_eq!(pids(&d, &["web-0", "web-1"]), after[..2]);
+}
+
+#[test]
+fn a_dependency_on_replicas_waits_for_all_of_them() {
+    let d = daemon(|dir| {
+        format!(
+            r#"
+[process.web]
+# Copy 1 is ready a second after the others.
+command = ["sh", "-c", "sleep $TEND_REPLICA; touch {dir}/ready-$TEND_REPLICA; exec sleep 600"]
+replicas = 2
+ready = {{ exec = ["sh", "-c", "test -e {dir}/ready-$TEND_REPLICA"], period = "100ms" }}
+
+[process.proxy]
+command = ["sh", "-c", "ls {dir} > {dir}/seen; exec sleep 600"]
+depends_on = {{ web = "ready" }}
+"#
+        )
+    });
+    let seen = d.dir.path().join("seen");
+    crate::harness::wait_until("proxy to start", LONG, || seen.exists());
+    let text = std::fs::read_to_string(&seen).unwrap_or_default();
+    assert!(
+        text.contains("ready-0") && text.contains("ready-1"),
+        "proxy started before both copies were ready:\n{text}"
+    );
+}

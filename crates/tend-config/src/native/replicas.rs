@@ -1,0 +1,178 @@
+//! `[process.NAME] replicas = N`: N copies of one process, as supervisord's
+//! `numprocs` makes them from a `[program:x]`.
+//!
+//! The copies are named `NAME-0` .. `NAME-{N-1}` and are the members of a
+//! group `NAME` (unless a `[group.X]` lists `NAME`: then all of them are in
+//! `X`), so `tend restart NAME` or `NAME:*` acts on all. Each has its index in
+//! [`REPLICA_VAR`]. A dependency on `NAME` is a dependency on every copy (all
+//! of them must meet its condition), and `before = ["NAME"]` runs before all.
+//! A copy's default log files are its own (`NAME-0.out.log`); a path written
+//! in the table is shared by all (lines never interleave).
+//!
+//! Nothing but the index differs between copies and nothing in a copy
+//! depends on N, so a reload that changes N adds or removes only the
+//! difference (the rest are the same specs, left running).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use tend_core::spec::LogTarget;
+use tend_core::{Name, ProcessSpec};
+
+use super::deps::DepEntry;
+use super::process::{Draft, Entry};
+use super::value::Field;
+use crate::diag::{Cx, Span};
+
+/// The environment variable that holds a copy's index, `0` to `N-1`.
+/// (pm2's is `NODE_APP_INSTANCE`, process-compose's `PC_REPLICA_NUM`.)
+pub const REPLICA_VAR: &str = "TEND_REPLICA";
+
+/// The most copies of one process (supervisord.conf's `numprocs` allows as many).
+pub const MAX_REPLICAS: u32 = 10_000;
+
+/// `replicas`, a key of `[process.NAME]` only.
+pub(super) const FIELDS: &[Field<Draft>] = &[Field {
+    key: "replicas",
+    read: |cx, d, _, v| {
+        let what = format!("a number of copies from 1 to {MAX_REPLICAS}");
+        let Some(n) = cx.int::<i64>(v, &what) else {
+            return;
+        };
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_REPLICAS).contains(&n) => d.replicas = Some((n, v.span())),
+            _ => cx.error(
+                v.span(),
+                format!(
+                    "replicas = {n} in {}: expected {what} (leave it out for one process named after the table)",
+                    d.section
+                ),
+            ),
+        }
+    },
+}];
+
+/// Which copies each replicated process became, by the table's name.
+pub(super) type Copies = BTreeMap<String, Vec<String>>;
+
+/// Turns each entry with `replicas` into its copies, and every dependency on
+/// (and `before` of) a replicated name into one on each copy. `declared`
+/// gets the copies' names (the table's name stays, for `[group.X]`).
+pub(super) fn expand(
+    cx: &mut Cx<'_>,
+    read: Vec<(Entry, Span, String)>,
+    declared: &mut Vec<String>,
+) -> (Vec<(Entry, Span, String)>, Copies) {
+    if read.iter().all(|(e, _, _)| e.replicas.is_none()) {
+        return (read, Copies::new());
+    }
+    let mut taken: HashSet<String> = declared.iter().cloned().collect();
+    let mut copies = Copies::new();
+    let mut out = Vec::with_capacity(read.len());
+    for (entry, span, section) in read {
+        let Some((n, at)) = entry.replicas.clone() else {
+            out.push((entry, span, section));
+            continue;
+        };
+        let base = entry.spec.name.to_string();
+        let mut names = Vec::with_capacity(n as usize);
+        let mut clash = false;
+        for i in 0..n {
+            let name = format!("{base}-{i}");
+            if !taken.insert(name.clone()) {
+                cx.error(
+                    at.clone(),
+                    format!("replicas = {n} in {section} makes {name:?}, which is already the name of a process or a task"),
+                );
+                clash = true;
+                break;
+            }
+            names.push(name);
+        }
+        if clash {
+            continue;
+        }
+        for (i, name) in names.iter().enumerate() {
+            let Ok(n) = Name::new(name) else {
+                cx.error(at.clone(), format!("{name:?} is not a valid process name"));
+                break;
+            };
+            out.push((
+                Entry {
+                    spec: copy(&entry.spec, &base, n, i),
+                    deps: entry.deps.clone(),
+                    task: None,
+                    replicas: None,
+                },
+                span.clone(),
+                section.clone(),
+            ));
+        }
+        declared.extend(names.iter().cloned());
+        copies.insert(base, names);
+    }
+    for (e, _, _) in &mut out {
+        e.deps = e
+            .deps
+            .drain(..)
+            .flat_map(|d| match copies.get(&d.name) {
+                Some(names) => names
+                    .iter()
+                    .map(|n| DepEntry {
+                        name: n.clone(),
+                        ..d.clone()
+                    })
+                    .collect(),
+                None => vec![d],
+            })
+            .collect();
+        e.spec.depends_on = e
+            .spec
+            .depends_on
+            .drain(..)
+            .flat_map(|d| match copies.get(d.name.as_str()) {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| Name::new(n).ok())
+                    .map(|name| tend_core::spec::Dependency { name, ..d.clone() })
+                    .collect(),
+                None => vec![d],
+            })
+            .collect();
+        if let Some(t) = &mut e.task {
+            t.before = t
+                .before
+                .drain(..)
+                .flat_map(|(n, span)| match copies.get(&n) {
+                    Some(names) => names.iter().map(|c| (c.clone(), span.clone())).collect(),
+                    None => vec![(n, span)],
+                })
+                .collect();
+        }
+    }
+    (out, copies)
+}
+
+/// Copy `i` of `spec`, named `name`.
+fn copy(spec: &ProcessSpec, base: &str, name: Name, i: usize) -> ProcessSpec {
+    // The group stays the table's name (or the `[group.X]` that lists it).
+    let mut s = spec.clone();
+    s.env.insert(REPLICA_VAR.to_string(), i.to_string());
+    s.logs.stdout = own_log(&s.logs.stdout, base, name.as_str(), "out");
+    s.logs.stderr = own_log(&s.logs.stderr, base, name.as_str(), "err");
+    s.name = name;
+    s
+}
+
+/// The default log file `BASE.out.log` becomes `NAME.out.log`.
+fn own_log(target: &LogTarget, base: &str, name: &str, suffix: &str) -> LogTarget {
+    match target {
+        LogTarget::File(p)
+            if p.file_name()
+                .is_some_and(|f| f == Path::new(&format!("{base}.{suffix}.log"))) =>
+        {
+            LogTarget::File(p.with_file_name(format!("{name}.{suffix}.log")))
+        }
+        other => other.clone(),
+    }
+}
