@@ -19,6 +19,7 @@ mod replicas;
 mod task;
 mod telemetry;
 mod value;
+mod watch;
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,8 @@ pub(super) struct Draft {
     pub(super) task: TaskDraft,
     /// `replicas`, and where it is written.
     pub(super) replicas: Option<(u32, Span)>,
+    /// `watch` and its keys.
+    pub(super) watch: super::watch::WatchDraft,
 }
 
 /// What a table turns into once read.
@@ -604,13 +606,17 @@ pub(super) fn read_entry(
         restart_given: false,
         task: TaskDraft::default(),
         replicas: None,
+        watch: Default::default(),
     };
     let section = draft.section.clone();
     match kind {
         Kind::Process => {
             let fields = super::chain(PROCESS_FIELDS, super::platform::PROCESS_FIELDS);
             let fields = super::chain(&fields, super::replicas::FIELDS);
-            walk(cx, &section, table, &fields, PROCESS_ALIASES, &mut draft);
+            let fields = super::chain(&fields, super::watch::FIELDS);
+            let aliases = [PROCESS_ALIASES, super::watch::ALIASES].concat();
+            walk(cx, &section, table, &fields, &aliases, &mut draft);
+            super::watch::finish(cx, &mut draft);
             // One process whose end is the end of everything is not
             // restarted unless its table says so.
             if draft.spec.exit_with && !draft.restart_given {

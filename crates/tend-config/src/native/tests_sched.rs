@@ -221,3 +221,73 @@ fn bad_replicas_are_errors_at_the_key() {
     let e = one_error("[task.t]\ncommand = \"t\"\nreplicas = 2\n");
     assert!(e.contains("replicas"), "{e}");
 }
+
+#[test]
+fn watch_is_rooted_at_the_cwd_or_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("app")).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("tend.toml");
+    let c = parse(
+        &path,
+        r#"
+[process.api]
+command = "serve"
+cwd = "app"
+watch = ["src/**/*.py", "*.toml"]
+watch_ignore = ["src/gen/**"]
+watch_debounce = "200ms"
+
+[process.plain]
+command = "x"
+watch = ["conf/*.ini"]
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let api = spec(&c, "api")
+        .watch
+        .clone()
+        .unwrap_or_else(|| panic!("no watch"));
+    assert_eq!(api.root, dir.path().join("app"));
+    assert_eq!(api.patterns, ["src/**/*.py", "*.toml"]);
+    assert_eq!(api.ignore, ["src/gen/**"]);
+    assert_eq!(api.debounce, std::time::Duration::from_millis(200));
+    let plain = spec(&c, "plain")
+        .watch
+        .clone()
+        .unwrap_or_else(|| panic!("no watch"));
+    assert_eq!(plain.root, dir.path());
+    assert_eq!(plain.debounce, tend_core::model::watch::DEFAULT_DEBOUNCE);
+    assert!(plain.ignore.is_empty());
+}
+
+#[test]
+fn bad_watches_are_errors_at_their_place() {
+    let e = one_error("[process.p]\ncommand = \"p\"\nwatch = [\"src/[a.py\"]\n");
+    assert!(
+        e.starts_with("tend.toml:3:10: watch: invalid pattern \"src/[a.py\""),
+        "{e}"
+    );
+    let e = one_error("[process.p]\ncommand = \"p\"\nwatch = [\"/abs/*.py\"]\n");
+    assert!(
+        e.starts_with("tend.toml:3:10: watch pattern \"/abs/*.py\": write it relative"),
+        "{e}"
+    );
+    let e = one_error("[process.p]\ncommand = \"p\"\nwatch = []\n");
+    assert!(e.starts_with("tend.toml:3:9: watch is empty"), "{e}");
+    let e = one_error("[process.p]\ncommand = \"p\"\nwatch = \"*.py\"\n");
+    assert!(e.starts_with("tend.toml:3:9: "), "{e}");
+    assert_eq!(
+        one_error("[process.p]\ncommand = \"p\"\nwatch_ignore = [\"x\"]\n"),
+        "tend.toml:3:1: watch_ignore in [process.p] applies to watch, which it has not"
+    );
+    let e =
+        one_error("[process.p]\ncommand = \"p\"\nwatch = [\"*.py\"]\nwatch_debounce = \"0s\"\n");
+    assert!(
+        e.starts_with("tend.toml:4:18: watch_debounce must be more than 0"),
+        "{e}"
+    );
+    let e = one_error("[process.p]\ncommand = \"p\"\nwatch = [\"*.py\"]\nignore_watch = [\"a\"]\n");
+    assert!(e.contains("did you mean \"watch_ignore\""), "{e}");
+    let e = one_error("[task.t]\ncommand = \"t\"\nwatch = [\"*.py\"]\n");
+    assert!(e.contains("watch"), "{e}");
+}

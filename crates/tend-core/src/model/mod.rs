@@ -12,7 +12,8 @@
 //! | [`status`] | what status shows and the events published ([`StateName`](status::StateName), [`ProcessStatus`](status::ProcessStatus), [`Event`](status::Event), [`ExitInfo`](status::ExitInfo)) |
 //! | [`outcome`] | the answer of a request, per process ([`Outcome`](outcome::Outcome), [`ActionResult`](outcome::ActionResult)) |
 //! | [`notify_msg`] | `sd_notify` datagrams, parsed |
-//! | [`task`] | what triggers a task ([`TaskConf`](task::TaskConf)) |
+//! | [`task`] | what triggers a task ([`TaskConf`](task::TaskConf), [`CronSchedule`](task::CronSchedule)) |
+//! | [`watch`] | the files whose changes restart a process ([`WatchSpec`](watch::WatchSpec)) |
 //! | [`resources`] | cgroup limits, usage and exit reasons ([`ResourceLimits`](resources::ResourceLimits), [`ProcessStats`](resources::ProcessStats)) |
 //! | [`launch`] | the spawn and signal vocabulary ([`KillTarget`](launch::KillTarget), [`SpawnError`](launch::SpawnError)) |
 //! | [`name`], [`pattern`], [`signal`], [`duration`], [`time`] | names, target patterns, signal numbers, `1m30s`, the monotonic [`Mono`](time::Mono) |
@@ -36,3 +37,4 @@ pub mod spec;
 pub mod status;
 pub mod task;
 pub mod time;
+pub mod watch;

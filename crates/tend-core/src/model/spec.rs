@@ -106,6 +106,10 @@ pub struct ProcessSpec {
     /// Read by the daemon, not the engine.
     #[serde(default)]
     pub ready_gate: bool,
+    /// Files whose changes restart it (`watch = [...]`); `None` watches
+    /// nothing (and costs nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::WatchSpec>,
     /// Why this process cannot be spawned, known when its config was read
     /// (Supervisor's `can't parse command ...`): every start of it fails at
     /// once with this error, as a start of a missing program does, and the
@@ -156,6 +160,7 @@ impl ProcessSpec {
             limits: super::resources::ResourceLimits::default(),
             exit_with: false,
             ready_gate: false,
+            watch: None,
             spawn_error: None,
         }
     }

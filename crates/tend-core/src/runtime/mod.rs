@@ -9,12 +9,15 @@
 //! - `logs.rs`: the log hub (every output pipe, log file and tail);
 //! - `probe/`: running one check once; `notify.rs`: the notify sockets;
 //! - [`tasks`]: tasks' triggers (timers and signals), on the handle alone.
+//! - [`watch`]: restarts on file changes (`watch = [...]`), made on the
+//!   first process that has one.
 
 mod driver;
 mod logs;
 pub(crate) mod notify;
 pub(crate) mod probe;
 pub mod tasks;
+pub mod watch;
 
 pub(crate) use logs::LogHub;
 pub use logs::{LogChunk, LogLine, LogQuery, PARTIAL_AFTER, Tap, TapChunk};
@@ -100,6 +103,8 @@ pub struct Supervisor {
     tx: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     logs: Arc<LogHub>,
+    /// The watch service, once a process with a watch was added.
+    watches: Arc<std::sync::OnceLock<watch::Watches>>,
 }
 
 impl Supervisor {
@@ -141,7 +146,15 @@ impl Supervisor {
             runtime_dir,
         );
         let task = tokio::spawn(driver.run(rx, exits));
-        (Supervisor { tx, events, logs }, task)
+        (
+            Supervisor {
+                tx,
+                events,
+                logs,
+                watches: Arc::default(),
+            },
+            task,
+        )
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Error> {
@@ -205,13 +218,33 @@ impl Supervisor {
     pub async fn add(&self, spec: impl Into<Arc<ProcessSpec>>) -> Result<(), Error> {
         let spec = spec.into();
         spec.validate()?;
-        self.ask(|r| Request::Add(spec, r)).await?
+        let watch = spec.watch.clone().map(|w| (spec.name.clone(), w));
+        self.ask(|r| Request::Add(spec, r)).await??;
+        if let Some((name, w)) = watch {
+            match self.watches() {
+                Ok(watches) => watches.set(name, w),
+                Err(e) => tracing::error!("{name}: cannot watch its files: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The watch service, started on first use.
+    fn watches(&self) -> std::io::Result<&watch::Watches> {
+        if let Some(w) = self.watches.get() {
+            return Ok(w);
+        }
+        let w = watch::Watches::start(self)?;
+        Ok(self.watches.get_or_init(|| w))
     }
 
     /// Stops a process (if needed), cancels any pending restart and unregisters
     /// it. Returns once it is gone.
     pub async fn remove(&self, name: &str) -> Result<(), Error> {
         let name = Name::new(name).map_err(|_| Error::UnknownProcess(name.to_string()))?;
+        if let Some(w) = self.watches.get() {
+            w.unset(name.clone());
+        }
         self.ask(|r| Request::Remove(name, r)).await?
     }
 

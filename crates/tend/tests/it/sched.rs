@@ -152,3 +152,99 @@ depends_on = {{ web = "ready" }}
         "proxy started before both copies were ready:\n{text}"
     );
 }
+
+/// How many times the daemon's log says `name` was restarted by its watch.
+fn watch_restarts(d: &Daemon, name: &str) -> usize {
+    d.log_text()
+        .matches(&format!("{name}: restarting: "))
+        .count()
+}
+
+#[test]
+fn a_change_to_a_watched_file_restarts_the_process_once_and_ignored_files_do_not() {
+    let mut d = daemon(|dir| {
+        std::fs::create_dir_all(format!("{dir}/app/src/gen")).expect("mkdir");
+        format!(
+            r#"
+[process.api]
+command = ["sleep", "600"]
+cwd = "{dir}/app"
+watch = ["src/**/*.py"]
+watch_ignore = ["src/gen/**"]
+watch_debounce = "300ms"
+"#
+        )
+    });
+    let src = d.dir.path().join("app/src");
+    d.wait_for("api running", LONG, |d| d.state("api") == "running");
+    let first = d.pid("api");
+
+    // Touching a matching file restarts it, and the log says which file.
+    std::fs::write(src.join("main.py"), "print(1)\n").expect("write");
+    d.wait_for("a restart", LONG, |d| watch_restarts(d, "api") == 1);
+    assert!(
+        d.log_text()
+            .contains("api: restarting: src/main.py changed (watch)"),
+        "{}",
+        d.log_text()
+    );
+    d.wait_for("a new pid", LONG, |d| {
+        d.state("api") == "running" && d.pid("api") != first
+    });
+    let second = d.pid("api");
+
+    // An ignored file and a file that does not match: no restart. Then a
+    // burst of 20 writes to a matching file: one.
+    std::fs::write(src.join("gen/out.py"), "x\n").expect("write");
+    std::fs::write(src.join("notes.txt"), "x\n").expect("write");
+    for i in 0..20 {
+        std::fs::write(src.join("burst.py"), format!("{i}\n")).expect("write");
+    }
+    d.wait_for("the burst's restart", LONG, |d| {
+        watch_restarts(d, "api") == 2
+    });
+    let log = d.log_text();
+    assert!(
+        log.contains("api: restarting: src/burst.py changed"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("gen/out.py") && !log.contains("notes.txt"),
+        "{log}"
+    );
+    d.wait_for("a third pid", LONG, |d| {
+        d.state("api") == "running" && d.pid("api") != second
+    });
+    // A later change restarts it again: the burst made exactly one.
+    std::fs::write(src.join("later.py"), "x\n").expect("write");
+    d.wait_for("the next restart", LONG, |d| {
+        d.log_text()
+            .contains("api: restarting: src/later.py changed")
+    });
+    assert_eq!(watch_restarts(&d, "api"), 3, "{}", d.log_text());
+}
+
+#[test]
+fn a_reload_changes_what_is_watched() {
+    let mut d = daemon(|dir| {
+        std::fs::create_dir_all(format!("{dir}/a")).expect("mkdir");
+        std::fs::create_dir_all(format!("{dir}/b")).expect("mkdir");
+        "[process.w]\ncommand = [\"sleep\", \"600\"]\nwatch = [\"a/*.txt\"]\nwatch_debounce = \"100ms\"\n"
+            .to_string()
+    });
+    d.wait_for("w running", LONG, |d| d.state("w") == "running");
+    std::fs::write(
+        &d.config,
+        "[process.w]\ncommand = [\"sleep\", \"600\"]\nwatch = [\"b/*.txt\"]\nwatch_debounce = \"100ms\"\n",
+    )
+    .expect("write config");
+    d.ok(&["reload"]);
+    d.wait_for("w running again", LONG, |d| d.state("w") == "running");
+    let dir = d.dir.path().to_path_buf();
+    std::fs::write(dir.join("a/old.txt"), "x").expect("write");
+    std::fs::write(dir.join("b/new.txt"), "x").expect("write");
+    d.wait_for("the restart", LONG, |d| watch_restarts(d, "w") == 1);
+    let log = d.log_text();
+    assert!(log.contains("w: restarting: b/new.txt changed"), "{log}");
+    assert!(!log.contains("a/old.txt"), "{log}");
+}
