@@ -388,6 +388,12 @@ fn tasks(h: &mut String, st: &Daemon, all: &[ProcessStatus], caller: &Caller) {
                 duration(u64::try_from(e.as_millis()).unwrap_or(u64::MAX))
             ));
         }
+        if let Some(c) = &t.cron {
+            match c.time_zone().iana_name() {
+                Some(tz) => runs.push(format!("cron {} ({tz})", c.expr())),
+                None => runs.push(format!("cron {}", c.expr())),
+            }
+        }
         if let Some(sig) = &t.on_signal {
             runs.push(format!("on SIG{sig}"));
         }
