@@ -209,6 +209,21 @@ impl ProcessSpec {
                 "give_up_after must be at least 1".into(),
             ));
         }
+        if let Some(w) = &self.watch {
+            if !w.root.is_absolute() {
+                return Err(SpecError::Watch(format!(
+                    "root {} is not an absolute path",
+                    w.root.display()
+                )));
+            }
+            if w.patterns.is_empty() {
+                return Err(SpecError::Watch("no patterns".into()));
+            }
+            if w.debounce.is_zero() {
+                return Err(SpecError::Watch("debounce must be more than 0".into()));
+            }
+            w.compile().map_err(SpecError::Watch)?;
+        }
         Ok(())
     }
 
@@ -243,6 +258,9 @@ pub enum SpecError {
     /// A resource limit out of range.
     #[error("limits: {0}")]
     Limits(String),
+    /// A watch that cannot be made.
+    #[error("watch: {0}")]
+    Watch(String),
 }
 
 /// When an exit is followed by a restart.

@@ -151,3 +151,62 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod spec_tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::WatchSpec;
+    use crate::{Name, ProcessSpec};
+
+    #[test]
+    fn a_spec_with_a_watch_that_cannot_be_made_is_invalid() {
+        let mut s = ProcessSpec::new(
+            Name::new("p").unwrap_or_else(|e| panic!("{e}")),
+            vec!["x".into()],
+        );
+        let ok = WatchSpec {
+            root: PathBuf::from("/app"),
+            patterns: vec!["*.py".into()],
+            ignore: Vec::new(),
+            debounce: Duration::from_millis(10),
+        };
+        s.watch = Some(ok.clone());
+        assert!(s.validate().is_ok());
+        for (bad, want) in [
+            (
+                WatchSpec {
+                    root: PathBuf::from("app"),
+                    ..ok.clone()
+                },
+                "not an absolute path",
+            ),
+            (
+                WatchSpec {
+                    patterns: Vec::new(),
+                    ..ok.clone()
+                },
+                "no patterns",
+            ),
+            (
+                WatchSpec {
+                    debounce: Duration::ZERO,
+                    ..ok.clone()
+                },
+                "debounce",
+            ),
+            (
+                WatchSpec {
+                    ignore: vec!["[".into()],
+                    ..ok.clone()
+                },
+                "invalid pattern",
+            ),
+        ] {
+            s.watch = Some(bad);
+            let e = s.validate().err().map(|e| e.to_string());
+            assert!(e.as_deref().is_some_and(|e| e.contains(want)), "{e:?}");
+        }
+    }
+}

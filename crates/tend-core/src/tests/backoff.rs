@@ -539,6 +539,10 @@ fn resolve_patterns_in_priority_order() {
     let names = |v: Vec<crate::Name>| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>();
     assert_eq!(names(r(&["all"]).unwrap()), ["db", "web-1", "web-2"]);
     assert_eq!(names(r(&["front:*"]).unwrap()), ["web-1", "web-2"]);
+    // A name that is no process's but a group's is the group (the copies
+    // of `replicas`); a process's own name wins (`db` is both).
+    assert_eq!(names(r(&["front"]).unwrap()), ["web-1", "web-2"]);
+    assert_eq!(names(r(&["db"]).unwrap()), ["db"]);
     assert_eq!(
         names(r(&["web-*", "db", "web-1"]).unwrap()),
         ["db", "web-1", "web-2"]
