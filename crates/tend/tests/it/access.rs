@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, TEND, TestEnv, wait_until};
+use crate::harness::{Daemon, TEND, TestEnv, free_port, wait_until};
 
 /// Unix users and groups made for one test, removed when dropped.
 struct Accounts {
@@ -550,14 +550,6 @@ fn supervisorctl_as_a_group_member_sees_and_does_only_what_it_may() {
     let log = d.log_text();
     assert!(log.contains("stop db: denied (needs \"control\")"), "{log}");
     assert!(log.contains("stop web: ok"), "{log}");
-}
-
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `curl -s -i ARGS...`: the status code, the headers (lower case) and the body.
