@@ -166,16 +166,32 @@
     set(cell(tr, 'last'), s.started_at ? new Date(s.started_at).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '–');
     set(cell(tr, 'exit'), exitText(s.last_exit));
   }
+  const utc = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  let cronAsked = 0;
   function nextRuns() {
+    let cronDue = false;
     for (const c of $$('td[data-k="nextrun"]')) {
       const every = Number(c.dataset.every);
-      if (!every) continue;
       let t = Date.parse(c.textContent.replace(' UTC', 'Z').replace(' ', 'T'));
       if (Number.isNaN(t)) continue;
       const now = serverNow();
       if (t > now) continue;
+      // A cron schedule's next run is the server's to say.
+      if (c.dataset.cron) { cronDue = true; continue; }
+      if (!every) continue;
       while (t <= now) t += every;
-      set(c, new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC');
+      set(c, utc(t));
+    }
+    // At most one question a minute, and only once a run has come.
+    if (cronDue && Date.now() - cronAsked > 60000) {
+      cronAsked = Date.now();
+      fetch('/v1/tasks').then((r) => (r.ok ? r.json() : [])).then((list) => {
+        for (const t of list) {
+          const tr = $(`tr[data-task="${CSS.escape(t.name)}"]`);
+          const c = tr && cell(tr, 'nextrun');
+          if (c && c.dataset.cron && t.next_run) set(c, utc(Date.parse(t.next_run)));
+        }
+      }).catch(() => {});
     }
   }
 

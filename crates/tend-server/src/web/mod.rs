@@ -404,11 +404,16 @@ fn tasks(h: &mut String, st: &Daemon, all: &[ProcessStatus], caller: &Caller) {
         let _ = writeln!(
             h,
             "<tr data-task=\"{n}\"><th scope=\"row\">{n}</th><td data-k=\"state\"><span class=\"st st-{st}\">{st}</span></td>\
-             <td>{}</td><td data-k=\"last\">{}</td><td data-k=\"exit\">{}</td><td data-k=\"nextrun\" data-every=\"{}\">{}</td></tr>",
+             <td>{}</td><td data-k=\"last\">{}</td><td data-k=\"exit\">{}</td><td data-k=\"nextrun\" data-every=\"{}\"{}>{}</td></tr>",
             escape(&runs.join(", ")),
             time(s.started_at),
             escape(&exit_text(&s.last_exit)),
             t.every.map_or(0, |e| e.as_millis()),
+            if t.cron.is_some() {
+                " data-cron=\"1\""
+            } else {
+                ""
+            },
             time(t.next_after(now)),
             n = escape(s.name.as_str()),
             st = s.state.as_str(),

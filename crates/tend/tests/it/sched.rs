@@ -64,6 +64,21 @@ command = ["true"]
     let table = d.ok(&["status", "nightly"]).stdout;
     assert!(table.contains("next run "), "{table}");
     assert!(table.contains("T18:15:00Z (in "), "{table}");
+
+    // The API's task list and the dashboard say the same.
+    let port = crate::browser::tcp_to_unix(&d.socket);
+    let tasks = crate::browser::http_get(port, "/v1/tasks");
+    let body = tasks.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let tasks: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {tasks}"));
+    let nightly = tasks
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "nightly"))
+        .unwrap_or_else(|| panic!("no nightly in {tasks}"));
+    assert_eq!(nightly["cron"], "@midnight", "{nightly}");
+    assert_eq!(nightly["timezone"], "Asia/Kathmandu", "{nightly}");
+    let page = crate::browser::http_get(port, "/ui/");
+    assert!(page.contains("cron @midnight (Asia/Kathmandu)"), "{page}");
+    assert!(page.contains("data-cron=\"1\""), "{page}");
 }
 
 fn replicas_config(dir: &str, n: u32) -> String {
