@@ -58,7 +58,8 @@ pub use json::{
 /// The types of the endpoints the dashboard added (graph, tasks, resources, stdin).
 pub mod more {
     pub use crate::json::{
-        Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
+        Edge, Graph, Resources, ScaleRequest, ScaleResponse, StdinRequest, StdinResponse, TaskItem,
+        TaskSchedule, Usage,
     };
 }
 pub use listen::{

@@ -286,6 +286,14 @@ pub enum ClientCommand {
         /// The process name.
         name: String,
     },
+    /// Run N copies of a replicated process (`replicas` in its table), until
+    /// the next reload: adds NAME-i or stops and removes the last ones.
+    Scale {
+        /// The replicated process (`web` for web-0, web-1, ...).
+        name: String,
+        /// How many copies to run.
+        replicas: u32,
+    },
     /// Stop every process and the daemon (waits --timeout, 2m by default,
     /// for it to exit).
     Shutdown,

@@ -332,6 +332,29 @@ pub fn remove(client: &Client, name: &str, out: &mut Out) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tend scale NAME N`: run N copies of a replicated process.
+pub fn scale(
+    client: &Client,
+    name: &str,
+    replicas: u32,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let body = tend_server::more::ScaleRequest {
+        name: name.to_string(),
+        replicas,
+    };
+    let resp: tend_server::more::ScaleResponse = client.call("POST", "/v1/scale", Some(&body))?;
+    write!(out, "{}: {} -> {} replicas", resp.name, resp.from, resp.to)?;
+    if !resp.added.is_empty() {
+        write!(out, "; added {}", resp.added.join(", "))?;
+    }
+    if !resp.removed.is_empty() {
+        write!(out, "; removed {}", resp.removed.join(", "))?;
+    }
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `tend reload [--json]`: the daemon reads its config file again and applies it.
 pub fn reload(client: &Client, json: bool, out: &mut Out) -> anyhow::Result<ExitCode> {
     if json {

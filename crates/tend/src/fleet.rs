@@ -302,6 +302,9 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
         ClientCommand::Pid { name, json } => commands::pid(client, name.clone(), *json, &mut buf),
         ClientCommand::Add(args) => commands::add(client, args.clone(), &mut buf),
         ClientCommand::Remove { name } => commands::remove(client, name, &mut buf),
+        ClientCommand::Scale { name, replicas } => {
+            commands::scale(client, name, *replicas, &mut buf)
+        }
         ClientCommand::Reload { json } => commands::reload(client, *json, &mut buf),
         ClientCommand::Shutdown => commands::shutdown(
             client,

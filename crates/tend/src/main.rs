@@ -163,6 +163,7 @@ fn client_verb(
         ClientCommand::Pid { name, json } => commands::pid(client, name, json, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),
+        ClientCommand::Scale { name, replicas } => commands::scale(client, &name, replicas, out),
         ClientCommand::Reload { json } => commands::reload(client, json, out),
         ClientCommand::Shutdown => {
             commands::shutdown(client, timeout.unwrap_or(commands::SHUTDOWN_TIMEOUT), out)

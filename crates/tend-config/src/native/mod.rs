@@ -45,6 +45,7 @@ use crate::{
 use value::{Field, Item, Key, section_name, walk};
 
 pub use logs::check_file as check_log_file;
+pub use replicas::{MAX_REPLICAS, REPLICA_VAR, replica_copy};
 
 /// Socket file name used when `[daemon] socket` is not set.
 pub const DEFAULT_SOCKET: &str = "tend.sock";

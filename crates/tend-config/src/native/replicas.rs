@@ -153,6 +153,24 @@ pub(super) fn expand(
     (out, copies)
 }
 
+/// Copy `i` of the process `base` whose spec (of any copy) is `spec`, for
+/// `tend scale`: named `BASE-i`, with `TEND_REPLICA=i` and its own default
+/// log files, as `replicas = N` makes them. `None` if `BASE-i` is not a
+/// valid name.
+pub fn replica_copy(spec: &ProcessSpec, base: &str, i: usize) -> Option<ProcessSpec> {
+    let name = Name::new(format!("{base}-{i}")).ok()?;
+    // The template's own name stands for the base in its default log paths.
+    let mut template = spec.clone();
+    let own = template.name.to_string();
+    template.logs.stdout = rename_log(&template.logs.stdout, &own, base, "out");
+    template.logs.stderr = rename_log(&template.logs.stderr, &own, base, "err");
+    Some(copy(&template, base, name, i))
+}
+
+fn rename_log(target: &LogTarget, from: &str, to: &str, suffix: &str) -> LogTarget {
+    own_log(target, from, to, suffix)
+}
+
 /// Copy `i` of `spec`, named `name`.
 fn copy(spec: &ProcessSpec, base: &str, name: Name, i: usize) -> ProcessSpec {
     // The group stays the table's name (or the `[group.X]` that lists it).

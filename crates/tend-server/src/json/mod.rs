@@ -10,6 +10,7 @@ mod extract;
 mod handlers;
 pub(crate) mod logs;
 mod more;
+mod scale;
 
 use axum::Router;
 use axum::http::header;
@@ -26,6 +27,7 @@ pub use logs::ChannelStream;
 pub use more::{
     Edge, Graph, Resources, StdinRequest, StdinResponse, TaskItem, TaskSchedule, Usage,
 };
+pub use scale::{ScaleRequest, ScaleResponse};
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -51,6 +53,7 @@ routes! {
     post "/v1/stdin" => more::stdin;
     post "/v1/processes" => handlers::add;
     delete "/v1/processes/{name}" => handlers::remove;
+    post "/v1/scale" => scale::scale;
     get "/v1/logs" => logs::logs;
     get "/v1/logs/file" => more::log_file;
     get "/v1/logs/files" => more::log_files;

@@ -269,3 +269,43 @@ fn a_reload_changes_what_is_watched() {
     assert!(log.contains("w: restarting: b/new.txt changed"), "{log}");
     assert!(!log.contains("a/old.txt"), "{log}");
 }
+
+#[test]
+fn scale_adds_and_removes_copies_at_run_time() {
+    let mut d = daemon(|dir| replicas_config(dir, 2));
+    d.wait_for("two copies running", LONG, |d| {
+        ["web-0", "web-1"].iter().all(|n| d.state(n) == "running")
+    });
+    let before = pids(&d, &["web-0", "web-1"]);
+
+    let out = d.ok(&["scale", "web", "4"]).stdout;
+    assert_eq!(out, "web: 2 -> 4 replicas; added web-2, web-3\n");
+    d.wait_for("four copies running", LONG, |d| {
+        ["web-2", "web-3"].iter().all(|n| d.state(n) == "running")
+    });
+    assert_eq!(pids(&d, &["web-0", "web-1"]), before, "left running");
+    let p = d.dir.path().join("replica-3");
+    crate::harness::wait_until("copy 3's file", LONG, || p.exists());
+    assert_eq!(std::fs::read_to_string(&p).unwrap_or_default().trim(), "3");
+    for p in d.status(&[]) {
+        assert_eq!(p["group"], "web", "{p}");
+    }
+
+    let out = d.ok(&["scale", "web", "1"]).stdout;
+    assert_eq!(out, "web: 4 -> 1 replicas; removed web-1, web-2, web-3\n");
+    let names: Vec<Value> = d.status(&[]).iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, ["web-0"]);
+    assert_eq!(d.pid("web-0"), before[0]);
+
+    for (args, want) in [
+        (["scale", "nope", "2"], "nope has no replicas"),
+        (
+            ["scale", "web", "0"],
+            "expected a number of copies from 1 to 10000",
+        ),
+    ] {
+        let run = d.tend(&args);
+        assert_ne!(run.code, Some(0), "{run}");
+        assert!(run.stderr.contains(want), "{run}");
+    }
+}
