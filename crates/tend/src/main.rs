@@ -12,6 +12,7 @@ mod output;
 mod pidproxy;
 mod socket;
 mod supervisord;
+mod top;
 
 use std::io::Write;
 use std::path::Path;
@@ -160,6 +161,7 @@ fn client_verb(
             commands::signal(client, signal, patterns, out)
         }
         ClientCommand::Logs(args) => commands::logs(client, args, out),
+        ClientCommand::Top { interval } => top::run(client.clone(), client.at(), interval),
         ClientCommand::Pid { name, json } => commands::pid(client, name, json, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),

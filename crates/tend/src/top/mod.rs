@@ -1,0 +1,424 @@
+//! `tend top`: a live view of the daemon in the terminal, over the JSON API
+//! and the `/v1/events` stream only (so `--host` works as for every verb).
+//!
+//! [`model`] is the state and what keys and events do to it, [`view`] draws
+//! it; this module is the IO around them: one thread reads the event stream
+//! (reconnecting by itself), one reads the terminal, one samples
+//! `GET /v1/resources`, and each action runs on a thread of its own. They
+//! all send [`Msg`]s to the loop here, which applies them and redraws: the
+//! screen changes when something happened, never on a timer of its own.
+//! CPU and memory are sampled when an event or a key asks for it, and at
+//! most once per `--interval` (1 s by default) while something runs; an
+//! idle daemon with nothing running is asked nothing.
+
+pub mod model;
+pub mod view;
+
+use std::io::{BufRead, BufReader};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use serde_json::Value;
+use tend_server::api::{
+    ActionResponse, LogItem, LogLineItem, LogsQuery, SignalRequest, StartRequest, TargetsRequest,
+};
+use tend_server::more::{Graph, Resources};
+
+use crate::client::{Client, NO_BODY};
+use model::{Command, Link, Model, Verb};
+
+/// How many recent lines the log pane starts with.
+const BACKFILL: usize = 500;
+
+/// The least time between two samples of `GET /v1/resources`.
+const MIN_SAMPLE_GAP: Duration = Duration::from_secs(1);
+
+/// Reconnecting waits this long at first, doubling up to [`RECONNECT_MAX`].
+const RECONNECT_MIN: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// What the threads tell the loop.
+enum Msg {
+    /// A key or a resize.
+    Term(Event),
+    /// The terminal cannot be read.
+    TermGone(String),
+    /// The event stream is open.
+    Connected,
+    /// The last lines, read right after connecting.
+    Backfill(Vec<LogLineItem>),
+    /// One event of the stream.
+    Event(Value),
+    /// The stream broke (why); the thread reconnects.
+    Down(String),
+    /// The dependency graph.
+    Graph(Graph),
+    /// A sample of what the processes use (or why there is none).
+    Resources(Result<Resources, String>),
+    /// The daemon's answer to an action (text, is an error).
+    Answer(String, bool),
+}
+
+/// `tend top`: runs until `q` or Ctrl-C.
+pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("tend top needs a terminal (use `tend status` or `tend logs -f` in scripts)");
+    }
+    let (tx, rx) = mpsc::channel();
+    spawn_events(client.clone(), tx.clone());
+    let sampler = spawn_sampler(client.clone(), tx.clone());
+    let grapher = spawn_grapher(client.clone(), tx.clone());
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            loop {
+                match event::read() {
+                    Ok(ev) => {
+                        if tx.send(Msg::Term(ev)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Msg::TermGone(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    let mut ui = Loop {
+        model: Model::new(at),
+        client,
+        tx,
+        sampler,
+        grapher,
+        interval,
+        last_sample: None,
+        sample_due: None,
+        sampling: false,
+        sample_wanted: false,
+    };
+    let result = ui.run(&mut terminal, &rx);
+    let restored = ratatui::try_restore();
+    result?;
+    restored.context("cannot restore the terminal")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Loop {
+    model: Model,
+    client: Client,
+    tx: Sender<Msg>,
+    sampler: Sender<()>,
+    grapher: Sender<()>,
+    interval: Duration,
+    last_sample: Option<Instant>,
+    sample_due: Option<Instant>,
+    sampling: bool,
+    sample_wanted: bool,
+}
+
+impl Loop {
+    fn run(
+        &mut self,
+        terminal: &mut ratatui::DefaultTerminal,
+        rx: &Receiver<Msg>,
+    ) -> anyhow::Result<()> {
+        loop {
+            terminal
+                .draw(|f| view::draw(f, &mut self.model, Instant::now()))
+                .context("cannot draw")?;
+            let first = match self.sample_due {
+                Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => return Ok(()),
+                },
+            };
+            if self.sample_due.is_some_and(|d| d <= Instant::now()) {
+                self.sample_due = None;
+                self.want_sample();
+            }
+            // A burst (a batch of events, a pasted filter) is drawn once.
+            let mut next = first;
+            let mut handled = 0;
+            while let Some(msg) = next {
+                if self.handle(msg)? {
+                    return Ok(());
+                }
+                handled += 1;
+                next = if handled < 1000 {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+        }
+    }
+
+    /// Applies one message; `true` to quit.
+    fn handle(&mut self, msg: Msg) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        match msg {
+            Msg::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+                match self.model.key(k) {
+                    Some(Command::Quit) => return Ok(true),
+                    Some(Command::Act(verb, name)) => self.act(verb, name),
+                    None => {}
+                }
+                self.want_sample();
+            }
+            Msg::Term(_) => {}
+            Msg::TermGone(e) => anyhow::bail!("cannot read the terminal: {e}"),
+            Msg::Connected => {
+                self.model.link = Link::Up;
+                let _ = self.grapher.send(());
+            }
+            Msg::Backfill(items) => self.model.set_backfill(&items),
+            Msg::Event(ev) => {
+                if self.model.apply_event(&ev, now) {
+                    let _ = self.grapher.send(());
+                }
+                if ev.get("kind").and_then(Value::as_str) != Some("log") {
+                    self.want_sample();
+                }
+            }
+            Msg::Down(why) => self.model.link = Link::Down(why),
+            Msg::Graph(g) => self.model.set_edges(g.edges),
+            Msg::Resources(r) => {
+                self.sampling = false;
+                match r {
+                    Ok(r) => self.model.set_resources(&r),
+                    Err(e) => self.model.message = Some((format!("resources: {e}"), true)),
+                }
+                if std::mem::take(&mut self.sample_wanted) {
+                    self.want_sample();
+                }
+                if !self.interval.is_zero() && self.model.any_up() {
+                    let due = now + self.interval.max(MIN_SAMPLE_GAP);
+                    self.sample_due = Some(self.sample_due.map_or(due, |d| d.min(due)));
+                }
+            }
+            Msg::Answer(text, error) => {
+                self.model.message = Some((text, error));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Samples now, or as soon as the last sample is old enough.
+    fn want_sample(&mut self) {
+        if self.sampling {
+            self.sample_wanted = true;
+            return;
+        }
+        let now = Instant::now();
+        match self.last_sample {
+            Some(last) if now < last + MIN_SAMPLE_GAP => {
+                let due = last + MIN_SAMPLE_GAP;
+                self.sample_due = Some(self.sample_due.map_or(due, |d| d.min(due)));
+            }
+            _ => {
+                if !self.model.any_up() {
+                    return;
+                }
+                self.last_sample = Some(now);
+                self.sampling = true;
+                let _ = self.sampler.send(());
+            }
+        }
+    }
+
+    /// Runs an action on a thread of its own (a stop may take the stop timeout).
+    fn act(&mut self, verb: Verb, name: String) {
+        self.model.message = Some((format!("{} {name}...", verb.word()), false));
+        let client = self.client.clone();
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            let targets = vec![name.clone()];
+            let answer: Result<ActionResponse, _> = match verb {
+                Verb::Start => client.call(
+                    "POST",
+                    "/v1/start",
+                    Some(&StartRequest {
+                        targets,
+                        no_deps: false,
+                    }),
+                ),
+                Verb::Stop => client.call("POST", "/v1/stop", Some(&TargetsRequest { targets })),
+                Verb::Restart => {
+                    client.call("POST", "/v1/restart", Some(&TargetsRequest { targets }))
+                }
+                Verb::Signal(signal) => client.call(
+                    "POST",
+                    "/v1/signal",
+                    Some(&SignalRequest { targets, signal }),
+                ),
+            };
+            let msg = match answer {
+                Ok(resp) => {
+                    let done = match verb {
+                        Verb::Start => "started".to_string(),
+                        Verb::Stop => "stopped".to_string(),
+                        Verb::Restart => "restarted".to_string(),
+                        Verb::Signal(s) => format!("sent {s}"),
+                    };
+                    let mut out = Vec::new();
+                    let failed = crate::commands::report(&resp.results, &done, &mut out)
+                        .map_or(true, |code| code != ExitCode::SUCCESS);
+                    let text = String::from_utf8_lossy(&out).trim().replace('\n', "; ");
+                    Msg::Answer(text, failed)
+                }
+                Err(e) => Msg::Answer(format!("{} {name}: {e}", verb.word()), true),
+            };
+            let _ = tx.send(msg);
+        });
+    }
+}
+
+/// The thread that reads `GET /v1/resources` each time it is asked.
+fn spawn_sampler(client: Client, tx: Sender<Msg>) -> Sender<()> {
+    let (ask, asked) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        while asked.recv().is_ok() {
+            let r = client
+                .call::<Resources>("GET", "/v1/resources", NO_BODY)
+                .map_err(|e| e.to_string());
+            if tx.send(Msg::Resources(r)).is_err() {
+                return;
+            }
+        }
+    });
+    ask
+}
+
+/// The thread that reads `GET /v1/graph` each time it is asked.
+fn spawn_grapher(client: Client, tx: Sender<Msg>) -> Sender<()> {
+    let (ask, asked) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        while asked.recv().is_ok() {
+            // Several asks in a row are one read.
+            while asked.try_recv().is_ok() {}
+            if let Ok(g) = client.call::<Graph>("GET", "/v1/graph", NO_BODY)
+                && tx.send(Msg::Graph(g)).is_err()
+            {
+                return;
+            }
+        }
+    });
+    ask
+}
+
+/// The thread that follows `GET /v1/events` (with a snapshot and the log
+/// lines), and opens it again whenever it breaks.
+fn spawn_events(client: Client, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let mut wait = RECONNECT_MIN;
+        loop {
+            match follow(&client, &tx) {
+                Ok(Flow::Quit) => return,
+                Ok(Flow::Ended(why)) => {
+                    wait = RECONNECT_MIN;
+                    if tx.send(Msg::Down(why)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if tx.send(Msg::Down(e)).is_err() {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(RECONNECT_MAX);
+        }
+    });
+}
+
+enum Flow {
+    /// The loop is gone.
+    Quit,
+    /// The stream ended after it was open (why).
+    Ended(String),
+}
+
+/// One connection of the event stream, until it ends.
+fn follow(client: &Client, tx: &Sender<Msg>) -> Result<Flow, String> {
+    let body = client
+        .stream("/v1/events?snapshot=1&logs=1")
+        .map_err(|e| e.to_string())?;
+    if tx.send(Msg::Connected).is_err() {
+        return Ok(Flow::Quit);
+    }
+    // The recent lines, read once the stream is open: none is lost between
+    // the two (the pane drops the ones the stream sends again).
+    let query = LogsQuery {
+        n: Some(BACKFILL),
+        ..LogsQuery::default()
+    };
+    match client.request("GET", &query.path(), None) {
+        Ok(resp) if resp.status == 200 => {
+            let items: Vec<LogLineItem> = resp
+                .body
+                .split(|b| *b == b'\n')
+                .filter_map(|l| serde_json::from_slice::<LogItem>(l).ok())
+                .filter_map(|i| match i {
+                    LogItem::Line(l) => Some(l),
+                    LogItem::Lagged { .. } => None,
+                })
+                .collect();
+            if tx.send(Msg::Backfill(items)).is_err() {
+                return Ok(Flow::Quit);
+            }
+        }
+        // Without the right to read logs, the pane shows only what the
+        // stream sends (the daemon leaves those lines out too).
+        _ => {}
+    }
+    let mut reader = BufReader::new(body);
+    let mut data = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(Flow::Ended("the daemon closed the event stream".into())),
+            Ok(_) => {}
+            Err(e) => return Ok(Flow::Ended(format!("the event stream broke: {e}"))),
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            if data.is_empty() {
+                continue;
+            }
+            let ev: Value = match serde_json::from_str(&data) {
+                Ok(v) => v,
+                Err(_) => {
+                    data.clear();
+                    continue;
+                }
+            };
+            data.clear();
+            if ev.get("kind").and_then(Value::as_str) == Some("cutoff") {
+                return Ok(Flow::Ended("tend top read the events too slowly".into()));
+            }
+            if tx.send(Msg::Event(ev)).is_err() {
+                return Ok(Flow::Quit);
+            }
+        } else if let Some(d) = l.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        }
+        // `id:`, `event:`, `retry:` and `: comments` need nothing here.
+    }
+}
