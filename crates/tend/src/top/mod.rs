@@ -28,13 +28,10 @@ use tend_server::api::{
 use tend_server::more::{Graph, Resources};
 
 use crate::client::{Client, NO_BODY};
-use model::{Command, Link, Model, Verb};
+use model::{Command, Link, Model, Sampling, Verb};
 
 /// How many recent lines the log pane starts with.
 const BACKFILL: usize = 500;
-
-/// The least time between two samples of `GET /v1/resources`.
-const MIN_SAMPLE_GAP: Duration = Duration::from_secs(1);
 
 /// Reconnecting waits this long at first, doubling up to [`RECONNECT_MAX`].
 const RECONNECT_MIN: Duration = Duration::from_millis(250);
@@ -97,11 +94,7 @@ pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<Exi
         tx,
         sampler,
         grapher,
-        interval,
-        last_sample: None,
-        sample_due: None,
-        sampling: false,
-        sample_wanted: false,
+        sampling: Sampling::new(interval),
     };
     let result = ui.run(&mut terminal, &rx);
     let restored = ratatui::try_restore();
@@ -116,11 +109,7 @@ struct Loop {
     tx: Sender<Msg>,
     sampler: Sender<()>,
     grapher: Sender<()>,
-    interval: Duration,
-    last_sample: Option<Instant>,
-    sample_due: Option<Instant>,
-    sampling: bool,
-    sample_wanted: bool,
+    sampling: Sampling,
 }
 
 impl Loop {
@@ -133,7 +122,7 @@ impl Loop {
             terminal
                 .draw(|f| view::draw(f, &mut self.model, Instant::now()))
                 .context("cannot draw")?;
-            let first = match self.sample_due {
+            let first = match self.sampling.due() {
                 Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -144,9 +133,8 @@ impl Loop {
                     Err(_) => return Ok(()),
                 },
             };
-            if self.sample_due.is_some_and(|d| d <= Instant::now()) {
-                self.sample_due = None;
-                self.want_sample();
+            if self.sampling.tick(Instant::now(), self.model.any_up()) {
+                let _ = self.sampler.send(());
             }
             // A burst (a batch of events, a pasted filter) is drawn once.
             let mut next = first;
@@ -195,17 +183,12 @@ impl Loop {
             Msg::Down(why) => self.model.link = Link::Down(why),
             Msg::Graph(g) => self.model.set_edges(g.edges),
             Msg::Resources(r) => {
-                self.sampling = false;
                 match r {
                     Ok(r) => self.model.set_resources(&r),
                     Err(e) => self.model.message = Some((format!("resources: {e}"), true)),
                 }
-                if std::mem::take(&mut self.sample_wanted) {
-                    self.want_sample();
-                }
-                if !self.interval.is_zero() && self.model.any_up() {
-                    let due = now + self.interval.max(MIN_SAMPLE_GAP);
-                    self.sample_due = Some(self.sample_due.map_or(due, |d| d.min(due)));
+                if self.sampling.done(now, self.model.any_up()) {
+                    let _ = self.sampler.send(());
                 }
             }
             Msg::Answer(text, error) => {
@@ -217,24 +200,8 @@ impl Loop {
 
     /// Samples now, or as soon as the last sample is old enough.
     fn want_sample(&mut self) {
-        if self.sampling {
-            self.sample_wanted = true;
-            return;
-        }
-        let now = Instant::now();
-        match self.last_sample {
-            Some(last) if now < last + MIN_SAMPLE_GAP => {
-                let due = last + MIN_SAMPLE_GAP;
-                self.sample_due = Some(self.sample_due.map_or(due, |d| d.min(due)));
-            }
-            _ => {
-                if !self.model.any_up() {
-                    return;
-                }
-                self.last_sample = Some(now);
-                self.sampling = true;
-                let _ = self.sampler.send(());
-            }
+        if self.sampling.want(Instant::now(), self.model.any_up()) {
+            let _ = self.sampler.send(());
         }
     }
 

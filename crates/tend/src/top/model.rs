@@ -3,7 +3,7 @@
 //! (`super::run`) feeds it, the view draws it, and the tests drive it.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
@@ -500,12 +500,11 @@ impl Model {
 
     fn push_line(&mut self, line: LogLine) {
         let shown = self.shows(&line);
-        if self.logs.len() >= MAX_LOG_LINES {
-            if let Some(old) = self.logs.pop_front()
-                && self.shows(&old)
-            {
-                self.search_at = self.search_at.and_then(|i| i.checked_sub(1));
-            }
+        if self.logs.len() >= MAX_LOG_LINES
+            && let Some(old) = self.logs.pop_front()
+            && self.shows(&old)
+        {
+            self.search_at = self.search_at.and_then(|i| i.checked_sub(1));
         }
         self.logs.push_back(line);
         if shown && self.log_scroll > 0 {
@@ -857,6 +856,89 @@ impl Model {
                 let way = if back { "above" } else { "below" };
                 self.message = Some((format!("{pattern:?}: no match {way}"), true));
             }
+        }
+    }
+}
+
+/// The least time between two reads of `GET /v1/resources`.
+pub const MIN_SAMPLE_GAP: Duration = Duration::from_secs(1);
+
+/// When to read `GET /v1/resources`: after an event or a key (at most once
+/// per [`MIN_SAMPLE_GAP`]), and every `interval` while something runs.
+/// Nothing is read while nothing is up. Times are given, not read, so the
+/// tests run it on made-up instants.
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    interval: Duration,
+    last: Option<Instant>,
+    due: Option<Instant>,
+    in_flight: bool,
+    wanted: bool,
+}
+
+impl Sampling {
+    /// Samples every `interval` while something runs (zero: only when asked).
+    pub fn new(interval: Duration) -> Sampling {
+        Sampling {
+            interval,
+            last: None,
+            due: None,
+            in_flight: false,
+            wanted: false,
+        }
+    }
+
+    /// When the loop must wake up to sample, if ever.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    fn later(&mut self, at: Instant) {
+        self.due = Some(self.due.map_or(at, |d| d.min(at)));
+    }
+
+    /// Something happened at `now`: `true` to read now (else it is due later,
+    /// or a read is under way and another follows it).
+    pub fn want(&mut self, now: Instant, any_up: bool) -> bool {
+        if !any_up {
+            return false;
+        }
+        if self.in_flight {
+            self.wanted = true;
+            return false;
+        }
+        match self.last {
+            Some(last) if now < last + MIN_SAMPLE_GAP => {
+                self.later(last + MIN_SAMPLE_GAP);
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                self.in_flight = true;
+                self.due = None;
+                true
+            }
+        }
+    }
+
+    /// A read came back at `now`: `true` to read again now.
+    pub fn done(&mut self, now: Instant, any_up: bool) -> bool {
+        self.in_flight = false;
+        let again = std::mem::take(&mut self.wanted) && self.want(now, any_up);
+        if !again && !self.interval.is_zero() && any_up {
+            self.later(now + self.interval.max(MIN_SAMPLE_GAP));
+        }
+        again
+    }
+
+    /// The loop woke up at `now`: `true` to read now.
+    pub fn tick(&mut self, now: Instant, any_up: bool) -> bool {
+        match self.due {
+            Some(d) if d <= now => {
+                self.due = None;
+                self.want(now, any_up)
+            }
+            _ => false,
         }
     }
 }

@@ -377,3 +377,39 @@ fn the_log_buffer_is_bounded() {
     }
     assert_eq!(m.logs.len(), MAX_LOG_LINES);
 }
+
+#[test]
+fn resources_are_read_after_events_at_most_once_a_second_and_never_while_nothing_runs() {
+    let t0 = Instant::now();
+    let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+    // Only when asked (--interval 0).
+    let mut p = Sampling::new(Duration::ZERO);
+    assert!(!p.want(s(0.0), false), "nothing up: nothing to read");
+    assert_eq!(p.due(), None);
+    assert!(p.want(s(0.0), true), "an event: read now");
+    assert!(!p.want(s(0.1), true), "one read at a time");
+    assert!(!p.done(s(0.2), true), "the next waits out the gap");
+    assert_eq!(p.due(), Some(s(1.0)));
+    assert!(!p.tick(s(0.5), true), "woken early: not yet");
+    assert!(p.tick(s(1.0), true));
+    assert!(!p.done(s(1.1), true));
+    assert_eq!(
+        p.due(),
+        None,
+        "nothing asked since: nothing due, no wake-up"
+    );
+    // Every second while something runs.
+    let mut p = Sampling::new(Duration::from_secs(1));
+    assert!(p.want(s(0.0), true));
+    assert!(!p.done(s(0.1), true));
+    assert_eq!(p.due(), Some(s(1.1)));
+    assert!(p.tick(s(1.1), true));
+    // Everything stopped: the last read schedules nothing more.
+    assert!(!p.done(s(1.2), false));
+    assert_eq!(p.due(), None);
+    // A shorter interval is held to the gap.
+    let mut p = Sampling::new(Duration::from_millis(10));
+    assert!(p.want(s(0.0), true));
+    p.done(s(0.0), true);
+    assert_eq!(p.due(), Some(s(1.0)));
+}

@@ -4,11 +4,15 @@
 //! against a real daemon. Waiting is polling the pane up to a deadline:
 //! the terminal is another program, drawing when it gets to it.
 
+// These tests run tmux's short-lived commands to completion.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, TEND};
+use crate::harness::{Daemon, TEND, TestEnv};
+use crate::pki::{self, Ca};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -21,13 +25,18 @@ impl Screen {
     /// `tend -c CONFIG [ARGS] top` in a new 160x45 session; after it exits
     /// the pane prints `top exited N` and stays, so the end can be seen.
     fn open(d: &Daemon, args: &[&str]) -> Option<Screen> {
+        Screen::open_with(d, &[], args)
+    }
+
+    /// [`Screen::open`] with more environment variables for `tend top`.
+    fn open_with(d: &Daemon, env: &[(&str, &str)], args: &[&str]) -> Option<Screen> {
         tend_testkit::require_program("tmux")?;
         let socket = d.dir.path().join("tmux.sock");
-        let mut line = format!(
-            "TEND_TEST_MARKER={} {TEND} -c {}",
-            d.marker,
-            d.config.display()
-        );
+        let mut line = format!("TEND_TEST_MARKER={} ", d.marker);
+        for (k, v) in env {
+            line.push_str(&format!("{k}={v} "));
+        }
+        line.push_str(&format!("{TEND} -c {}", d.config.display()));
         for a in args {
             line.push(' ');
             line.push_str(a);
@@ -404,5 +413,47 @@ fn a_lost_daemon_shows_disconnected_and_top_reconnects_by_itself() {
         d.pid("alpha").to_string(),
         "the new run's pid: {alpha:?}"
     );
+    s.quit();
+}
+
+/// Over TLS to a daemon's TCP listener, with a bearer token: the same
+/// screen, and the keys act there too.
+#[test]
+fn top_watches_and_drives_a_daemon_over_tls() {
+    const TOKEN: &str = "top-token-0123456789";
+    let env = TestEnv::new("");
+    let dir = env.dir.path().to_path_buf();
+    let ca = Ca::new("tend top test CA");
+    let ca_file = ca.write(&dir.join("ca.pem"));
+    ca.leaf(&dir, "server", "tend", &["127.0.0.1"], false);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[http]\nlisten = [\"127.0.0.1:0\"]\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n\n\
+             [access.token.ops]\nhash = \"{{PLAIN}}{TOKEN}\"\nroles = [\"admin\"]\n\n\
+             [process.web]\ncommand = [\"sleep\", \"600\"]\n"
+        ),
+    )
+    .expect("write config");
+    let mut d = Daemon::start_in(env);
+    let url = pki::wait_urls(&mut d, 1).remove(0);
+    assert!(url.starts_with("https://"), "{url}");
+    let ca_s = ca_file.display().to_string();
+    let Some(s) = Screen::open_with(
+        &d,
+        &[("TEND_TOKEN", TOKEN)],
+        &["--host", &url, "--ca", &ca_s],
+    ) else {
+        return;
+    };
+    let text = s.wait("web running over TLS", |t| {
+        connected(t) && state_of(t, "web").as_deref() == Some("running")
+    });
+    assert!(text.contains(&url), "the header names the daemon:\n{text}");
+    s.keys(&["x"]);
+    s.wait("web stopped by the key", |t| {
+        state_of(t, "web").as_deref() == Some("stopped")
+    });
+    assert_eq!(d.state("web"), "stopped");
     s.quit();
 }
