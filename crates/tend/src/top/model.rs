@@ -50,6 +50,9 @@ pub struct Proc {
     /// Why it is fatal, or the last spawn error.
     #[serde(default)]
     pub error: Option<String>,
+    /// Milliseconds until the next automatic restart, in back-off.
+    #[serde(default)]
+    pub next_restart_in_ms: Option<u64>,
 }
 
 fn unknown_health() -> Health {
@@ -634,10 +637,9 @@ impl Model {
     fn fix_selection(&mut self) {
         let rows = self.rows();
         if rows.is_empty() {
+            // Nothing shown, nothing selected: no key acts on a hidden row.
             self.selected = 0;
-            if self.filter.is_empty() {
-                self.selected_name = None;
-            }
+            self.selected_name = None;
             return;
         }
         let at = |i: usize| rows.get(i).map(|r| r.name.as_str());

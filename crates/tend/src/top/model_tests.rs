@@ -148,6 +148,16 @@ fn slash_filters_as_you_type_enter_keeps_it_esc_clears_it() {
     m.key(ch('/'));
     m.key(key(KeyCode::Esc));
     assert_eq!(names(&m).len(), 3);
+    // A filter that hides every row leaves nothing for the keys to act on.
+    m.key(ch('/'));
+    typed(&mut m, "zzz");
+    m.key(key(KeyCode::Enter));
+    assert_eq!(m.key(ch('x')), None, "no hidden process is stopped");
+    assert!(
+        m.message
+            .as_ref()
+            .is_some_and(|(t, _)| t == "no process selected")
+    );
 }
 
 #[test]

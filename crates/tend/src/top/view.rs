@@ -119,10 +119,19 @@ fn last_exit(e: Option<ExitInfo>) -> String {
     }
 }
 
-fn ready_health(e: &Entry) -> String {
+fn ready_health(e: &Entry, now: Instant) -> String {
     let p = &e.proc;
     if let Some(w) = &p.waiting_for {
-        return format!("waits: {w}");
+        return format!("waits for {w}");
+    }
+    if let Some(ms) = p.next_restart_in_ms {
+        let gone = u64::try_from(now.saturating_duration_since(e.seen).as_millis()).unwrap_or(0);
+        return format!("restart in {}s", ms.saturating_sub(gone).div_ceil(1000));
+    }
+    if p.state == StateName::Fatal
+        && let Some(why) = &p.error
+    {
+        return why.clone();
     }
     if !p.state.is_up() {
         return "-".into();
@@ -198,7 +207,7 @@ fn draw_table(frame: &mut Frame, m: &Model, area: Rect, now: Instant) {
                 Cell::from(up),
                 Cell::from(p.restarts.to_string()),
                 Cell::from(last_exit(p.last_exit)),
-                Cell::from(ready_health(e)),
+                Cell::from(ready_health(e, now)),
                 Cell::from(e.cpu.map_or_else(|| "-".into(), |c| format!("{c:.1}"))),
                 Cell::from(e.memory.map_or_else(|| "-".into(), bytes)),
             ]))

@@ -456,4 +456,31 @@ fn top_watches_and_drives_a_daemon_over_tls() {
     });
     assert_eq!(d.state("web"), "stopped");
     s.quit();
+    drop(s);
+
+    // One host of a hosts file, named with -H, is the same; several are refused.
+    let hosts = dir.join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        format!(
+            "[host.one]\nurl = \"{url}\"\nca = \"ca.pem\"\ntoken = \"{TOKEN}\"\n\n\
+             [host.two]\nurl = \"{url}\"\nca = \"ca.pem\"\ntoken = \"{TOKEN}\"\n"
+        ),
+    )
+    .expect("write hosts");
+    let hosts_s = hosts.display().to_string();
+    let run = d.tend(&["--hosts", &hosts_s, "-H", "one,two", "top"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("tend top watches one daemon"), "{run}");
+    let Some(s) = Screen::open(&d, &["--hosts", &hosts_s, "-H", "one"]) else {
+        return;
+    };
+    let text = s.wait("web, stopped, through the hosts file", |t| {
+        connected(t) && state_of(t, "web").as_deref() == Some("stopped")
+    });
+    assert!(
+        text.contains("tend top one "),
+        "the header names the host:\n{text}"
+    );
+    s.quit();
 }
