@@ -217,6 +217,13 @@ fn top_shows_the_processes_and_x_stops_the_selected_one() {
     assert!(text.contains("connected"), "{text}");
     let alpha = row(&text, "alpha").expect("alpha's row");
     assert_eq!(alpha[2], d.pid("alpha").to_string(), "the pid: {alpha:?}");
+    // CPU % and memory come from two samples of the resources, a second apart.
+    let text = s.wait("alpha's CPU % and memory", |t| {
+        row(t, "alpha").is_some_and(|r| {
+            let n = r.len();
+            n > 2 && r[n - 2].parse::<f64>().is_ok() && r[n - 1].ends_with(['K', 'M'])
+        })
+    });
     // The daemon's order: gamma (10), alpha (20), beta (30); the second is alpha.
     assert_eq!(
         order(&text, &["alpha", "beta", "gamma"]),
