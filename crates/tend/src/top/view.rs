@@ -42,9 +42,12 @@ const HELP: &[(&str, &str)] = &[
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, m: &mut Model, now: Instant) {
+    // The table as tall as its rows (up to 45% of the screen), the logs the rest.
+    let rows = u16::try_from(m.rows().len()).unwrap_or(u16::MAX);
+    let most = (frame.area().height * 45 / 100).max(5);
     let [header, table, logs, status, help] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Percentage(45),
+        Constraint::Length(rows.saturating_add(3).clamp(5, most)),
         Constraint::Min(4),
         Constraint::Length(1),
         Constraint::Length(1),
@@ -227,12 +230,12 @@ fn draw_table(frame: &mut Frame, m: &Model, area: Rect, now: Instant) {
     let table = Table::new(
         rows,
         [
-            Constraint::Fill(2),
+            Constraint::Fill(1),
             Constraint::Length(9),
-            Constraint::Length(8),
+            Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(9),
-            Constraint::Length(10),
+            Constraint::Length(9),
             Constraint::Fill(1),
             Constraint::Length(6),
             Constraint::Length(8),
