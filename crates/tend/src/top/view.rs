@@ -373,3 +373,126 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         rect,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use serde_json::json;
+    use tend_server::more::Edge;
+
+    use super::*;
+
+    /// The screen `m` draws on a `width`x`height` terminal, line by line.
+    fn screen(m: &mut Model, width: u16, height: u16) -> Vec<String> {
+        let mut t = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+        t.draw(|f| draw(f, m, Instant::now())).expect("draw");
+        let buf = t.backend().buffer();
+        buf.content()
+            .chunks(usize::from(width))
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect()
+    }
+
+    fn model() -> Model {
+        let mut m = Model::new("unix:///srv/tend.sock");
+        m.link = Link::Up;
+        m.apply_event(
+            &json!({"kind": "snapshot", "processes": [
+                {"name": "db", "state": "running", "pid": 42, "uptime_ms": 125_000,
+                 "restarts": 1, "last_exit": {"code": 3}, "ready": true, "health": "healthy"},
+                {"name": "web", "state": "backoff", "restarts": 4,
+                 "last_exit": {"signal": "KILL"}, "next_restart_in_ms": 2500},
+            ]}),
+            Instant::now(),
+        );
+        m.set_edges(vec![Edge {
+            from: "web".into(),
+            to: "db".into(),
+            condition: "ready".into(),
+            restart: false,
+        }]);
+        m
+    }
+
+    fn line_of<'a>(lines: &'a [String], name: &str) -> &'a str {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .map_or("", String::as_str)
+    }
+
+    #[test]
+    fn the_table_shows_every_column_of_a_process() {
+        let mut m = model();
+        let lines = screen(&mut m, 140, 30);
+        assert!(
+            lines[0].starts_with("tend top unix:///srv/tend.sock connected"),
+            "{lines:#?}"
+        );
+        let db = line_of(&lines, "db");
+        for cell in ["> db", "running", "42", "2m 5s", "code 3", "ready, healthy"] {
+            assert!(db.contains(cell), "{cell:?} in {db:?}");
+        }
+        let web = line_of(&lines, "web");
+        for cell in ["backoff", "sig KILL", "restart in 3s"] {
+            assert!(web.contains(cell), "{cell:?} in {web:?}");
+        }
+        assert!(
+            lines[29].starts_with("q quit"),
+            "the help line: {:?}",
+            lines[29]
+        );
+    }
+
+    #[test]
+    fn the_tree_the_prompts_and_the_help_overlay_are_drawn() {
+        let mut m = model();
+        m.key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::NONE));
+        let lines = screen(&mut m, 140, 30);
+        let web = lines.iter().position(|l| l.contains(" web "));
+        let db = lines.iter().position(|l| l.contains("└─ db (ready)"));
+        assert!(web.is_some() && web < db, "{lines:#?}");
+        m.key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::NONE));
+        for c in "HUP".chars() {
+            m.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        let lines = screen(&mut m, 140, 30);
+        assert!(
+            lines[28].starts_with("signal to send to db: HUP"),
+            "{:?}",
+            lines[28]
+        );
+        m.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        m.key(KeyEvent::new(KeyCode::Char('h'), KeyModifiers::NONE));
+        let lines = screen(&mut m, 140, 30);
+        assert!(
+            lines.iter().any(|l| l.contains("tend top: keys")),
+            "{lines:#?}"
+        );
+        // A tiny terminal is drawn without a panic.
+        screen(&mut m, 20, 6);
+    }
+
+    #[test]
+    fn a_lost_stream_says_so_in_the_header() {
+        let mut m = model();
+        m.link = Link::Down("the daemon closed the event stream".into());
+        let lines = screen(&mut m, 140, 30);
+        assert!(
+            lines[0].contains("disconnected: the daemon closed the event stream (reconnecting)"),
+            "{:?}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn sizes_read_short() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(3 * 1024 * 1024 + 300 * 1024), "3.3M");
+        assert_eq!(bytes(5 << 30), "5.0G");
+    }
+}

@@ -135,7 +135,12 @@ impl Screen {
     /// Quits with `q` and checks that top exited 0 and left the
     /// alternate screen (the shell's line is seen again).
     fn quit(&self) {
-        self.keys(&["q"]);
+        self.quit_with("q");
+    }
+
+    /// [`Screen::quit`] with another key (`C-c`).
+    fn quit_with(&self, key: &str) {
+        self.keys(&[key]);
         let text = self.wait("top to exit", |t| t.contains("top exited"));
         assert!(text.contains("top exited 0"), "{text}");
         assert!(
@@ -380,7 +385,20 @@ fn h_opens_the_help_over_the_screen_and_a_key_closes_it() {
     s.wait("the help closed", |t| !t.contains("tend top: keys"));
     // The x closed the help and stopped nothing.
     assert_eq!(d.state("alpha"), "running");
-    s.quit();
+    // A resize is drawn at once, to the new width.
+    let ok = s
+        .tmux()
+        .args(["resize-window", "-t", "top", "-x", "100", "-y", "30"])
+        .status()
+        .expect("tmux resize-window");
+    assert!(ok.success(), "resize-window");
+    s.wait("the screen drawn 100 wide", |t| {
+        t.lines()
+            .find(|l| l.starts_with("┌ Processes"))
+            .is_some_and(|l| l.chars().count() == 100)
+    });
+    // Ctrl-C quits too, and restores the terminal.
+    s.quit_with("C-c");
 }
 
 fn connected(t: &str) -> bool {
