@@ -20,6 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::sys::signal::{SigSet, Signal as NixSignal};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use serde_json::Value;
 use tend_server::api::{
@@ -57,6 +58,8 @@ enum Msg {
     Resources(Result<Resources, String>),
     /// The daemon's answer to an action (text, is an error).
     Answer(String, bool),
+    /// SIGTERM or SIGHUP came (its number).
+    Stop(i32),
 }
 
 /// `tend top`: runs until `q` or Ctrl-C.
@@ -65,7 +68,24 @@ pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<Exi
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("tend top needs a terminal (use `tend status` or `tend logs -f` in scripts)");
     }
+    // SIGTERM and SIGHUP (the terminal closed) end it as `q` does, the
+    // terminal restored: blocked here, before any thread is started (each
+    // inherits the mask), and taken by one thread with sigwait.
+    let mut stops = SigSet::empty();
+    stops.add(NixSignal::SIGTERM);
+    stops.add(NixSignal::SIGHUP);
+    stops
+        .thread_block()
+        .context("cannot block SIGTERM and SIGHUP")?;
     let (tx, rx) = mpsc::channel();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Ok(sig) = stops.wait() {
+                let _ = tx.send(Msg::Stop(sig as i32));
+            }
+        });
+    }
     spawn_events(client.clone(), tx.clone());
     let sampler = spawn_sampler(client.clone(), tx.clone());
     let grapher = spawn_grapher(client.clone(), tx.clone());
@@ -98,9 +118,21 @@ pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<Exi
     };
     let result = ui.run(&mut terminal, &rx);
     let restored = ratatui::try_restore();
-    result?;
+    let end = result?;
     restored.context("cannot restore the terminal")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(match end {
+        End::Quit => ExitCode::SUCCESS,
+        // As a shell reports a death by that signal.
+        End::Signal(n) => ExitCode::from(u8::try_from(128 + n).unwrap_or(1)),
+    })
+}
+
+/// Why the loop ended.
+enum End {
+    /// `q`, Ctrl-C.
+    Quit,
+    /// SIGTERM or SIGHUP.
+    Signal(i32),
 }
 
 struct Loop {
@@ -117,31 +149,36 @@ impl Loop {
         &mut self,
         terminal: &mut ratatui::DefaultTerminal,
         rx: &Receiver<Msg>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<End> {
+        let mut dirty = true;
         loop {
-            terminal
-                .draw(|f| view::draw(f, &mut self.model, Instant::now()))
-                .context("cannot draw")?;
+            if dirty {
+                terminal
+                    .draw(|f| view::draw(f, &mut self.model, Instant::now()))
+                    .context("cannot draw")?;
+            }
             let first = match self.sampling.due() {
                 Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    Err(RecvTimeoutError::Disconnected) => return Ok(End::Quit),
                 },
                 None => match rx.recv() {
                     Ok(m) => Some(m),
-                    Err(_) => return Ok(()),
+                    Err(_) => return Ok(End::Quit),
                 },
             };
             if self.sampling.tick(Instant::now(), self.model.any_up()) {
                 let _ = self.sampler.send(());
             }
+            // Woken only to sample: the screen is as it was.
+            dirty = first.is_some();
             // A burst (a batch of events, a pasted filter) is drawn once.
             let mut next = first;
             let mut handled = 0;
             while let Some(msg) = next {
-                if self.handle(msg)? {
-                    return Ok(());
+                if let Some(end) = self.handle(msg)? {
+                    return Ok(end);
                 }
                 handled += 1;
                 next = if handled < 1000 {
@@ -153,13 +190,13 @@ impl Loop {
         }
     }
 
-    /// Applies one message; `true` to quit.
-    fn handle(&mut self, msg: Msg) -> anyhow::Result<bool> {
+    /// Applies one message; `Some` to end.
+    fn handle(&mut self, msg: Msg) -> anyhow::Result<Option<End>> {
         let now = Instant::now();
         match msg {
             Msg::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
                 match self.model.key(k) {
-                    Some(Command::Quit) => return Ok(true),
+                    Some(Command::Quit) => return Ok(Some(End::Quit)),
                     Some(Command::Act(verb, name)) => self.act(verb, name),
                     None => {}
                 }
@@ -194,8 +231,9 @@ impl Loop {
             Msg::Answer(text, error) => {
                 self.model.message = Some((text, error));
             }
+            Msg::Stop(sig) => return Ok(Some(End::Signal(sig))),
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Samples now, or as soon as the last sample is old enough.

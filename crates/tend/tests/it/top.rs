@@ -401,6 +401,40 @@ fn h_opens_the_help_over_the_screen_and_a_key_closes_it() {
     s.quit_with("C-c");
 }
 
+#[test]
+fn sigterm_ends_top_with_the_terminal_restored() {
+    let d = Daemon::start(SLEEPERS);
+    let Some(s) = Screen::open(&d, &[]) else {
+        return;
+    };
+    s.wait("the table", |t| order(t, &["alpha"]).len() == 1);
+    let out = s
+        .tmux()
+        .args(["display-message", "-p", "-t", "top", "#{pane_pid}"])
+        .output()
+        .expect("tmux display-message");
+    let shell: i32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the pane's pid");
+    // The pane's shell runs top as its child.
+    let top = crate::harness::children(shell as u32)
+        .into_iter()
+        .find(|p| crate::harness::cmdline(*p).contains(" top"))
+        .expect("tend top's pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(top as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let text = s.wait("top to exit", |t| t.contains("top exited"));
+    assert!(text.contains("top exited 143"), "{text}");
+    assert!(
+        !text.contains("Processes"),
+        "the terminal is restored:\n{text}"
+    );
+}
+
 fn connected(t: &str) -> bool {
     t.contains(" connected ") && !t.contains("disconnected")
 }
@@ -508,4 +542,15 @@ fn top_watches_and_drives_a_daemon_over_tls() {
         "the header names the host:\n{text}"
     );
     s.quit();
+}
+
+#[test]
+fn top_without_a_terminal_says_what_to_use_instead() {
+    let d = Daemon::start(SLEEPERS);
+    let run = d.tend(&["top"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("tend top needs a terminal") && run.stderr.contains("tend status"),
+        "{run}"
+    );
 }
