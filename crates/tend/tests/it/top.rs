@@ -330,6 +330,13 @@ command = ["sh", "-c", "echo needle-early; i=0; while [ $i -lt 120 ]; do echo fi
     s.wait("following again", |t| {
         t.contains("(following, search: needle)") && t.contains("got-usr1-now")
     });
+    // PgUp scrolls back a page; `a` shows every process's lines.
+    s.keys(&["PPage"]);
+    s.wait("a page back", |t| t.contains("lines back, End follows"));
+    s.keys(&["End", "a"]);
+    s.wait("every process's lines", |t| {
+        t.contains("Logs: all processes (following")
+    });
     s.quit();
 }
 
