@@ -268,8 +268,8 @@ pub enum ClientCommand {
     /// memory...), their logs as they come, the dependency tree; keys to
     /// start, stop, restart and signal them (`h` inside lists the keys).
     Top {
-        /// Sample CPU and memory at most this often while something runs
-        /// (`0`: only when an event or a key asks for it).
+        /// Read CPU and memory this often while something runs (1s at the
+        /// least); `0`: only when an event or a key asks for it.
         #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
         interval: std::time::Duration,
     },

@@ -235,7 +235,7 @@ fn draw_table(frame: &mut Frame, m: &Model, area: Rect, now: Instant) {
             Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(9),
-            Constraint::Length(9),
+            Constraint::Length(10),
             Constraint::Fill(1),
             Constraint::Length(6),
             Constraint::Length(8),
