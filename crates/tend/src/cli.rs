@@ -272,6 +272,10 @@ pub enum ClientCommand {
         /// least); `0`: only when an event or a key asks for it.
         #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
         interval: std::time::Duration,
+        /// Only these processes: names, globs (`web-*`), `GROUP:*` (default:
+        /// every process; one added later that matches shows up too).
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
     },
     /// Print the daemon's pid, or a process's pid.
     Pid {

@@ -259,11 +259,19 @@ fn run(
     let mut stdout = output::stdout();
     let failed = match command {
         // A screen for one daemon: one host of the file, as a URL would be.
-        ClientCommand::Top { interval } => match targets.as_slice() {
+        ClientCommand::Top { interval, patterns } => match targets.as_slice() {
             [one] => {
                 let client = one.client.clone().map_err(anyhow::Error::msg)?;
-                crate::top::run(client, one.name.clone(), interval)?;
-                Vec::new()
+                let options = crate::top::Options {
+                    at: one.name.clone(),
+                    interval,
+                    patterns,
+                };
+                if crate::top::run(client, options)? == ExitCode::SUCCESS {
+                    Vec::new()
+                } else {
+                    vec![one.name.clone()]
+                }
             }
             _ => anyhow::bail!(
                 "tend top watches one daemon: -H names {} hosts",

@@ -161,7 +161,14 @@ fn client_verb(
             commands::signal(client, signal, patterns, out)
         }
         ClientCommand::Logs(args) => commands::logs(client, args, out),
-        ClientCommand::Top { interval } => top::run(client.clone(), client.at(), interval),
+        ClientCommand::Top { interval, patterns } => top::run(
+            client.clone(),
+            top::Options {
+                at: client.at(),
+                interval,
+                patterns,
+            },
+        ),
         ClientCommand::Pid { name, json } => commands::pid(client, name, json, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),

@@ -25,6 +25,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use serde_json::Value;
 use tend_server::api::{
     ActionResponse, LogItem, LogLineItem, LogsQuery, SignalRequest, StartRequest, TargetsRequest,
+    percent_encode_into,
 };
 use tend_server::more::{Graph, Resources};
 
@@ -62,8 +63,28 @@ enum Msg {
     Stop(i32),
 }
 
+/// What `tend top` was asked for.
+pub struct Options {
+    /// The daemon, as the header names it.
+    pub at: String,
+    /// How often to read resources while something runs (zero: only when asked).
+    pub interval: Duration,
+    /// Only the processes these match (every process when empty).
+    pub patterns: Vec<String>,
+}
+
 /// `tend top`: runs until `q` or Ctrl-C.
-pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<ExitCode> {
+pub fn run(client: Client, options: Options) -> anyhow::Result<ExitCode> {
+    let Options {
+        at,
+        interval,
+        patterns,
+    } = options;
+    // A pattern the daemon would refuse is said now, not on every reconnect.
+    for p in &patterns {
+        tend_core::pattern::Pattern::parse(p)
+            .map_err(|e| anyhow::anyhow!("bad pattern {p:?}: {e}"))?;
+    }
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("tend top needs a terminal (use `tend status` or `tend logs -f` in scripts)");
@@ -86,7 +107,7 @@ pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<Exi
             }
         });
     }
-    spawn_events(client.clone(), tx.clone());
+    spawn_events(client.clone(), patterns.clone(), tx.clone());
     let sampler = spawn_sampler(client.clone(), tx.clone());
     let grapher = spawn_grapher(client.clone(), tx.clone());
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
@@ -108,6 +129,11 @@ pub fn run(client: Client, at: String, interval: Duration) -> anyhow::Result<Exi
             }
         });
     }
+    let at = if patterns.is_empty() {
+        at
+    } else {
+        format!("{at} [{}]", patterns.join(" "))
+    };
     let mut ui = Loop {
         model: Model::new(at),
         client,
@@ -325,11 +351,11 @@ fn spawn_grapher(client: Client, tx: Sender<Msg>) -> Sender<()> {
 
 /// The thread that follows `GET /v1/events` (with a snapshot and the log
 /// lines), and opens it again whenever it breaks.
-fn spawn_events(client: Client, tx: Sender<Msg>) {
+fn spawn_events(client: Client, patterns: Vec<String>, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let mut wait = RECONNECT_MIN;
         loop {
-            match follow(&client, &tx) {
+            match follow(&client, &patterns, &tx) {
                 Ok(Flow::Quit) => return,
                 Ok(Flow::Ended(why)) => {
                     wait = RECONNECT_MIN;
@@ -357,10 +383,15 @@ enum Flow {
 }
 
 /// One connection of the event stream, until it ends.
-fn follow(client: &Client, tx: &Sender<Msg>) -> Result<Flow, String> {
-    let body = client
-        .stream("/v1/events?snapshot=1&logs=1")
-        .map_err(|e| e.to_string())?;
+fn follow(client: &Client, patterns: &[String], tx: &Sender<Msg>) -> Result<Flow, String> {
+    // `names` matching nothing is no error for the stream: processes added
+    // later that match come in.
+    let mut path = "/v1/events?snapshot=1&logs=1".to_string();
+    for p in patterns {
+        path.push_str("&names=");
+        percent_encode_into(p, &mut path);
+    }
+    let body = client.stream(&path).map_err(|e| e.to_string())?;
     if tx.send(Msg::Connected).is_err() {
         return Ok(Flow::Quit);
     }
@@ -368,6 +399,7 @@ fn follow(client: &Client, tx: &Sender<Msg>) -> Result<Flow, String> {
     // the two (the pane drops the ones the stream sends again).
     let query = LogsQuery {
         n: Some(BACKFILL),
+        patterns: patterns.to_vec(),
         ..LogsQuery::default()
     };
     match client.request("GET", &query.path(), None) {

@@ -22,7 +22,8 @@ struct Screen {
 }
 
 impl Screen {
-    /// `tend -c CONFIG [ARGS] top` in a new 160x45 session; after it exits
+    /// `tend -c CONFIG [ARGS] top` (or `ARGS` as they are when they hold
+    /// `top`, for its own arguments) in a new 160x45 session; after it exits
     /// the pane prints `top exited N` and stays, so the end can be seen.
     fn open(d: &Daemon, args: &[&str]) -> Option<Screen> {
         Screen::open_with(d, &[], args)
@@ -41,7 +42,10 @@ impl Screen {
             line.push(' ');
             line.push_str(a);
         }
-        line.push_str(" top; echo \"top exited $?\"; sleep 600");
+        if !args.contains(&"top") {
+            line.push_str(" top");
+        }
+        line.push_str("; echo \"top exited $?\"; sleep 600");
         let ok = Command::new("tmux")
             .arg("-S")
             .arg(&socket)
@@ -552,6 +556,24 @@ fn top_watches_and_drives_a_daemon_over_tls() {
 }
 
 #[test]
+fn patterns_limit_top_to_the_processes_they_match() {
+    let d = Daemon::start(SLEEPERS);
+    let Some(s) = Screen::open(&d, &["top", "'al*'"]) else {
+        return;
+    };
+    let text = s.wait("alpha alone", |t| {
+        connected(t) && state_of(t, "alpha").as_deref() == Some("running")
+    });
+    assert_eq!(
+        order(&text, &["alpha", "beta", "gamma"]),
+        ["alpha"],
+        "{text}"
+    );
+    assert!(text.contains("[al*]"), "the header says so:\n{text}");
+    s.quit();
+}
+
+#[test]
 fn top_without_a_terminal_says_what_to_use_instead() {
     let d = Daemon::start(SLEEPERS);
     let run = d.tend(&["top"]);
@@ -560,4 +582,7 @@ fn top_without_a_terminal_says_what_to_use_instead() {
         run.stderr.contains("tend top needs a terminal") && run.stderr.contains("tend status"),
         "{run}"
     );
+    let run = d.tend(&["top", "web["]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("bad pattern \"web[\""), "{run}");
 }
