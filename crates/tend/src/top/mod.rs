@@ -194,7 +194,7 @@ impl Loop {
                     Err(_) => return Ok(End::Quit),
                 },
             };
-            if self.sampling.tick(Instant::now(), self.model.any_up()) {
+            if self.sampling.tick(Instant::now(), self.can_sample()) {
                 let _ = self.sampler.send(());
             }
             // Woken only to sample: the screen is as it was.
@@ -250,7 +250,7 @@ impl Loop {
                     Ok(r) => self.model.set_resources(&r),
                     Err(e) => self.model.message = Some((format!("resources: {e}"), true)),
                 }
-                if self.sampling.done(now, self.model.any_up()) {
+                if self.sampling.done(now, self.can_sample()) {
                     let _ = self.sampler.send(());
                 }
             }
@@ -262,9 +262,14 @@ impl Loop {
         Ok(None)
     }
 
+    /// Whether there is something to sample: a process up, and the daemon there.
+    fn can_sample(&self) -> bool {
+        self.model.link == Link::Up && self.model.any_up()
+    }
+
     /// Samples now, or as soon as the last sample is old enough.
     fn want_sample(&mut self) {
-        if self.sampling.want(Instant::now(), self.model.any_up()) {
+        if self.sampling.want(Instant::now(), self.can_sample()) {
             let _ = self.sampler.send(());
         }
     }
