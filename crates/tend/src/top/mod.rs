@@ -427,7 +427,7 @@ fn follow(client: &Client, patterns: &[String], tx: &Sender<Msg>) -> Result<Flow
         _ => {}
     }
     let mut reader = BufReader::new(body);
-    let mut data = String::new();
+    let mut sse = Sse::default();
     let mut line = String::new();
     loop {
         line.clear();
@@ -436,31 +436,63 @@ fn follow(client: &Client, patterns: &[String], tx: &Sender<Msg>) -> Result<Flow
             Ok(_) => {}
             Err(e) => return Ok(Flow::Ended(format!("the event stream broke: {e}"))),
         }
+        let Some(data) = sse.line(&line) else {
+            continue;
+        };
+        // Not JSON: not an event this version knows.
+        let Ok(ev) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        if ev.get("kind").and_then(Value::as_str) == Some("cutoff") {
+            return Ok(Flow::Ended("tend top read the events too slowly".into()));
+        }
+        if tx.send(Msg::Event(ev)).is_err() {
+            return Ok(Flow::Quit);
+        }
+    }
+}
+
+/// The `data:` of server-sent events, line by line.
+#[derive(Debug, Default)]
+struct Sse {
+    data: String,
+    any: bool,
+}
+
+impl Sse {
+    /// One line of the stream (with or without its line end); the event's
+    /// data once the blank line that ends it comes. `id:`, `event:`,
+    /// `retry:` and `: comments` need nothing here.
+    fn line(&mut self, line: &str) -> Option<String> {
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
-            if data.is_empty() {
-                continue;
-            }
-            let ev: Value = match serde_json::from_str(&data) {
-                Ok(v) => v,
-                Err(_) => {
-                    data.clear();
-                    continue;
-                }
-            };
-            data.clear();
-            if ev.get("kind").and_then(Value::as_str) == Some("cutoff") {
-                return Ok(Flow::Ended("tend top read the events too slowly".into()));
-            }
-            if tx.send(Msg::Event(ev)).is_err() {
-                return Ok(Flow::Quit);
-            }
-        } else if let Some(d) = l.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+            self.any = false;
+            return (!self.data.is_empty()).then(|| std::mem::take(&mut self.data));
         }
-        // `id:`, `event:`, `retry:` and `: comments` need nothing here.
+        if let Some(d) = l.strip_prefix("data:") {
+            if self.any {
+                self.data.push('\n');
+            }
+            self.any = true;
+            self.data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sse;
+
+    #[test]
+    fn server_sent_events_are_read_as_the_spec_says() {
+        let mut sse = Sse::default();
+        let mut got = Vec::new();
+        let stream = "id: 1-1\r\ndata: {\"kind\":\"state\"}\r\n\r\n: keep-alive\n\n\
+                      data:{\"a\":\ndata: 1}\n\n\n\nevent: x\nretry: 5\n\n";
+        for line in stream.split_inclusive('\n') {
+            got.extend(sse.line(line));
+        }
+        assert_eq!(got, ["{\"kind\":\"state\"}", "{\"a\":\n1}"]);
     }
 }
