@@ -15,7 +15,8 @@ use super::model::{Entry, Focus, Link, Mode, Model, SortKey};
 use crate::output::uptime;
 
 /// The keys, as the help line lists them.
-pub const HELP_LINE: &str = "q quit  ↑↓ select  Tab focus  s start  x stop  r restart  k signal  / filter  o/O sort  t tree  a all logs  ? search  n/N next  h help";
+/// `h help` first: a narrow terminal cuts the end off.
+pub const HELP_LINE: &str = "h help  q quit  ↑↓ select  Tab focus  s start  x stop  r restart  k signal  / filter  o/O sort  t tree  a all logs  ? search  n/N next";
 
 /// The help overlay's lines.
 const HELP: &[(&str, &str)] = &[
@@ -442,7 +443,7 @@ mod tests {
             assert!(web.contains(cell), "{cell:?} in {web:?}");
         }
         assert!(
-            lines[29].starts_with("q quit"),
+            lines[29].starts_with("h help  q quit"),
             "the help line: {:?}",
             lines[29]
         );
