@@ -336,7 +336,7 @@ fn unknown_sections() {
     );
     assert_eq!(
         one_error("socket = \"x\"\n"),
-        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access])"
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [[peer]], [group.NAME], [process.NAME], [task.NAME] and [access])"
     );
 }
 

@@ -46,6 +46,7 @@ impl Faces {
         inherited: &Inherited,
         main_log: &MainLogContext,
         tls: Vec<Arc<tend_server::ServerTls>>,
+        peers: tend_server::peers::Peers,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -68,6 +69,7 @@ impl Faces {
             main_log.clone(),
             access.clone(),
             tls,
+            peers.clone(),
         );
         let prepare = prepare_spec(
             config.daemon.log_dir.clone(),
@@ -82,6 +84,7 @@ impl Faces {
             .with_prepare_spec(Arc::new(prepare))
             .with_access(access)
             .with_metrics(metrics)
+            .with_peers(peers)
             .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
@@ -255,11 +258,16 @@ fn loader(
     main_log: MainLogContext,
     access: Access,
     tls: Vec<Arc<tend_server::ServerTls>>,
+    peers: tend_server::peers::Peers,
 ) -> Loader {
     Arc::new(move || {
         let loaded = tend_config::load_any_with(&path, &overrides).map_err(|e| e.to_string())?;
         // Certificates first: a reload whose files do not load changes nothing.
         super::listeners::reload_tls(&tls)?;
+        let peer_specs = super::peers::specs(&loaded.config.daemon.peers)
+            .map_err(|e| format!("cannot use a [[peer]] of the config file: {e:#}"))?;
+        // The peers are part of the file: added, removed, changed here.
+        peers.replace(peer_specs);
         // The access rules are part of the file: every read that succeeds
         // (tend reload, SIGHUP, supervisorctl reread/update/reload) puts them
         // in force, and revokes what they no longer grant.
