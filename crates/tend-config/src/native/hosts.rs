@@ -327,11 +327,13 @@ pub(super) fn read_peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
         let Some(t) = cx.table(v) else { continue };
         let fallback = format!("[[peer]] #{}", i + 1);
         let mut name: Option<(String, usize)> = None;
+        let mut named = false;
         let mut rest = DeTable::new();
         for (k, val) in t.iter() {
             let key: &str = k.get_ref();
             match key {
                 "name" => {
+                    named = true;
                     if let Some(s) = cx.string(val) {
                         if s.is_empty() || s == "all" || s.contains([',', '@', '/']) {
                             cx.error(
@@ -357,11 +359,14 @@ pub(super) fn read_peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
             }
         }
         let Some((name, offset)) = name else {
-            let start = v.span().start;
-            cx.error(
-                start..start,
-                format!("{fallback}: no name (name = \"web1\")"),
-            );
+            // A name that is there but wrong has its own error.
+            if !named {
+                let start = v.span().start;
+                cx.error(
+                    start..start,
+                    format!("{fallback}: no name (name = \"web1\")"),
+                );
+            }
             continue;
         };
         let section = format!("[[peer]] {name}");

@@ -231,3 +231,47 @@ fn the_page_shows_two_peers_live_and_acts_on_them_with_their_rights() {
         ),
     );
 }
+
+#[test]
+fn a_reload_adds_and_removes_peers_and_a_peer_that_cannot_load_fails_it() {
+    let env = TestEnv::new("");
+    let peer = |name: &str, port: u16| {
+        format!("[[peer]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}\"\ntoken = \"t\"\n\n")
+    };
+    let local = "[process.local]\ncommand = [\"sleep\", \"1000\"]\nstop.timeout = \"2s\"\n";
+    fs::write(
+        &env.config,
+        format!("{}{}{local}", peer("one", 1), peer("two", 2)),
+    )
+    .expect("write");
+    let home = Daemon::start_in(env);
+    let port = tcp_to_unix(&home.socket);
+    let names = |port: u16| -> Vec<String> {
+        get_json(port, "/v1/peers")["peers"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(names(port), ["one", "two"]);
+
+    fs::write(
+        &home.config,
+        format!("{}{}{local}", peer("three", 3), peer("one", 1)),
+    )
+    .expect("write");
+    home.ok(&["reload"]);
+    assert_eq!(names(port), ["three", "one"]);
+
+    // A CA that cannot be read fails the reload, names the peer, changes nothing.
+    fs::write(
+        &home.config,
+        format!("[[peer]]\nname = \"four\"\nurl = \"https://127.0.0.1:4\"\nca = \"missing-ca.pem\"\n\n{local}"),
+    )
+    .expect("write");
+    let r = home.tend(&["reload"]);
+    assert_ne!(r.code, Some(0), "{}", r.stdout);
+    assert!(r.stderr.contains("[[peer]] four"), "{}", r.stderr);
+    assert_eq!(names(port), ["three", "one"]);
+}
