@@ -13,8 +13,9 @@ Measures, on this machine:
 - the home daemon with the viewer watching and nothing changing: CPU,
   wake-ups, RSS;
 - --changes times: a process of one peer is stopped (or started) on the
-  peer; the time from the peer's own event (read on a direct stream to the
-  peer) to the home daemon's `peer_process` event on its local stream;
+  peer; the time from the peer's own event (its `time`, when the peer
+  published it, read on a direct stream to the peer; same machine, same
+  clock) to the arrival of the home daemon's `peer_process` event here;
 - a burst: every process of every peer restarted at once; the home daemon's
   CPU until its stream has shown every one running again.
 
@@ -25,6 +26,7 @@ is killed, and nothing else. Prints a Markdown table for docs/benchmarks.md.
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -97,7 +99,7 @@ def request(conn, method, path, body=None, token=None):
 
 
 def sse(conn_factory, path, token, out, stop):
-    """Reads an event stream; puts (arrival ns, event) on `out`."""
+    """Reads an event stream; puts (arrival, wall-clock ns, event) on `out`."""
     conn = conn_factory()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     conn.request("GET", path, headers=headers)
@@ -112,7 +114,7 @@ def sse(conn_factory, path, token, out, stop):
             return
         if line.startswith(b"data: "):
             try:
-                out.put((time.monotonic_ns(), json.loads(line[6:])))
+                out.put((time.time_ns(), json.loads(line[6:])))
             except ValueError:
                 pass
 
@@ -138,6 +140,16 @@ def usage(pid):
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
     return cpu, wakes, rss
+
+
+def rfc3339_ns(s):
+    """Nanoseconds since the epoch of a UTC RFC 3339 time (`...T10:26:48.031Z`)."""
+    frac = ""
+    if "." in s:
+        s, rest = s.split(".", 1)
+        frac = "".join(c for c in rest if c.isdigit())
+    dt = datetime.datetime.strptime(s.rstrip("Z") + "+0000", "%Y-%m-%dT%H:%M:%S%z")
+    return int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def daemon_pid(sock_path, token=None):
@@ -254,9 +266,10 @@ def run(a, tend, work):
         t_peer = t_home = None
         deadline = time.monotonic() + 20
         while t_peer is None:
-            t, ev = direct[name].get(timeout=max(0.1, deadline - time.monotonic()))
+            _, ev = direct[name].get(timeout=max(0.1, deadline - time.monotonic()))
             if ev.get("name") == proc and (ev.get("status") or {}).get("state") == want:
-                t_peer = t
+                # When the peer published it (its clock is this machine's).
+                t_peer = rfc3339_ns(ev["time"])
         while t_home is None:
             t, ev = local.get(timeout=max(0.1, deadline - time.monotonic()))
             if (ev.get("kind") == "peer_process" and ev["peer"]["name"] == name

@@ -448,9 +448,9 @@ fn peers(h: &mut String, st: &Daemon, caller: &Caller) {
         "<section id=\"peers\" aria-labelledby=\"peers-h\">\n<h2 id=\"peers-h\">Peers</h2>\n<div id=\"peer-list\">\n",
     );
     for v in peers.views() {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<section class=\"peer\" data-peer=\"{n}\"><h3>{n}</h3><p class=\"peer-health muted\">connecting to {u}…</p></section>\n",
+            "<section class=\"peer\" data-peer=\"{n}\"><h3>{n}</h3><p class=\"peer-health muted\">connecting to {u}…</p></section>",
             n = escape(&v.name),
             u = escape(&v.url)
         );

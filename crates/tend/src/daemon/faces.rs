@@ -67,9 +67,11 @@ impl Faces {
             inherited.clone(),
             listeners.clone(),
             main_log.clone(),
-            access.clone(),
-            tls,
-            peers.clone(),
+            Reread {
+                access: access.clone(),
+                tls,
+                peers: peers.clone(),
+            },
         );
         let prepare = prepare_spec(
             config.daemon.log_dir.clone(),
@@ -244,6 +246,14 @@ fn is_loopback(host: &str) -> bool {
 /// What a supervisord-style log knows of the processes.
 pub(super) type MainLogContext = Arc<Mutex<tend_supervisor::mainlog::Context>>;
 
+/// What else a read of the config file puts in force: the access rules,
+/// the TCP listeners' certificates, the peers.
+struct Reread {
+    access: Access,
+    tls: Vec<Arc<tend_server::ServerTls>>,
+    peers: tend_server::peers::Peers,
+}
+
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart; with the command line's overrides, as supervisord does): the
 /// processes' groups, and, on the way, what the foreground view, the event
@@ -256,10 +266,9 @@ fn loader(
     inherited: Inherited,
     listeners: Option<Arc<EventListeners>>,
     main_log: MainLogContext,
-    access: Access,
-    tls: Vec<Arc<tend_server::ServerTls>>,
-    peers: tend_server::peers::Peers,
+    again: Reread,
 ) -> Loader {
+    let Reread { access, tls, peers } = again;
     Arc::new(move || {
         let loaded = tend_config::load_any_with(&path, &overrides).map_err(|e| e.to_string())?;
         // Certificates first: a reload whose files do not load changes nothing.

@@ -1,4 +1,4 @@
-//! tend.toml's `[[peer]]` as the daemon's [`Peers`]: each entry read like a
+//! tend.toml's `[[peer]]` as the daemon's [`tend_server::peers::Peers`]: each entry read like a
 //! `[host.NAME]` of the client's hosts file (the same URL rules, trust and
 //! token), so a peer is reached exactly as `tend -H NAME` reaches it.
 
