@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::browser::{Browser, http_get, tcp_to_unix};
-use crate::harness::{Daemon, TestEnv};
+use crate::harness::{Daemon, TestEnv, free_port};
 use crate::pki::Ca;
 
 const SEE: Duration = Duration::from_secs(30);
@@ -20,14 +20,6 @@ const SEE: Duration = Duration::from_secs(30);
 const ADMIN: &str = "peer-admin-token-0123456789";
 /// The token that may only look (`[access.token.watcher]`).
 const VIEWER: &str = "peer-viewer-token-0123456789";
-
-/// A free port on `addr` right now.
-fn free_port(addr: &str) -> u16 {
-    std::net::TcpListener::bind((addr, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// A peer daemon on `addr:port` with TLS (its certificate from `ca`) that
 /// knows both tokens; `web` and `worker` run on it.
@@ -105,7 +97,8 @@ fn the_page_shows_two_peers_live_and_acts_on_them_with_their_rights() {
         return;
     };
     let ca = Ca::new("peers test CA");
-    let (pa, pb) = (free_port("127.0.0.2"), free_port("127.0.0.3"));
+    // Fixed ports: a peer started again comes back where it was.
+    let (pa, pb) = (free_port(), free_port());
     let mut alpha = peer(&ca, "127.0.0.2", pa);
     let beta = peer(&ca, "127.0.0.3", pb);
 
