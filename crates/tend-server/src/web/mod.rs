@@ -193,9 +193,14 @@ async fn page(State(st): State<Daemon>, caller: Caller) -> Result<Response, ApiE
         "<body data-last-event-id=\"{}\">\n<a class=\"skip\" href=\"#procs\">Skip to the processes</a>\n\
          <header class=\"top\"><h1><img src=\"/ui/icon.svg\" alt=\"\" width=\"22\" height=\"22\"> tend</h1>\
          <span id=\"conn\" class=\"conn\" role=\"status\" aria-live=\"polite\">connecting…</span>\
-         <nav><a href=\"#procs\">Processes</a> <a href=\"#peers\">Peers</a> <a href=\"#graph\">Dependencies</a> <a href=\"#tasks\">Tasks</a> \
+         <nav><a href=\"#procs\">Processes</a> {peers_link}<a href=\"#graph\">Dependencies</a> <a href=\"#tasks\">Tasks</a> \
          <a href=\"#logs\">Logs</a> <a href=\"/index.html\">Supervisor view</a></nav></header>\n<main>\n",
-        escape(&snap.id)
+        escape(&snap.id),
+        peers_link = if shows_peers(&st, &caller) {
+            "<a href=\"#peers\">Peers</a> "
+        } else {
+            ""
+        }
     );
     toolbar(&mut h);
     table(&mut h, &visible, &caller, &stdin_names);
@@ -436,14 +441,20 @@ fn logs(h: &mut String, rows: &[&ProcessStatus]) {
     );
 }
 
+/// Whether the page has a section for the peers: there are some, and the
+/// caller may see every process here.
+fn shows_peers(st: &Daemon, caller: &Caller) -> bool {
+    !st.peers().is_empty() && caller.may_everything(Right::View)
+}
+
 /// The peers' sections (`[[peer]]`), for a caller who may see every
 /// process: one per peer, filled and kept current by the page from the
 /// peer events of its stream.
 fn peers(h: &mut String, st: &Daemon, caller: &Caller) {
-    let peers = st.peers();
-    if peers.is_empty() || !caller.may_everything(Right::View) {
+    if !shows_peers(st, caller) {
         return;
     }
+    let peers = st.peers();
     h.push_str(
         "<section id=\"peers\" aria-labelledby=\"peers-h\">\n<h2 id=\"peers-h\">Peers</h2>\n<div id=\"peer-list\">\n",
     );
