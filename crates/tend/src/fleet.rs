@@ -264,6 +264,26 @@ fn run(
         _ => false,
     };
     let failed = match command {
+        // A screen for one daemon: one host of the file, as a URL would be.
+        ClientCommand::Top { interval, patterns } => match targets.as_slice() {
+            [one] => {
+                let client = one.client.clone().map_err(anyhow::Error::msg)?;
+                let options = crate::top::Options {
+                    at: one.name.clone(),
+                    interval,
+                    patterns,
+                };
+                if crate::top::run(client, options)? == ExitCode::SUCCESS {
+                    Vec::new()
+                } else {
+                    vec![one.name.clone()]
+                }
+            }
+            _ => anyhow::bail!(
+                "tend top watches one daemon: -H names {} hosts",
+                targets.len()
+            ),
+        },
         ClientCommand::Status { json, patterns } => status(&targets, json, &patterns, &mut stdout)?,
         other if one_document => {
             let answers = fan_out(&targets, |c| verb(c, &other, timeout));
@@ -322,6 +342,7 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
         ClientCommand::Status { json, patterns } => {
             commands::status(client, *json, patterns, &mut buf)
         }
+        ClientCommand::Top { .. } => Err(anyhow::anyhow!("tend top watches one daemon")),
     };
     match r {
         Ok(code) => Ok((buf, code == ExitCode::SUCCESS)),

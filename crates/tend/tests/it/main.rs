@@ -27,5 +27,6 @@ mod storm;
 mod supervisorctl;
 mod telemetry;
 mod tls;
+mod top;
 mod web;
 mod xmlrpc;
