@@ -166,7 +166,6 @@
     set(cell(tr, 'last'), s.started_at ? new Date(s.started_at).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '–');
     set(cell(tr, 'exit'), exitText(s.last_exit));
   }
-  const utc = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
   let cronAsked = 0;
   function nextRuns() {
     let cronDue = false;

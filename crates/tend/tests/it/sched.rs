@@ -154,7 +154,8 @@ replicas = 2
 ready = {{ exec = ["sh", "-c", "test -e {dir}/ready-$TEND_REPLICA"], period = "100ms" }}
 
 [process.proxy]
-command = ["sh", "-c", "ls {dir} > {dir}/seen; exec sleep 600"]
+# Written whole, then renamed: the test never reads it half-written.
+command = ["sh", "-c", "ls {dir} > {dir}/seen.tmp && mv {dir}/seen.tmp {dir}/seen; exec sleep 600"]
 depends_on = {{ web = "ready" }}
 "#
         )
