@@ -109,7 +109,13 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
                         );
                     }
                     DeValue::String(s) => {
-                        d.spec.env.insert(name.to_string(), s.to_string());
+                        // Sees what lies below `env`, not its other keys.
+                        let depth = cx.expand_depth(super::expand::Depth::File);
+                        let key = format!("env.{name}");
+                        if let Some(s) = cx.expand(value, s, &key) {
+                            d.spec.env.insert(name.to_string(), s);
+                        }
+                        cx.expand_depth(depth);
                     }
                     other => {
                         let raw = cx.slice(value.span());
@@ -127,9 +133,11 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         key: "env_file",
         // Beneath `env`, whichever comes first in the table.
         read: |cx, d, _, v| {
+            let depth = cx.expand_depth(super::expand::Depth::Daemon);
             if let Some(vars) = super::envfile::read(cx, v) {
                 super::envfile::under(&mut d.spec.env, &vars);
             }
+            cx.expand_depth(depth);
         },
     },
     Field {
@@ -596,6 +604,7 @@ pub(super) fn read_entry(
         task: TaskDraft::default(),
     };
     let section = draft.section.clone();
+    super::expand::enter_process(cx, table);
     match kind {
         Kind::Process => {
             let fields = super::chain(PROCESS_FIELDS, super::platform::PROCESS_FIELDS);
@@ -611,6 +620,7 @@ pub(super) fn read_entry(
             walk(cx, &section, table, &fields, task::ALIASES, &mut draft);
         }
     }
+    super::expand::leave_process(cx);
     if !draft.has_command {
         cx.error(
             value.span(),
@@ -767,14 +777,14 @@ fn read_command(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Vec<String>> {
             v.span(),
             "the program name (the first element of command) is empty",
         ),
-        Some(_) => return Some(argv),
+        Some(_) => return cx.expand_argv(v, argv, "command"),
     }
     None
 }
 
 /// A working directory: relative to the config's directory, and it must exist.
 fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
-    let s = cx.string(v)?;
+    let s = cx.expanded(v, "cwd")?;
     if s.is_empty() {
         cx.error(
             v.span(),
@@ -782,7 +792,7 @@ fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
         );
         return None;
     }
-    let path = cx.dir.join(s);
+    let path = cx.dir.join(&s);
     match crate::check::working_dir(&path) {
         Ok(()) => Some(path),
         Err(why) => {

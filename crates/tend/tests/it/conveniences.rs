@@ -256,3 +256,44 @@ fn start_and_restart_start_a_stopped_dependency_and_say_so() {
         assert_eq!(d.state("worker"), "running", "{verb}");
     }
 }
+
+/// `${VAR}` comes from the daemon's environment and the process's own `env`;
+/// `$$` is a `$` for the shell, whose `$$` is then its own pid.
+#[test]
+fn variables_expand_and_dollar_dollar_is_the_shells_pid() {
+    let d = Daemon::start(
+        r#"
+[process.pidof]
+command = ["sh", "-c", "echo $$$$ > ${OUT:-shell}.pid; echo \"$GREETING\" > greeting; exec sleep 1000"]
+env = { GREETING = "hello ${TEND_TEST_MARKER}" }
+"#,
+    );
+    let dir = d.dir.path().to_path_buf();
+    wait_until("the shell's files", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.join("greeting")).is_ok_and(|s| s.ends_with('\n'))
+            && std::fs::read_to_string(dir.join("shell.pid")).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid: u32 = std::fs::read_to_string(dir.join("shell.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // `exec` keeps the shell's pid: the one tend started.
+    assert_eq!(pid, d.pid("pidof"));
+    let greeting = std::fs::read_to_string(dir.join("greeting")).expect("greeting");
+    assert_eq!(greeting.trim(), format!("hello {}", d.marker));
+}
+
+/// An unknown variable is a config error naming the file, line, key and variable.
+#[test]
+fn check_names_an_unknown_variable() {
+    let env = TestEnv::new("[process.a]\ncommand = \"true\"\ncwd = \"/srv/${TEND_NO_SUCH_VAR}\"\n");
+    let run = env.tend(&["check"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains(
+            "tend.toml:3:13: unknown variable ${TEND_NO_SUCH_VAR} in cwd: set TEND_NO_SUCH_VAR"
+        ),
+        "{run}"
+    );
+}
