@@ -43,6 +43,8 @@ pub(crate) struct Vars {
     depth: Depth,
     /// Off in the supervisord.conf reader, which has `%(ENV_X)s` instead.
     on: bool,
+    /// `${MAINPID}` stays as written (in `stop.command`, for the run).
+    mainpid: bool,
 }
 
 /// How many layers a value sees, from the bottom.
@@ -60,8 +62,16 @@ pub(crate) enum Depth {
 }
 
 impl Vars {
+    /// Sets whether `${MAINPID}` stays as written, returning the old setting.
+    pub(crate) fn keep_mainpid(&mut self, keep: bool) -> bool {
+        std::mem::replace(&mut self.mainpid, keep)
+    }
+
     /// Looks `name` up in the layers of the current depth, top first.
     fn get(&self, name: &str) -> Option<&str> {
+        if self.mainpid && name == "MAINPID" {
+            return Some("${MAINPID}");
+        }
         let layers: [(&BTreeMap<String, String>, Depth); 4] = [
             (&self.env, Depth::All),
             (&self.file, Depth::File),
@@ -124,7 +134,10 @@ pub(crate) fn expand<'t>(
                         at: i,
                     });
                 }
-                match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+                match (
+                    lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                    default,
+                ) {
                     (Some(v), _) => out.push_str(&v),
                     (None, Some((d, start))) => {
                         let d = expand(d, lookup).map_err(|e| e.shifted(start))?;
@@ -223,9 +236,7 @@ impl Cx<'_> {
                 let raw = self.slice(v.span());
                 let inside = &s[e.at()..];
                 let probe = inside.get(..inside.find('}').map_or(inside.len(), |i| i + 1));
-                let offset = probe
-                    .and_then(|p| raw.find(p))
-                    .map_or(0, |o| o);
+                let offset = probe.and_then(|p| raw.find(p)).map_or(0, |o| o);
                 self.error(v.span().start + offset..v.span().end, e.message(key));
                 None
             }

@@ -28,6 +28,8 @@ mod tests_deps;
 mod tests_expand;
 #[cfg(test)]
 mod tests_platform;
+#[cfg(test)]
+mod tests_stop;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -431,7 +431,62 @@ const STOP_FIELDS: &[Field<ProcessSpec>] = &[
         key: "timeout",
         read: |cx, spec, _, v| spec.stop.timeout = cx.duration(v).unwrap_or(spec.stop.timeout),
     },
+    Field {
+        key: "command",
+        read: |cx, spec, _, v| {
+            // `${MAINPID}` is known only when the stop runs.
+            let was = cx.vars.keep_mainpid(true);
+            spec.stop.command = read_command(cx, v);
+            cx.vars.keep_mainpid(was);
+        },
+    },
+    Field {
+        key: "stdin",
+        read: |cx, spec, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            if s.is_empty() {
+                cx.error(
+                    v.span(),
+                    "stop.stdin is empty (write the message the program reads to stop, such as \"quit\\n\")",
+                );
+                return;
+            }
+            spec.stop.stdin = Some(s.to_string());
+        },
+    },
 ];
+
+/// `stop.stdin` needs a stdin pipe: it gets one unless `stdin = "null"` says
+/// otherwise; `stop.command` and `stop.stdin` are two ways, not one.
+fn check_stop(cx: &mut Cx<'_>, d: &mut Draft, table: &toml::de::DeTable<'_>) {
+    let stop = match table.get("stop").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t,
+        _ => return,
+    };
+    if let (Some(_), Some(stdin)) = (stop.get("command"), stop.get("stdin")) {
+        cx.error(
+            stdin.span(),
+            format!(
+                "stop.command and stop.stdin cannot both be set in {}: the stop begins one way",
+                d.section
+            ),
+        );
+    }
+    if d.spec.stop.stdin.is_some() {
+        if let Some(v) = table.get("stdin")
+            && matches!(v.get_ref(), DeValue::String(s) if s == "null")
+        {
+            cx.error(
+                v.span(),
+                format!(
+                    "stdin = \"null\" leaves nothing for stop.stdin to write to in {} (leave stdin out, or set it to \"pipe\")",
+                    d.section
+                ),
+            );
+        }
+        d.spec.stdin_pipe = true;
+    }
+}
 
 /// Every process and task of the file, checked one by one and as a graph.
 pub(super) struct All {
@@ -621,6 +676,7 @@ pub(super) fn read_entry(
         }
     }
     super::expand::leave_process(cx);
+    check_stop(cx, &mut draft, table);
     if !draft.has_command {
         cx.error(
             value.span(),

@@ -78,7 +78,10 @@ ready = { http = "http://127.0.0.1:${PORT}/ready" }
         Check::Exec(vec!["test".into(), "-d".into(), "srv/app".into()])
     );
     let ready = web.ready.as_ref().expect("ready");
-    assert_eq!(ready.check, Check::Http("http://127.0.0.1:9090/ready".into()));
+    assert_eq!(
+        ready.check,
+        Check::Http("http://127.0.0.1:9090/ready".into())
+    );
 }
 
 /// A value with spaces stays one word of a string command; a bare `$NAME`
