@@ -16,6 +16,7 @@ mod http;
 mod logs;
 mod platform;
 mod process;
+pub mod save;
 mod task;
 mod telemetry;
 mod value;

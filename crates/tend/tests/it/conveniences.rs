@@ -297,3 +297,92 @@ fn check_names_an_unknown_variable() {
         "{run}"
     );
 }
+
+/// A process added at run time is shown as added; `tend add --save` writes
+/// it into tend.toml (the file otherwise as it was), and a reload keeps both
+/// without touching them.
+#[test]
+fn added_processes_are_marked_and_saved_ones_are_the_files() {
+    let original = "# my services\n[process.base]\ncommand = [\"sleep\", \"1000\"]   # stays\n";
+    let d = Daemon::start(original);
+    d.ok(&["add", "temp", "--", "sleep", "1001"]);
+    let run = d.ok(&[
+        "add",
+        "--save",
+        "keeper",
+        "--env",
+        "COST=5$",
+        "--restart",
+        "on-failure",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$COST\" > cost; exec sleep 1002",
+    ]);
+    assert_eq!(run.stdout, "keeper: added and saved in the config file\n");
+    let origin = |name: &str| d.proc(name)["origin"].as_str().unwrap_or("").to_string();
+    assert_eq!(origin("base"), "config");
+    assert_eq!(origin("temp"), "added");
+    assert_eq!(origin("keeper"), "config");
+    let table = d.ok(&["status"]).stdout;
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("temp").ends_with("added (not in the config file)"),
+        "{table}"
+    );
+    assert!(!line("keeper").contains("added"), "{table}");
+
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    assert!(text.starts_with(original), "the file is kept:\n{text}");
+    assert!(text.contains("[process.keeper]"), "{text}");
+    assert!(!text.contains("temp"), "{text}");
+    // What runs is what the file says, `$` and all.
+    let dir = d.dir.path().to_path_buf();
+    wait_until("keeper's file", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.join("cost")).is_ok_and(|s| s == "5$\n")
+    });
+    d.ok(&["check"]);
+
+    let (keeper, temp) = (d.pid("keeper"), d.pid("temp"));
+    d.ok(&["reload"]);
+    assert_eq!(d.pid("keeper"), keeper, "the reload left keeper alone");
+    assert_eq!(d.pid("temp"), temp, "an added process outlives a reload");
+    assert_eq!(origin("keeper"), "config");
+    assert_eq!(origin("temp"), "added");
+
+    // A name the file has is refused, and nothing is added.
+    let run = d.tend(&["add", "--save", "again", "--in-group", "g", "--", "true"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("group g"), "{run}");
+    assert!(d.status(&[]).iter().all(|p| p["name"] != "again"));
+}
+
+/// `--save` refuses a supervisord.conf with a clear message, and adds nothing.
+#[test]
+fn add_save_refuses_a_supervisord_conf() {
+    let mut env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::create_dir(env.dir.path().join("logs")).expect("mkdir");
+    std::fs::write(
+        &conf,
+        supervisord_conf!("[program:base]\ncommand=sleep 1000\n"),
+    )
+    .expect("write");
+    env.config = conf;
+    env.socket = env.dir.path().join("supervisor.sock");
+    let d = Daemon::start_in(env);
+    let run = d.tend(&["add", "--save", "x", "--", "sleep", "1"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("is a supervisord.conf, and --save writes tend.toml only"),
+        "{run}"
+    );
+    assert!(d.status(&[]).iter().all(|p| p["name"] != "x"));
+}
