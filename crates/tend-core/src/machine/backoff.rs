@@ -62,8 +62,13 @@ impl Process {
             self.end_loop(fx);
             self.give_up(
                 format!(
-                    "gave up after {} quick deaths in a row{last}",
-                    self.quick_deaths
+                    "gave up after {} quick {} in a row{last}",
+                    self.quick_deaths,
+                    if self.quick_deaths == 1 {
+                        "death"
+                    } else {
+                        "deaths"
+                    }
                 ),
                 fx,
             );

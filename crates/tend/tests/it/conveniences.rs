@@ -1,6 +1,8 @@
 //! The conveniences of issue 17: completions and man pages, `--json` on the
-//! read verbs, `tend logs --timestamps` and `--files`, the help text, and
-//! one rule for start and restart with stopped dependencies.
+//! read verbs, `tend logs --timestamps` and `--files`, the help text, one
+//! rule for start and restart with stopped dependencies, `${VAR}` in
+//! tend.toml, `tend add` marked and `--save`d, counts that read right, and
+//! the example's comments.
 
 // These tests run short-lived tools (bash, `tend completions`) to completion.
 #![allow(clippy::disallowed_methods)]
@@ -385,4 +387,81 @@ fn add_save_refuses_a_supervisord_conf() {
         "{run}"
     );
     assert!(d.status(&[]).iter().all(|p| p["name"] != "x"));
+}
+
+/// One quick death is "1 quick death", one process "1 process", and the
+/// daemon's log says "gave up" once.
+#[test]
+fn counts_of_one_read_right() {
+    let d = Daemon::start(
+        "[process.bad]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nbackoff = { give_up_after = 1, initial = \"100ms\" }\n",
+    );
+    wait_until("bad to give up", Duration::from_secs(10), || {
+        d.state("bad") == "fatal"
+    });
+    assert_eq!(
+        d.proc("bad")["error"],
+        "gave up after 1 quick death in a row (last: exit code 3)"
+    );
+    let log = d.log_text();
+    assert!(log.contains("serving 1 process on"), "{log}");
+    assert!(
+        log.contains("bad: gave up after 1 quick death in a row"),
+        "{log}"
+    );
+    assert!(!log.contains("gave up: gave up"), "{log}");
+}
+
+/// examples/tend.toml does what its comments say: the group, the order,
+/// `starting` then `running`, and flaky's back-off (1 s, then 2 s, fatal at
+/// the third quick death, `tend start` tries again).
+#[test]
+fn the_examples_comments_are_true() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let text = std::fs::read_to_string(examples.join("tend.toml"))
+        .expect("example")
+        .replace("8765", &port.to_string());
+    let deps = TestEnv::new(&std::fs::read_to_string(examples.join("deps.toml")).expect("deps"));
+    deps.ok(&["check"]);
+    if tend_testkit::require_program("python3").is_none() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&text);
+    // "tend restart workers:*" addresses the group.
+    let workers: Vec<String> = d
+        .status(&["workers:*"])
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(workers, ["ticker", "flaky"]);
+    // Priority 10: started first.
+    let started_at = |n: &str| d.proc(n)["started_at"].as_str().unwrap_or("").to_string();
+    assert!(started_at("ticker") <= started_at("web"), "ticker first");
+    // `starting` for a second, then `running`.
+    wait_until("web to run", Duration::from_secs(10), || {
+        d.state("web") == "running"
+    });
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    // Runs of 1 s, waits of 1 s and 2 s: fatal after about 5 s, not before.
+    wait_until("flaky to give up", Duration::from_secs(20), || {
+        d.state("flaky") == "fatal"
+    });
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(4800),
+        "gave up after {took:?}"
+    );
+    let flaky = d.proc("flaky");
+    assert_eq!(flaky["restarts"], 2);
+    assert_eq!(
+        flaky["error"],
+        "gave up after 3 quick deaths in a row (last: exit code 1)"
+    );
+    d.ok(&["start", "flaky"]);
+    assert_ne!(d.state("flaky"), "fatal");
 }
