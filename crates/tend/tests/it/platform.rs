@@ -204,7 +204,7 @@ fn the_next_tend_up_kills_what_a_killed_daemon_and_guard_left() {
     // Said once the cgroups are set up, which may be after the kill is seen.
     wait_until("the daemon to say so", Duration::from_secs(5), || {
         d.log_text()
-            .contains("killed 1 processes an earlier tend left")
+            .contains("killed 1 process an earlier tend left")
     });
     let _ = pid_in(&d, "sh.pid");
 }
