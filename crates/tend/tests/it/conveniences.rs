@@ -418,10 +418,7 @@ fn counts_of_one_read_right() {
 #[test]
 fn the_examples_comments_are_true() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = crate::harness::free_port();
     let text = std::fs::read_to_string(examples.join("tend.toml"))
         .expect("example")
         .replace("8765", &port.to_string());
