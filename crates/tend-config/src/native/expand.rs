@@ -8,12 +8,13 @@
 //!
 //! A variable is what the process itself will find in its environment, in
 //! this order, the later winning: the environment tend reads the file in
-//! (the daemon's, or `tend check`'s), `[daemon] env_file`, the process's own
-//! `env_file`, its own `env` (as systemd's `Environment=` is seen by its
-//! `ExecStart=`). An `env` value sees everything below `env`, not the other
-//! `env` keys; an `env_file` path sees the daemon's variables only; the
-//! daemon's keys see its environment and `[daemon] env_file`. What an
-//! env_file holds is taken literally.
+//! (the daemon's, or `tend check`'s), `[daemon] env_file`, `[daemon] env`,
+//! the process's own `env_file`, its own `env` (as systemd's `Environment=`
+//! is seen by its `ExecStart=`). An `env` value sees everything below `env`,
+//! not the other `env` keys (`[daemon] env` and `[daemon] env_file`'s path
+//! see the environment alone); a process's `env_file` path sees the daemon's
+//! variables only; the daemon's other keys see its environment, `[daemon]
+//! env_file` and `[daemon] env`. What an env_file holds is taken literally.
 //!
 //! `$` before anything but `{` and `$` (`$HOME`, `$1`, `$@`, `$(cmd)`) is
 //! left as written, for the shell that runs the command. An unknown variable
@@ -289,12 +290,72 @@ pub(super) fn begin(cx: &mut Cx<'_>, os: BTreeMap<String, String>, daemon: Optio
         depth: Depth::Os,
         ..Vars::default()
     };
-    let file = daemon
+    let mut vars = daemon
         .and_then(|t| t.get("env_file"))
         .and_then(|v| quiet_env_file(cx, v))
         .unwrap_or_default();
-    cx.vars.daemon = Arc::new(file);
+    if let Some(DeValue::Table(t)) = daemon.and_then(|t| t.get("env")).map(|v| v.get_ref()) {
+        vars.extend(quiet_env_table(cx, t));
+    }
+    cx.vars.daemon = Arc::new(vars);
     cx.vars.depth = Depth::Daemon;
+}
+
+/// The strings of an `env` table, expanded at the current depth, reporting
+/// nothing (where a value does not expand, it is taken as written).
+fn quiet_env_table(cx: &Cx<'_>, t: &DeTable<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (k, v) in t.iter() {
+        if let DeValue::String(s) = v.get_ref() {
+            let vars = &cx.vars;
+            let lookup = |n: &str| vars.get(n).map(str::to_string);
+            let value = expand(s, &lookup).map_or_else(|_| s.to_string(), Cow::into_owned);
+            env.insert(k.get_ref().to_string(), value);
+        }
+    }
+    env
+}
+
+/// An `env` table of `section` (`[daemon] env`): its variables, each value
+/// expanded; `None` after an error, reported at the key or value.
+pub(super) fn read_env_table(
+    cx: &mut Cx<'_>,
+    v: &Item<'_>,
+    section: &str,
+) -> Option<BTreeMap<String, String>> {
+    let table = cx.table(v)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, value) in table.iter() {
+        let name: &str = key.get_ref();
+        if name.is_empty() || name.contains(['=', '\0']) {
+            cx.error(
+                key.span(),
+                format!("environment variable name {name:?} in {section} is empty or contains '=' or NUL"),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(s) = cx.string(value).map(str::to_string) else {
+            ok = false;
+            continue;
+        };
+        if s.contains('\0') {
+            cx.error(
+                value.span(),
+                format!("the value of {name} contains a NUL byte"),
+            );
+            ok = false;
+            continue;
+        }
+        match cx.expand(value, &s, &format!("env.{name}")) {
+            Some(s) => {
+                out.insert(name.to_string(), s);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Before a process's table is read: its `env_file` and `env`, read quietly
@@ -308,17 +369,10 @@ pub(super) fn enter_process(cx: &mut Cx<'_>, table: &DeTable<'_>) {
         .unwrap_or_default();
     cx.vars.file = file;
     cx.vars.depth = Depth::File;
-    let mut env = BTreeMap::new();
-    if let Some(DeValue::Table(t)) = table.get("env").map(|v| v.get_ref()) {
-        for (k, v) in t.iter() {
-            if let DeValue::String(s) = v.get_ref() {
-                let vars = &cx.vars;
-                let lookup = |n: &str| vars.get(n).map(str::to_string);
-                let value = expand(s, &lookup).map_or_else(|_| s.to_string(), Cow::into_owned);
-                env.insert(k.get_ref().to_string(), value);
-            }
-        }
-    }
+    let env = match table.get("env").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => quiet_env_table(cx, t),
+        _ => BTreeMap::new(),
+    };
     cx.vars.env = env;
     cx.vars.depth = Depth::All;
 }

@@ -273,7 +273,18 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
             // Its path sees the environment alone: the file is what it adds.
             let depth = cx.expand_depth(expand::Depth::Os);
             if let Some(vars) = envfile::read(cx, v) {
-                d.env = vars;
+                // Beneath `[daemon] env`, whichever is read first.
+                envfile::under(&mut d.env, &vars);
+            }
+            cx.expand_depth(depth);
+        },
+    },
+    Field {
+        key: "env",
+        read: |cx, d, _, v| {
+            let depth = cx.expand_depth(expand::Depth::Os);
+            if let Some(vars) = expand::read_env_table(cx, v, "[daemon] env") {
+                d.env.extend(vars);
             }
             cx.expand_depth(depth);
         },

@@ -126,3 +126,38 @@ fn unknown_variable_is_an_error_at_the_variable() {
         "{errs:#?}"
     );
 }
+
+/// `[daemon] env` is given to every process over `[daemon] env_file` and
+/// beneath the process's own `env`, and `${VAR}` sees it.
+#[test]
+fn daemon_env_is_a_layer_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "all.env", "A=file\nB=file\n");
+    let text = r#"
+[daemon]
+env = { B = "daemon", HOME_TOO = "${HOME}/x" }
+env_file = "all.env"
+
+[process.p]
+command = ["echo", "${A}-${B}-${HOME_TOO}"]
+env = { A = "mine" }
+"#;
+    let c = parse_with_env(&d.join("tend.toml"), text, env(&[("HOME", "/h")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = proc_of(&c, "p");
+    assert_eq!(p.command, ["echo", "mine-daemon-/h/x"]);
+    assert_eq!(p.env["A"], "mine");
+    assert_eq!(p.env["B"], "daemon");
+    assert_eq!(p.env["HOME_TOO"], "/h/x");
+    let e = parse_with_env(
+        Path::new("tend.toml"),
+        "[daemon]\nenv = { X = 1 }\n",
+        BTreeMap::new(),
+    )
+    .expect_err("a number");
+    assert!(
+        e.to_string().contains("tend.toml:2:13: expected a string"),
+        "{e}"
+    );
+}
