@@ -246,6 +246,39 @@ impl Daemon {
         d
     }
 
+    /// Starts the daemon again in the same directory, with the same config
+    /// (after it exited), and waits until its socket answers. Its log and
+    /// output go on in the same files.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        let append = |p: &PathBuf| {
+            fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .expect("log file")
+        };
+        let child = self
+            .env
+            .command(&["up"])
+            .env("RUST_LOG", "debug")
+            .stdout(append(&self.out))
+            .stderr(append(&self.log))
+            .spawn()
+            .expect("spawn tend up");
+        self.child = Some(child);
+        let socket = self.env.socket.clone();
+        self.wait_for(
+            "the daemon's socket to accept connections again",
+            Duration::from_secs(10),
+            |d| {
+                if let Some(Ok(Some(status))) = d.child.as_mut().map(Child::try_wait) {
+                    panic!("tend up exited early ({status}):\n{}", d.log_text());
+                }
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            },
+        );
+    }
+
     /// The daemon's pid.
     pub fn daemon_pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("daemon running")

@@ -19,6 +19,7 @@ mod examples;
 mod fleet;
 mod logs;
 mod metrics;
+mod peers;
 mod platform;
 mod status;
 mod stop;
