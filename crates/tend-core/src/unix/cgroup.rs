@@ -347,6 +347,8 @@ struct ProcCgroup {
     started: Instant,
     /// The previous stats read: when, and the CPU time then.
     last: Option<(Instant, u64)>,
+    /// The leader of its last run (its key in `by_pgid`).
+    leader: Option<u32>,
 }
 
 /// The daemon's subtree `S` and one cgroup per process in it (see the
@@ -469,6 +471,12 @@ impl Cgroups {
         ))
     }
 
+    /// Whether the memory controller is enabled for the processes' cgroups
+    /// (else they have no `memory.*` files).
+    fn has_memory(&self) -> bool {
+        self.controllers.iter().any(|c| c == "memory")
+    }
+
     /// The subtree's directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
@@ -496,14 +504,18 @@ impl Cgroups {
                     cpu_base: 0,
                     started: Instant::now(),
                     last: None,
+                    leader: None,
                 },
             );
         }
         self.apply(name, limits);
+        let memory = self.has_memory();
         let Some(pc) = self.procs.get_mut(name) else {
             return Err(io::Error::other("cgroup vanished"));
         };
-        pc.oom_base = oom_kills(&pc.dir);
+        // Without the memory controller there is no `memory.events` to read
+        // (a failed open at every spawn and every exit of a crash storm).
+        pc.oom_base = if memory { oom_kills(&pc.dir) } else { 0 };
         pc.cpu_base = cpu_usec(&pc.dir).unwrap_or(0);
         pc.started = Instant::now();
         pc.last = None;
@@ -516,7 +528,15 @@ impl Cgroups {
 
     /// Records that `pid` leads `name`'s new run.
     pub(crate) fn spawned(&mut self, name: &Name, pid: u32) {
-        self.by_pgid.retain(|_, n| n != name);
+        // The previous run's leader, found through the process rather than
+        // by a scan of every leader: with 10,000 processes the scan made
+        // starting them all quadratic (50 million name comparisons).
+        if let Some(pc) = self.procs.get_mut(name)
+            && let Some(old) = pc.leader.replace(pid)
+            && self.by_pgid.get(&old) == Some(name)
+        {
+            self.by_pgid.remove(&old);
+        }
         self.by_pgid.insert(pid, name.clone());
     }
 
@@ -644,6 +664,10 @@ impl Cgroups {
     /// Whether the run led by `pgid` was ended by the OOM killer (its
     /// `oom_kill` count grew since it started). Counts each kill once.
     pub(crate) fn oom_killed(&mut self, pgid: u32) -> bool {
+        if !self.has_memory() {
+            // No memory controller, no OOM kill of a cgroup to count.
+            return false;
+        }
         let Some(name) = self.by_pgid.get(&pgid) else {
             return false;
         };
@@ -684,9 +708,15 @@ impl Cgroups {
     /// Forgets `name` (removed from the daemon): kills what is left in its
     /// cgroup and removes it.
     pub(crate) fn removed(&mut self, name: &Name) {
-        self.by_pgid.retain(|_, n| n != name);
-        self.warned.retain(|(n, _)| n != name);
+        if !self.warned.is_empty() {
+            self.warned.retain(|(n, _)| n != name);
+        }
         if let Some(pc) = self.procs.remove(name) {
+            if let Some(leader) = pc.leader
+                && self.by_pgid.get(&leader) == Some(name)
+            {
+                self.by_pgid.remove(&leader);
+            }
             if populated(&pc.dir) {
                 let _ = kill_tree(&pc.dir);
                 wait_empty(&pc.dir, Duration::from_millis(200));
