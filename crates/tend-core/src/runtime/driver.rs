@@ -426,6 +426,11 @@ impl<L: Launcher> Driver<L> {
             self.logs.exited(&name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
+            if self.exiting && !alive {
+                // It will not run again: its cgroup goes now, beside the
+                // others' stopping, not one by one after the last.
+                self.launcher.retire(&name);
+            }
         } else {
             tracing::trace!(pid = r.pid, exit = %r.exit, "reaped an orphan");
         }

@@ -364,6 +364,36 @@ pub(crate) struct Cgroups {
     by_pgid: HashMap<u32, Name>,
     /// Limits already warned about, per process and controller.
     warned: HashSet<(Name, &'static str)>,
+    /// The cgroups of processes stopped for good during a shutdown, removed
+    /// by a thread of their own (see [`Cgroups::retire`]).
+    retired: Option<Remover>,
+}
+
+/// A thread that removes the (empty) cgroup directories it is sent.
+#[derive(Debug)]
+struct Remover {
+    tx: std::sync::mpsc::Sender<PathBuf>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Remover {
+    fn start() -> io::Result<Remover> {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let thread = std::thread::Builder::new()
+            .name("tend-cgroup-rm".into())
+            .spawn(move || {
+                for dir in rx {
+                    let _ = fs::remove_dir(&dir);
+                }
+            })?;
+        Ok(Remover { tx, thread })
+    }
+
+    /// Waits until every directory sent has been removed (or refused).
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
 }
 
 impl Cgroups {
@@ -466,6 +496,7 @@ impl Cgroups {
                 procs: HashMap::new(),
                 by_pgid: HashMap::new(),
                 warned: HashSet::new(),
+                retired: None,
             },
             status,
         ))
@@ -705,6 +736,36 @@ impl Cgroups {
         Some(st)
     }
 
+    /// Lets `name`'s cgroup go: it has stopped for good (the daemon is
+    /// shutting down) and its cgroup is empty. Removing a cgroup takes the
+    /// kernel ~0.15 ms, under a lock of its own: 10,000 of them, one after
+    /// the other once the last process was gone, were 1.5-2.5 s of a
+    /// shutdown. A thread removes them while the others are still stopping;
+    /// whatever it cannot remove is swept when the subtree goes.
+    pub(crate) fn retire(&mut self, name: &Name) {
+        let Some(pc) = self.procs.remove(name) else {
+            return;
+        };
+        if let Some(leader) = pc.leader
+            && self.by_pgid.get(&leader) == Some(name)
+        {
+            self.by_pgid.remove(&leader);
+        }
+        if self.retired.is_none() {
+            self.retired = Remover::start().ok();
+        }
+        match &self.retired {
+            Some(r) => {
+                if let Err(back) = r.tx.send(pc.dir) {
+                    let _ = fs::remove_dir(back.0);
+                }
+            }
+            None => {
+                let _ = fs::remove_dir(&pc.dir);
+            }
+        }
+    }
+
     /// Forgets `name` (removed from the daemon): kills what is left in its
     /// cgroup and removes it.
     pub(crate) fn removed(&mut self, name: &Name) {
@@ -731,6 +792,9 @@ impl Drop for Cgroups {
     /// removed (a daemon killed with SIGKILL leaves it to its guard and the
     /// next `tend up`).
     fn drop(&mut self) {
+        if let Some(r) = self.retired.take() {
+            r.finish();
+        }
         self.procs.clear();
         if populated(&self.dir) {
             let _ = kill_tree(&self.dir);
