@@ -414,7 +414,13 @@ impl<L: Launcher> Driver<L> {
             } else {
                 self.oom.remove(&name);
             }
-            if let Some(stats) = self.launcher.stats(r.pid) {
+            // What the run used, read from its cgroup (a flush of the
+            // kernel's per-CPU counters each): not while shutting down,
+            // when these reads were most of the daemon's work of stopping
+            // 10,000 processes and every subscriber is about to be let go.
+            if !self.exiting
+                && let Some(stats) = self.launcher.stats(r.pid)
+            {
                 let _ = self.events.send(Event::Usage {
                     name: name.clone(),
                     pid: r.pid,
