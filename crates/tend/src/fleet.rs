@@ -258,6 +258,26 @@ fn run(
 ) -> anyhow::Result<Vec<String>> {
     let mut stdout = output::stdout();
     let failed = match command {
+        // A screen for one daemon: one host of the file, as a URL would be.
+        ClientCommand::Top { interval, patterns } => match targets.as_slice() {
+            [one] => {
+                let client = one.client.clone().map_err(anyhow::Error::msg)?;
+                let options = crate::top::Options {
+                    at: one.name.clone(),
+                    interval,
+                    patterns,
+                };
+                if crate::top::run(client, options)? == ExitCode::SUCCESS {
+                    Vec::new()
+                } else {
+                    vec![one.name.clone()]
+                }
+            }
+            _ => anyhow::bail!(
+                "tend top watches one daemon: -H names {} hosts",
+                targets.len()
+            ),
+        },
         ClientCommand::Status { json, patterns } => status(&targets, json, &patterns, &mut stdout)?,
         // Merged: the lines (`--reopen`, `--files` and `--json` answer per host).
         ClientCommand::Logs(args) if !args.reopen && !args.files && !args.json => {
@@ -312,6 +332,7 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
         ClientCommand::Status { json, patterns } => {
             commands::status(client, *json, patterns, &mut buf)
         }
+        ClientCommand::Top { .. } => Err(anyhow::anyhow!("tend top watches one daemon")),
     };
     match r {
         Ok(code) => Ok((buf, code == ExitCode::SUCCESS)),

@@ -213,7 +213,7 @@ impl Client {
     }
 
     /// Where the daemon is, as messages name it.
-    fn at(&self) -> String {
+    pub fn at(&self) -> String {
         self.host.url.to_string()
     }
 

@@ -439,3 +439,35 @@ fn processes_with_env(needle: &str) -> Vec<u32> {
 pub fn gone(path: &Path) -> bool {
     fs::symlink_metadata(path).is_err()
 }
+
+/// A TCP port that nothing listens on now, for a daemon to listen on.
+///
+/// Not one the kernel hands out for `bind(0)` or outgoing connections: those
+/// come from `ip_local_port_range`, where the port could be taken again
+/// (by a curl of another test, or another test's `bind(0)`) between this
+/// answer and the daemon's bind. Ports below that range are tried from a
+/// point that depends on the test process's pid (nextest runs each test in
+/// a process of its own) and a counter, and the first one that binds on
+/// every interface is given.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, last) = if low > 12000 {
+        (10000, low)
+    } else {
+        (low.max(1024), 65535)
+    };
+    let span = last - first;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(first + (start + n.wrapping_mul(13)) % span).expect("a port");
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port between {first} and {last}");
+}

@@ -26,5 +26,6 @@ mod storm;
 mod supervisorctl;
 mod telemetry;
 mod tls;
+mod top;
 mod web;
 mod xmlrpc;
