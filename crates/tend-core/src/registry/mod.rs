@@ -327,14 +327,16 @@ impl Registry {
             .filter(|p| p.spec().group.as_str() == group)
     }
 
-    /// Sorts names by (priority, name).
-    pub(super) fn sorted(&self, mut names: Vec<Name>) -> Vec<Name> {
-        names.sort_by(|a, b| {
-            let pa = self.procs.get(a).map_or(0, |p| p.spec().priority);
-            let pb = self.procs.get(b).map_or(0, |p| p.spec().priority);
-            (pa, a).cmp(&(pb, b))
-        });
-        names
+    /// Sorts names by (priority, name). Each name's priority is looked up
+    /// once, not at every comparison: a batch of 10,000 made 270,000 map
+    /// lookups of that many comparisons.
+    pub(super) fn sorted(&self, names: Vec<Name>) -> Vec<Name> {
+        let mut keyed: Vec<(i32, Name)> = names
+            .into_iter()
+            .map(|n| (self.procs.get(&n).map_or(0, |p| p.spec().priority), n))
+            .collect();
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The driver spawned `name` (or failed to).

@@ -51,6 +51,12 @@ pub(crate) const EVENT_STALL: std::time::Duration = std::time::Duration::from_mi
 /// ...and has had at least this many turns (yields of the driver) meanwhile.
 pub(crate) const STALL_TURNS: u32 = 10;
 
+/// At most this many timers fire in one turn of the driver, and after this
+/// many reaps in a row the requests waiting are answered: in a crash storm of
+/// 1,000 processes the reaps and the restarts they schedule never run out,
+/// and a `status` queued behind them waited for all of them (600 ms).
+pub(crate) const TURN_BATCH: usize = 64;
+
 /// What the driver's own helper tasks report back.
 enum Aux {
     /// A network check finished.
@@ -174,6 +180,7 @@ impl<L: Launcher> Driver<L> {
         mut exits: mpsc::UnboundedReceiver<Reaped>,
     ) {
         let mut requests_open = true;
+        let mut work_in_a_row = 0;
         let Some(mut aux) = self.aux_rx.take() else {
             return;
         };
@@ -191,26 +198,59 @@ impl<L: Launcher> Driver<L> {
                 break;
             }
             let deadline = self.timers.first().map(|(at, _, _)| self.origin + at.0);
-            tokio::select! {
+            // How much of a run of work that could go on and on this turn
+            // was: a reap is one, a batch of timers that left more due is a
+            // whole batch; anything else ends the run.
+            let work = tokio::select! {
                 biased;
-                Some(r) = exits.recv() => self.on_reaped(r),
-                Some(a) = aux.recv() => self.on_aux(a),
-                req = requests.recv(), if requests_open => match req {
-                    Some(req) => self.on_request(req),
-                    None => {
-                        // Every handle is gone: nobody can stop the children
-                        // any more, so stop them now and end.
-                        requests_open = false;
-                        if !self.exiting {
-                            self.exiting = true;
-                            self.begin_shutdown(None);
+                Some(r) = exits.recv() => {
+                    self.on_reaped(r);
+                    1
+                }
+                Some(a) = aux.recv() => {
+                    self.on_aux(a);
+                    0
+                }
+                req = requests.recv(), if requests_open => {
+                    match req {
+                        Some(req) => self.on_request(req),
+                        None => {
+                            // Every handle is gone: nobody can stop the children
+                            // any more, so stop them now and end.
+                            requests_open = false;
+                            if !self.exiting {
+                                self.exiting = true;
+                                self.begin_shutdown(None);
+                            }
                         }
                     }
-                },
-                () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
+                    0
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    if self.fire_timers() { TURN_BATCH } else { 0 }
+                }
                 // Subscribers run meanwhile; then the outbox is looked at again.
-                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => 0,
                 else => break,
+            };
+            if work == 0 {
+                work_in_a_row = 0;
+                continue;
+            }
+            work_in_a_row += work;
+            if work_in_a_row >= TURN_BATCH {
+                // Reaps and due timers come first, but must not starve
+                // requests: the other tasks (the listeners, on this same
+                // thread) get a turn to pass theirs on, and what waits then
+                // is answered before the next reap or timer.
+                work_in_a_row = 0;
+                tokio::task::yield_now().await;
+                for _ in 0..TURN_BATCH {
+                    match requests.try_recv() {
+                        Ok(req) => self.on_request(req),
+                        Err(_) => break,
+                    }
+                }
             }
         }
         self.flush_events(true);
@@ -312,10 +352,11 @@ impl<L: Launcher> Driver<L> {
 
     fn status(&mut self, now: Mono, stats: bool) -> Vec<crate::model::status::ProcessStatus> {
         let mut st = self.registry.status(now, |m| self.wall(m));
-        for s in &mut st {
-            s.log_dropped_bytes = self.logs.dropped(&s.name);
-            s.log_bytes = self.logs.written(&s.name);
-            if self.oom.contains(&s.name) {
+        let counts = self.logs.counts(st.iter().map(|s| &s.name));
+        for (s, (dropped, written)) in st.iter_mut().zip(counts) {
+            s.log_dropped_bytes = dropped;
+            s.log_bytes = written;
+            if !self.oom.is_empty() && self.oom.contains(&s.name) {
                 s.exit_reason = Some(ExitReason::OomKill);
             }
             if stats
@@ -388,7 +429,13 @@ impl<L: Launcher> Driver<L> {
             } else {
                 self.oom.remove(&name);
             }
-            if let Some(stats) = self.launcher.stats(r.pid) {
+            // What the run used, read from its cgroup (a flush of the
+            // kernel's per-CPU counters each): not while shutting down,
+            // when these reads were most of the daemon's work of stopping
+            // 10,000 processes and every subscriber is about to be let go.
+            if !self.exiting
+                && let Some(stats) = self.launcher.stats(r.pid)
+            {
                 let _ = self.events.send(Event::Usage {
                     name: name.clone(),
                     pid: r.pid,
@@ -400,6 +447,11 @@ impl<L: Launcher> Driver<L> {
             self.logs.exited(&name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
+            if self.exiting && !alive {
+                // It will not run again: its cgroup goes now, beside the
+                // others' stopping, not one by one after the last.
+                self.launcher.retire(&name);
+            }
         } else {
             tracing::trace!(pid = r.pid, exit = %r.exit, "reaped an orphan");
         }
@@ -553,10 +605,16 @@ impl<L: Launcher> Driver<L> {
         }
     }
 
-    fn fire_timers(&mut self) {
+    /// Fires the timers that are due, [`TURN_BATCH`] at most: the rest fire
+    /// in the next turns, after the requests that came meanwhile (1,000
+    /// restarts due at once are 1,000 spawns). Returns whether some were
+    /// left due.
+    fn fire_timers(&mut self) -> bool {
         let now = self.now();
         let mut fx = Vec::new();
-        while self.timers.first().is_some_and(|(at, _, _)| *at <= now) {
+        let mut fired = 0;
+        while fired < TURN_BATCH && self.timers.first().is_some_and(|(at, _, _)| *at <= now) {
+            fired += 1;
             let Some((_, name, id)) = self.timers.pop_first() else {
                 break;
             };
@@ -564,6 +622,7 @@ impl<L: Launcher> Driver<L> {
             fx.extend(self.registry.timer(now, &name, id));
         }
         self.execute(fx);
+        fired == TURN_BATCH
     }
 
     /// Executes effects in order; a spawn's outcome is fed back at once and its

@@ -27,7 +27,7 @@ pub(crate) async fn status(
     State(st): State<Daemon>,
     caller: Caller,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Vec<ProcessStatus>>> {
+) -> ApiResult<StatusArray> {
     let (patterns, stats) = status_patterns(query.as_deref())?;
     let all = if stats {
         st.supervisor().status_with_stats().await?
@@ -45,14 +45,44 @@ pub(crate) async fn status(
         }
     }
     if patterns.is_empty() {
-        return Ok(Json(all));
+        return Ok(StatusArray(all));
     }
     let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
     let selected = all
         .into_iter()
         .filter(|s| names.contains(&s.name))
         .collect();
-    Ok(Json(selected))
+    Ok(StatusArray(selected))
+}
+
+/// The body of `GET /v1/status`: what `Json` answers, encoded into a buffer
+/// sized for it at once. `Json` starts at 128 bytes and doubles, so the
+/// 4.5 MB of 10,000 processes were copied about 9 MB over in 16 moves.
+pub(crate) struct StatusArray(pub(crate) Vec<ProcessStatus>);
+
+/// Bytes a process takes in a status array, about (a running one with a
+/// short name takes about 450): the first guess of the buffer's size.
+const STATUS_BYTES_EACH: usize = 512;
+
+impl axum::response::IntoResponse for StatusArray {
+    fn into_response(self) -> axum::response::Response {
+        let mut buf = Vec::with_capacity(self.0.len().saturating_mul(STATUS_BYTES_EACH) + 2);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the status: {e}"),
+            )
+            .into_response(),
+        }
+    }
 }
 
 /// The names of the processes in `all` that match any of `patterns` (every
