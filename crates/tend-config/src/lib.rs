@@ -120,8 +120,9 @@ pub struct InetListen {
 /// The `[daemon]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
-    /// The variables of `[daemon] env_file`, given to every process beneath
-    /// its own (`env_file`, then `env`, win). Empty for supervisord.conf.
+    /// The variables of `[daemon] env` over those of `[daemon] env_file`,
+    /// given to every process beneath its own (`env_file`, then `env`, win).
+    /// Empty for supervisord.conf.
     pub env: std::collections::BTreeMap<String, String>,
     /// The time zone that `[task.NAME] cron` schedules are read in
     /// (`[daemon] timezone`), unless the task names its own. `None`: the

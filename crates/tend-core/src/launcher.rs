@@ -89,4 +89,10 @@ pub trait Launcher: Send + 'static {
     /// The process `name` was removed: release what was kept for it (its
     /// cgroup).
     fn removed(&mut self, _name: &Name) {}
+
+    /// The process `name` has stopped for good (the supervisor is shutting
+    /// down) and nothing of its run is left: what was kept for it may be let
+    /// go now, while the others are still stopping, rather than all at the
+    /// end.
+    fn retire(&mut self, _name: &Name) {}
 }

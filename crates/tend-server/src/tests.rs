@@ -709,3 +709,51 @@ async fn the_daemon_prepares_specs_added_through_the_api() {
     );
     f.finish().await;
 }
+
+#[tokio::test]
+async fn the_status_body_is_the_snapshot_encoded_as_is_and_shows_each_change() {
+    let f = Fixture::new();
+    f.add_idle("b", "g").await;
+    f.add_idle("a", "g").await;
+    let raw = |f: &Fixture| {
+        let app = router(f.sup.clone(), f.shutdown.clone());
+        async move {
+            let req = Request::builder()
+                .uri("/v1/status")
+                .body(Body::empty())
+                .expect("request");
+            let resp = app.oneshot(req).await.expect("infallible");
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                resp.headers().get("content-type").map(|v| v.as_bytes()),
+                Some(&b"application/json"[..])
+            );
+            axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body")
+        }
+    };
+    let body = raw(&f).await;
+    // What `Json` would have answered, byte for byte (no process is up, so
+    // nothing in it moves with the clock).
+    let snapshot = f.sup.status().await.expect("status");
+    assert_eq!(
+        body,
+        serde_json::to_vec(&snapshot).expect("encode"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v[0]["name"], "a");
+    assert_eq!(v[0]["state"], "stopped");
+    // A start shows in the next answer: nothing of the last one is kept.
+    f.sup
+        .start_many(vec![Name::new("a").expect("name")])
+        .await
+        .expect("start");
+    let v: Value = serde_json::from_slice(&raw(&f).await).expect("json");
+    assert_ne!(v[0]["state"], "stopped", "{v}");
+    assert!(v[0]["pid"].is_u64(), "{v}");
+    assert_eq!(v[1]["state"], "stopped");
+    f.finish().await;
+}

@@ -244,6 +244,9 @@ pub struct Row<'a> {
     /// When a task on a timer or a schedule runs next (RFC 3339).
     #[serde(default, borrow)]
     pub next_run: Option<Cow<'a, str>>,
+    /// Whether the config file has it.
+    #[serde(default)]
+    pub origin: tend_core::Origin,
 }
 
 fn unknown_health() -> Health {
@@ -380,6 +383,9 @@ fn info(p: &Row<'_>) -> String {
     }
     parts.extend(p.error.as_deref().map(str::to_string));
     parts.extend(p.next_run.as_deref().map(next_run));
+    if p.origin == tend_core::Origin::Added {
+        parts.push("added (not in the config file)".into());
+    }
     parts.join("; ")
 }
 

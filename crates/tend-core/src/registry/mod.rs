@@ -87,6 +87,17 @@ pub enum Effect {
         /// The run it belongs to.
         run: u64,
     },
+    /// Begin a gentle stop of `name` (pid `pid`): run its `stop.command` and
+    /// call [`Registry::stop_command_done`] when it ends, or write its
+    /// `stop.stdin`.
+    GentleStop {
+        /// Whose.
+        name: Name,
+        /// The process being stopped, for `MAINPID`.
+        pid: u32,
+    },
+    /// Kill `name`'s `stop.command` if it still runs.
+    EndStopCommand(Name),
     /// A request is complete.
     BatchDone {
         /// Which request.
@@ -329,14 +340,16 @@ impl Registry {
             .filter(|p| p.spec().group.as_str() == group)
     }
 
-    /// Sorts names by (priority, name).
-    pub(super) fn sorted(&self, mut names: Vec<Name>) -> Vec<Name> {
-        names.sort_by(|a, b| {
-            let pa = self.procs.get(a).map_or(0, |p| p.spec().priority);
-            let pb = self.procs.get(b).map_or(0, |p| p.spec().priority);
-            (pa, a).cmp(&(pb, b))
-        });
-        names
+    /// Sorts names by (priority, name). Each name's priority is looked up
+    /// once, not at every comparison: a batch of 10,000 made 270,000 map
+    /// lookups of that many comparisons.
+    pub(super) fn sorted(&self, names: Vec<Name>) -> Vec<Name> {
+        let mut keyed: Vec<(i32, Name)> = names
+            .into_iter()
+            .map(|n| (self.procs.get(&n).map_or(0, |p| p.spec().priority), n))
+            .collect();
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The driver spawned `name` (or failed to).
@@ -412,6 +425,13 @@ impl Registry {
         out
     }
 
+    /// `name`'s `stop.command` ended.
+    pub fn stop_command_done(&mut self, now: Mono, name: &Name) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.feed(now, name, Input::StopCommandDone, &mut out);
+        out
+    }
+
     /// A message arrived on `name`'s notify socket.
     pub fn notify(&mut self, now: Mono, name: &Name, msg: NotifyMsg) -> Vec<Effect> {
         let mut out = Vec::new();
@@ -453,6 +473,11 @@ impl Registry {
                     name: name.clone(),
                     pgid,
                 },
+                machine::Effect::GentleStop { pid } => Effect::GentleStop {
+                    name: name.clone(),
+                    pid,
+                },
+                machine::Effect::EndStopCommand => Effect::EndStopCommand(name.clone()),
             });
         }
         let went_down = was_up.is_some() && up_pid(p.state()) != was_up;

@@ -51,6 +51,12 @@ pub(crate) const EVENT_STALL: std::time::Duration = std::time::Duration::from_mi
 /// ...and has had at least this many turns (yields of the driver) meanwhile.
 pub(crate) const STALL_TURNS: u32 = 10;
 
+/// At most this many timers fire in one turn of the driver, and after this
+/// many reaps in a row the requests waiting are answered: in a crash storm of
+/// 1,000 processes the reaps and the restarts they schedule never run out,
+/// and a `status` queued behind them waited for all of them (600 ms).
+pub(crate) const TURN_BATCH: usize = 64;
+
 /// What the driver's own helper tasks report back.
 enum Aux {
     /// A network check finished.
@@ -106,6 +112,9 @@ pub(crate) struct Driver<L: Launcher> {
     aux_tx: mpsc::UnboundedSender<Aux>,
     aux_rx: Option<mpsc::UnboundedReceiver<Aux>>,
     exec_probes: HashMap<u32, ExecProbe>,
+    /// Running `stop.command`s: by pid, whose; by process, which pid.
+    stop_commands: HashMap<u32, Name>,
+    stop_command_of: HashMap<Name, u32>,
     /// Notify sockets by process, bound at its first spawn.
     notify: HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: PathBuf,
@@ -145,6 +154,8 @@ impl<L: Launcher> Driver<L> {
             aux_tx,
             aux_rx: Some(aux_rx),
             exec_probes: HashMap::new(),
+            stop_commands: HashMap::new(),
+            stop_command_of: HashMap::new(),
             notify: HashMap::new(),
             runtime_dir,
             oom: std::collections::HashSet::new(),
@@ -169,6 +180,7 @@ impl<L: Launcher> Driver<L> {
         mut exits: mpsc::UnboundedReceiver<Reaped>,
     ) {
         let mut requests_open = true;
+        let mut work_in_a_row = 0;
         let Some(mut aux) = self.aux_rx.take() else {
             return;
         };
@@ -186,26 +198,59 @@ impl<L: Launcher> Driver<L> {
                 break;
             }
             let deadline = self.timers.first().map(|(at, _, _)| self.origin + at.0);
-            tokio::select! {
+            // How much of a run of work that could go on and on this turn
+            // was: a reap is one, a batch of timers that left more due is a
+            // whole batch; anything else ends the run.
+            let work = tokio::select! {
                 biased;
-                Some(r) = exits.recv() => self.on_reaped(r),
-                Some(a) = aux.recv() => self.on_aux(a),
-                req = requests.recv(), if requests_open => match req {
-                    Some(req) => self.on_request(req),
-                    None => {
-                        // Every handle is gone: nobody can stop the children
-                        // any more, so stop them now and end.
-                        requests_open = false;
-                        if !self.exiting {
-                            self.exiting = true;
-                            self.begin_shutdown(None);
+                Some(r) = exits.recv() => {
+                    self.on_reaped(r);
+                    1
+                }
+                Some(a) = aux.recv() => {
+                    self.on_aux(a);
+                    0
+                }
+                req = requests.recv(), if requests_open => {
+                    match req {
+                        Some(req) => self.on_request(req),
+                        None => {
+                            // Every handle is gone: nobody can stop the children
+                            // any more, so stop them now and end.
+                            requests_open = false;
+                            if !self.exiting {
+                                self.exiting = true;
+                                self.begin_shutdown(None);
+                            }
                         }
                     }
-                },
-                () = sleep_until(deadline), if deadline.is_some() => self.fire_timers(),
+                    0
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    if self.fire_timers() { TURN_BATCH } else { 0 }
+                }
                 // Subscribers run meanwhile; then the outbox is looked at again.
-                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(1)), if waiting => 0,
                 else => break,
+            };
+            if work == 0 {
+                work_in_a_row = 0;
+                continue;
+            }
+            work_in_a_row += work;
+            if work_in_a_row >= TURN_BATCH {
+                // Reaps and due timers come first, but must not starve
+                // requests: the other tasks (the listeners, on this same
+                // thread) get a turn to pass theirs on, and what waits then
+                // is answered before the next reap or timer.
+                work_in_a_row = 0;
+                tokio::task::yield_now().await;
+                for _ in 0..TURN_BATCH {
+                    match requests.try_recv() {
+                        Ok(req) => self.on_request(req),
+                        Err(_) => break,
+                    }
+                }
             }
         }
         self.flush_events(true);
@@ -307,10 +352,11 @@ impl<L: Launcher> Driver<L> {
 
     fn status(&mut self, now: Mono, stats: bool) -> Vec<crate::model::status::ProcessStatus> {
         let mut st = self.registry.status(now, |m| self.wall(m));
-        for s in &mut st {
-            s.log_dropped_bytes = self.logs.dropped(&s.name);
-            s.log_bytes = self.logs.written(&s.name);
-            if self.oom.contains(&s.name) {
+        let counts = self.logs.counts(st.iter().map(|s| &s.name));
+        for (s, (dropped, written)) in st.iter_mut().zip(counts) {
+            s.log_dropped_bytes = dropped;
+            s.log_bytes = written;
+            if !self.oom.is_empty() && self.oom.contains(&s.name) {
                 s.exit_reason = Some(ExitReason::OomKill);
             }
             if stats
@@ -360,6 +406,16 @@ impl<L: Launcher> Driver<L> {
             self.execute(fx);
             return;
         }
+        if let Some(name) = self.stop_commands.remove(&r.pid) {
+            self.launcher.forget(r.pid);
+            if self.stop_command_of.get(&name) == Some(&r.pid) {
+                self.stop_command_of.remove(&name);
+                tracing::debug!(process = %name, exit = %r.exit, "stop command ended");
+                fx.extend(self.registry.stop_command_done(now, &name));
+            }
+            self.execute(fx);
+            return;
+        }
         if let Some(name) = self.registry.owner_of(r.pid) {
             self.logs.close_stdin(name);
             // Told before the exit itself, which the machine publishes.
@@ -373,7 +429,13 @@ impl<L: Launcher> Driver<L> {
             } else {
                 self.oom.remove(&name);
             }
-            if let Some(stats) = self.launcher.stats(r.pid) {
+            // What the run used, read from its cgroup (a flush of the
+            // kernel's per-CPU counters each): not while shutting down,
+            // when these reads were most of the daemon's work of stopping
+            // 10,000 processes and every subscriber is about to be let go.
+            if !self.exiting
+                && let Some(stats) = self.launcher.stats(r.pid)
+            {
                 let _ = self.events.send(Event::Usage {
                     name: name.clone(),
                     pid: r.pid,
@@ -385,6 +447,11 @@ impl<L: Launcher> Driver<L> {
             self.logs.exited(&name);
             let alive = self.launcher.group_alive(r.pid);
             fx.extend(self.registry.exited(now, r.pid, r.exit, alive));
+            if self.exiting && !alive {
+                // It will not run again: its cgroup goes now, beside the
+                // others' stopping, not one by one after the last.
+                self.launcher.retire(&name);
+            }
         } else {
             tracing::trace!(pid = r.pid, exit = %r.exit, "reaped an orphan");
         }
@@ -494,10 +561,60 @@ impl<L: Launcher> Driver<L> {
         }
     }
 
-    fn fire_timers(&mut self) {
+    /// Begins a gentle stop: writes `stop.stdin`, or starts `stop.command`
+    /// as a child of ours (the single reaper reports its end) with
+    /// `MAINPID`, the process's cwd, environment and user.
+    fn gentle_stop(&mut self, name: Name, pid: u32) -> Vec<registry::Effect> {
+        let Some(owner) = self.registry.get(name.as_str()).map(|p| p.spec().clone()) else {
+            return Vec::new();
+        };
+        if let Some(text) = &owner.stop.stdin {
+            if let Err(e) = self.logs.send_stdin(&name, text.as_bytes().to_vec()) {
+                tracing::warn!(process = %name, error = %e, "could not write the stop message to stdin");
+            }
+            return Vec::new();
+        }
+        let Some(argv) = owner.stop.command.clone() else {
+            return Vec::new();
+        };
+        let pid_text = pid.to_string();
+        let argv = argv.iter().map(|w| with_mainpid(w, &pid_text)).collect();
+        let mut ps = ProcessSpec::new(name.clone(), argv);
+        ps.cwd = owner.cwd.clone();
+        ps.env = owner.env.clone();
+        ps.env.insert("MAINPID".to_string(), pid.to_string());
+        ps.clear_env = owner.clear_env;
+        ps.user = owner.user.clone();
+        ps.unix_group = owner.unix_group.clone();
+        ps.logs.stdout = LogTarget::Null;
+        ps.logs.stderr = LogTarget::Null;
+        match self.launcher.spawn_check(&ps) {
+            Ok(spawned) => {
+                drop((spawned.stdout, spawned.stderr, spawned.stdin));
+                tracing::debug!(process = %name, pid = spawned.pid, "stop command started");
+                if let Some(old) = self.stop_command_of.insert(name.clone(), spawned.pid) {
+                    let _ = self.launcher.kill(KillTarget::Group(old), Signal::KILL);
+                }
+                self.stop_commands.insert(spawned.pid, name);
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(process = %name, error = %e.message, "could not start the stop command; sending the stop signal");
+                self.registry.stop_command_done(self.now(), &name)
+            }
+        }
+    }
+
+    /// Fires the timers that are due, [`TURN_BATCH`] at most: the rest fire
+    /// in the next turns, after the requests that came meanwhile (1,000
+    /// restarts due at once are 1,000 spawns). Returns whether some were
+    /// left due.
+    fn fire_timers(&mut self) -> bool {
         let now = self.now();
         let mut fx = Vec::new();
-        while self.timers.first().is_some_and(|(at, _, _)| *at <= now) {
+        let mut fired = 0;
+        while fired < TURN_BATCH && self.timers.first().is_some_and(|(at, _, _)| *at <= now) {
+            fired += 1;
             let Some((_, name, id)) = self.timers.pop_first() else {
                 break;
             };
@@ -505,6 +622,7 @@ impl<L: Launcher> Driver<L> {
             fx.extend(self.registry.timer(now, &name, id));
         }
         self.execute(fx);
+        fired == TURN_BATCH
     }
 
     /// Executes effects in order; a spawn's outcome is fed back at once and its
@@ -549,6 +667,17 @@ impl<L: Launcher> Driver<L> {
                     }
                 }
                 registry::Effect::RunProbe { name, kind, run } => self.run_probe(name, kind, run),
+                registry::Effect::GentleStop { name, pid } => {
+                    let more = self.gentle_stop(name, pid);
+                    queue.extend(more);
+                }
+                registry::Effect::EndStopCommand(name) => {
+                    // Its exit is still reaped, and then ignored.
+                    if let Some(pid) = self.stop_command_of.remove(&name) {
+                        tracing::debug!(process = %name, pid, "killing the stop command");
+                        let _ = self.launcher.kill(KillTarget::Group(pid), Signal::KILL);
+                    }
+                }
                 registry::Effect::CheckGroup { name, pgid } => {
                     if !self.launcher.group_alive(pgid) {
                         let more = self.registry.group_empty(self.now(), &name);
@@ -676,6 +805,30 @@ fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&ProbeSpec> {
 
 /// The spec to spawn: with `notify`, the notify socket (bound at the
 /// first spawn) and the watchdog interval go into its environment.
+/// `word` with `$MAINPID` and `${MAINPID}` replaced by `pid`, as systemd's
+/// `ExecStop=` does, so that a stop command needs no shell to name the pid.
+fn with_mainpid(word: &str, pid: &str) -> String {
+    let word = word.replace("${MAINPID}", pid);
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word.as_str();
+    while let Some(i) = rest.find("$MAINPID") {
+        let after = &rest[i + "$MAINPID".len()..];
+        out.push_str(&rest[..i]);
+        if after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            out.push_str("$MAINPID");
+        } else {
+            out.push_str(pid);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn with_notify_env<'a>(
     notify: &mut HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: &std::path::Path,
@@ -723,4 +876,15 @@ fn with_notify_env<'a>(
             .insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
     }
     std::borrow::Cow::Owned(s)
+}
+
+#[cfg(test)]
+mod mainpid_tests {
+    #[test]
+    fn mainpid_is_replaced_in_both_spellings_only() {
+        let f = super::with_mainpid;
+        assert_eq!(f("kill -QUIT $MAINPID", "42"), "kill -QUIT 42");
+        assert_eq!(f("${MAINPID}/x $MAINPID.", "7"), "7/x 7.");
+        assert_eq!(f("$MAINPIDS $HOME", "7"), "$MAINPIDS $HOME");
+    }
 }

@@ -734,16 +734,21 @@ impl LogHub {
             .is_none_or(|&n| n <= 1)
     }
 
-    /// Bytes of `name`'s output that could not be written so far.
-    pub(crate) fn dropped(&self, name: &Name) -> u64 {
-        let p = locked(&self.registry).procs.get(name).cloned();
-        p.map_or(0, |p| locked(&p).dropped)
-    }
-
-    /// Bytes of `name`'s output read so far (both streams).
-    pub(crate) fn written(&self, name: &Name) -> u64 {
-        let p = locked(&self.registry).procs.get(name).cloned();
-        p.map_or(0, |p| locked(&p).written)
+    /// For each of `names`, in their order: the bytes of its output that
+    /// could not be written so far, and the bytes read so far (both
+    /// streams). Under one lock of the registry: a status of 10,000
+    /// processes took 40,000 locks, 20,000 lookups and `Arc` clones.
+    pub(crate) fn counts<'a>(&self, names: impl IntoIterator<Item = &'a Name>) -> Vec<(u64, u64)> {
+        let reg = locked(&self.registry);
+        names
+            .into_iter()
+            .map(|n| {
+                reg.procs.get(n).map_or((0, 0), |p| {
+                    let p = locked(p);
+                    (p.dropped, p.written)
+                })
+            })
+            .collect()
     }
 
     /// The last lines of the given processes, merged in time order.

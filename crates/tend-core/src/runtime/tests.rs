@@ -229,3 +229,44 @@ async fn a_burst_reaches_readers_whole_past_a_subscriber_that_never_reads() {
         "the subscriber that never read is left behind"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_status_is_answered_between_reaps_of_a_crash_storm() {
+    let (sup, world) = setup(Duration::from_secs(1));
+    sup.start_autostart().await.unwrap();
+    let n = super::driver::TURN_BATCH * 5;
+    for i in 0..n {
+        sup.add(spec(&format!("p{i:04}"), "x")).await.unwrap();
+    }
+    for _ in 0..100 {
+        if world.alive().len() == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(world.alive().len(), n);
+    // Every process dies at once; the status is asked for right after, with
+    // all the reaps still queued before it.
+    for _ in 0..n {
+        die(&world, 1);
+    }
+    let st = sup.status().await.unwrap();
+    let still_running = st
+        .iter()
+        .filter(|s| s.state == StateName::Running || s.state == StateName::Starting)
+        .count();
+    assert!(
+        still_running > 0,
+        "the status waited for all {n} reaps before it was answered"
+    );
+    // And the storm is then dealt with in full.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = sup.status().await.unwrap();
+        if st.iter().all(|s| s.restarts == 1 || s.last_exit.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reaps were not all handled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -203,3 +203,49 @@ async fn the_next_run_kills_what_a_dead_one_left() {
     assert_eq!(st.leftovers_killed, 2, "{st:?}");
     until("the leftover to die", || !alive(stray)).await;
 }
+
+#[tokio::test]
+async fn a_retired_process_loses_its_cgroup_before_the_subtree_goes() {
+    require_cgroups!();
+    let name = unique("retire");
+    let (mut l, _rx) = launcher(&name);
+    let dir: PathBuf = l.cgroup_status().dir.clone().expect("a cgroup subtree");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Two runs of one process: the second run's leader is the one known.
+    let first = l
+        .spawn(&sh("one", "exit 0", tmp.path()))
+        .expect("spawn")
+        .pid;
+    until("the first run to end", || !l.group_alive(first)).await;
+    l.forget(first);
+    let second = l
+        .spawn(&sh("one", "exec sleep 1238", tmp.path()))
+        .expect("spawn")
+        .pid;
+    let other = l
+        .spawn(&sh("two", "exec sleep 1239", tmp.path()))
+        .expect("spawn")
+        .pid;
+    assert!(l.group_alive(second));
+    assert!(
+        l.stats(second).is_some(),
+        "the second run's leader has the cgroup"
+    );
+    assert!(
+        l.stats(first).is_none(),
+        "the first run's leader no longer does"
+    );
+    l.kill(KillTarget::Group(second), Signal::KILL)
+        .expect("kill");
+    until("one's cgroup to empty", || !l.group_alive(second)).await;
+    l.retire(&Name::new("one").expect("name"));
+    until("one's cgroup to be removed", || {
+        !dir.join("one.proc").exists()
+    })
+    .await;
+    assert!(dir.join("two.proc").exists(), "only the retired one goes");
+    assert!(l.group_alive(other));
+    drop(l);
+    until("the subtree to be removed", || !dir.exists()).await;
+    assert!(!alive(other));
+}

@@ -544,6 +544,12 @@ impl Launcher for UnixLauncher {
             cg.removed(name);
         }
     }
+
+    fn retire(&mut self, name: &Name) {
+        if let Some(cg) = &mut self.cgroups {
+            cg.retire(name);
+        }
+    }
 }
 
 /// A pid that `kill(2)` reads as exactly one process or group. 0 and anything
