@@ -902,6 +902,22 @@ mod tests {
     }
 
     #[test]
+    fn stats_without_a_cgroup_are_one_read_of_proc() {
+        let started = Instant::now();
+        let st =
+            proc_stats(ProcFs::shared(), std::process::id(), started, None).expect("our own /proc");
+        assert_eq!(st.source, StatsSource::Proc);
+        assert!(st.threads.is_some_and(|n| n >= 1), "{st:?}");
+        assert!(st.memory_bytes.is_some_and(|b| b > 0), "{st:?}");
+        assert!(
+            st.memory_peak_bytes
+                .is_some_and(|p| p >= st.memory_bytes.unwrap_or(0) / 2),
+            "{st:?}"
+        );
+        assert_eq!(proc_stats(ProcFs::shared(), u32::MAX, started, None), None);
+    }
+
+    #[test]
     fn cpu_percent_is_over_the_interval() {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(2);
