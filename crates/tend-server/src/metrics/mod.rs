@@ -241,34 +241,45 @@ impl Metrics {
         daemon_wide: bool,
     ) -> Vec<Family> {
         let now = jiff::Timestamp::now();
+        let labels = self.labels_of(status);
         let mut fam = ProcessFamilies::new(status.len());
-        {
-            let mut labels = self.inner.labels.lock().unwrap_or_else(|p| p.into_inner());
-            for s in status {
+        for (s, l) in status.iter().zip(&labels) {
+            let exits = self.inner.counters.exits(&s.name);
+            fam.add(s, l, exits, &usage, now);
+        }
+        let mut out = fam.finish();
+        if daemon_wide {
+            self.daemon_families(status, &usage, &mut out);
+        }
+        out
+    }
+
+    /// The labels of each process of `status`, escaped once and kept
+    /// between scrapes (the lock is not held while `/proc` is read: a
+    /// second scrape or the OTLP snapshot does not wait for this one).
+    fn labels_of(&self, status: &[ProcessStatus]) -> Vec<Arc<ProcessLabels>> {
+        let mut labels = self.inner.labels.lock().unwrap_or_else(|p| p.into_inner());
+        let out = status
+            .iter()
+            .map(|s| {
                 // A lookup by reference: the name is copied only for a
                 // process seen for the first time (or whose group changed).
-                let l = match labels.get(&s.name) {
+                match labels.get(&s.name) {
                     Some(l) if l.group() == s.group.as_str() => l.clone(),
                     _ => {
                         let l = Arc::new(ProcessLabels::new(s.name.as_str(), s.group.as_str()));
                         labels.insert(s.name.clone(), l.clone());
                         l
                     }
-                };
-                let exits = self.inner.counters.exits(&s.name);
-                fam.add(s, &l, exits, &usage, now);
-            }
-            // The process set shrank (or this caller sees fewer): forget
-            // the labels of those not here.
-            if labels.len() > status.len() {
-                let here: std::collections::HashSet<&tend_core::Name> =
-                    status.iter().map(|s| &s.name).collect();
-                labels.retain(|n, _| here.contains(n));
-            }
-        }
-        let mut out = fam.finish();
-        if daemon_wide {
-            self.daemon_families(status, &usage, &mut out);
+                }
+            })
+            .collect();
+        // The process set shrank (or this caller sees fewer): forget the
+        // labels of those not here.
+        if labels.len() > status.len() {
+            let here: std::collections::HashSet<&tend_core::Name> =
+                status.iter().map(|s| &s.name).collect();
+            labels.retain(|n, _| here.contains(n));
         }
         out
     }
