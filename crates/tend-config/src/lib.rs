@@ -203,6 +203,9 @@ pub struct DaemonConfig {
     pub web_root: WebRoot,
     /// TCP listeners of tend.toml's `[http]` and every listener's limits.
     pub http: HttpConfig,
+    /// The other daemons the dashboard shows (tend.toml's `[[peer]]`), in
+    /// file order; none for a supervisord.conf.
+    pub peers: Vec<hosts::HostEntry>,
 }
 
 /// What `GET /` shows on the daemon's HTTP listeners.

@@ -10,6 +10,7 @@ use crate::access::Access;
 use crate::events::EventHub;
 use crate::json::TaskSchedule;
 use crate::metrics::Metrics;
+use crate::peers::Peers;
 use crate::state::{ConfigState, Loader, ReloadReport};
 
 /// Completes a spec that arrives through the API before it is added; the
@@ -51,6 +52,8 @@ struct Inner {
     tasks: Arc<Vec<TaskSchedule>>,
     access: Access,
     metrics: Metrics,
+    /// The other daemons the dashboard shows.
+    peers: Peers,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -87,6 +90,7 @@ impl Daemon {
                 tasks: Arc::default(),
                 access: Access::unconfigured(),
                 metrics: Metrics::new(),
+                peers: Peers::default(),
             }),
         }
     }
@@ -143,6 +147,22 @@ impl Daemon {
         }
     }
 
+    /// The same handle, showing `peers` beside its own processes (`[[peer]]`).
+    pub fn with_peers(self, peers: Peers) -> Daemon {
+        let inner = Inner {
+            peers,
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The other daemons the dashboard shows.
+    pub fn peers(&self) -> &Peers {
+        &self.inner.peers
+    }
+
     /// The daemon's metrics (`GET /metrics`).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -170,6 +190,7 @@ impl Daemon {
             tasks: i.tasks.clone(),
             access: i.access.clone(),
             metrics: i.metrics.clone(),
+            peers: i.peers.clone(),
         }
     }
 

@@ -41,6 +41,7 @@ pub mod html;
 mod json;
 pub mod listen;
 pub mod metrics;
+pub mod peers;
 pub mod state;
 pub mod web;
 

@@ -298,7 +298,32 @@ impl ConfigState {
     /// Reads the config file again and compares its groups with the active
     /// ones. Nothing is applied; [`ConfigState::add_group`] and
     /// [`ConfigState::remove_group`] do that.
+    ///
+    /// Like [`ConfigState::reload`] it runs in a span of target `tend::reload`
+    /// (`reread`, then `add_group` and `remove_group` for what supervisorctl's
+    /// `update` applies), so a reload through Supervisor's face is exported
+    /// as spans too.
     pub async fn reread(&self) -> Result<GroupChanges, String> {
+        use tracing::Instrument;
+        let span = config_span(tracing::info_span!(
+            target: "tend::reload",
+            "reread",
+            step = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        ));
+        let result = self.reread_groups().instrument(span.0.clone()).await;
+        span.finish(result.as_ref().map(|c| {
+            format!(
+                "ok: {} added, {} changed, {} removed",
+                c.added.len(),
+                c.changed.len(),
+                c.removed.len()
+            )
+        }));
+        result
+    }
+
+    async fn reread_groups(&self) -> Result<GroupChanges, String> {
         let _one = self.changes.lock().await;
         let declared = self.load().await?;
         let mut reg = lock(&self.reg);
@@ -323,6 +348,23 @@ impl ConfigState {
     /// Adds a group of the last read of the config file and starts its
     /// processes that autostart.
     pub async fn add_group(&self, name: &str) -> Result<(), GroupError> {
+        use tracing::Instrument;
+        let span = config_span(tracing::info_span!(
+            target: "tend::reload",
+            "add_group",
+            group = name,
+            step = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        ));
+        let result = self
+            .add_group_steps(name, &span)
+            .instrument(span.0.clone())
+            .await;
+        span.finish(result.as_ref().map(|()| "ok".to_string()));
+        result
+    }
+
+    async fn add_group_steps(&self, name: &str, span: &ConfigSpan) -> Result<(), GroupError> {
         let _one = self.changes.lock().await;
         let group = lock(&self.reg)
             .available
@@ -350,6 +392,7 @@ impl ConfigState {
                 return Err(group_error(e));
             }
             added.push(p.spec.name.to_string());
+            span.step("added", p.spec.name.as_str());
         }
         {
             let mut reg = lock(&self.reg);
@@ -364,6 +407,23 @@ impl ConfigState {
 
     /// Removes an active group whose processes are all down.
     pub async fn remove_group(&self, name: &str) -> Result<(), GroupError> {
+        use tracing::Instrument;
+        let span = config_span(tracing::info_span!(
+            target: "tend::reload",
+            "remove_group",
+            group = name,
+            step = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        ));
+        let result = self
+            .remove_group_steps(name, &span)
+            .instrument(span.0.clone())
+            .await;
+        span.finish(result.as_ref().map(|()| "ok".to_string()));
+        result
+    }
+
+    async fn remove_group_steps(&self, name: &str, span: &ConfigSpan) -> Result<(), GroupError> {
         let _one = self.changes.lock().await;
         let all = self
             .sup
@@ -384,6 +444,7 @@ impl ConfigState {
                 .await
                 .map_err(group_error)?;
             lock(&self.reg).procs.remove(&s.name);
+            span.step("removed", s.name.as_str());
         }
         lock(&self.reg).active.retain(|g, _| g.as_str() != name);
         Ok(())
@@ -403,30 +464,26 @@ impl ConfigState {
     /// why`): the OTLP exporter makes a span of it, with the steps as events.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         use tracing::Instrument;
-        let span = tracing::info_span!(
+        let span = config_span(tracing::info_span!(
             target: "tend::reload",
             "reload",
             step = tracing::field::Empty,
             outcome = tracing::field::Empty,
-        );
-        let result = self.reload_steps(&span).instrument(span.clone()).await;
-        let outcome = match &result {
-            Ok(r) => format!(
+        ));
+        let result = self.reload_steps(&span).instrument(span.0.clone()).await;
+        span.finish(result.as_ref().map(|r| {
+            format!(
                 "ok: {} added, {} changed, {} removed",
                 r.added.len(),
                 r.changed.len(),
                 r.removed.len()
-            ),
-            Err(why) => format!("error: {why}"),
-        };
-        span.record("outcome", outcome.as_str());
+            )
+        }));
         result
     }
 
-    async fn reload_steps(&self, span: &tracing::Span) -> Result<ReloadReport, String> {
-        let step = |what: &str, name: &str| {
-            span.record("step", format!("{what} {name}").as_str());
-        };
+    async fn reload_steps(&self, span: &ConfigSpan) -> Result<ReloadReport, String> {
+        let step = |what: &str, name: &str| span.step(what, name);
         let _one = self.changes.lock().await;
         if self.shutdown.is_triggered() || self.is_restarting() {
             return Err("the supervisor is shutting down".into());
@@ -624,4 +681,28 @@ fn autostarting<'a>(specs: impl Iterator<Item = &'a ProcessSpec>) -> Vec<Name> {
         .filter(|s| s.autostart)
         .map(|s| s.name.clone())
         .collect()
+}
+
+/// A span of target `tend::reload` with `step` and `outcome` fields (see
+/// [`ConfigState::reload`]): the OTLP exporter makes a span of each.
+struct ConfigSpan(tracing::Span);
+
+fn config_span(span: tracing::Span) -> ConfigSpan {
+    ConfigSpan(span)
+}
+
+impl ConfigSpan {
+    /// Records one step (`added web`), an event of the exported span.
+    fn step(&self, what: &str, name: &str) {
+        self.0.record("step", format!("{what} {name}").as_str());
+    }
+
+    /// Records the outcome: `ok...` or `error: why`.
+    fn finish<E: std::fmt::Display>(&self, result: Result<String, &E>) {
+        let outcome = match result {
+            Ok(ok) => ok,
+            Err(why) => format!("error: {why}"),
+        };
+        self.0.record("outcome", outcome.as_str());
+    }
 }

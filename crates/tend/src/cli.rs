@@ -264,6 +264,19 @@ pub enum ClientCommand {
     },
     /// Show the output of processes: the last lines, merged in time order.
     Logs(LogsArgs),
+    /// A live view in the terminal: the processes (state, uptime, CPU,
+    /// memory...), their logs as they come, the dependency tree; keys to
+    /// start, stop, restart and signal them (`h` inside lists the keys).
+    Top {
+        /// Read CPU and memory this often while something runs (1s at the
+        /// least); `0`: only when an event or a key asks for it.
+        #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
+        interval: std::time::Duration,
+        /// Only these processes: names, globs (`web-*`), `GROUP:*` (default:
+        /// every process; one added later that matches shows up too).
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
     /// Print the daemon's pid, or a process's pid.
     Pid {
         /// Print `{"pid": N}` (`{"name", "pid"}` for a process; `pid` is null when it is not running).

@@ -183,7 +183,12 @@ pub fn signal(
     report(&resp.results, &format!("sent {signal}"), out)
 }
 
-fn report(results: &[ActionItem], done: &str, out: &mut Out) -> anyhow::Result<ExitCode> {
+/// Prints a line per process of a batch's answer; fails when one failed.
+pub(crate) fn report(
+    results: &[ActionItem],
+    done: &str,
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for r in results {
         match (&r.outcome, &r.error) {

@@ -257,10 +257,40 @@ fn run(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Vec<String>> {
     let mut stdout = output::stdout();
+    // Verbs whose `--json` is one document per host: one array for all.
+    let one_document = match &command {
+        ClientCommand::Pid { json, .. } | ClientCommand::Reload { json } => *json,
+        ClientCommand::Logs(a) => a.files && a.json,
+        _ => false,
+    };
     let failed = match command {
+        // A screen for one daemon: one host of the file, as a URL would be.
+        ClientCommand::Top { interval, patterns } => match targets.as_slice() {
+            [one] => {
+                let client = one.client.clone().map_err(anyhow::Error::msg)?;
+                let options = crate::top::Options {
+                    at: one.name.clone(),
+                    interval,
+                    patterns,
+                };
+                if crate::top::run(client, options)? == ExitCode::SUCCESS {
+                    Vec::new()
+                } else {
+                    vec![one.name.clone()]
+                }
+            }
+            _ => anyhow::bail!(
+                "tend top watches one daemon: -H names {} hosts",
+                targets.len()
+            ),
+        },
         ClientCommand::Status { json, patterns } => status(&targets, json, &patterns, &mut stdout)?,
-        // Merged: the lines (`--reopen`, `--files` and `--json` answer per host).
-        ClientCommand::Logs(args) if !args.reopen && !args.files && !args.json => {
+        other if one_document => {
+            let answers = fan_out(&targets, |c| verb(c, &other, timeout));
+            json_array(&targets, answers, &mut stdout)?
+        }
+        // Merged: the lines, or their JSON (`--reopen` answers per host).
+        ClientCommand::Logs(args) if !args.reopen && !args.files => {
             logs(&targets, args, &mut stdout)?
         }
         ClientCommand::Restart {
@@ -312,6 +342,7 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
         ClientCommand::Status { json, patterns } => {
             commands::status(client, *json, patterns, &mut buf)
         }
+        ClientCommand::Top { .. } => Err(anyhow::anyhow!("tend top watches one daemon")),
     };
     match r {
         Ok(code) => Ok((buf, code == ExitCode::SUCCESS)),
@@ -347,6 +378,64 @@ fn print_answers(
                 failed.push(t.name.clone());
             }
         }
+    }
+    Ok(failed)
+}
+
+/// The JSON each host printed (one document, or one per line) as one
+/// array: an array's elements and single objects each get `host`; a host's
+/// error goes to standard error, as with `status --json`.
+fn json_array(
+    targets: &[Target],
+    answers: Vec<Answer>,
+    out: &mut dyn Write,
+) -> anyhow::Result<Vec<String>> {
+    use serde_json::Value;
+    let mut all: Vec<Value> = Vec::new();
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for (t, a) in targets.iter().zip(answers) {
+        let host = Value::String(t.name.clone());
+        let (buf, ok) = match a {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(format!("{}: error: {e}", t.name));
+                failed.push(t.name.clone());
+                continue;
+            }
+        };
+        if !ok {
+            failed.push(t.name.clone());
+        }
+        for line in buf
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+        {
+            let items = match serde_json::from_slice::<Value>(line) {
+                Ok(Value::Array(items)) => items,
+                Ok(v) => vec![v],
+                Err(_) => {
+                    // Not JSON (a message): shown as the host's line.
+                    errors.push(format!("{}: {}", t.name, String::from_utf8_lossy(line)));
+                    continue;
+                }
+            };
+            for item in items {
+                all.push(match item {
+                    Value::Object(mut m) => {
+                        m.insert("host".into(), host.clone());
+                        Value::Object(m)
+                    }
+                    v => serde_json::json!({ "host": host, "value": v }),
+                });
+            }
+        }
+    }
+    serde_json::to_writer(&mut *out, &all)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    for e in errors {
+        eprintln!("{e}");
     }
     Ok(failed)
 }
@@ -493,43 +582,149 @@ fn rolling(
 
 /// Waits until every process `patterns` names is running and ready; fails
 /// at once on one that gave up (fatal, exited, stopped), else after `limit`.
+///
+/// It watches the daemon's event stream (`GET /v1/events`, its snapshot
+/// then each change) rather than asking for the status again and again: it
+/// learns of readiness the moment the daemon does, and costs the daemon
+/// nothing while nothing changes. A keep-alive every few seconds lets the
+/// reader notice the deadline on a quiet stream.
 pub fn wait_ready(client: &Client, patterns: &[String], limit: Duration) -> anyhow::Result<()> {
-    let path = status_path(patterns);
+    // A pattern that matches nothing is the status call's clear error.
+    let resp = client.call_raw("GET", &status_path(patterns), NO_BODY)?;
+    let list: Vec<tend_core::ProcessStatus> =
+        serde_json::from_slice(&resp.body).context("cannot decode the status answer")?;
+    let mut seen: std::collections::BTreeMap<String, tend_core::ProcessStatus> =
+        list.into_iter().map(|p| (p.name.to_string(), p)).collect();
+    if verdict(&seen, limit, false)?.is_none() {
+        return Ok(());
+    }
+    let mut path = format!(
+        "/v1/events?snapshot=1&heartbeat={}",
+        READY_HEARTBEAT.as_secs()
+    );
+    for p in patterns {
+        path.push_str("&names=");
+        tend_server::api::percent_encode_into(p, &mut path);
+    }
     let deadline = Instant::now() + limit;
+    let (tx, rx) = mpsc::sync_channel::<Result<tend_core::ProcessStatus, String>>(64);
+    let client = client.clone();
+    // The reader blocks on the socket; it ends at the next keep-alive after
+    // the deadline (or when this side stops listening).
+    std::thread::spawn(move || read_statuses(&client, &path, deadline, &tx));
     loop {
-        let resp = client.call_raw("GET", &path, NO_BODY)?;
-        let list: Vec<Row<'_>> =
-            serde_json::from_slice(&resp.body).context("cannot decode the status answer")?;
-        let mut waiting = None;
-        for p in &list {
-            match p.state {
-                StateName::Running if p.ready => {}
-                StateName::Fatal | StateName::Exited | StateName::Stopped => {
-                    let why = p
-                        .error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default();
-                    bail!(
-                        "{} did not become ready: it is {}{why}",
-                        p.name,
-                        p.state.as_str()
-                    );
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(p)) => {
+                let name = p.name.to_string();
+                if seen.contains_key(&name) {
+                    seen.insert(name, p);
                 }
-                s => waiting = Some((p.name.to_string(), s)),
+                if verdict(&seen, limit, false)?.is_none() {
+                    return Ok(());
+                }
+            }
+            Ok(Err(e)) => bail!(e),
+            Err(_) => {
+                verdict(&seen, limit, true)?;
+                return Ok(());
             }
         }
-        let Some((name, state)) = waiting else {
-            return Ok(());
-        };
-        if Instant::now() >= deadline {
-            bail!(
-                "{name} did not become ready within {} (it is {})",
-                tend_core::duration::format(limit),
-                state.as_str()
-            );
+    }
+}
+
+/// How often the daemon sends a keep-alive to a `--wait-ready` reader.
+const READY_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Whether the processes are all ready (`None`), one is still on its way
+/// (its name; with `late` that is the timeout's error), or one gave up.
+fn verdict(
+    seen: &std::collections::BTreeMap<String, tend_core::ProcessStatus>,
+    limit: Duration,
+    late: bool,
+) -> anyhow::Result<Option<String>> {
+    let mut waiting = None;
+    for p in seen.values() {
+        match p.state {
+            StateName::Running if p.ready => {}
+            StateName::Fatal | StateName::Exited | StateName::Stopped => {
+                let why = p
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                bail!(
+                    "{} did not become ready: it is {}{why}",
+                    p.name,
+                    p.state.as_str()
+                );
+            }
+            s => waiting = Some((p.name.to_string(), s)),
         }
-        std::thread::sleep(Duration::from_millis(100));
+    }
+    match waiting {
+        Some((name, state)) if late => bail!(
+            "{name} did not become ready within {} (it is {})",
+            tend_core::duration::format(limit),
+            state.as_str()
+        ),
+        Some((name, _)) => Ok(Some(name)),
+        None => Ok(None),
+    }
+}
+
+/// Reads the event stream at `path`, sending the status each event carries
+/// (and each of the snapshot's), until `deadline` or until nobody listens.
+fn read_statuses(
+    client: &Client,
+    path: &str,
+    deadline: Instant,
+    tx: &mpsc::SyncSender<Result<tend_core::ProcessStatus, String>>,
+) {
+    let body = match client.stream(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = tx.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let mut reader = BufReader::new(body);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                let _ = tx.send(Err("the daemon ended its event stream".into()));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(format!("the event stream broke: {e}")));
+                return;
+            }
+            Ok(_) => {}
+        }
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+            continue;
+        };
+        let mut statuses = Vec::new();
+        if v["kind"] == "snapshot" {
+            if let Some(list) = v["processes"].as_array() {
+                statuses.extend(list.iter().cloned());
+            }
+        } else if v["status"].is_object() {
+            statuses.push(v["status"].clone());
+        }
+        for s in statuses {
+            let Ok(p) = serde_json::from_value::<tend_core::ProcessStatus>(s) else {
+                continue;
+            };
+            if tx.send(Ok(p)).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -562,12 +757,21 @@ enum Event {
         time: jiff::Timestamp,
         line: Box<Piece>,
     },
+    /// A line as the API's object (`--json`), with `host` added.
+    Json {
+        host: usize,
+        time: jiff::Timestamp,
+        value: serde_json::Value,
+    },
     Lagged(usize, u64),
     Failed(usize, String),
 }
 
 /// `logs [-f]` from every host, as `host/name | line`: without -f sorted by
-/// time, with -f as the lines arrive.
+/// time, with -f as the lines arrive (each written as soon as it is read,
+/// whichever host it comes from). With `--json`: one array of the API's
+/// objects with `host` on each, sorted by time; with -f one object a line,
+/// as they arrive.
 fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Result<Vec<String>> {
     // The names first, for the width of the prefix (and a clear error for a
     // pattern that matches nothing), as with one host.
@@ -615,6 +819,7 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
     let qpath = query.path();
     let (tx, rx) = mpsc::sync_channel::<Event>(1024);
     let mut lines: Vec<(jiff::Timestamp, usize, Box<Piece>)> = Vec::new();
+    let mut jsons: Vec<(jiff::Timestamp, usize, serde_json::Value)> = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
     std::thread::scope(|s| -> anyhow::Result<()> {
         for &i in &live {
@@ -624,7 +829,8 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
             };
             let qpath = &qpath;
             s.spawn(move || {
-                if let Err(e) = read_stream(client, qpath, i, args.follow, &tx) {
+                let host = (args.json).then(|| targets[i].name.as_str());
+                if let Err(e) = read_stream(client, qpath, i, args.follow, host, &tx) {
                     let _ = tx.send(Event::Failed(i, e));
                 }
             });
@@ -638,6 +844,14 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
                         print_piece(&mut printer, &mut buf, &targets[host].name, &line);
                     } else {
                         lines.push((time, host, line));
+                    }
+                }
+                Event::Json { host, time, value } => {
+                    if args.follow {
+                        serde_json::to_writer(&mut buf, &value)?;
+                        buf.push(b'\n');
+                    } else {
+                        jsons.push((time, host, value));
                     }
                 }
                 Event::Lagged(host, n) => {
@@ -672,6 +886,17 @@ fn logs(targets: &[Target], args: LogsArgs, out: &mut dyn Write) -> anyhow::Resu
         }
         Ok(())
     })?;
+    if args.json {
+        if !args.follow {
+            jsons.sort_by_key(|(time, ..)| *time);
+            let skip = jsons.len().saturating_sub(args.lines);
+            let all: Vec<serde_json::Value> =
+                jsons.into_iter().skip(skip).map(|(_, _, v)| v).collect();
+            serde_json::to_writer(&mut *out, &all)?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(failed);
+    }
     // Stable: lines of one time keep their host's order.
     lines.sort_by_key(|(time, ..)| *time);
     let skip = lines.len().saturating_sub(args.lines);
@@ -688,6 +913,7 @@ fn read_stream(
     path: &str,
     host: usize,
     follow: bool,
+    json: Option<&str>,
     tx: &mpsc::SyncSender<Event>,
 ) -> Result<(), String> {
     let body = client.stream(path).map_err(|e| e.to_string())?;
@@ -705,6 +931,18 @@ fn read_stream(
             return Ok(());
         }
         let ev = match serde_json::from_slice::<LogItem>(&line) {
+            Ok(LogItem::Line(item)) if json.is_some() => {
+                let mut value: serde_json::Value = serde_json::from_slice(&line)
+                    .map_err(|e| format!("cannot decode a line of the log stream: {e}"))?;
+                if let (Some(m), Some(name)) = (value.as_object_mut(), json) {
+                    m.insert("host".into(), serde_json::Value::String(name.to_string()));
+                }
+                Event::Json {
+                    host,
+                    time: item.time,
+                    value,
+                }
+            }
             Ok(LogItem::Line(item)) => Event::Line {
                 host,
                 time: item.time,

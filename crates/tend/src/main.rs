@@ -12,6 +12,7 @@ mod output;
 mod pidproxy;
 mod socket;
 mod supervisord;
+mod top;
 
 use std::io::Write;
 use std::path::Path;
@@ -160,6 +161,14 @@ fn client_verb(
             commands::signal(client, signal, patterns, out)
         }
         ClientCommand::Logs(args) => commands::logs(client, args, out),
+        ClientCommand::Top { interval, patterns } => top::run(
+            client.clone(),
+            top::Options {
+                at: client.at(),
+                interval,
+                patterns,
+            },
+        ),
         ClientCommand::Pid { name, json } => commands::pid(client, name, json, out),
         ClientCommand::Add(args) => commands::add(client, args, out),
         ClientCommand::Remove { name } => commands::remove(client, &name, out),

@@ -312,6 +312,73 @@ const FIELDS: &[Field<Draft>] = &[
     },
 ];
 
+/// The `[[peer]]` tables of tend.toml: the daemons whose processes the
+/// dashboard shows beside this one's (`docs/config.md`, "[[peer]]"). Each
+/// takes `name` and the keys of a `[host.NAME]` (`url`, `ca`, `pin`,
+/// `insecure`, `cert`, `key`, `token`, `token_file`, `timeout`); a daemon
+/// runs no command for a secret, so `token_command`, `user` and
+/// `password_command` are refused with the reason.
+pub(super) fn read_peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
+    let mut out: Vec<HostEntry> = Vec::new();
+    let Some(arr) = cx.array(item, "an array of tables ([[peer]])") else {
+        return out;
+    };
+    for (i, v) in arr.iter().enumerate() {
+        let Some(t) = cx.table(v) else { continue };
+        let fallback = format!("[[peer]] #{}", i + 1);
+        let mut name: Option<(String, usize)> = None;
+        let mut named = false;
+        let mut rest = DeTable::new();
+        for (k, val) in t.iter() {
+            let key: &str = k.get_ref();
+            match key {
+                "name" => {
+                    named = true;
+                    if let Some(s) = cx.string(val) {
+                        if s.is_empty() || s == "all" || s.contains([',', '@', '/']) {
+                            cx.error(
+                                val.span(),
+                                format!("{fallback}: a peer's name is not empty, not \"all\", and has no ',', '@' or '/'"),
+                            );
+                        } else if out.iter().any(|h| h.name == s) {
+                            cx.error(val.span(), format!("{fallback}: a second peer named {s:?}"));
+                        } else {
+                            name = Some((s.to_string(), val.span().start));
+                        }
+                    }
+                }
+                "token_command" | "user" | "password_command" => cx.error(
+                    k.span(),
+                    format!(
+                        "{key} in {fallback}: the daemon runs no command for a peer's secret and has no terminal to ask on; give token or token_file"
+                    ),
+                ),
+                _ => {
+                    rest.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        let Some((name, offset)) = name else {
+            // A name that is there but wrong has its own error.
+            if !named {
+                let start = v.span().start;
+                cx.error(
+                    start..start,
+                    format!("{fallback}: no name (name = \"web1\")"),
+                );
+            }
+            continue;
+        };
+        let section = format!("[[peer]] {name}");
+        let mut d = Draft::default();
+        walk(cx, &section, &rest, FIELDS, &[], &mut d);
+        if let Some(entry) = finish(cx, &name, &section, offset, d) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
 /// Same as [`load`], from text; `path` is used for messages and relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<HostsFile, ConfigErrors> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());

@@ -121,6 +121,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         platform: crate::PlatformConfig::default(),
         web_root: crate::WebRoot::Dashboard,
         http: crate::HttpConfig::default(),
+        peers: Vec::new(),
         env: BTreeMap::new(),
     };
     let mut processes = None;
@@ -143,6 +144,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
                     daemon.platform.health = health;
                 }
             }
+            "peer" => daemon.peers = hosts::read_peers(&mut cx, value),
             "process" => processes = Some(value),
             "task" => tasks = Some(value),
             "group" => groups = Some(value),
@@ -205,11 +207,12 @@ pub fn check_socket_dir(path: &Path) -> Result<(), String> {
 }
 
 /// Top-level keys, for suggestions.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "access",
     "daemon",
     "group",
     "http",
+    "peer",
     "process",
     "task",
     "telemetry",
@@ -235,7 +238,7 @@ fn unknown_section(cx: &mut Cx<'_>, key: &Key<'_>, value: &Item<'_>, name: &str)
     } else {
         let hint = did_you_mean(name, SECTIONS);
         format!(
-            "unknown top-level key {name:?} (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
+            "unknown top-level key {name:?} (sections are [daemon], [http], [[peer]], [group.NAME], [process.NAME], [task.NAME] and [access]){hint}"
         )
     };
     cx.error(key.span(), message);

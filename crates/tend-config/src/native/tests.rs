@@ -336,7 +336,7 @@ fn unknown_sections() {
     );
     assert_eq!(
         one_error("socket = \"x\"\n"),
-        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [group.NAME], [process.NAME], [task.NAME] and [access])"
+        "tend.toml:1:1: unknown top-level key \"socket\" (sections are [daemon], [http], [[peer]], [group.NAME], [process.NAME], [task.NAME] and [access])"
     );
 }
 
@@ -1048,4 +1048,79 @@ env_file = "all.env"
             .any(|e| e.contains("tend.toml:6:") && e.contains("nope.env")),
         "{errs:?}"
     );
+}
+
+#[test]
+fn peers_are_read_like_hosts_with_a_name() {
+    let c = ok(r#"
+[[peer]]
+name = "web1"
+url = "https://web1:9100"
+ca = "ca.pem"
+token_file = "web1.token"
+
+[[peer]]
+name = "local2"
+url = "unix:///run/tend2.sock"
+token = "abc"
+timeout = "2s"
+"#);
+    let p = &c.daemon.peers;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].name, "web1");
+    assert_eq!(p[0].url, "https://web1:9100");
+    assert_eq!(
+        p[0].ca.as_deref(),
+        Some(Path::new("/nonexistent-tend-test/app/ca.pem"))
+    );
+    assert_eq!(
+        p[0].auth,
+        Some(crate::hosts::HostAuth::TokenFile(
+            "/nonexistent-tend-test/app/web1.token".into()
+        ))
+    );
+    assert_eq!(p[1].timeout, Some(Duration::from_secs(2)));
+    assert!(ok("").daemon.peers.is_empty());
+}
+
+#[test]
+fn bad_peers_are_errors_at_their_line() {
+    let e = one_error("[[peer]]\nurl = \"https://a:1\"\n");
+    assert!(
+        e.starts_with("tend.toml:1:") && e.contains("no name"),
+        "{e}"
+    );
+    let e = one_error(
+        "[[peer]]\nname = \"a\"\nurl = \"https://a:1\"\ntoken_command = [\"pass\", \"a\"]\n",
+    );
+    assert!(
+        e.starts_with("tend.toml:4:1:") && e.contains("token_command") && e.contains("token_file"),
+        "{e}"
+    );
+    let e = errors("[[peer]]\nname = \"a\"\nurl = \"ftp://a\"\n");
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("tend.toml:3:7:") && e.contains("expected https://")),
+        "{e:?}"
+    );
+    let e = one_error("[[peer]]\nname = \"a\"\nurl = \"https://a:1\"\ncert = \"c.pem\"\n");
+    assert!(e.contains("cert and key go together"), "{e}");
+    let e = one_error("[[peer]]\nname = \"a\"\nurl = \"https://a:1\"\ntokn = \"x\"\n");
+    assert!(
+        e.starts_with("tend.toml:4:1:")
+            && e.contains("unknown key \"tokn\" in [[peer]] a")
+            && e.contains("\"token\""),
+        "{e}"
+    );
+    let e = one_error(
+        "[[peer]]\nname = \"a\"\nurl = \"https://a:1\"\n[[peer]]\nname = \"a\"\nurl = \"https://b:1\"\n",
+    );
+    assert!(
+        e.starts_with("tend.toml:5:8:") && e.contains("a second peer named \"a\""),
+        "{e}"
+    );
+    let e = one_error("[peer]\nname = \"a\"\n");
+    assert!(e.contains("[[peer]]"), "{e}");
+    let e = one_error("[[peer]]\nname = \"a\"\n");
+    assert!(e.contains("no url"), "{e}");
 }

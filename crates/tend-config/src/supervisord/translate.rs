@@ -89,6 +89,7 @@ pub fn into_config(conf: SupervisordConf) -> Config {
         // supervisord's status page stays at `/`, for bookmarks.
         web_root: crate::WebRoot::SupervisorStatus,
         http: crate::HttpConfig::default(),
+        peers: Vec::new(),
         env: std::collections::BTreeMap::new(),
     };
     Config {

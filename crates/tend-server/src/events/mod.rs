@@ -68,6 +68,9 @@ pub struct Snapshot {
 /// One event in the ring: its frame and what filters look at.
 struct Entry {
     seq: u64,
+    /// An event about the peers (`peer`, `peer_process`, `peers`): only for
+    /// the clients that watch them.
+    peer: bool,
     name: Option<Name>,
     group: Option<Name>,
     frame: Bytes,
@@ -111,6 +114,8 @@ struct Hub {
 struct Extra {
     kind: &'static str,
     detail: Map<String, Value>,
+    /// About the peers (see [`Entry::peer`]).
+    peer: bool,
 }
 
 /// The daemon's event stream: the ring of serialized events and the task
@@ -196,6 +201,17 @@ impl EventHub {
         let _ = self.hub.extra.send(Extra {
             kind: "reloaded",
             detail,
+            peer: false,
+        });
+    }
+
+    /// Adds an event about the peers (`crate::peers`), sent only to the
+    /// clients that watch them (`peers=1`).
+    pub(crate) fn peer_event(&self, kind: &'static str, detail: Map<String, Value>) {
+        let _ = self.hub.extra.send(Extra {
+            kind,
+            detail,
+            peer: true,
         });
     }
 
@@ -332,8 +348,15 @@ fn describe(ev: &Event) -> Option<(&'static str, &Name, Map<String, Value>)> {
     Some((kind, name, d))
 }
 
-/// An event of a batch before it has an id: process, group, kind, detail.
-type Pending<'a> = (Option<Name>, Option<Name>, &'a str, Map<String, Value>);
+/// An event of a batch before it has an id: process, group, kind, detail,
+/// and whether it is about the peers.
+type Pending<'a> = (
+    Option<Name>,
+    Option<Name>,
+    &'a str,
+    Map<String, Value>,
+    bool,
+);
 
 /// Appends one batch to the ring and wakes the clients.
 fn publish(
@@ -358,7 +381,7 @@ fn publish(
                 "{lost} events were lost inside the daemon; read /v1/status again"
             )),
         );
-        frames.push((None, None, "reset", d));
+        frames.push((None, None, "reset", d, false));
     }
     for ev in batch {
         let Some((kind, name, detail)) = describe(ev) else {
@@ -368,7 +391,7 @@ fn publish(
             .get(name)
             .map(|s| s.group.clone())
             .or_else(|| ring.groups.get(name).cloned());
-        frames.push((Some(name.clone()), group, kind, detail));
+        frames.push((Some(name.clone()), group, kind, detail, false));
     }
     // Readiness and health have no event of their own in the core: a change
     // seen in the status becomes one.
@@ -386,6 +409,7 @@ fn publish(
                     Some(s.group.clone()),
                     "ready",
                     Map::new(),
+                    false,
                 ));
             }
             if s.health != was_health && was.is_some() {
@@ -399,17 +423,18 @@ fn publish(
                     Some(s.group.clone()),
                     kind,
                     Map::new(),
+                    false,
                 ));
             }
         }
     }
     for x in extras {
-        frames.push((None, None, x.kind, x.detail));
+        frames.push((None, None, x.kind, x.detail, x.peer));
     }
     if frames.is_empty() && status.is_none() {
         return;
     }
-    for (name, group, kind, detail) in frames {
+    for (name, group, kind, detail, peer) in frames {
         let seq = ring.next_seq;
         ring.next_seq += 1;
         let id = format!("{}-{seq}", hub.epoch);
@@ -430,6 +455,7 @@ fn publish(
         }
         ring.entries.push_back(Entry {
             seq,
+            peer,
             name,
             group,
             frame,
@@ -484,6 +510,8 @@ struct Params {
     snapshot: bool,
     last_event_id: Option<String>,
     heartbeat: Option<Duration>,
+    /// Watch the peers too (`crate::peers`).
+    peers: bool,
 }
 
 fn flag(key: &str, value: &str) -> Result<bool, ApiError> {
@@ -514,6 +542,7 @@ fn parse_params(query: Option<&str>) -> Result<Params, ApiError> {
             }
             "logs" => p.logs = flag(key, &value)?,
             "snapshot" => p.snapshot = flag(key, &value)?,
+            "peers" => p.peers = flag(key, &value)?,
             "last_event_id" => p.last_event_id = Some(value),
             "heartbeat" => {
                 let secs: u64 = value.parse().map_err(|_| {
@@ -530,7 +559,7 @@ fn parse_params(query: Option<&str>) -> Result<Params, ApiError> {
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {key:?} (expected names, logs, snapshot, last_event_id or heartbeat)"
+                    "unknown query parameter {key:?} (expected names, logs, snapshot, peers, last_event_id or heartbeat)"
                 )));
             }
         }
@@ -542,9 +571,18 @@ fn parse_params(query: Option<&str>) -> Result<Params, ApiError> {
 struct Filter {
     names: Vec<Pattern>,
     caller: Caller,
+    /// Whether the client watches the peers (and may).
+    peers: bool,
 }
 
 impl Filter {
+    fn wants_entry(&self, e: &Entry) -> bool {
+        if e.peer {
+            return self.peers;
+        }
+        self.wants(e.name.as_ref(), e.group.as_ref())
+    }
+
     fn wants(&self, name: Option<&Name>, group: Option<&Name>) -> bool {
         self.allowed(Right::View, name, group) && self.selected(name, group)
     }
@@ -587,6 +625,9 @@ pub(crate) async fn events(
         p.last_event_id = Some(id.to_string());
     }
     let hub = st.events().await?;
+    // Peers are shown to whom may see every process here; to others the
+    // parameter asks for nothing.
+    let peers = p.peers && caller.may_everything(Right::View);
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     let last = Arc::new(Mutex::new(None));
     let client = Client {
@@ -594,9 +635,11 @@ pub(crate) async fn events(
         filter: Filter {
             names: std::mem::take(&mut p.names),
             caller,
+            peers,
         },
         tx,
         last: last.clone(),
+        peers: peers.then(|| st.peers().clone()),
     };
     let logs = p.logs.then(|| st.supervisor().subscribe_logs());
     tokio::spawn(client.run(p, logs, st.shutdown().clone()));
@@ -647,6 +690,8 @@ struct Client {
     tx: mpsc::Sender<Bytes>,
     /// The final frame (`cutoff`), sent after everything queued.
     last: Arc<Mutex<Option<Bytes>>>,
+    /// The peers this client watches (`peers=1`).
+    peers: Option<crate::peers::Peers>,
 }
 
 /// Where a client's stream starts, after what it is told first.
@@ -708,7 +753,7 @@ impl Client {
             if out.len() >= CHUNK_BYTES {
                 break;
             }
-            if self.filter.wants(e.name.as_ref(), e.group.as_ref()) {
+            if self.filter.wants_entry(e) {
                 out.extend_from_slice(&e.frame);
             }
             upto = e.seq;
@@ -748,6 +793,8 @@ impl Client {
         let mut tick = self.hub.hub.tick.subscribe();
         let mut out = b"retry: 1000\n\n".to_vec();
         let mut cursor = start(&self.hub, &p, &self.filter, &mut out);
+        // After the start: the views published for this watcher follow it.
+        let _watching = self.peers.as_ref().map(|peers| peers.watch(&self.hub));
         let ended = shutdown.streams_ended();
         tokio::pin!(ended);
         let mut beat = p.heartbeat.map(|d| {

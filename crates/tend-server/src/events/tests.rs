@@ -306,12 +306,8 @@ async fn a_stalled_client_is_cut_off_while_others_keep_receiving() {
     d.supervisor().shutdown().await.expect("shutdown");
 }
 
-/// Reads an HTTP/1.1 chunked response's body chunks, calling `each` on the
-/// bytes, until `each` says stop.
-async fn read_chunked(
-    r: &mut BufReader<tokio::net::UnixStream>,
-    mut each: impl FnMut(&[u8]) -> bool,
-) {
+/// Reads an HTTP/1.1 response's head, up to the blank line.
+async fn read_head(r: &mut BufReader<tokio::net::UnixStream>) {
     let mut line = String::new();
     loop {
         line.clear();
@@ -320,6 +316,15 @@ async fn read_chunked(
             break;
         }
     }
+}
+
+/// Reads a chunked body's chunks (after the head), calling `each` on the
+/// bytes, until `each` says stop or the body ends.
+async fn read_chunks(
+    r: &mut BufReader<tokio::net::UnixStream>,
+    mut each: impl FnMut(&[u8]) -> bool,
+) {
+    let mut line = String::new();
     loop {
         line.clear();
         r.read_line(&mut line).await.expect("chunk size");
@@ -363,6 +368,24 @@ async fn a_thousand_events_a_second_for_ten_seconds_lose_nothing() {
         .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("request");
+    // The stream starts where the hub is when the client's task begins: the
+    // producer must not run before that (a client without Last-Event-ID
+    // never sees what came before it), or the count below could never be
+    // reached. The first chunk (`retry:`) is sent once the cursor is set.
+    let mut buf = Vec::new();
+    let started = async {
+        read_head(&mut r).await;
+        read_chunks(&mut r, |chunk| {
+            buf.extend_from_slice(chunk);
+            !buf.starts_with(b"retry:")
+        })
+        .await;
+    };
+    tokio::time::timeout(Duration::from_secs(60), started)
+        .await
+        .expect("the stream starts");
+    assert!(buf.starts_with(b"retry:"), "{buf:?}");
+    buf.clear();
     let hub = d.events().await.expect("hub");
     const RATE: usize = 1000;
     const SECS: usize = 10;
@@ -383,10 +406,9 @@ async fn a_thousand_events_a_second_for_ten_seconds_lose_nothing() {
             start.elapsed()
         }
     });
-    let mut buf = Vec::new();
     let (mut got, mut last_seq, mut bad) = (0usize, 0u64, Vec::new());
     let reading = async {
-        read_chunked(&mut r, |chunk| {
+        read_chunks(&mut r, |chunk| {
             buf.extend_from_slice(chunk);
             for f in frames(&mut buf) {
                 if f.kind() == "reloaded" {

@@ -60,6 +60,9 @@ routes! {
     get "/v1/tasks" => more::tasks;
     get "/v1/resources" => more::resources;
     get "/v1/version" => handlers::version;
+    get "/v1/peers" => crate::peers::list_peers;
+    get "/v1/peers/{peer}/processes" => crate::peers::peer_processes;
+    post "/v1/peers/{peer}/processes/{name}/{action}" => crate::peers::peer_action;
     get "/v1/telemetry" => crate::metrics::telemetry;
     get "/v1/openapi.json" => openapi;
     post "/v1/reload" => handlers::reload;

@@ -184,7 +184,7 @@
   const conn = $('#conn');
   function status(text, cls) { conn.textContent = text; conn.className = `conn ${cls}`; }
   function connect() {
-    const es = new EventSource(`/v1/events?last_event_id=${encodeURIComponent(lastId)}`);
+    const es = new EventSource(`/v1/events?last_event_id=${encodeURIComponent(lastId)}${peerList ? '&peers=1' : ''}`);
     es.onopen = () => status('live', 'live');
     es.onerror = () => status(es.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…', 'down');
     es.onmessage = (m) => {
@@ -207,7 +207,139 @@
       case 'removed': remove(ev.name); break;
       case 'reloaded': graphReload(); break;
       case 'cutoff': status('catching up…', 'down'); break;
+      case 'peers': case 'peer': case 'peer_process': peerEvent(ev); break;
       default: if (ev.status) upsert(ev.status, Date.parse(ev.time));
+    }
+  }
+
+  // --- peers: one section each, from the peer events of the stream -------
+  const peerList = $('#peer-list');
+  const peers = new Map(); // name -> { sec, view, body }
+  const utc = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  function peerSection(name) {
+    let p = peers.get(name);
+    if (p) return p;
+    let sec = $(`section.peer[data-peer="${CSS.escape(name)}"]`, peerList);
+    if (!sec) {
+      sec = document.createElement('section');
+      sec.className = 'peer';
+      sec.dataset.peer = name;
+      const h = document.createElement('h3');
+      h.textContent = name;
+      const health = document.createElement('p');
+      health.className = 'peer-health muted';
+      sec.append(h, health);
+      peerList.appendChild(sec);
+    }
+    let table = $('table', sec);
+    if (!table) {
+      table = document.createElement('table');
+      table.className = 'peer-procs';
+      const head = document.createElement('thead');
+      const tr = document.createElement('tr');
+      for (const t of ['Process', 'State', 'PID', 'Restarts', 'Error', '', '']) {
+        const th = document.createElement('th');
+        th.textContent = t;
+        tr.appendChild(th);
+      }
+      head.appendChild(tr);
+      table.append(head, document.createElement('tbody'));
+      const wrap = document.createElement('div');
+      wrap.className = 'scroll';
+      wrap.appendChild(table);
+      sec.appendChild(wrap);
+    }
+    p = { sec, view: null, body: $('tbody', table) };
+    peers.set(name, p);
+    return p;
+  }
+  function peerHealth(p) {
+    const v = p.view;
+    let text;
+    if (v.state === 'reachable') {
+      const counts = Object.entries(v.counts).map(([st, n]) => `${n} ${st}`).join(', ');
+      text = `reachable · tend ${v.version || '?'} · ${counts || 'no processes'}`;
+    } else if (v.state === 'unreachable') {
+      text = `unreachable since ${utc(v.since)}: ${v.error || ''}`;
+    } else {
+      text = v.state === 'connecting' ? 'connecting…' : 'not watched';
+    }
+    const h = $('.peer-health', p.sec);
+    set(h, text);
+    h.className = `peer-health ${v.state === 'reachable' ? 'ok' : v.state === 'unreachable' ? 'bad' : 'muted'}`;
+    p.sec.dataset.state = v.state;
+  }
+  function peerRow(p, s) {
+    let tr = $(`tr[data-name="${CSS.escape(s.name)}"]`, p.body);
+    if (!tr) {
+      tr = document.createElement('tr');
+      tr.className = 'peer-proc';
+      tr.dataset.name = s.name;
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = s.name;
+      tr.appendChild(th);
+      for (const k of ['state', 'pid', 'restarts', 'error']) {
+        const td = document.createElement('td');
+        const sp = document.createElement('span');
+        sp.dataset.k = k;
+        td.appendChild(sp);
+        tr.appendChild(td);
+      }
+      const acts = document.createElement('td');
+      acts.className = 'acts';
+      for (const [a, l] of [['start', 'Start'], ['stop', 'Stop'], ['restart', 'Restart']]) {
+        const b = document.createElement('button');
+        b.dataset.peerAct = a;
+        b.textContent = l;
+        acts.appendChild(b);
+      }
+      tr.appendChild(acts);
+      const out = document.createElement('output');
+      out.className = 'result';
+      const td = document.createElement('td');
+      td.appendChild(out);
+      tr.appendChild(td);
+      p.body.appendChild(tr);
+    }
+    const st = cell(tr, 'state');
+    if (st.textContent !== s.state) { st.textContent = s.state; st.className = `st st-${s.state}`; tr.dataset.state = s.state; }
+    set(cell(tr, 'pid'), UP.has(s.state) && s.pid != null ? String(s.pid) : '');
+    set(cell(tr, 'restarts'), String(s.restarts ?? ''));
+    set(cell(tr, 'error'), s.error || '');
+  }
+  function peerEvent(ev) {
+    if (!peerList) return;
+    if (ev.kind === 'peers') {
+      const keep = new Set(ev.peers.map((v) => v.name));
+      for (const [n, p] of Array.from(peers)) if (!keep.has(n)) { p.sec.remove(); peers.delete(n); }
+      for (const v of ev.peers) { const p = peerSection(v.name); p.view = v; peerHealth(p); }
+      return;
+    }
+    const p = peerSection(ev.peer.name);
+    p.view = ev.peer;
+    peerHealth(p);
+    if (ev.processes) {
+      const keep = new Set(ev.processes.map((s) => s.name));
+      for (const tr of $$('tr.peer-proc', p.body)) if (!keep.has(tr.dataset.name)) tr.remove();
+      for (const s of ev.processes) peerRow(p, s);
+    }
+    if (ev.process) peerRow(p, ev.process);
+    if (ev.removed) { const tr = $(`tr[data-name="${CSS.escape(ev.removed)}"]`, p.body); if (tr) tr.remove(); }
+  }
+  async function peerAct(b) {
+    const tr = b.closest('tr'), peer = b.closest('section.peer').dataset.peer, name = tr.dataset.name;
+    const act = b.dataset.peerAct, out = $('output.result', tr);
+    b.disabled = true;
+    show(out, `${act}…`, 'busy');
+    try {
+      const j = await post(`/v1/peers/${encodeURIComponent(peer)}/processes/${encodeURIComponent(name)}/${act}`, {});
+      const r = j.results[0];
+      show(out, r ? `${act}: ${outcome(r)}` : 'nothing to do', !r || r.ok ? 'ok' : 'bad');
+    } catch (e) {
+      show(out, `${act}: ${e.message}`, 'bad');
+    } finally {
+      b.disabled = false;
     }
   }
 
@@ -263,6 +395,8 @@
     }
   }
   document.addEventListener('click', (e) => {
+    const pb = e.target.closest('button[data-peer-act]');
+    if (pb) { e.preventDefault(); peerAct(pb); return; }
     const b = e.target.closest('button[data-act]');
     if (b) { e.preventDefault(); act(b); return; }
     const l = e.target.closest('a[data-logs]');

@@ -193,12 +193,18 @@ async fn page(State(st): State<Daemon>, caller: Caller) -> Result<Response, ApiE
         "<body data-last-event-id=\"{}\">\n<a class=\"skip\" href=\"#procs\">Skip to the processes</a>\n\
          <header class=\"top\"><h1><img src=\"/ui/icon.svg\" alt=\"\" width=\"22\" height=\"22\"> tend</h1>\
          <span id=\"conn\" class=\"conn\" role=\"status\" aria-live=\"polite\">connecting…</span>\
-         <nav><a href=\"#procs\">Processes</a> <a href=\"#graph\">Dependencies</a> <a href=\"#tasks\">Tasks</a> \
+         <nav><a href=\"#procs\">Processes</a> {peers_link}<a href=\"#graph\">Dependencies</a> <a href=\"#tasks\">Tasks</a> \
          <a href=\"#logs\">Logs</a> <a href=\"/index.html\">Supervisor view</a></nav></header>\n<main>\n",
-        escape(&snap.id)
+        escape(&snap.id),
+        peers_link = if shows_peers(&st, &caller) {
+            "<a href=\"#peers\">Peers</a> "
+        } else {
+            ""
+        }
     );
     toolbar(&mut h);
     table(&mut h, &visible, &caller, &stdin_names);
+    peers(&mut h, &st, &caller);
     graph(&mut h, &edges);
     tasks(&mut h, &st, &snap.processes, &caller);
     logs(&mut h, &visible);
@@ -433,6 +439,34 @@ fn logs(h: &mut String, rows: &[&ProcessStatus]) {
          <span id=\"log-info\" class=\"muted\" aria-live=\"polite\"></span></div>\n\
          <pre id=\"log\" tabindex=\"0\" aria-label=\"Output\"></pre>\n</section>\n",
     );
+}
+
+/// Whether the page has a section for the peers: there are some, and the
+/// caller may see every process here.
+fn shows_peers(st: &Daemon, caller: &Caller) -> bool {
+    !st.peers().is_empty() && caller.may_everything(Right::View)
+}
+
+/// The peers' sections (`[[peer]]`), for a caller who may see every
+/// process: one per peer, filled and kept current by the page from the
+/// peer events of its stream.
+fn peers(h: &mut String, st: &Daemon, caller: &Caller) {
+    if !shows_peers(st, caller) {
+        return;
+    }
+    let peers = st.peers();
+    h.push_str(
+        "<section id=\"peers\" aria-labelledby=\"peers-h\">\n<h2 id=\"peers-h\">Peers</h2>\n<div id=\"peer-list\">\n",
+    );
+    for v in peers.views() {
+        let _ = writeln!(
+            h,
+            "<section class=\"peer\" data-peer=\"{n}\"><h3>{n}</h3><p class=\"peer-health muted\">connecting to {u}…</p></section>",
+            n = escape(&v.name),
+            u = escape(&v.url)
+        );
+    }
+    h.push_str("</div>\n</section>\n");
 }
 
 #[cfg(test)]

@@ -204,6 +204,32 @@ impl Client {
         })
     }
 
+    /// The daemon's view of this host as a peer (`[[peer]]`): the same
+    /// endpoint, TLS configuration and login a client uses.
+    pub fn peer_spec(
+        &self,
+        name: &str,
+        url: &str,
+        timeout: Duration,
+    ) -> tend_server::peers::PeerSpec {
+        use tend_server::peers::PeerEndpoint;
+        let endpoint = match &self.host.url {
+            Endpoint::Unix(p) => PeerEndpoint::Unix(p.clone()),
+            Endpoint::Tcp { host, port, .. } => PeerEndpoint::Tcp {
+                host: host.clone(),
+                port: *port,
+                tls: self.tls.clone(),
+            },
+        };
+        tend_server::peers::PeerSpec {
+            name: name.to_string(),
+            url: url.to_string(),
+            endpoint,
+            authorization: self.auth.clone(),
+            timeout,
+        }
+    }
+
     /// The socket path, for a daemon on a Unix socket.
     pub fn unix_socket(&self) -> Option<&Path> {
         match &self.host.url {
@@ -213,7 +239,7 @@ impl Client {
     }
 
     /// Where the daemon is, as messages name it.
-    fn at(&self) -> String {
+    pub fn at(&self) -> String {
         self.host.url.to_string()
     }
 

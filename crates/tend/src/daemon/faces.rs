@@ -46,6 +46,7 @@ impl Faces {
         inherited: &Inherited,
         main_log: &MainLogContext,
         tls: Vec<Arc<tend_server::ServerTls>>,
+        peers: tend_server::peers::Peers,
     ) -> Faces {
         let declared = std::mem::take(&mut config.declared);
         // Event listeners hear everything from the first spawn on. The hub
@@ -66,8 +67,11 @@ impl Faces {
             inherited.clone(),
             listeners.clone(),
             main_log.clone(),
-            access.clone(),
-            tls,
+            Reread {
+                access: access.clone(),
+                tls,
+                peers: peers.clone(),
+            },
         );
         let prepare = prepare_spec(
             config.daemon.log_dir.clone(),
@@ -82,6 +86,7 @@ impl Faces {
             .with_prepare_spec(Arc::new(prepare))
             .with_access(access)
             .with_metrics(metrics)
+            .with_peers(peers)
             .with_tasks(task_schedules(&config.tasks));
         let mut opts = FaceOptions::new(config.daemon.identifier.clone());
         opts.main_log = config.daemon.log_file.clone();
@@ -241,6 +246,14 @@ fn is_loopback(host: &str) -> bool {
 /// What a supervisord-style log knows of the processes.
 pub(super) type MainLogContext = Arc<Mutex<tend_supervisor::mainlog::Context>>;
 
+/// What else a read of the config file puts in force: the access rules,
+/// the TCP listeners' certificates, the peers.
+struct Reread {
+    access: Access,
+    tls: Vec<Arc<tend_server::ServerTls>>,
+    peers: tend_server::peers::Peers,
+}
+
 /// How the daemon reads its config file again (a reload, a reread, a
 /// restart; with the command line's overrides, as supervisord does): the
 /// processes' groups, and, on the way, what the foreground view, the event
@@ -253,13 +266,17 @@ fn loader(
     inherited: Inherited,
     listeners: Option<Arc<EventListeners>>,
     main_log: MainLogContext,
-    access: Access,
-    tls: Vec<Arc<tend_server::ServerTls>>,
+    again: Reread,
 ) -> Loader {
+    let Reread { access, tls, peers } = again;
     Arc::new(move || {
         let loaded = tend_config::load_any_with(&path, &overrides).map_err(|e| e.to_string())?;
         // Certificates first: a reload whose files do not load changes nothing.
         super::listeners::reload_tls(&tls)?;
+        let peer_specs = super::peers::specs(&loaded.config.daemon.peers)
+            .map_err(|e| format!("cannot use a [[peer]] of the config file: {e:#}"))?;
+        // The peers are part of the file: added, removed, changed here.
+        peers.replace(peer_specs);
         // The access rules are part of the file: every read that succeeds
         // (tend reload, SIGHUP, supervisorctl reread/update/reload) puts them
         // in force, and revokes what they no longer grant.

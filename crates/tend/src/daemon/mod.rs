@@ -14,6 +14,7 @@ mod health;
 mod limits;
 mod listeners;
 mod own_log;
+mod peers;
 mod pid1;
 mod pidfile;
 pub(crate) mod sd_notify;
@@ -509,6 +510,9 @@ async fn daemon(
         );
     }
     let shutdown = Shutdown::new();
+    let peers = tend_server::peers::Peers::new(
+        peers::specs(&config.daemon.peers).context("cannot use a [[peer]] of the config file")?,
+    );
     let faces = Faces::build(
         &mut config,
         &sup,
@@ -516,6 +520,7 @@ async fn daemon(
         &inherited,
         &main_log,
         bound.tls.clone(),
+        peers,
     );
     // Subscribed before the config's processes are added.
     let telemetry = start_telemetry(&config, &sup, faces.daemon.metrics());

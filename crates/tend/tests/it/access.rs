@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, TEND, TestEnv, wait_until};
+use crate::harness::{Daemon, TEND, TestEnv, free_port, wait_until};
 
 /// Unix users and groups made for one test, removed when dropped.
 struct Accounts {
@@ -552,14 +552,6 @@ fn supervisorctl_as_a_group_member_sees_and_does_only_what_it_may() {
     assert!(log.contains("stop web: ok"), "{log}");
 }
 
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `curl -s -i ARGS...`: the status code, the headers (lower case) and the body.
 fn curl(args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
@@ -1061,4 +1053,93 @@ fn the_web_pages_follow_the_callers_rights() {
     assert!(head.contains("process%20web%20stopped"), "{head}");
 
     drop(d);
+}
+
+/// The rule of docs/security.md: rights are checked on the processes a
+/// request names; a start that must first start a stopped dependency the
+/// caller may not control starts it (reported and audited as a dependency),
+/// while naming that dependency is still refused.
+#[test]
+fn a_permitted_start_starts_its_dependency_and_says_so() {
+    if tend_testkit::require_program("curl").is_none() {
+        return;
+    }
+    let token_out = Command::new(TEND)
+        .args(["passwd", "--token"])
+        .output()
+        .expect("tend passwd --token");
+    let token_text = String::from_utf8_lossy(&token_out.stdout).into_owned();
+    let field = |k: &str| {
+        token_text
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .expect("a field")
+            .to_string()
+    };
+    let (token, token_hash) = (field("token: "), field("hash: "));
+    let port = free_port();
+    let d = Daemon::start(&format!(
+        "[http]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+         [access.role.worker-op]\nview = [\"*\"]\ncontrol = [\"worker\"]\n\n\
+         [access.token.ci]\nhash = \"{token_hash}\"\nroles = [\"worker-op\"]\n\n\
+         [process.db]\ncommand = [\"sleep\", \"1000\"]\nautostart = false\n\n\
+         [process.worker]\ncommand = [\"sleep\", \"1000\"]\nautostart = false\n\
+         depends_on = [\"db\"]\n"
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let bearer = format!("Authorization: Bearer {token}");
+    wait_until("the TCP listener", Duration::from_secs(10), || {
+        curl(&["-H", &bearer, &format!("{base}/v1/status")]).0 == 200
+    });
+    let post = |path: &str, body: &str| {
+        curl(&[
+            "-H",
+            &bearer,
+            "-X",
+            "POST",
+            "-d",
+            body,
+            &format!("{base}{path}"),
+        ])
+    };
+
+    // Naming db is refused: the token may not control it.
+    let (code, _, body) = post("/v1/start", r#"{"targets":["db"]}"#);
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(d.state("db"), "stopped");
+
+    // Starting worker starts db first, and the answer says db was a dependency.
+    let (code, _, body) = post("/v1/start", r#"{"targets":["worker"]}"#);
+    assert_eq!(code, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    let results = answer["results"].as_array().expect("results");
+    let db = results
+        .iter()
+        .find(|r| r["name"] == "db")
+        .unwrap_or_else(|| panic!("db is in the answer: {body}"));
+    assert_eq!(db["dependency"], true, "{body}");
+    let worker = results
+        .iter()
+        .find(|r| r["name"] == "worker")
+        .unwrap_or_else(|| panic!("worker is in the answer: {body}"));
+    assert_ne!(worker["dependency"], true, "{body}");
+    wait_until("db and worker running", Duration::from_secs(10), || {
+        d.state("db") == "running" && d.state("worker") == "running"
+    });
+
+    // Stopping db by name is still refused, and db keeps running.
+    let (code, _, body) = post("/v1/stop", r#"{"targets":["db"]}"#);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("may not control db"), "{body}");
+    assert_eq!(d.state("db"), "running");
+
+    let log = d.log_text();
+    for needle in [
+        "audit: token:ci@127.0.0.1 start db: denied (needs \"control\")",
+        "audit: token:ci@127.0.0.1 start db: ok",
+        "audit: token:ci@127.0.0.1 start worker: ok",
+        "audit: token:ci@127.0.0.1 stop db: denied (needs \"control\")",
+    ] {
+        assert!(log.contains(needle), "{needle:?} not in the log:\n{log}");
+    }
 }

@@ -73,7 +73,13 @@ fn man_writes_a_page_per_command_that_man_can_read() {
         .output()
         .expect("run tend man");
     assert!(out.status.success(), "{out:?}");
-    for page in ["tend.1", "tend-status.1", "tend-logs.1", "tend-reload.1"] {
+    for page in [
+        "tend.1",
+        "tend-status.1",
+        "tend-logs.1",
+        "tend-reload.1",
+        "tend-top.1",
+    ] {
         let text = std::fs::read_to_string(dir.path().join(page))
             .unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(text.contains(".TH"), "{page} is roff: {text}");

@@ -9,17 +9,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::harness::{Daemon, TestEnv, alive};
+use crate::harness::{Daemon, TestEnv, alive, free_port};
 
 const LONG: Duration = Duration::from_secs(20);
-
-/// A port nobody listens on (the kernel's pick, released at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A daemon for the config `make` writes, given the test's directory.
 fn daemon(make: impl FnOnce(&str) -> String) -> Daemon {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{TEND, TestEnv, alive, children, cmdline, wait_until};
+use crate::harness::{TEND, TestEnv, alive, children, cmdline, free_port, wait_until};
 use crate::platform::{FakeSystemd, probe};
 
 fn examples() -> PathBuf {
@@ -28,13 +28,6 @@ fn examples() -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 // --- Docker ------------------------------------------------------------------------

@@ -343,3 +343,214 @@ fn rolling_restart_stops_at_the_first_host_not_ready() {
     assert_ne!(f.daemons[2].0.pid("web"), pids[2], "h3 restarted");
     drop(hung);
 }
+
+/// With several hosts, the verbs whose `--json` is one document per host
+/// print one array (`host` on each element), and `logs -f` writes each line
+/// as it arrives, whichever host it comes from.
+#[test]
+fn several_hosts_give_one_json_document_and_follow_in_arrival_order() {
+    if !loopbacks() {
+        return;
+    }
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let f = fleet([&speaker(1), &speaker(2), &speaker(3)], &hung);
+    let env = [("TEND_TOKEN", TOKEN)];
+    for (d, _) in &f.daemons {
+        running(d);
+    }
+    let array = |args: &[&str]| -> Vec<Value> {
+        let run = tend(&f.hosts, args, &env);
+        assert_eq!(run.code, Some(0), "{run}");
+        assert_eq!(run.stdout.lines().count(), 1, "one document: {run}");
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"))
+    };
+    let hosts_of = |all: &[Value]| -> Vec<String> {
+        all.iter()
+            .map(|v| v["host"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+
+    let pids = array(&["-H", "@web", "pid", "--json", "web"]);
+    assert_eq!(hosts_of(&pids), ["h1", "h2", "h3"]);
+    for (v, (d, _)) in pids.iter().zip(&f.daemons) {
+        assert_eq!(v["pid"], d.pid("web"), "{v}");
+        assert_eq!(v["name"], "web", "{v}");
+    }
+
+    let reloads = array(&["-H", "@web", "reload", "--json"]);
+    assert_eq!(hosts_of(&reloads), ["h1", "h2", "h3"]);
+    assert!(
+        reloads
+            .iter()
+            .all(|r| r["changed"] == serde_json::json!([])),
+        "{reloads:?}"
+    );
+
+    let files = array(&["-H", "@web", "logs", "--files", "--json", "web"]);
+    assert_eq!(hosts_of(&files), ["h1", "h2", "h3"]);
+    assert!(
+        files
+            .iter()
+            .all(|i| i["name"] == "web" && i["stdout"].is_string()),
+        "{files:?}"
+    );
+
+    let lines = array(&["-H", "@web", "logs", "--json", "web"]);
+    for n in 1..=3 {
+        assert!(
+            lines.iter().any(|l| l["host"] == format!("h{n}")
+                && l["line"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&format!("started-{n}")))),
+            "h{n}'s first line: {lines:?}"
+        );
+    }
+    let times: Vec<&str> = lines.iter().filter_map(|l| l["time"].as_str()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    assert_eq!(times, sorted, "in time order");
+
+    // logs -f from h1 and h2: h2, then h1, then h2 again, each seen before
+    // the next is caused; a host's lines are never held back for another's.
+    let mut follow = Command::new(TEND)
+        .arg("--hosts")
+        .arg(&f.hosts)
+        .args(["-H", "h1,h2", "logs", "-f", "-n", "0", "web"])
+        .env("TEND_TOKEN", TOKEN)
+        .env_remove("TEND_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("logs -f");
+    let (tx, rx) = mpsc::channel();
+    let stdout = follow.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    for (host, n) in [("h2", 2), ("h1", 1), ("h2", 2)] {
+        let want = format!("{host}/web | hup-{n}");
+        let before = seen.iter().filter(|l| **l == want).count();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut next_signal = Instant::now();
+        while seen.iter().filter(|l| **l == want).count() == before {
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {want}, saw {seen:?}"
+            );
+            // The stream may open after the first signal: send it again.
+            if Instant::now() >= next_signal {
+                let run = tend(&f.hosts, &["-H", host, "signal", "HUP", "web"], &env);
+                assert_eq!(run.code, Some(0), "{run}");
+                next_signal = Instant::now() + Duration::from_secs(2);
+            }
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push(line);
+            }
+        }
+    }
+    let order: Vec<&str> = seen
+        .iter()
+        .filter(|l| l.contains("| hup-"))
+        .map(|l| &l[..2])
+        .collect();
+    // Repeated signals may repeat a line; the order of hosts is the order caused.
+    let mut dedup = order.clone();
+    dedup.dedup();
+    assert_eq!(dedup, ["h2", "h1", "h2"], "{seen:?}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    drop(hung);
+}
+
+/// `--wait-ready` learns of readiness from the event stream: it returns
+/// soon after the process becomes ready, with a handful of requests however
+/// long it waited (not one status read every tenth of a second). (With a
+/// `ready` check the restart's own answer already waits for it; the wait
+/// then reads the stream's snapshot and is done.)
+#[test]
+fn wait_ready_follows_the_event_stream() {
+    if !loopbacks() {
+        return;
+    }
+    let ca = Ca::new("wait CA");
+    let (d, url) = daemon(
+        &ca,
+        "127.0.0.1",
+        "[process.web]\ncommand = [\"sleep\", \"1000\"]\nstop.timeout = \"2s\"\n\n\
+         [process.web.ready]\nexec = [\"test\", \"-f\", \"ready.flag\"]\nperiod = \"100ms\"\n",
+    );
+    let flag = d.dir.path().join("ready.flag");
+    fs::write(&flag, "").expect("flag");
+    wait_until("web to be ready", Duration::from_secs(10), || {
+        d.proc("web")["ready"] == true
+    });
+    fs::remove_file(&flag).expect("unflag");
+    let ca_file = d.dir.path().join("ca.pem");
+    let requests = || -> u64 {
+        let port = crate::browser::tcp_to_unix(&d.socket);
+        let text = crate::browser::http_get(port, "/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("tend_http_requests_total{door=\"inet\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let before = requests();
+    let mut restart = Command::new(TEND)
+        .args(["--host", &url, "--ca"])
+        .arg(&ca_file)
+        .args([
+            "restart",
+            "--one-at-a-time",
+            "--wait-ready",
+            "--ready-timeout",
+            "20s",
+            "web",
+        ])
+        .env("TEND_TOKEN", TOKEN)
+        .env_remove("TEND_HOSTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("restart");
+    // Restarted and not ready: waiting.
+    wait_until(
+        "web to run again, not ready",
+        Duration::from_secs(10),
+        || {
+            if let Some(st) = restart.try_wait().expect("try_wait") {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(
+                    restart.stderr.as_mut().expect("stderr"),
+                    &mut err,
+                );
+                panic!("restart ended early ({st}): {err}");
+            }
+            let p = d.proc("web");
+            (p["state"] == "starting" || p["state"] == "running") && p["ready"] == false
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(restart.try_wait().expect("try_wait").is_none(), "it waits");
+    let made_ready = Instant::now();
+    fs::write(&flag, "").expect("flag");
+    let status = loop {
+        if let Some(s) = restart.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            made_ready.elapsed() < Duration::from_secs(10),
+            "it did not notice"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "restart --wait-ready failed");
+    let asked = requests() - before;
+    assert!(asked <= 5, "{asked} requests for one wait");
+}

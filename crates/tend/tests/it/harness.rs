@@ -246,6 +246,39 @@ impl Daemon {
         d
     }
 
+    /// Starts the daemon again in the same directory, with the same config
+    /// (after it exited), and waits until its socket answers. Its log and
+    /// output go on in the same files.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        let append = |p: &PathBuf| {
+            fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .expect("log file")
+        };
+        let child = self
+            .env
+            .command(&["up"])
+            .env("RUST_LOG", "debug")
+            .stdout(append(&self.out))
+            .stderr(append(&self.log))
+            .spawn()
+            .expect("spawn tend up");
+        self.child = Some(child);
+        let socket = self.env.socket.clone();
+        self.wait_for(
+            "the daemon's socket to accept connections again",
+            Duration::from_secs(10),
+            |d| {
+                if let Some(Ok(Some(status))) = d.child.as_mut().map(Child::try_wait) {
+                    panic!("tend up exited early ({status}):\n{}", d.log_text());
+                }
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            },
+        );
+    }
+
     /// The daemon's pid.
     pub fn daemon_pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("daemon running")
@@ -438,4 +471,36 @@ fn processes_with_env(needle: &str) -> Vec<u32> {
 /// Whether a path is gone.
 pub fn gone(path: &Path) -> bool {
     fs::symlink_metadata(path).is_err()
+}
+
+/// A TCP port that nothing listens on now, for a daemon to listen on.
+///
+/// Not one the kernel hands out for `bind(0)` or outgoing connections: those
+/// come from `ip_local_port_range`, where the port could be taken again
+/// (by a curl of another test, or another test's `bind(0)`) between this
+/// answer and the daemon's bind. Ports below that range are tried from a
+/// point that depends on the test process's pid (nextest runs each test in
+/// a process of its own) and a counter, and the first one that binds on
+/// every interface is given.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, last) = if low > 12000 {
+        (10000, low)
+    } else {
+        (low.max(1024), 65535)
+    };
+    let span = last - first;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(first + (start + n.wrapping_mul(13)) % span).expect("a port");
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port between {first} and {last}");
 }

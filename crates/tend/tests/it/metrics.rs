@@ -15,14 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::harness::{Daemon, TestEnv};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::harness::{Daemon, TestEnv, free_port};
 
 /// One HTTP/1.0 exchange on `stream`: the status and the body.
 fn exchange(mut stream: impl Read + Write, path: &str, accept: &str) -> (u16, String) {

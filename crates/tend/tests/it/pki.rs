@@ -221,13 +221,8 @@ pub fn port_of(url: &str) -> u16 {
         .expect("port")
 }
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+/// A TCP port free on every interface now (see the harness).
+pub use crate::harness::free_port;
 
 /// The URLs `d` serves TCP on, once it has said so in its log.
 pub fn wait_urls(d: &mut crate::harness::Daemon, n: usize) -> Vec<String> {

@@ -325,6 +325,52 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         "{reload}"
     );
 
+    // supervisorctl's `update` (reloadConfig, then addProcessGroup per new
+    // group) is exported as spans too: `reread` and `add_group`.
+    fs::write(
+        &d.env.config,
+        format!(
+            "{conf}\n[process.extra]\ncommand = [\"sleep\", \"1000\"]\n\n\
+             [process.later]\ncommand = [\"sleep\", \"1000\"]\n"
+        ),
+    )
+    .expect("rewrite the config");
+    for (method, param) in [
+        ("supervisor.reloadConfig", ""),
+        (
+            "supervisor.addProcessGroup",
+            "<param><value><string>later</string></value></param>",
+        ),
+    ] {
+        let body = format!(
+            "<?xml version='1.0'?><methodCall><methodName>{method}</methodName>\
+             <params>{param}</params></methodCall>"
+        );
+        let answer = rpc_unix(&d.socket, &body);
+        assert!(!answer.contains("<fault>"), "{method}: {answer}");
+    }
+    let got = wait_received(&d, rdir.path(), "the update spans", |items| {
+        items
+            .iter()
+            .any(|v| v["signal"] == "traces" && v["name"] == "add_group")
+    });
+    let span = |name: &str| {
+        got.iter()
+            .find(|v| v["signal"] == "traces" && v["name"] == name)
+            .unwrap_or_else(|| panic!("a {name} span"))
+    };
+    let reread = span("reread");
+    assert_eq!(reread["status"], 1, "{reread}");
+    assert_eq!(
+        reread["attrs"]["tend.outcome"], "ok: 1 added, 0 changed, 0 removed",
+        "{reread}"
+    );
+    let add = span("add_group");
+    assert_eq!(add["status"], 1, "{add}");
+    assert_eq!(add["attrs"]["tend.group"], "later", "{add}");
+    assert_eq!(steps(add), ["added"], "{add}");
+    assert_eq!(add["event_attrs"][0]["tend.process"], "later", "{add}");
+
     // The collector goes away: a fast crash loop goes on, the queue fills,
     // and what does not fit is counted.
     receiver.stop();
@@ -339,7 +385,7 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         scraped(d, restarts).is_some_and(|n| n > before + 5.0)
     });
     let started = Instant::now();
-    assert_eq!(d.status(&[]).len(), 3);
+    assert_eq!(d.status(&[]).len(), 4, "crash, flood, extra, later");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "tend status took {:?} with the collector down",
@@ -385,4 +431,22 @@ backoff = {{ initial = "10ms", max = "10ms" }}
         "records after the collector came back",
         |items| logs(items, "tend.process.gave_up", "crash").count() > gave_up,
     );
+}
+
+/// One XML-RPC call over the daemon's Unix socket: the response body.
+fn rpc_unix(socket: &Path, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(
+        stream,
+        "POST /RPC2 HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split_once("\r\n\r\n")
+        .map_or(text.clone(), |(_, b)| b.to_string())
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, TestEnv, wait_until};
+use crate::harness::{Daemon, TestEnv, free_port, wait_until};
 
 /// Runs calls through `xmlrpc.client.ServerProxy`: for each line
 /// `[url, [[method, params], ...]]` on stdin it prints a line with, per call,
@@ -159,13 +159,6 @@ fn fault(url: &str, method: &str, params: Value) -> (i64, String) {
         ),
         None => panic!("{method}({params}) did not fault: {r}"),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// The lab config of the reference (5.1), in a temp dir, with a TCP

@@ -5,7 +5,9 @@
 //! are the exporter's own complaints. It also makes an OTLP span of each
 //! `reload` tracing span (target `tend::reload`, see
 //! `tend_server::ConfigState::reload`): each value recorded in its `step`
-//! field is a span event, and its `outcome` the status. Until telemetry
+//! field is a span event, and its `outcome` the status (the same for the
+//! `reread`, `add_group` and `remove_group` spans of supervisorctl's
+//! `update`, whose `group` is an attribute). Until telemetry
 //! starts it does nothing but look at one `OnceLock`.
 
 use tracing::field::{Field, Visit};
@@ -47,6 +49,7 @@ impl Pending {
             };
             match k.as_str() {
                 "step" => self.step(&text),
+                "group" => self.span.attrs.push(s("tend.group", text)),
                 "outcome" => {
                     self.span.status = match text.strip_prefix("error: ") {
                         Some(why) => Status::Error(why.to_string()),
