@@ -76,6 +76,8 @@ pub(super) struct Cx<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<(usize, String)>,
+    /// The variables `${NAME}` may name (off outside tend.toml).
+    pub(super) vars: crate::native::expand::Vars,
 }
 
 impl<'a> Cx<'a> {
@@ -85,6 +87,7 @@ impl<'a> Cx<'a> {
             file,
             text,
             errors: Vec::new(),
+            vars: Default::default(),
         }
     }
 

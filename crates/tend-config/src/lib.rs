@@ -119,8 +119,9 @@ pub struct InetListen {
 /// The `[daemon]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
-    /// The variables of `[daemon] env_file`, given to every process beneath
-    /// its own (`env_file`, then `env`, win). Empty for supervisord.conf.
+    /// The variables of `[daemon] env` over those of `[daemon] env_file`,
+    /// given to every process beneath its own (`env_file`, then `env`, win).
+    /// Empty for supervisord.conf.
     pub env: std::collections::BTreeMap<String, String>,
     /// Absolute socket path. Default: `tend.sock` beside the config file (or,
     /// when that folder is read-only, in [`runtime_dir`]: see

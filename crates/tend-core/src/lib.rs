@@ -152,7 +152,7 @@ pub use model::spec::{
     SpecError, StopSpec,
 };
 pub use model::status::{
-    CheckStatus, Event, ExitInfo, Health, ProbeKind, ProcessStatus, StateName,
+    CheckStatus, Event, ExitInfo, Health, Origin, ProbeKind, ProcessStatus, StateName,
 };
 pub use model::task::TaskConf;
 pub use runtime::{LogChunk, LogLine, LogQuery, Options, Supervisor, Tap, TapChunk};

@@ -349,6 +349,10 @@ pub struct Sim {
     pub spawn_errors: HashMap<Name, SpawnError>,
     /// Checks the registry asked to run, not answered yet: (name, kind, run).
     pub probes: Vec<(Name, ProbeKind, u64)>,
+    /// Gentle stops begun (`stop.command` or `stop.stdin`): when, whose, the pid.
+    pub gentle: Vec<(Mono, Name, u32)>,
+    /// `stop.command`s the registry asked to kill: when, whose.
+    pub ended_stop_commands: Vec<(Mono, Name)>,
 }
 
 /// `s` as a name; panics on an invalid one (a test's own literal).
@@ -385,6 +389,8 @@ impl Sim {
             behaviour: HashMap::new(),
             spawn_errors: HashMap::new(),
             probes: Vec::new(),
+            gentle: Vec::new(),
+            ended_stop_commands: Vec::new(),
         }
     }
 
@@ -603,6 +609,12 @@ impl Sim {
         self.now = target;
     }
 
+    /// `name`'s `stop.command` ended.
+    pub fn stop_command_done(&mut self, name: &str) {
+        let fx = self.registry.stop_command_done(self.now, &self::name(name));
+        self.run(fx);
+    }
+
     /// Whether `name` has a timer of this kind armed.
     pub fn armed(&self, name: &str, kind: TimerKind) -> bool {
         self.timer_index
@@ -697,6 +709,12 @@ impl Sim {
                 }
                 registry::Effect::BatchDone { batch, results } => {
                     self.done.insert(batch, results);
+                }
+                registry::Effect::GentleStop { name, pid } => {
+                    self.gentle.push((self.now, name, pid))
+                }
+                registry::Effect::EndStopCommand(name) => {
+                    self.ended_stop_commands.push((self.now, name))
                 }
             }
         }

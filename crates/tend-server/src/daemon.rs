@@ -18,6 +18,11 @@ use crate::state::{ConfigState, Loader, ReloadReport};
 /// is the reason, answered as a bad request.
 pub type PrepareSpec = Arc<dyn Fn(&mut ProcessSpec, bool) -> Result<(), String> + Send + Sync>;
 
+/// Writes a process added through the API into the config file (`tend add
+/// --save`): the spec as it was asked for (before [`PrepareSpec`]) and
+/// whether the request gave its log settings. An error is the reason.
+pub type SaveSpec = Arc<dyn Fn(&ProcessSpec, bool) -> Result<(), String> + Send + Sync>;
+
 /// Why a process could not be added.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,6 +51,7 @@ struct Inner {
     config: Arc<ConfigState>,
     shutdown: Shutdown,
     prepare_spec: Option<PrepareSpec>,
+    save_spec: Option<SaveSpec>,
     /// The event stream, started by its first client.
     events: Arc<tokio::sync::OnceCell<EventHub>>,
     /// How the tasks are triggered (`GET /v1/tasks`).
@@ -86,6 +92,7 @@ impl Daemon {
                 config,
                 shutdown,
                 prepare_spec: None,
+                save_spec: None,
                 events: Arc::default(),
                 tasks: Arc::default(),
                 access: Access::unconfigured(),
@@ -105,6 +112,18 @@ impl Daemon {
     pub fn with_prepare_spec(self, prepare: PrepareSpec) -> Daemon {
         let inner = Inner {
             prepare_spec: Some(prepare),
+            ..self.inner_copy()
+        };
+        Daemon {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same handle, writing processes added with `save` into the config
+    /// file with `save` (without one, such an add is refused).
+    pub fn with_save_spec(self, save: SaveSpec) -> Daemon {
+        let inner = Inner {
+            save_spec: Some(save),
             ..self.inner_copy()
         };
         Daemon {
@@ -186,6 +205,7 @@ impl Daemon {
             config: i.config.clone(),
             shutdown: i.shutdown.clone(),
             prepare_spec: i.prepare_spec.clone(),
+            save_spec: i.save_spec.clone(),
             events: i.events.clone(),
             tasks: i.tasks.clone(),
             access: i.access.clone(),
@@ -227,15 +247,34 @@ impl Daemon {
     /// Adds a process (not started): completed by the [`PrepareSpec`], added
     /// to the supervisor and recorded in the config state. `logs_given` says
     /// whether the request set the process's log settings.
-    pub async fn add_process(
+    pub async fn add_process(&self, spec: ProcessSpec, logs_given: bool) -> Result<Name, AddError> {
+        self.add_process_saved(spec, logs_given, false).await
+    }
+
+    /// [`Daemon::add_process`], and with `save` also written into the
+    /// config file (see [`SaveSpec`]): if that fails, the process is removed
+    /// again and the reason is the error. A saved process counts as the
+    /// file's; an unsaved one is shown as added (`origin`) and a restart of
+    /// the daemon forgets it.
+    pub async fn add_process_saved(
         &self,
         mut spec: ProcessSpec,
         logs_given: bool,
+        save: bool,
     ) -> Result<Name, AddError> {
         // The config file's rules, whichever face the spec came through.
         tend_config::check_spec(&spec).map_err(|problems| {
             AddError::Invalid(format!("invalid process spec: {}", problems.join("; ")))
         })?;
+        let saver = match (save, &self.inner.save_spec) {
+            (false, _) => None,
+            (true, Some(s)) => Some((s.clone(), spec.clone())),
+            (true, None) => {
+                return Err(AddError::Invalid(
+                    "this daemon has no config file to save the process in".into(),
+                ));
+            }
+        };
         if let Some(prepare) = &self.inner.prepare_spec {
             prepare(&mut spec, logs_given).map_err(AddError::Invalid)?;
         }
@@ -244,6 +283,13 @@ impl Daemon {
         let spec = Arc::new(spec);
         self.inner.sup.add(spec.clone()).await?;
         self.inner.config.register(spec);
+        if let Some((saver, asked)) = saver {
+            if let Err(why) = saver(&asked, logs_given) {
+                let _ = self.remove_process(name.as_str()).await;
+                return Err(AddError::Invalid(format!("not saved, so not added: {why}")));
+            }
+            self.inner.config.mark_saved(&name);
+        }
         Ok(name)
     }
 

@@ -50,7 +50,7 @@ use tokio::sync::watch;
 pub use auth::BasicAuth;
 /// The router type every face builds (axum's).
 pub use axum::Router;
-pub use daemon::{AddError, Daemon, PrepareSpec};
+pub use daemon::{AddError, Daemon, PrepareSpec, SaveSpec};
 pub use events::EventHub;
 pub use health::{health_only_router, health_router};
 pub use json::{

@@ -78,6 +78,8 @@ struct Registry {
     active: BTreeMap<Name, Arc<GroupConfig>>,
     /// Every process in the supervisor, whatever added it.
     procs: BTreeMap<Name, Arc<ProcessConfig>>,
+    /// Those of `procs` added through the API and not in the config file.
+    added: std::collections::BTreeSet<Name>,
 }
 
 impl Registry {
@@ -197,14 +199,27 @@ impl ConfigState {
     /// `Arc` given to the supervisor to keep one copy of the spec.
     pub fn register(&self, spec: impl Into<Arc<ProcessSpec>>) {
         let pc = ProcessConfig::from_spec(spec);
-        lock(&self.reg)
-            .procs
-            .insert(pc.spec.name.clone(), Arc::new(pc));
+        let mut reg = lock(&self.reg);
+        reg.added.insert(pc.spec.name.clone());
+        reg.procs.insert(pc.spec.name.clone(), Arc::new(pc));
     }
 
     /// Forgets a process removed by other means.
     pub fn unregister(&self, name: &str) {
-        lock(&self.reg).procs.remove(name);
+        let mut reg = lock(&self.reg);
+        reg.procs.remove(name);
+        reg.added.remove(name);
+    }
+
+    /// A process added through the API is now in the config file too.
+    pub fn mark_saved(&self, name: &Name) {
+        lock(&self.reg).added.remove(name);
+    }
+
+    /// The processes added through the API that the config file does not have
+    /// (`origin: "added"` in the status).
+    pub fn added(&self) -> std::collections::BTreeSet<Name> {
+        lock(&self.reg).added.clone()
     }
 
     /// The config the process `name` was added with, if known.
@@ -443,7 +458,11 @@ impl ConfigState {
             self.remove_process(s.name.as_str())
                 .await
                 .map_err(group_error)?;
-            lock(&self.reg).procs.remove(&s.name);
+            {
+                let mut reg = lock(&self.reg);
+                reg.procs.remove(&s.name);
+                reg.added.remove(&s.name);
+            }
             span.step("removed", s.name.as_str());
         }
         lock(&self.reg).active.retain(|g, _| g.as_str() != name);
@@ -543,6 +562,13 @@ impl ConfigState {
         {
             let mut reg = lock(&self.reg);
             let groups = reg.share(declared.groups);
+            // What the file now has is the file's, however it came.
+            let in_file: std::collections::HashSet<&Name> = groups
+                .iter()
+                .flat_map(|g| g.processes.iter().map(|p| &p.spec.name))
+                .collect();
+            let added = std::mem::take(&mut reg.added);
+            reg.added = added.into_iter().filter(|n| !in_file.contains(n)).collect();
             reg.active = groups.iter().map(|g| (g.name.clone(), g.clone())).collect();
             reg.available = groups;
         }
@@ -595,6 +621,7 @@ impl ConfigState {
         let (groups, result) = {
             let mut reg = lock(&self.reg);
             reg.procs.clear();
+            reg.added.clear();
             let old: Vec<Arc<GroupConfig>> = if reg.active.is_empty() {
                 reg.available.clone()
             } else {

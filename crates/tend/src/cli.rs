@@ -285,7 +285,7 @@ pub enum ClientCommand {
         /// A process name.
         name: Option<String>,
     },
-    /// Add a process to the running daemon (not to the config file).
+    /// Add a process to the running daemon (with --save, to its config file too).
     Add(Box<AddArgs>),
     /// Read the config file again and apply it: add new processes, remove
     /// dropped ones, replace changed ones; unchanged ones are not touched.
@@ -374,6 +374,11 @@ pub struct AddArgs {
     /// Wait this long after the stop signal, then SIGKILL.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub stop_timeout: Option<std::time::Duration>,
+    /// Also write it into the config file (a tend.toml), keeping the file's
+    /// comments and layout. Without it, the process lasts until the daemon
+    /// restarts, and `tend status` shows it as added.
+    #[arg(long)]
+    pub save: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

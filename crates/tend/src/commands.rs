@@ -259,6 +259,7 @@ pub fn pid(
 
 /// `tend add NAME [...] -- CMD ARGS...`
 pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let save = args.save;
     let spec = build_spec(*args)?;
     let mut body = serde_json::to_value(&spec).context("cannot encode the process spec")?;
     // Without `logs` the daemon puts the output where it puts the config's
@@ -266,7 +267,12 @@ pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result
     if let Some(obj) = body.as_object_mut() {
         obj.remove("logs");
     }
-    let resp: NameResponse = client.call("POST", "/v1/processes", Some(&body))?;
+    let path = if save {
+        "/v1/processes?save=true"
+    } else {
+        "/v1/processes"
+    };
+    let resp: NameResponse = client.call("POST", path, Some(&body))?;
     // The answer comes once it is added and, with autostart, spawned: a
     // program that cannot be started at all is fatal by now. Say so.
     let list: Vec<ProcessStatus> = client
@@ -286,7 +292,11 @@ pub fn add(client: &Client, args: Box<AddArgs>, out: &mut Out) -> anyhow::Result
         eprintln!("error: {}: {why}", resp.name);
         return Ok(ExitCode::FAILURE);
     }
-    writeln!(out, "{}: added", resp.name)?;
+    if save {
+        writeln!(out, "{}: added and saved in the config file", resp.name)?;
+    } else {
+        writeln!(out, "{}: added", resp.name)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

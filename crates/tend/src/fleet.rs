@@ -75,9 +75,9 @@ pub fn main(remote: &RemoteArgs, selection: &str, command: ClientCommand) -> Exi
         return ExitCode::SUCCESS;
     }
     eprintln!(
-        "error: {} of {} hosts failed: {}",
+        "error: {} of {} failed: {}",
         failed.len(),
-        names.len(),
+        crate::plural(names.len(), "host"),
         failed.join(", ")
     );
     ExitCode::FAILURE

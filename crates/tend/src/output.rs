@@ -241,6 +241,9 @@ pub struct Row<'a> {
     /// Why the last run ended, when the kernel ended it (`oom_kill`).
     #[serde(default)]
     pub exit_reason: Option<tend_core::ExitReason>,
+    /// Whether the config file has it.
+    #[serde(default)]
+    pub origin: tend_core::Origin,
 }
 
 fn unknown_health() -> Health {
@@ -376,6 +379,9 @@ fn info(p: &Row<'_>) -> String {
         parts.push("killed by the kernel's OOM killer (over memory_max)".into());
     }
     parts.extend(p.error.as_deref().map(str::to_string));
+    if p.origin == tend_core::Origin::Added {
+        parts.push("added (not in the config file)".into());
+    }
     parts.join("; ")
 }
 

@@ -187,14 +187,14 @@ const PROBE_FIELDS: &[Field<ProbeDraft>] = &[
     Field {
         key: "http",
         read: |cx, d, k, v| {
-            let c = cx.string(v).map(|s| Check::Http(s.to_string()));
+            let c = cx.expanded(v, "http").map(Check::Http);
             d.kinds.push(("http", c, k, v.span()))
         },
     },
     Field {
         key: "tcp",
         read: |cx, d, k, v| {
-            let c = cx.string(v).map(|s| Check::Tcp(s.to_string()));
+            let c = cx.expanded(v, "tcp").map(Check::Tcp);
             d.kinds.push(("tcp", c, k, v.span()))
         },
     },
@@ -230,7 +230,8 @@ const PROBE_FIELDS: &[Field<ProbeDraft>] = &[
                     cx.wrong_type(v, "an array of strings or a string");
                     None
                 }
-            };
+            }
+            .and_then(|argv| cx.expand_argv(v, argv, "exec"));
             d.kinds.push(("exec", argv.map(Check::Exec), k, v.span()))
         },
     },

@@ -16,12 +16,12 @@ use crate::diag::Cx;
 /// Reads the `env_file` value `v`: the variables, or `None` after an error
 /// (at the key's value, naming the file and its line).
 pub(super) fn read(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<BTreeMap<String, String>> {
-    let name = cx.string(v)?;
+    let name = cx.expanded(v, "env_file")?;
     if name.is_empty() {
         cx.error(v.span(), "env_file is empty");
         return None;
     }
-    let path = cx.dir.join(name);
+    let path = cx.dir.join(&name);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {

@@ -25,12 +25,12 @@ struct Draft {
 }
 
 fn path(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<(PathBuf, Span)> {
-    let s = cx.string(v)?;
+    let s = cx.expanded(v, key)?;
     if s.is_empty() {
         cx.error(v.span(), format!("{key} is empty"));
         return None;
     }
-    Some((cx.dir.join(s), v.span()))
+    Some((cx.dir.join(&s), v.span()))
 }
 
 /// At least one: a limit of 0 would refuse everything.

@@ -109,7 +109,7 @@ fn read_target(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Target> {
             cx.error(v.span(), "log file path contains a NUL byte");
             None
         }
-        p => Some(Target::File(p.to_string())),
+        p => cx.expand(v, p, "a log path").map(Target::File),
     }
 }
 

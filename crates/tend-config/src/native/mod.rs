@@ -10,11 +10,13 @@
 mod access;
 mod deps;
 mod envfile;
+pub(crate) mod expand;
 pub mod hosts;
 mod http;
 mod logs;
 mod platform;
 mod process;
+pub mod save;
 mod task;
 mod telemetry;
 mod value;
@@ -24,7 +26,11 @@ mod tests;
 #[cfg(test)]
 mod tests_deps;
 #[cfg(test)]
+mod tests_expand;
+#[cfg(test)]
 mod tests_platform;
+#[cfg(test)]
+mod tests_stop;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,7 +70,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Same as [`load`], from text (for tests); `path` is used for messages and relative paths.
+/// `${VAR}` is expanded from this program's environment.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    parse_with_env(path, text, env)
+}
+
+/// Same as [`parse`], expanding `${VAR}` from `env` instead of this program's
+/// environment (see `docs/config.md`, "Variables").
+pub fn parse_with_env(
+    path: &Path,
+    text: &str,
+    env: BTreeMap<String, String>,
+) -> Result<Config, ConfigErrors> {
     let abs = std::path::absolute(path).map_err(|e| {
         ConfigErrors::single(
             path,
@@ -92,6 +112,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
 
     let mut cx = Cx::new(path, text, dir.clone());
+    let daemon_table = match root.get_ref().get("daemon").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => Some(t),
+        _ => None,
+    };
+    expand::begin(&mut cx, env, daemon_table);
     let mut daemon = DaemonConfig {
         socket: crate::default_socket(&abs),
         socket_mode: DEFAULT_SOCKET_MODE,
@@ -248,20 +273,36 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "env_file",
         read: |cx, d, _, v| {
+            // Its path sees the environment alone: the file is what it adds.
+            let depth = cx.expand_depth(expand::Depth::Os);
             if let Some(vars) = envfile::read(cx, v) {
-                d.env = vars;
+                // Beneath `[daemon] env`, whichever is read first.
+                envfile::under(&mut d.env, &vars);
             }
+            cx.expand_depth(depth);
+        },
+    },
+    Field {
+        key: "env",
+        read: |cx, d, _, v| {
+            let depth = cx.expand_depth(expand::Depth::Os);
+            if let Some(vars) = expand::read_env_table(cx, v, "[daemon] env") {
+                d.env.extend(vars);
+            }
+            cx.expand_depth(depth);
         },
     },
     Field {
         key: "socket",
         read: |cx, d, _, v| {
-            let Some(s) = cx.string(v) else { return };
+            let Some(s) = cx.expanded(v, "socket") else {
+                return;
+            };
             if s.is_empty() {
                 cx.error(v.span(), "socket path is empty");
                 return;
             }
-            let path = cx.dir.join(s);
+            let path = cx.dir.join(&s);
             match check_socket_dir(&path) {
                 Ok(()) => d.socket = path,
                 Err(why) => cx.error(v.span(), why),
@@ -287,11 +328,13 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "log_dir",
         read: |cx, d, _, v| {
-            let Some(s) = cx.string(v) else { return };
+            let Some(s) = cx.expanded(v, "log_dir") else {
+                return;
+            };
             if s.is_empty() {
                 cx.error(v.span(), "log_dir is empty (leave it out for \"logs\")");
             } else {
-                d.log_dir = cx.dir.join(s);
+                d.log_dir = cx.dir.join(&s);
             }
         },
     },
@@ -382,7 +425,9 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
     Field {
         key: "log_file",
         read: |cx, d, _, v| {
-            let Some(s) = cx.string(v) else { return };
+            let Some(s) = cx.expanded(v, "log_file") else {
+                return;
+            };
             if s.is_empty() {
                 cx.error(
                     v.span(),
@@ -390,7 +435,7 @@ const DAEMON_FIELDS: &[Field<DaemonConfig>] = &[
                 );
                 return;
             }
-            let path = cx.dir.join(s);
+            let path = cx.dir.join(&s);
             match logs::check_file(&path) {
                 Ok(()) => d.log_file = Some(path),
                 Err(why) => cx.error(v.span(), why),

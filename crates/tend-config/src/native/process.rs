@@ -109,7 +109,13 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
                         );
                     }
                     DeValue::String(s) => {
-                        d.spec.env.insert(name.to_string(), s.to_string());
+                        // Sees what lies below `env`, not its other keys.
+                        let depth = cx.expand_depth(super::expand::Depth::File);
+                        let key = format!("env.{name}");
+                        if let Some(s) = cx.expand(value, s, &key) {
+                            d.spec.env.insert(name.to_string(), s);
+                        }
+                        cx.expand_depth(depth);
                     }
                     other => {
                         let raw = cx.slice(value.span());
@@ -127,9 +133,11 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         key: "env_file",
         // Beneath `env`, whichever comes first in the table.
         read: |cx, d, _, v| {
+            let depth = cx.expand_depth(super::expand::Depth::Daemon);
             if let Some(vars) = super::envfile::read(cx, v) {
                 super::envfile::under(&mut d.spec.env, &vars);
             }
+            cx.expand_depth(depth);
         },
     },
     Field {
@@ -423,7 +431,62 @@ const STOP_FIELDS: &[Field<ProcessSpec>] = &[
         key: "timeout",
         read: |cx, spec, _, v| spec.stop.timeout = cx.duration(v).unwrap_or(spec.stop.timeout),
     },
+    Field {
+        key: "command",
+        read: |cx, spec, _, v| {
+            // `${MAINPID}` is known only when the stop runs.
+            let was = cx.vars.keep_mainpid(true);
+            spec.stop.command = read_command(cx, v);
+            cx.vars.keep_mainpid(was);
+        },
+    },
+    Field {
+        key: "stdin",
+        read: |cx, spec, _, v| {
+            let Some(s) = cx.string(v) else { return };
+            if s.is_empty() {
+                cx.error(
+                    v.span(),
+                    "stop.stdin is empty (write the message the program reads to stop, such as \"quit\\n\")",
+                );
+                return;
+            }
+            spec.stop.stdin = Some(s.to_string());
+        },
+    },
 ];
+
+/// `stop.stdin` needs a stdin pipe: it gets one unless `stdin = "null"` says
+/// otherwise; `stop.command` and `stop.stdin` are two ways, not one.
+fn check_stop(cx: &mut Cx<'_>, d: &mut Draft, table: &toml::de::DeTable<'_>) {
+    let stop = match table.get("stop").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t,
+        _ => return,
+    };
+    if let (Some(_), Some(stdin)) = (stop.get("command"), stop.get("stdin")) {
+        cx.error(
+            stdin.span(),
+            format!(
+                "stop.command and stop.stdin cannot both be set in {}: the stop begins one way",
+                d.section
+            ),
+        );
+    }
+    if d.spec.stop.stdin.is_some() {
+        if let Some(v) = table.get("stdin")
+            && matches!(v.get_ref(), DeValue::String(s) if s == "null")
+        {
+            cx.error(
+                v.span(),
+                format!(
+                    "stdin = \"null\" leaves nothing for stop.stdin to write to in {} (leave stdin out, or set it to \"pipe\")",
+                    d.section
+                ),
+            );
+        }
+        d.spec.stdin_pipe = true;
+    }
+}
 
 /// Every process and task of the file, checked one by one and as a graph.
 pub(super) struct All {
@@ -596,6 +659,7 @@ pub(super) fn read_entry(
         task: TaskDraft::default(),
     };
     let section = draft.section.clone();
+    super::expand::enter_process(cx, table);
     match kind {
         Kind::Process => {
             let fields = super::chain(PROCESS_FIELDS, super::platform::PROCESS_FIELDS);
@@ -611,6 +675,8 @@ pub(super) fn read_entry(
             walk(cx, &section, table, &fields, task::ALIASES, &mut draft);
         }
     }
+    super::expand::leave_process(cx);
+    check_stop(cx, &mut draft, table);
     if !draft.has_command {
         cx.error(
             value.span(),
@@ -767,14 +833,14 @@ fn read_command(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Vec<String>> {
             v.span(),
             "the program name (the first element of command) is empty",
         ),
-        Some(_) => return Some(argv),
+        Some(_) => return cx.expand_argv(v, argv, "command"),
     }
     None
 }
 
 /// A working directory: relative to the config's directory, and it must exist.
 fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
-    let s = cx.string(v)?;
+    let s = cx.expanded(v, "cwd")?;
     if s.is_empty() {
         cx.error(
             v.span(),
@@ -782,7 +848,7 @@ fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
         );
         return None;
     }
-    let path = cx.dir.join(s);
+    let path = cx.dir.join(&s);
     match crate::check::working_dir(&path) {
         Ok(()) => Some(path),
         Err(why) => {

@@ -194,7 +194,8 @@ fn process(o: &mut String, spec: &ProcessSpec) {
     let default = ProcessSpec::new(spec.name.clone(), spec.command.clone());
     let table = format!("process.{}", key(spec.name.as_str()));
     line(o, &format!("[{table}]"));
-    line(o, &format!("command = {}", array(&spec.command)));
+    let argv: Vec<String> = spec.command.iter().map(|a| literal(a)).collect();
+    line(o, &format!("command = [{}]", argv.join(", ")));
     if let Some(cwd) = &spec.cwd {
         line(o, &format!("cwd = {}", path(cwd)));
     }
@@ -248,7 +249,7 @@ fn process(o: &mut String, spec: &ProcessSpec) {
         line(o, "");
         line(o, &format!("[{table}.env]"));
         for (k, v) in &spec.env {
-            line(o, &format!("{} = {}", key(k), string(v)));
+            line(o, &format!("{} = {}", key(k), literal(v)));
         }
     }
     backoff(o, &table, &spec.backoff, &default.backoff);
@@ -368,7 +369,13 @@ fn duration(d: Duration) -> String {
 }
 
 fn path(p: &std::path::Path) -> String {
-    string(&p.to_string_lossy())
+    literal(&p.to_string_lossy())
+}
+
+/// A string tend.toml expands `${VAR}` in (commands, env values, paths):
+/// its `$` written `$$`, so it means what supervisord ran.
+fn literal(s: &str) -> String {
+    string(&s.replace('$', "$$"))
 }
 
 fn array(items: &[String]) -> String {

@@ -1161,6 +1161,7 @@ impl Options<'_> {
         spec.stop = StopSpec {
             signal: self.stopsignal,
             timeout: Duration::from_secs(u64::from(self.stopwaitsecs)),
+            ..StopSpec::default()
         };
     }
 

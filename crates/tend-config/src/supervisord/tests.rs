@@ -1812,10 +1812,10 @@ file=%(here)s/s.sock
 programs=api,static
 priority=3
 [program:api]
-command=sh -c 'echo \"hi there\"; sleep 1'
+command=sh -c 'echo \"hi there\" $$ ${{HOME}}; sleep 1'
 process_name=api.%(process_num)s
 numprocs=2
-environment=QUOTE=\"a\\\"b\",UNI=\"é\",EMPTY=\"\"
+environment=QUOTE=\"a\\\"b\",UNI=\"é\",EMPTY=\"\",COST=\"5$\"
 autorestart=false
 exitcodes=0,3
 stopsignal=QUIT

@@ -62,8 +62,13 @@ impl Process {
             self.end_loop(fx);
             self.give_up(
                 format!(
-                    "gave up after {} quick deaths in a row{last}",
-                    self.quick_deaths
+                    "gave up after {} quick {} in a row{last}",
+                    self.quick_deaths,
+                    if self.quick_deaths == 1 {
+                        "death"
+                    } else {
+                        "deaths"
+                    }
                 ),
                 fx,
             );
@@ -103,7 +108,17 @@ impl Process {
     fn floored(&mut self, delay: Duration, ran: Duration, fx: &mut Vec<Effect>) -> Duration {
         let wait = self.spec.backoff.floor.saturating_sub(ran);
         if wait <= delay {
-            self.end_loop(fx);
+            // A run just over the floor (a `true` on a loaded machine) is
+            // still the loop: it ends with a run of a few floors.
+            if ran
+                >= self
+                    .spec
+                    .backoff
+                    .floor
+                    .saturating_mul(LOOP_ENDS_AFTER_FLOORS)
+            {
+                self.end_loop(fx);
+            }
             return delay;
         }
         self.short_runs += 1;
@@ -188,6 +203,8 @@ pub(super) fn initial_cursor(mode: &BackoffMode) -> Cursor {
 
 /// Restarts held back by the floor in a row before they are a respawn loop.
 const LOOP_AFTER: u64 = 3;
+/// A respawn loop ends with a run at least this many floors long.
+const LOOP_ENDS_AFTER_FLOORS: u32 = 5;
 
 /// An empty schedule, or exactly `[0]`, means "never restart".
 fn schedule_disabled(steps: &[Duration]) -> bool {

@@ -63,6 +63,8 @@ pub enum Input {
     Notify(NotifyMsg),
     /// A timer fired.
     Timer(TimerId),
+    /// Its `stop.command` ended (or could not be started).
+    StopCommandDone,
 }
 
 /// What the driver must do.
@@ -93,6 +95,15 @@ pub enum Effect {
         /// The group.
         pgid: u32,
     },
+    /// Begin a gentle stop of the process `pid`: run `stop.command` (with
+    /// `MAINPID`) and answer `StopCommandDone` when it ends, or write
+    /// `stop.stdin` to its stdin.
+    GentleStop {
+        /// The process being stopped.
+        pid: u32,
+    },
+    /// Kill `stop.command` if it still runs; no answer.
+    EndStopCommand,
     /// Run a check and answer with `ProbeResult`.
     RunProbe {
         /// Which check.

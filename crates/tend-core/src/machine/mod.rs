@@ -285,6 +285,7 @@ impl Process {
                 self.armed.retain(|t| *t != id);
                 self.on_timer(now, id.kind, fx);
             }
+            Input::StopCommandDone => self.on_stop_command_done(fx),
         }
     }
 
@@ -321,10 +322,15 @@ impl Process {
         }
         match self.state {
             State::Starting { pid, since, .. } | State::Running { pid, since, .. } => {
-                fx.push(Effect::Kill {
-                    target: KillTarget::Group(pid),
-                    sig: self.spec.stop.signal,
-                });
+                let gentle = self.spec.stop.is_gentle();
+                if gentle {
+                    fx.push(Effect::GentleStop { pid });
+                } else {
+                    fx.push(Effect::Kill {
+                        target: KillTarget::Group(pid),
+                        sig: self.spec.stop.signal,
+                    });
+                }
                 self.cancel_run_timers(fx);
                 self.arm(TimerKind::Kill, now + self.spec.stop.timeout, fx);
                 self.state = State::Stopping {
@@ -332,6 +338,7 @@ impl Process {
                     since,
                     leader_exit: None,
                     killed: false,
+                    gentle,
                     group_checks: 0,
                     then: after,
                 };
@@ -571,6 +578,28 @@ impl Process {
             (TimerKind::StartSecs, State::Starting { .. }) => {
                 self.starting_progress(true, false, fx)
             }
+            (
+                TimerKind::Kill,
+                State::Stopping {
+                    pid,
+                    gentle: gentle @ true,
+                    leader_exit: None,
+                    ..
+                },
+            ) => {
+                // The gentle way used the whole timeout: now the signal,
+                // with a timeout of its own.
+                *gentle = false;
+                let pid = *pid;
+                if self.spec.stop.command.is_some() {
+                    fx.push(Effect::EndStopCommand);
+                }
+                fx.push(Effect::Kill {
+                    target: KillTarget::Group(pid),
+                    sig: self.spec.stop.signal,
+                });
+                self.arm(TimerKind::Kill, now + self.spec.stop.timeout, fx);
+            }
             (TimerKind::Kill, State::Stopping { pid, killed, .. }) => {
                 *killed = true;
                 let pid = *pid;
@@ -648,10 +677,41 @@ impl Process {
         }
     }
 
+    /// `stop.command` ended: the stop signal goes now, within what is left
+    /// of the timeout.
+    fn on_stop_command_done(&mut self, fx: &mut Vec<Effect>) {
+        if let State::Stopping {
+            pid,
+            ref mut gentle,
+            leader_exit: None,
+            ..
+        } = self.state
+            && *gentle
+            && self.spec.stop.command.is_some()
+        {
+            *gentle = false;
+            fx.push(Effect::Kill {
+                target: KillTarget::Group(pid),
+                sig: self.spec.stop.signal,
+            });
+        }
+    }
+
     fn finish_stop(&mut self, now: Mono, fx: &mut Vec<Effect>) {
-        let State::Stopping { then, since, .. } = self.state else {
+        let State::Stopping {
+            then,
+            since,
+            gentle,
+            ..
+        } = self.state
+        else {
             return;
         };
+        // The process ended while its stop command ran: the command has
+        // nothing left to stop.
+        if gentle && self.spec.stop.command.is_some() {
+            fx.push(Effect::EndStopCommand);
+        }
         self.cancel(TimerKind::Kill, fx);
         self.cancel(TimerKind::GroupCheck, fx);
         self.state = State::Stopped;

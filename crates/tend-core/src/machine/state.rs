@@ -114,6 +114,9 @@ pub enum State {
         leader_exit: Option<ExitInfo>,
         /// Whether SIGKILL was sent after the timeout.
         killed: bool,
+        /// `stop.command` runs or `stop.stdin` was written, and the stop
+        /// signal is not sent yet.
+        gentle: bool,
         /// Group checks so far since the leader exited (each waits twice as long).
         group_checks: u32,
         /// What happens after.

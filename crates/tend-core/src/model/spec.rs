@@ -193,6 +193,7 @@ impl ProcessSpec {
             return Err(SpecError::Backoff("initial is larger than max".into()));
         }
         self.limits.validate().map_err(SpecError::Limits)?;
+        self.validate_stop().map_err(SpecError::Stop)?;
         if self.backoff.floor < Backoff::MIN_FLOOR {
             return Err(SpecError::Backoff(format!(
                 "floor must be at least {}",
@@ -205,6 +206,23 @@ impl ProcessSpec {
             ));
         }
         Ok(())
+    }
+
+    fn validate_stop(&self) -> Result<(), String> {
+        match (&self.stop.command, &self.stop.stdin) {
+            (Some(_), Some(_)) => Err("set command or stdin, not both".into()),
+            (Some(c), None) if c.first().is_none_or(String::is_empty) => {
+                Err("command is empty".into())
+            }
+            (Some(c), None) if c.iter().any(|a| a.contains('\0')) => {
+                Err("command contains a NUL byte".into())
+            }
+            (None, Some(s)) if s.is_empty() => Err("stdin is empty".into()),
+            (None, Some(_)) if !self.stdin_pipe => {
+                Err("stdin needs the process's stdin to be a pipe (stdin = \"pipe\")".into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether an exit code counts as success.
@@ -238,6 +256,9 @@ pub enum SpecError {
     /// A resource limit out of range.
     #[error("limits: {0}")]
     Limits(String),
+    /// `stop.command` or `stop.stdin` does not fit.
+    #[error("stop: {0}")]
+    Stop(String),
 }
 
 /// When an exit is followed by a restart.
@@ -370,6 +391,24 @@ pub struct StopSpec {
     /// Wait this long for the group to exit, then SIGKILL it (Twisted's killTime).
     #[serde(with = "crate::model::duration::serde_str")]
     pub timeout: Duration,
+    /// Run before `signal` (systemd's `ExecStop`), with `MAINPID` set to the
+    /// process's pid, in its cwd and environment. `signal` follows when it
+    /// ends; one still running when `timeout` is over is killed, and the
+    /// signal then gets a `timeout` of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Written to the process's stdin instead of sending `signal`; `signal`
+    /// is sent only if the process is still running after `timeout`, and gets
+    /// a `timeout` of its own. Needs [`ProcessSpec::stdin_pipe`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+}
+
+impl StopSpec {
+    /// Whether a stop begins with `command` or `stdin` rather than the signal.
+    pub fn is_gentle(&self) -> bool {
+        self.command.is_some() || self.stdin.is_some()
+    }
 }
 
 impl Default for StopSpec {
@@ -377,6 +416,8 @@ impl Default for StopSpec {
         StopSpec {
             signal: Signal::TERM,
             timeout: Duration::from_secs(5),
+            command: None,
+            stdin: None,
         }
     }
 }

@@ -132,6 +132,23 @@ pub struct ProcessStatus {
     /// ([`crate::Supervisor::status_with_stats`]), and only while it is up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<super::resources::ProcessStats>,
+    /// Whether the config file has it or it was added at run time (the
+    /// supervisor itself knows no file: its own status says `config`; the
+    /// daemon's faces tell the added ones).
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// Where a process comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The config file.
+    #[default]
+    Config,
+    /// `tend add` (the API) and not saved in the config file: a restart of
+    /// the daemon forgets it.
+    Added,
 }
 
 /// Something that happened, published to every subscriber.

@@ -87,6 +87,17 @@ pub enum Effect {
         /// The run it belongs to.
         run: u64,
     },
+    /// Begin a gentle stop of `name` (pid `pid`): run its `stop.command` and
+    /// call [`Registry::stop_command_done`] when it ends, or write its
+    /// `stop.stdin`.
+    GentleStop {
+        /// Whose.
+        name: Name,
+        /// The process being stopped, for `MAINPID`.
+        pid: u32,
+    },
+    /// Kill `name`'s `stop.command` if it still runs.
+    EndStopCommand(Name),
     /// A request is complete.
     BatchDone {
         /// Which request.
@@ -399,6 +410,13 @@ impl Registry {
         out
     }
 
+    /// `name`'s `stop.command` ended.
+    pub fn stop_command_done(&mut self, now: Mono, name: &Name) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.feed(now, name, Input::StopCommandDone, &mut out);
+        out
+    }
+
     /// A message arrived on `name`'s notify socket.
     pub fn notify(&mut self, now: Mono, name: &Name, msg: NotifyMsg) -> Vec<Effect> {
         let mut out = Vec::new();
@@ -440,6 +458,11 @@ impl Registry {
                     name: name.clone(),
                     pgid,
                 },
+                machine::Effect::GentleStop { pid } => Effect::GentleStop {
+                    name: name.clone(),
+                    pid,
+                },
+                machine::Effect::EndStopCommand => Effect::EndStopCommand(name.clone()),
             });
         }
         let went_down = was_up.is_some() && up_pid(p.state()) != was_up;

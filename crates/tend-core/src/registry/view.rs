@@ -48,6 +48,7 @@ impl Registry {
                     log_bytes: 0,
                     exit_reason: None,
                     stats: None,
+                    origin: Default::default(),
                     ready: p.is_ready(),
                     health: p.health(),
                     last_check: p.last_check().map(|c| CheckStatus {

@@ -106,6 +106,9 @@ pub(crate) struct Driver<L: Launcher> {
     aux_tx: mpsc::UnboundedSender<Aux>,
     aux_rx: Option<mpsc::UnboundedReceiver<Aux>>,
     exec_probes: HashMap<u32, ExecProbe>,
+    /// Running `stop.command`s: by pid, whose; by process, which pid.
+    stop_commands: HashMap<u32, Name>,
+    stop_command_of: HashMap<Name, u32>,
     /// Notify sockets by process, bound at its first spawn.
     notify: HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: PathBuf,
@@ -145,6 +148,8 @@ impl<L: Launcher> Driver<L> {
             aux_tx,
             aux_rx: Some(aux_rx),
             exec_probes: HashMap::new(),
+            stop_commands: HashMap::new(),
+            stop_command_of: HashMap::new(),
             notify: HashMap::new(),
             runtime_dir,
             oom: std::collections::HashSet::new(),
@@ -360,6 +365,16 @@ impl<L: Launcher> Driver<L> {
             self.execute(fx);
             return;
         }
+        if let Some(name) = self.stop_commands.remove(&r.pid) {
+            self.launcher.forget(r.pid);
+            if self.stop_command_of.get(&name) == Some(&r.pid) {
+                self.stop_command_of.remove(&name);
+                tracing::debug!(process = %name, exit = %r.exit, "stop command ended");
+                fx.extend(self.registry.stop_command_done(now, &name));
+            }
+            self.execute(fx);
+            return;
+        }
         if let Some(name) = self.registry.owner_of(r.pid) {
             self.logs.close_stdin(name);
             // Told before the exit itself, which the machine publishes.
@@ -494,6 +509,50 @@ impl<L: Launcher> Driver<L> {
         }
     }
 
+    /// Begins a gentle stop: writes `stop.stdin`, or starts `stop.command`
+    /// as a child of ours (the single reaper reports its end) with
+    /// `MAINPID`, the process's cwd, environment and user.
+    fn gentle_stop(&mut self, name: Name, pid: u32) -> Vec<registry::Effect> {
+        let Some(owner) = self.registry.get(name.as_str()).map(|p| p.spec().clone()) else {
+            return Vec::new();
+        };
+        if let Some(text) = &owner.stop.stdin {
+            if let Err(e) = self.logs.send_stdin(&name, text.as_bytes().to_vec()) {
+                tracing::warn!(process = %name, error = %e, "could not write the stop message to stdin");
+            }
+            return Vec::new();
+        }
+        let Some(argv) = owner.stop.command.clone() else {
+            return Vec::new();
+        };
+        let pid_text = pid.to_string();
+        let argv = argv.iter().map(|w| with_mainpid(w, &pid_text)).collect();
+        let mut ps = ProcessSpec::new(name.clone(), argv);
+        ps.cwd = owner.cwd.clone();
+        ps.env = owner.env.clone();
+        ps.env.insert("MAINPID".to_string(), pid.to_string());
+        ps.clear_env = owner.clear_env;
+        ps.user = owner.user.clone();
+        ps.unix_group = owner.unix_group.clone();
+        ps.logs.stdout = LogTarget::Null;
+        ps.logs.stderr = LogTarget::Null;
+        match self.launcher.spawn_check(&ps) {
+            Ok(spawned) => {
+                drop((spawned.stdout, spawned.stderr, spawned.stdin));
+                tracing::debug!(process = %name, pid = spawned.pid, "stop command started");
+                if let Some(old) = self.stop_command_of.insert(name.clone(), spawned.pid) {
+                    let _ = self.launcher.kill(KillTarget::Group(old), Signal::KILL);
+                }
+                self.stop_commands.insert(spawned.pid, name);
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(process = %name, error = %e.message, "could not start the stop command; sending the stop signal");
+                self.registry.stop_command_done(self.now(), &name)
+            }
+        }
+    }
+
     fn fire_timers(&mut self) {
         let now = self.now();
         let mut fx = Vec::new();
@@ -549,6 +608,17 @@ impl<L: Launcher> Driver<L> {
                     }
                 }
                 registry::Effect::RunProbe { name, kind, run } => self.run_probe(name, kind, run),
+                registry::Effect::GentleStop { name, pid } => {
+                    let more = self.gentle_stop(name, pid);
+                    queue.extend(more);
+                }
+                registry::Effect::EndStopCommand(name) => {
+                    // Its exit is still reaped, and then ignored.
+                    if let Some(pid) = self.stop_command_of.remove(&name) {
+                        tracing::debug!(process = %name, pid, "killing the stop command");
+                        let _ = self.launcher.kill(KillTarget::Group(pid), Signal::KILL);
+                    }
+                }
                 registry::Effect::CheckGroup { name, pgid } => {
                     if !self.launcher.group_alive(pgid) {
                         let more = self.registry.group_empty(self.now(), &name);
@@ -676,6 +746,30 @@ fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&ProbeSpec> {
 
 /// The spec to spawn: with `notify`, the notify socket (bound at the
 /// first spawn) and the watchdog interval go into its environment.
+/// `word` with `$MAINPID` and `${MAINPID}` replaced by `pid`, as systemd's
+/// `ExecStop=` does, so that a stop command needs no shell to name the pid.
+fn with_mainpid(word: &str, pid: &str) -> String {
+    let word = word.replace("${MAINPID}", pid);
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word.as_str();
+    while let Some(i) = rest.find("$MAINPID") {
+        let after = &rest[i + "$MAINPID".len()..];
+        out.push_str(&rest[..i]);
+        if after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            out.push_str("$MAINPID");
+        } else {
+            out.push_str(pid);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn with_notify_env<'a>(
     notify: &mut HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: &std::path::Path,
@@ -723,4 +817,15 @@ fn with_notify_env<'a>(
             .insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
     }
     std::borrow::Cow::Owned(s)
+}
+
+#[cfg(test)]
+mod mainpid_tests {
+    #[test]
+    fn mainpid_is_replaced_in_both_spellings_only() {
+        let f = super::with_mainpid;
+        assert_eq!(f("kill -QUIT $MAINPID", "42"), "kill -QUIT 42");
+        assert_eq!(f("${MAINPID}/x $MAINPID.", "7"), "7/x 7.");
+        assert_eq!(f("$MAINPIDS $HOME", "7"), "$MAINPIDS $HOME");
+    }
 }

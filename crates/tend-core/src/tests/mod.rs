@@ -6,6 +6,7 @@
 
 mod backoff;
 mod deps;
+mod gentle;
 mod props;
 mod transitions;
 mod twisted;

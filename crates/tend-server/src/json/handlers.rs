@@ -35,7 +35,15 @@ pub(crate) async fn status(
         st.supervisor().status().await?
     };
     // What the caller may not see does not exist for it.
-    let all = caller.visible(all);
+    let mut all = caller.visible(all);
+    let added = st.config().added();
+    if !added.is_empty() {
+        for p in &mut all {
+            if added.contains(&p.name) {
+                p.origin = tend_core::Origin::Added;
+            }
+        }
+    }
     if patterns.is_empty() {
         return Ok(Json(all));
     }
@@ -235,8 +243,20 @@ pub(crate) async fn signal(
 pub(crate) async fn add(
     State(st): State<Daemon>,
     caller: Caller,
+    RawQuery(query): RawQuery,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<NameResponse>)> {
+    // `?save=true`: also into the config file (`tend add --save`).
+    let save = match query.as_deref().unwrap_or("") {
+        "" => false,
+        "save=true" | "save=1" | "save" => true,
+        "save=false" | "save=0" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown query {other:?}: the one parameter is save=true"
+            )));
+        }
+    };
     let shown = body
         .get("name")
         .and_then(|n| n.as_str())
@@ -250,7 +270,7 @@ pub(crate) async fn add(
     }
     let (spec, logs_given) = add_request(body)?;
     let target = format!("{} {:?}", spec.name, spec.command);
-    let added = st.add_process(spec, logs_given).await;
+    let added = st.add_process_saved(spec, logs_given, save).await;
     caller.audit_result("add", &target, &added);
     let name = added.map_err(|e| match e {
         AddError::Invalid(why) => ApiError::bad_request(why),

@@ -67,8 +67,8 @@ fn system_roots() -> anyhow::Result<RootCertStore> {
     let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
         anyhow::bail!(
-            "no trusted root certificates on this system ({} errors); give the daemon's CA with --ca FILE or its certificate's hash with --pin sha256:...",
-            found.errors.len()
+            "no trusted root certificates on this system ({}); give the daemon's CA with --ca FILE or its certificate's hash with --pin sha256:...",
+            crate::plural(found.errors.len(), "error")
         );
     }
     Ok(roots)

@@ -84,6 +84,7 @@ impl Faces {
         metrics.spawn_counter(sup);
         let daemon = Daemon::new(sup.clone(), shutdown.clone(), declared, Some(loader))
             .with_prepare_spec(Arc::new(prepare))
+            .with_save_spec(save_spec(config.path.clone(), config.format))
             .with_access(access)
             .with_metrics(metrics)
             .with_peers(peers)
@@ -338,6 +339,24 @@ pub(super) fn prepare_spec(
         }
         Ok(())
     }
+}
+
+/// `tend add --save`: into a tend.toml; a supervisord.conf is refused (its
+/// `[program:x]` sections have settings a `tend add` cannot give, and
+/// supervisord users edit it by hand and run `update`).
+fn save_spec(path: PathBuf, format: tend_config::Format) -> tend_server::SaveSpec {
+    Arc::new(move |spec, logs_given| match format {
+        tend_config::Format::Native => {
+            let file = tend_config::native::save::append_process(&path, spec, logs_given)?;
+            tracing::info!(process = %spec.name, file = %file.display(), "saved an added process in the config file");
+            Ok(())
+        }
+        tend_config::Format::Supervisord => Err(format!(
+            "{} is a supervisord.conf, and --save writes tend.toml only: add a [program:{}] section to it by hand and run `tend reload`",
+            path.display(),
+            spec.name
+        )),
+    })
 }
 
 /// `sendRemoteCommEvent` calls, for the event listeners.

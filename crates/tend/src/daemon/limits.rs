@@ -61,10 +61,12 @@ fn raise_for_processes(processes: usize, fds: u64) {
     let want = need.min(nr_open).max(hard);
     match setrlimit(Resource::RLIMIT_NOFILE, want, want) {
         Ok(()) => info!(
-            "raised the open-file limit from {soft} (hard {hard}) to {want} for {processes} processes ({fds} descriptors at most, and room for clients)"
+            "raised the open-file limit from {soft} (hard {hard}) to {want} for {} ({fds} descriptors at most, and room for clients)",
+            crate::plural(processes, "process")
         ),
         Err(e) => debug!(
-            "{processes} processes may hold {fds} descriptors; the open-file limit stays {soft} (it cannot be raised: {e})"
+            "{} may hold {fds} descriptors; the open-file limit stays {soft} (it cannot be raised: {e})",
+            crate::plural(processes, "process")
         ),
     }
 }
@@ -212,7 +214,8 @@ fn budget(
     let needed = process_fds + DAEMON_FDS + MIN_CLIENT_FDS;
     if nofile < needed {
         anyhow::bail!(
-            "the open-files limit is {nofile}, too low for {processes} processes: they need about {process_fds} descriptors, and the daemon {} more for itself and its clients; raise it to at least {needed} (`ulimit -n {needed}`, LimitNOFILE= in a systemd unit, or minfds in [supervisord])",
+            "the open-files limit is {nofile}, too low for {}: they need about {process_fds} descriptors, and the daemon {} more for itself and its clients; raise it to at least {needed} (`ulimit -n {needed}`, LimitNOFILE= in a systemd unit, or minfds in [supervisord])",
+            crate::plural(processes, "process"),
             DAEMON_FDS + MIN_CLIENT_FDS
         );
     }

@@ -670,8 +670,8 @@ fn report_cgroups(st: &CgroupStatus, processes: &[Arc<ProcessSpec>]) {
         }
         if st.leftovers_killed > 0 {
             warn!(
-                "killed {} processes an earlier tend left in {}",
-                st.leftovers_killed,
+                "killed {} an earlier tend left in {}",
+                crate::plural(st.leftovers_killed, "process"),
                 dir.display()
             );
         }

@@ -320,7 +320,7 @@ fn log_event(ev: &Event) {
 
 /// The daemon's log line for a process that gave up: the reason once, not
 /// "gave up: gave up after...".
-fn gave_up_line(name: &str, reason: &str) -> String {
+pub(crate) fn gave_up_line(name: &str, reason: &str) -> String {
     if reason.starts_with("gave up") {
         format!("{name}: {reason}")
     } else {

@@ -1,6 +1,8 @@
 //! The conveniences of issue 17: completions and man pages, `--json` on the
-//! read verbs, `tend logs --timestamps` and `--files`, the help text, and
-//! one rule for start and restart with stopped dependencies.
+//! read verbs, `tend logs --timestamps` and `--files`, the help text, one
+//! rule for start and restart with stopped dependencies, `${VAR}` in
+//! tend.toml, `tend add` marked and `--save`d, counts that read right, and
+//! the example's comments.
 
 // These tests run short-lived tools (bash, `tend completions`) to completion.
 #![allow(clippy::disallowed_methods)]
@@ -261,4 +263,208 @@ fn start_and_restart_start_a_stopped_dependency_and_say_so() {
         assert_eq!(d.state("db"), "running", "{verb}");
         assert_eq!(d.state("worker"), "running", "{verb}");
     }
+}
+
+/// `${VAR}` comes from the daemon's environment and the process's own `env`;
+/// `$$` is a `$` for the shell, whose `$$` is then its own pid.
+#[test]
+fn variables_expand_and_dollar_dollar_is_the_shells_pid() {
+    let d = Daemon::start(
+        r#"
+[process.pidof]
+command = ["sh", "-c", "echo $$$$ > ${OUT:-shell}.pid; echo \"$GREETING\" > greeting; exec sleep 1000"]
+env = { GREETING = "hello ${TEND_TEST_MARKER}" }
+"#,
+    );
+    let dir = d.dir.path().to_path_buf();
+    wait_until("the shell's files", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.join("greeting")).is_ok_and(|s| s.ends_with('\n'))
+            && std::fs::read_to_string(dir.join("shell.pid")).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid: u32 = std::fs::read_to_string(dir.join("shell.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // `exec` keeps the shell's pid: the one tend started.
+    assert_eq!(pid, d.pid("pidof"));
+    let greeting = std::fs::read_to_string(dir.join("greeting")).expect("greeting");
+    assert_eq!(greeting.trim(), format!("hello {}", d.marker));
+}
+
+/// An unknown variable is a config error naming the file, line, key and variable.
+#[test]
+fn check_names_an_unknown_variable() {
+    let env = TestEnv::new("[process.a]\ncommand = \"true\"\ncwd = \"/srv/${TEND_NO_SUCH_VAR}\"\n");
+    let run = env.tend(&["check"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains(
+            "tend.toml:3:13: unknown variable ${TEND_NO_SUCH_VAR} in cwd: set TEND_NO_SUCH_VAR"
+        ),
+        "{run}"
+    );
+}
+
+/// A process added at run time is shown as added; `tend add --save` writes
+/// it into tend.toml (the file otherwise as it was), and a reload keeps both
+/// without touching them.
+#[test]
+fn added_processes_are_marked_and_saved_ones_are_the_files() {
+    let original = "# my services\n[process.base]\ncommand = [\"sleep\", \"1000\"]   # stays\n";
+    let d = Daemon::start(original);
+    d.ok(&["add", "temp", "--", "sleep", "1001"]);
+    let run = d.ok(&[
+        "add",
+        "--save",
+        "keeper",
+        "--env",
+        "COST=5$",
+        "--restart",
+        "on-failure",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$COST\" > cost; exec sleep 1002",
+    ]);
+    assert_eq!(run.stdout, "keeper: added and saved in the config file\n");
+    let origin = |name: &str| d.proc(name)["origin"].as_str().unwrap_or("").to_string();
+    assert_eq!(origin("base"), "config");
+    assert_eq!(origin("temp"), "added");
+    assert_eq!(origin("keeper"), "config");
+    let table = d.ok(&["status"]).stdout;
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("temp").ends_with("added (not in the config file)"),
+        "{table}"
+    );
+    assert!(!line("keeper").contains("added"), "{table}");
+
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    assert!(text.starts_with(original), "the file is kept:\n{text}");
+    assert!(text.contains("[process.keeper]"), "{text}");
+    assert!(!text.contains("temp"), "{text}");
+    // What runs is what the file says, `$` and all.
+    let dir = d.dir.path().to_path_buf();
+    wait_until("keeper's file", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.join("cost")).is_ok_and(|s| s == "5$\n")
+    });
+    d.ok(&["check"]);
+
+    let (keeper, temp) = (d.pid("keeper"), d.pid("temp"));
+    d.ok(&["reload"]);
+    assert_eq!(d.pid("keeper"), keeper, "the reload left keeper alone");
+    assert_eq!(d.pid("temp"), temp, "an added process outlives a reload");
+    assert_eq!(origin("keeper"), "config");
+    assert_eq!(origin("temp"), "added");
+
+    // A name the file has is refused, and nothing is added.
+    let run = d.tend(&["add", "--save", "again", "--in-group", "g", "--", "true"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("group g"), "{run}");
+    assert!(d.status(&[]).iter().all(|p| p["name"] != "again"));
+}
+
+/// `--save` refuses a supervisord.conf with a clear message, and adds nothing.
+#[test]
+fn add_save_refuses_a_supervisord_conf() {
+    let mut env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::create_dir(env.dir.path().join("logs")).expect("mkdir");
+    std::fs::write(
+        &conf,
+        supervisord_conf!("[program:base]\ncommand=sleep 1000\n"),
+    )
+    .expect("write");
+    env.config = conf;
+    env.socket = env.dir.path().join("supervisor.sock");
+    let d = Daemon::start_in(env);
+    let run = d.tend(&["add", "--save", "x", "--", "sleep", "1"]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("is a supervisord.conf, and --save writes tend.toml only"),
+        "{run}"
+    );
+    assert!(d.status(&[]).iter().all(|p| p["name"] != "x"));
+}
+
+/// One quick death is "1 quick death", one process "1 process", and the
+/// daemon's log says "gave up" once.
+#[test]
+fn counts_of_one_read_right() {
+    let d = Daemon::start(
+        "[process.bad]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nbackoff = { give_up_after = 1, initial = \"100ms\" }\n",
+    );
+    wait_until("bad to give up", Duration::from_secs(10), || {
+        d.state("bad") == "fatal"
+    });
+    assert_eq!(
+        d.proc("bad")["error"],
+        "gave up after 1 quick death in a row (last: exit code 3)"
+    );
+    let log = d.log_text();
+    assert!(log.contains("serving 1 process on"), "{log}");
+    assert!(
+        log.contains("bad: gave up after 1 quick death in a row"),
+        "{log}"
+    );
+    assert!(!log.contains("gave up: gave up"), "{log}");
+}
+
+/// examples/tend.toml does what its comments say: the group, the order,
+/// `starting` then `running`, and flaky's back-off (1 s, then 2 s, fatal at
+/// the third quick death, `tend start` tries again).
+#[test]
+fn the_examples_comments_are_true() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let port = crate::harness::free_port();
+    let text = std::fs::read_to_string(examples.join("tend.toml"))
+        .expect("example")
+        .replace("8765", &port.to_string());
+    let deps = TestEnv::new(&std::fs::read_to_string(examples.join("deps.toml")).expect("deps"));
+    deps.ok(&["check"]);
+    if tend_testkit::require_program("python3").is_none() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&text);
+    // "tend restart workers:*" addresses the group.
+    let workers: Vec<String> = d
+        .status(&["workers:*"])
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(workers, ["ticker", "flaky"]);
+    // Priority 10: started first.
+    let started_at = |n: &str| d.proc(n)["started_at"].as_str().unwrap_or("").to_string();
+    assert!(started_at("ticker") <= started_at("web"), "ticker first");
+    // `starting` for a second, then `running`.
+    wait_until("web to run", Duration::from_secs(10), || {
+        d.state("web") == "running"
+    });
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    // Runs of 1 s, waits of 1 s and 2 s: fatal after about 5 s, not before.
+    wait_until("flaky to give up", Duration::from_secs(20), || {
+        d.state("flaky") == "fatal"
+    });
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(4800),
+        "gave up after {took:?}"
+    );
+    let flaky = d.proc("flaky");
+    assert_eq!(flaky["restarts"], 2);
+    assert_eq!(
+        flaky["error"],
+        "gave up after 3 quick deaths in a row (last: exit code 1)"
+    );
+    d.ok(&["start", "flaky"]);
+    assert_ne!(d.state("flaky"), "fatal");
 }

@@ -319,7 +319,7 @@ fn logs_follow_goes_on_across_a_rotation_and_a_restart() {
     let mut d = Daemon::start(
         r#"
 [process.tick]
-command = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i $$; sleep 0.02; done"]
+command = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i $$$$; sleep 0.02; done"]
 logs.max_size = "200"
 logs.backups = 1
 "#,

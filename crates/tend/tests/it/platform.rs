@@ -70,7 +70,7 @@ fn guard_of(daemon: u32) -> Option<u32> {
 /// The issue's own example: a shell whose `sleep` is not the daemon's child.
 const WRAPPER: &str = r#"
 [process.app]
-command = ["sh", "-c", "echo $$ > sh.pid; sleep 1234; echo done"]
+command = ["sh", "-c", "echo $$$$ > sh.pid; sleep 1234; echo done"]
 "#;
 
 fn sleep_of(sh: u32) -> u32 {
@@ -141,7 +141,7 @@ fn a_daemonizing_grandchild_is_stopped_with_its_process() {
     let d = Daemon::start(
         r#"
 [process.forker]
-command = ["sh", "-c", "setsid sh -c 'trap \"\" TERM; echo $$ > stray.pid; exec sleep 1235' & exec sleep 1236"]
+command = ["sh", "-c", "setsid sh -c 'trap \"\" TERM; echo $$$$ > stray.pid; exec sleep 1235' & exec sleep 1236"]
 
 [process.forker.stop]
 timeout = "1s"
@@ -204,7 +204,7 @@ fn the_next_tend_up_kills_what_a_killed_daemon_and_guard_left() {
     // Said once the cgroups are set up, which may be after the kill is seen.
     wait_until("the daemon to say so", Duration::from_secs(5), || {
         d.log_text()
-            .contains("killed 1 processes an earlier tend left")
+            .contains("killed 1 process an earlier tend left")
     });
     let _ = pid_in(&d, "sh.pid");
 }
@@ -514,7 +514,7 @@ fn forwarded_signals_reach_every_process_and_usr1_never_kills_tend() {
 forward_signals = ["HUP"]
 
 [process.listener]
-command = ["sh", "-c", "trap 'echo hup >> got' HUP; echo $$ > sh.pid; while :; do sleep 0.05; done"]
+command = ["sh", "-c", "trap 'echo hup >> got' HUP; echo $$$$ > sh.pid; while :; do sleep 0.05; done"]
 "#,
     );
     let _ = pid_in(&d, "sh.pid");

@@ -128,3 +128,97 @@ priority = 2
         "reverse priority order:\n{log}"
     );
 }
+
+/// `stop.command` runs first, with `MAINPID`; the stop signal follows it.
+#[test]
+fn the_stop_command_runs_with_mainpid_before_the_signal() {
+    let d = Daemon::start(
+        r#"
+[process.app]
+command = ["sh", "-c", "trap 'echo term >> signals; exit 0' TERM; while :; do sleep 0.05; done"]
+
+[process.app.stop]
+command = ["sh", "-c", "echo $MAINPID ${MAINPID} > mainpid; [ ! -e signals ] && echo before >> order"]
+timeout = "5s"
+"#,
+    );
+    let pid = d.pid("app");
+    let dir = d.dir.path().to_path_buf();
+    let run = d.ok(&["stop", "app"]);
+    assert_eq!(run.stdout, "app: stopped\n");
+    let mainpid = std::fs::read_to_string(dir.join("mainpid")).expect("the stop command ran");
+    assert_eq!(mainpid.trim(), format!("{pid} {pid}"));
+    // It ran before the signal, and the signal came after it.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order")).expect("order"),
+        "before\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("signals")).expect("the signal came"),
+        "term\n"
+    );
+    assert_eq!(d.proc("app")["last_exit"], serde_json::json!({"code": 0}));
+}
+
+/// A stop command that hangs is killed when the stop timeout is over, and the
+/// stop goes on to the signal.
+#[test]
+fn a_hanging_stop_command_is_killed_at_the_timeout() {
+    let d = Daemon::start(
+        r#"
+[process.app]
+command = ["sh", "-c", "trap 'echo term >> signals; exit 0' TERM; while :; do sleep 0.05; done"]
+
+[process.app.stop]
+command = ["sh", "-c", "echo $$$$ > cmd.pid; exec sleep 1000"]
+timeout = "1s"
+"#,
+    );
+    let dir = d.dir.path().to_path_buf();
+    let t = Instant::now();
+    d.ok(&["stop", "app"]);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(1), "stop took {took:?}");
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    let cmd: u32 = std::fs::read_to_string(dir.join("cmd.pid"))
+        .expect("the stop command ran")
+        .trim()
+        .parse()
+        .expect("pid");
+    wait_until(
+        "the stop command to be gone",
+        Duration::from_secs(5),
+        || !alive(cmd),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("signals")).expect("the signal came"),
+        "term\n"
+    );
+    assert_eq!(d.proc("app")["last_exit"], serde_json::json!({"code": 0}));
+}
+
+/// `stop.stdin` asks a program that reads its stdin to quit: it exits by
+/// itself and no signal is sent.
+#[test]
+fn a_stdin_message_stops_a_reading_child_without_a_signal() {
+    let d = Daemon::start(
+        r#"
+[process.repl]
+command = ["sh", "-c", "trap 'echo term >> signals' TERM; while read -r line; do [ \"$line\" = quit ] && { echo bye > said; exit 0; }; done"]
+
+[process.repl.stop]
+stdin = "quit\n"
+timeout = "10s"
+"#,
+    );
+    let dir = d.dir.path().to_path_buf();
+    let t = Instant::now();
+    d.ok(&["stop", "repl"]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("said")).expect("it read the message"),
+        "bye\n"
+    );
+    assert!(!dir.join("signals").exists(), "a signal was sent");
+    assert_eq!(d.proc("repl")["last_exit"], serde_json::json!({"code": 0}));
+}

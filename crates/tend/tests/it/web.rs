@@ -33,7 +33,7 @@ autostart = false
 backoff = { initial = "100ms", max = "200ms", min_uptime = "1s" }
 
 [process.talker]
-command = ["sh", "-c", "trap 'echo ping-$$-$(date +%s%N)' HUP; echo talker-up; while :; do sleep 0.05; done"]
+command = ["sh", "-c", "trap 'echo ping-$$$$-$(date +%s%N)' HUP; echo talker-up; while :; do sleep 0.05; done"]
 stop.timeout = "2s"
 
 [group.front]

@@ -91,7 +91,7 @@ pub fn log_of(ev: &Event, reason: Option<ExitReason>, time_ns: u64) -> Option<Lo
         Event::GaveUp { name, reason } => (
             Severity::Error,
             "tend.process.gave_up",
-            format!("{name}: gave up: {reason}"),
+            crate::daemon::own_log::gave_up_line(name.as_str(), reason),
             vec![proc(name), s("tend.reason", reason.clone())],
         ),
         Event::Killed { name, pid } => (

@@ -1,0 +1,163 @@
+//! `${VAR}`, `${VAR:-default}` and `$$` in tend.toml (`expand.rs`).
+
+use std::collections::BTreeMap;
+
+use tend_core::Check;
+use tend_core::spec::LogTarget;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+fn proc_of<'c>(c: &'c Config, n: &str) -> &'c ProcessSpec {
+    c.processes
+        .iter()
+        .find(|p| p.name.as_str() == n)
+        .unwrap_or_else(|| panic!("no process {n}"))
+}
+
+/// Every place that expands, each with a variable from another layer.
+#[test]
+fn expands_in_every_place_from_every_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("srv/app")).expect("mkdir");
+    std::fs::create_dir_all(d.join("var/log")).expect("mkdir");
+    write(d, "daemon.env", "LOGS=var/log\nPORT=8080\n");
+    write(d, "app.env", "APP_DIR=srv/app\n");
+    let text = r#"
+[daemon]
+env_file = "${CONF}.env"
+log_dir = "${LOGS}"
+socket = "${LOGS}/tend.sock"
+
+[process.web]
+env_file = "${APP_FILE:-app}.env"
+env = { GREETING = "hi ${USER_NAME}", PORT = "9090", SELF = "${GREETING:-unset}" }
+command = ["sh", "-c", "echo ${GREETING} $$1 on ${PORT:-80} ${MISSING:-none}", "${APP_DIR}"]
+cwd = "${APP_DIR}"
+logs.stdout = "${LOGS}/web-${PORT}.log"
+health = { exec = "test -d ${APP_DIR}", period = "1s" }
+ready = { http = "http://127.0.0.1:${PORT}/ready" }
+"#;
+    let path = d.join("tend.toml");
+    let c = parse_with_env(
+        &path,
+        text,
+        env(&[("CONF", "daemon"), ("USER_NAME", "ann")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.daemon.log_dir, d.join("var/log"));
+    assert_eq!(c.daemon.socket, d.join("var/log/tend.sock"));
+    let web = proc_of(&c, "web");
+    // The process's own env wins over [daemon] env_file's PORT; `$$` is one `$`.
+    assert_eq!(
+        web.command,
+        ["sh", "-c", "echo hi ann $1 on 9090 none", "srv/app"]
+    );
+    assert_eq!(web.env["GREETING"], "hi ann");
+    // An env value does not see the other env keys.
+    assert_eq!(web.env["SELF"], "unset");
+    assert_eq!(web.cwd.as_deref(), Some(d.join("srv/app").as_path()));
+    assert_eq!(
+        web.logs.stdout,
+        LogTarget::File(d.join("var/log/var/log/web-9090.log"))
+    );
+    let health = web.health.as_ref().expect("health");
+    assert_eq!(
+        health.check,
+        Check::Exec(vec!["test".into(), "-d".into(), "srv/app".into()])
+    );
+    let ready = web.ready.as_ref().expect("ready");
+    assert_eq!(
+        ready.check,
+        Check::Http("http://127.0.0.1:9090/ready".into())
+    );
+}
+
+/// A value with spaces stays one word of a string command; a bare `$NAME`
+/// is left for the shell.
+#[test]
+fn words_stay_whole_and_bare_dollars_stay() {
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        "[process.a]\ncommand = \"printf %s ${TWO} $HOME $$$$\"\n",
+        env(&[("TWO", "two words")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        proc_of(&c, "a").command,
+        ["printf", "%s", "two words", "$HOME", "$$"]
+    );
+}
+
+/// An unknown variable is an error at the variable, naming it and the key;
+/// every one is reported.
+#[test]
+fn unknown_variable_is_an_error_at_the_variable() {
+    let text = "[process.a]\ncommand = [\"sh\", \"-c\", \"run ${NOPE}\"]\nenv = { X = \"${ALSO_NOPE}\" }\n\n[daemon]\nlog_dir = \"x/${DIR\"\n";
+    let errs: Vec<String> = parse_with_env(Path::new("tend.toml"), text, BTreeMap::new())
+        .expect_err("errors")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:2:29: unknown variable ${NOPE} in command"),
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("${NOPE:-default}"), "{errs:#?}");
+    assert!(
+        errs[1].starts_with("tend.toml:3:14: unknown variable ${ALSO_NOPE} in env.X"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("tend.toml:6:14: unclosed \"${\" in log_dir"),
+        "{errs:#?}"
+    );
+}
+
+/// `[daemon] env` is given to every process over `[daemon] env_file` and
+/// beneath the process's own `env`, and `${VAR}` sees it.
+#[test]
+fn daemon_env_is_a_layer_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "all.env", "A=file\nB=file\n");
+    let text = r#"
+[daemon]
+env = { B = "daemon", HOME_TOO = "${HOME}/x" }
+env_file = "all.env"
+
+[process.p]
+command = ["echo", "${A}-${B}-${HOME_TOO}"]
+env = { A = "mine" }
+"#;
+    let c = parse_with_env(&d.join("tend.toml"), text, env(&[("HOME", "/h")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = proc_of(&c, "p");
+    assert_eq!(p.command, ["echo", "mine-daemon-/h/x"]);
+    assert_eq!(p.env["A"], "mine");
+    assert_eq!(p.env["B"], "daemon");
+    assert_eq!(p.env["HOME_TOO"], "/h/x");
+    let e = parse_with_env(
+        Path::new("tend.toml"),
+        "[daemon]\nenv = { X = 1 }\n",
+        BTreeMap::new(),
+    )
+    .expect_err("a number");
+    assert!(
+        e.to_string().contains("tend.toml:2:13: expected a string"),
+        "{e}"
+    );
+}
