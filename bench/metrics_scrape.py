@@ -3,7 +3,7 @@
 takes, what it costs the daemon in CPU, how big it is, and that the daemon
 does not wake up between scrapes.
 
-    bench/metrics_scrape.py [--tend target/release/tend] [--procs 1000] [--scrapes 50]
+    bench/metrics_scrape.py [--tend target/release/tend] [--procs 1000] [--scrapes 50] [--save PREFIX]
 
 Run by hand (not by the tests): build the release binary first
 (`cargo build --release -p tend`). Only the standard library is used. Every
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=1000)
     ap.add_argument("--scrapes", type=int, default=50)
     ap.add_argument("--quiet", type=float, default=15.0, help="seconds of no scrapes for the wake-up count")
+    ap.add_argument("--save", metavar="PREFIX", help="write the last scrape of each format to PREFIX.0.0.4 and PREFIX.OpenMetrics (to compare two builds' output)")
     args = ap.parse_args()
     tend = str(Path(args.tend).resolve())
     tick = os.sysconf("SC_CLK_TCK")
@@ -112,6 +113,8 @@ def main() -> None:
                     times.append((time.perf_counter() - t) * 1000)
                     size = len(body)
                 cpu_ms = (cpu_ticks(daemon.pid) - before) * 1000 / tick / args.scrapes
+                if args.save:
+                    Path(f"{args.save}.{name}").write_bytes(body)
                 times.sort()
                 lines = body.count(b"\n")
                 print(

@@ -187,6 +187,12 @@ impl Daemon {
         &self.inner.metrics
     }
 
+    /// The daemon's one reader of `/proc` (the engine reads through the
+    /// same one): what `GET /metrics` shows each process using.
+    pub fn procfs(&self) -> &'static tend_core::unix::procfs::ProcFs {
+        tend_core::unix::procfs::ProcFs::shared()
+    }
+
     /// Who may do what (the guard of every listener reads it).
     pub fn access(&self) -> &Access {
         &self.inner.access

@@ -102,6 +102,9 @@ pub struct ProcessStats {
     pub memory_peak_bytes: Option<u64>,
     /// Processes in its cgroup; `None` without one.
     pub processes: Option<u64>,
+    /// Threads of its main process, when `/proc` could tell.
+    #[serde(default)]
+    pub threads: Option<u64>,
 }
 
 // `cpu_percent` is computed from integers and a positive interval: never NaN.
@@ -121,6 +124,7 @@ impl ProcessStats {
             memory_bytes: None,
             memory_peak_bytes: None,
             processes: None,
+            threads: None,
         }
     }
 }

@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::name::Name;
 use crate::model::resources::{CPU_PERIOD_USEC, ProcessStats, ResourceLimits, StatsSource};
+use crate::unix::procfs::ProcFs;
 
 /// Whether, and under which cgroup, processes get cgroups of their own
 /// (`[daemon] cgroup`).
@@ -721,6 +722,8 @@ impl Cgroups {
         let pct = percent(pc.last, (pc.started, 0), now, cpu);
         pc.last = Some((now, cpu));
         let mut st = ProcessStats::new(StatsSource::Cgroup, cpu, pct);
+        let proc = ProcFs::shared();
+        st.threads = proc.stat(pgid).map(|s| s.threads);
         let pids = pids_in(&pc.dir);
         st.processes = Some(pids.len() as u64);
         match read(&pc.dir.join("memory.current")) {
@@ -731,7 +734,9 @@ impl Cgroups {
                     .and_then(|t| t.trim().parse().ok());
             }
             // No memory controller: what its processes hold in RAM now.
-            Err(_) => st.memory_bytes = Some(pids.iter().filter_map(|&p| rss(p)).sum()),
+            Err(_) => {
+                st.memory_bytes = Some(pids.iter().filter_map(|&p| proc.resident_bytes(p)).sum());
+            }
         }
         Some(st)
     }
@@ -831,19 +836,6 @@ fn percent(last: Option<(Instant, u64)>, start: (Instant, u64), now: Instant, cp
     cpu.saturating_sub(before) as f64 * 100.0 / wall as f64
 }
 
-/// Resident memory of `pid`, in bytes (`/proc/PID/statm`).
-fn rss(pid: u32) -> Option<u64> {
-    let statm = read(Path::new(&format!("/proc/{pid}/statm"))).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
-}
-
 /// A `[daemon] cgroup = PATH` as a directory: a path on a cgroup2 mount as
 /// it is, otherwise a path inside the cgroup v2 hierarchy under its mount.
 fn resolve_path(p: &Path) -> Result<PathBuf, String> {
@@ -922,35 +914,24 @@ fn enable_in_parent(parent: &Path, dir: &Path, own: Option<&Path>) -> Option<Pat
 
 // --- usage without a cgroup ----------------------------------------------------
 
-/// What the process `pid` alone uses, from `/proc` (it has no cgroup).
-/// `last` is the previous read of this run, `started` its start.
+/// What the process `pid` alone uses, from `/proc` (it has no cgroup): one
+/// `/proc/PID/stat` for CPU, memory and threads, and `/proc/PID/status`
+/// for the peak. `last` is the previous read of this run, `started` its
+/// start.
 pub(crate) fn proc_stats(
+    proc: &ProcFs,
     pid: u32,
     started: Instant,
     last: Option<(Instant, u64)>,
 ) -> Option<ProcessStats> {
-    let stat = read(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
-    // The fields after the command, which may hold spaces and parentheses;
-    // field N of proc(5) is rest[N - 3].
-    let (_, rest) = stat.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100);
-    let cpu = (num(14)? + num(15)?) * 1_000_000 / ticks;
+    let stat = proc.stat(pid)?;
+    let cpu = stat.cpu_ticks().saturating_mul(1_000_000) / proc.ticks_per_second();
     let now = Instant::now();
     let pct = percent(last, (started, 0), now, cpu);
     let mut st = ProcessStats::new(StatsSource::Proc, cpu, pct);
-    st.memory_bytes = rss(pid);
-    st.memory_peak_bytes = read(Path::new(&format!("/proc/{pid}/status")))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024);
+    st.memory_bytes = Some(stat.rss_pages.saturating_mul(proc.page_size()));
+    st.memory_peak_bytes = proc.peak_bytes(pid);
+    st.threads = Some(stat.threads);
     Some(st)
 }
 
@@ -1012,6 +993,22 @@ mod tests {
         assert_eq!(keyed(t, "frozen"), Some(0));
         assert_eq!(keyed(t, "nope"), None);
         assert_eq!(keyed("oom 0\noom_kill 3\n", "oom_kill"), Some(3));
+    }
+
+    #[test]
+    fn stats_without_a_cgroup_are_one_read_of_proc() {
+        let started = Instant::now();
+        let st =
+            proc_stats(ProcFs::shared(), std::process::id(), started, None).expect("our own /proc");
+        assert_eq!(st.source, StatsSource::Proc);
+        assert!(st.threads.is_some_and(|n| n >= 1), "{st:?}");
+        assert!(st.memory_bytes.is_some_and(|b| b > 0), "{st:?}");
+        assert!(
+            st.memory_peak_bytes
+                .is_some_and(|p| p >= st.memory_bytes.unwrap_or(0) / 2),
+            "{st:?}"
+        );
+        assert_eq!(proc_stats(ProcFs::shared(), u32::MAX, started, None), None);
     }
 
     #[test]

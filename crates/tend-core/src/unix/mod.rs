@@ -80,6 +80,7 @@ mod creds;
 pub(crate) mod epoll;
 mod guard;
 pub mod init;
+pub mod procfs;
 mod reaper;
 mod spawn;
 
@@ -529,7 +530,7 @@ impl Launcher for UnixLauncher {
             return cg.stats(pgid);
         }
         let (started, last) = self.runs.get(&pgid).copied()?;
-        let st = cgroup::proc_stats(pgid, started, last)?;
+        let st = cgroup::proc_stats(procfs::ProcFs::shared(), pgid, started, last)?;
         self.runs
             .insert(pgid, (started, Some((Instant::now(), st.cpu_usec))));
         Some(st)

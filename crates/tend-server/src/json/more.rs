@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tend_core::spec::LogTarget;
-use tend_core::{Name, StateName, StatsSource};
+use tend_core::{Name, ProcessStats, StateName, StatsSource};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
@@ -271,48 +271,21 @@ pub(crate) async fn resources(
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    // The engine's own reading (the cgroup's, or /proc's) for each process.
+    // The engine's own reading (the cgroup's, or /proc's through the one
+    // /proc reader) for each process: /proc is not read a second time here.
     let all = st.supervisor().status_with_stats().await?;
     let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
-    let sys = SysInfo::read();
     let processes = all
         .iter()
         .filter(|s| names.contains(&s.name) && s.state.is_up())
         .filter(|s| caller.may_str(Right::View, s.name.as_str(), s.group.as_str()))
         .filter_map(|s| {
-            let pid = s.pid?;
-            let main = usage(pid, &sys);
-            let mut u = main.map(|(cpu, pct, rss, threads)| Usage {
-                name: s.name.to_string(),
-                pid,
-                cpu_seconds: cpu,
-                cpu_percent_since_start: pct,
-                rss_bytes: rss,
-                threads,
-                source: StatsSource::Proc,
-                memory_peak_bytes: None,
-                processes: None,
-            });
-            let Some(stats) = &s.stats else { return u };
-            if stats.source == StatsSource::Cgroup {
-                let cpu = stats.cpu_usec as f64 / 1e6;
-                let age = s.uptime_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
-                u = Some(Usage {
-                    name: s.name.to_string(),
-                    pid,
-                    cpu_seconds: cpu,
-                    cpu_percent_since_start: if age > 0.0 { cpu / age * 100.0 } else { 0.0 },
-                    rss_bytes: stats.memory_bytes.or(main.map(|m| m.2)).unwrap_or_default(),
-                    threads: main.map_or(1, |m| m.3),
-                    source: StatsSource::Cgroup,
-                    memory_peak_bytes: None,
-                    processes: stats.processes,
-                });
-            }
-            u.map(|mut u| {
-                u.memory_peak_bytes = stats.memory_peak_bytes;
-                u
-            })
+            Some(usage(
+                s.name.as_str(),
+                s.pid?,
+                s.stats.as_ref()?,
+                s.uptime_ms,
+            ))
         })
         .collect();
     Ok(Json(Resources {
@@ -321,45 +294,22 @@ pub(crate) async fn resources(
     }))
 }
 
-struct SysInfo {
-    ticks: f64,
-    uptime: f64,
-}
-
-impl SysInfo {
-    fn read() -> SysInfo {
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let uptime = std::fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0.0);
-        SysInfo {
-            ticks: if ticks > 0 { ticks as f64 } else { 100.0 },
-            uptime,
-        }
+/// One process of `GET /v1/resources` from the engine's `stats` of it, up
+/// for `uptime_ms`.
+fn usage(name: &str, pid: u32, stats: &ProcessStats, uptime_ms: Option<u64>) -> Usage {
+    let cpu = stats.cpu_usec as f64 / 1e6;
+    let age = uptime_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+    Usage {
+        name: name.to_string(),
+        pid,
+        cpu_seconds: cpu,
+        cpu_percent_since_start: if age > 0.0 { cpu / age * 100.0 } else { 0.0 },
+        rss_bytes: stats.memory_bytes.unwrap_or_default(),
+        threads: stats.threads.unwrap_or(1),
+        source: stats.source,
+        memory_peak_bytes: stats.memory_peak_bytes,
+        processes: stats.processes,
     }
-}
-
-/// `(cpu seconds, cpu % since start, rss bytes, threads)` of `pid`.
-fn usage(pid: u32, sys: &SysInfo) -> Option<(f64, f64, u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command, which may hold spaces and parentheses.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state): field N is f[N - 3].
-    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    let cpu = (num(14)? + num(15)?) as f64 / sys.ticks;
-    let threads = num(20).unwrap_or(1);
-    let age = sys.uptime - num(22)? as f64 / sys.ticks;
-    let pct = if age > 0.0 { cpu / age * 100.0 } else { 0.0 };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    Some((cpu, pct, rss_kb * 1024, threads))
 }
 
 /// `POST /v1/stdin`: `{"name": "x", "data": "text"}` or `"data_b64"`.
@@ -588,10 +538,22 @@ mod tests {
     }
 
     #[test]
-    fn usage_of_this_process() {
-        let sys = SysInfo::read();
-        let (cpu, pct, rss, threads) = usage(std::process::id(), &sys).expect("our own /proc");
-        assert!(cpu >= 0.0 && pct >= 0.0);
-        assert!(rss > 0 && threads >= 1);
+    fn usage_is_the_engines_reading() {
+        let mut st = ProcessStats::new(StatsSource::Proc, 1_500_000, 0.0);
+        assert_eq!(
+            usage("web", 7, &st, Some(3000)).rss_bytes,
+            0,
+            "no memory read"
+        );
+        st.memory_bytes = Some(4096);
+        st.threads = Some(3);
+        let u = usage("web", 7, &st, Some(3000));
+        assert_eq!((u.cpu_seconds, u.cpu_percent_since_start), (1.5, 50.0));
+        assert_eq!(
+            (u.rss_bytes, u.threads, u.source),
+            (4096, 3, StatsSource::Proc)
+        );
+        let u = usage("web", 7, &st, None);
+        assert_eq!(u.cpu_percent_since_start, 0.0);
     }
 }

@@ -171,20 +171,13 @@ impl Counters {
         }
     }
 
-    /// Exits of `name` by reason, in the order of [`ExitReason::ALL`].
-    #[cfg(test)]
+    /// Exits of `name` by reason, in the order of [`ExitReason::ALL`]: one
+    /// short lock per process of a scrape (the event counter is never kept
+    /// waiting for a whole scrape), and no copy of every name.
     pub(crate) fn exits(&self, name: &Name) -> [u64; ExitReason::ALL.len()] {
         locked(&self.exits)
             .get(name)
             .map_or([0; ExitReason::ALL.len()], |e| e.by_reason)
-    }
-
-    /// Every process's exits at once (one lock for a whole scrape).
-    pub(crate) fn all_exits(&self) -> HashMap<Name, [u64; ExitReason::ALL.len()]> {
-        locked(&self.exits)
-            .iter()
-            .map(|(n, e)| (n.clone(), e.by_reason))
-            .collect()
     }
 
     /// Events by kind, in the order of [`EVENT_KINDS`].

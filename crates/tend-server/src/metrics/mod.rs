@@ -12,8 +12,14 @@
 //!   restarts by each process's state machine; they arrive with the status;
 //! - **read at scrape time only**: states, readiness, health, start times,
 //!   and what each process uses (CPU, memory, descriptors) from `/proc`
-//!   ([`usage::read`]). Nothing samples in the background: a daemon nobody
-//!   scrapes does no work for its metrics.
+//!   (the one reader, [`ProcFs`]). Nothing samples in the background: a
+//!   daemon nobody scrapes does no work for its metrics.
+//!
+//! A scrape of a thousand processes writes some 27,000 samples, so it is
+//! built to allocate per process at most, never per sample: each process's
+//! `process`/`group` labels are escaped once and shared by its samples
+//! ([`ProcessLabels`], kept between scrapes while the process is there),
+//! and the text is written into one buffer sized from the last scrape.
 //!
 //! A scrape answers what the caller's [`Right::Metrics`] covers: the series
 //! of the processes it may read the metrics of, and the daemon's own series
@@ -30,10 +36,10 @@
 mod counters;
 pub mod model;
 mod text;
-pub mod usage;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -46,9 +52,9 @@ use tend_core::{Event, ProcessStatus, StateName, Supervisor};
 use tokio::sync::broadcast;
 
 pub use counters::{EVENT_KINDS, ExitReason, event_kind};
-pub use model::{Family, Kind, LabelValue, Sample, Value};
-pub use text::{Format, encode};
-pub use usage::Usage;
+pub use model::{Family, Kind, LabelValue, Labels, ProcessLabels, Sample, Value};
+pub use tend_core::unix::procfs::{ProcFs, Usage};
+pub use text::{Format, encode, encode_into};
 
 use crate::Daemon;
 use crate::access::{Caller, Right};
@@ -125,6 +131,10 @@ struct Inner {
     counters: Counters,
     sources: RwLock<Vec<Arc<dyn Source>>>,
     started: jiff::Timestamp,
+    /// Each process's labels, escaped once (dropped with the process).
+    labels: Mutex<HashMap<tend_core::Name, Arc<ProcessLabels>>>,
+    /// The length of the last scrape's text: the next one's buffer.
+    last_size: AtomicUsize,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +160,8 @@ impl Metrics {
                 counters: Counters::default(),
                 sources: RwLock::new(Vec::new()),
                 started: jiff::Timestamp::now(),
+                labels: Mutex::new(HashMap::new()),
+                last_size: AtomicUsize::new(0),
             }),
         }
     }
@@ -174,10 +186,7 @@ impl Metrics {
             match rx.recv().await {
                 Ok(ev) => self.observe(&ev),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    self.inner
-                        .counters
-                        .missed
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    self.inner.counters.missed.fetch_add(n, Ordering::Relaxed);
                     tracing::warn!("metrics: {n} events were not counted (the counter lagged)");
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -221,9 +230,10 @@ impl Metrics {
     }
 
     /// Every family for the processes of `status` (each process's series),
-    /// with `usage` read for each live pid, and with `daemon_wide` the
-    /// daemon's own series (which count every process, so only a caller
-    /// with the right over all of them gets them).
+    /// with `usage` read for each live pid (and for the daemon's own), and
+    /// with `daemon_wide` the daemon's own series (which count every
+    /// process, so only a caller with the right over all of them gets
+    /// them).
     pub fn families(
         &self,
         status: &[ProcessStatus],
@@ -231,19 +241,65 @@ impl Metrics {
         daemon_wide: bool,
     ) -> Vec<Family> {
         let now = jiff::Timestamp::now();
-        let mut fam = ProcessFamilies::new();
-        let exits = self.inner.counters.all_exits();
-        for s in status {
-            fam.add(s, &exits, &usage, now);
+        let labels = self.labels_of(status);
+        let mut fam = ProcessFamilies::new(status.len());
+        for (s, l) in status.iter().zip(&labels) {
+            let exits = self.inner.counters.exits(&s.name);
+            fam.add(s, l, exits, &usage, now);
         }
         let mut out = fam.finish();
         if daemon_wide {
-            self.daemon_families(status, &mut out);
+            self.daemon_families(status, &usage, &mut out);
         }
         out
     }
 
-    fn daemon_families(&self, status: &[ProcessStatus], out: &mut Vec<Family>) {
+    /// The labels of each process of `status`, escaped once and kept
+    /// between scrapes (the lock is not held while `/proc` is read: a
+    /// second scrape or the OTLP snapshot does not wait for this one).
+    fn labels_of(&self, status: &[ProcessStatus]) -> Vec<Arc<ProcessLabels>> {
+        let mut labels = self.inner.labels.lock().unwrap_or_else(|p| p.into_inner());
+        let out = status
+            .iter()
+            .map(|s| {
+                // A lookup by reference: the name is copied only for a
+                // process seen for the first time (or whose group changed).
+                match labels.get(&s.name) {
+                    Some(l) if l.group() == s.group.as_str() => l.clone(),
+                    _ => {
+                        let l = Arc::new(ProcessLabels::new(s.name.as_str(), s.group.as_str()));
+                        labels.insert(s.name.clone(), l.clone());
+                        l
+                    }
+                }
+            })
+            .collect();
+        // The process set shrank (or this caller sees fewer): forget the
+        // labels of those not here.
+        if labels.len() > status.len() {
+            let here: std::collections::HashSet<&tend_core::Name> =
+                status.iter().map(|s| &s.name).collect();
+            labels.retain(|n, _| here.contains(n));
+        }
+        out
+    }
+
+    /// `families` as text in `format`, in one buffer sized from the last
+    /// scrape.
+    pub fn encode(&self, families: &[Family], format: Format) -> String {
+        let last = self.inner.last_size.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 16 + 1024);
+        encode_into(&mut out, families, format);
+        self.inner.last_size.store(out.len(), Ordering::Relaxed);
+        out
+    }
+
+    fn daemon_families(
+        &self,
+        status: &[ProcessStatus],
+        usage: &impl Fn(u32) -> Option<Usage>,
+        out: &mut Vec<Family>,
+    ) {
         let mut by_state = Family::new("tend_processes", Kind::Gauge, "Processes in each state.");
         for st in STATES {
             let n = status.iter().filter(|s| s.state == st).count() as u64;
@@ -267,12 +323,7 @@ impl Metrics {
         );
         missed.push(
             Vec::new(),
-            Value::Int(
-                self.inner
-                    .counters
-                    .missed
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            Value::Int(self.inner.counters.missed.load(Ordering::Relaxed)),
         );
         out.push(missed);
 
@@ -314,7 +365,7 @@ impl Metrics {
         .unit("seconds");
         start.push(Vec::new(), Value::Float(started));
         out.push(start);
-        if let Some(u) = usage::read(std::process::id()) {
+        if let Some(u) = usage(std::process::id()) {
             let mut cpu = Family::new(
                 "process_cpu_seconds",
                 Kind::Counter,
@@ -352,10 +403,17 @@ impl Metrics {
         }
     }
 
-    /// [`Metrics::families`] of `sup`'s processes as `caller` may see them.
-    /// The `/proc` reads run off the daemon's thread.
-    pub async fn gather(&self, sup: &Supervisor, caller: &Caller) -> Result<Vec<Family>, ApiError> {
-        self.gather_then(sup, caller, |families| families).await
+    /// [`Metrics::families`] of `sup`'s processes as `caller` may see them,
+    /// with what they use read by `proc`. The `/proc` reads run off the
+    /// daemon's thread.
+    pub async fn gather(
+        &self,
+        sup: &Supervisor,
+        proc: &'static ProcFs,
+        caller: &Caller,
+    ) -> Result<Vec<Family>, ApiError> {
+        self.gather_then(sup, proc, caller, |_, families| families)
+            .await
     }
 
     /// [`Metrics::gather`], then `then` over the families on the same
@@ -363,8 +421,9 @@ impl Metrics {
     async fn gather_then<T: Send + 'static>(
         &self,
         sup: &Supervisor,
+        proc: &'static ProcFs,
         caller: &Caller,
-        then: impl FnOnce(Vec<Family>) -> T + Send + 'static,
+        then: impl FnOnce(&Metrics, Vec<Family>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         if caller.grants().patterns(Right::Metrics).is_empty() {
             return Err(caller.denied(Right::Metrics, "read the metrics", "").into());
@@ -377,9 +436,12 @@ impl Metrics {
             .filter(|s| caller.may(Right::Metrics, &s.name, &s.group))
             .collect();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || then(this.families(&status, usage::read, everything)))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let families = this.families(&status, |pid| proc.usage(pid), everything);
+            then(&this, families)
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}")))
     }
 }
 
@@ -401,132 +463,143 @@ struct ProcessFamilies {
 }
 
 impl ProcessFamilies {
-    fn new() -> Self {
+    /// Empty families with room for `n` processes' samples.
+    fn new(n: usize) -> Self {
         ProcessFamilies {
             up: Family::new(
                 "tend_process_up",
                 Kind::Gauge,
                 "1 while the process is running, 0 otherwise.",
-            ),
+            )
+            .with_capacity(n),
             state: Family::new(
                 "tend_process_state",
                 Kind::Gauge,
                 "1 for the state the process is in, 0 for the others.",
-            ),
+            )
+            .with_capacity(n * STATES.len()),
             restarts: Family::new(
                 "tend_process_restarts",
                 Kind::Counter,
                 "Automatic restarts of the process (starts by a user are not counted).",
-            ),
+            )
+            .with_capacity(n),
             exits: Family::new(
                 "tend_process_exits",
                 Kind::Counter,
                 "Runs of the process that ended, by reason.",
-            ),
+            )
+            .with_capacity(n * ExitReason::ALL.len()),
             start: Family::new(
                 "tend_process_start_time_seconds",
                 Kind::Gauge,
                 "When the current run started, in seconds since the Unix epoch (while it is up).",
             )
-            .unit("seconds"),
+            .unit("seconds")
+            .with_capacity(n),
             uptime: Family::new(
                 "tend_process_uptime_seconds",
                 Kind::Gauge,
                 "Seconds since the current run started (while it is up).",
             )
-            .unit("seconds"),
+            .unit("seconds")
+            .with_capacity(n),
             ready: Family::new(
                 "tend_process_ready",
                 Kind::Gauge,
                 "1 when the current run is ready (its readiness check passed, or READY=1).",
-            ),
+            )
+            .with_capacity(n),
             health: Family::new(
                 "tend_process_health",
                 Kind::Gauge,
                 "1 for the verdict of the health check (unknown, healthy, unhealthy), 0 for the others.",
-            ),
+            )
+            .with_capacity(n * HEALTHS.len()),
             cpu: Family::new(
                 "tend_process_cpu_seconds",
                 Kind::Counter,
                 "CPU time (user and system) of the current run's main process.",
             )
-            .unit("seconds"),
+            .unit("seconds")
+            .with_capacity(n),
             memory: Family::new(
                 "tend_process_resident_memory_bytes",
                 Kind::Gauge,
                 "Resident memory of the current run's main process.",
             )
-            .unit("bytes"),
+            .unit("bytes")
+            .with_capacity(n),
             fds: Family::new(
                 "tend_process_open_fds",
                 Kind::Gauge,
                 "Open file descriptors of the current run's main process.",
-            ),
+            )
+            .with_capacity(n),
             log_bytes: Family::new(
                 "tend_process_log_bytes",
                 Kind::Counter,
                 "Bytes of output read from the process (stdout and stderr).",
             )
-            .unit("bytes"),
+            .unit("bytes")
+            .with_capacity(n),
             log_dropped: Family::new(
                 "tend_process_log_dropped_bytes",
                 Kind::Counter,
                 "Bytes of output that could not be written to the process's log files.",
             )
-            .unit("bytes"),
+            .unit("bytes")
+            .with_capacity(n),
         }
     }
 
+    /// The samples of the process `s` (labelled `l`, with `exits` by
+    /// reason): nothing is allocated here.
     fn add(
         &mut self,
         s: &ProcessStatus,
-        exits: &HashMap<tend_core::Name, [u64; ExitReason::ALL.len()]>,
+        l: &Arc<ProcessLabels>,
+        exits: [u64; ExitReason::ALL.len()],
         usage: &impl Fn(u32) -> Option<Usage>,
         now: jiff::Timestamp,
     ) {
-        let process: LabelValue = s.name.as_str().into();
-        let group: LabelValue = s.group.as_str().into();
-        let base = || vec![("process", process.clone()), ("group", group.clone())];
-        let with = |k: &'static str, v: &'static str| {
-            vec![
-                ("process", process.clone()),
-                ("group", group.clone()),
-                (k, LabelValue::from(v)),
-            ]
-        };
         let flag = |b: bool| Value::Int(u64::from(b));
-        self.up.push(base(), flag(s.state == StateName::Running));
+        self.up
+            .push_process(l, None, flag(s.state == StateName::Running));
         for st in STATES {
             self.state
-                .push(with("state", st.as_str()), flag(s.state == st));
+                .push_process(l, Some(("state", st.as_str())), flag(s.state == st));
         }
-        self.restarts.push(base(), Value::Int(s.restarts));
-        let counts = exits.get(&s.name).copied().unwrap_or_default();
-        for (r, n) in ExitReason::ALL.iter().zip(counts) {
-            self.exits.push(with("reason", r.as_str()), Value::Int(n));
+        self.restarts.push_process(l, None, Value::Int(s.restarts));
+        for (r, n) in ExitReason::ALL.iter().zip(exits) {
+            self.exits
+                .push_process(l, Some(("reason", r.as_str())), Value::Int(n));
         }
         if s.state.is_up()
             && let Some(t) = s.started_at
         {
             self.start
-                .push(base(), Value::Float(t.as_millisecond() as f64 / 1000.0));
+                .push_process(l, None, Value::Float(t.as_millisecond() as f64 / 1000.0));
             let up = now.duration_since(t).as_secs_f64().max(0.0);
-            self.uptime.push(base(), Value::Float(up));
+            self.uptime.push_process(l, None, Value::Float(up));
         }
-        self.ready.push(base(), flag(s.ready));
+        self.ready.push_process(l, None, flag(s.ready));
         for (h, name) in HEALTHS {
-            self.health.push(with("health", name), flag(s.health == h));
+            self.health
+                .push_process(l, Some(("health", name)), flag(s.health == h));
         }
         if let Some(u) = s.pid.and_then(usage) {
-            self.cpu.push(base(), Value::Float(u.cpu_seconds));
-            self.memory.push(base(), Value::Int(u.resident_bytes));
+            self.cpu.push_process(l, None, Value::Float(u.cpu_seconds));
+            self.memory
+                .push_process(l, None, Value::Int(u.resident_bytes));
             if let Some(n) = u.open_fds {
-                self.fds.push(base(), Value::Int(n));
+                self.fds.push_process(l, None, Value::Int(n));
             }
         }
-        self.log_bytes.push(base(), Value::Int(s.log_bytes));
+        self.log_bytes
+            .push_process(l, None, Value::Int(s.log_bytes));
         self.log_dropped
-            .push(base(), Value::Int(s.log_dropped_bytes));
+            .push_process(l, None, Value::Int(s.log_dropped_bytes));
     }
 
     fn finish(self) -> Vec<Family> {
@@ -575,9 +648,12 @@ async fn scrape(State(daemon): State<Daemon>, caller: Caller, headers: HeaderMap
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let encoded = daemon
         .metrics()
-        .gather_then(daemon.supervisor(), &caller, move |families| {
-            encode(&families, format)
-        })
+        .gather_then(
+            daemon.supervisor(),
+            daemon.procfs(),
+            &caller,
+            move |metrics, families| metrics.encode(&families, format),
+        )
         .await;
     match encoded {
         Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),

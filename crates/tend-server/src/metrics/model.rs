@@ -39,11 +39,122 @@ impl Value {
 /// A label value shared by many samples (a process's name and group).
 pub type LabelValue = Arc<str>;
 
+/// A process's `process` and `group` labels, shared by all of its samples,
+/// with the text exposition's `process="…",group="…"` written (and
+/// escaped) once: a sample of a process carries one reference to them, not
+/// a list of its own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcessLabels {
+    process: LabelValue,
+    group: LabelValue,
+    written: Box<str>,
+}
+
+impl ProcessLabels {
+    /// The labels of the process `process` in `group`.
+    pub fn new(process: &str, group: &str) -> ProcessLabels {
+        let mut written = String::with_capacity(20 + process.len() + group.len());
+        written.push_str("process=\"");
+        escape_label(&mut written, process);
+        written.push_str("\",group=\"");
+        escape_label(&mut written, group);
+        written.push('"');
+        ProcessLabels {
+            process: process.into(),
+            group: group.into(),
+            written: written.into(),
+        }
+    }
+
+    /// The process's name.
+    pub fn process(&self) -> &str {
+        &self.process
+    }
+
+    /// Its group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// `process="…",group="…"`, escaped for the text exposition.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+}
+
+/// Backslash, newline and double quote of a label value, as the text
+/// formats (0.0.4 and OpenMetrics alike) escape them.
+pub(crate) fn escape_label(out: &mut String, s: &str) {
+    escape(out, s, true);
+}
+
+/// Backslash and newline always; the double quote when `quote` (label
+/// values, and OpenMetrics' help).
+pub(crate) fn escape(out: &mut String, s: &str, quote: bool) {
+    if !s.contains(['\\', '\n', '"']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The labels of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    /// A process's `process` and `group`, then, when there is one, a label
+    /// of a fixed set of values (`state`, `reason`, `health`).
+    Process(Arc<ProcessLabels>, Option<(&'static str, &'static str)>),
+    /// Names and values, in the order they are written (none: empty).
+    List(Vec<(&'static str, LabelValue)>),
+}
+
+impl Labels {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Labels::Process(..) => false,
+            Labels::List(l) => l.is_empty(),
+        }
+    }
+
+    /// Every name and value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let (process, list) = match self {
+            Labels::Process(p, extra) => (
+                Some(
+                    [("process", p.process()), ("group", p.group())]
+                        .into_iter()
+                        .chain(*extra),
+                ),
+                None,
+            ),
+            Labels::List(l) => (None, Some(l.iter().map(|(k, v)| (*k, &**v)))),
+        };
+        process
+            .into_iter()
+            .flatten()
+            .chain(list.into_iter().flatten())
+    }
+}
+
+impl From<Vec<(&'static str, LabelValue)>> for Labels {
+    fn from(list: Vec<(&'static str, LabelValue)>) -> Labels {
+        Labels::List(list)
+    }
+}
+
 /// One sample: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Label names and values, in the order they are written.
-    pub labels: Vec<(&'static str, LabelValue)>,
+    /// Its labels.
+    pub labels: Labels,
     /// The value.
     pub value: Value,
 }
@@ -84,8 +195,31 @@ impl Family {
     }
 
     /// Adds a sample.
-    pub fn push(&mut self, labels: Vec<(&'static str, LabelValue)>, value: Value) {
-        self.samples.push(Sample { labels, value });
+    pub fn push(&mut self, labels: impl Into<Labels>, value: Value) {
+        self.samples.push(Sample {
+            labels: labels.into(),
+            value,
+        });
+    }
+
+    /// Adds a sample of the process `p` (with `extra`, a label of a fixed
+    /// value). Nothing is allocated but, now and then, the samples' room.
+    pub fn push_process(
+        &mut self,
+        p: &Arc<ProcessLabels>,
+        extra: Option<(&'static str, &'static str)>,
+        value: Value,
+    ) {
+        self.samples.push(Sample {
+            labels: Labels::Process(p.clone(), extra),
+            value,
+        });
+    }
+
+    /// The same family with room for `n` samples.
+    pub fn with_capacity(mut self, n: usize) -> Family {
+        self.samples.reserve_exact(n);
+        self
     }
 
     /// The name of its samples: `NAME_total` for a counter, `NAME_info` for

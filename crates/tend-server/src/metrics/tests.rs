@@ -154,11 +154,14 @@ async fn callers_see_what_their_metrics_right_covers() {
     web.autostart = false;
     sup.add(web).await.expect("add");
     let nobody = Caller::new(Identity::Anonymous, None, Grants::none());
-    let e = metrics.gather(&sup, &nobody).await.expect_err("refused");
+    let e = metrics
+        .gather(&sup, ProcFs::shared(), &nobody)
+        .await
+        .expect_err("refused");
     assert_eq!(e.status, StatusCode::FORBIDDEN);
     assert!(e.message.contains("needs \"metrics\""), "{}", e.message);
     let all = metrics
-        .gather(&sup, &Caller::internal())
+        .gather(&sup, ProcFs::shared(), &Caller::internal())
         .await
         .expect("everything");
     assert!(all.iter().any(|f| f.name == "tend_processes"));
@@ -167,6 +170,58 @@ async fn callers_see_what_their_metrics_right_covers() {
         .find(|f| f.name == "tend_process_up")
         .expect("up");
     assert_eq!(up.samples.len(), 1);
+    sup.shutdown().await.expect("shutdown");
+}
+
+/// A process's labels are escaped once and shared by its samples and by
+/// the next scrape; they go with the process.
+#[tokio::test]
+async fn process_labels_are_kept_while_the_process_is_there() {
+    let (sup, _driver) = Supervisor::spawn(Options::default(), false).expect("supervisor");
+    let metrics = Metrics::new();
+    for name in ["web", "db"] {
+        let mut s = spec(name, "exec sleep 1000");
+        s.autostart = false;
+        sup.add(s).await.expect("add");
+    }
+    let labels_of = |families: &[Family], family: &str| -> Vec<Arc<ProcessLabels>> {
+        let f = families.iter().find(|f| f.name == family).expect("family");
+        f.samples
+            .iter()
+            .map(|s| match &s.labels {
+                Labels::Process(p, _) => p.clone(),
+                Labels::List(l) => panic!("a process's sample with a list: {l:?}"),
+            })
+            .collect()
+    };
+    let status = sup.status().await.expect("status");
+    let first = metrics.families(&status, |_| None, false);
+    let up = labels_of(&first, "tend_process_up");
+    let states = labels_of(&first, "tend_process_state");
+    assert_eq!((up.len(), states.len()), (2, 2 * STATES.len()));
+    assert!(Arc::ptr_eq(&up[0], &states[0]), "one copy per process");
+    let second = metrics.families(&status, |_| None, false);
+    assert!(Arc::ptr_eq(
+        &up[0],
+        &labels_of(&second, "tend_process_up")[0]
+    ));
+    assert_eq!(
+        up[0].written(),
+        format!("process=\"{0}\",group=\"{0}\"", up[0].process())
+    );
+
+    sup.remove("web").await.expect("remove");
+    let status = sup.status().await.expect("status");
+    metrics.families(&status, |_| None, false);
+    let kept: Vec<String> = metrics
+        .inner
+        .labels
+        .lock()
+        .expect("labels")
+        .keys()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(kept, ["db"]);
     sup.shutdown().await.expect("shutdown");
 }
 

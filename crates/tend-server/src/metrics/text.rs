@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Family, Kind, Value};
+use super::model::{Family, Kind, Labels, Value, escape};
 
 /// Which text format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,77 +43,112 @@ impl Format {
 pub fn encode(families: &[Family], format: Format) -> String {
     let samples: usize = families.iter().map(|f| f.samples.len()).sum();
     let mut out = String::with_capacity(256 + families.len() * 128 + samples * 72);
+    encode_into(&mut out, families, format);
+    out
+}
+
+/// [`encode`] at the end of `out` (a buffer sized from the last scrape).
+/// Nothing is allocated per sample: a process's labels are written
+/// already escaped ([`ProcessLabels::written`](super::model::ProcessLabels::written)),
+/// numbers straight into `out`.
+pub fn encode_into(out: &mut String, families: &[Family], format: Format) {
     for f in families.iter().filter(|f| !f.samples.is_empty()) {
-        let sample = f.sample_name();
         let (meta, kind) = match (format, f.kind) {
-            (Format::Prometheus, Kind::Counter) => (sample.as_str(), "counter"),
-            (Format::Prometheus, Kind::Gauge | Kind::Info) => (sample.as_str(), "gauge"),
-            (Format::OpenMetrics, Kind::Counter) => (f.name, "counter"),
-            (Format::OpenMetrics, Kind::Gauge) => (f.name, "gauge"),
-            (Format::OpenMetrics, Kind::Info) => (f.name, "info"),
+            (Format::Prometheus, Kind::Counter) => (Meta::Sample(f), "counter"),
+            (Format::Prometheus, Kind::Gauge | Kind::Info) => (Meta::Sample(f), "gauge"),
+            (Format::OpenMetrics, Kind::Counter) => (Meta::Family(f), "counter"),
+            (Format::OpenMetrics, Kind::Gauge) => (Meta::Family(f), "gauge"),
+            (Format::OpenMetrics, Kind::Info) => (Meta::Family(f), "info"),
         };
         out.push_str("# HELP ");
-        out.push_str(meta);
+        meta.write(out);
         out.push(' ');
-        escape(&mut out, f.help, format == Format::OpenMetrics);
+        escape(out, f.help, format == Format::OpenMetrics);
         out.push_str("\n# TYPE ");
-        out.push_str(meta);
+        meta.write(out);
         out.push(' ');
         out.push_str(kind);
         out.push('\n');
         if format == Format::OpenMetrics
             && let Some(unit) = f.unit
         {
-            let _ = writeln!(out, "# UNIT {meta} {unit}");
+            out.push_str("# UNIT ");
+            meta.write(out);
+            out.push(' ');
+            out.push_str(unit);
+            out.push('\n');
         }
         for s in &f.samples {
-            out.push_str(&sample);
-            if !s.labels.is_empty() {
-                out.push('{');
-                for (i, (k, v)) in s.labels.iter().enumerate() {
-                    if i > 0 {
+            sample_name(out, f);
+            match &s.labels {
+                Labels::Process(p, extra) => {
+                    out.push('{');
+                    out.push_str(p.written());
+                    if let Some((k, v)) = extra {
                         out.push(',');
+                        label(out, k, v);
                     }
-                    out.push_str(k);
-                    out.push_str("=\"");
-                    escape(&mut out, v, true);
-                    out.push('"');
+                    out.push('}');
                 }
-                out.push('}');
+                Labels::List(l) if l.is_empty() => {}
+                Labels::List(l) => {
+                    out.push('{');
+                    for (i, (k, v)) in l.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        label(out, k, v);
+                    }
+                    out.push('}');
+                }
             }
             out.push(' ');
-            value(&mut out, s.value);
+            value(out, s.value);
             out.push('\n');
         }
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
-    out
 }
 
-/// Backslash and newline always; the double quote in label values (and in
-/// OpenMetrics' help).
-fn escape(out: &mut String, s: &str, quote: bool) {
-    if !s.contains(['\\', '\n', '"']) {
-        out.push_str(s);
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quote => out.push_str("\\\""),
-            c => out.push(c),
+/// The name in a family's `# HELP` and `# TYPE` lines: its samples' in
+/// 0.0.4, its own in OpenMetrics.
+#[derive(Clone, Copy)]
+enum Meta<'a> {
+    Sample(&'a Family),
+    Family(&'a Family),
+}
+
+impl Meta<'_> {
+    fn write(self, out: &mut String) {
+        match self {
+            Meta::Sample(f) => sample_name(out, f),
+            Meta::Family(f) => out.push_str(f.name),
         }
     }
+}
+
+/// [`Family::sample_name`], written into `out`.
+fn sample_name(out: &mut String, f: &Family) {
+    out.push_str(f.name);
+    match f.kind {
+        Kind::Counter => out.push_str("_total"),
+        Kind::Info => out.push_str("_info"),
+        Kind::Gauge => {}
+    }
+}
+
+fn label(out: &mut String, k: &str, v: &str) {
+    out.push_str(k);
+    out.push_str("=\"");
+    escape(out, v, true);
+    out.push('"');
 }
 
 fn value(out: &mut String, v: Value) {
     match v {
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Int(n) => out.push_str(itoa::Buffer::new().format(n)),
         Value::Float(f) if f.is_nan() => out.push_str("NaN"),
         Value::Float(f) if f.is_infinite() => out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" }),
         Value::Float(f) => {
@@ -187,6 +222,66 @@ mod tests {
              # TYPE tend_up gauge\n\
              tend_up +Inf\n\
              # EOF\n"
+        );
+    }
+
+    /// The same samples with their labels as a list each (as every sample
+    /// had before) and as a process's shared, pre-escaped labels: the same
+    /// bytes in both formats.
+    #[test]
+    fn shared_process_labels_write_what_a_list_writes() {
+        use crate::metrics::model::ProcessLabels;
+        use std::sync::Arc;
+        let names = [("web", "web"), ("a\"b\\c\nd", "g\\"), ("x", "")];
+        let mut listed = Family::new("tend_process_state", Kind::Gauge, "State.");
+        let mut shared = listed.clone();
+        let mut listed_exits =
+            Family::new("tend_process_exits", Kind::Counter, "Exits \"so far\".");
+        let mut shared_exits = listed_exits.clone();
+        for (i, (p, g)) in names.iter().enumerate() {
+            let labels = Arc::new(ProcessLabels::new(p, g));
+            assert_eq!((labels.process(), labels.group()), (*p, *g));
+            listed.push(
+                vec![("process", (*p).into()), ("group", (*g).into())],
+                Value::Float(i as f64 / 3.0),
+            );
+            shared.push_process(&labels, None, Value::Float(i as f64 / 3.0));
+            listed_exits.push(
+                vec![
+                    ("process", (*p).into()),
+                    ("group", (*g).into()),
+                    ("reason", "code".into()),
+                ],
+                Value::Int(u64::MAX - i as u64),
+            );
+            shared_exits.push_process(
+                &labels,
+                Some(("reason", "code")),
+                Value::Int(u64::MAX - i as u64),
+            );
+        }
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let old = encode(&[listed.clone(), listed_exits.clone()], format);
+            let new = encode(&[shared.clone(), shared_exits.clone()], format);
+            assert_eq!(old, new);
+            assert!(
+                old.contains("process=\"a\\\"b\\\\c\\nd\",group=\"g\\\\\""),
+                "{old}"
+            );
+            assert!(
+                old.contains(",reason=\"code\"} 18446744073709551615\n"),
+                "{old}"
+            );
+        }
+        let s = &shared_exits.samples[1];
+        let pairs: Vec<_> = s.labels.iter().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("process", "a\"b\\c\nd"),
+                ("group", "g\\"),
+                ("reason", "code")
+            ]
         );
     }
 

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use tend_config::TelemetryConfig;
 use tend_config::telemetry::Signal;
 use tend_core::{Event, Supervisor};
-use tend_server::metrics::{Family, Kind, Metrics, Source, Value, usage};
+use tend_server::metrics::{Family, Kind, Metrics, ProcFs, Source, Value};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -589,8 +589,10 @@ async fn push_metrics(
             return;
         };
         let m = metrics.clone();
+        let proc = ProcFs::shared();
         let Ok(families) =
-            tokio::task::spawn_blocking(move || m.families(&status, usage::read, true)).await
+            tokio::task::spawn_blocking(move || m.families(&status, |pid| proc.usage(pid), true))
+                .await
         else {
             continue;
         };
