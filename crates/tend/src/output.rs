@@ -227,7 +227,7 @@ pub struct Row<'a> {
     #[serde(default)]
     pub ready: bool,
     /// Health verdict.
-    #[serde(default = "unknown_health")]
+    #[serde(default)]
     pub health: Health,
     /// The latest check.
     #[serde(default, borrow)]
@@ -247,10 +247,6 @@ pub struct Row<'a> {
     /// Whether the config file has it.
     #[serde(default)]
     pub origin: tend_core::Origin,
-}
-
-fn unknown_health() -> Health {
-    Health::Unknown
 }
 
 /// The latest check of a [`Row`].

@@ -297,10 +297,11 @@ pub enum ProbeKind {
 }
 
 /// Health as status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// No verdict yet (or no health check).
+    #[default]
     Unknown,
     /// The last `success_threshold` runs passed.
     Healthy,

@@ -39,7 +39,7 @@ pub struct Proc {
     #[serde(default)]
     pub ready: bool,
     /// Health verdict.
-    #[serde(default = "unknown_health")]
+    #[serde(default)]
     pub health: Health,
     /// Lower starts first.
     #[serde(default)]
@@ -53,10 +53,6 @@ pub struct Proc {
     /// Milliseconds until the next automatic restart, in back-off.
     #[serde(default)]
     pub next_restart_in_ms: Option<u64>,
-}
-
-fn unknown_health() -> Health {
-    Health::Unknown
 }
 
 /// A process as the model keeps it: its last status and what it uses.
