@@ -589,6 +589,22 @@ fn start_supervisord_conf(text: &str) -> Daemon {
     Daemon::start_in(env)
 }
 
+/// A new bearer token from `tend passwd --token`: the token and its hash.
+fn new_token() -> (String, String) {
+    let out = Command::new(TEND)
+        .args(["passwd", "--token"])
+        .output()
+        .expect("tend passwd --token");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .expect("a field")
+            .to_string()
+    };
+    (field("token: "), field("hash: "))
+}
+
 /// `tend passwd` with the password on stdin.
 fn passwd(password: &str) -> String {
     use std::io::Write;
@@ -620,19 +636,7 @@ fn http_users_and_tokens_over_tcp() {
     let argon = passwd("argon-pw");
     assert!(argon.starts_with("$argon2id$"), "{argon}");
     let bcrypt = bcrypt::hash("bcrypt-pw", 4).expect("bcrypt");
-    let token_out = Command::new(TEND)
-        .args(["passwd", "--token"])
-        .output()
-        .expect("tend passwd --token");
-    let token_text = String::from_utf8_lossy(&token_out.stdout).into_owned();
-    let field = |k: &str| {
-        token_text
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .expect("a field")
-            .to_string()
-    };
-    let (token, token_hash) = (field("token: "), field("hash: "));
+    let (token, token_hash) = new_token();
     let extra = format!(
         "[tend:role:operator]\nview = *\nlogs = web\ncontrol = web\n\n\
          [tend:user:argon]\npassword = {argon}\nroles = operator\n\n\
@@ -1064,19 +1068,7 @@ fn a_permitted_start_starts_its_dependency_and_says_so() {
     if tend_testkit::require_program("curl").is_none() {
         return;
     }
-    let token_out = Command::new(TEND)
-        .args(["passwd", "--token"])
-        .output()
-        .expect("tend passwd --token");
-    let token_text = String::from_utf8_lossy(&token_out.stdout).into_owned();
-    let field = |k: &str| {
-        token_text
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .expect("a field")
-            .to_string()
-    };
-    let (token, token_hash) = (field("token: "), field("hash: "));
+    let (token, token_hash) = new_token();
     let port = free_port();
     let d = Daemon::start(&format!(
         "[http]\nlisten = [\"127.0.0.1:{port}\"]\n\n\

@@ -212,6 +212,18 @@ impl Daemon {
         Self::start_in(TestEnv::new(config))
     }
 
+    /// Writes the supervisord.conf `text` into `env`'s directory, with a
+    /// `logs` folder beside it, and starts a daemon for it whose socket is
+    /// `supervisor.sock` there (what such configs give `[unix_http_server]`).
+    pub fn start_supervisord_in(mut env: TestEnv, text: &str) -> Daemon {
+        fs::create_dir_all(env.dir.path().join("logs")).expect("logs dir");
+        let conf = env.dir.path().join("supervisord.conf");
+        fs::write(&conf, text).expect("write conf");
+        env.config = conf;
+        env.socket = env.dir.path().join("supervisor.sock");
+        Self::start_in(env)
+    }
+
     /// Starts the daemon for `env` and waits until its socket answers.
     pub fn start_in(env: TestEnv) -> Daemon {
         // Files, not pipes: the daemon can never block writing its output.

@@ -77,16 +77,6 @@ stopwaitsecs=2
     )
 }
 
-fn start_conf(text: &str) -> Daemon {
-    let mut env = TestEnv::new("");
-    fs::create_dir(env.dir.path().join("logs")).expect("logs dir");
-    let conf = env.dir.path().join("supervisord.conf");
-    fs::write(&conf, text).expect("write conf");
-    env.config = conf;
-    env.socket = env.dir.path().join("supervisor.sock");
-    Daemon::start_in(env)
-}
-
 /// A Prometheus server on a loopback port with its own config and storage
 /// in `dir`, scraping `target` every second; killed when dropped.
 struct Prometheus {
@@ -195,7 +185,7 @@ fn prometheus_scrapes_the_series_and_sees_a_restart() {
         return;
     };
     let port = free_port();
-    let mut d = start_conf(&conf(port));
+    let mut d = Daemon::start_supervisord_in(TestEnv::new(""), &conf(port));
     d.wait_for("web and chatty running", Duration::from_secs(10), |d| {
         d.state("web") == "running" && d.state("chatty") == "running"
     });

@@ -16,16 +16,6 @@ use nix::sys::signal::Signal;
 use crate::harness::{Daemon, TestEnv, wait_until};
 use crate::pki::{self, Ca};
 
-/// A daemon for a supervisord.conf in `env`'s directory.
-fn start_supervisord_conf(mut env: TestEnv, text: &str) -> Daemon {
-    fs::create_dir_all(env.dir.path().join("logs")).expect("logs dir");
-    let conf = env.dir.path().join("supervisord.conf");
-    fs::write(&conf, text).expect("write conf");
-    env.config = conf;
-    env.socket = env.dir.path().join("supervisor.sock");
-    Daemon::start_in(env)
-}
-
 fn curl() -> Option<std::path::PathBuf> {
     tend_testkit::require_program("curl")
 }
@@ -42,7 +32,7 @@ fn tls_with_a_password_for_curl_and_the_tend_client() {
     let ca_file = ca.write(&dir.join("ca.pem"));
     let server = ca.leaf(&dir, "server", "tend", &["127.0.0.1", "localhost"], false);
     let port = pki::free_port();
-    let mut d = start_supervisord_conf(
+    let mut d = Daemon::start_supervisord_in(
         env,
         &format!(
             "[supervisord]\nlogfile=%(here)s/sd.log\npidfile=%(here)s/sd.pid\nchildlogdir=%(here)s/logs\n\

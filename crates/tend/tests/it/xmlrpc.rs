@@ -217,17 +217,6 @@ stopwaitsecs=2
     )
 }
 
-/// A daemon for a supervisord.conf written into a fresh temp dir.
-fn start_conf(text: &str) -> Daemon {
-    let mut env = TestEnv::new("");
-    fs::create_dir(env.dir.path().join("logs")).expect("logs dir");
-    let conf = env.dir.path().join("supervisord.conf");
-    fs::write(&conf, text).expect("write conf");
-    env.config = conf;
-    env.socket = env.dir.path().join("supervisor.sock");
-    Daemon::start_in(env)
-}
-
 fn unix_url(d: &Daemon) -> String {
     format!("unix://{}", d.socket.display())
 }
@@ -247,7 +236,7 @@ fn wait_state(d: &mut Daemon, name: &str, state: &str) {
 
 #[test]
 fn supervisor_methods_on_a_supervisord_conf() {
-    let mut d = start_conf(&lab_conf(free_port()));
+    let mut d = Daemon::start_supervisord_in(TestEnv::new(""), &lab_conf(free_port()));
     let url = unix_url(&d);
     wait_state(&mut d, "failer", "FATAL");
     wait_state(&mut d, "sleeper", "RUNNING");
@@ -644,7 +633,7 @@ fn tcp(port: u16) -> std::net::TcpStream {
 #[test]
 fn tcp_listener_auth_and_malformed_requests() {
     let port = free_port();
-    let d = start_conf(&lab_conf(port));
+    let d = Daemon::start_supervisord_in(TestEnv::new(""), &lab_conf(port));
     let anon = format!("http://127.0.0.1:{port}");
     let authed = format!("http://admin:secret@127.0.0.1:{port}");
     let wrong = format!("http://admin:nope@127.0.0.1:{port}");
@@ -788,7 +777,10 @@ fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
     let slow = "sleep 0.2; done";
     let conf = lab_conf(free_port());
     assert!(conf.contains(slow), "the lab's printer changed");
-    let mut d = start_conf(&conf.replace(slow, "[ $i -gt 150 ] && sleep 0.2; done"));
+    let mut d = Daemon::start_supervisord_in(
+        TestEnv::new(""),
+        &conf.replace(slow, "[ $i -gt 150 ] && sleep 0.2; done"),
+    );
     let log = d.dir.path().join("logs/printer.out.log");
     d.wait_for("printer to write 2 KB", Duration::from_secs(60), |_| {
         fs::read_to_string(&log).is_ok_and(|t| t.len() > 2048 && t.contains("printer line 151\n"))
@@ -874,7 +866,7 @@ fn logtail_streams_as_supervisorctl_tail_f_reads_it() {
 #[test]
 fn reload_config_groups_restart_and_shutdown() {
     let port = free_port();
-    let mut d = start_conf(&lab_conf(port));
+    let mut d = Daemon::start_supervisord_in(TestEnv::new(""), &lab_conf(port));
     let url = unix_url(&d);
     wait_state(&mut d, "sleeper", "RUNNING");
     assert_eq!(
@@ -997,7 +989,7 @@ fn check_import_and_up_on_the_example() {
         .replace("/tmp/", "%(here)s/")
         .replace("127.0.0.1:9001", &format!("127.0.0.1:{port}"))
         .replace("8765", &free_port().to_string());
-    let mut d = start_conf(&text);
+    let mut d = Daemon::start_supervisord_in(TestEnv::new(""), &text);
     let url = unix_url(&d);
     wait_state(&mut d, "workers:worker_01", "RUNNING");
     wait_state(&mut d, "workers:flaky", "FATAL");
@@ -1029,7 +1021,7 @@ fn check_import_and_up_on_the_example() {
 fn credentials_on_the_unix_socket() {
     let text =
         lab_conf(free_port()).replace("chmod=0700\n", "chmod=0700\nusername=user\npassword=pass\n");
-    let d = start_conf(&text);
+    let d = Daemon::start_supervisord_in(TestEnv::new(""), &text);
     let path = d.socket.display().to_string();
     assert_eq!(
         rpc(&format!("unix://{path}"), "supervisor.getState", json!([])),
