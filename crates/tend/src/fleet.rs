@@ -693,6 +693,7 @@ fn read_statuses(
     };
     let mut reader = BufReader::new(body);
     let mut line = String::new();
+    let mut sse = crate::client::sse::Sse::default();
     while Instant::now() < deadline {
         line.clear();
         match reader.read_line(&mut line) {
@@ -706,10 +707,10 @@ fn read_statuses(
             }
             Ok(_) => {}
         }
-        let Some(data) = line.strip_prefix("data: ") else {
+        let Some(data) = sse.line(&line) else {
             continue;
         };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) else {
             continue;
         };
         let mut statuses = Vec::new();

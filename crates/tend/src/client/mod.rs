@@ -8,6 +8,7 @@
 //! rustls over the blocking socket, set up only for an `https` host.
 
 pub mod host;
+pub mod sse;
 mod tls;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
