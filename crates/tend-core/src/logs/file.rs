@@ -21,6 +21,10 @@ pub const FILE_MODE: u32 = 0o640;
 pub const DIR_MODE: u32 = 0o755;
 /// After a failure, (re)opening is tried at most this often.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often, at most, a write looks at the open file (`fstat`) to see it
+/// removed or truncated by someone else. A busy pipe is written thousands of
+/// times a second; one look per interval is enough to follow an operator.
+pub const LOOK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What one [`LogFile::write`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,14 +92,18 @@ struct OpenLine {
 /// directories again) at most once per [`RETRY_INTERVAL`], dropping their
 /// data in between without a syscall. Should the cut fail too, the next write
 /// starts with a `\n`. A file removed while open (`st_nlink == 0`) is noticed
-/// before the next write and recreated, under the same limit. A file renamed
+/// before the first write [`LOOK_INTERVAL`] after the last look and
+/// recreated, under the same limit. A file renamed
 /// away (logrotate) is not noticed: call [`LogFile::reopen`].
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
-    /// Bytes in the file (its length, refreshed with `fstat` before each write).
+    /// Bytes in the file (its length, refreshed with `fstat` before a write
+    /// at most once per [`LOOK_INTERVAL`]).
     size: u64,
+    /// When `fstat` last looked at the open file.
+    looked: Option<Duration>,
     /// The open file is a regular file (the only kind that is rotated).
     regular: bool,
     max_size: u64,
@@ -150,6 +158,7 @@ impl LogFile {
             error: None,
             reported: false,
             last_attempt: None,
+            looked: None,
             open: None,
         }
     }
@@ -216,7 +225,11 @@ impl LogFile {
             cut_earlier: 0,
             why,
         };
-        if let Some(f) = &self.file {
+        let look = self
+            .looked
+            .is_none_or(|t| now < t || now - t >= LOOK_INTERVAL);
+        if let Some(f) = self.file.as_ref().filter(|_| look) {
+            self.looked = Some(now);
             match f.metadata() {
                 Ok(m) if m.nlink() == 0 => {
                     self.file = None;

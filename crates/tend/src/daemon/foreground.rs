@@ -45,6 +45,23 @@ impl Inherited {
     }
 }
 
+/// Whether the daemon's stdout is `/dev/null` (the same character device),
+/// where the foreground view would print for nobody.
+pub(super) fn stdout_is_dev_null() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(null) = std::fs::metadata("/dev/null") else {
+        return false;
+    };
+    let stdout = std::io::stdout();
+    let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(m) => m.file_type().is_char_device() && m.rdev() == null.rdev(),
+        Err(_) => false,
+    }
+}
+
 /// The foreground view: every process's output as `name | line` on stdout,
 /// like `docker compose up`.
 ///

@@ -207,8 +207,10 @@ fn run(
     };
     let start = start_lines(&config, &notes, raised.into_iter().flatten());
     // The merged `name | line` view, unless the config sends the output
-    // where it wants it (a supervisord.conf).
-    let view = foreground && config.daemon.echo_output;
+    // where it wants it (a supervisord.conf) or nobody can see it: a stdout
+    // that is /dev/null would cost a copy and a prefix of every line for
+    // nothing (as much CPU again as the capture itself).
+    let view = foreground && config.daemon.echo_output && !foreground::stdout_is_dev_null();
     let result = rt.block_on(daemon(
         config,
         caps,
