@@ -80,11 +80,14 @@ def writer_script(nbytes: int, times: Path) -> str:
     return f'a=$(date +%s%N); yes {x} | head -c {nbytes}; b=$(date +%s%N); echo "$a $b" >> {times}'
 
 
-def read_times(times: Path, n: int) -> float:
+def read_times(times: Path, n: int) -> tuple[float, float]:
+    """The run's wall time (first start to last end), and how far apart the
+    writers started (the spawning's share of it)."""
     pairs = [tuple(int(v) for v in line.split()) for line in times.read_text().splitlines() if line.strip()]
     if len(pairs) != n:
         raise BenchError(f"{times}: {len(pairs)} writers reported, expected {n}")
-    return (max(b for _, b in pairs) - min(a for a, _ in pairs)) / 1e9
+    starts = [a for a, _ in pairs]
+    return (max(b for _, b in pairs) - min(starts)) / 1e9, (max(starts) - min(starts)) / 1e9
 
 
 def wait_for(pred, timeout: float, what: str) -> None:
@@ -169,7 +172,8 @@ class Variant:
         wait_complete(self.files(), expected)
         cpu = (run_ns(pid) - cpu0) / 1e6 if pid else None
         got = sum(size(p) for p in self.files())
-        out = {"wall_s": read_times(self.times, self.procs), "cpu_ms": cpu, "lost": expected - got}
+        wall, spread = read_times(self.times, self.procs)
+        out = {"wall_s": wall, "start_spread_s": spread, "cpu_ms": cpu, "lost": expected - got}
         if self.shared:
             out["whole"] = lines_whole(self.files()[0])
         return out
