@@ -403,3 +403,46 @@ fn each_copy_gets_its_index_in_its_command_logs_and_check_and_so_does_a_scaled_o
         check(&d, i);
     }
 }
+
+/// `tend import` of `numprocs`: one table with `replicas`, and the imported
+/// file runs each copy with its own number where supervisord had
+/// `%(process_num)d`.
+#[test]
+fn an_imported_numprocs_runs_as_copies_with_their_index() {
+    let env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        "[supervisord]\nlogfile=%(here)s/supervisord.log\nchildlogdir=%(here)s\n\n\
+         [program:w]\n\
+         command=sh -c 'echo %(process_num)d > %(here)s/n-%(process_num)d; exec sleep 600'\n\
+         process_name=%(program_name)s-%(process_num)d\n\
+         numprocs=2\n\
+         environment=N=\"%(process_num)d\"\n",
+    )
+    .expect("write supervisord.conf");
+    let run = env.tend_bare(&["import", conf.to_str().expect("utf-8")]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("[process.w]\nreplicas = 2\n"), "{run}");
+    assert!(!run.stdout.contains("differ"), "nothing differs:\n{run}");
+    std::fs::write(&env.config, &run.stdout).expect("write tend.toml");
+    let mut d = Daemon::start_in(env);
+    d.wait_for("both copies running", LONG, |d| {
+        ["w-0", "w-1"].iter().all(|n| d.state(n) == "running")
+    });
+    for i in 0..2 {
+        let path = d.dir.path().join(format!("n-{i}"));
+        crate::harness::wait_until("the copy's file", LONG, || path.exists());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default().trim(),
+            i.to_string()
+        );
+        let pid = d.pid(&format!("w-{i}"));
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            environ.split('\0').any(|v| v == format!("N={i}")),
+            "{environ}"
+        );
+    }
+}
