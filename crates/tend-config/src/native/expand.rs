@@ -19,6 +19,11 @@
 //! `$` before anything but `{` and `$` (`$HOME`, `$1`, `$@`, `$(cmd)`) is
 //! left as written, for the shell that runs the command. An unknown variable
 //! without a default is an error at the variable.
+//!
+//! In a table with `replicas`, `${TEND_REPLICA}` is each copy's index, known
+//! only when the copies are made: the table's values are read as *template
+//! text* ([`expand_keeping`]), which [`substitute_replica`] finishes for each
+//! copy (see replicas.rs).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -470,7 +475,7 @@ pub(crate) fn escape_path(p: &std::path::Path) -> std::path::PathBuf {
 
 /// The text of copy `index` from template text (see [`expand_keeping`]):
 /// `${TEND_REPLICA}` becomes `index`, `$$` becomes `$`, anything else stays.
-pub fn substitute_replica(text: &str, index: &str) -> String {
+pub(crate) fn substitute_replica(text: &str, index: &str) -> String {
     if !text.contains('$') {
         return text.to_string();
     }
@@ -479,12 +484,12 @@ pub fn substitute_replica(text: &str, index: &str) -> String {
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        if tail.starts_with("$$") {
+        if let Some(after) = tail.strip_prefix("$$") {
             out.push('$');
-            rest = &tail[2..];
-        } else if tail.starts_with(REPLICA_MARK) {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix(REPLICA_MARK) {
             out.push_str(index);
-            rest = &tail[REPLICA_MARK.len()..];
+            rest = after;
         } else {
             out.push('$');
             rest = &tail[1..];

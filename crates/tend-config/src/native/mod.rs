@@ -52,7 +52,6 @@ use crate::{
 };
 use value::{Field, Item, Key, section_name, walk};
 
-pub use expand::substitute_replica;
 pub use logs::check_file as check_log_file;
 pub use replicas::{MAX_REPLICAS, REPLICA_VAR, replica_copy, replica_from_template};
 

@@ -7,7 +7,11 @@
 //! [`REPLICA_VAR`]. A dependency on `NAME` is a dependency on every copy (all
 //! of them must meet its condition), and `before = ["NAME"]` runs before all.
 //! A copy's default log files are its own (`NAME-0.out.log`); a path written
-//! in the table is shared by all (lines never interleave).
+//! in the table is shared by all (lines never interleave) unless it has
+//! `${TEND_REPLICA}`. The table is read once, as a template whose expanded
+//! values keep `${TEND_REPLICA}` (expand.rs); [`substitute`] puts the index
+//! of each copy in, and the template stays with the copies
+//! ([`crate::ProcessConfig::template`]) for `tend scale`.
 //!
 //! Nothing but the index differs between copies and nothing in a copy
 //! depends on N, so a reload that changes N adds or removes only the

@@ -315,8 +315,7 @@ fn scale_adds_and_removes_copies_at_run_time() {
 fn port_base() -> u16 {
     for _ in 0..50 {
         let base = crate::harness::free_port() / 10;
-        if base >= 1000
-            && base < 6553
+        if (1000..6553).contains(&base)
             && (0..10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base * 10 + i)).is_ok())
         {
             return base;
