@@ -1759,6 +1759,12 @@ fn errors_in_included_files_point_into_them() {
 /// The native loader's view of `conf`'s processes must equal ours, except
 /// for Supervisor's linear back-off, which tend.toml cannot spell yet.
 fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
+    assert_round_trip_but(dir, conf, &[])
+}
+
+/// [`assert_round_trip`] for every process but the copies of the `skip`
+/// tables (whose numbers are not supervisord's: `numprocs_start`).
+fn assert_round_trip_but(dir: &Path, conf: &SupervisordConf, skip: &[&str]) -> String {
     let toml = to_native_toml(conf);
     let path = dir.join("imported.toml");
     fs::write(&path, &toml).expect("write toml");
@@ -1800,9 +1806,17 @@ fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
         }
         s
     });
-    let expected = normalise(&renamed.collect::<Vec<_>>());
+    let kept = |s: &ProcessSpec| {
+        !skip.iter().any(|t| {
+            s.name
+                .as_str()
+                .strip_prefix(t)
+                .is_some_and(|r| r.starts_with('-'))
+        })
+    };
+    let expected = normalise(&renamed.filter(kept).collect::<Vec<_>>());
     assert_eq!(
-        normalise(native.processes.iter().map(|s| &**s)),
+        normalise(native.processes.iter().map(|s| &**s).filter(|s| kept(s))),
         expected,
         "\n---\n{toml}"
     );
@@ -1991,13 +2005,26 @@ fn the_example_parses() {
     assert!(conf.processes.len() >= 3, "{:?}", conf.processes);
     assert_eq!(conf.warnings, [], "the example should be clean");
     let dir = tempfile::tempdir().expect("tempdir");
-    let toml = assert_round_trip(dir.path(), &conf);
+    let toml = assert_round_trip_but(dir.path(), &conf, &["worker"]);
     assert!(
-        toml.contains(
-            "[group.workers]\nprocesses = [\"worker_01\", \"worker_02\", \"worker_03\", \"flaky\"]"
-        ),
+        toml.contains("[group.workers]\nprocesses = [\"worker\", \"flaky\"]"),
         "{toml}"
     );
+    // numprocs_start = 1: the copies count from 0, as the comment says.
+    assert!(toml.contains("[process.worker]\nreplicas = 3\n"), "{toml}");
+    assert!(
+        toml.contains("# tend import: supervisord numbers them from numprocs_start = 1"),
+        "{toml}"
+    );
+    let path = dir.path().join("imported.toml");
+    let native = crate::native::parse(&path, &toml).unwrap_or_else(|e| panic!("{e}"));
+    let w = native
+        .processes
+        .iter()
+        .find(|p| p.name.as_str() == "worker-2")
+        .unwrap_or_else(|| panic!("no worker-2 in\n{toml}"));
+    assert_eq!(w.env["WORKER_ID"], "2");
+    assert_eq!(w.group.as_str(), "workers");
 }
 
 #[test]
