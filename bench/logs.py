@@ -17,7 +17,8 @@ round to round, ROUNDS rounds; the figures are medians per variant.
 For each run: the writers' wall time (each `sh -c` reads the clock before
 `yes` and after `head`, and the run's time is from the first start to the
 last end), the daemon's CPU from /proc/PID/task/*/schedstat (exact ns, every
-thread) from just before the start to the moment every byte is in the file,
+thread) from just before the start to the moment every byte is in the file
+(for `cat`, the CPU of the `cat` processes, from wait4: the floor reader's),
 and bytes lost (expected minus the file sizes). With a shared file, every line
 is checked to be whole (99 x and a newline).
 
@@ -80,11 +81,14 @@ def writer_script(nbytes: int, times: Path) -> str:
     return f'a=$(date +%s%N); yes {x} | head -c {nbytes}; b=$(date +%s%N); echo "$a $b" >> {times}'
 
 
-def read_times(times: Path, n: int) -> float:
+def read_times(times: Path, n: int) -> tuple[float, float]:
+    """The run's wall time (first start to last end), and how far apart the
+    writers started (the spawning's share of it)."""
     pairs = [tuple(int(v) for v in line.split()) for line in times.read_text().splitlines() if line.strip()]
     if len(pairs) != n:
         raise BenchError(f"{times}: {len(pairs)} writers reported, expected {n}")
-    return (max(b for _, b in pairs) - min(a for a, _ in pairs)) / 1e9
+    starts = [a for a, _ in pairs]
+    return (max(b for _, b in pairs) - min(starts)) / 1e9, (max(starts) - min(starts)) / 1e9
 
 
 def wait_for(pred, timeout: float, what: str) -> None:
@@ -153,6 +157,13 @@ class Variant:
     def start(self) -> list[subprocess.Popen]:
         raise NotImplementedError
 
+    def reap(self, procs: list[subprocess.Popen]) -> float | None:
+        """Waits for what `start` started; the CPU of the readers (ms) where
+        the variant has readers of its own (`cat`), else None."""
+        for p in procs:
+            p.wait()
+        return None
+
     def run(self) -> dict:
         # Both daemons open a process's log file when its output starts (tend
         # at the first line, supervisord at the spawn), so removing it is safe.
@@ -163,13 +174,13 @@ class Variant:
         cpu0 = run_ns(pid) if pid else 0
         procs = self.start()
         wait_for(lambda: len(self.times.read_text().splitlines()) >= self.procs, 300, f"{self.name} writers")
-        for p in procs:
-            p.wait()
+        reader_cpu = self.reap(procs)
         expected = self.nbytes * self.procs
         wait_complete(self.files(), expected)
-        cpu = (run_ns(pid) - cpu0) / 1e6 if pid else None
+        cpu = (run_ns(pid) - cpu0) / 1e6 if pid else reader_cpu
         got = sum(size(p) for p in self.files())
-        out = {"wall_s": read_times(self.times, self.procs), "cpu_ms": cpu, "lost": expected - got}
+        wall, spread = read_times(self.times, self.procs)
+        out = {"wall_s": wall, "start_spread_s": spread, "cpu_ms": cpu, "lost": expected - got}
         if self.shared:
             out["whole"] = lines_whole(self.files()[0])
         return out
@@ -191,11 +202,27 @@ class Cat(Variant):
 
     def start(self):
         script = writer_script(self.nbytes, self.times)
-        out = []
+        out, self.cats = [], []
         for f in self.files() * self.procs if self.shared else self.files():
+            w = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE)
             # `cat >> f`: O_APPEND, as a log file is opened.
-            out.append(subprocess.Popen(["sh", "-c", f"( {script} ) | cat >> {f}"]))
+            with open(f, "ab") as sink:
+                self.cats.append(subprocess.Popen(["cat"], stdin=w.stdout, stdout=sink))
+            w.stdout.close()
+            out.append(w)
         return out
+
+    def reap(self, procs):
+        for p in procs:
+            p.wait()
+        # Reaped here, not by Popen, for each cat's own CPU (the floor's
+        # reader's, as the daemons' CPU is theirs).
+        total = 0.0
+        for c in self.cats:
+            _, _, ru = os.wait4(c.pid, 0)
+            c.returncode = 0
+            total += (ru.ru_utime + ru.ru_stime) * 1000
+        return total
 
 
 class Supervisord(Variant):
@@ -358,7 +385,7 @@ def main() -> int:
         f"load average {' '.join(load0)} at the start and {' '.join(load1)} at the end, "
         f"{args.bytes:,} bytes in all per run, {args.rounds} rounds of {args.reps} runs, {time.monotonic() - began:.0f} s"
     )
-    md = [head, "", "| case | variant | writer wall time | daemon CPU | bytes lost | lines whole |", "|---|---|---|---|---|---|"]
+    md = [head, "", "| case | variant | writer wall time | reader CPU (daemon, or cat) | bytes lost | lines whole |", "|---|---|---|---|---|---|"]
     for case, by in results.items():
         for name, runs in by.items():
             w, c = med([r["wall_s"] for r in runs]), med([r["cpu_ms"] for r in runs])

@@ -304,6 +304,8 @@ impl Daemon {
     /// [`ConfigState::reload`]), and logs what changed.
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let r = self.inner.config.reload().await?;
+        // The old and new tables were both held for the comparison.
+        tend_core::unix::memory::trim_heap();
         if let Some(hub) = self.inner.events.get() {
             hub.reloaded(&r.added, &r.changed, &r.removed);
         }

@@ -8,30 +8,60 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tend_core::{Name, Outcome, ProcessSpec, ProcessStatus, RestartPolicy, Signal};
 use tend_server::api::{
-    ActionItem, ActionResponse, LogItem, LogsQuery, NameResponse, ReopenResponse, ShutdownResponse,
-    SignalRequest, StartRequest, Stream, TargetsRequest, VersionResponse, status_path,
+    ActionItem, ActionResponse, LogItem, LogsQuery, NameResponse, ReopenResponse, STATS_AUTO_MAX,
+    ShutdownResponse, SignalRequest, StartRequest, StatsMode, Stream, TargetsRequest,
+    VersionResponse, status_path,
 };
 
 use crate::cli::{AddArgs, LogsArgs, RestartArg};
 use crate::client::{Client, ClientError, NO_BODY};
 use crate::output::{LinePrinter, Out, Prefixer, status_table};
 
-/// `tend status [--json] [PATTERN...]`
+/// What `tend status --json` asks of `stats`: for any number with
+/// `--stats`, never with `--no-stats`, otherwise while that is cheap.
+pub fn stats_mode(stats: bool, no_stats: bool) -> StatsMode {
+    match (stats, no_stats) {
+        (true, _) => StatsMode::Yes,
+        (false, true) => StatsMode::No,
+        (false, false) => StatsMode::Auto,
+    }
+}
+
+/// `GET /v1/status` for `patterns`, with `stats=` for `--json`.
+pub fn status_query(patterns: &[String], json: Option<StatsMode>) -> String {
+    let mut path = status_path(patterns);
+    let value = match json {
+        None | Some(StatsMode::No) => return path,
+        Some(StatsMode::Yes) => "true",
+        Some(StatsMode::Auto) => "auto",
+    };
+    path.push(if path.contains('?') { '&' } else { '?' });
+    path.push_str("stats=");
+    path.push_str(value);
+    path
+}
+
+/// Says on standard error that `stats=auto` left usage out (more than
+/// [`STATS_AUTO_MAX`] processes up), and how to have it.
+pub fn stats_note(json: Option<StatsMode>, up: usize, host: Option<&str>) {
+    if json == Some(StatsMode::Auto) && up > STATS_AUTO_MAX {
+        let on = host.map(|h| format!("{h}: ")).unwrap_or_default();
+        eprintln!(
+            "{on}note: {up} processes are up, more than {STATS_AUTO_MAX}: what each uses \
+             (stats) is left out; --stats reads it anyway (~35 µs a process)"
+        );
+    }
+}
+
+/// `tend status [--json [--stats|--no-stats]] [PATTERN...]`; `json` is
+/// what `--json` asks of `stats`, `None` for the table.
 pub fn status(
     client: &Client,
-    json: bool,
+    json: Option<StatsMode>,
     patterns: &[String],
     out: &mut Out,
 ) -> anyhow::Result<ExitCode> {
-    // `--json` shows what each process uses too (read for this call alone).
-    let mut path = status_path(patterns);
-    if json {
-        path.push_str(if path.contains('?') {
-            "&stats=true"
-        } else {
-            "?stats=true"
-        });
-    }
+    let path = status_query(patterns, json);
     let resp = match client.call_raw("GET", &path, NO_BODY) {
         Ok(r) => r,
         Err(e @ ClientError::Unreachable { .. }) => {
@@ -44,10 +74,15 @@ pub fn status(
     };
     let list: Vec<crate::output::Row<'_>> =
         serde_json::from_slice(&resp.body).context("cannot decode the daemon's status answer")?;
-    if json {
+    if json.is_some() {
         // The API's array, byte for byte.
         out.write_all(&resp.body)?;
         out.write_all(b"\n")?;
+        let up = list
+            .iter()
+            .filter(|r| r.state.is_up() && r.pid.is_some())
+            .count();
+        stats_note(json, up, None);
     } else {
         out.write_all(status_table(&list).as_bytes())?;
         telemetry_notice(client);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tend_config::hosts::{HostAuth, HostEntry, HostsFile};
 use tend_core::StateName;
-use tend_server::api::{LogItem, LogsQuery, Stream, status_path};
+use tend_server::api::{LogItem, LogsQuery, StatsMode, Stream, status_path};
 
 use crate::cli::{ClientCommand, LogsArgs, RemoteArgs};
 use crate::client::host::{self, CredentialArgs, Credentials, Trust};
@@ -284,7 +284,17 @@ fn run(
                 targets.len()
             ),
         },
-        ClientCommand::Status { json, patterns } => status(&targets, json, &patterns, &mut stdout)?,
+        ClientCommand::Status {
+            json,
+            stats,
+            no_stats,
+            patterns,
+        } => status(
+            &targets,
+            json.then(|| commands::stats_mode(stats, no_stats)),
+            &patterns,
+            &mut stdout,
+        )?,
         other if one_document => {
             let answers = fan_out(&targets, |c| verb(c, &other, timeout));
             json_array(&targets, answers, &mut stdout)?
@@ -342,9 +352,17 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
             &mut buf,
         ),
         ClientCommand::Logs(args) => commands::logs(client, args.clone(), &mut buf),
-        ClientCommand::Status { json, patterns } => {
-            commands::status(client, *json, patterns, &mut buf)
-        }
+        ClientCommand::Status {
+            json,
+            stats,
+            no_stats,
+            patterns,
+        } => commands::status(
+            client,
+            json.then(|| commands::stats_mode(*stats, *no_stats)),
+            patterns,
+            &mut buf,
+        ),
         ClientCommand::Top { .. } => Err(anyhow::anyhow!("tend top watches one daemon")),
     };
     match r {
@@ -447,11 +465,11 @@ fn json_array(
 /// with `host` on each element.
 fn status(
     targets: &[Target],
-    json: bool,
+    json: Option<StatsMode>,
     patterns: &[String],
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<String>> {
-    let path = status_path(patterns);
+    let path = commands::status_query(patterns, json);
     let answers = fan_out(targets, |c| {
         c.call_raw("GET", &path, NO_BODY)
             .map(|r| r.body)
@@ -469,7 +487,7 @@ fn status(
             }
         }
     }
-    if json {
+    if json.is_some() {
         let mut all = Vec::new();
         for (host, body) in &bodies {
             let list: Vec<serde_json::Map<String, serde_json::Value>> =
@@ -481,6 +499,16 @@ fn status(
                         continue;
                     }
                 };
+            let up = list
+                .iter()
+                .filter(|m| {
+                    m.get("pid").is_some_and(|p| !p.is_null())
+                        && m.get("state")
+                            .and_then(|v| v.as_str())
+                            .is_some_and(|s| matches!(s, "starting" | "running" | "stopping"))
+                })
+                .count();
+            commands::stats_note(json, up, Some(host));
             for mut item in list {
                 item.insert(
                     "host".into(),

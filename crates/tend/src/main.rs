@@ -139,7 +139,17 @@ fn client_verb(
     out: &mut output::Out,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        ClientCommand::Status { json, patterns } => commands::status(client, json, &patterns, out),
+        ClientCommand::Status {
+            json,
+            stats,
+            no_stats,
+            patterns,
+        } => commands::status(
+            client,
+            json.then(|| commands::stats_mode(stats, no_stats)),
+            &patterns,
+            out,
+        ),
         ClientCommand::Start { patterns, no_deps } => {
             commands::start(client, patterns, no_deps, out)
         }

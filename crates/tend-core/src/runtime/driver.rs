@@ -324,6 +324,9 @@ impl<L: Launcher> Driver<L> {
             Request::StatusStats(reply) => {
                 let _ = reply.send(self.status(now, true));
             }
+            Request::Stats(names, reply) => {
+                let _ = reply.send(self.stats_of(names));
+            }
             Request::Hurry => self.hurry(),
             Request::StartAll(reply) => {
                 if self.registry.is_shutting_down() {
@@ -367,6 +370,23 @@ impl<L: Launcher> Driver<L> {
             }
         }
         st
+    }
+
+    fn stats_of(&mut self, names: Vec<Name>) -> Vec<(Name, crate::model::resources::ProcessStats)> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(pid) = self
+                .registry
+                .get(name.as_str())
+                .and_then(|p| p.state().pid())
+            else {
+                continue;
+            };
+            if let Some(st) = self.launcher.stats(pid) {
+                out.push((name, st));
+            }
+        }
+        out
     }
 
     /// A second stop request during a shutdown: no more waiting for stop

@@ -50,6 +50,10 @@ pub(crate) enum Request {
     Resolve(Vec<String>, oneshot::Sender<Result<Vec<Name>, Error>>),
     Status(oneshot::Sender<Vec<ProcessStatus>>),
     StatusStats(oneshot::Sender<Vec<ProcessStatus>>),
+    Stats(
+        Vec<Name>,
+        oneshot::Sender<Vec<(Name, crate::model::resources::ProcessStats)>>,
+    ),
     Hurry,
     StartAll(oneshot::Sender<Vec<ActionResult>>),
     Shutdown(oneshot::Sender<()>),
@@ -336,6 +340,17 @@ impl Supervisor {
     /// `/proc` of its main process). Read now, for this call alone.
     pub async fn status_with_stats(&self) -> Result<Vec<ProcessStatus>, Error> {
         self.ask(Request::StatusStats).await
+    }
+
+    /// What each of `names` that is up uses now (as in
+    /// [`Supervisor::status_with_stats`]), read for these processes alone:
+    /// a status of a few among thousands reads only theirs. Names that are
+    /// not up (or unknown) are left out.
+    pub async fn stats_of(
+        &self,
+        names: Vec<Name>,
+    ) -> Result<Vec<(Name, crate::model::resources::ProcessStats)>, Error> {
+        self.ask(|reply| Request::Stats(names, reply)).await
     }
 
     /// Stops everything and ends the driver. Returns once every child is gone.

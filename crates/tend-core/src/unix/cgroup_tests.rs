@@ -151,6 +151,36 @@ async fn a_daemon_that_left_its_group_is_in_the_cgroup_and_dies_with_it() {
     until("the subtree to be removed", || !dir.exists()).await;
 }
 
+/// A child starts in its cgroup both ways: cloned into it (`clone3`,
+/// `CLONE_INTO_CGROUP`), and, on a kernel without that, by writing to
+/// `cgroup.procs` as its first step.
+#[tokio::test]
+async fn a_child_starts_in_its_cgroup_with_clone3_and_without() {
+    require_cgroups!();
+    let name = unique("join");
+    let (mut l, _rx) = launcher(&name);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (process, clone3) in [("into", true), ("moved", false)] {
+        super::spawn::clone3::set_usable(clone3);
+        let pid = l
+            .spawn(&sh(process, "exec sleep 1236", tmp.path()))
+            .expect("spawn")
+            .pid;
+        let used = super::spawn::clone3::usable();
+        super::spawn::clone3::set_usable(true);
+        if clone3 && cfg!(target_arch = "x86_64") {
+            assert!(used, "this kernel (5.7 or later) has CLONE_INTO_CGROUP");
+        }
+        let cg = cgroup_of(pid).expect("cgroup of a child");
+        assert!(
+            cg.ends_with(&format!("{name}/{process}.proc")),
+            "{pid} is in {cg}"
+        );
+        l.kill(KillTarget::Group(pid), Signal::KILL).expect("kill");
+        until("the cgroup to empty", || !l.group_alive(pid)).await;
+    }
+}
+
 #[tokio::test]
 async fn stats_come_from_the_cgroup() {
     require_cgroups!();

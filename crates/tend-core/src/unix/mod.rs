@@ -80,6 +80,7 @@ mod creds;
 pub(crate) mod epoll;
 mod guard;
 pub mod init;
+pub mod memory;
 pub mod procfs;
 mod reaper;
 mod spawn;

@@ -1,7 +1,7 @@
 //! One small handler per verb. A new verb is one route in [`super::json_router`]
 //! plus one function here (and, in tend-core, one `Request` variant).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -15,25 +15,21 @@ use super::extract::JsonBody;
 use crate::Daemon;
 use crate::access::{Caller, Right};
 use crate::api::{
-    ActionItem, ActionResponse, NameResponse, ReloadResponse, ShutdownResponse, SignalRequest,
-    StartRequest, TargetsRequest, VersionResponse, percent_decode,
+    ActionItem, ActionResponse, NameResponse, ReloadResponse, STATS_AUTO_MAX, ShutdownResponse,
+    SignalRequest, StartRequest, StatsMode, TargetsRequest, VersionResponse, percent_decode,
 };
 use crate::daemon::AddError;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// `GET /v1/status?pattern=P...`
+/// `GET /v1/status?pattern=P...&stats=true|false|auto`
 pub(crate) async fn status(
     State(st): State<Daemon>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusArray> {
     let (patterns, stats) = status_patterns(query.as_deref())?;
-    let all = if stats {
-        st.supervisor().status_with_stats().await?
-    } else {
-        st.supervisor().status().await?
-    };
+    let all = st.supervisor().status().await?;
     // What the caller may not see does not exist for it.
     let mut all = caller.visible(all);
     next_runs(&st, &mut all);
@@ -45,14 +41,32 @@ pub(crate) async fn status(
             }
         }
     }
-    if patterns.is_empty() {
-        return Ok(StatusArray(all));
-    }
-    let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
-    let selected = all
-        .into_iter()
-        .filter(|s| names.contains(&s.name))
+    let mut selected: Vec<ProcessStatus> = if patterns.is_empty() {
+        all
+    } else {
+        let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
+        all.into_iter()
+            .filter(|s| names.contains(&s.name))
+            .collect()
+    };
+    // Usage is read for the processes of the answer alone, after the rest.
+    let up: Vec<Name> = selected
+        .iter()
+        .filter(|s| s.state.is_up() && s.pid.is_some())
+        .map(|s| s.name.clone())
         .collect();
+    let read = match stats {
+        StatsMode::No => false,
+        StatsMode::Yes => true,
+        StatsMode::Auto => up.len() <= STATS_AUTO_MAX,
+    };
+    if read && !up.is_empty() {
+        let mut used: HashMap<Name, tend_core::model::resources::ProcessStats> =
+            st.supervisor().stats_of(up).await?.into_iter().collect();
+        for s in &mut selected {
+            s.stats = used.remove(&s.name);
+        }
+    }
     Ok(StatusArray(selected))
 }
 
@@ -203,11 +217,10 @@ pub(crate) fn permitted(
     Ok((go, refused))
 }
 
-/// The patterns of a status query, and whether it asks for `stats=true`
-/// (what each process uses, read for this request).
-pub(crate) fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bool)> {
+/// The patterns of a status query, and what it asks of `stats`.
+pub(crate) fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, StatsMode)> {
     let mut out = Vec::new();
-    let mut stats = false;
+    let mut stats = StatsMode::No;
     for pair in query
         .unwrap_or_default()
         .split('&')
@@ -216,11 +229,12 @@ pub(crate) fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bo
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key == "stats" {
             stats = match value {
-                "true" | "1" | "" => true,
-                "false" | "0" => false,
+                "true" | "1" | "" => StatsMode::Yes,
+                "false" | "0" => StatsMode::No,
+                "auto" => StatsMode::Auto,
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "stats must be true or false, found {value:?}"
+                        "stats must be true, false or auto, found {value:?}"
                     )));
                 }
             };
@@ -228,7 +242,7 @@ pub(crate) fn status_patterns(query: Option<&str>) -> ApiResult<(Vec<String>, bo
         }
         if key != "pattern" {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter {key:?} (expected pattern=... or stats=true)"
+                "unknown query parameter {key:?} (expected pattern=... or stats=true|false|auto)"
             )));
         }
         let value = percent_decode(value)

@@ -272,18 +272,28 @@ pub(crate) async fn resources(
         .map(|(_, v)| v)
         .collect();
     // The engine's own reading (the cgroup's, or /proc's through the one
-    // /proc reader) for each process: /proc is not read a second time here.
-    let all = st.supervisor().status_with_stats().await?;
+    // /proc reader) for each process selected: /proc is not read a second
+    // time here, nor for the processes the answer leaves out.
+    let all = st.supervisor().status().await?;
     let names: HashSet<Name> = select(&all, &patterns)?.into_iter().collect();
-    let processes = all
+    let chosen: Vec<&tend_core::ProcessStatus> = all
         .iter()
-        .filter(|s| names.contains(&s.name) && s.state.is_up())
+        .filter(|s| names.contains(&s.name) && s.state.is_up() && s.pid.is_some())
         .filter(|s| caller.may_str(Right::View, s.name.as_str(), s.group.as_str()))
+        .collect();
+    let used: std::collections::HashMap<Name, ProcessStats> = st
+        .supervisor()
+        .stats_of(chosen.iter().map(|s| s.name.clone()).collect())
+        .await?
+        .into_iter()
+        .collect();
+    let processes = chosen
+        .iter()
         .filter_map(|s| {
             Some(usage(
                 s.name.as_str(),
                 s.pid?,
-                s.stats.as_ref()?,
+                used.get(&s.name)?,
                 s.uptime_ms,
             ))
         })

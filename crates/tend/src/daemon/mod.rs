@@ -183,6 +183,7 @@ fn run(
     notes: Notes,
     up: Up,
 ) -> anyhow::Result<u8> {
+    tend_core::unix::memory::tune_allocator();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -753,6 +754,9 @@ fn autostart(
     let sup = sup.clone();
     tokio::spawn(async move {
         let started = sup.start_autostart().await;
+        // The start-up's allocations (the config's tables, the spawns) are
+        // done with: their pages go back.
+        tend_core::unix::memory::trim_heap();
         if let Some(n) = notify {
             sd_notify::ready(&n, &sup, detached).await;
             // Ends with the supervisor's event channel.

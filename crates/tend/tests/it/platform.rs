@@ -240,6 +240,63 @@ command = ["sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec 
     assert!(api.stdout.contains("\"stats\""), "{api}");
 }
 
+/// A listing of more than `STATS_AUTO_MAX` (256) processes that are up
+/// leaves usage out unless asked with `--stats` (and says so), and a pattern
+/// reads only the usage of what it lists.
+#[test]
+fn status_json_leaves_usage_out_of_a_long_listing() {
+    let d = Daemon::start(
+        r#"
+[process.many]
+command = ["sleep", "1000"]
+replicas = 257
+
+[process.one]
+command = ["sleep", "1000"]
+"#,
+    );
+    let up = |v: &[serde_json::Value]| v.iter().filter(|p| p["state"] == "running").count();
+    wait_until("258 processes to run", Duration::from_secs(60), || {
+        up(&d.status(&[])) == 258
+    });
+    let has_stats = |v: &[serde_json::Value]| v.iter().filter(|p| p.get("stats").is_some()).count();
+
+    let auto = d.ok(&["status", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&auto.stdout).expect("json");
+    assert_eq!((list.len(), has_stats(&list)), (258, 0), "{auto}");
+    assert!(
+        auto.stderr
+            .contains("note: 258 processes are up, more than 256")
+            && auto.stderr.contains("--stats"),
+        "{auto}"
+    );
+
+    let all = d.ok(&["status", "--json", "--stats"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&all.stdout).expect("json");
+    assert_eq!(has_stats(&list), 258, "{all}");
+    assert!(!all.stderr.contains("note:"), "{all}");
+
+    // A pattern: its processes alone, so usage is read (and only theirs).
+    let one = d.ok(&["status", "--json", "one"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&one.stdout).expect("json");
+    assert_eq!(list.len(), 1, "{one}");
+    assert!(list[0]["stats"]["cpu_usec"].as_u64().is_some(), "{one}");
+    let none = d.ok(&["status", "--json", "--no-stats", "one"]);
+    assert!(!none.stdout.contains("\"stats\""), "{none}");
+
+    // `--stats` is a `--json` flag; a bad `stats=` is the request's error.
+    let table = d.tend(&["status", "--stats"]);
+    assert_eq!(table.code, Some(2), "{table}");
+    assert!(table.stderr.contains("--json"), "{table}");
+    let bad = api_get(&d, "/v1/status?stats=maybe");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stats must be true, false or auto")),
+        "{bad}"
+    );
+}
+
 /// `curl --unix-socket` GET of the daemon's JSON API.
 fn api_get(d: &Daemon, path: &str) -> serde_json::Value {
     let out = std::process::Command::new("curl")

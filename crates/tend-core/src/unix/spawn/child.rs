@@ -25,7 +25,8 @@
 //!
 //! # The steps, in order
 //!
-//! 0. With a cgroup of its own (see `unix/cgroup.rs`), a raw `write(2)` of
+//! 0. With a cgroup of its own (see `unix/cgroup.rs`) it was cloned into it
+//!    (`CLONE_INTO_CGROUP`); on a kernel without that, a raw `write(2)` of
 //!    `0` to its `cgroup.procs`, opened by the parent: the kernel moves the
 //!    writer, so the child is in its cgroup before it does anything else and
 //!    long before the program runs. (It shares the daemon's memory, not its
@@ -95,7 +96,8 @@ pub(super) struct ChildArgs<'a> {
     pub(super) keep_below: c_int,
     /// Signal mask to restore right before exec (empty).
     pub(super) exec_mask: libc::sigset_t,
-    /// The `cgroup.procs` of its cgroup, opened by the parent; -1 for none.
+    /// The `cgroup.procs` of its cgroup, opened by the parent, for a child
+    /// not cloned into it; -1 for none.
     pub(super) cgroup: c_int,
     /// The failed step and its errno, written by the child. The parent
     /// reads it only once `clone` has returned, when the child has exec'd
