@@ -23,6 +23,12 @@ pub struct ProcessConfig {
     /// a process added through the API: Supervisor's face derives them from
     /// the spec.
     pub program: Option<Arc<ProcessDetails>>,
+    /// For a copy of a process with `replicas` (`web-2` of `[process.web]`):
+    /// the spec all its copies are made from, named after the table, with
+    /// `${TEND_REPLICA}` kept in its command, env, cwd, log paths and checks
+    /// (see [`crate::replica_from_template`]). `tend scale` makes new copies
+    /// from it; a changed template is a changed copy to a reload.
+    pub template: Option<Arc<ProcessSpec>>,
 }
 
 impl ProcessConfig {
@@ -31,6 +37,7 @@ impl ProcessConfig {
         ProcessConfig {
             spec: spec.into(),
             program: None,
+            template: None,
         }
     }
 
@@ -42,6 +49,7 @@ impl ProcessConfig {
         ProcessConfig {
             spec: spec.into(),
             program: Some(program),
+            template: None,
         }
     }
 }

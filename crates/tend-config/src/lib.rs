@@ -51,7 +51,7 @@ pub use diag::{ConfigErrors, Diagnostic};
 pub use http::{ClientCert, HttpConfig, HttpLimits, TlsFiles};
 pub use native::hosts;
 pub use native::{DEFAULT_LOG_DIR, DEFAULT_SOCKET, DEFAULT_SOCKET_MODE, check_log_file};
-pub use native::{MAX_REPLICAS, REPLICA_VAR, replica_copy};
+pub use native::{MAX_REPLICAS, REPLICA_VAR, replica_copy, replica_from_template};
 pub use platform::{CgroupMode, HealthListen, PlatformConfig};
 pub use socket::{default_socket, fallback_socket, runtime_dir};
 pub use supervisord::{Auth, EventListenerConf, LogLevel};

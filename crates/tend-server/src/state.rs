@@ -204,6 +204,15 @@ impl ConfigState {
         reg.procs.insert(pc.spec.name.clone(), Arc::new(pc));
     }
 
+    /// A process added as a copy of a replicated process (`tend scale`):
+    /// it has the copies' template, as the file's copies do.
+    pub fn set_template(&self, name: &Name, template: Arc<ProcessSpec>) {
+        let mut reg = lock(&self.reg);
+        if let Some(pc) = reg.procs.get_mut(name) {
+            Arc::make_mut(pc).template = Some(template);
+        }
+    }
+
     /// Forgets a process removed by other means.
     pub fn unregister(&self, name: &str) {
         let mut reg = lock(&self.reg);

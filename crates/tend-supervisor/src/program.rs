@@ -60,6 +60,7 @@ fn derived(pc: &ProcessConfig) -> ProcessDetails {
         uid: None,
         stdout: channel(false),
         stderr: channel(true),
+        numbered: None,
     }
 }
 

@@ -382,7 +382,13 @@ pub(super) fn read_probe(cx: &mut Cx<'_>, section: &str, v: &Item<'_>) -> Option
         }
         [(_, check, _, value_span)] => {
             let check = check.clone()?;
-            if let Err(e) = check.validate() {
+            // Template text in a table with `replicas`: checked as copy 0's.
+            let checked = if cx.vars.keeps_replica() {
+                super::replicas::substitute_check(&check, "0")
+            } else {
+                check.clone()
+            };
+            if let Err(e) = checked.validate() {
                 cx.error(value_span.clone(), e);
                 return None;
             }
@@ -390,12 +396,13 @@ pub(super) fn read_probe(cx: &mut Cx<'_>, section: &str, v: &Item<'_>) -> Option
                 return None;
             }
             let mut spec = d.spec;
-            spec.check = check;
+            spec.check = checked;
             // Everything was checked where it is written; this is a backstop.
             if let Err(e) = spec.validate() {
                 cx.error(v.span(), format!("{section}: {e}"));
                 return None;
             }
+            spec.check = check;
             Some(spec)
         }
         [(first, ..), (second, _, key, _), ..] => {

@@ -19,6 +19,11 @@
 //! `$` before anything but `{` and `$` (`$HOME`, `$1`, `$@`, `$(cmd)`) is
 //! left as written, for the shell that runs the command. An unknown variable
 //! without a default is an error at the variable.
+//!
+//! In a table with `replicas`, `${TEND_REPLICA}` is each copy's index, known
+//! only when the copies are made: the table's values are read as *template
+//! text* ([`expand_keeping`]), which [`substitute_replica`] finishes for each
+//! copy (see replicas.rs).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -26,6 +31,7 @@ use std::sync::Arc;
 
 use toml::de::{DeTable, DeValue};
 
+use super::replicas::REPLICA_VAR;
 use super::value::Item;
 use crate::diag::Cx;
 
@@ -46,6 +52,9 @@ pub(crate) struct Vars {
     on: bool,
     /// `${MAINPID}` stays as written (in `stop.command`, for the run).
     mainpid: bool,
+    /// `${TEND_REPLICA}` stays as written (in a table with `replicas`, for
+    /// each copy: see [`substitute_replica`]).
+    replica: bool,
 }
 
 /// How many layers a value sees, from the bottom.
@@ -66,6 +75,16 @@ impl Vars {
     /// Sets whether `${MAINPID}` stays as written, returning the old setting.
     pub(crate) fn keep_mainpid(&mut self, keep: bool) -> bool {
         std::mem::replace(&mut self.mainpid, keep)
+    }
+
+    /// Sets whether `${TEND_REPLICA}` stays as written, returning the old setting.
+    pub(crate) fn keep_replica(&mut self, keep: bool) -> bool {
+        std::mem::replace(&mut self.replica, keep)
+    }
+
+    /// Whether `${TEND_REPLICA}` stays as written.
+    pub(crate) fn keeps_replica(&self) -> bool {
+        self.replica
     }
 
     /// Looks `name` up in the layers of the current depth, top first.
@@ -98,10 +117,27 @@ pub(crate) enum Error {
     Invalid { inner: String, at: usize },
 }
 
+/// The copy's index as a table with `replicas` keeps it until the copies are
+/// made.
+pub(crate) const REPLICA_MARK: &str = "${TEND_REPLICA}";
+
 /// Expands `text` with `lookup`.
 pub(crate) fn expand<'t>(
     text: &'t str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cow<'t, str>, Error> {
+    expand_keeping(text, lookup, false)
+}
+
+/// [`expand`]; with `replica`, into the text of a template that
+/// [`substitute_replica`] finishes for each copy: `${TEND_REPLICA}` stays as
+/// written, and every other `$` of the result is written `$$` (`$$` stays
+/// `$$`, a variable's value has its `$` doubled), so that nothing but the
+/// variable itself is taken for the copy's index.
+fn expand_keeping<'t>(
+    text: &'t str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    replica: bool,
 ) -> Result<Cow<'t, str>, Error> {
     if !text.contains('$') {
         return Ok(Cow::Borrowed(text));
@@ -116,6 +152,11 @@ pub(crate) fn expand<'t>(
             continue;
         }
         match bytes.get(i + 1) {
+            Some(b'$') if replica => {
+                out.push_str(&text[plain..i + 2]);
+                i += 2;
+                plain = i;
+            }
             Some(b'$') => {
                 out.push_str(&text[plain..=i]);
                 i += 2;
@@ -135,13 +176,20 @@ pub(crate) fn expand<'t>(
                         at: i,
                     });
                 }
+                if replica && name == REPLICA_VAR {
+                    out.push_str(REPLICA_MARK);
+                    i = close + 1;
+                    plain = i;
+                    continue;
+                }
                 match (
                     lookup(name).filter(|v| !v.is_empty() || default.is_none()),
                     default,
                 ) {
+                    (Some(v), _) if replica => out.push_str(&escape(&v)),
                     (Some(v), _) => out.push_str(&v),
                     (None, Some((d, start))) => {
-                        let d = expand(d, lookup).map_err(|e| e.shifted(start))?;
+                        let d = expand_keeping(d, lookup, replica).map_err(|e| e.shifted(start))?;
                         out.push_str(&d);
                     }
                     (None, None) => {
@@ -179,6 +227,9 @@ impl Error {
     /// The sentence, naming `key`.
     fn message(&self, key: &str) -> String {
         match self {
+            Error::Unknown { name, .. } if name == REPLICA_VAR => format!(
+                "unknown variable ${{{name}}} in {key}: it is a copy's index, known in a [process.NAME] table with replicas (not in its env_file path, read once for all copies); set {name} in the environment, give a default (${{{name}:-default}}), or write $$ for a literal $"
+            ),
             Error::Unknown { name, .. } => format!(
                 "unknown variable ${{{name}}} in {key}: set {name} in the environment or an env_file, give a default (${{{name}:-default}}), or write $$ for a literal $"
             ),
@@ -229,7 +280,7 @@ impl Cx<'_> {
         }
         let vars = &self.vars;
         let lookup = |n: &str| vars.get(n).map(str::to_string);
-        match expand(s, &lookup) {
+        match expand_keeping(s, &lookup, vars.replica) {
             Ok(out) => Some(out.into_owned()),
             Err(e) => {
                 // The raw text equals the value for a plain string: point
@@ -309,7 +360,8 @@ fn quiet_env_table(cx: &Cx<'_>, t: &DeTable<'_>) -> BTreeMap<String, String> {
         if let DeValue::String(s) = v.get_ref() {
             let vars = &cx.vars;
             let lookup = |n: &str| vars.get(n).map(str::to_string);
-            let value = expand(s, &lookup).map_or_else(|_| s.to_string(), Cow::into_owned);
+            let value = expand_keeping(s, &lookup, vars.replica)
+                .map_or_else(|_| s.to_string(), Cow::into_owned);
             env.insert(k.get_ref().to_string(), value);
         }
     }
@@ -362,12 +414,16 @@ pub(super) fn read_env_table(
 /// (their errors are reported where the keys are read), become the top two
 /// layers for its other keys.
 pub(super) fn enter_process(cx: &mut Cx<'_>, table: &DeTable<'_>) {
+    // Known for the whole table, wherever `replicas` is written in it.
+    cx.vars.replica = table.contains_key("replicas");
     cx.vars.depth = Depth::Daemon;
+    let replica = cx.vars.keep_replica(false);
     let file = table
         .get("env_file")
         .and_then(|v| quiet_env_file(cx, v))
         .unwrap_or_default();
     cx.vars.file = file;
+    cx.vars.replica = replica;
     cx.vars.depth = Depth::File;
     let env = match table.get("env").map(|v| v.get_ref()) {
         Some(DeValue::Table(t)) => quiet_env_table(cx, t),
@@ -379,6 +435,7 @@ pub(super) fn enter_process(cx: &mut Cx<'_>, table: &DeTable<'_>) {
 
 /// After a process's table: back to the daemon's variables.
 pub(super) fn leave_process(cx: &mut Cx<'_>) {
+    cx.vars.replica = false;
     cx.vars.file.clear();
     cx.vars.env.clear();
     cx.vars.depth = Depth::Daemon;
@@ -399,9 +456,52 @@ fn quiet_env_file(cx: &Cx<'_>, v: &Item<'_>) -> Option<BTreeMap<String, String>>
     super::envfile::parse(&text).ok()
 }
 
+/// `s` as template text: its `$` written `$$`.
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
+    if s.contains('$') {
+        Cow::Owned(s.replace('$', "$$"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// `p` as template text (a directory that other template text is joined to).
+pub(crate) fn escape_path(p: &std::path::Path) -> std::path::PathBuf {
+    match p.to_str() {
+        Some(s) if s.contains('$') => std::path::PathBuf::from(s.replace('$', "$$")),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// The text of copy `index` from template text (see [`expand_keeping`]):
+/// `${TEND_REPLICA}` becomes `index`, `$$` becomes `$`, anything else stays.
+pub(crate) fn substitute_replica(text: &str, index: &str) -> String {
+    if !text.contains('$') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix(REPLICA_MARK) {
+            out.push_str(index);
+            rest = after;
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Error, expand};
+    use super::{Error, expand, expand_keeping, substitute_replica};
 
     fn run(s: &str) -> Result<String, Error> {
         let lookup = |n: &str| match n {
@@ -423,6 +523,28 @@ mod tests {
         assert_eq!(run("${B:-}").unwrap(), "");
         assert_eq!(run("echo $$ $$$$").unwrap(), "echo $ $$");
         assert_eq!(run("$$${A}").unwrap(), "$alpha");
+    }
+
+    #[test]
+    fn a_replicas_template_keeps_the_index_and_its_dollars() {
+        let lookup = |n: &str| (n == "D").then(|| "a$b".to_string());
+        let keep = |s: &str| {
+            expand_keeping(s, &lookup, true)
+                .map(|c| c.into_owned())
+                .unwrap_or_else(|e| panic!("{s}: {e:?}"))
+        };
+        for (text, template, copy) in [
+            ("p${TEND_REPLICA}", "p${TEND_REPLICA}", "p3"),
+            ("${TEND_REPLICA:-x}", "${TEND_REPLICA}", "3"),
+            ("${NOPE:-${TEND_REPLICA}}", "${TEND_REPLICA}", "3"),
+            ("$${TEND_REPLICA}", "$${TEND_REPLICA}", "${TEND_REPLICA}"),
+            ("$$${TEND_REPLICA}", "$$${TEND_REPLICA}", "$3"),
+            ("${D}${TEND_REPLICA}", "a$$b${TEND_REPLICA}", "a$b3"),
+            ("$HOME $1 5$", "$HOME $1 5$", "$HOME $1 5$"),
+        ] {
+            assert_eq!(keep(text), template, "{text}");
+            assert_eq!(substitute_replica(template, "3"), copy, "{text}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ mod tests_expand;
 #[cfg(test)]
 mod tests_platform;
 #[cfg(test)]
+mod tests_replica;
+#[cfg(test)]
 mod tests_sched;
 #[cfg(test)]
 mod tests_stop;
@@ -51,7 +53,7 @@ use crate::{
 use value::{Field, Item, Key, section_name, walk};
 
 pub use logs::check_file as check_log_file;
-pub use replicas::{MAX_REPLICAS, REPLICA_VAR, replica_copy};
+pub use replicas::{MAX_REPLICAS, REPLICA_VAR, replica_copy, replica_from_template};
 
 /// Socket file name used when `[daemon] socket` is not set.
 pub const DEFAULT_SOCKET: &str = "tend.sock";
@@ -190,6 +192,7 @@ pub fn parse_with_env(
         mut specs,
         tasks,
         copies,
+        mut templates,
     } = process::read_all(&mut cx, processes, tasks, &daemon.log_dir);
     let tasks = task::in_daemon_zone(tasks, daemon.timezone.as_ref());
     if let Some(item) = groups {
@@ -199,16 +202,37 @@ pub fn parse_with_env(
     for spec in &mut specs {
         envfile::under(&mut spec.env, &daemon.env);
     }
+    // The templates as their copies are now: in the same group, over the
+    // same daemon's variables (as template text).
+    let daemon_env: BTreeMap<String, String> = daemon
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), expand::escape(v).into_owned()))
+        .collect();
+    let group_of: std::collections::HashMap<&str, &Name> =
+        specs.iter().map(|s| (s.name.as_str(), &s.group)).collect();
+    for (base, t) in &mut templates {
+        if let Some(group) = copies
+            .get(base)
+            .and_then(|names| names.first())
+            .and_then(|first| group_of.get(first.as_str()))
+        {
+            t.group = (*group).clone();
+        }
+        envfile::under(&mut t.env, &daemon_env);
+    }
 
     let errors = cx.into_diagnostics();
     if !errors.is_empty() {
         return Err(ConfigErrors { errors });
     }
     let processes: Vec<Arc<ProcessSpec>> = specs.into_iter().map(Arc::new).collect();
+    let mut declared = Declared::from_specs(processes.iter().cloned());
+    replicas::attach_templates(&mut declared, &copies, templates);
     Ok(Config {
         path: abs,
         daemon,
-        declared: Declared::from_specs(processes.iter().cloned()),
+        declared,
         processes,
         eventlisteners: Vec::new(),
         format: Format::Native,

@@ -140,9 +140,18 @@ const PROCESS_FIELDS: &[Field<Draft>] = &[
         // Beneath `env`, whichever comes first in the table.
         read: |cx, d, _, v| {
             let depth = cx.expand_depth(super::expand::Depth::Daemon);
-            if let Some(vars) = super::envfile::read(cx, v) {
+            // Read once for all copies: its path has no copy's index.
+            let replica = cx.vars.keep_replica(false);
+            if let Some(mut vars) = super::envfile::read(cx, v) {
+                if replica {
+                    // Its values are literal: as template text (see expand.rs).
+                    for value in vars.values_mut() {
+                        *value = super::expand::escape(value).into_owned();
+                    }
+                }
                 super::envfile::under(&mut d.spec.env, &vars);
             }
+            cx.vars.keep_replica(replica);
             cx.expand_depth(depth);
         },
     },
@@ -504,6 +513,8 @@ pub(super) struct All {
     pub(super) tasks: Vec<TaskConf>,
     /// The copies of each process with `replicas`.
     pub(super) copies: super::replicas::Copies,
+    /// The template of each process with `replicas`.
+    pub(super) templates: super::replicas::Templates,
 }
 
 /// Reads the `[process]` and `[task]` tables; turns each task's `before`
@@ -547,7 +558,7 @@ pub(super) fn read_all(
             read.push((e, key.span(), section_name(&[word, raw])));
         }
     }
-    let (mut read, copies) = super::replicas::expand(cx, read, &mut declared);
+    let (mut read, copies, templates) = super::replicas::expand(cx, read, &mut declared);
 
     let mut edges = Vec::new();
     for (e, _, section) in &read {
@@ -619,6 +630,7 @@ pub(super) fn read_all(
         specs,
         tasks,
         copies,
+        templates,
     }
 }
 
@@ -710,7 +722,12 @@ pub(super) fn read_entry(
         }
     };
     let placeholder = draft.spec.name.clone();
-    draft.spec.logs = logs::resolve(cx, draft.logs, &placeholder, log_dir, checks, key.span());
+    // Template text in a table with `replicas`: the directory too.
+    let log_dir = match draft.replicas {
+        Some(_) => super::expand::escape_path(log_dir),
+        None => log_dir.to_path_buf(),
+    };
+    draft.spec.logs = logs::resolve(cx, draft.logs, &placeholder, &log_dir, checks, key.span());
     let deps: Vec<_> = draft
         .deps
         .iter()
@@ -722,7 +739,12 @@ pub(super) fn read_entry(
     }
     // Everything above checks each key where it is written; this catches what
     // only the whole spec can tell, at the table.
-    if let Err(e) = draft.spec.validate() {
+    let checked = match draft.replicas {
+        // Template text: checked as copy 0's.
+        Some(_) => std::borrow::Cow::Owned(super::replicas::substitute(&draft.spec, "0")),
+        None => std::borrow::Cow::Borrowed(&draft.spec),
+    };
+    if let Err(e) = checked.validate() {
         cx.error(value.span(), format!("{}: {e}", draft.section));
         return None;
     }
@@ -865,6 +887,11 @@ fn read_dir(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<std::path::PathBuf> {
             "cwd is empty (leave it out to use the daemon's directory)",
         );
         return None;
+    }
+    if cx.vars.keeps_replica() {
+        // Template text: each copy's own directory is checked when the
+        // copies are made.
+        return Some(super::expand::escape_path(&cx.dir).join(&s));
     }
     let path = cx.dir.join(&s);
     match crate::check::working_dir(&path) {

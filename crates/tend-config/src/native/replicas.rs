@@ -7,17 +7,25 @@
 //! [`REPLICA_VAR`]. A dependency on `NAME` is a dependency on every copy (all
 //! of them must meet its condition), and `before = ["NAME"]` runs before all.
 //! A copy's default log files are its own (`NAME-0.out.log`); a path written
-//! in the table is shared by all (lines never interleave).
+//! in the table is shared by all (lines never interleave) unless it has
+//! `${TEND_REPLICA}`. The table is read once, as a template whose expanded
+//! values keep `${TEND_REPLICA}` (expand.rs); [`substitute`] puts the index
+//! of each copy in, and the template stays with the copies
+//! ([`crate::ProcessConfig::template`]) for `tend scale`.
 //!
 //! Nothing but the index differs between copies and nothing in a copy
 //! depends on N, so a reload that changes N adds or removes only the
 //! difference (the rest are the same specs, left running).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use tend_core::probe::Check;
 use tend_core::spec::LogTarget;
 use tend_core::{Name, ProcessSpec};
+
+use super::expand::substitute_replica;
 
 use super::deps::DepEntry;
 use super::process::{Draft, Entry};
@@ -55,6 +63,11 @@ pub(super) const FIELDS: &[Field<Draft>] = &[Field {
 /// Which copies each replicated process became, by the table's name.
 pub(super) type Copies = BTreeMap<String, Vec<String>>;
 
+/// The spec each replicated process's copies are made from, by the table's
+/// name: named after the table, its expanded fields in template text
+/// (`${TEND_REPLICA}` kept, see expand.rs), for `tend scale`.
+pub(super) type Templates = BTreeMap<String, ProcessSpec>;
+
 /// Turns each entry with `replicas` into its copies, and every dependency on
 /// (and `before` of) a replicated name into one on each copy. `declared`
 /// gets the copies' names (the table's name stays, for `[group.X]`).
@@ -62,12 +75,13 @@ pub(super) fn expand(
     cx: &mut Cx<'_>,
     read: Vec<(Entry, Span, String)>,
     declared: &mut Vec<String>,
-) -> (Vec<(Entry, Span, String)>, Copies) {
+) -> (Vec<(Entry, Span, String)>, Copies, Templates) {
     if read.iter().all(|(e, _, _)| e.replicas.is_none()) {
-        return (read, Copies::new());
+        return (read, Copies::new(), Templates::new());
     }
     let mut taken: HashSet<String> = declared.iter().cloned().collect();
     let mut copies = Copies::new();
+    let mut templates = Templates::new();
     let mut out = Vec::with_capacity(read.len());
     for (entry, span, section) in read {
         let Some((n, at)) = entry.replicas.clone() else {
@@ -97,9 +111,16 @@ pub(super) fn expand(
                 cx.error(at.clone(), format!("{name:?} is not a valid process name"));
                 break;
             };
+            let spec = copy(&entry.spec, &base, n, i);
+            // A cwd named by the index is checked for each copy.
+            if let Some(dir) = spec.cwd.as_ref().filter(|_| entry.spec.cwd != spec.cwd)
+                && let Err(why) = crate::check::working_dir(dir)
+            {
+                cx.error(span.clone(), format!("cwd of {name} in {section}: {why}"));
+            }
             out.push((
                 Entry {
-                    spec: copy(&entry.spec, &base, n, i),
+                    spec,
                     deps: entry.deps.clone(),
                     task: None,
                     replicas: None,
@@ -109,6 +130,7 @@ pub(super) fn expand(
             ));
         }
         declared.extend(names.iter().cloned());
+        templates.insert(base.clone(), entry.spec);
         copies.insert(base, names);
     }
     for (e, _, _) in &mut out {
@@ -150,31 +172,116 @@ pub(super) fn expand(
                 .collect();
         }
     }
-    (out, copies)
+    (out, copies, templates)
+}
+
+/// Gives each copy in `declared` its template (see [`crate::ProcessConfig::template`]).
+pub(super) fn attach_templates(
+    declared: &mut crate::Declared,
+    copies: &Copies,
+    templates: Templates,
+) {
+    if templates.is_empty() {
+        return;
+    }
+    let mut of: BTreeMap<&str, Arc<ProcessSpec>> = BTreeMap::new();
+    let shared: Vec<(String, Arc<ProcessSpec>)> = templates
+        .into_iter()
+        .map(|(base, t)| (base, Arc::new(t)))
+        .collect();
+    for (base, t) in &shared {
+        for name in copies.get(base).into_iter().flatten() {
+            of.insert(name.as_str(), Arc::clone(t));
+        }
+    }
+    for g in &mut declared.groups {
+        for p in &mut g.processes {
+            if let Some(t) = of.get(p.spec.name.as_str()) {
+                Arc::make_mut(p).template = Some(Arc::clone(t));
+            }
+        }
+    }
 }
 
 /// Copy `i` of the process `base` whose spec (of any copy) is `spec`, for
-/// `tend scale`: named `BASE-i`, with `TEND_REPLICA=i` and its own default
-/// log files, as `replicas = N` makes them. `None` if `BASE-i` is not a
-/// valid name.
+/// `tend scale` when the copies' template is not known (a process added
+/// through the API as `BASE-0`): named `BASE-i`, with `TEND_REPLICA=i` and
+/// its own default log files, as `replicas = N` makes them, and nothing
+/// else changed. `None` if `BASE-i` is not a valid name.
 pub fn replica_copy(spec: &ProcessSpec, base: &str, i: usize) -> Option<ProcessSpec> {
     let name = Name::new(format!("{base}-{i}")).ok()?;
     // The template's own name stands for the base in its default log paths.
-    let mut template = spec.clone();
-    let own = template.name.to_string();
-    template.logs.stdout = rename_log(&template.logs.stdout, &own, base, "out");
-    template.logs.stderr = rename_log(&template.logs.stderr, &own, base, "err");
-    Some(copy(&template, base, name, i))
+    let mut s = spec.clone();
+    let own = s.name.to_string();
+    s.logs.stdout = rename_log(&s.logs.stdout, &own, base, "out");
+    s.logs.stderr = rename_log(&s.logs.stderr, &own, base, "err");
+    s.env.insert(REPLICA_VAR.to_string(), i.to_string());
+    s.logs.stdout = own_log(&s.logs.stdout, base, name.as_str(), "out");
+    s.logs.stderr = own_log(&s.logs.stderr, base, name.as_str(), "err");
+    s.name = name;
+    Some(s)
+}
+
+/// Copy `i` of a replicated process from its template (the
+/// [`crate::ProcessConfig::template`] of any copy), as `replicas = N` makes
+/// it: named `BASE-i` after the template's name, `${TEND_REPLICA}` in its
+/// command, env, cwd, log paths and checks replaced by `i`, with
+/// `TEND_REPLICA=i` and its own default log files. `None` if `BASE-i` is
+/// not a valid name.
+pub fn replica_from_template(template: &ProcessSpec, i: usize) -> Option<ProcessSpec> {
+    let base = template.name.to_string();
+    let name = Name::new(format!("{base}-{i}")).ok()?;
+    Some(copy(template, &base, name, i))
+}
+
+/// `spec` (template text, see expand.rs) with the copy's index `index` in
+/// every field `${VAR}` expansion covers.
+pub(super) fn substitute(spec: &ProcessSpec, index: &str) -> ProcessSpec {
+    let text = |s: &String| substitute_replica(s, index);
+    let path = |p: &PathBuf| match p.to_str() {
+        Some(s) => PathBuf::from(substitute_replica(s, index)),
+        None => p.clone(),
+    };
+    let log = |t: &LogTarget| match t {
+        LogTarget::File(p) => LogTarget::File(path(p)),
+        other => other.clone(),
+    };
+    let mut s = spec.clone();
+    s.command = s.command.iter().map(text).collect();
+    s.cwd = s.cwd.as_ref().map(path);
+    for v in s.env.values_mut() {
+        *v = text(v);
+    }
+    s.logs.stdout = log(&s.logs.stdout);
+    s.logs.stderr = log(&s.logs.stderr);
+    if let Some(c) = &mut s.stop.command {
+        *c = c.iter().map(text).collect();
+    }
+    for probe in [&mut s.ready, &mut s.health].into_iter().flatten() {
+        probe.check = substitute_check(&probe.check, index);
+    }
+    s
+}
+
+/// A check of a template (see [`substitute`]) for the copy `index`.
+pub(super) fn substitute_check(check: &Check, index: &str) -> Check {
+    let text = |s: &String| substitute_replica(s, index);
+    match check {
+        Check::Http(u) => Check::Http(text(u)),
+        Check::Tcp(a) => Check::Tcp(text(a)),
+        Check::Exec(argv) => Check::Exec(argv.iter().map(text).collect()),
+        other => other.clone(),
+    }
 }
 
 fn rename_log(target: &LogTarget, from: &str, to: &str, suffix: &str) -> LogTarget {
     own_log(target, from, to, suffix)
 }
 
-/// Copy `i` of `spec`, named `name`.
+/// Copy `i` of the template `spec`, named `name`.
 fn copy(spec: &ProcessSpec, base: &str, name: Name, i: usize) -> ProcessSpec {
     // The group stays the table's name (or the `[group.X]` that lists it).
-    let mut s = spec.clone();
+    let mut s = substitute(spec, &i.to_string());
     s.env.insert(REPLICA_VAR.to_string(), i.to_string());
     s.logs.stdout = own_log(&s.logs.stdout, base, name.as_str(), "out");
     s.logs.stderr = own_log(&s.logs.stderr, base, name.as_str(), "err");

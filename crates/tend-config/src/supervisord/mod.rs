@@ -325,6 +325,24 @@ pub struct ProcessDetails {
     pub stdout: ChannelConf,
     /// `stderr_*` (logfile `None` with `redirect_stderr`).
     pub stderr: ChannelConf,
+    /// Which of the processes of a section with `numprocs` > 1 this is
+    /// (`None` for the one process of any other section).
+    pub numbered: Option<Numbered>,
+}
+
+/// One of the processes `numprocs` makes of a section (what `tend import`
+/// needs to write them as one table with `replicas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    /// Its `process_num`.
+    pub process_num: i128,
+    /// `numprocs_start`.
+    pub start: i128,
+    /// `numprocs`.
+    pub numprocs: i64,
+    /// Each conversion `%(process_num)` is written with in the section's
+    /// options other than `process_name` (`d`, `02d`, `s`), in order, once.
+    pub formats: Vec<String>,
 }
 
 /// The `stdout_*` or `stderr_*` options of one process.

@@ -2,6 +2,7 @@
 //! (`docs/config.md`). What the native format cannot say yet is kept as
 //! comments, so nothing disappears without a trace.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tend_core::duration::format as fmt_duration;
 use tend_core::spec::{LogSpec, LogTarget};
 use tend_core::{Backoff, BackoffMode, ProcessSpec, RestartPolicy, StopSpec};
 
-use super::{GroupKind, MainLog, SupervisordConf};
+use super::{GroupKind, MainLog, Numbered, SupervisordConf};
 
 /// See [`super::to_native_toml`]. The equivalent native `tend.toml`: a `[daemon]` table, `[group.NAME]`
 /// tables, and a `[process.NAME]` table per process with every field that
@@ -37,8 +38,27 @@ pub(super) fn to_native_toml(conf: &SupervisordConf) -> String {
 
     daemon(o, conf);
 
+    let families = replicated(conf);
+    // A copy's name -> its family.
+    let family_of: BTreeMap<&str, usize> = families
+        .iter()
+        .enumerate()
+        .flat_map(|(f, fam)| fam.names.iter().map(move |n| (n.as_str(), f)))
+        .collect();
+
     for group in &conf.groups {
-        let own = group.members.len() == 1 && group.members[0] == group.name;
+        // A replicated table stands for all its copies.
+        let mut members: Vec<&str> = Vec::new();
+        for m in &group.members {
+            let m = match family_of.get(m.as_str()) {
+                Some(&f) if families[f].template.is_some() => families[f].base.as_str(),
+                _ => m.as_str(),
+            };
+            if !members.contains(&m) {
+                members.push(m);
+            }
+        }
+        let own = members.len() == 1 && members[0] == group.name.as_str();
         match group.kind {
             GroupKind::EventListenerPool => continue,
             GroupKind::Program if own || group.members.is_empty() => continue,
@@ -46,7 +66,7 @@ pub(super) fn to_native_toml(conf: &SupervisordConf) -> String {
         }
         line(o, "");
         line(o, &format!("[group.{}]", key(group.name.as_str())));
-        let members: Vec<String> = group.members.iter().map(|m| string(m.as_str())).collect();
+        let members: Vec<String> = members.iter().map(|m| string(m)).collect();
         line(o, &format!("processes = [{}]", members.join(", ")));
         if group.kind == GroupKind::Group && group.priority != 999 {
             comment(
@@ -60,8 +80,29 @@ pub(super) fn to_native_toml(conf: &SupervisordConf) -> String {
     }
 
     for spec in &conf.processes {
-        line(o, "");
-        process(o, spec);
+        let family = family_of.get(spec.name.as_str()).map(|&f| &families[f]);
+        match family {
+            Some(fam) if fam.names.first() != Some(&spec.name) => {
+                if fam.template.is_none() {
+                    line(o, "");
+                    process(o, spec, None);
+                }
+            }
+            Some(fam) => {
+                line(o, "");
+                for note in &fam.notes {
+                    comment(o, &format!("tend import: {note}"));
+                }
+                match &fam.template {
+                    Some(t) => process(o, t, Some(fam)),
+                    None => process(o, spec, None),
+                }
+            }
+            None => {
+                line(o, "");
+                process(o, spec, None);
+            }
+        }
     }
 
     access(o, &conf.access);
@@ -190,14 +231,25 @@ fn daemon(o: &mut String, conf: &SupervisordConf) {
     comment(o, &format!("supervisorctl: serverurl = {}", ctl.serverurl));
 }
 
-fn process(o: &mut String, spec: &ProcessSpec) {
+/// A `[process.NAME]` table; with `family`, `spec` is the template of its
+/// copies, whose command, cwd, env values and log paths are tend.toml's text
+/// already (`${TEND_REPLICA}` in them).
+fn process(o: &mut String, spec: &ProcessSpec, family: Option<&Family>) {
     let default = ProcessSpec::new(spec.name.clone(), spec.command.clone());
     let table = format!("process.{}", key(spec.name.as_str()));
+    // A string tend.toml expands: literal, or already a template's text.
+    let text = |s: &str| match family {
+        Some(_) => string(s),
+        None => literal(s),
+    };
     line(o, &format!("[{table}]"));
-    let argv: Vec<String> = spec.command.iter().map(|a| literal(a)).collect();
+    if let Some(f) = family {
+        line(o, &format!("replicas = {}", f.names.len()));
+    }
+    let argv: Vec<String> = spec.command.iter().map(|a| text(a)).collect();
     line(o, &format!("command = [{}]", argv.join(", ")));
     if let Some(cwd) = &spec.cwd {
-        line(o, &format!("cwd = {}", path(cwd)));
+        line(o, &format!("cwd = {}", text(&cwd.to_string_lossy())));
     }
     if spec.clear_env {
         line(o, "clear_env = true");
@@ -249,12 +301,18 @@ fn process(o: &mut String, spec: &ProcessSpec) {
         line(o, "");
         line(o, &format!("[{table}.env]"));
         for (k, v) in &spec.env {
-            line(o, &format!("{} = {}", key(k), literal(v)));
+            line(o, &format!("{} = {}", key(k), text(v)));
         }
     }
     backoff(o, &table, &spec.backoff, &default.backoff);
     stop(o, &table, &spec.stop, &default.stop);
-    logs(o, &table, &spec.logs);
+    logs(
+        o,
+        &table,
+        &spec.logs,
+        family.map_or([false; 2], |f| f.auto),
+        &text,
+    );
 }
 
 fn backoff(o: &mut String, table: &str, b: &Backoff, default: &Backoff) {
@@ -320,14 +378,22 @@ fn stop(o: &mut String, table: &str, s: &StopSpec, default: &StopSpec) {
 
 /// Always written: the native default targets are files named after the
 /// process in `log_dir`, not what supervisord does.
-fn logs(o: &mut String, table: &str, l: &LogSpec) {
+/// `omit`: the copies of a replicated table keep tend's default file for
+/// that stream (supervisord's AUTO name has a part made from the name).
+fn logs(o: &mut String, table: &str, l: &LogSpec, omit: [bool; 2], text: &dyn Fn(&str) -> String) {
     let default = LogSpec::default();
+    let target = |t: &LogTarget| match t {
+        LogTarget::File(p) => text(&p.to_string_lossy()),
+        other => target(other),
+    };
     line(o, "");
     line(o, &format!("[{table}.logs]"));
-    line(o, &format!("stdout = {}", target(&l.stdout)));
+    if !omit[0] {
+        line(o, &format!("stdout = {}", target(&l.stdout)));
+    }
     if l.merge_stderr {
         line(o, "merge_stderr = true");
-    } else {
+    } else if !omit[1] {
         line(o, &format!("stderr = {}", target(&l.stderr)));
     }
     if l.strip_ansi != default.strip_ansi {
@@ -466,4 +532,336 @@ fn access(o: &mut String, a: &crate::AccessConfig) {
             line(o, &format!("{} = {}", string(&who), roles(&r.roles)));
         }
     }
+}
+
+/// The processes `numprocs` made of one section, in `process_num` order.
+struct Family {
+    /// The table's name: the program's.
+    base: String,
+    /// supervisord's names of its processes.
+    names: Vec<tend_core::Name>,
+    /// The one table with `replicas` they are written as, its command, cwd,
+    /// env values and log paths in tend.toml's text; `None` when they could
+    /// not be (each is a table of its own, as supervisord made them).
+    template: Option<ProcessSpec>,
+    /// What differs from supervisord, or why they are not one table.
+    notes: Vec<String>,
+    /// Which of stdout and stderr were AUTO (tend's own files instead).
+    auto: [bool; 2],
+}
+
+/// The families of processes of the sections with `numprocs` > 1.
+fn replicated(conf: &SupervisordConf) -> Vec<Family> {
+    // (section, group) -> the processes, with their numbers.
+    let mut by: BTreeMap<(String, String), Vec<(&ProcessSpec, &Numbered)>> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    for spec in &conf.processes {
+        let Some(d) = conf.details.get(&spec.name) else {
+            continue;
+        };
+        let Some(n) = &d.numbered else { continue };
+        let k = (d.section.clone(), spec.group.to_string());
+        if !by.contains_key(&k) {
+            order.push(k.clone());
+        }
+        by.entry(k).or_default().push((spec, n));
+    }
+    let mut out = Vec::new();
+    for k in order {
+        let Some(mut procs) = by.remove(&k) else {
+            continue;
+        };
+        procs.sort_by_key(|(_, n)| n.process_num);
+        let section = k.0;
+        let base = section
+            .split_once(':')
+            .map_or(section.as_str(), |(_, b)| b)
+            .to_string();
+        let names: Vec<tend_core::Name> = procs.iter().map(|(s, _)| s.name.clone()).collect();
+        let auto = conf
+            .details
+            .get(&names[0])
+            .map_or([false; 2], |d| [d.stdout.auto, d.stderr.auto]);
+        let fam = match family_template(&section, &base, &procs, auto) {
+            Ok((template, notes)) => Family {
+                base,
+                names,
+                template: Some(template),
+                notes,
+                auto,
+            },
+            Err(why) => Family {
+                notes: vec![format!(
+                    "[{section}] numprocs = {} is written as {} tables, not one with replicas: {why}",
+                    procs.len(),
+                    procs.len()
+                )],
+                base,
+                names,
+                template: None,
+                auto,
+            },
+        };
+        out.push(fam);
+    }
+    out
+}
+
+/// The template of a family (see [`Family::template`]) and what differs
+/// from supervisord, or why there is none.
+fn family_template(
+    section: &str,
+    base: &str,
+    procs: &[(&ProcessSpec, &Numbered)],
+    auto: [bool; 2],
+) -> Result<(ProcessSpec, Vec<String>), String> {
+    let first = procs[0].1;
+    let count = procs.len();
+    let name = tend_core::Name::new(base).map_err(|e| format!("{base:?}: {e}"))?;
+    if procs.iter().any(|(_, n)| n.formats != first.formats) {
+        return Err("its processes were read differently".into());
+    }
+    let format = match first.formats.as_slice() {
+        [] => None,
+        [f] => Some(f.as_str()),
+        _ => {
+            return Err(format!(
+                "%(process_num) is written in more than one way ({})",
+                first.formats.join(", ")
+            ));
+        }
+    };
+    // What supervisord wrote for each process, and tend's index.
+    let holes: Vec<String> = procs
+        .iter()
+        .map(|(_, n)| match format {
+            Some(f) => {
+                let empty = BTreeMap::new();
+                let top = BTreeMap::from([(
+                    "process_num".to_string(),
+                    super::expand::Val::Int(n.process_num),
+                )]);
+                super::expand::expand(
+                    &format!("%(process_num){f}"),
+                    &super::expand::Names::new(&empty, &top),
+                )
+                .unwrap_or_else(|_| n.process_num.to_string())
+            }
+            None => n.process_num.to_string(),
+        })
+        .collect();
+    let index: Vec<String> = (0..count).map(|i| i.to_string()).collect();
+    // `${TEND_REPLICA}` with what must stand before it to be the same, if
+    // something can.
+    let prefix = holes[0].strip_suffix(index[0].as_str()).filter(|p| {
+        holes
+            .iter()
+            .zip(&index)
+            .all(|(h, i)| h.strip_suffix(i.as_str()) == Some(*p))
+    });
+    let hole = match prefix {
+        Some(p) => format!("{}${{TEND_REPLICA}}", p.replace('$', "$$")),
+        None => "${TEND_REPLICA}".to_string(),
+    };
+    let mut used = false;
+    let mut field = |values: Vec<String>, what: &str| -> Result<String, String> {
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let pieces = invert(&refs, &holes)
+            .ok_or_else(|| format!("its {what} differs in a way other than %(process_num)"))?;
+        used |= pieces.len() > 1;
+        let escaped: Vec<String> = pieces.iter().map(|p| p.replace('$', "$$")).collect();
+        Ok(escaped.join(&hole))
+    };
+    let specs: Vec<&ProcessSpec> = procs.iter().map(|(s, _)| *s).collect();
+    let mut t = specs[0].clone();
+    t.name = name;
+    let argc = t.command.len();
+    if specs.iter().any(|s| s.command.len() != argc) {
+        return Err("its command has a different number of words in each process".into());
+    }
+    t.command = (0..argc)
+        .map(|w| {
+            field(
+                specs.iter().map(|s| s.command[w].clone()).collect(),
+                "command",
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    if specs.iter().any(|s| s.cwd.is_some() != t.cwd.is_some()) {
+        return Err("its directory is set in some processes only".into());
+    }
+    if t.cwd.is_some() {
+        let dirs = specs
+            .iter()
+            .map(|s| {
+                s.cwd
+                    .as_ref()
+                    .map_or(String::new(), |p| p.to_string_lossy().into_owned())
+            })
+            .collect();
+        t.cwd = Some(field(dirs, "directory")?.into());
+    }
+    let keys: Vec<&String> = t.env.keys().collect();
+    if specs.iter().any(|s| s.env.keys().ne(keys.iter().copied())) {
+        return Err("its environment has different names in each process".into());
+    }
+    let mut env = BTreeMap::new();
+    for k in t.env.keys() {
+        let v = if k == "SUPERVISOR_PROCESS_NAME" {
+            // The copy's own name in tend.
+            format!("{}-${{TEND_REPLICA}}", base.replace('$', "$$"))
+        } else {
+            field(
+                specs.iter().map(|s| s.env[k].clone()).collect(),
+                &format!("environment ({k})"),
+            )?
+        };
+        env.insert(k.clone(), v);
+    }
+    t.env = env;
+    let mut logs = [t.logs.stdout.clone(), t.logs.stderr.clone()];
+    for (i, target) in logs.iter_mut().enumerate() {
+        let of = |s: &ProcessSpec| {
+            if i == 0 {
+                s.logs.stdout.clone()
+            } else {
+                s.logs.stderr.clone()
+            }
+        };
+        if auto[i] || (i == 1 && t.logs.merge_stderr) {
+            continue;
+        }
+        match target {
+            LogTarget::File(_) => {
+                let mut paths = Vec::new();
+                for s in &specs {
+                    match of(s) {
+                        LogTarget::File(p) => paths.push(p.to_string_lossy().into_owned()),
+                        _ => return Err("its log files are files in some processes only".into()),
+                    }
+                }
+                *target = LogTarget::File(field(paths, "log file")?.into());
+            }
+            other => {
+                if specs.iter().any(|s| of(s) != *other) {
+                    return Err("its log targets differ".into());
+                }
+            }
+        }
+    }
+    [t.logs.stdout, t.logs.stderr] = logs;
+    // Nothing else may differ.
+    let rest = |s: &ProcessSpec| {
+        let mut s = s.clone();
+        s.name = t.name.clone();
+        s.command.clear();
+        s.cwd = None;
+        s.env.clear();
+        s.logs.stdout = LogTarget::Null;
+        s.logs.stderr = LogTarget::Null;
+        s
+    };
+    if specs.iter().any(|s| rest(s) != rest(specs[0])) {
+        return Err(
+            "its processes differ in more than command, environment, directory and log files"
+                .into(),
+        );
+    }
+
+    let mut notes = vec![format!(
+        "[{section}] numprocs = {count}: one table, whose copies are {base}-0 .. {base}-{}",
+        count - 1
+    )];
+    let tend_names: Vec<String> = (0..count).map(|i| format!("{base}-{i}")).collect();
+    if specs
+        .iter()
+        .zip(&tend_names)
+        .any(|(s, n)| s.name.as_str() != n)
+    {
+        notes.push(format!(
+            "supervisord named them {} .. {}; tend names the copies {base}-0 .. {base}-{} (their group {:?} is the same)",
+            specs[0].name,
+            specs[count - 1].name,
+            count - 1,
+            specs[0].group.as_str()
+        ));
+    }
+    if used {
+        let f = format.unwrap_or("d");
+        let shown = |v: &[String]| match v {
+            [a, b, ..] => format!("{a}, {b}, ..."),
+            [a] => a.clone(),
+            [] => String::new(),
+        };
+        if holes == index {
+            // The same: nothing to say.
+        } else if first.start != 0 {
+            notes.push(format!(
+                "supervisord numbers them from numprocs_start = {}; ${{TEND_REPLICA}} counts from 0, so where %(process_num){f} gave {} each copy has {}",
+                first.start,
+                shown(&holes),
+                shown(&index)
+            ));
+        } else if let Some(p) = prefix {
+            notes.push(format!(
+                "%(process_num){f} ({}) is written {p}${{TEND_REPLICA}}: the same for these {count} copies, but not for copies past them (`tend scale`)",
+                shown(&holes)
+            ));
+        } else {
+            notes.push(format!(
+                "%(process_num){f} gave {}; ${{TEND_REPLICA}} is {} instead",
+                shown(&holes),
+                shown(&index)
+            ));
+        }
+    }
+    if auto
+        .iter()
+        .enumerate()
+        .any(|(i, a)| *a && !(i == 1 && t.logs.merge_stderr))
+    {
+        notes.push(format!(
+            "AUTO log files: each copy has tend's own in log_dir ({base}-0.out.log, ...) instead of supervisord's"
+        ));
+    }
+    Ok((t, notes))
+}
+
+/// `values[k]` as pieces that `holes[k]` joins, the same pieces for every
+/// k: where each value has its number. `None` when no such pieces are found.
+fn invert(values: &[&str], holes: &[String]) -> Option<Vec<String>> {
+    let last = values.len().checked_sub(1)?;
+    if values.iter().all(|v| *v == values[0]) {
+        return Some(vec![values[0].to_string()]);
+    }
+    let needle = holes[last].as_str();
+    if needle.is_empty() {
+        return None;
+    }
+    let at: Vec<usize> = values[last].match_indices(needle).map(|(i, _)| i).collect();
+    if at.is_empty() || at.len() > 10 {
+        return None;
+    }
+    // Every choice of the places that are the number, the most first.
+    let mut masks: Vec<u32> = (1..(1u32 << at.len())).collect();
+    masks.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+    for mask in masks {
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for (bit, &i) in at.iter().enumerate() {
+            if mask & (1 << bit) != 0 {
+                pieces.push(values[last][from..i].to_string());
+                from = i + needle.len();
+            }
+        }
+        pieces.push(values[last][from..].to_string());
+        if values
+            .iter()
+            .zip(holes)
+            .all(|(v, h)| pieces.join(h.as_str()) == *v)
+        {
+            return Some(pieces);
+        }
+    }
+    None
 }

@@ -1015,13 +1015,57 @@ fn one_process(
         st.error(at.0, at.1, format!("[{}]: {e}", section.name));
         return None;
     }
-    let details = opts.details(section, command.value, &channels, &spec);
+    let mut details = opts.details(section, command.value, &channels, &spec);
+    if opts.numprocs > 1 {
+        details.numbered = Some(super::Numbered {
+            process_num,
+            start: opts.numprocs_start,
+            numprocs: opts.numprocs,
+            formats: process_num_formats(section),
+        });
+    }
     Some(Proc {
         spec,
         details,
         file: at.0,
         line: at.1,
     })
+}
+
+/// The conversions `%(process_num)` is written with in `section`'s options
+/// other than `process_name` (`d` of `%(process_num)d`, `02d`), in order, once.
+fn process_num_formats(section: &Section) -> Vec<String> {
+    const KEY: &str = "%(process_num)";
+    let mut out: Vec<String> = Vec::new();
+    for e in section.entries.iter().filter(|e| e.key != "process_name") {
+        let v = e.value.as_str();
+        let mut i = 0;
+        while let Some(at) = v[i..].find('%') {
+            let at = i + at;
+            if v[at..].starts_with("%%") {
+                i = at + 2;
+                continue;
+            }
+            if !v[at..].starts_with(KEY) {
+                i = at + 1;
+                continue;
+            }
+            let rest = &v[at + KEY.len()..];
+            let flags = rest
+                .find(|c: char| !"-+ #0123456789.".contains(c))
+                .unwrap_or(rest.len());
+            let end = rest[flags..]
+                .chars()
+                .next()
+                .map_or(flags, |c| flags + c.len_utf8());
+            let f = rest[..end].to_string();
+            if !out.contains(&f) {
+                out.push(f);
+            }
+            i = at + KEY.len() + end;
+        }
+    }
+    out
 }
 
 /// supervisord's `BadCommand` message for a command `shlex.split` refuses or
@@ -1199,6 +1243,7 @@ impl Options<'_> {
             uid: self.uid,
             stdout: channel(&channels[0], &spec.logs.stdout),
             stderr: channel(&channels[1], &spec.logs.stderr),
+            numbered: None,
         }
     }
 }

@@ -1759,6 +1759,12 @@ fn errors_in_included_files_point_into_them() {
 /// The native loader's view of `conf`'s processes must equal ours, except
 /// for Supervisor's linear back-off, which tend.toml cannot spell yet.
 fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
+    assert_round_trip_but(dir, conf, &[])
+}
+
+/// [`assert_round_trip`] for every process but the copies of the `skip`
+/// tables (whose numbers are not supervisord's: `numprocs_start`).
+fn assert_round_trip_but(dir: &Path, conf: &SupervisordConf, skip: &[&str]) -> String {
     let toml = to_native_toml(conf);
     let path = dir.join("imported.toml");
     fs::write(&path, &toml).expect("write toml");
@@ -1774,9 +1780,44 @@ fn assert_round_trip(dir: &Path, conf: &SupervisordConf) -> String {
             })
             .collect()
     }
+    // The copies of a section with `numprocs` are named NAME-i by tend,
+    // and know their index.
+    let renamed = conf.processes.iter().map(|s| {
+        let mut s = s.clone();
+        if let Some(n) = conf.details.get(&s.name).and_then(|d| d.numbered.as_ref()) {
+            let base = conf.details[&s.name]
+                .section
+                .split_once(':')
+                .map_or("", |(_, b)| b);
+            let i = n.process_num - n.start;
+            let name = format!("{base}-{i}");
+            s.env.insert("TEND_REPLICA".into(), i.to_string());
+            s.env.insert("SUPERVISOR_PROCESS_NAME".into(), name.clone());
+            // AUTO: tend's own file in log_dir.
+            let d = &conf.details[&s.name];
+            let dir = &conf.supervisord.childlogdir;
+            if d.stdout.auto {
+                s.logs.stdout = LogTarget::File(dir.join(format!("{name}.out.log")));
+            }
+            if d.stderr.auto && !s.logs.merge_stderr {
+                s.logs.stderr = LogTarget::File(dir.join(format!("{name}.err.log")));
+            }
+            s.name = Name::new(name).expect("a name");
+        }
+        s
+    });
+    let kept = |s: &ProcessSpec| {
+        !skip.iter().any(|t| {
+            s.name
+                .as_str()
+                .strip_prefix(t)
+                .is_some_and(|r| r.starts_with('-'))
+        })
+    };
+    let expected = normalise(&renamed.filter(kept).collect::<Vec<_>>());
     assert_eq!(
-        normalise(native.processes.iter().map(|s| &**s)),
-        normalise(&conf.processes),
+        normalise(native.processes.iter().map(|s| &**s).filter(|s| kept(s))),
+        expected,
         "\n---\n{toml}"
     );
     toml
@@ -1839,11 +1880,109 @@ stderr_logfile_maxbytes=0
         user = current_user()
     ));
     let toml = assert_round_trip(dir.path(), &conf);
-    assert!(toml.contains("[process.\"api.0\"]"), "{toml}");
+    assert!(toml.contains("[process.api]\nreplicas = 2\n"), "{toml}");
     assert!(
-        toml.contains("[group.web]\nprocesses = [\"api.0\", \"api.1\", \"static\"]"),
+        toml.contains("# tend import: supervisord named them api.0 .. api.1; tend names the copies api-0 .. api-1"),
         "{toml}"
     );
+    assert!(
+        toml.contains("[group.web]\nprocesses = [\"api\", \"static\"]"),
+        "{toml}"
+    );
+}
+
+/// `numprocs` is one table with `replicas`, `%(process_num)d` in it
+/// `${TEND_REPLICA}`: the same processes when nothing differs.
+#[test]
+fn import_writes_numprocs_as_replicas() {
+    let (dir, conf) = ok("[program:w]
+command=/bin/w --port 80%(process_num)d --of %(numprocs)d --name %(program_name)s
+process_name=%(program_name)s-%(process_num)d
+numprocs=3
+directory=/
+environment=ID=\"w%(process_num)d\",COST=\"5$\"
+stdout_logfile=%(here)s/w-%(process_num)d.log
+stderr_logfile=AUTO
+");
+    let toml = assert_round_trip(dir.path(), &conf);
+    assert!(toml.contains("[process.w]\nreplicas = 3\n"), "{toml}");
+    assert!(
+        toml.contains(
+            "command = [\"/bin/w\", \"--port\", \"80${TEND_REPLICA}\", \"--of\", \"3\", \"--name\", \"w\"]"
+        ),
+        "{toml}"
+    );
+    assert!(toml.contains("ID = \"w${TEND_REPLICA}\""), "{toml}");
+    assert!(toml.contains("COST = \"5$$\""), "{toml}");
+    assert!(toml.contains("/w-${TEND_REPLICA}.log\""), "{toml}");
+    // AUTO: tend's own file per copy.
+    assert!(!toml.contains("stderr = "), "{toml}");
+    let notes: Vec<&str> = toml
+        .lines()
+        .filter(|l| l.starts_with("# tend import:"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "# tend import: [program:w] numprocs = 3: one table, whose copies are w-0 .. w-2",
+            "# tend import: AUTO log files: each copy has tend's own in log_dir (w-0.out.log, ...) instead of supervisord's",
+        ],
+        "{toml}"
+    );
+    assert!(!toml.contains("[process.w-0]"), "{toml}");
+}
+
+/// Where `${TEND_REPLICA}` is not what supervisord wrote (numbers from
+/// `numprocs_start`, zero-padded, other names), the closest is written and
+/// a comment says what differs; what it cannot say stays one table each.
+#[test]
+fn import_says_where_replicas_differ_from_numprocs() {
+    let (dir, conf) = ok("[program:worker]
+command=sh -c 'echo worker %(process_num)d of %(numprocs)d'
+process_name=%(program_name)s_%(process_num)02d
+numprocs=3
+numprocs_start=1
+environment=WORKER_ID=\"%(process_num)d\"
+
+[program:pad]
+command=/bin/pad --slot %(process_num)02d
+process_name=%(program_name)s_%(process_num)02d
+numprocs=2
+
+[program:mixed]
+command=/bin/m %(process_num)d %(process_num)03d
+process_name=%(program_name)s_%(process_num)d
+numprocs=2
+");
+    let toml = to_native_toml(&conf);
+    let path = dir.path().join("imported.toml");
+    fs::write(&path, &toml).expect("write toml");
+    let native = crate::native::parse(&path, &toml)
+        .unwrap_or_else(|e| panic!("the imported file does not load:\n{e}\n---\n{toml}"));
+    let cmd = |n: &str| {
+        native
+            .processes
+            .iter()
+            .find(|p| p.name.as_str() == n)
+            .unwrap_or_else(|| panic!("no {n} in\n{toml}"))
+            .command
+            .clone()
+    };
+    // From 0, not 1: said so.
+    assert!(toml.contains("[process.worker]\nreplicas = 3\n"), "{toml}");
+    assert_eq!(cmd("worker-0"), ["sh", "-c", "echo worker 0 of 3"]);
+    assert!(toml.contains("# tend import: supervisord numbers them from numprocs_start = 1; ${TEND_REPLICA} counts from 0, so where %(process_num)d gave 1, 2, ... each copy has 0, 1, ..."), "{toml}");
+    assert!(toml.contains("# tend import: supervisord named them worker_01 .. worker_03; tend names the copies worker-0 .. worker-2"), "{toml}");
+    // Zero-padded: the same for these copies, written with its 0.
+    assert_eq!(cmd("pad-1"), ["/bin/pad", "--slot", "01"]);
+    assert!(toml.contains("\"0${TEND_REPLICA}\""), "{toml}");
+    assert!(toml.contains("# tend import: %(process_num)02d (00, 01, ...) is written 0${TEND_REPLICA}: the same for these 2 copies"), "{toml}");
+    // Two ways of writing it: a table each, as before, and why.
+    assert!(
+        toml.contains("[process.mixed_0]") && toml.contains("[process.mixed_1]"),
+        "{toml}"
+    );
+    assert!(toml.contains("# tend import: [program:mixed] numprocs = 2 is written as 2 tables, not one with replicas: %(process_num) is written in more than one way (d, 03d)"), "{toml}");
 }
 
 #[test]
@@ -1866,13 +2005,26 @@ fn the_example_parses() {
     assert!(conf.processes.len() >= 3, "{:?}", conf.processes);
     assert_eq!(conf.warnings, [], "the example should be clean");
     let dir = tempfile::tempdir().expect("tempdir");
-    let toml = assert_round_trip(dir.path(), &conf);
+    let toml = assert_round_trip_but(dir.path(), &conf, &["worker"]);
     assert!(
-        toml.contains(
-            "[group.workers]\nprocesses = [\"worker_01\", \"worker_02\", \"worker_03\", \"flaky\"]"
-        ),
+        toml.contains("[group.workers]\nprocesses = [\"worker\", \"flaky\"]"),
         "{toml}"
     );
+    // numprocs_start = 1: the copies count from 0, as the comment says.
+    assert!(toml.contains("[process.worker]\nreplicas = 3\n"), "{toml}");
+    assert!(
+        toml.contains("# tend import: supervisord numbers them from numprocs_start = 1"),
+        "{toml}"
+    );
+    let path = dir.path().join("imported.toml");
+    let native = crate::native::parse(&path, &toml).unwrap_or_else(|e| panic!("{e}"));
+    let w = native
+        .processes
+        .iter()
+        .find(|p| p.name.as_str() == "worker-2")
+        .unwrap_or_else(|| panic!("no worker-2 in\n{toml}"));
+    assert_eq!(w.env["WORKER_ID"], "2");
+    assert_eq!(w.group.as_str(), "workers");
 }
 
 #[test]

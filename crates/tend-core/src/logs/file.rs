@@ -92,7 +92,7 @@ struct OpenLine {
 /// directories again) at most once per [`RETRY_INTERVAL`], dropping their
 /// data in between without a syscall. Should the cut fail too, the next write
 /// starts with a `\n`. A file removed while open (`st_nlink == 0`) is noticed
-/// before the first write [`LOOK_INTERVAL`] after the last look and
+/// before the first write `LOOK_INTERVAL` after the last look and
 /// recreated, under the same limit. A file renamed
 /// away (logrotate) is not noticed: call [`LogFile::reopen`].
 #[derive(Debug)]

@@ -75,10 +75,14 @@ pub(crate) async fn scale(
             Some((i.parse().ok()?, p.name.clone()))
         })
         .collect();
-    let Some(template) = copies
+    let configs: Vec<_> = copies
         .values()
-        .find_map(|n| st.config().process_config(n.as_str()))
-    else {
+        .filter_map(|n| st.config().process_config(n.as_str()))
+        .collect();
+    // The copies' template (`${TEND_REPLICA}` kept) when the file made them,
+    // else any copy as it is.
+    let template = configs.iter().find_map(|c| c.template.clone());
+    let Some(any) = configs.first() else {
         return Err(ApiError::not_found(format!(
             "{base} has no replicas: no process {base}-0, {base}-1... (set replicas in its table)"
         )));
@@ -91,7 +95,11 @@ pub(crate) async fn scale(
         if copies.contains_key(&i) {
             continue;
         }
-        let Some(spec) = tend_config::replica_copy(&template.spec, base, i) else {
+        let spec = match &template {
+            Some(t) if t.name.as_str() == base => tend_config::replica_from_template(t, i),
+            _ => tend_config::replica_copy(&any.spec, base, i),
+        };
+        let Some(spec) = spec else {
             return Err(ApiError::bad_request(format!(
                 "{base}-{i} is not a valid name"
             )));
@@ -100,6 +108,10 @@ pub(crate) async fn scale(
             AddError::Invalid(why) => ApiError::bad_request(why),
             AddError::Refused(e) => e.into(),
         })?;
+        if let Some(t) = &template {
+            // So that a reload finds it the same as the file's copy.
+            st.config().set_template(&name, t.clone());
+        }
         added.push(name.to_string());
     }
     for (_, name) in copies.range(to..).rev() {

@@ -310,3 +310,138 @@ fn scale_adds_and_removes_copies_at_run_time() {
         assert!(run.stderr.contains(want), "{run}");
     }
 }
+
+/// Ten ports `BASE0` .. `BASE9` that nothing listens on now, as `BASE`.
+fn port_base() -> u16 {
+    for _ in 0..50 {
+        let base = crate::harness::free_port() / 10;
+        if (1000..6553).contains(&base)
+            && (0..10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base * 10 + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no ten free ports in a row after 50 tries");
+}
+
+/// A copy that writes its index into the file named by its first argument and
+/// listens on the port of its second: no shell, so tend must have put the
+/// index into the arguments, the log path and the check.
+fn indexed_config(dir: &str, base: u16, n: u32, extra: &str) -> String {
+    format!(
+        r#"
+[daemon]
+env = {{ PORT_BASE = "{base}" }}
+
+[process.web]
+replicas = {n}
+command = ["python3", "-c", 'import socket, sys; open(sys.argv[1], "w").write(sys.argv[2]); print("copy on", sys.argv[2], flush=True); s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[2]))); s.listen(); [s.accept()[0].close() for _ in iter(int, 1)]', "{dir}/copy-${{TEND_REPLICA}}.txt", "${{PORT_BASE}}${{TEND_REPLICA}}"{extra}]
+logs.stdout = "{dir}/web-${{TEND_REPLICA}}.out"
+ready = {{ tcp = "127.0.0.1:${{PORT_BASE}}${{TEND_REPLICA}}", period = "100ms" }}
+"#
+    )
+}
+
+#[test]
+fn each_copy_gets_its_index_in_its_command_logs_and_check_and_so_does_a_scaled_one() {
+    let base = port_base();
+    let mut d = daemon(|dir| indexed_config(dir, base, 2, ""));
+    let ready = |d: &Daemon, n: &str| {
+        let p = d.proc(n);
+        p["state"] == "running" && p["ready"] == true
+    };
+    d.wait_for("two copies ready", LONG, |d| {
+        ready(d, "web-0") && ready(d, "web-1")
+    });
+    let check = |d: &Daemon, i: u16| {
+        let port = base * 10 + i;
+        let file = d.dir.path().join(format!("copy-{i}.txt"));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap_or_default(),
+            port.to_string()
+        );
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("copy {i} listens on {port}: {e}"));
+        let log = d.dir.path().join(format!("web-{i}.out"));
+        crate::harness::wait_until("the copy's own log", LONG, || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&format!("copy on {port}")))
+        });
+    };
+    check(&d, 0);
+    check(&d, 1);
+
+    // A copy made by `tend scale` has its own index, not copy 0's.
+    let out = d.ok(&["scale", "web", "3"]).stdout;
+    assert_eq!(out, "web: 2 -> 3 replicas; added web-2\n");
+    d.wait_for("the third copy ready", LONG, |d| ready(d, "web-2"));
+    check(&d, 2);
+
+    // The file saying 3 copies is what runs: nothing restarts.
+    let three = pids(&d, &["web-0", "web-1", "web-2"]);
+    let dir = d.dir.path().display().to_string();
+    std::fs::write(&d.config, indexed_config(&dir, base, 3, "")).expect("write config");
+    d.ok(&["reload"]);
+    assert_eq!(
+        pids(&d, &["web-0", "web-1", "web-2"]),
+        three,
+        "left running"
+    );
+
+    // A changed template is a changed copy: all of them restart, each with
+    // its own index still.
+    std::fs::write(&d.config, indexed_config(&dir, base, 3, r#", "again""#)).expect("write config");
+    d.ok(&["reload"]);
+    d.wait_for("three restarted copies ready", LONG, |d| {
+        (0..3).all(|i| ready(d, &format!("web-{i}")))
+    });
+    let after = pids(&d, &["web-0", "web-1", "web-2"]);
+    for (b, a) in three.iter().zip(&after) {
+        assert_ne!(b, a, "restarted: {three:?} -> {after:?}");
+    }
+    for i in 0..3 {
+        check(&d, i);
+    }
+}
+
+/// `tend import` of `numprocs`: one table with `replicas`, and the imported
+/// file runs each copy with its own number where supervisord had
+/// `%(process_num)d`.
+#[test]
+fn an_imported_numprocs_runs_as_copies_with_their_index() {
+    let env = TestEnv::new("");
+    let conf = env.dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        "[supervisord]\nlogfile=%(here)s/supervisord.log\nchildlogdir=%(here)s\n\n\
+         [program:w]\n\
+         command=sh -c 'echo %(process_num)d > %(here)s/n-%(process_num)d; exec sleep 600'\n\
+         process_name=%(program_name)s-%(process_num)d\n\
+         numprocs=2\n\
+         environment=N=\"%(process_num)d\"\n",
+    )
+    .expect("write supervisord.conf");
+    let run = env.tend_bare(&["import", conf.to_str().expect("utf-8")]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("[process.w]\nreplicas = 2\n"), "{run}");
+    assert!(!run.stdout.contains("differ"), "nothing differs:\n{run}");
+    std::fs::write(&env.config, &run.stdout).expect("write tend.toml");
+    let mut d = Daemon::start_in(env);
+    d.wait_for("both copies running", LONG, |d| {
+        ["w-0", "w-1"].iter().all(|n| d.state(n) == "running")
+    });
+    for i in 0..2 {
+        let path = d.dir.path().join(format!("n-{i}"));
+        crate::harness::wait_until("the copy's file", LONG, || path.exists());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default().trim(),
+            i.to_string()
+        );
+        let pid = d.pid(&format!("w-{i}"));
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            environ.split('\0').any(|v| v == format!("N={i}")),
+            "{environ}"
+        );
+    }
+}

@@ -973,9 +973,22 @@ fn check_import_and_up_on_the_example() {
     }
     let run = env.tend_bare(&["import", example.to_str().expect("utf-8")]);
     assert_eq!(run.code, Some(0), "{run}");
-    for section in ["[process.web]", "[process.worker_01]", "[process.flaky]"] {
+    for section in [
+        "[process.web]",
+        "[process.worker]\nreplicas = 3\n",
+        "[process.flaky]",
+    ] {
         assert!(run.stdout.contains(section), "{section} in\n{run}");
     }
+    assert!(
+        run.stdout.contains("WORKER_ID = \"${TEND_REPLICA}\""),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("# tend import: supervisord numbers them from numprocs_start = 1"),
+        "{run}"
+    );
     assert!(
         toml_parses(&run.stdout),
         "import prints TOML:\n{}",
