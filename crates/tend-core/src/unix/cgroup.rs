@@ -392,14 +392,6 @@ impl Remover {
         let thread = std::thread::Builder::new()
             .name("tend-cgroup-rm".into())
             .spawn(move || {
-                // Last in line for a CPU: removing is for after the stops,
-                // and the processes still stopping (their exits, the
-                // daemon's reaping) come first.
-                // SAFETY: setpriority on this thread's own id; no pointers.
-                unsafe {
-                    let tid = libc::syscall(libc::SYS_gettid);
-                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-                }
                 for dir in rx {
                     let _ = fs::remove_dir(&dir);
                 }

@@ -616,7 +616,7 @@ async fn daemon(
     serving.finish().await;
     let _ = driver.await;
     // The driver has published its last event: the outcome is complete.
-    let _ = tokio::time::timeout(Duration::from_secs(1), watcher).await;
+    watcher.finish(Duration::from_secs(1)).await;
     pidfile::remove_pidfile(pidfile.as_deref());
     if supervisord {
         debug!("all processes stopped; bye");

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use tend_core::{Event, ExitInfo, Signal, StateName, Supervisor};
 use tend_server::{Daemon, Shutdown};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -119,49 +119,87 @@ pub(super) fn shell_status(exit: Option<ExitInfo>) -> u8 {
 /// Watches the events for what the exit status must say: the end of an
 /// `exit_with` process (which also begins the shutdown) and SIGKILLs sent
 /// while shutting down. Subscribe before anything starts.
-pub(super) fn watch(daemon: &Daemon, outcome: Arc<Outcome>) -> JoinHandle<()> {
+pub(super) fn watch(daemon: &Daemon, outcome: Arc<Outcome>) -> Watcher {
     let daemon = daemon.clone();
     let mut events = daemon.supervisor().subscribe();
-    tokio::spawn(async move {
+    let done = Arc::new(Notify::new());
+    let stop = done.clone();
+    let handle = tokio::spawn(async move {
         loop {
-            let ev = match events.recv().await {
-                Ok(ev) => ev,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            match ev {
-                Event::Killed { .. } if daemon.shutdown().is_triggered() => {
-                    outcome.killed.store(true, Ordering::SeqCst);
-                }
-                Event::StateChanged {
-                    name,
-                    to: to @ (StateName::Exited | StateName::Fatal),
-                    ..
-                } => {
-                    let exit_with = daemon
-                        .config()
-                        .process_config(name.as_str())
-                        .is_some_and(|p| p.spec.exit_with);
-                    if !exit_with || daemon.shutdown().is_triggered() {
-                        continue;
+            let ev = tokio::select! {
+                biased;
+                r = events.recv() => match r {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                // The driver has ended: what it published is all there is
+                // (the channel itself stays open: every handle holds it).
+                () = stop.notified() => {
+                    loop {
+                        match events.try_recv() {
+                            Ok(ev) => note(&daemon, &outcome, ev).await,
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                            Err(_) => return,
+                        }
                     }
-                    let st = daemon.supervisor().status().await.unwrap_or_default();
-                    let last = st.iter().find(|s| s.name == name).and_then(|s| s.last_exit);
-                    let code = match (to, last) {
-                        // Gave up before it ever ran: a spawn error.
-                        (StateName::Fatal, None) => 127,
-                        (_, last) => shell_status(last),
-                    };
-                    info!(
-                        "{name} ended ({to}, status {code}) and has exit_with = true: stopping everything"
-                    );
-                    lock(&outcome.exit_with).get_or_insert((name.to_string(), code));
-                    daemon.shutdown().trigger();
                 }
-                _ => {}
-            }
+            };
+            note(&daemon, &outcome, ev).await;
         }
-    })
+    });
+    Watcher { handle, done }
+}
+
+/// The task of [`watch`].
+pub(super) struct Watcher {
+    handle: JoinHandle<()>,
+    done: Arc<Notify>,
+}
+
+impl Watcher {
+    /// Once the driver has ended: takes the events it published last, and
+    /// ends (within `limit`). It waited for the channel to close before,
+    /// which never happened, so every shutdown took a second longer.
+    pub(super) async fn finish(self, limit: std::time::Duration) {
+        self.done.notify_one();
+        let _ = tokio::time::timeout(limit, self.handle).await;
+    }
+}
+
+/// What one event means for the exit status.
+async fn note(daemon: &Daemon, outcome: &Outcome, ev: Event) {
+    match ev {
+        Event::Killed { .. } if daemon.shutdown().is_triggered() => {
+            outcome.killed.store(true, Ordering::SeqCst);
+        }
+        Event::StateChanged {
+            name,
+            to: to @ (StateName::Exited | StateName::Fatal),
+            ..
+        } => {
+            let exit_with = daemon
+                .config()
+                .process_config(name.as_str())
+                .is_some_and(|p| p.spec.exit_with);
+            if !exit_with || daemon.shutdown().is_triggered() {
+                return;
+            }
+            let st = daemon.supervisor().status().await.unwrap_or_default();
+            let last = st.iter().find(|s| s.name == name).and_then(|s| s.last_exit);
+            let code = match (to, last) {
+                // Gave up before it ever ran: a spawn error.
+                (StateName::Fatal, None) => 127,
+                (_, last) => shell_status(last),
+            };
+            info!(
+                "{name} ended ({to}, status {code}) and has exit_with = true: stopping everything"
+            );
+            lock(&outcome.exit_with).get_or_insert((name.to_string(), code));
+            daemon.shutdown().trigger();
+        }
+        _ => {}
+    }
 }
 
 /// The signals to forward, listened to from the start (so that none that
