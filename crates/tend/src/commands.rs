@@ -17,14 +17,15 @@ use crate::cli::{AddArgs, LogsArgs, RestartArg};
 use crate::client::{Client, ClientError, NO_BODY};
 use crate::output::{LinePrinter, Out, Prefixer, status_table};
 
-/// What `tend status --json` asks of `stats`: for any number with
-/// `--stats`, never with `--no-stats`, otherwise while that is cheap.
-pub fn stats_mode(stats: bool, no_stats: bool) -> StatsMode {
-    match (stats, no_stats) {
+/// What `tend status` asks of `stats`: nothing for the table (`None`);
+/// with `--json`, usage for any number with `--stats`, never with
+/// `--no-stats`, otherwise while that is cheap.
+pub fn stats_mode(json: bool, stats: bool, no_stats: bool) -> Option<StatsMode> {
+    json.then_some(match (stats, no_stats) {
         (true, _) => StatsMode::Yes,
         (false, true) => StatsMode::No,
         (false, false) => StatsMode::Auto,
-    }
+    })
 }
 
 /// `GET /v1/status` for `patterns`, with `stats=` for `--json`.

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 use tend_config::hosts::{HostAuth, HostEntry, HostsFile};
 use tend_core::StateName;
 use tend_server::api::{LogItem, LogsQuery, StatsMode, Stream, status_path};
@@ -291,7 +292,7 @@ fn run(
             patterns,
         } => status(
             &targets,
-            json.then(|| commands::stats_mode(stats, no_stats)),
+            commands::stats_mode(json, stats, no_stats),
             &patterns,
             &mut stdout,
         )?,
@@ -359,7 +360,7 @@ fn verb(client: &Client, command: &ClientCommand, timeout: Option<Duration>) -> 
             patterns,
         } => commands::status(
             client,
-            json.then(|| commands::stats_mode(*stats, *no_stats)),
+            commands::stats_mode(*json, *stats, *no_stats),
             patterns,
             &mut buf,
         ),
@@ -504,8 +505,8 @@ fn status(
                 .filter(|m| {
                     m.get("pid").is_some_and(|p| !p.is_null())
                         && m.get("state")
-                            .and_then(|v| v.as_str())
-                            .is_some_and(|s| matches!(s, "starting" | "running" | "stopping"))
+                            .and_then(|v| StateName::deserialize(v).ok())
+                            .is_some_and(StateName::is_up)
                 })
                 .count();
             commands::stats_note(json, up, Some(host));

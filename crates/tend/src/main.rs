@@ -146,7 +146,7 @@ fn client_verb(
             patterns,
         } => commands::status(
             client,
-            json.then(|| commands::stats_mode(stats, no_stats)),
+            commands::stats_mode(json, stats, no_stats),
             &patterns,
             out,
         ),
