@@ -161,3 +161,96 @@ env = { A = "mine" }
         "{e}"
     );
 }
+
+fn errs_with(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    match parse_with_env(Path::new("tend.toml"), text, env(vars)) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A `[[peer]]` is a daemon key: its strings (not its name) see the
+/// environment, `[daemon] env_file` and `[daemon] env`, wherever `[daemon]`
+/// is in the file; what is checked is the expanded value.
+#[test]
+fn peers_expand_from_the_daemons_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "daemon.env", "PKI=pki\n");
+    let text = r#"
+[[peer]]
+name = "web1"
+url = "https://${PEER_HOST}:${PEER_PORT:-9100}"
+ca = "${PKI}/ca.pem"
+token = "${PEER_TOKEN}"
+cert = "${PKI}/client.pem"
+key = "${PKI}/client.key"
+
+[[peer]]
+name = "${NOT_EXPANDED}"
+url = "unix://${RUN}/tend2.sock"
+pin = "${WEB2_PIN}"
+token_file = "${RUN}/web2.token"
+
+[daemon]
+env_file = "daemon.env"
+env = { PEER_HOST = "web1.internal", RUN = "/run/tend" }
+"#;
+    let c = parse_with_env(
+        &d.join("tend.toml"),
+        text,
+        env(&[("PEER_TOKEN", " s3cr$t \n"), ("WEB2_PIN", "sha256:ab12")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = &c.daemon.peers;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].url, "https://web1.internal:9100");
+    assert_eq!(p[0].ca.as_deref(), Some(d.join("pki/ca.pem").as_path()));
+    assert_eq!(
+        p[0].client_cert,
+        Some((d.join("pki/client.pem"), d.join("pki/client.key")))
+    );
+    // A value's `$` is kept; the token is trimmed as a written one is.
+    assert_eq!(
+        p[0].auth,
+        Some(crate::hosts::HostAuth::Token("s3cr$t".into()))
+    );
+    // A name is taken as written.
+    assert_eq!(p[1].name, "${NOT_EXPANDED}");
+    assert_eq!(p[1].url, "unix:///run/tend/tend2.sock");
+    assert_eq!(p[1].pin.as_deref(), Some("sha256:ab12"));
+    assert_eq!(
+        p[1].auth,
+        Some(crate::hosts::HostAuth::TokenFile(
+            "/run/tend/web2.token".into()
+        ))
+    );
+}
+
+/// An unknown variable in a peer is an error at the variable; the url's
+/// scheme, the pin and an empty token are checked after expansion.
+#[test]
+fn peer_errors_are_at_the_variable_or_of_the_expanded_value() {
+    let text = "[[peer]]\nname = \"a\"\nurl = \"https://a:1\"\ntoken = \"${PEER_TOKEN}\"\n";
+    let errs = errs_with(text, &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        "tend.toml:4:10: unknown variable ${PEER_TOKEN} in token: set PEER_TOKEN in the environment or an env_file, give a default (${PEER_TOKEN:-default}), or write $$ for a literal $"
+    );
+    let text = "[[peer]]\nname = \"a\"\nurl = \"${URL}\"\npin = \"${PIN}\"\ntoken = \"${EMPTY}\"\nca = \"${EMPTY}\"\n";
+    let errs = errs_with(text, &[("URL", "ftp://a"), ("PIN", "ab12"), ("EMPTY", "")]);
+    // (The url that is not one leaves the peer without a url: at its table.)
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert!(errs[0].contains("[[peer]] a: no url"), "{errs:#?}");
+    assert!(
+        errs[1].starts_with("tend.toml:3:7: url \"ftp://a\": expected https://"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("tend.toml:4:7: a pin is sha256:HEX"),
+        "{errs:#?}"
+    );
+    assert_eq!(errs[3], "tend.toml:5:9: token is empty", "{errs:#?}");
+    assert_eq!(errs[4], "tend.toml:6:6: ca is empty", "{errs:#?}");
+}
