@@ -1,7 +1,8 @@
 //! `${VAR}` and `${VAR:-default}` in tend.toml, with `$$` for a literal `$`.
 //!
 //! Expanded: commands (a process's, a task's, an exec check's and
-//! `stop.command`), `env` values, `cwd`, the addresses of http and tcp
+//! `stop.command`), `env` values, `cwd`, `watch` and `watch_ignore`
+//! patterns, the addresses of http and tcp
 //! checks, every path (log files, `log_dir`, `env_file`, the socket, the TLS
 //! files of `[http]`), and the strings of a `[[peer]]` but its name (`url`,
 //! `ca`, `pin`, `cert`, `key`, `token`, `token_file`). Nothing else: names,

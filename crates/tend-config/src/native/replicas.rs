@@ -225,7 +225,7 @@ pub fn replica_copy(spec: &ProcessSpec, base: &str, i: usize) -> Option<ProcessS
 /// Copy `i` of a replicated process from its template (the
 /// [`crate::ProcessConfig::template`] of any copy), as `replicas = N` makes
 /// it: named `BASE-i` after the template's name, `${TEND_REPLICA}` in its
-/// command, env, cwd, log paths and checks replaced by `i`, with
+/// command, env, cwd, log paths, checks and watch replaced by `i`, with
 /// `TEND_REPLICA=i` and its own default log files. `None` if `BASE-i` is
 /// not a valid name.
 pub fn replica_from_template(template: &ProcessSpec, i: usize) -> Option<ProcessSpec> {
@@ -259,6 +259,11 @@ pub(super) fn substitute(spec: &ProcessSpec, index: &str) -> ProcessSpec {
     }
     for probe in [&mut s.ready, &mut s.health].into_iter().flatten() {
         probe.check = substitute_check(&probe.check, index);
+    }
+    if let Some(w) = &mut s.watch {
+        w.root = path(&w.root);
+        w.patterns = w.patterns.iter().map(text).collect();
+        w.ignore = w.ignore.iter().map(text).collect();
     }
     s
 }

@@ -254,3 +254,53 @@ fn peer_errors_are_at_the_variable_or_of_the_expanded_value() {
     assert_eq!(errs[3], "tend.toml:5:9: token is empty", "{errs:#?}");
     assert_eq!(errs[4], "tend.toml:6:6: ca is empty", "{errs:#?}");
 }
+
+/// `watch` and `watch_ignore` patterns expand as `cwd` does (the process's
+/// own `env` too), and the expanded pattern is the one checked.
+#[test]
+fn watch_patterns_expand_and_are_checked_expanded() {
+    let text = r#"
+[daemon]
+env = { SRC = "app" }
+
+[process.api]
+command = "api"
+env = { EXT = "py" }
+watch = ["${SRC}/**/*.${EXT}", "${CONF:-conf}/*.toml"]
+watch_ignore = ["${SRC}/${GEN}/**"]
+"#;
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        text,
+        env(&[("GEN", "gen$1")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = proc_of(&c, "api").watch.clone().expect("watch");
+    assert_eq!(w.patterns, ["app/**/*.py", "conf/*.toml"]);
+    assert_eq!(w.ignore, ["app/gen$1/**"]);
+
+    let errs = errs_with(
+        "[process.p]\ncommand = \"p\"\nwatch = [\"src/${NOPE}/*.py\"]\nwatch_ignore = [\"${IGN}\"]\n",
+        &[],
+    );
+    assert_eq!(
+        errs,
+        [
+            "tend.toml:3:15: unknown variable ${NOPE} in watch: set NOPE in the environment or an env_file, give a default (${NOPE:-default}), or write $$ for a literal $",
+            "tend.toml:4:18: unknown variable ${IGN} in watch_ignore: set IGN in the environment or an env_file, give a default (${IGN:-default}), or write $$ for a literal $",
+        ]
+    );
+    let errs = errs_with(
+        "[process.p]\ncommand = \"p\"\nwatch = [\"${ROOT}/*.py\", \"${BAD}\"]\n",
+        &[("ROOT", "/abs"), ("BAD", "src/[a")],
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:3:10: watch pattern \"/abs/*.py\": write it relative"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with("tend.toml:3:26: watch: invalid pattern \"src/[a\""),
+        "{errs:#?}"
+    );
+}
