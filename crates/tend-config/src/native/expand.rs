@@ -2,8 +2,8 @@
 //!
 //! Expanded: commands (a process's, a task's, an exec check's and
 //! `stop.command`), `env` values, `cwd`, `watch` and `watch_ignore`
-//! patterns, the addresses of http and tcp
-//! checks, every path (log files, `log_dir`, `env_file`, the socket, the TLS
+//! patterns, the addresses of http and tcp checks, the redis check's
+//! `addr`, `password` and `username`, every path (log files, `log_dir`, `env_file`, the socket, the TLS
 //! files of `[http]`), and the strings of a `[[peer]]` but its name (`url`,
 //! `ca`, `pin`, `cert`, `key`, `token`, `token_file`). Nothing else: names,
 //! signals and durations are taken as written.

@@ -275,7 +275,17 @@ pub(super) fn substitute_check(check: &Check, index: &str) -> Check {
         Check::Http(u) => Check::Http(text(u)),
         Check::Tcp(a) => Check::Tcp(text(a)),
         Check::Exec(argv) => Check::Exec(argv.iter().map(text).collect()),
-        other => other.clone(),
+        // All three are template text (a `$` of a password is `$$` there).
+        Check::Redis {
+            addr,
+            password,
+            username,
+        } => Check::Redis {
+            addr: text(addr),
+            password: password.as_ref().map(text),
+            username: username.as_ref().map(text),
+        },
+        Check::PortFree(p) => Check::PortFree(*p),
     }
 }
 

@@ -304,3 +304,64 @@ watch_ignore = ["${SRC}/${GEN}/**"]
         "{errs:#?}"
     );
 }
+
+/// The redis check's address, password and username expand, in the string
+/// form and the table form; the expanded address is the one checked.
+#[test]
+fn redis_checks_expand() {
+    let text = r#"
+[daemon]
+env = { REDIS_HOST = "10.0.0.5" }
+
+[process.cache]
+command = "redis-server"
+env = { REDIS_PORT = "6380" }
+health = { redis = "${REDIS_HOST}:${REDIS_PORT}" }
+ready = { redis = { addr = "${REDIS_HOST}", password = "${REDIS_PASSWORD}", username = "${REDIS_USER:-default}" } }
+"#;
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        text,
+        env(&[("REDIS_PASSWORD", "pa$$word")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = proc_of(&c, "cache");
+    assert_eq!(
+        p.health.as_ref().expect("health").check,
+        Check::Redis {
+            addr: "10.0.0.5:6380".into(),
+            password: None,
+            username: None
+        }
+    );
+    assert_eq!(
+        p.ready.as_ref().expect("ready").check,
+        Check::Redis {
+            addr: "10.0.0.5".into(),
+            password: Some("pa$$word".into()),
+            username: Some("default".into())
+        }
+    );
+    let errs = errs_with(
+        "[process.c]\ncommand = \"c\"\nhealth = { redis = \"${NOPE}:6379\" }\nready = { redis = { addr = \"${ADDR}\", password = \"${PW}\" } }\n",
+        &[("ADDR", "host:notaport")],
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        "tend.toml:3:21: unknown variable ${NOPE} in redis: set NOPE in the environment or an env_file, give a default (${NOPE:-default}), or write $$ for a literal $"
+    );
+    assert!(
+        errs[1].starts_with("tend.toml:4:51: unknown variable ${PW} in redis.password"),
+        "{errs:#?}"
+    );
+    let errs = errs_with(
+        "[process.c]\ncommand = \"c\"\nready = { redis = { addr = \"${ADDR}\" } }\n",
+        &[("ADDR", "host:notaport")],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:3:19: redis check"),
+        "{errs:#?}"
+    );
+}

@@ -296,3 +296,51 @@ watch = ["t-${TEND_REPLICA}/*"]
         "{errs:#?}"
     );
 }
+
+/// A redis check's address has each copy's index, as a tcp check's has;
+/// its password keeps the `$` of a variable's value.
+#[test]
+fn each_copy_checks_its_own_redis() {
+    let text = r#"
+[process.r]
+replicas = 2
+command = "redis-server --port 638${TEND_REPLICA}"
+ready = { redis = "127.0.0.1:638${TEND_REPLICA}" }
+health = { redis = { addr = "127.0.0.1:638${TEND_REPLICA}", password = "${PW}", username = "u${TEND_REPLICA}" } }
+"#;
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        text,
+        env(&[("PW", "a$b$$c")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..2 {
+        let s = proc_of(&c, &format!("r-{i}"));
+        assert_eq!(
+            s.ready.as_ref().expect("ready").check,
+            Check::Redis {
+                addr: format!("127.0.0.1:638{i}"),
+                password: None,
+                username: None
+            }
+        );
+        assert_eq!(
+            s.health.as_ref().expect("health").check,
+            Check::Redis {
+                addr: format!("127.0.0.1:638{i}"),
+                password: Some("a$b$$c".into()),
+                username: Some(format!("u{i}"))
+            }
+        );
+    }
+    // Checked as copy 0's, at the check.
+    let errs = errors(
+        "[process.a]\ncommand = \"a\"\nreplicas = 2\nready = { redis = \"h:${TEND_REPLICA}x\" }\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:4:19: redis check"),
+        "{errs:#?}"
+    );
+}
