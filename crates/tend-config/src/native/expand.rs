@@ -3,10 +3,13 @@
 //! Expanded: commands (a process's, a task's, an exec check's and
 //! `stop.command`), `env` values, `cwd`, `watch` and `watch_ignore`
 //! patterns, the addresses of http and tcp checks, the redis check's
-//! `addr`, `password` and `username`, every path (log files, `log_dir`, `env_file`, the socket, the TLS
-//! files of `[http]`), and the strings of a `[[peer]]` but its name (`url`,
-//! `ca`, `pin`, `cert`, `key`, `token`, `token_file`). Nothing else: names,
-//! signals and durations are taken as written.
+//! `addr`, `password` and `username`, every path (log files, `log_dir`,
+//! `env_file`, the socket, the TLS files of `[http]`), `[http]`'s `listen`
+//! and `health`, the strings of a `[[peer]]` but its name (`url`, `ca`,
+//! `pin`, `cert`, `key`, `token`, `token_file`), and `[telemetry]`'s
+//! `otlp_endpoint` and `headers` values. What is validated is the expanded
+//! value. Nothing else: names, signals, durations, keywords, `cron`,
+//! `cgroup`, `[access]`, and `[telemetry]`'s resource are taken as written.
 //!
 //! The client's hosts file (hosts.rs) expands the same keys of a
 //! `[host.NAME]`, and the words of `token_command` and `password_command`,
@@ -19,8 +22,9 @@
 //! is seen by its `ExecStart=`). An `env` value sees everything below `env`,
 //! not the other `env` keys (`[daemon] env` and `[daemon] env_file`'s path
 //! see the environment alone); a process's `env_file` path sees the daemon's
-//! variables only; the daemon's other keys see its environment, `[daemon]
-//! env_file` and `[daemon] env`. What an env_file holds is taken literally.
+//! variables only; the daemon's other keys (`[http]`, `[[peer]]` and
+//! `[telemetry]` too) see its environment, `[daemon] env_file` and `[daemon]
+//! env`. What an env_file holds is taken literally.
 //!
 //! `$` before anything but `{` and `$` (`$HOME`, `$1`, `$@`, `$(cmd)`) is
 //! left as written, for the shell that runs the command. An unknown variable

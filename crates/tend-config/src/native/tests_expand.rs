@@ -365,3 +365,69 @@ ready = { redis = { addr = "${REDIS_HOST}", password = "${REDIS_PASSWORD}", user
         "{errs:#?}"
     );
 }
+
+/// `[http]`'s addresses and `[telemetry]`'s endpoint and header values are
+/// daemon keys that expand; the resource is taken as written.
+#[test]
+fn listeners_and_telemetry_expand() {
+    let text = r#"
+[daemon]
+env = { OTLP = "https://otlp.example" }
+
+[http]
+listen = ["127.0.0.1:${PORT:-9001}", "[::1]:${PORT:-9001}"]
+health = "0.0.0.0:${HEALTH_PORT}"
+
+[telemetry]
+otlp_endpoint = "${OTLP}/"
+headers = { "x-honeycomb-team" = "${HONEYCOMB_API_KEY}" }
+resource = { "deployment.environment" = "${ENV}" }
+"#;
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        text,
+        env(&[
+            ("PORT", "9100"),
+            ("HEALTH_PORT", "8080"),
+            ("HONEYCOMB_API_KEY", "k$y"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let listen: Vec<(&str, u16)> = c
+        .daemon
+        .http
+        .listen
+        .iter()
+        .map(|l| (l.host.as_str(), l.port))
+        .collect();
+    assert_eq!(listen, [("127.0.0.1", 9100), ("::1", 9100)]);
+    assert_eq!(
+        c.daemon.platform.health,
+        Some(crate::platform::HealthListen::parse("0.0.0.0:8080").expect("valid"))
+    );
+    let t = &c.telemetry;
+    assert_eq!(t.otlp_endpoint.as_deref(), Some("https://otlp.example"));
+    assert_eq!(t.headers, [("x-honeycomb-team".into(), "k$y".into())]);
+    assert_eq!(
+        t.resource,
+        [("deployment.environment".into(), "${ENV}".into())]
+    );
+
+    let errs = errs_with(
+        "[http]\nlisten = [\"127.0.0.1:${PORT}\"]\n[telemetry]\nheaders = { key = \"${KEY}\" }\notlp_endpoint = \"${EP}\"\n",
+        &[("EP", "localhost:4318")],
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        "tend.toml:2:22: unknown variable ${PORT} in listen: set PORT in the environment or an env_file, give a default (${PORT:-default}), or write $$ for a literal $"
+    );
+    assert!(
+        errs[1].starts_with("tend.toml:4:20: unknown variable ${KEY} in headers.key"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("tend.toml:5:17: invalid otlp_endpoint"),
+        "{errs:#?}"
+    );
+}
