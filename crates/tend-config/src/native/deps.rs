@@ -302,7 +302,8 @@ fn at_least_one(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<u32> {
     Some(n)
 }
 
-/// `redis = "host:port"` or `redis = { addr = "...", password = "...", username = "..." }`.
+/// `redis = "host:port"` or `redis = { addr = "...", password = "...", username = "..." }`,
+/// each string `${VAR}` expanded (`password = "${REDIS_PASSWORD}"`).
 fn read_redis(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Check> {
     #[derive(Default)]
     struct Redis {
@@ -313,20 +314,20 @@ fn read_redis(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Check> {
     const FIELDS: &[Field<Redis>] = &[
         Field {
             key: "addr",
-            read: |cx, r, _, v| r.addr = cx.string(v).map(str::to_string),
+            read: |cx, r, _, v| r.addr = cx.expanded(v, "redis.addr"),
         },
         Field {
             key: "password",
-            read: |cx, r, _, v| r.password = cx.string(v).map(str::to_string),
+            read: |cx, r, _, v| r.password = cx.expanded(v, "redis.password"),
         },
         Field {
             key: "username",
-            read: |cx, r, _, v| r.username = cx.string(v).map(str::to_string),
+            read: |cx, r, _, v| r.username = cx.expanded(v, "redis.username"),
         },
     ];
     match v.get_ref() {
         DeValue::String(s) => Some(Check::Redis {
-            addr: s.to_string(),
+            addr: cx.expand(v, s, "redis")?,
             password: None,
             username: None,
         }),
@@ -342,7 +343,10 @@ fn read_redis(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Check> {
                 &mut r,
             );
             let Some(addr) = r.addr else {
-                cx.error(v.span(), "the redis check needs an \"addr\" (host:port)");
+                // An addr that is there but wrong has its own error.
+                if !t.contains_key("addr") {
+                    cx.error(v.span(), "the redis check needs an \"addr\" (host:port)");
+                }
                 return None;
             };
             (cx.error_count() == before).then_some(Check::Redis {

@@ -1,10 +1,19 @@
 //! `${VAR}` and `${VAR:-default}` in tend.toml, with `$$` for a literal `$`.
 //!
 //! Expanded: commands (a process's, a task's, an exec check's and
-//! `stop.command`), `env` values, `cwd`, the addresses of http and tcp
-//! checks, and every path (log files, `log_dir`, `env_file`, sockets, TLS
-//! files, `pidfile`, `directory`). Nothing else: names, signals and
-//! durations are taken as written.
+//! `stop.command`), `env` values, `cwd`, `watch` and `watch_ignore`
+//! patterns, the addresses of http and tcp checks, the redis check's
+//! `addr`, `password` and `username`, every path (log files, `log_dir`,
+//! `env_file`, the socket, the TLS files of `[http]`), `[http]`'s `listen`
+//! and `health`, the strings of a `[[peer]]` but its name (`url`, `ca`,
+//! `pin`, `cert`, `key`, `token`, `token_file`), and `[telemetry]`'s
+//! `otlp_endpoint` and `headers` values. What is validated is the expanded
+//! value. Nothing else: names, signals, durations, keywords, `cron`,
+//! `cgroup`, `[access]`, and `[telemetry]`'s resource are taken as written.
+//!
+//! The client's hosts file (hosts.rs) expands the same keys of a
+//! `[host.NAME]`, and the words of `token_command` and `password_command`,
+//! from the environment alone ([`begin_client`]).
 //!
 //! A variable is what the process itself will find in its environment, in
 //! this order, the later winning: the environment tend reads the file in
@@ -13,8 +22,9 @@
 //! is seen by its `ExecStart=`). An `env` value sees everything below `env`,
 //! not the other `env` keys (`[daemon] env` and `[daemon] env_file`'s path
 //! see the environment alone); a process's `env_file` path sees the daemon's
-//! variables only; the daemon's other keys see its environment, `[daemon]
-//! env_file` and `[daemon] env`. What an env_file holds is taken literally.
+//! variables only; the daemon's other keys (`[http]`, `[[peer]]` and
+//! `[telemetry]` too) see its environment, `[daemon] env_file` and `[daemon]
+//! env`. What an env_file holds is taken literally.
 //!
 //! `$` before anything but `{` and `$` (`$HOME`, `$1`, `$@`, `$(cmd)`) is
 //! left as written, for the shell that runs the command. An unknown variable
@@ -50,6 +60,9 @@ pub(crate) struct Vars {
     depth: Depth,
     /// Off in the supervisord.conf reader, which has `%(ENV_X)s` instead.
     on: bool,
+    /// The file has env_files to name in messages (tend.toml, not the
+    /// client's hosts file).
+    files: bool,
     /// `${MAINPID}` stays as written (in `stop.command`, for the run).
     mainpid: bool,
     /// `${TEND_REPLICA}` stays as written (in a table with `replicas`, for
@@ -224,14 +237,15 @@ impl Error {
         }
     }
 
-    /// The sentence, naming `key`.
-    fn message(&self, key: &str) -> String {
+    /// The sentence, naming `key`; `files` when an env_file could set it.
+    fn message(&self, key: &str, files: bool) -> String {
         match self {
             Error::Unknown { name, .. } if name == REPLICA_VAR => format!(
                 "unknown variable ${{{name}}} in {key}: it is a copy's index, known in a [process.NAME] table with replicas (not in its env_file path, read once for all copies); set {name} in the environment, give a default (${{{name}:-default}}), or write $$ for a literal $"
             ),
             Error::Unknown { name, .. } => format!(
-                "unknown variable ${{{name}}} in {key}: set {name} in the environment or an env_file, give a default (${{{name}:-default}}), or write $$ for a literal $"
+                "unknown variable ${{{name}}} in {key}: set {name} in the environment{}, give a default (${{{name}:-default}}), or write $$ for a literal $",
+                if files { " or an env_file" } else { "" }
             ),
             Error::Unclosed { .. } => {
                 format!("unclosed \"${{\" in {key} (write $$ for a literal $)")
@@ -283,13 +297,14 @@ impl Cx<'_> {
         match expand_keeping(s, &lookup, vars.replica) {
             Ok(out) => Some(out.into_owned()),
             Err(e) => {
+                let files = vars.files;
                 // The raw text equals the value for a plain string: point
                 // into it; else find the variable as written.
                 let raw = self.slice(v.span());
                 let inside = &s[e.at()..];
                 let probe = inside.get(..inside.find('}').map_or(inside.len(), |i| i + 1));
                 let offset = probe.and_then(|p| raw.find(p)).map_or(0, |o| o);
-                self.error(v.span().start + offset..v.span().end, e.message(key));
+                self.error(v.span().start + offset..v.span().end, e.message(key, files));
                 None
             }
         }
@@ -338,6 +353,7 @@ pub(super) fn begin(cx: &mut Cx<'_>, os: BTreeMap<String, String>, daemon: Optio
     cx.vars = Vars {
         os: Arc::new(os),
         on: true,
+        files: true,
         depth: Depth::Os,
         ..Vars::default()
     };
@@ -350,6 +366,17 @@ pub(super) fn begin(cx: &mut Cx<'_>, os: BTreeMap<String, String>, daemon: Optio
     }
     cx.vars.daemon = Arc::new(vars);
     cx.vars.depth = Depth::Daemon;
+}
+
+/// Turns expansion on for the client's hosts file: its variables are the
+/// environment of the `tend` command that reads it, and nothing else.
+pub(super) fn begin_client(cx: &mut Cx<'_>, os: BTreeMap<String, String>) {
+    cx.vars = Vars {
+        os: Arc::new(os),
+        on: true,
+        depth: Depth::Os,
+        ..Vars::default()
+    };
 }
 
 /// The strings of an `env` table, expanded at the current depth, reporting

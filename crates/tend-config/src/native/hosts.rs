@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Read like `tend.toml`: every problem at its `FILE:LINE:COL`, unknown keys
-//! with a suggestion.
+//! with a suggestion. The strings of a `[host.NAME]` (its name and `timeout`
+//! aside) expand `${VAR}` and `${VAR:-default}` from the environment of the
+//! `tend` command that reads the file, `$$` being a literal `$`, so that a
+//! `[[peer]]` of tend.toml copied here means the same (expand.rs).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -180,13 +183,14 @@ struct Draft {
     logins: Vec<(usize, &'static str)>,
 }
 
+/// A path, `${VAR}` expanded (then `~/`), relative to the file's directory.
 fn path(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<PathBuf> {
-    let s = cx.string(v)?;
+    let s = cx.expanded(v, key)?;
     if s.is_empty() {
         cx.error(v.span(), format!("{key} is empty"));
         return None;
     }
-    Some(cx.dir.join(shellexpand_home(s)))
+    Some(cx.dir.join(shellexpand_home(&s)))
 }
 
 /// `~/x` means the home directory's `x`.
@@ -197,8 +201,10 @@ fn shellexpand_home(s: &str) -> PathBuf {
     }
 }
 
-fn command(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Vec<String>> {
+/// A command's words, each `${VAR}` expanded (a value with spaces stays one word).
+fn command(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<Vec<String>> {
     let list = cx.string_list(v)?;
+    let list = cx.expand_argv(v, list, key)?;
     if list.is_empty() || list[0].is_empty() {
         cx.error(
             v.span(),
@@ -213,7 +219,9 @@ const FIELDS: &[Field<Draft>] = &[
     Field {
         key: "url",
         read: |cx, d, _, v| {
-            let Some(s) = cx.string(v) else { return };
+            let Some(s) = cx.expanded(v, "url") else {
+                return;
+            };
             if !["https://", "http://", "unix://"]
                 .iter()
                 .any(|p| s.starts_with(p))
@@ -226,7 +234,7 @@ const FIELDS: &[Field<Draft>] = &[
                 );
                 return;
             }
-            d.url = Some(s.to_string());
+            d.url = Some(s);
             d.url_offset = v.span().start;
         },
     },
@@ -237,7 +245,7 @@ const FIELDS: &[Field<Draft>] = &[
     Field {
         key: "pin",
         read: |cx, d, _, v| {
-            if let Some(s) = cx.string(v) {
+            if let Some(s) = cx.expanded(v, "pin") {
                 if !s.to_ascii_lowercase().starts_with("sha256:") {
                     cx.error(
                         v.span(),
@@ -245,7 +253,7 @@ const FIELDS: &[Field<Draft>] = &[
                     );
                     return;
                 }
-                d.pin = Some(s.to_string());
+                d.pin = Some(s);
             }
         },
     },
@@ -265,9 +273,9 @@ const FIELDS: &[Field<Draft>] = &[
         key: "token",
         read: |cx, d, k, v| {
             d.logins.push((k.start, "token"));
-            match cx.string(v) {
-                Some("") => cx.error(v.span(), "token is empty"),
-                Some(s) => d.token = Some(s.trim().to_string()),
+            match cx.expanded(v, "token").map(|s| s.trim().to_string()) {
+                Some(s) if s.is_empty() => cx.error(v.span(), "token is empty"),
+                Some(s) => d.token = Some(s),
                 None => {}
             }
         },
@@ -283,23 +291,23 @@ const FIELDS: &[Field<Draft>] = &[
         key: "token_command",
         read: |cx, d, k, v| {
             d.logins.push((k.start, "token_command"));
-            d.token_command = command(cx, v);
+            d.token_command = command(cx, v, "token_command");
         },
     },
     Field {
         key: "user",
         read: |cx, d, k, v| {
             d.logins.push((k.start, "user"));
-            match cx.string(v) {
-                Some("") => cx.error(v.span(), "user is empty"),
-                Some(s) => d.user = Some(s.to_string()),
+            match cx.expanded(v, "user") {
+                Some(s) if s.is_empty() => cx.error(v.span(), "user is empty"),
+                Some(s) => d.user = Some(s),
                 None => {}
             }
         },
     },
     Field {
         key: "password_command",
-        read: |cx, d, _, v| d.password_command = command(cx, v),
+        read: |cx, d, _, v| d.password_command = command(cx, v, "password_command"),
     },
     Field {
         key: "timeout",
@@ -317,8 +325,17 @@ const FIELDS: &[Field<Draft>] = &[
 /// takes `name` and the keys of a `[host.NAME]` (`url`, `ca`, `pin`,
 /// `insecure`, `cert`, `key`, `token`, `token_file`, `timeout`); a daemon
 /// runs no command for a secret, so `token_command`, `user` and
-/// `password_command` are refused with the reason.
+/// `password_command` are refused with the reason. Its strings but `name`
+/// expand `${VAR}` as the other daemon keys do (the environment, `[daemon]
+/// env_file`, `[daemon] env`).
 pub(super) fn read_peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
+    let depth = cx.expand_depth(super::expand::Depth::Daemon);
+    let out = peers(cx, item);
+    cx.expand_depth(depth);
+    out
+}
+
+fn peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
     let mut out: Vec<HostEntry> = Vec::new();
     let Some(arr) = cx.array(item, "an array of tables ([[peer]])") else {
         return out;
@@ -380,7 +397,21 @@ pub(super) fn read_peers(cx: &mut Cx<'_>, item: &Item<'_>) -> Vec<HostEntry> {
 }
 
 /// Same as [`load`], from text; `path` is used for messages and relative paths.
+/// `${VAR}` is expanded from this program's environment.
 pub fn parse(path: &Path, text: &str) -> Result<HostsFile, ConfigErrors> {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    parse_with_env(path, text, env)
+}
+
+/// Same as [`parse`], expanding `${VAR}` from `env` instead of this
+/// program's environment.
+pub fn parse_with_env(
+    path: &Path,
+    text: &str,
+    env: std::collections::BTreeMap<String, String>,
+) -> Result<HostsFile, ConfigErrors> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs
         .parent()
@@ -401,6 +432,7 @@ pub fn parse(path: &Path, text: &str) -> Result<HostsFile, ConfigErrors> {
         });
     }
     let mut cx = Cx::new(path, text, dir);
+    super::expand::begin_client(&mut cx, env);
     let mut hosts = Vec::new();
     let mut groups = Vec::new();
     let mut group_refs = Vec::new();
@@ -664,6 +696,105 @@ web = ["web1", "web2"]
         );
         let e = errors("[host.a]\nurl = 3\n");
         assert!(e.contains("2:7: expected a string, found integer"), "{e}");
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The strings of a `[host.NAME]` expand from the client's environment,
+    /// as a `[[peer]]` of tend.toml does; names and groups do not.
+    #[test]
+    fn variables_expand_from_the_environment() {
+        let text = r#"
+[host.web1]
+url = "https://${WEB1:-web1}:9100"
+ca = "${PKI}/ca.pem"
+token = "${WEB1_TOKEN}"
+
+[host.web2]
+url = "https://web2:9100"
+pin = "${WEB2_PIN}"
+user = "${OPS_USER}"
+password_command = ["pass", "tend/${OPS_USER}", "$$HOME"]
+
+[host.db1]
+url = "unix://${RUN}/tend.sock"
+token_command = ["cat", "${RUN}/db1.token"]
+cert = "certs/${OPS_USER}.pem"
+key = "certs/${OPS_USER}.key"
+
+[group]
+web = ["web1", "web2"]
+"#;
+        let f = parse_with_env(
+            Path::new("/h/hosts.toml"),
+            text,
+            vars(&[
+                ("PKI", "/etc/pki"),
+                ("WEB1_TOKEN", "t0k"),
+                ("WEB2_PIN", "sha256:ab12"),
+                ("OPS_USER", "ann lee"),
+                ("RUN", "/run/x"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let web1 = f.host("web1").expect("web1");
+        assert_eq!(web1.url, "https://web1:9100");
+        assert_eq!(web1.ca.as_deref(), Some(Path::new("/etc/pki/ca.pem")));
+        assert_eq!(web1.auth, Some(HostAuth::Token("t0k".into())));
+        let web2 = f.host("web2").expect("web2");
+        assert_eq!(web2.pin.as_deref(), Some("sha256:ab12"));
+        assert_eq!(
+            web2.auth,
+            Some(HostAuth::User {
+                user: "ann lee".into(),
+                password_command: Some(vec!["pass".into(), "tend/ann lee".into(), "$HOME".into()]),
+            })
+        );
+        let db1 = f.host("db1").expect("db1");
+        assert_eq!(db1.url, "unix:///run/x/tend.sock");
+        assert_eq!(
+            db1.auth,
+            Some(HostAuth::TokenCommand(vec![
+                "cat".into(),
+                "/run/x/db1.token".into()
+            ]))
+        );
+        assert_eq!(
+            db1.client_cert,
+            Some(("/h/certs/ann lee.pem".into(), "/h/certs/ann lee.key".into()))
+        );
+    }
+
+    /// An unknown variable is an error at the variable (there is no env_file
+    /// to set it in); the checks are of the expanded values.
+    #[test]
+    fn unknown_variables_and_expanded_values_are_errors_at_their_place() {
+        let text = "[host.a]\nurl = \"https://a:1\"\ntoken_command = [\"pass\", \"tend/${WHO}\"]\n";
+        let e = parse_with_env(Path::new("/h/hosts.toml"), text, vars(&[]))
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            e.contains(
+                "/h/hosts.toml:3:32: unknown variable ${WHO} in token_command: set WHO in the environment, give a default (${WHO:-default}), or write $$ for a literal $"
+            ),
+            "{e}"
+        );
+        let text = "[host.a]\nurl = \"${U}\"\nuser = \"${NOBODY:-}\"\n[host.b]\nurl = \"https://b:1\"\npin = \"${P}\"\n";
+        let e = parse_with_env(
+            Path::new("/h/hosts.toml"),
+            text,
+            vars(&[("U", "ftp://a"), ("P", "md5:x")]),
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(e.contains("/h/hosts.toml:2:7: url \"ftp://a\""), "{e}");
+        assert!(e.contains("/h/hosts.toml:3:8: user is empty"), "{e}");
+        assert!(e.contains("/h/hosts.toml:6:7: a pin is sha256:HEX"), "{e}");
     }
 
     /// The hosts file of docs/fleet.md reads as the page says.

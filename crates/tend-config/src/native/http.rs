@@ -1,5 +1,6 @@
 //! The `[http]` table: TCP listeners, their TLS files, and the limits of
-//! every listener (`docs/config.md`, "[http]").
+//! every listener (`docs/config.md`, "[http]"). The addresses (`listen`,
+//! `health`) and the TLS paths expand `${VAR}`, at the daemon's depth.
 
 use std::path::PathBuf;
 
@@ -65,8 +66,10 @@ const FIELDS: &[Field<Draft>] = &[
     Field {
         key: "health",
         read: |cx, d, _, v| {
-            let Some(s) = cx.string(v) else { return };
-            match HealthListen::parse(s) {
+            let Some(s) = cx.expanded(v, "health") else {
+                return;
+            };
+            match HealthListen::parse(&s) {
                 Ok(h) => d.health = Some(h),
                 Err(e) => cx.error(v.span(), format!("health: {e}")),
             }
@@ -79,8 +82,10 @@ const FIELDS: &[Field<Draft>] = &[
                 return;
             };
             for e in arr.iter() {
-                let Some(s) = cx.string(e) else { continue };
-                match crate::http::parse_listen(s) {
+                let Some(s) = cx.expanded(e, "listen") else {
+                    continue;
+                };
+                match crate::http::parse_listen(&s) {
                     Ok(hp) => d.listen.push(hp),
                     Err(why) => cx.error(e.span(), why),
                 }

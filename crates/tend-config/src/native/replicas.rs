@@ -225,7 +225,7 @@ pub fn replica_copy(spec: &ProcessSpec, base: &str, i: usize) -> Option<ProcessS
 /// Copy `i` of a replicated process from its template (the
 /// [`crate::ProcessConfig::template`] of any copy), as `replicas = N` makes
 /// it: named `BASE-i` after the template's name, `${TEND_REPLICA}` in its
-/// command, env, cwd, log paths and checks replaced by `i`, with
+/// command, env, cwd, log paths, checks and watch replaced by `i`, with
 /// `TEND_REPLICA=i` and its own default log files. `None` if `BASE-i` is
 /// not a valid name.
 pub fn replica_from_template(template: &ProcessSpec, i: usize) -> Option<ProcessSpec> {
@@ -260,6 +260,11 @@ pub(super) fn substitute(spec: &ProcessSpec, index: &str) -> ProcessSpec {
     for probe in [&mut s.ready, &mut s.health].into_iter().flatten() {
         probe.check = substitute_check(&probe.check, index);
     }
+    if let Some(w) = &mut s.watch {
+        w.root = path(&w.root);
+        w.patterns = w.patterns.iter().map(text).collect();
+        w.ignore = w.ignore.iter().map(text).collect();
+    }
     s
 }
 
@@ -270,7 +275,17 @@ pub(super) fn substitute_check(check: &Check, index: &str) -> Check {
         Check::Http(u) => Check::Http(text(u)),
         Check::Tcp(a) => Check::Tcp(text(a)),
         Check::Exec(argv) => Check::Exec(argv.iter().map(text).collect()),
-        other => other.clone(),
+        // All three are template text (a `$` of a password is `$$` there).
+        Check::Redis {
+            addr,
+            password,
+            username,
+        } => Check::Redis {
+            addr: text(addr),
+            password: password.as_ref().map(text),
+            username: username.as_ref().map(text),
+        },
+        Check::PortFree(p) => Check::PortFree(*p),
     }
 }
 

@@ -1,4 +1,7 @@
-//! `[telemetry]` (see `docs/config.md`).
+//! `[telemetry]` (see `docs/config.md`). `otlp_endpoint` and the values of
+//! `headers` expand `${VAR}` (an API key from the environment); the resource's
+//! names and values are taken as written (`OTEL_SERVICE_NAME` and
+//! `OTEL_RESOURCE_ATTRIBUTES` set them from the environment).
 
 use toml::de::DeTable;
 
@@ -18,15 +21,21 @@ pub(super) fn read(cx: &mut Cx<'_>, item: &Item<'_>) -> TelemetryConfig {
     t
 }
 
-/// A table of string values, as `(key, value)` pairs in file order.
-fn pairs(cx: &mut Cx<'_>, v: &Item<'_>) -> Option<Vec<(String, String)>> {
+/// A table of string values, as `(key, value)` pairs in file order; with
+/// `expand` (the name of the table), each value `${VAR}` expanded.
+fn pairs(cx: &mut Cx<'_>, v: &Item<'_>, expand: Option<&str>) -> Option<Vec<(String, String)>> {
     let table: &DeTable<'_> = cx.table(v)?;
     let mut entries: Vec<_> = table.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     let mut out = Vec::new();
     for (k, v) in entries {
-        if let Some(s) = cx.string(v) {
-            out.push((k.get_ref().to_string(), s.to_string()));
+        let name: &str = k.get_ref();
+        let value = match expand {
+            Some(key) => cx.expanded(v, &format!("{key}.{name}")),
+            None => cx.string(v).map(str::to_string),
+        };
+        if let Some(s) = value {
+            out.push((name.to_string(), s));
         }
     }
     Some(out)
@@ -36,8 +45,10 @@ const FIELDS: &[Field<TelemetryConfig>] = &[
     Field {
         key: "otlp_endpoint",
         read: |cx, t, _, v| {
-            let Some(s) = cx.string(v) else { return };
-            match check_endpoint(s) {
+            let Some(s) = cx.expanded(v, "otlp_endpoint") else {
+                return;
+            };
+            match check_endpoint(&s) {
                 Ok(()) => t.otlp_endpoint = Some(s.trim_end_matches('/').to_string()),
                 Err(e) => cx.error(v.span(), format!("invalid otlp_endpoint: {e}")),
             }
@@ -46,7 +57,9 @@ const FIELDS: &[Field<TelemetryConfig>] = &[
     Field {
         key: "headers",
         read: |cx, t, _, v| {
-            let Some(h) = pairs(cx, v) else { return };
+            let Some(h) = pairs(cx, v, Some("headers")) else {
+                return;
+            };
             for (name, value) in &h {
                 if let Err(e) = check_header(name, value) {
                     cx.error(
@@ -69,7 +82,7 @@ const FIELDS: &[Field<TelemetryConfig>] = &[
     Field {
         key: "resource",
         read: |cx, t, _, v| {
-            if let Some(r) = pairs(cx, v) {
+            if let Some(r) = pairs(cx, v, None) {
                 t.resource = r;
             }
         },

@@ -234,3 +234,113 @@ fn env_file_paths_and_missing_copy_directories_are_errors() {
         "{errs:#?}"
     );
 }
+
+/// `watch` in a table with `replicas`: each copy watches its own `cwd` and
+/// its own patterns, and `tend scale`'s template makes them the same way.
+#[test]
+fn each_copy_watches_its_own_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for i in 0..2 {
+        std::fs::create_dir_all(d.join(format!("shard-{i}"))).expect("mkdir");
+    }
+    let text = r#"
+[process.s]
+replicas = 2
+command = "s"
+cwd = "shard-${TEND_REPLICA}"
+watch = ["${SRC}/**/*.py", "conf-${TEND_REPLICA}.toml"]
+watch_ignore = ["${SRC}/gen-${TEND_REPLICA}/**"]
+
+[process.t]
+replicas = 2
+command = "t"
+watch = ["t-${TEND_REPLICA}/*"]
+"#;
+    let c = parse_with_env(&d.join("tend.toml"), text, env(&[("SRC", "s$c")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..2 {
+        let w = proc_of(&c, &format!("s-{i}")).watch.clone().expect("watch");
+        assert_eq!(w.root, d.join(format!("shard-{i}")));
+        assert_eq!(
+            w.patterns,
+            ["s$c/**/*.py".to_string(), format!("conf-{i}.toml")]
+        );
+        assert_eq!(w.ignore, [format!("s$c/gen-{i}/**")]);
+        let t = proc_of(&c, &format!("t-{i}")).watch.clone().expect("watch");
+        assert_eq!(t.root, d);
+        assert_eq!(t.patterns, [format!("t-{i}/*")]);
+    }
+    let copy = c
+        .declared
+        .processes()
+        .find(|p| p.spec.name.as_str() == "s-0")
+        .expect("s-0");
+    let template = copy.template.clone().expect("a template");
+    let one = crate::replica_from_template(&template, 1).expect("s-1");
+    assert_eq!(
+        Some(&one),
+        c.processes
+            .iter()
+            .map(|p| &**p)
+            .find(|p| p.name.as_str() == "s-1")
+    );
+    // A pattern is checked as copy 0's, at its place.
+    let errs = errors(
+        "[process.a]\ncommand = \"a\"\nreplicas = 2\nwatch = [\"${TEND_REPLICA}[x\"]\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:4:10: watch: invalid pattern \"0[x\""),
+        "{errs:#?}"
+    );
+}
+
+/// A redis check's address has each copy's index, as a tcp check's has;
+/// its password keeps the `$` of a variable's value.
+#[test]
+fn each_copy_checks_its_own_redis() {
+    let text = r#"
+[process.r]
+replicas = 2
+command = "redis-server --port 638${TEND_REPLICA}"
+ready = { redis = "127.0.0.1:638${TEND_REPLICA}" }
+health = { redis = { addr = "127.0.0.1:638${TEND_REPLICA}", password = "${PW}", username = "u${TEND_REPLICA}" } }
+"#;
+    let c = parse_with_env(
+        Path::new("/nonexistent-tend-test/tend.toml"),
+        text,
+        env(&[("PW", "a$b$$c")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..2 {
+        let s = proc_of(&c, &format!("r-{i}"));
+        assert_eq!(
+            s.ready.as_ref().expect("ready").check,
+            Check::Redis {
+                addr: format!("127.0.0.1:638{i}"),
+                password: None,
+                username: None
+            }
+        );
+        assert_eq!(
+            s.health.as_ref().expect("health").check,
+            Check::Redis {
+                addr: format!("127.0.0.1:638{i}"),
+                password: Some("a$b$$c".into()),
+                username: Some(format!("u{i}"))
+            }
+        );
+    }
+    // Checked as copy 0's, at the check.
+    let errs = errors(
+        "[process.a]\ncommand = \"a\"\nreplicas = 2\nready = { redis = \"h:${TEND_REPLICA}x\" }\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("tend.toml:4:19: redis check"),
+        "{errs:#?}"
+    );
+}

@@ -1,12 +1,14 @@
 //! `[process.NAME] watch`, `watch_ignore` and `watch_debounce`: restart the
 //! process when files that match change (pm2's `watch` and `ignore_watch`,
 //! process-compose's `watch`). The patterns are relative to the process's
-//! `cwd`, or to the config file's directory when it has none.
+//! `cwd`, or to the config file's directory when it has none, and expand
+//! `${VAR}` as `cwd` does (in a table with `replicas`, each copy's own).
 
 use std::time::Duration;
 
 use tend_core::model::watch::{DEFAULT_DEBOUNCE, WatchSpec, glob};
 
+use super::expand::{escape_path, substitute_replica};
 use super::process::{Draft, positive_duration};
 use super::value::{Field, Item};
 use crate::diag::{Cx, Span};
@@ -44,16 +46,23 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     ("watch_ignores", "watch_ignore"),
 ];
 
-/// An array of glob patterns, each checked.
+/// An array of glob patterns, each `${VAR}` expanded (as `cwd`), then checked.
 fn patterns(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<Vec<String>> {
     let arr = cx.array(v, "an array of file patterns such as \"src/**/*.py\"")?;
     let mut out = Vec::new();
     let mut ok = true;
     for e in arr.iter() {
-        let Some(s) = cx.string(e) else {
+        let Some(pattern) = cx.expanded(e, key) else {
             ok = false;
             continue;
         };
+        // Template text in a table with `replicas`: checked as copy 0's.
+        let checked = if cx.vars.keeps_replica() {
+            substitute_replica(&pattern, "0")
+        } else {
+            pattern.clone()
+        };
+        let s = checked.as_str();
         if s.is_empty() || s.starts_with('/') {
             cx.error(
                 e.span(),
@@ -67,7 +76,7 @@ fn patterns(cx: &mut Cx<'_>, v: &Item<'_>, key: &str) -> Option<Vec<String>> {
             ok = false;
             continue;
         }
-        out.push(s.to_string());
+        out.push(pattern);
     }
     if ok && out.is_empty() && key == "watch" {
         cx.error(
@@ -96,8 +105,15 @@ pub(super) fn finish(cx: &mut Cx<'_>, d: &mut Draft) {
         }
         return;
     };
+    // Template text in a table with `replicas` (each copy's is made in
+    // replicas.rs), as the cwd is.
+    let dir = if cx.vars.keeps_replica() {
+        escape_path(&cx.dir)
+    } else {
+        cx.dir.clone()
+    };
     d.spec.watch = Some(WatchSpec {
-        root: d.spec.cwd.clone().unwrap_or_else(|| cx.dir.clone()),
+        root: d.spec.cwd.clone().unwrap_or(dir),
         patterns,
         ignore: w.ignore.map(|(p, _)| p).unwrap_or_default(),
         debounce: w.debounce.map_or(DEFAULT_DEBOUNCE, |(t, _)| t),
