@@ -1218,7 +1218,14 @@ fn concat(parts: &[&[u8]]) -> Arc<[u8]> {
     };
     let mut at = 0;
     for p in parts {
-        buf[at..at + p.len()].write_copy_of_slice(p);
+        let dst = &mut buf[at..at + p.len()];
+        // SAFETY: `dst` is `p.len()` bytes of a buffer no one else holds,
+        // and it cannot overlap `p` (it was allocated just now).
+        // (`write_copy_of_slice` says this safely from Rust 1.93, above our
+        // MSRV.)
+        unsafe {
+            std::ptr::copy_nonoverlapping(p.as_ptr(), dst.as_mut_ptr().cast::<u8>(), p.len())
+        };
         at += p.len();
     }
     debug_assert_eq!(at, len);
