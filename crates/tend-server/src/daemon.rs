@@ -239,7 +239,7 @@ impl Daemon {
     pub async fn events(&self) -> Result<EventHub, tend_core::Error> {
         self.inner
             .events
-            .get_or_try_init(|| EventHub::start(self.inner.sup.clone()))
+            .get_or_try_init(|| EventHub::start(self.inner.sup.clone(), self.inner.config.clone()))
             .await
             .cloned()
     }
@@ -281,14 +281,21 @@ impl Daemon {
         let name = spec.name.clone();
         // One copy, shared by the supervisor and the config state.
         let spec = Arc::new(spec);
-        self.inner.sup.add(spec.clone()).await?;
-        self.inner.config.register(spec);
-        if let Some((saver, asked)) = saver {
-            if let Err(why) = saver(&asked, logs_given) {
-                let _ = self.remove_process(name.as_str()).await;
-                return Err(AddError::Invalid(format!("not saved, so not added: {why}")));
+        // Marked added before the supervisor has it, so that the first
+        // status of it on the event stream (the `added` event's) says so.
+        let marked = saver.is_none() && self.inner.config.expect_added(&name);
+        if let Err(e) = self.inner.sup.add(spec.clone()).await {
+            if marked {
+                self.inner.config.forget_added(&name);
             }
-            self.inner.config.mark_saved(&name);
+            return Err(e.into());
+        }
+        self.inner.config.register(spec, saver.is_none());
+        if let Some((saver, asked)) = saver
+            && let Err(why) = saver(&asked, logs_given)
+        {
+            let _ = self.remove_process(name.as_str()).await;
+            return Err(AddError::Invalid(format!("not saved, so not added: {why}")));
         }
         Ok(name)
     }

@@ -195,13 +195,30 @@ impl ConfigState {
         Ok(())
     }
 
-    /// Records a process added by other means (the JSON API). Pass the
-    /// `Arc` given to the supervisor to keep one copy of the spec.
-    pub fn register(&self, spec: impl Into<Arc<ProcessSpec>>) {
+    /// Records a process added by other means (the JSON API), as added (not
+    /// in the config file) unless it was saved there. Pass the `Arc` given
+    /// to the supervisor to keep one copy of the spec.
+    pub fn register(&self, spec: impl Into<Arc<ProcessSpec>>, added: bool) {
         let pc = ProcessConfig::from_spec(spec);
         let mut reg = lock(&self.reg);
-        reg.added.insert(pc.spec.name.clone());
+        if added {
+            reg.added.insert(pc.spec.name.clone());
+        } else {
+            reg.added.remove(&pc.spec.name);
+        }
         reg.procs.insert(pc.spec.name.clone(), Arc::new(pc));
+    }
+
+    /// Marks `name` as added before the supervisor has it (see
+    /// [`ConfigState::mark_origin`]); false if it was marked already (then
+    /// [`ConfigState::forget_added`] must not undo it).
+    pub fn expect_added(&self, name: &Name) -> bool {
+        lock(&self.reg).added.insert(name.clone())
+    }
+
+    /// Undoes [`ConfigState::expect_added`] when the add failed.
+    pub fn forget_added(&self, name: &Name) {
+        lock(&self.reg).added.remove(name);
     }
 
     /// A process added as a copy of a replicated process (`tend scale`):
@@ -220,15 +237,27 @@ impl ConfigState {
         reg.added.remove(name);
     }
 
-    /// A process added through the API is now in the config file too.
-    pub fn mark_saved(&self, name: &Name) {
-        lock(&self.reg).added.remove(name);
-    }
-
     /// The processes added through the API that the config file does not have
     /// (`origin: "added"` in the status).
     pub fn added(&self) -> std::collections::BTreeSet<Name> {
         lock(&self.reg).added.clone()
+    }
+
+    /// Sets `origin: "added"` on those of `statuses` that were added through
+    /// the API and are not in the config file (the supervisor knows no file:
+    /// its statuses all say `config`). Every face's status passes through
+    /// here: `GET /v1/status`, the event stream's snapshot and each event's
+    /// status, and so the web page.
+    pub fn mark_origin(&self, statuses: &mut [ProcessStatus]) {
+        let reg = lock(&self.reg);
+        if reg.added.is_empty() {
+            return;
+        }
+        for s in statuses {
+            if reg.added.contains(&s.name) {
+                s.origin = tend_core::Origin::Added;
+            }
+        }
     }
 
     /// The config the process `name` was added with, if known.

@@ -107,6 +107,8 @@ struct Hub {
     /// Events that do not come from the supervisor (`reloaded`).
     extra: mpsc::UnboundedSender<Extra>,
     sup: Supervisor,
+    /// Where each process comes from (the statuses' `origin`).
+    config: Arc<crate::state::ConfigState>,
 }
 
 /// An event the daemon adds to the stream itself.
@@ -141,10 +143,15 @@ fn lock(m: &Mutex<Ring>) -> MutexGuard<'_, Ring> {
 impl EventHub {
     /// Subscribes to `sup`'s events, reads the status once, and starts the
     /// task that turns every later event into a frame of the ring. The task
-    /// ends when the supervisor's event channel closes.
-    pub async fn start(sup: Supervisor) -> Result<EventHub, tend_core::Error> {
+    /// ends when the supervisor's event channel closes. `config` says which
+    /// processes were added at run time (the statuses' `origin`).
+    pub async fn start(
+        sup: Supervisor,
+        config: Arc<crate::state::ConfigState>,
+    ) -> Result<EventHub, tend_core::Error> {
         let events = sup.subscribe();
-        let processes = sup.status().await?;
+        let mut processes = sup.status().await?;
+        config.mark_origin(&mut processes);
         let epoch = Timestamp::now().as_millisecond();
         let (extra, extra_rx) = mpsc::unbounded_channel();
         let mut ring = Ring {
@@ -170,6 +177,7 @@ impl EventHub {
             tick: watch::Sender::new(0),
             extra,
             sup,
+            config,
         });
         tokio::spawn(run(hub.clone(), events, extra_rx));
         Ok(EventHub { hub })
@@ -264,7 +272,10 @@ async fn run(
         while let Ok(x) = extra.try_recv() {
             extras.push(x);
         }
-        let status = hub.sup.status().await.ok();
+        let mut status = hub.sup.status().await.ok();
+        if let Some(all) = status.as_mut() {
+            hub.config.mark_origin(all);
+        }
         publish(&hub, &batch, extras, lost, status, Timestamp::now());
     }
 }

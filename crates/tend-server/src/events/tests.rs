@@ -436,3 +436,67 @@ async fn a_thousand_events_a_second_for_ten_seconds_lose_nothing() {
     let _ = tokio::time::timeout(WAIT, server).await;
     d.supervisor().shutdown().await.expect("shutdown");
 }
+
+/// A process added at run time says `origin: "added"` on the stream from its
+/// first event on, in a snapshot, and on the web page; the file's say
+/// `config`.
+#[tokio::test]
+async fn an_added_process_is_marked_added_on_the_stream() {
+    let d = daemon();
+    add(&d, "filed", "exec sleep 100").await;
+    let mut s = Sse::open(&d, "/v1/events", None).await;
+    let mut spec = ProcessSpec::new(
+        Name::new("extra").expect("name"),
+        vec!["sh".into(), "-c".into(), "exec sleep 100".into()],
+    );
+    spec.autostart = false;
+    spec.stop.timeout = Duration::from_secs(2);
+    d.add_process(spec, false).await.expect("add");
+    let added = s
+        .until(|f| f.kind() == "added" && f.data["name"] == "extra")
+        .await;
+    let added = added.last().expect("the added event");
+    assert_eq!(added.data["status"]["origin"], "added", "{:?}", added.data);
+    d.supervisor().start("extra").await.expect("start");
+    d.supervisor().start("filed").await.expect("start");
+    let up = s.until(|f| state_to(f, "extra", "running")).await;
+    assert_eq!(
+        up.last().expect("running").data["status"]["origin"],
+        "added"
+    );
+    let up = s.until(|f| state_to(f, "filed", "running")).await;
+    assert_eq!(
+        up.last().expect("running").data["status"]["origin"],
+        "config"
+    );
+
+    let mut snap = Sse::open(&d, "/v1/events?snapshot=1", None).await;
+    let first = snap.next().await.expect("the snapshot");
+    assert_eq!(first.kind(), "snapshot");
+    let origin = |name: &str| {
+        first.data["processes"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .map(|p| p["origin"].clone())
+    };
+    assert_eq!(
+        origin("extra"),
+        Some(Value::from("added")),
+        "{:?}",
+        first.data
+    );
+    assert_eq!(origin("filed"), Some(Value::from("config")));
+
+    // A name taken is refused, and the process that has it is not marked.
+    let mut again = ProcessSpec::new(Name::new("filed").expect("name"), vec!["true".into()]);
+    again.autostart = false;
+    assert!(d.add_process(again, false).await.is_err());
+    let mut all = d.supervisor().status().await.expect("status");
+    d.config().mark_origin(&mut all);
+    let filed = all
+        .iter()
+        .find(|p| p.name.as_str() == "filed")
+        .expect("filed");
+    assert_eq!(filed.origin, tend_core::Origin::Config);
+    d.supervisor().shutdown().await.expect("shutdown");
+}

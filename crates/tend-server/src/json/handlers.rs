@@ -33,14 +33,7 @@ pub(crate) async fn status(
     // What the caller may not see does not exist for it.
     let mut all = caller.visible(all);
     next_runs(&st, &mut all);
-    let added = st.config().added();
-    if !added.is_empty() {
-        for p in &mut all {
-            if added.contains(&p.name) {
-                p.origin = tend_core::Origin::Added;
-            }
-        }
-    }
+    st.config().mark_origin(&mut all);
     let mut selected: Vec<ProcessStatus> = if patterns.is_empty() {
         all
     } else {

@@ -70,6 +70,7 @@
     set(cell(tr, 'exit'), exitText(s.last_exit));
     set(cell(tr, 'health'), healthText(s));
     set(cell(tr, 'error'), s.error || s.waiting_for || '');
+    set(cell(tr, 'origin'), s.origin === 'added' ? 'added' : '');
     if (!UP.has(s.state)) { set(cell(tr, 'cpu'), ''); set(cell(tr, 'mem'), ''); }
     timeCells(r);
   }
@@ -101,9 +102,12 @@
     th.scope = 'row'; th.className = 'name';
     const a = document.createElement('a');
     a.href = '#logs'; a.dataset.logs = s.name; a.textContent = s.name;
+    const tag = document.createElement('span');
+    tag.className = 'tag'; tag.dataset.k = 'origin';
+    tag.title = 'Added at run time, not in the config file: a restart of the daemon forgets it';
     const err = document.createElement('div');
     err.className = 'err muted'; err.dataset.k = 'error';
-    th.append(a, err);
+    th.append(a, tag, err);
     tr.appendChild(th);
     const stc = td();
     const sp = document.createElement('span');

@@ -315,11 +315,13 @@ fn row(h: &mut String, s: &ProcessStatus, caller: &Caller, has_stdin: bool) {
         .as_deref()
         .or(s.waiting_for.as_deref())
         .unwrap_or("");
+    let origin = origin_text(s.origin);
     let _ = write!(
         h,
         "<tr class=\"proc\" data-name=\"{n}\" data-state=\"{state}\">\
          <td class=\"c-sel\"><input type=\"checkbox\" class=\"sel\" aria-label=\"Select {n}\"></td>\
          <th scope=\"row\" class=\"name\"><a href=\"#logs\" data-logs=\"{n}\" title=\"Show the output of {n}\">{n}</a>\
+         <span class=\"tag\" data-k=\"origin\" title=\"{ORIGIN_TITLE}\">{origin}</span>\
          <div class=\"err muted\" data-k=\"error\">{}</div></th>\
          <td><span class=\"st st-{state}\" data-k=\"state\">{state}</span></td>\
          <td class=\"n\" data-k=\"pid\">{pid}</td><td class=\"n\" data-k=\"uptime\">{uptime}</td>\
@@ -346,6 +348,19 @@ fn row(h: &mut String, s: &ProcessStatus, caller: &Caller, has_stdin: bool) {
     }
     h.push_str("</td><td><output class=\"result\" aria-live=\"polite\"></output></td></tr>\n");
 }
+
+/// What a row says of a process added at run time (`tend add`, not in the
+/// config file): a restart of the daemon forgets it. Nothing for the file's.
+fn origin_text(origin: tend_core::Origin) -> &'static str {
+    match origin {
+        tend_core::Origin::Added => "added",
+        tend_core::Origin::Config => "",
+    }
+}
+
+/// The tooltip of that tag (app.js has the same text for rows it adds).
+const ORIGIN_TITLE: &str =
+    "Added at run time, not in the config file: a restart of the daemon forgets it";
 
 fn graph(h: &mut String, edges: &[(Name, Name, &str, bool)]) {
     h.push_str(

@@ -77,3 +77,36 @@ async fn the_page_shows_every_process_and_escapes_what_processes_say() {
     assert_eq!(status, StatusCode::FOUND);
     sup.shutdown().await.expect("shutdown");
 }
+
+/// A process added at run time is tagged `added` on the page; the file's
+/// are not.
+#[tokio::test]
+async fn the_page_tags_a_process_added_at_run_time() {
+    let (sup, _driver) = Supervisor::spawn(Options::default(), false).expect("supervisor");
+    let d = Daemon::without_config(sup.clone(), Shutdown::new());
+    let spec = |name: &str| {
+        let mut s = ProcessSpec::new(
+            Name::new(name).expect("name"),
+            vec!["sleep".into(), "100".into()],
+        );
+        s.autostart = false;
+        s
+    };
+    sup.add(spec("filed")).await.expect("add");
+    d.add_process(spec("extra"), false).await.expect("add");
+    let (status, _, html) = get(&d, "/ui/").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = |name: &str| {
+        html.split(&format!("data-name=\"{name}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (extra, filed) = (row("extra"), row("filed"));
+    assert!(extra.contains("data-k=\"origin\""), "{extra}");
+    assert!(extra.contains(">added</span>"), "{extra}");
+    assert!(filed.contains("data-k=\"origin\""), "{filed}");
+    assert!(!filed.contains(">added</span>"), "{filed}");
+    sup.shutdown().await.expect("shutdown");
+}

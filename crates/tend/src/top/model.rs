@@ -53,6 +53,9 @@ pub struct Proc {
     /// Milliseconds until the next automatic restart, in back-off.
     #[serde(default)]
     pub next_restart_in_ms: Option<u64>,
+    /// Whether the config file has it or it was added at run time.
+    #[serde(default)]
+    pub origin: tend_core::Origin,
 }
 
 /// A process as the model keeps it: its last status and what it uses.

@@ -200,6 +200,15 @@ fn draw_table(frame: &mut Frame, m: &Model, area: Rect, now: Instant) {
             } else {
                 r.name.clone()
             };
+            // Added at run time: a restart of the daemon forgets it.
+            let name = if p.origin == tend_core::Origin::Added {
+                Line::from(vec![
+                    Span::raw(name),
+                    Span::styled(" +added", Style::new().fg(Color::Cyan)),
+                ])
+            } else {
+                Line::from(name)
+            };
             let up = e
                 .uptime_ms(now)
                 .filter(|_| p.state.is_up())
@@ -406,7 +415,8 @@ mod tests {
                 {"name": "db", "state": "running", "pid": 42, "uptime_ms": 125_000,
                  "restarts": 1, "last_exit": {"code": 3}, "ready": true, "health": "healthy"},
                 {"name": "web", "state": "backoff", "restarts": 4,
-                 "last_exit": {"signal": "KILL"}, "next_restart_in_ms": 2500},
+                 "last_exit": {"signal": "KILL"}, "next_restart_in_ms": 2500,
+                 "origin": "added"},
             ]}),
             Instant::now(),
         );
@@ -438,8 +448,9 @@ mod tests {
         for cell in ["> db", "running", "42", "2m 5s", "code 3", "ready, healthy"] {
             assert!(db.contains(cell), "{cell:?} in {db:?}");
         }
+        assert!(!db.contains("added"), "{db:?}");
         let web = line_of(&lines, "web");
-        for cell in ["backoff", "sig KILL", "restart in 3s"] {
+        for cell in ["web +added", "backoff", "sig KILL", "restart in 3s"] {
             assert!(web.contains(cell), "{cell:?} in {web:?}");
         }
         assert!(

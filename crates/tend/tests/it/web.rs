@@ -161,6 +161,55 @@ fn the_dashboard_counts_a_crash_loops_restarts_live() {
 }
 
 #[test]
+fn the_dashboard_tags_a_process_added_at_run_time() {
+    let Some((d, mut b, port)) = dashboard() else {
+        return;
+    };
+    // Added from the command line: the page hears of it through the stream
+    // only, and makes its row from the event.
+    d.ok(&["add", "extra", "--", "sleep", "1000"]);
+    let tag = "document.querySelector('tr.proc[data-name=\"extra\"] [data-k=origin]')";
+    b.wait(
+        "the new row, tagged added",
+        SEE,
+        &format!(
+            "!!{tag} && {tag}.textContent === 'added' && getComputedStyle({tag}).display !== 'none'"
+        ),
+    );
+    assert_eq!(d.proc("extra")["origin"], "added", "tend status agrees");
+    // The file's processes have the tag's place, empty and not shown.
+    let web = "document.querySelector('tr.proc[data-name=\"web\"] [data-k=origin]')";
+    assert_eq!(
+        b.eval(&format!(
+            "[{web}.textContent, getComputedStyle({web}).display]"
+        )),
+        json!(["", "none"])
+    );
+    // It stays tagged as it starts (each event's status says so), and on a
+    // page loaded afresh.
+    d.ok(&["start", "extra"]);
+    b.wait(
+        "extra to run, still tagged",
+        SEE,
+        &format!(
+            "document.querySelector('tr.proc[data-name=\"extra\"] [data-k=state]').textContent === 'running' \
+             && {tag}.textContent === 'added'"
+        ),
+    );
+    b.screenshot("dashboard-added");
+    b.goto(&format!("http://127.0.0.1:{port}/ui/"));
+    b.wait(
+        "the reloaded page to connect, extra still tagged",
+        SEE,
+        &format!(
+            "window.tend && window.tend.ready && document.querySelector('#conn').textContent === 'live' \
+             && !!{tag} && {tag}.textContent === 'added'"
+        ),
+    );
+    d.ok(&["remove", "extra"]);
+}
+
+#[test]
 fn the_dashboard_log_view_shows_a_new_line_as_it_comes() {
     let Some((d, mut b, _)) = dashboard() else {
         return;
