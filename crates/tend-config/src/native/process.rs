@@ -474,9 +474,8 @@ const STOP_FIELDS: &[Field<ProcessSpec>] = &[
 /// `stop.stdin` needs a stdin pipe: it gets one unless `stdin = "null"` says
 /// otherwise; `stop.command` and `stop.stdin` are two ways, not one.
 fn check_stop(cx: &mut Cx<'_>, d: &mut Draft, table: &toml::de::DeTable<'_>) {
-    let stop = match table.get("stop").map(|v| v.get_ref()) {
-        Some(DeValue::Table(t)) => t,
-        _ => return,
+    let Some(DeValue::Table(stop)) = table.get("stop").map(|v| v.get_ref()) else {
+        return;
     };
     if let (Some(_), Some(stdin)) = (stop.get("command"), stop.get("stdin")) {
         cx.error(

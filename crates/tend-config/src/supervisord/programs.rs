@@ -1079,7 +1079,7 @@ fn command_error(command: &str) -> String {
     for c in command.chars() {
         match (quote, escaped, c) {
             (_, true, _) => escaped = false,
-            (None, false, '\\') | (Some('"'), false, '\\') => escaped = true,
+            (None | Some('"'), false, '\\') => escaped = true,
             (None, false, '\'' | '"') => quote = Some(c),
             (Some(q), false, c) if c == q => quote = None,
             _ => {}

@@ -550,9 +550,9 @@ type HostPort = (String, u16);
 fn inet_golden() -> Vec<(&'static str, Result<HostPort, &'static str>)> {
     vec![
         ("127.0.0.1:9001", Ok(("127.0.0.1".to_string(), 9001))),
-        (":9001", Ok(("".to_string(), 9001))),
-        ("*:9001", Ok(("".to_string(), 9001))),
-        ("9001", Ok(("".to_string(), 9001))),
+        (":9001", Ok((String::new(), 9001))),
+        ("*:9001", Ok((String::new(), 9001))),
+        ("9001", Ok((String::new(), 9001))),
         ("LocalHost:80", Ok(("localhost".to_string(), 80))),
         ("host:", Err("no port number specified in ''")),
         ("host:0", Err("0 is below lower bound (1)")),

@@ -227,7 +227,7 @@ impl LogFile {
         };
         let look = self
             .looked
-            .is_none_or(|t| now < t || now - t >= LOOK_INTERVAL);
+            .is_none_or(|t| now.checked_sub(t).is_none_or(|d| d >= LOOK_INTERVAL));
         if let Some(f) = self.file.as_ref().filter(|_| look) {
             self.looked = Some(now);
             match f.metadata() {
@@ -243,7 +243,7 @@ impl LogFile {
         if self.file.is_none() {
             let due = self
                 .last_attempt
-                .is_none_or(|t| now < t || now - t >= RETRY_INTERVAL);
+                .is_none_or(|t| now.checked_sub(t).is_none_or(|d| d >= RETRY_INTERVAL));
             if !due {
                 let why = self
                     .error

@@ -209,7 +209,7 @@ mod tests {
                 });
                 lines_buf.clear();
             }
-            let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+            let (cpu, wall) = (cpu_time().saturating_sub(cpu0), wall0.elapsed());
             let mb = fed as f64 / 1e6;
             eprintln!(
                 "{label:>28}: {mb:.0} MB in {:.3} s wall, {:.3} s CPU: {:.0} MB/s",

@@ -202,7 +202,7 @@ pub struct Run {
 /// Checked in debug builds after every input; a test checks that every entry
 /// is reachable.
 pub const TRANSITIONS: &[(StateName, StateName)] = {
-    use StateName::*;
+    use StateName::{Backoff, Exited, Fatal, Running, Starting, Stopped, Stopping, Waiting};
     &[
         (Stopped, Starting),
         (Stopped, Waiting),

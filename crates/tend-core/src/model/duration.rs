@@ -78,7 +78,7 @@ pub fn format(d: Duration) -> String {
 /// `serde(with = "tend_core::duration::serde_str")`: a duration as its string
 /// form, accepting a string or a number of seconds on input.
 pub mod serde_str {
-    use super::*;
+    use super::{Duration, format, parse};
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serializes as [`format()`](super::format).
@@ -106,7 +106,7 @@ pub mod serde_str {
 
 /// Like [`serde_str`] for a list of durations.
 pub mod serde_str_vec {
-    use super::*;
+    use super::{Duration, format};
     use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
 
     /// Serializes each element as [`format()`](super::format).
@@ -159,7 +159,7 @@ mod tests {
 
 /// Like [`serde_str`] for an optional duration (`null` or absent is `None`).
 pub mod serde_opt {
-    use super::*;
+    use super::{Duration, format};
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serializes `Some` as [`format()`](super::format), `None` as null.

@@ -217,11 +217,11 @@ impl Verifier {
         {
             return Ok(who.clone());
         }
-        let permit =
-            match tokio::time::timeout(BUSY_AFTER, self.permits.clone().acquire_owned()).await {
-                Ok(Ok(p)) => p,
-                _ => return Err(Failure::Busy),
-            };
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(BUSY_AFTER, self.permits.clone().acquire_owned()).await
+        else {
+            return Err(Failure::Busy);
+        };
         let (p, d, claimed) = (policy.clone(), door.to_string(), presented.claimed());
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;

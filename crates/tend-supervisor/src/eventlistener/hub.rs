@@ -12,7 +12,10 @@ use tend_core::{Event, Name, StateName, Supervisor, TapChunk};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::{pool::*, translate::*};
+use super::{
+    pool::{PoolAction, PoolCore},
+    translate::{Context, SupEvent, TICK_PERIODS, Translator, subscribed, timeslice},
+};
 
 /// Messages from the hub to a pool task.
 #[derive(Debug, Clone)]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use tend_core::{Name, StateName};
 
-use super::{protocol::*, translate::*};
+use super::{
+    protocol::{ListenerState, Protocol, Said},
+    translate::SupEvent,
+};
 
 /// An event in a pool's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,7 +151,7 @@ pub(super) fn sup_state(s: StateName) -> &'static str {
 
 /// One change of tend's as the steps Supervisor makes for it.
 pub(super) fn supervisor_steps((from, to): (StateName, StateName)) -> Vec<(StateName, StateName)> {
-    use StateName::*;
+    use StateName::{Backoff, Exited, Fatal, Running, Starting, Stopped, Waiting};
     match (from, to) {
         (_, Waiting) | (Waiting, Stopped) => Vec::new(),
         (Running, Starting | Backoff | Fatal) => vec![(Running, Exited), (Exited, to)],

@@ -147,7 +147,7 @@ impl Rpc {
         while !pending.is_empty() {
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Ok(Event::Spawned { name, .. }) | Ok(Event::StateChanged { name, .. }) => {
+                    Ok(Event::Spawned { name, .. } | Event::StateChanged { name, .. }) => {
                         pending.remove(&name);
                     }
                     Ok(Event::SpawnFailed { name, .. }) => {

@@ -179,14 +179,13 @@ pub(super) fn connection_caps(
     max_connections: usize,
     tcp: bool,
 ) -> anyhow::Result<ConnectionCaps> {
-    let nofile = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-        Ok((soft, _)) => soft,
-        Err(_) => {
-            return Ok(ConnectionCaps {
-                unix: max_connections,
-                tcp: max_connections,
-            });
-        }
+    let Ok((nofile, _)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    else {
+        return Ok(ConnectionCaps {
+            unix: max_connections,
+            tcp: max_connections,
+        });
     };
     let caps = budget(
         nofile,

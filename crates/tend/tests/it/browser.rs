@@ -244,9 +244,8 @@ impl Browser {
              e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
              return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
         ));
-        let (x, y) = match (rect[0].as_f64(), rect[1].as_f64()) {
-            (Some(x), Some(y)) => (x, y),
-            _ => panic!("nothing to click: {selector}"),
+        let (Some(x), Some(y)) = (rect[0].as_f64(), rect[1].as_f64()) else {
+            panic!("nothing to click: {selector}");
         };
         for kind in ["mousePressed", "mouseReleased"] {
             self.call(
@@ -326,9 +325,8 @@ pub fn tcp_to_unix(socket: &Path) -> u16 {
             let Ok(unix) = std::os::unix::net::UnixStream::connect(&socket) else {
                 continue;
             };
-            let (mut t2, mut u2) = match (tcp.try_clone(), unix.try_clone()) {
-                (Ok(t), Ok(u)) => (t, u),
-                _ => continue,
+            let (Ok(mut t2), Ok(mut u2)) = (tcp.try_clone(), unix.try_clone()) else {
+                continue;
             };
             let (mut t1, mut u1) = (tcp, unix);
             std::thread::spawn(move || {

@@ -493,7 +493,7 @@ timeout = "2s"
     // Delegate=yes: the unit gets a cgroup of its own, tend alone in it.
     let unit_cg = delegated_cgroup(&env);
     let mut systemd = FakeSystemd::new(env.dir.path());
-    let mut argv: Vec<String> = exec.iter().map(|a| a.to_string()).collect();
+    let mut argv: Vec<String> = exec.clone();
     argv[0] = TEND.to_string();
     let i = argv.iter().position(|a| a == "-c").expect("-c") + 1;
     argv[i] = env.config.display().to_string();

@@ -210,7 +210,9 @@ mod tests {
         assert_eq!(cache.resolve("prog", path.clone(), None), Ok(found.clone()));
         // ...until it is older than the TTL.
         for (_, at) in cache.found.values_mut() {
-            *at = Instant::now() - PATH_CACHE_TTL;
+            *at = Instant::now()
+                .checked_sub(PATH_CACHE_TTL)
+                .expect("the clock is past one TTL");
         }
         assert_eq!(
             cache.resolve("prog", path.clone(), None),
