@@ -823,8 +823,6 @@ fn probe_spec(spec: &ProcessSpec, kind: ProbeKind) -> Option<&ProbeSpec> {
     }
 }
 
-/// The spec to spawn: with `notify`, the notify socket (bound at the
-/// first spawn) and the watchdog interval go into its environment.
 /// `word` with `$MAINPID` and `${MAINPID}` replaced by `pid`, as systemd's
 /// `ExecStop=` does, so that a stop command needs no shell to name the pid.
 fn with_mainpid(word: &str, pid: &str) -> String {
@@ -849,6 +847,8 @@ fn with_mainpid(word: &str, pid: &str) -> String {
     out
 }
 
+/// The spec to spawn: with `notify`, the notify socket (bound at the
+/// first spawn) and the watchdog interval go into its environment.
 fn with_notify_env<'a>(
     notify: &mut HashMap<Name, (PathBuf, tokio::task::JoinHandle<()>)>,
     runtime_dir: &std::path::Path,
