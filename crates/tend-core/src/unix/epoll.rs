@@ -7,10 +7,13 @@
 //! registration and a task of its own.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::sys::epoll::{self as nix_epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -49,6 +52,18 @@ impl Epoll {
             .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))?)
     }
 
+    /// Turns the input reports of `fd` (added with `token`) on or off. A
+    /// hang-up or an error is reported either way: a pipe whose reports are
+    /// off still says when its writers are gone.
+    pub(crate) fn watch(&self, fd: BorrowedFd<'_>, token: u64, input: bool) -> io::Result<()> {
+        let flags = if input {
+            EpollFlags::EPOLLIN
+        } else {
+            EpollFlags::empty()
+        };
+        Ok(self.0.modify(fd, &mut EpollEvent::new(flags, token))?)
+    }
+
     /// Stops watching `fd`. Needed before closing it: a forked child that has
     /// not exec'd yet may still hold a copy, which would keep it in the set.
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) {
@@ -60,6 +75,43 @@ impl Epoll {
     /// The descriptors ready now, without waiting.
     pub(crate) fn poll(&self, events: &mut [Event]) -> io::Result<usize> {
         Ok(self.0.wait(events, EpollTimeout::ZERO)?)
+    }
+}
+
+/// A one-shot timer on the monotonic clock that an epoll set can watch (a
+/// `timerfd`, non-blocking): for waits far shorter than the millisecond of
+/// tokio's timer wheel, as the log reader's holds (see `runtime/logs.rs`).
+#[derive(Debug)]
+pub(crate) struct Timer(TimerFd);
+
+impl Timer {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Timer(TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?))
+    }
+
+    /// The descriptor, readable from the moment the timer fires until
+    /// [`Timer::clear`].
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Fires once, `after` from now (at least a nanosecond: zero would
+    /// disarm it).
+    pub(crate) fn arm(&self, after: Duration) -> io::Result<()> {
+        let after = after.max(Duration::from_nanos(1));
+        Ok(self.0.set(
+            Expiration::OneShot(TimeSpec::from_duration(after)),
+            TimerSetTimeFlags::empty(),
+        )?)
+    }
+
+    /// Takes the firing, so that the descriptor is no longer readable.
+    pub(crate) fn clear(&self) {
+        // Not fired yet (EAGAIN) is as good: nothing to take.
+        let _ = self.0.wait();
     }
 }
 
