@@ -75,6 +75,14 @@
     timeCells(r);
   }
 
+  // The place of a row's "added" tag (shown only when it says something).
+  function originTag() {
+    const tag = document.createElement('span');
+    tag.className = 'tag'; tag.dataset.k = 'origin';
+    tag.title = 'Added at run time, not in the config file: a restart of the daemon forgets it';
+    return tag;
+  }
+
   function button(act, label) {
     const b = document.createElement('button');
     b.dataset.act = act;
@@ -102,9 +110,7 @@
     th.scope = 'row'; th.className = 'name';
     const a = document.createElement('a');
     a.href = '#logs'; a.dataset.logs = s.name; a.textContent = s.name;
-    const tag = document.createElement('span');
-    tag.className = 'tag'; tag.dataset.k = 'origin';
-    tag.title = 'Added at run time, not in the config file: a restart of the daemon forgets it';
+    const tag = originTag();
     const err = document.createElement('div');
     err.className = 'err muted'; err.dataset.k = 'error';
     th.append(a, tag, err);
@@ -297,6 +303,7 @@
       const th = document.createElement('th');
       th.scope = 'row';
       th.textContent = s.name;
+      th.appendChild(originTag());
       tr.appendChild(th);
       for (const k of ['state', 'pid', 'restarts', 'error']) {
         const td = document.createElement('td');
@@ -326,6 +333,7 @@
     set(cell(tr, 'pid'), UP.has(s.state) && s.pid != null ? String(s.pid) : '');
     set(cell(tr, 'restarts'), String(s.restarts ?? ''));
     set(cell(tr, 'error'), s.error || '');
+    set(cell(tr, 'origin'), s.origin === 'added' ? 'added' : '');
   }
   function peerEvent(ev) {
     if (!peerList) return;

@@ -223,6 +223,16 @@ fn the_page_shows_two_peers_live_and_acts_on_them_with_their_rights() {
             peer_cell("alpha", "worker", "state")
         ),
     );
+
+    // A process added on the peer at run time gets a row tagged `added`,
+    // as on the peer's own page; the file's processes stay untagged.
+    alpha.ok(&["add", "extra", "--", "sleep", "1000"]);
+    b.wait(
+        "alpha's added process, tagged",
+        SEE,
+        &format!("{} === 'added'", peer_cell("alpha", "extra", "origin")),
+    );
+    assert_eq!(b.eval(&peer_cell("alpha", "web", "origin")), "");
 }
 
 #[test]
