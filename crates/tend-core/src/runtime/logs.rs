@@ -36,16 +36,17 @@
 //! a `writev`, two context switches) cost more than the copies. So a pipe
 //! read [`STREAK`] times in a row, each within [`QUICK`] of the last, is
 //! *held*: its input reports go off (`EPOLL_CTL_MOD`; a hang-up is still
-//! reported) for [`HOLD`], 300 µs, on a `timerfd` in the same epoll set
+//! reported) for [`HOLD`], 150 µs, on a `timerfd` in the same epoll set
 //! (tokio's timer counts in milliseconds). Meanwhile the writer runs on
 //! into the pipe without waking anyone (the kernel wakes a reader only when
 //! a write finds the pipe empty), and the next read takes what a few dozen
 //! writes left, in one round. A held pipe read again at once stays busy and
 //! is held again; a pause ends it. Measured on issue 16's writer (one
-//! `yes | head -c 200000000`): the daemon's CPU from 331-345 ms to 195-224 ms
-//! in the same runs, 0.52-0.57 of supervisord's and less than `cat`'s, the
-//! writer no slower. The cost: a busy pipe's lines are at most 300 µs later. A pipe that was
-//! found full and could not grow is never held: its writer is waiting.
+//! `yes | head -c 200000000`, docs/benchmarks.md): the daemon's CPU from
+//! 349-388 ms to 247-252 ms in the same runs (supervisord 385-448 ms), the
+//! writer's wall time 1.11-1.16x of `cat`'s against 1.06-1.08x without. The
+//! cost: a busy pipe's lines are at most 150 µs later. A pipe that was found
+//! full and could not grow is never held: its writer is waiting.
 //!
 //! # Partial lines
 //!
@@ -121,10 +122,12 @@ const BYTES_PER_ROUND: usize = PIPE_GROWN;
 /// oldest first.
 const EVENTS: usize = 64;
 /// How long a busy pipe is left to fill before it is read again (see "The
-/// capture path" above): a fifth of what a grown pipe holds at a writer's
+/// capture path" above): a tenth of what a grown pipe holds at a writer's
 /// full speed here (~740 MB/s), so the writer never waits for it, and far
-/// below anything a person watching a log can see.
-const HOLD: Duration = Duration::from_micros(300);
+/// below anything a person watching a log can see. Measured: 100-300 µs save
+/// about as much CPU, and the longer holds cost the writer some speed (the
+/// pipe's pages pile up instead of being reused).
+const HOLD: Duration = Duration::from_micros(150);
 /// Reads of a pipe this close together, [`STREAK`] times in a row, make it
 /// busy (a hold and the read after it are this close too, so a busy pipe
 /// stays held while its writer keeps writing).
