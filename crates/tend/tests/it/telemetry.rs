@@ -219,6 +219,8 @@ backoff = {{ initial = "10ms", max = "10ms" }}
     assert!(gave_up["attrs"]["tend.reason"].as_str().is_some());
 
     // The same metrics as /metrics, as cumulative sums and gauges.
+    // Every figure checked below is waited for: the receiver writes an
+    // export item by item, so a read can catch the newest one in part.
     let got = wait_received(&d, rdir.path(), "the crash loop's metrics", |items| {
         metric(items, "tend_process_restarts", &[("process", "crash")])
             .is_some_and(|m| m["value"] == 2)
@@ -228,6 +230,14 @@ backoff = {{ initial = "10ms", max = "10ms" }}
                 &[("process", "crash"), ("state", "fatal")],
             )
             .is_some_and(|m| m["value"] == 1)
+            && metric(
+                items,
+                "tend_process_exits",
+                &[("process", "crash"), ("reason", "code")],
+            )
+            .is_some_and(|m| m["value"] == 3)
+            && metric(items, "tend_processes", &[("state", "fatal")])
+                .is_some_and(|m| m["value"] == 1)
     });
     let restarts =
         metric(&got, "tend_process_restarts", &[("process", "crash")]).expect("restarts");

@@ -302,8 +302,11 @@ command = ["sh", "-c", "echo needle-early; i=0; while [ $i -lt 120 ]; do echo fi
     let Some(s) = Screen::open(&d, &[]) else {
         return;
     };
-    let text = s.wait("the last lines in the pane", |t| t.contains("filler 119"));
-    assert!(text.contains("Logs: talker (following)"), "{text}");
+    // The lines may be drawn before the process list has come (the pane is
+    // then "all processes"): wait for talker's pane with them.
+    let text = s.wait("talker's last lines in the pane", |t| {
+        t.contains("filler 119") && t.contains("Logs: talker (following)")
+    });
     assert!(
         !text.contains("needle-early"),
         "the needle is out of sight:\n{text}"
