@@ -988,12 +988,14 @@ fn pidproxy_passes_signals_to_the_pid_in_the_file() {
         c.arg("only-a-pidfile");
         let usage = run_with_timeout(c, None, RUN);
         let usage_text = usage.stdout.replace(&*prog.to_string_lossy(), "PROG");
-        // A "daemon" that forks, writes its pid and waits for TERM.
+        // A "daemon" that forks, writes its pid and waits for TERM. It writes
+        // the pid itself once its trap is set: a TERM sent on the pid written
+        // by its parent could come first, and kill it untrapped.
         let dir = tempfile::tempdir().expect("tempdir");
         let pidfile = dir.path().join("d.pid");
         let got = dir.path().join("got");
         let script = format!(
-            "sh -c 'trap \"echo TERM > {got}; exit 0\" TERM; while :; do sleep 0.1; done' & echo $! > {pid}; wait",
+            "sh -c 'trap \"echo TERM > {got}; exit 0\" TERM; echo $$ > {pid}; while :; do sleep 0.1; done' & wait",
             got = got.display(),
             pid = pidfile.display()
         );
