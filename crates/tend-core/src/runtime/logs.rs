@@ -1295,9 +1295,6 @@ fn undeclare(declared: &mut HashMap<PathBuf, u32>, paths: Vec<PathBuf>) {
     }
 }
 
-/// Grows a pipe found full to [`PIPE_GROWN`]; false if the kernel says no
-/// (the user's pipe buffers are over `pipe-user-pages-soft`, or
-/// `pipe-max-size` is smaller).
 /// The holds of busy pipes, for one round: see "The capture path" in the
 /// module docs.
 struct Holds<'a> {
@@ -1376,6 +1373,9 @@ impl Holds<'_> {
     }
 }
 
+/// Grows a pipe found full to [`PIPE_GROWN`]; false if the kernel says no
+/// (the user's pipe buffers are over `pipe-user-pages-soft`, or
+/// `pipe-max-size` is smaller).
 fn grow(fd: &OwnedFd) -> bool {
     let size = libc::c_int::try_from(PIPE_GROWN).unwrap_or(libc::c_int::MAX);
     // SAFETY: F_SETPIPE_SZ on a pipe we own; no pointers.

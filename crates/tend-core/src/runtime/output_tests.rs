@@ -493,17 +493,18 @@ async fn a_busy_pipe_is_held_and_loses_nothing() {
     // fills its pipe, and every read is a full one anyway).
     let line = [b'x'; 99].iter().chain(b"\n").copied().collect::<Vec<u8>>();
     let data: Vec<u8> = line.iter().copied().cycle().take(LINES * 100).collect();
-    let pace = || std::thread::sleep(Duration::from_micros(20));
-    let (r, mut w) = pipe();
+    let burst = |mut w: std::io::PipeWriter, body: Vec<u8>| {
+        std::thread::spawn(move || {
+            for chunk in body.chunks(8192) {
+                w.write_all(chunk).unwrap();
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            w
+        })
+    };
+    let (r, w) = pipe();
     hub.attach(&name("busy"), &spec, Some(r), None);
-    let body = data.clone();
-    let writer = std::thread::spawn(move || {
-        for chunk in body.chunks(8192) {
-            w.write_all(chunk).unwrap();
-            pace();
-        }
-        w
-    });
+    let writer = burst(w, data.clone());
     until("the burst in the file", || {
         std::fs::metadata(&out).is_ok_and(|m| m.len() == data.len() as u64)
     })
@@ -520,14 +521,8 @@ async fn a_busy_pipe_is_held_and_loses_nothing() {
     .await;
     // And again a burst, ended by its writer while the pipe may be held:
     // the end is seen (a hang-up is reported whatever is held).
-    let body = data.clone();
-    let writer = std::thread::spawn(move || {
-        for chunk in body.chunks(8192) {
-            w.write_all(chunk).unwrap();
-            pace();
-        }
-    });
-    tokio::task::spawn_blocking(move || writer.join().unwrap())
+    let writer = burst(w, data.clone());
+    tokio::task::spawn_blocking(move || drop(writer.join().unwrap()))
         .await
         .unwrap();
     hub.drained(Duration::from_secs(10)).await;
